@@ -1,0 +1,428 @@
+/*
+ * vmig/vmig.h: the embedding API.
+ *
+ * A VMM embeds vmig to migrate a guest whose memory is written by vCPUs
+ * and by passthrough devices. It creates a session, tells it about guest
+ * memory (regions), I/O address spaces (a VFIO type1 container or an
+ * iommufd IOAS), the DMA mappings in them and the devices behind them,
+ * and vmig picks, device by device, a dirty source that sees the device's
+ * writes. A session can also be set up entirely from a JSON configuration
+ * (see docs/config.md).
+ *
+ * Conventions:
+ *  - Every function that can fail returns 0 (or a count) on success and a
+ *    negative errno value, or one of the VMIG_E* codes below, on failure.
+ *    vmig_strerror() names the code; vmig_errmsg() gives the session's
+ *    last error in full (which file, which JSON key, which device).
+ *  - Structures passed in start with their size (set it to sizeof); they
+ *    only ever grow at the end, so a program built against an older header
+ *    keeps working.
+ *  - A session is used from one thread at a time.
+ *  - The library never prints: it logs through the log callback.
+ */
+#ifndef VMIG_VMIG_H
+#define VMIG_VMIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmig/plugin.h>
+#include <vmig/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(VMIG_BUILDING_LIBRARY) && defined(__GNUC__)
+#define VMIG_API __attribute__((visibility("default")))
+#else
+#define VMIG_API
+#endif
+
+/* Error codes of vmig's own, beyond the errno range. */
+enum vmig_error {
+	/* The configuration is invalid; vmig_errmsg() names the key. */
+	VMIG_ECONFIG = -4001,
+	/* A plugin file could not be loaded (dlopen failed). */
+	VMIG_ENOTPLUGIN = -4002,
+	/* A plugin file has no VMIG_PLUGIN_ENTRY symbol. */
+	VMIG_ENOENTRY = -4003,
+	/* A plugin was built for another plugin ABI major. */
+	VMIG_EABI = -4004,
+	/* A plugin's descriptor is too short or malformed. */
+	VMIG_EBADPLUGIN = -4005,
+	/* Another loaded plugin has the same name. */
+	VMIG_EDUPLICATE = -4006,
+	/* A plugin's entry point refused to initialise. */
+	VMIG_EREFUSED = -4007,
+	/* Writes were missed: a dirty source broke its promise. */
+	VMIG_EMISSED = -4008,
+};
+
+/*
+ * Returns a static description of err (a negative errno or VMIG_E* code).
+ * Never NULL.
+ */
+VMIG_API const char *vmig_strerror(int err);
+
+/* Returns VMIG_VERSION of the library in use (which may be newer). */
+VMIG_API unsigned int vmig_version(void);
+
+/* Returns VMIG_VERSION_STRING of the library in use. */
+VMIG_API const char *vmig_version_string(void);
+
+/* ------------------------------------------------------------------ */
+/* Sessions                                                            */
+
+/* One side of one migration. */
+typedef struct vmig_session vmig_session;
+
+enum vmig_role {
+	VMIG_ROLE_SOURCE = 1,
+	VMIG_ROLE_DESTINATION = 2,
+};
+
+/* Receives every log message at or above the session's log level. */
+typedef void (*vmig_log_fn)(void *opaque, enum vmig_log_level level,
+			    const char *msg);
+
+/* Progress of a long-running operation. */
+struct vmig_progress {
+	uint32_t size;
+	uint32_t iteration;      /* 0 is the first pass */
+	uint64_t pages_dirty;    /* pages found dirty in this iteration */
+	uint64_t bytes_left;     /* bytes still to move */
+	uint64_t dirty_rate;     /* bytes dirtied per second */
+	uint64_t bandwidth;      /* bytes moved per second */
+	uint64_t expected_downtime_us;
+};
+
+typedef void (*vmig_progress_fn)(void *opaque,
+				 const struct vmig_progress *progress);
+
+struct vmig_session_params {
+	uint32_t size;
+	uint32_t role; /* enum vmig_role; 0 means source */
+	vmig_log_fn log;
+	void *log_opaque;
+	uint32_t log_level; /* enum vmig_log_level; messages above are dropped */
+	uint32_t reserved;
+	/*
+	 * The kernel the session and its plugins talk to: only its kernel
+	 * operations and kctx are used. NULL means the real Linux system
+	 * calls. Must outlive the session.
+	 */
+	const struct vmig_host *kernel;
+	vmig_progress_fn progress;
+	void *progress_opaque;
+};
+
+/*
+ * Creates a session. params may be NULL for defaults. Errors: -EINVAL
+ * (params->size too small, unknown role), -ENOMEM.
+ */
+VMIG_API int vmig_session_new(const struct vmig_session_params *params,
+			      vmig_session **out);
+
+/*
+ * Destroys a session: stops tracking, destroys the dirty-source
+ * instances, unloads plugins no other session uses, and releases what the
+ * session opened or allocated itself. Accepts NULL.
+ */
+VMIG_API void vmig_session_free(vmig_session *s);
+
+/*
+ * Returns the message of the session's last failed call (empty when none
+ * failed). Valid until the next call on the session.
+ */
+VMIG_API const char *vmig_errmsg(const vmig_session *s);
+
+/* ------------------------------------------------------------------ */
+/* Plugins                                                             */
+
+/*
+ * Adds a directory to search for plugins, before VMIG_PLUGIN_PATH and the
+ * install directory (in the order added). Errors: -EINVAL (NULL or
+ * empty), -ENOMEM.
+ */
+VMIG_API int vmig_plugin_add_path(vmig_session *s, const char *dir);
+
+/*
+ * Loads a plugin into the session. name_or_path is either a plugin name
+ * ("vfio-type1" is looked for as vmig-vfio-type1.so in each search
+ * directory in turn) or a path containing '/'. Loading the same file
+ * twice is a no-op. Errors, each with a message naming the file:
+ * -ENOENT (not found), VMIG_ENOTPLUGIN (not a loadable object, with the
+ * dynamic loader's words), VMIG_ENOENTRY (no entry symbol), VMIG_EABI
+ * (another ABI major), VMIG_EBADPLUGIN (descriptor too short or
+ * malformed), VMIG_EREFUSED (the entry point returned NULL),
+ * VMIG_EDUPLICATE (another plugin of the same name is loaded), -EBUSY
+ * (tracking has started), -ENOMEM.
+ */
+VMIG_API int vmig_plugin_load(vmig_session *s, const char *name_or_path);
+
+/*
+ * Registers a dirty source linked into the program (the VMM's own vCPU
+ * dirty log, or a plugin built statically). desc must stay valid for the
+ * session's life. Errors: as vmig_plugin_load for a malformed
+ * descriptor, VMIG_EABI, VMIG_EDUPLICATE, -EBUSY, -ENOMEM.
+ */
+VMIG_API int vmig_plugin_register(vmig_session *s,
+				  const struct vmig_plugin *desc);
+
+/*
+ * What vmig_plugins_scan() found about one plugin file. The pointers are
+ * valid during the callback only: the file is unloaded right after.
+ */
+struct vmig_plugin_info {
+	uint32_t size;
+	int32_t error;           /* 0, or why it cannot be loaded */
+	const char *path;        /* the file */
+	const char *errmsg;      /* when error != 0 */
+	const struct vmig_plugin *desc; /* when error == 0 */
+};
+
+/*
+ * Calls fn for every plugin file (vmig-*.so) in the search directories,
+ * loading each to read its descriptor and unloading it afterwards. A file
+ * shadowed by one of the same name earlier in the search order is skipped.
+ * Returns the number of files reported, or -ENOMEM.
+ */
+VMIG_API int vmig_plugins_scan(vmig_session *s,
+			       void (*fn)(void *opaque,
+					  const struct vmig_plugin_info *info),
+			       void *opaque);
+
+/*
+ * Sets the order in which sources are tried for each device, by plugin
+ * name; plugins not named come after, in load order. The default is
+ * "iommufd", "device-dirty", "vfio-type1". Errors: -EINVAL (NULL or empty
+ * name), -EBUSY (tracking has started), -ENOMEM.
+ */
+VMIG_API int vmig_set_preference(vmig_session *s, const char *const *names,
+				 size_t n);
+
+/* ------------------------------------------------------------------ */
+/* Guest memory                                                        */
+
+/* A block of guest RAM. */
+struct vmig_region {
+	uint32_t size;
+	uint32_t flags;   /* none defined yet; must be 0 */
+	const char *name; /* optional */
+	uint64_t gpa;     /* guest-physical start, 4 KiB aligned */
+	uint64_t length;  /* bytes, a multiple of 4 KiB */
+	void *hva;        /* where the VMM mapped it */
+	int32_t fd;       /* backing memfd, or -1 */
+	uint32_t reserved;
+	uint64_t fd_offset;
+};
+
+/*
+ * Adds a region of guest memory. Errors: -EINVAL (unaligned, empty, NULL
+ * hva, flags set), -EEXIST (overlaps another region, in guest-physical or
+ * host address), -EBUSY (tracking has started), -ENOMEM.
+ */
+VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
+			     uint32_t *out_index);
+
+/* ------------------------------------------------------------------ */
+/* I/O address spaces and DMA mappings                                 */
+
+/* A VFIO type1 container or an iommufd IOAS that the VMM opened. */
+struct vmig_iommu {
+	uint32_t size;
+	uint32_t kind;    /* VMIG_IOMMU_TYPE1 or VMIG_IOMMU_IOMMUFD */
+	const char *name; /* optional */
+	int32_t fd;       /* container fd or iommufd; stays the VMM's */
+	uint32_t ioas_id; /* iommufd only */
+};
+
+/*
+ * Registers an address space. Errors: -EINVAL (unknown kind, negative
+ * fd), -ENOMEM.
+ */
+VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
+			    uint32_t *out_id);
+
+#define VMIG_DMA_READ 0x1u     /* the device may read the range */
+#define VMIG_DMA_WRITE 0x2u    /* the device may write the range */
+#define VMIG_DMA_EXISTING 0x4u /* the VMM mapped it already: record only */
+
+/* A DMA mapping: IOVA range of an address space onto guest memory. */
+struct vmig_dma_map {
+	uint32_t size;
+	uint32_t flags; /* VMIG_DMA_* */
+	uint32_t iommu_id;
+	uint32_t reserved;
+	uint64_t iova;
+	uint64_t length;
+	uint64_t gpa; /* must lie inside one region */
+};
+
+/*
+ * Maps guest memory into an address space, through the kernel (MAP_DMA
+ * or IOAS_MAP with a fixed IOVA) unless VMIG_DMA_EXISTING. While tracking
+ * runs, every source tracking a device of that space is told first, so
+ * the range is covered from the moment it exists. Errors: -EINVAL
+ * (unaligned, no READ/WRITE, not inside one region), -ENOENT (no such
+ * address space), -EEXIST (overlaps a mapping), or the kernel's error.
+ */
+VMIG_API int vmig_dma_map(vmig_session *s, const struct vmig_dma_map *map);
+
+/*
+ * Unmaps [iova, iova + length) of an address space, which must cover
+ * whole mappings. While tracking runs, the last dirty bits of the range
+ * are harvested first (type1: unmap with bitmap; iommufd: a read that does
+ * not clear, then the unmap; device logs: a last report) and kept in the
+ * session's dirty bitmaps. Errors: -EINVAL (unaligned, cuts a mapping),
+ * -ENOENT (no such space, nothing mapped there), or the kernel's error.
+ */
+VMIG_API int vmig_dma_unmap(vmig_session *s, uint32_t iommu_id,
+			    uint64_t iova, uint64_t length);
+
+/* ------------------------------------------------------------------ */
+/* Devices                                                             */
+
+struct vmig_pasid {
+	uint32_t pasid;
+	uint32_t iommu_id; /* the address space the PASID translates through */
+};
+
+/* A passthrough device. The fds stay the VMM's. */
+struct vmig_device {
+	uint32_t size;
+	uint32_t kind;       /* enum vmig_device_kind */
+	const char *name;    /* unique in the session */
+	const char *address; /* sysfs name (PCI address, mdev UUID); optional */
+	uint32_t iommu_id;   /* where its DMA goes */
+	int32_t device_fd;   /* -1 if none */
+	int32_t group_fd;    /* type1: the group, else -1 */
+	uint32_t iommufd_id; /* iommufd: id from VFIO_DEVICE_BIND_IOMMUFD */
+	uint32_t nr_pasids;
+	uint32_t reserved;
+	const struct vmig_pasid *pasids;
+};
+
+/*
+ * Registers a device. While tracking runs it is treated as hot-plugged:
+ * every range it can write is marked dirty once, then it is tracked by its
+ * best source. Errors: -EINVAL (unknown kind, empty name), -EEXIST (name
+ * taken), -ENOENT (no such address space), -ENOMEM.
+ */
+VMIG_API int vmig_device_add(vmig_session *s, const struct vmig_device *dev,
+			     uint32_t *out_id);
+
+/*
+ * Unregisters a device (unplug). While tracking runs, its source's last
+ * bits are harvested first. Errors: -ENOENT.
+ */
+VMIG_API int vmig_device_remove(vmig_session *s, uint32_t id);
+
+/* How a device is tracked. */
+struct vmig_device_status {
+	uint32_t size;
+	uint32_t precision; /* enum vmig_precision of its source */
+	char source[64];    /* the source's name; "all-dirty" for none */
+	char reason[160];   /* why that source, and what its precision means */
+};
+
+/*
+ * Tells how a device is tracked. Before tracking starts the source is
+ * empty and precision NONE. Errors: -ENOENT, -EINVAL (size too small).
+ */
+VMIG_API int vmig_device_status(vmig_session *s, uint32_t id,
+				struct vmig_device_status *out);
+
+/* ------------------------------------------------------------------ */
+/* Dirty tracking                                                      */
+
+/*
+ * Chooses a source for every device (every source probes every device;
+ * the preference order picks; a device nothing can track has its ranges
+ * treated as dirty on every sync) and starts tracking. All guest memory
+ * starts dirty. Errors: -EALREADY, or a source's error when no fallback
+ * could be arranged.
+ */
+VMIG_API int vmig_tracking_start(vmig_session *s);
+
+/*
+ * Reads every source and ORs what it reports, translated to guest-physical
+ * pages, into the regions' dirty bitmaps. A source that fails has its
+ * ranges marked dirty and is logged. Returns the number of dirty pages in
+ * the bitmaps afterwards, or -EINVAL (tracking not started).
+ */
+VMIG_API int64_t vmig_dirty_sync(vmig_session *s);
+
+/*
+ * Gives a region's dirty bitmap: one bit per 4 KiB page from the region's
+ * start, bit n being bit n % 64 of word n / 64. Valid until the next call
+ * on the session. Errors: -ENOENT (no such region).
+ */
+VMIG_API int vmig_dirty_bitmap(vmig_session *s, uint32_t region,
+			       const uint64_t **bitmap, uint64_t *npages);
+
+/* Clears a region's dirty bitmap (its pages were sent). Errors: -ENOENT. */
+VMIG_API int vmig_dirty_clear(vmig_session *s, uint32_t region);
+
+/* Stops tracking on every source. Errors: -EINVAL (not started). */
+VMIG_API int vmig_tracking_stop(vmig_session *s);
+
+/* ------------------------------------------------------------------ */
+/* Configuration and runs                                              */
+
+/* A parsed, validated JSON configuration (docs/config.md). */
+typedef struct vmig_config vmig_config;
+
+/*
+ * Parses a configuration. Relative paths in it are taken from base_dir
+ * (NULL: the current directory). On error writes a message naming the
+ * JSON path and what was expected into err (if errlen > 0). Errors:
+ * VMIG_ECONFIG, -ENOMEM.
+ */
+VMIG_API int vmig_config_parse(const char *json, size_t len,
+			       const char *base_dir, vmig_config **out,
+			       char *err, size_t errlen);
+
+/*
+ * Reads and parses a configuration file. Errors: as vmig_config_parse,
+ * and the errno of reading the file (the message names it).
+ */
+VMIG_API int vmig_config_load(const char *path, vmig_config **out,
+			      char *err, size_t errlen);
+
+/* Frees a configuration. Accepts NULL. */
+VMIG_API void vmig_config_free(vmig_config *cfg);
+
+/*
+ * Sets a fresh session up as a configuration says: search paths and
+ * plugins, preference order, memory (allocated by the session), the kernel
+ * backend (the real one or the simulated one the configuration describes),
+ * address spaces, DMA mappings and devices (opened by the session). The
+ * configuration may be freed afterwards. Errors: -EBUSY (the session is
+ * not fresh), the plugin loader's errors, the kernel's errors, each with a
+ * message naming the configuration key.
+ */
+VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg);
+
+/*
+ * Runs what the configuration says and writes the JSON report to
+ * report_path (NULL: the configuration's "report", if any). With the
+ * simulated kernel, the report compares what the sources reported with
+ * what the simulated devices wrote. Returns 0, VMIG_EMISSED when a write
+ * was missed, or another error.
+ */
+VMIG_API int vmig_run(vmig_session *s, const char *report_path);
+
+/*
+ * Writes the session's report as JSON into buf (NUL-terminated, truncated
+ * to len). Returns the full length without the NUL, like snprintf, or
+ * -ENOMEM.
+ */
+VMIG_API int64_t vmig_report_json(vmig_session *s, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMIG_VMIG_H */

@@ -1,0 +1,462 @@
+/*
+ * vmig.c: the command-line program, the thin end of the embedding API.
+ *
+ *   vmig plugins [--json] [--path DIR]...   what plugins can be loaded
+ *   vmig check CONFIG                      validate a configuration
+ *   vmig run CONFIG [--report FILE]        run what it says
+ *
+ * Everything here goes through the public API (vmig/vmig.h); the program
+ * adds only argument parsing, logging to stderr and the progress line.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <vmig/vmig.h>
+
+/* Exit statuses. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_MISSED = 3, /* a run missed writes: a broken promise */
+};
+
+static const char *prog = "vmig";
+static int verbosity = VMIG_LOG_WARN;
+static int progress_shown;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  plugins [--json] [--path DIR]...\n"
+		"      list the plugins vmig finds (in each --path, then\n"
+		"      VMIG_PLUGIN_PATH, then the install directory) and\n"
+		"      what each can track\n"
+		"  check CONFIG\n"
+		"      validate a JSON configuration (docs/config.md)\n"
+		"  run CONFIG [--report FILE]\n"
+		"      run what the configuration says and write its JSON\n"
+		"      report (--report overrides the configuration's)\n"
+		"  version\n"
+		"\n"
+		"options: -v (more log; twice for debug), -q (errors only),\n"
+		"         -h (this help)\n",
+		prog);
+}
+
+static void log_stderr(void *opaque, enum vmig_log_level level,
+		       const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info",
+					     "debug" };
+
+	(void)opaque;
+	if (progress_shown) {
+		fputs("\r\033[K", stderr);
+		progress_shown = 0;
+	}
+	fprintf(stderr, "%s: %s: %s\n", prog,
+		names[level <= VMIG_LOG_DEBUG ? level : VMIG_LOG_DEBUG], msg);
+}
+
+static void progress_line(void *opaque, const struct vmig_progress *p)
+{
+	(void)opaque;
+	if (!isatty(STDERR_FILENO) || verbosity < VMIG_LOG_WARN)
+		return;
+	fprintf(stderr,
+		"\r\033[Kiteration %u: %llu pages dirty (%.1f MiB), "
+		"dirty rate %.1f MiB/s",
+		p->iteration, (unsigned long long)p->pages_dirty,
+		(double)p->bytes_left / (1 << 20),
+		(double)p->dirty_rate / (1 << 20));
+	fflush(stderr);
+	progress_shown = 1;
+}
+
+static int new_session(vmig_session **s)
+{
+	struct vmig_session_params params = {
+		.size = sizeof(params),
+		.log = log_stderr,
+		.log_level = (uint32_t)verbosity,
+		.progress = progress_line,
+	};
+	int ret = vmig_session_new(&params, s);
+
+	if (ret < 0)
+		fprintf(stderr, "%s: cannot create a session: %s\n", prog,
+			vmig_strerror(ret));
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* vmig plugins                                                        */
+
+struct list {
+	int json;
+	int errors;
+	cJSON *arr;
+};
+
+static const char *precision_name(uint32_t p)
+{
+	switch (p) {
+	case VMIG_PRECISION_EXACT:
+		return "exact";
+	case VMIG_PRECISION_SUPERSET:
+		return "superset";
+	case VMIG_PRECISION_ALL_MAPPED:
+		return "all-mapped";
+	default:
+		return "none";
+	}
+}
+
+static void kinds(char *buf, size_t len, uint32_t mask, int iommu)
+{
+	static const char *const dev[] = { NULL, "vfio-pci", "mdev" };
+	static const char *const io[] = { NULL, "type1", "iommufd", "gpa" };
+	const char *const *names = iommu ? io : dev;
+	size_t n = iommu ? 4 : 3, i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 1; i < n; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		used += (size_t)snprintf(buf + used, len - used, "%s%s",
+					 used ? ", " : "", names[i]);
+		if (used >= len)
+			return;
+	}
+	if (!used)
+		snprintf(buf, len, "none");
+}
+
+static void size_name(char *buf, size_t len, uint64_t v)
+{
+	static const char units[] = "KMGTPE";
+	int u = -1;
+
+	while (v >= 1024 && !(v % 1024) && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	else
+		snprintf(buf, len, "%llu%c", (unsigned long long)v, units[u]);
+}
+
+static void list_one(void *opaque, const struct vmig_plugin_info *info)
+{
+	struct list *l = opaque;
+	const struct vmig_plugin *d = info->desc;
+	char devs[64], ios[64], minpg[32], maxpg[32];
+	cJSON *o, *a;
+
+	if (info->error) {
+		l->errors++;
+		if (!l->json) {
+			printf("%s\n    error: %s\n", info->path, info->errmsg);
+			return;
+		}
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "path", info->path);
+		cJSON_AddStringToObject(o, "error", info->errmsg);
+		cJSON_AddItemToArray(l->arr, o);
+		return;
+	}
+	kinds(devs, sizeof(devs), d->device_kinds, 0);
+	kinds(ios, sizeof(ios), d->iommu_kinds, 1);
+	size_name(minpg, sizeof(minpg), d->page_sizes & -d->page_sizes);
+	size_name(maxpg, sizeof(maxpg),
+		  1ull << (63 - __builtin_clzll(d->page_sizes)));
+	if (!l->json) {
+		printf("%s %s  (%s)\n", d->name, d->version ? d->version : "",
+		       info->path);
+		if (d->description)
+			printf("    %s\n", d->description);
+		printf("    devices: %s; address spaces: %s\n", devs, ios);
+		printf("    precision: %s at best; page sizes: %s%s%s; "
+		       "read without clearing: %s\n",
+		       precision_name(d->precision), minpg,
+		       strcmp(minpg, maxpg) ? " to " : "",
+		       strcmp(minpg, maxpg) ? maxpg : "",
+		       d->flags & VMIG_PLUGIN_READ_NO_CLEAR ? "yes" : "no");
+		if (d->max_ranges)
+			printf("    ranges per device: at most %u\n",
+			       d->max_ranges);
+		return;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", d->name);
+	cJSON_AddStringToObject(o, "version", d->version ? d->version : "");
+	cJSON_AddStringToObject(o, "description",
+				d->description ? d->description : "");
+	cJSON_AddStringToObject(o, "path", info->path);
+	cJSON_AddNumberToObject(o, "abi_major", d->abi_major);
+	cJSON_AddNumberToObject(o, "abi_minor", d->abi_minor);
+	a = cJSON_AddArrayToObject(o, "device_kinds");
+	if (d->device_kinds & VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI))
+		cJSON_AddItemToArray(a, cJSON_CreateString("vfio-pci"));
+	if (d->device_kinds & VMIG_KIND_BIT(VMIG_DEVICE_MDEV))
+		cJSON_AddItemToArray(a, cJSON_CreateString("mdev"));
+	a = cJSON_AddArrayToObject(o, "address_spaces");
+	if (d->iommu_kinds & VMIG_KIND_BIT(VMIG_IOMMU_TYPE1))
+		cJSON_AddItemToArray(a, cJSON_CreateString("type1"));
+	if (d->iommu_kinds & VMIG_KIND_BIT(VMIG_IOMMU_IOMMUFD))
+		cJSON_AddItemToArray(a, cJSON_CreateString("iommufd"));
+	if (d->iommu_kinds & VMIG_KIND_BIT(VMIG_IOMMU_GPA))
+		cJSON_AddItemToArray(a, cJSON_CreateString("gpa"));
+	cJSON_AddStringToObject(o, "precision", precision_name(d->precision));
+	cJSON_AddNumberToObject(o, "min_page_size",
+				(double)(d->page_sizes & -d->page_sizes));
+	cJSON_AddNumberToObject(
+		o, "max_page_size",
+		(double)(1ull << (63 - __builtin_clzll(d->page_sizes))));
+	cJSON_AddBoolToObject(o, "read_no_clear",
+			      (d->flags & VMIG_PLUGIN_READ_NO_CLEAR) != 0);
+	cJSON_AddNumberToObject(o, "max_ranges", d->max_ranges);
+	cJSON_AddNumberToObject(o, "max_read_bytes", (double)d->max_read_bytes);
+	cJSON_AddItemToArray(l->arr, o);
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "path", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct list l = { 0 };
+	vmig_session *s;
+	int c, ret, n;
+
+	if (new_session(&s) < 0)
+		return EXIT_FAIL;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jp:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			l.json = 1;
+			break;
+		case 'p':
+			ret = vmig_plugin_add_path(s, optarg);
+			if (ret < 0) {
+				fprintf(stderr, "%s: %s\n", prog,
+					vmig_errmsg(s));
+				vmig_session_free(s);
+				return EXIT_FAIL;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			vmig_session_free(s);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			vmig_session_free(s);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		vmig_session_free(s);
+		return EXIT_USAGE;
+	}
+	if (l.json)
+		l.arr = cJSON_CreateArray();
+	n = vmig_plugins_scan(s, list_one, &l);
+	vmig_session_free(s);
+	if (n < 0) {
+		fprintf(stderr, "%s: plugins: %s\n", prog, vmig_strerror(n));
+		cJSON_Delete(l.arr);
+		return EXIT_FAIL;
+	}
+	if (l.json) {
+		char *text = cJSON_Print(l.arr);
+
+		if (text)
+			printf("%s\n", text);
+		cJSON_free(text);
+		cJSON_Delete(l.arr);
+	} else if (n == 0) {
+		printf("no plugins found\n");
+	}
+	return l.errors || n == 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* vmig check, vmig run                                                */
+
+static int load_config(const char *path, vmig_config **cfg)
+{
+	char err[1024];
+	int ret = vmig_config_load(path, cfg, err, sizeof(err));
+
+	if (ret < 0) {
+		if (ret == VMIG_ECONFIG)
+			fprintf(stderr, "%s: %s: %s\n", prog, path, err);
+		else
+			fprintf(stderr, "%s: %s\n", prog, err);
+	}
+	return ret;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	vmig_config *cfg;
+
+	if (argc != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (load_config(argv[1], &cfg) < 0)
+		return EXIT_FAIL;
+	vmig_config_free(cfg);
+	printf("%s: valid\n", argv[1]);
+	return EXIT_OK;
+}
+
+/* One line of figures from the report, for the terminal. */
+static void print_summary(vmig_session *s, const char *report)
+{
+	int64_t len = vmig_report_json(s, NULL, 0);
+	cJSON *root, *w, *r, *m;
+	char *buf;
+
+	if (len < 0)
+		return;
+	buf = malloc((size_t)len + 1);
+	if (!buf)
+		return;
+	vmig_report_json(s, buf, (size_t)len + 1);
+	root = cJSON_Parse(buf);
+	free(buf);
+	if (!root)
+		return;
+	w = cJSON_GetObjectItem(root, "pages_written");
+	r = cJSON_GetObjectItem(root, "pages_reported");
+	m = cJSON_GetObjectItem(root, "pages_missed");
+	if (cJSON_IsNumber(w) && cJSON_IsNumber(m))
+		printf("pages written %.0f, reported %.0f, missed %.0f",
+		       w->valuedouble, cJSON_IsNumber(r) ? r->valuedouble : 0,
+		       m->valuedouble);
+	else if (cJSON_IsNumber(r))
+		printf("pages reported %.0f (no ground truth: real kernel)",
+		       r->valuedouble);
+	printf("%s%s\n", report ? "; report: " : "", report ? report : "");
+	cJSON_Delete(root);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "report", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *report = NULL;
+	vmig_config *cfg;
+	vmig_session *s;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			report = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (load_config(argv[optind], &cfg) < 0)
+		return EXIT_FAIL;
+	if (new_session(&s) < 0) {
+		vmig_config_free(cfg);
+		return EXIT_FAIL;
+	}
+	ret = vmig_session_configure(s, cfg);
+	vmig_config_free(cfg);
+	if (ret < 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, argv[optind],
+			vmig_errmsg(s));
+		vmig_session_free(s);
+		return EXIT_FAIL;
+	}
+	ret = vmig_run(s, report);
+	if (progress_shown)
+		fputs("\r\033[K", stderr);
+	if (ret == 0 || ret == VMIG_EMISSED)
+		print_summary(s, report);
+	if (ret < 0)
+		fprintf(stderr, "%s: %s\n", prog, vmig_errmsg(s));
+	vmig_session_free(s);
+	if (ret == VMIG_EMISSED)
+		return EXIT_MISSED;
+	return ret < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	int i, n = 0;
+
+	/* Global -v/-q anywhere; the rest goes to the command. */
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			verbosity++;
+		} else if (!strcmp(argv[i], "-vv")) {
+			verbosity += 2;
+		} else if (!strcmp(argv[i], "-q") ||
+			   !strcmp(argv[i], "--quiet")) {
+			verbosity = VMIG_LOG_ERROR;
+		} else {
+			argv[++n] = argv[i];
+		}
+	}
+	argc = n + 1;
+	if (verbosity > VMIG_LOG_DEBUG)
+		verbosity = VMIG_LOG_DEBUG;
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "plugins"))
+		return cmd_plugins(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("vmig %s (plugin ABI %d.%d)\n", vmig_version_string(),
+		       VMIG_PLUGIN_ABI_MAJOR, VMIG_PLUGIN_ABI_MINOR);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "%s: unknown command \"%s\"\n", prog, argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,151 @@
+/*
+ * config.h: the parsed form of a JSON configuration (docs/config.md).
+ *
+ * config.c turns JSON into these structures and validates everything it
+ * can without a kernel: types, ranges, names that must match, overlaps.
+ * Whatever it accepts, setup code can apply without re-checking the JSON.
+ * Strings are owned by the structure (freed by vmig_config_free).
+ */
+#ifndef VMIG_CORE_CONFIG_H
+#define VMIG_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmig/vmig.h>
+
+#include "../tests/ksim/ksim.h"
+
+enum vmig_cfg_hotplug {
+	VMIG_HOTPLUG_TRACK = 0, /* default */
+	VMIG_HOTPLUG_DEGRADE = 1,
+	VMIG_HOTPLUG_REJECT = 2,
+};
+
+enum vmig_cfg_timeout_strategy {
+	VMIG_TIMEOUT_CANCEL = 0, /* default */
+	VMIG_TIMEOUT_FORCE = 1,
+};
+
+enum vmig_cfg_tracking {
+	VMIG_TRACKING_MIXED = 0,          /* default: a source per device */
+	VMIG_TRACKING_ALL_OR_NOTHING = 1, /* one mode per address space */
+};
+
+struct vmig_cfg_policies {
+	enum vmig_cfg_hotplug hotplug;
+	uint64_t downtime_limit_ms;  /* default 300 */
+	uint64_t bandwidth_limit;    /* bytes per second, 0 = none (default) */
+	uint32_t max_iterations;     /* default 30 */
+	uint64_t timeout_ms;         /* default 0 = none */
+	enum vmig_cfg_timeout_strategy timeout_strategy;
+	enum vmig_cfg_tracking tracking;
+};
+
+struct vmig_cfg_region {
+	char *name;    /* default "ram<index>" */
+	uint64_t gpa;  /* 4 KiB aligned */
+	uint64_t size; /* a non-zero multiple of 4 KiB */
+};
+
+enum vmig_cfg_iommu_type {
+	VMIG_CFG_IOMMU_TYPE1 = 1,
+	VMIG_CFG_IOMMU_IOMMUFD = 2,
+};
+
+struct vmig_cfg_pasid {
+	uint32_t pasid;
+	char *ioas; /* the iommufd IOAS label it translates through */
+};
+
+struct vmig_cfg_device {
+	char *name;    /* unique */
+	uint32_t kind; /* VMIG_DEVICE_VFIO_PCI or VMIG_DEVICE_MDEV */
+	char *address; /* sysfs name; default: the name */
+	enum vmig_cfg_iommu_type iommu;
+	/* type1 */
+	int group;        /* required for type1, >= 0 */
+	char *container;  /* container label, default "default" */
+	/* iommufd */
+	char *cdev;       /* required for iommufd: /dev/vfio/devices/vfioN */
+	char *ioas;       /* IOAS label, default "default" */
+	struct vmig_cfg_pasid *pasids;
+	size_t nr_pasids;
+};
+
+/*
+ * An explicit DMA mapping. `space` names a type1 container label or an
+ * iommufd IOAS label (which one is found by matching the devices).
+ */
+struct vmig_cfg_mapping {
+	char *space;
+	uint64_t iova;
+	uint64_t gpa;
+	uint64_t size;
+	bool write; /* default true */
+};
+
+struct vmig_cfg_sim_device {
+	char *name; /* matches a vmig_cfg_device */
+	bool pins_pages;
+	bool iommu_dirty_tracking; /* the device's IOMMU has dirty bits */
+	struct ksim_dma_params dma;
+	/* Pages [pin_iova, + pin_pages*4K) pinned at start (MDEV, pins_pages). */
+	uint64_t pin_iova;
+	uint64_t pin_pages;
+};
+
+enum vmig_cfg_kernel_type {
+	VMIG_KERNEL_LINUX = 0, /* default */
+	VMIG_KERNEL_SIMULATED = 1,
+};
+
+struct vmig_cfg_fault {
+	char *request_name;    /* as written, for messages */
+	unsigned long request; /* ioctl request number */
+	int err;               /* positive errno */
+	int times;             /* < 0: always */
+	uint64_t nth;          /* nonzero: fail the nth kernel call instead */
+};
+
+struct vmig_cfg_kernel {
+	enum vmig_cfg_kernel_type type;
+	uint64_t type1_pgsize; /* simulated: default 4096 */
+	bool iommufd_compat;   /* simulated: /dev/vfio/vfio is iommufd's */
+	struct vmig_cfg_sim_device *devices;
+	size_t nr_devices;
+	struct vmig_cfg_fault *faults;
+	size_t nr_faults;
+};
+
+struct vmig_cfg_run {
+	uint32_t iterations; /* tracking run: iterations, default 5 */
+};
+
+struct vmig_config {
+	enum vmig_role role;   /* default source */
+	char *transport;       /* NULL, or "unix:/path" / "tcp:host:port" */
+	char *base_dir;        /* relative paths are resolved against it */
+	char **plugin_paths;   /* resolved against base_dir */
+	size_t nr_plugin_paths;
+	char **plugins;        /* names or paths to load; NULL = the defaults */
+	size_t nr_plugins;
+	bool plugins_given;    /* "plugins.load" was present (even empty) */
+	char **preference;     /* NULL = the default order */
+	size_t nr_preference;
+	struct vmig_cfg_policies policies;
+	struct vmig_cfg_region *regions;
+	size_t nr_regions;
+	struct vmig_cfg_device *devices;
+	size_t nr_devices;
+	/* NULL with nr 0: identity-map every region into every space. */
+	struct vmig_cfg_mapping *mappings;
+	size_t nr_mappings;
+	bool mappings_given;
+	char *report;          /* resolved against base_dir; may be NULL */
+	struct vmig_cfg_kernel kernel;
+	struct vmig_cfg_run run;
+};
+
+#endif /* VMIG_CORE_CONFIG_H */

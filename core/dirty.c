@@ -1,0 +1,395 @@
+/*
+ * dirty.c: moving dirty bits from the sources into guest memory's bitmaps.
+ *
+ * Sources report in I/O virtual addresses of an address space; migration
+ * works in guest-physical 4 KiB pages. This file reads every source over
+ * the writable mappings of the spaces its devices use, translates the bits
+ * through the mappings into the regions' bitmaps, marks the ranges of
+ * devices without a working source dirty, and harvests the last bits of a
+ * range before it is unmapped or of a device before it goes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PAGE_SHIFT_4K 12
+
+/* Calls fn for the part of each mapping of io inside [iova, iova + len). */
+static void for_each_mapped(vmig_session *s, uint32_t io, uint64_t iova,
+			    uint64_t length, const uint64_t *bitmap, bool set)
+{
+	const struct vmig_iommu_rec *rec = s->iommus[io];
+	uint64_t end = iova + length;
+	size_t i;
+
+	if (end < iova)
+		end = UINT64_MAX;
+	for (i = vmig_mapping_lower(rec, iova); i < rec->nr_maps; i++) {
+		const struct vmig_mapping_rec *m = &rec->maps[i];
+		struct vmig_region_rec *r = &s->regions[m->region];
+		uint64_t lo, hi, dst;
+
+		if (m->iova >= end)
+			break;
+		lo = m->iova > iova ? m->iova : iova;
+		hi = m->iova + m->length < end ? m->iova + m->length : end;
+		if (lo >= hi)
+			continue;
+		dst = (m->gpa + (lo - m->iova) - r->gpa) >> PAGE_SHIFT_4K;
+		if (set) {
+			vmig_bitmap_set(r->dirty, dst,
+					(hi - lo) >> PAGE_SHIFT_4K);
+		} else {
+			vmig_bitmap_or_at(r->dirty, dst, bitmap,
+					  (lo - iova) >> PAGE_SHIFT_4K,
+					  (hi - lo) >> PAGE_SHIFT_4K);
+		}
+	}
+}
+
+void vmig_dirty_or_iova(vmig_session *s, uint32_t io, uint64_t iova,
+			uint64_t length, const uint64_t *bitmap)
+{
+	for_each_mapped(s, io, iova, length, bitmap, false);
+}
+
+void vmig_dirty_mark_iova(vmig_session *s, uint32_t io, uint64_t iova,
+			  uint64_t length)
+{
+	uint64_t lo = iova & ~((uint64_t)VMIG_PAGE_SIZE - 1);
+	uint64_t hi = iova + length;
+
+	/* Round outwards: a partial page written is a dirty page. */
+	if (hi < iova || hi > UINT64_MAX - VMIG_PAGE_SIZE)
+		hi = UINT64_MAX & ~((uint64_t)VMIG_PAGE_SIZE - 1);
+	else
+		hi = (hi + VMIG_PAGE_SIZE - 1) &
+		     ~((uint64_t)VMIG_PAGE_SIZE - 1);
+	if (hi > lo)
+		for_each_mapped(s, io, lo, hi - lo, NULL, true);
+}
+
+void vmig_dirty_mark_space(vmig_session *s, uint32_t io)
+{
+	const struct vmig_iommu_rec *rec = s->iommus[io];
+	size_t i;
+
+	for (i = 0; i < rec->nr_maps; i++) {
+		const struct vmig_mapping_rec *m = &rec->maps[i];
+		struct vmig_region_rec *r = &s->regions[m->region];
+
+		if (m->flags & VMIG_DMA_WRITE)
+			vmig_bitmap_set(r->dirty,
+					(m->gpa - r->gpa) >> PAGE_SHIFT_4K,
+					m->length >> PAGE_SHIFT_4K);
+	}
+}
+
+uint64_t vmig_dirty_count(const vmig_session *s)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < s->nr_regions; i++)
+		n += vmig_bitmap_count(s->regions[i].dirty, 0,
+				       s->regions[i].npages);
+	return n;
+}
+
+/* True if a present device writes into io through src (or PASIDs). */
+static bool source_covers(const vmig_session *s, int src, uint32_t io)
+{
+	size_t i;
+
+	for (i = 0; i < s->nr_devices; i++) {
+		const struct vmig_device_rec *d = s->devices[i];
+
+		if (d->present && d->source == src && d->iommu == io)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * True if some present device can write io without a source seeing it:
+ * a device on the fallback, or one that reaches io through a PASID (no
+ * source tracks PASID domains yet, so those ranges are always dirty).
+ */
+static bool space_needs_all(const vmig_session *s, uint32_t io)
+{
+	size_t i, j;
+
+	for (i = 0; i < s->nr_devices; i++) {
+		const struct vmig_device_rec *d = s->devices[i];
+
+		if (!d->present)
+			continue;
+		if (d->iommu == io && d->source < 0)
+			return true;
+		for (j = 0; j < d->nr_pasids; j++) {
+			if (d->pasids[j].iommu_id == io)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Reads [iova, iova + length) of io from src into the regions' bitmaps. */
+static int source_read(vmig_session *s, struct vmig_source_rec *src,
+		       uint32_t io, uint64_t iova, uint64_t length)
+{
+	int (*read)(void *, const struct vmig_read *, uint64_t *) =
+		VMIG_SOURCE_OP(src, read);
+	struct vmig_read rq = {
+		.size = sizeof(rq),
+		.iommu_id = io,
+		.iova = iova,
+		.length = length,
+		.page_size = VMIG_PAGE_SIZE,
+	};
+	uint64_t npages = length / VMIG_PAGE_SIZE;
+	int ret;
+
+	if (!read) {
+		/* A source that cannot read says nothing: all dirty. */
+		vmig_dirty_mark_iova(s, io, iova, length);
+		return 0;
+	}
+	ret = vmig_scratch_reserve(s, npages);
+	if (ret < 0) {
+		vmig_dirty_mark_iova(s, io, iova, length);
+		return ret;
+	}
+	memset(s->scratch, 0, vmig_bitmap_bytes(npages));
+	src->reads++;
+	ret = read(src->inst, &rq, s->scratch);
+	if (ret < 0) {
+		src->read_errors++;
+		vmig_dirty_mark_iova(s, io, iova, length);
+		return ret;
+	}
+	vmig_dirty_or_iova(s, io, iova, length, s->scratch);
+	return 0;
+}
+
+/*
+ * Reads src over every writable mapping of io, one request per mapping at
+ * the mapping's own IOVA. Never coalesced: the type1 kernel reports stale
+ * bits for a mapping that starts mid-word in a request (its bitmap shift
+ * leaves the last word unmasked), and a per-mapping request can never cut
+ * through a mapping or span an unmapped hole, which iommufd would answer
+ * with silent success.
+ */
+static int source_read_space(vmig_session *s, struct vmig_source_rec *src,
+			     uint32_t io)
+{
+	const struct vmig_iommu_rec *rec = s->iommus[io];
+	size_t i;
+	int ret;
+
+	for (i = 0; i < rec->nr_maps; i++) {
+		const struct vmig_mapping_rec *m = &rec->maps[i];
+
+		if (!(m->flags & VMIG_DMA_WRITE))
+			continue;
+		ret = source_read(s, src, io, m->iova, m->length);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+VMIG_API int vmig_tracking_start(vmig_session *s)
+{
+	size_t i;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (s->tracking)
+		return vmig_fail(s, -EALREADY, "tracking: already started");
+	if (s->role != VMIG_ROLE_SOURCE)
+		return vmig_fail(s, -EINVAL,
+				 "tracking: only a source session tracks");
+	ret = vmig_arbiter_init(s);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < s->nr_devices; i++) {
+		struct vmig_device_rec *dev = s->devices[i];
+
+		if (!dev->present || dev->source != VMIG_SOURCE_NONE)
+			continue;
+		ret = vmig_arbiter_assign(s, dev);
+		if (ret < 0)
+			return vmig_fail(s, ret, "tracking: device %s: %s",
+					 dev->name, vmig_strerror(ret));
+	}
+	s->tracking = true;
+	vmig_arbiter_start(s);
+	/* Nothing has been sent yet: all of guest memory is dirty. */
+	for (i = 0; i < s->nr_regions; i++)
+		vmig_bitmap_set(s->regions[i].dirty, 0, s->regions[i].npages);
+	return 0;
+}
+
+VMIG_API int vmig_tracking_stop(vmig_session *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (!s->tracking)
+		return vmig_fail(s, -EINVAL, "tracking: not started");
+	vmig_arbiter_stop(s);
+	s->tracking = false;
+	return 0;
+}
+
+VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
+{
+	uint32_t io;
+	size_t i;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->tracking)
+		return vmig_fail(s, -EINVAL, "sync: tracking not started");
+	for (io = 0; io < s->nr_iommus; io++) {
+		/*
+		 * Sources may fail and hand devices over during the loop;
+		 * each step looks at the current state.
+		 */
+		for (i = 0; i < s->nr_sources; i++) {
+			struct vmig_source_rec *src = &s->sources[i];
+			int ret;
+
+			if (!src->started || src->failed ||
+			    !source_covers(s, (int)i, io))
+				continue;
+			ret = source_read_space(s, src, io);
+			if (ret < 0)
+				vmig_source_fail(s, src, ret, "read");
+		}
+		if (space_needs_all(s, io))
+			vmig_dirty_mark_space(s, io);
+	}
+	return (int64_t)vmig_dirty_count(s);
+}
+
+int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
+			     uint64_t length)
+{
+	struct vmig_read rq = {
+		.size = sizeof(rq),
+		.iommu_id = io,
+		.iova = iova,
+		.length = length,
+		.page_size = VMIG_PAGE_SIZE,
+	};
+	uint64_t npages = length / VMIG_PAGE_SIZE;
+	bool unmapped = false;
+	size_t i;
+	int ret;
+
+	ret = vmig_scratch_reserve(s, npages);
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < s->nr_sources; i++) {
+		struct vmig_source_rec *src = &s->sources[i];
+		int (*prepare)(void *, const struct vmig_read *, uint64_t *,
+			       uint32_t *) = VMIG_SOURCE_OP(src, unmap_prepare);
+		uint32_t flags = 0;
+
+		if (!src->started || src->failed ||
+		    !source_covers(s, (int)i, io))
+			continue;
+		if (!prepare) {
+			ret = source_read(s, src, io, iova, length);
+			if (ret < 0)
+				vmig_source_fail(s, src, ret, "read");
+			continue;
+		}
+		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
+		ret = prepare(src->inst, &rq, s->scratch, &flags);
+		if (ret < 0) {
+			vmig_dirty_mark_iova(s, io, iova, length);
+			vmig_source_fail(s, src, ret, "harvest before unmap");
+			continue;
+		}
+		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
+		if (flags & VMIG_UNMAP_DONE)
+			unmapped = true;
+	}
+	if (space_needs_all(s, io))
+		vmig_dirty_mark_iova(s, io, iova, length);
+	if (!unmapped) {
+		ret = vmig_kernel_unmap(s, s->iommus[io], iova, length);
+		if (ret < 0)
+			return ret;
+	}
+	for (i = 0; i < s->nr_sources; i++) {
+		struct vmig_source_rec *src = &s->sources[i];
+		int (*complete)(void *, const struct vmig_read *,
+				uint64_t *) = VMIG_SOURCE_OP(src,
+							    unmap_complete);
+
+		if (!src->started || src->failed || !complete ||
+		    !source_covers(s, (int)i, io))
+			continue;
+		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
+		ret = complete(src->inst, &rq, s->scratch);
+		if (ret < 0) {
+			vmig_dirty_mark_iova(s, io, iova, length);
+			vmig_source_fail(s, src, ret, "harvest after unmap");
+			continue;
+		}
+		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
+	}
+	return 0;
+}
+
+void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev)
+{
+	uint32_t i;
+
+	if (dev->source >= 0) {
+		struct vmig_source_rec *src = &s->sources[dev->source];
+
+		if (src->started && !src->failed) {
+			int ret = source_read_space(s, src, dev->iommu);
+
+			if (ret < 0)
+				vmig_source_fail(s, src, ret, "final read");
+		}
+	} else {
+		vmig_dirty_mark_space(s, dev->iommu);
+	}
+	for (i = 0; i < dev->nr_pasids; i++)
+		vmig_dirty_mark_space(s, dev->pasids[i].iommu_id);
+}
+
+VMIG_API int vmig_dirty_bitmap(vmig_session *s, uint32_t region,
+			       const uint64_t **bitmap, uint64_t *npages)
+{
+	if (!s)
+		return -EINVAL;
+	if (region >= s->nr_regions)
+		return vmig_fail(s, -ENOENT, "dirty bitmap: no region %u",
+				 region);
+	if (bitmap)
+		*bitmap = s->regions[region].dirty;
+	if (npages)
+		*npages = s->regions[region].npages;
+	return 0;
+}
+
+VMIG_API int vmig_dirty_clear(vmig_session *s, uint32_t region)
+{
+	if (!s)
+		return -EINVAL;
+	if (region >= s->nr_regions)
+		return vmig_fail(s, -ENOENT, "dirty clear: no region %u",
+				 region);
+	memset(s->regions[region].dirty, 0,
+	       vmig_bitmap_bytes(s->regions[region].npages));
+	return 0;
+}

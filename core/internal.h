@@ -1,0 +1,294 @@
+/*
+ * internal.h: the session's state, shared by the files of core/.
+ *
+ * A session holds guest memory (regions, each with its migration dirty
+ * bitmap), I/O address spaces with their DMA mappings, devices, and the
+ * dirty-source instances that track them. session.c owns the records and
+ * the public calls that edit them; arbiter.c decides which source tracks
+ * which device; dirty.c moves dirty bits from sources into the regions'
+ * bitmaps; setup.c applies a configuration; run.c and report.c run and
+ * describe a tracking run.
+ */
+#ifndef VMIG_CORE_INTERNAL_H
+#define VMIG_CORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmig/vmig.h>
+
+#include "bitmap.h"
+#include "config.h"
+#include "loader.h"
+
+struct ksim;
+
+/*
+ * A source's operation, or NULL when the plugin lacks it (NULL in its
+ * table, or a table from an older ABI minor that ends before it).
+ */
+#define VMIG_SOURCE_OP(src, op)                                        \
+	((src)->desc->ops->size >= offsetof(struct vmig_source_ops, op) + \
+				   sizeof(void *)                        \
+		 ? (src)->desc->ops->op                                  \
+		 : NULL)
+
+/* A device tracked by nothing: its ranges are dirty on every sync. */
+#define VMIG_SOURCE_FALLBACK (-1)
+/* A device not arbitrated yet (tracking not started, or just plugged). */
+#define VMIG_SOURCE_NONE (-2)
+
+/* The name the report gives the built-in fallback. */
+#define VMIG_FALLBACK_NAME "all-dirty"
+
+struct vmig_region_rec {
+	char *name;
+	uint64_t gpa;
+	uint64_t length;
+	uint8_t *hva;
+	int fd;
+	uint64_t fd_offset;
+	uint64_t npages;
+	uint64_t *dirty; /* the migration bitmap: one bit per 4 KiB page */
+	bool owned;      /* the session allocated the memory (configuration) */
+};
+
+struct vmig_mapping_rec {
+	uint64_t iova;
+	uint64_t length;
+	uint64_t gpa;
+	uint32_t flags;  /* VMIG_DMA_* */
+	uint32_t region; /* the region holding [gpa, gpa + length) */
+};
+
+struct vmig_iommu_rec {
+	struct vmig_iommu_desc desc;
+	char *name;
+	struct vmig_mapping_rec *maps; /* sorted by iova, disjoint */
+	size_t nr_maps;
+	size_t cap_maps;
+	bool owned_fd; /* the session opened desc.fd (configuration) */
+	/* Other fds the session opened for this space (type1 groups). */
+	int *owned_fds;
+	size_t nr_owned_fds;
+};
+
+/* What one source said about one device when it was arbitrated. */
+struct vmig_candidate {
+	uint32_t precision;
+	int error; /* the probe's or the attach's error, or 0 */
+	char reason[160];
+};
+
+struct vmig_device_rec {
+	uint32_t id; /* index in the session's device array */
+	bool present; /* false once removed */
+	char *name;
+	char *address;
+	uint32_t kind;
+	uint32_t iommu; /* index of its address space */
+	int device_fd;
+	int group_fd;
+	uint32_t iommufd_id;
+	struct vmig_pasid *pasids;
+	uint32_t nr_pasids;
+	bool owned_fd; /* the session opened device_fd (configuration) */
+	bool hotplugged; /* arrived while tracking ran */
+	int source; /* index into sources, or VMIG_SOURCE_* */
+	uint32_t precision;
+	char reason[160];
+	struct vmig_candidate *candidates; /* one per source, when arbitrated */
+	size_t nr_candidates;
+	/* Built on demand for the plugins: see vmig_device_desc_fill. */
+	struct vmig_device_desc desc;
+	struct vmig_range *ranges;
+	struct vmig_pasid_desc *pasid_descs;
+};
+
+struct vmig_source_rec {
+	vmig_session *s;
+	size_t index;
+	const struct vmig_plugin *desc;
+	const char *name;
+	void *inst;          /* NULL until created */
+	struct vmig_host host; /* the table this instance was given */
+	bool create_failed;
+	bool started;
+	bool failed;
+	int error;           /* why it failed */
+	uint32_t nr_devices; /* devices attached now */
+	uint64_t reads;
+	uint64_t read_errors;
+};
+
+/* Figures of one iteration of a tracking run. */
+struct vmig_iter_stats {
+	uint32_t iteration;
+	uint64_t duration_us;
+	uint64_t writes;         /* simulated DMA writes made */
+	uint64_t pages_written;  /* distinct guest pages written (simulated) */
+	uint64_t pages_reported; /* pages the sync found dirty */
+	uint64_t pages_missed;   /* written and not reported */
+};
+
+struct vmig_run_stats {
+	bool valid;
+	bool truth; /* the kernel was simulated: the written figures are real */
+	struct vmig_iter_stats *iters;
+	size_t nr_iters;
+	uint64_t pages_written;
+	uint64_t pages_reported;
+	uint64_t pages_missed;
+	uint64_t duration_us;
+};
+
+struct vmig_session {
+	uint32_t role;
+	vmig_log_fn log;
+	void *log_opaque;
+	uint32_t log_level;
+	vmig_progress_fn progress;
+	void *progress_opaque;
+
+	/* Kernel operations (real, simulated or the caller's) and kctx. */
+	struct vmig_host kernel;
+	struct ksim *ksim; /* a simulated kernel the session owns */
+
+	struct vmig_pluginset *plugins;
+	char **preference;
+	size_t nr_preference;
+
+	struct vmig_region_rec *regions;
+	size_t nr_regions;
+	/* Records are allocated one by one: their addresses never change. */
+	struct vmig_iommu_rec **iommus;
+	size_t nr_iommus;
+	struct vmig_device_rec **devices;
+	size_t nr_devices;
+	struct vmig_source_rec *sources; /* one per plugin, once tracking starts */
+	size_t nr_sources;
+
+	bool configured;
+	bool tracking;
+	enum vmig_cfg_hotplug hotplug;
+	uint32_t run_iterations;
+	char *report_path;
+
+	/* Scratch bitmap for reads, grown to the largest mapping. */
+	uint64_t *scratch;
+	uint64_t scratch_words;
+
+	struct vmig_run_stats stats;
+	char errmsg[1024];
+};
+
+/* session.c */
+
+/*
+ * Records err with a formatted message as the session's last error and
+ * logs it. Returns err, so that `return vmig_fail(s, -EINVAL, ...)` reads
+ * naturally.
+ */
+int vmig_fail(vmig_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Logs a formatted message at level through the session's callback. */
+void vmig_logf(vmig_session *s, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The region holding [gpa, gpa + len), or -1. */
+int vmig_region_find(const vmig_session *s, uint64_t gpa, uint64_t len);
+
+/* The region holding [hva, hva + len) of host memory, or -1. */
+int vmig_region_find_hva(const vmig_session *s, const void *hva,
+			 uint64_t len);
+
+/* Index of the first mapping of io whose end is above iova. */
+size_t vmig_mapping_lower(const struct vmig_iommu_rec *io, uint64_t iova);
+
+/*
+ * Fills dev->desc (and its ranges: the writable mappings of its space) for
+ * handing to a plugin. Returns 0 or -ENOMEM.
+ */
+int vmig_device_desc_fill(vmig_session *s, struct vmig_device_rec *dev);
+
+/* Makes sure the scratch bitmap holds nbits. Returns 0 or -ENOMEM. */
+int vmig_scratch_reserve(vmig_session *s, uint64_t nbits);
+
+/* host_linux.c: the real system calls, as a host table (kernel part). */
+extern const struct vmig_host vmig_linux_host;
+
+/* arbiter.c */
+
+/* Creates a source record for every plugin (instances created lazily). */
+int vmig_arbiter_init(vmig_session *s);
+
+/*
+ * Chooses and attaches a source for dev (every source probes it, the
+ * preference order picks, the fallback covers the rest), starting the
+ * source if tracking runs and it was idle. Never fails for lack of a
+ * source: the fallback always takes the device. Returns 0 or -ENOMEM.
+ */
+int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev);
+
+/* Detaches dev from its source (its last bits were harvested). */
+void vmig_arbiter_release(vmig_session *s, struct vmig_device_rec *dev);
+
+/* Starts every source that has devices; a source that fails to start
+ * hands its devices to the next candidates. */
+int vmig_arbiter_start(vmig_session *s);
+
+/* Stops every started source. */
+void vmig_arbiter_stop(vmig_session *s);
+
+/*
+ * Marks a source failed (err, logged): its devices go to the fallback and
+ * their ranges are dirty from now on.
+ */
+void vmig_source_fail(vmig_session *s, struct vmig_source_rec *src, int err,
+		      const char *what);
+
+/* Destroys every instance. */
+void vmig_arbiter_fini(vmig_session *s);
+
+/* The name of a precision, as the report and the CLI print it. */
+const char *vmig_precision_name(uint32_t precision);
+
+/* dirty.c */
+
+/*
+ * ORs a bitmap of 4 KiB pages covering [iova, iova + length) of address
+ * space io into the regions' dirty bitmaps, through its mappings.
+ */
+void vmig_dirty_or_iova(vmig_session *s, uint32_t io, uint64_t iova,
+			uint64_t length, const uint64_t *bitmap);
+
+/* Marks the mapped part of [iova, iova + length) of space io dirty. */
+void vmig_dirty_mark_iova(vmig_session *s, uint32_t io, uint64_t iova,
+			  uint64_t length);
+
+/* Marks every writable mapping of space io dirty. */
+void vmig_dirty_mark_space(vmig_session *s, uint32_t io);
+
+/*
+ * Harvests the last dirty bits of [iova, iova + length) of space io before
+ * it is unmapped, then unmaps it in the kernel (unless a source did) and
+ * tells the sources it is gone. Returns 0 or the kernel's error.
+ */
+int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
+			     uint64_t length);
+
+/* Reads dev's source one last time over its space, before it goes. */
+void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev);
+
+/* Total dirty pages in the regions' bitmaps. */
+uint64_t vmig_dirty_count(const vmig_session *s);
+
+/* session.c: kernel-side mapping of a range (MAP_DMA / IOAS_MAP). */
+int vmig_kernel_map(vmig_session *s, const struct vmig_iommu_rec *io,
+		    const struct vmig_mapping_rec *m);
+int vmig_kernel_unmap(vmig_session *s, const struct vmig_iommu_rec *io,
+		      uint64_t iova, uint64_t length);
+
+#endif /* VMIG_CORE_INTERNAL_H */

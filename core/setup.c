@@ -1,0 +1,626 @@
+/*
+ * setup.c: applying a configuration to a fresh session.
+ *
+ * A configuration (config.c has already validated it) describes what a
+ * VMM would otherwise register through the C API: plugins, guest memory,
+ * the kernel to talk to (the real one, or a simulated one that setup
+ * creates), the VFIO containers, groups, iommufd IOASes and device fds to
+ * open, and the DMA mappings to make. Every error names the configuration
+ * key it comes from.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../tests/ksim/ksim.h"
+#include "internal.h"
+#include "kuapi.h"
+
+static const char *const default_plugins[] = {
+	"iommufd",
+	"device-dirty",
+	"vfio-type1",
+};
+
+/* An address space the configuration names, opened once. */
+struct space {
+	enum vmig_cfg_iommu_type type;
+	const char *label;
+	uint32_t id; /* vmig's id once registered */
+};
+
+struct setup {
+	vmig_session *s;
+	const struct vmig_config *cfg;
+	struct space *spaces;
+	size_t nr_spaces;
+	int iommufd; /* shared by every IOAS, -1 until opened */
+};
+
+static int kopen(vmig_session *s, const char *path, int flags)
+{
+	return s->kernel.open(s->kernel.kctx, path, flags);
+}
+
+static int kioctl(vmig_session *s, int fd, unsigned long req, void *arg)
+{
+	return s->kernel.ioctl(s->kernel.kctx, fd, req, arg);
+}
+
+static int own_fd(struct vmig_iommu_rec *io, int fd)
+{
+	int *p = realloc(io->owned_fds, (io->nr_owned_fds + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	io->owned_fds = p;
+	io->owned_fds[io->nr_owned_fds++] = fd;
+	return 0;
+}
+
+static struct space *space_find(struct setup *st,
+				enum vmig_cfg_iommu_type type,
+				const char *label)
+{
+	size_t i;
+
+	for (i = 0; i < st->nr_spaces; i++) {
+		if (st->spaces[i].type == type &&
+		    !strcmp(st->spaces[i].label, label))
+			return &st->spaces[i];
+	}
+	return NULL;
+}
+
+/* Opens a type1 container for a label. */
+static int open_container(struct setup *st, const char *label,
+			  struct space *sp)
+{
+	vmig_session *s = st->s;
+	struct vmig_iommu io = {
+		.size = sizeof(io),
+		.kind = VMIG_IOMMU_TYPE1,
+		.name = label,
+	};
+	int fd, ret;
+
+	fd = kopen(s, "/dev/vfio/vfio", O_RDWR);
+	if (fd < 0)
+		return vmig_fail(s, fd, "container \"%s\": /dev/vfio/vfio: %s",
+				 label, vmig_strerror(fd));
+	io.fd = fd;
+	ret = vmig_iommu_add(s, &io, &sp->id);
+	if (ret < 0) {
+		s->kernel.close(s->kernel.kctx, fd);
+		return ret;
+	}
+	s->iommus[sp->id]->owned_fd = true;
+	return 0;
+}
+
+/* Opens /dev/iommu once and allocates an IOAS for a label. */
+static int open_ioas(struct setup *st, const char *label, struct space *sp)
+{
+	vmig_session *s = st->s;
+	struct vk_iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	struct vmig_iommu io = {
+		.size = sizeof(io),
+		.kind = VMIG_IOMMU_IOMMUFD,
+		.name = label,
+	};
+	bool first = st->iommufd < 0;
+	int ret;
+
+	if (first) {
+		ret = kopen(s, "/dev/iommu", O_RDWR);
+		if (ret < 0)
+			return vmig_fail(s, ret, "ioas \"%s\": /dev/iommu: %s",
+					 label, vmig_strerror(ret));
+		st->iommufd = ret;
+	}
+	ret = kioctl(s, st->iommufd, VK_IOMMU_IOAS_ALLOC, &alloc);
+	if (ret < 0) {
+		if (first) {
+			s->kernel.close(s->kernel.kctx, st->iommufd);
+			st->iommufd = -1;
+		}
+		return vmig_fail(s, ret, "ioas \"%s\": IOMMU_IOAS_ALLOC: %s",
+				 label, vmig_strerror(ret));
+	}
+	io.fd = st->iommufd;
+	io.ioas_id = alloc.out_ioas_id;
+	ret = vmig_iommu_add(s, &io, &sp->id);
+	if (ret < 0) {
+		if (first) {
+			s->kernel.close(s->kernel.kctx, st->iommufd);
+			st->iommufd = -1;
+		}
+		return ret;
+	}
+	/* The first IOAS record owns the fd all of them share. */
+	s->iommus[sp->id]->owned_fd = first;
+	return 0;
+}
+
+static int space_get(struct setup *st, enum vmig_cfg_iommu_type type,
+		     const char *label, struct space **out)
+{
+	struct space *sp = space_find(st, type, label), *arr;
+	int ret;
+
+	if (sp) {
+		*out = sp;
+		return 0;
+	}
+	arr = realloc(st->spaces, (st->nr_spaces + 1) * sizeof(*arr));
+	if (!arr)
+		return -ENOMEM;
+	st->spaces = arr;
+	sp = &arr[st->nr_spaces];
+	sp->type = type;
+	sp->label = label;
+	ret = type == VMIG_CFG_IOMMU_TYPE1 ? open_container(st, label, sp)
+					   : open_ioas(st, label, sp);
+	if (ret < 0)
+		return ret;
+	st->nr_spaces++;
+	*out = sp;
+	return 0;
+}
+
+/*
+ * Puts a type1 device's group into its container (the first group sets
+ * the IOMMU type) and opens the device. Groups stay open for the
+ * session; devices sharing a group share its fd.
+ */
+static int open_type1_device(struct setup *st, size_t idx,
+			     struct vmig_device *d, struct space *sp)
+{
+	vmig_session *s = st->s;
+	const struct vmig_cfg_device *cd = &st->cfg->devices[idx];
+	struct vmig_iommu_rec *io = s->iommus[sp->id];
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+	char path[64];
+	size_t i;
+	int gfd = -1, ret, cfd = io->desc.fd;
+
+	for (i = 0; i < idx; i++) {
+		const struct vmig_cfg_device *o = &st->cfg->devices[i];
+
+		if (o->iommu == VMIG_CFG_IOMMU_TYPE1 && o->group == cd->group) {
+			gfd = s->devices[i]->group_fd;
+			break;
+		}
+	}
+	if (gfd < 0) {
+		snprintf(path, sizeof(path), "/dev/vfio/%d", cd->group);
+		gfd = kopen(s, path, O_RDWR);
+		if (gfd < 0)
+			return vmig_fail(s, gfd, "devices[%zu].group: %s: %s",
+					 idx, path, vmig_strerror(gfd));
+		ret = own_fd(io, gfd);
+		if (ret < 0) {
+			s->kernel.close(s->kernel.kctx, gfd);
+			return ret;
+		}
+		ret = kioctl(s, gfd, VFIO_GROUP_GET_STATUS, &status);
+		if (ret < 0)
+			return vmig_fail(s, ret,
+					 "devices[%zu].group: group %d: "
+					 "VFIO_GROUP_GET_STATUS: %s",
+					 idx, cd->group, vmig_strerror(ret));
+		if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
+			return vmig_fail(s, -EPERM,
+					 "devices[%zu].group: group %d is not "
+					 "viable (every device in it must be "
+					 "bound to vfio)",
+					 idx, cd->group);
+		ret = kioctl(s, gfd, VFIO_GROUP_SET_CONTAINER, &cfd);
+		if (ret < 0)
+			return vmig_fail(s, ret,
+					 "devices[%zu].group: group %d into "
+					 "container \"%s\": %s",
+					 idx, cd->group, cd->container,
+					 vmig_strerror(ret));
+		if (io->nr_owned_fds == 1) {
+			ret = kioctl(s, cfd, VFIO_CHECK_EXTENSION,
+				     (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+			if (ret <= 0)
+				return vmig_fail(s, ret < 0 ? ret : -ENODEV,
+						 "devices[%zu]: container \"%s\" "
+						 "has no VFIO type1v2 IOMMU",
+						 idx, cd->container);
+			ret = kioctl(s, cfd, VFIO_SET_IOMMU,
+				     (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+			if (ret < 0)
+				return vmig_fail(s, ret,
+						 "devices[%zu]: container \"%s\": "
+						 "VFIO_SET_IOMMU: %s",
+						 idx, cd->container,
+						 vmig_strerror(ret));
+		}
+	}
+	ret = kioctl(s, gfd, VFIO_GROUP_GET_DEVICE_FD, cd->address);
+	if (ret < 0)
+		return vmig_fail(s, ret,
+				 "devices[%zu].address: \"%s\" in group %d: %s",
+				 idx, cd->address, cd->group,
+				 vmig_strerror(ret));
+	d->group_fd = gfd;
+	d->device_fd = ret;
+	return 0;
+}
+
+/* Opens an iommufd device cdev, binds it and attaches it to its IOAS. */
+static int open_iommufd_device(struct setup *st, size_t idx,
+			       struct vmig_device *d, struct space *sp)
+{
+	vmig_session *s = st->s;
+	const struct vmig_cfg_device *cd = &st->cfg->devices[idx];
+	struct vmig_iommu_rec *io = s->iommus[sp->id];
+	struct vk_vfio_device_bind_iommufd bind = {
+		.argsz = sizeof(bind),
+		.iommufd = io->desc.fd,
+	};
+	struct vk_vfio_device_attach_iommufd_pt attach = {
+		.argsz = sizeof(attach),
+		.pt_id = io->desc.ioas_id,
+	};
+	int fd, ret;
+
+	fd = kopen(s, cd->cdev, O_RDWR);
+	if (fd < 0)
+		return vmig_fail(s, fd, "devices[%zu].cdev: %s: %s", idx,
+				 cd->cdev, vmig_strerror(fd));
+	d->device_fd = fd;
+	ret = kioctl(s, fd, VK_VFIO_DEVICE_BIND_IOMMUFD, &bind);
+	if (ret < 0)
+		goto fail;
+	ret = kioctl(s, fd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach);
+	if (ret < 0)
+		goto fail;
+	d->iommufd_id = bind.out_devid;
+	return 0;
+fail:
+	s->kernel.close(s->kernel.kctx, fd);
+	d->device_fd = -1;
+	return vmig_fail(s, ret, "devices[%zu].cdev: %s: %s", idx, cd->cdev,
+			 ret == -ENOTTY ? "not a VFIO device cdev"
+					: vmig_strerror(ret));
+}
+
+static int setup_kernel(struct setup *st)
+{
+	vmig_session *s = st->s;
+	const struct vmig_cfg_kernel *kc = &st->cfg->kernel;
+	struct ksim_params kp = {
+		.type1_pgsize = kc->type1_pgsize,
+		.iommufd_compat = kc->iommufd_compat,
+	};
+	size_t i, j;
+	int ret;
+
+	if (kc->type != VMIG_KERNEL_SIMULATED)
+		return 0;
+	ret = ksim_new(&kp, &s->ksim);
+	if (ret < 0)
+		return vmig_fail(s, ret, "kernel: cannot create the simulator");
+	for (i = 0; i < st->cfg->nr_devices; i++) {
+		const struct vmig_cfg_device *cd = &st->cfg->devices[i];
+		const struct vmig_cfg_sim_device *sd = NULL;
+		struct ksim_device_params dp = { 0 };
+
+		for (j = 0; j < kc->nr_devices; j++) {
+			if (!strcmp(kc->devices[j].name, cd->name))
+				sd = &kc->devices[j];
+		}
+		if (!sd)
+			return vmig_fail(s, VMIG_ECONFIG,
+					 "kernel.devices: no simulated device "
+					 "for devices[%zu] \"%s\"",
+					 i, cd->name);
+		dp.name = cd->address;
+		dp.kind = cd->kind == VMIG_DEVICE_MDEV ? KSIM_DEV_MDEV
+						      : KSIM_DEV_PCI;
+		dp.group = cd->iommu == VMIG_CFG_IOMMU_TYPE1 ? cd->group : -1;
+		dp.pins_pages = sd->pins_pages;
+		dp.dma = sd->dma;
+		ret = ksim_device_add(s->ksim, &dp, NULL);
+		if (ret < 0)
+			return vmig_fail(s, ret,
+					 "kernel.devices: simulated device for "
+					 "devices[%zu] \"%s\": %s",
+					 i, cd->name, vmig_strerror(ret));
+	}
+	/* The session's kernel is the simulator from now on. */
+	memcpy(&s->kernel, ksim_host(s->ksim), offsetof(struct vmig_host, log));
+	s->kernel.size = sizeof(s->kernel);
+	s->kernel.ctx = NULL;
+	return 0;
+}
+
+static int setup_plugins(struct setup *st)
+{
+	vmig_session *s = st->s;
+	const struct vmig_config *cfg = st->cfg;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < cfg->nr_plugin_paths; i++) {
+		ret = vmig_plugin_add_path(s, cfg->plugin_paths[i]);
+		if (ret < 0)
+			return ret;
+	}
+	if (cfg->plugins_given) {
+		for (i = 0; i < cfg->nr_plugins; i++) {
+			ret = vmig_plugin_load(s, cfg->plugins[i]);
+			if (ret < 0)
+				return vmig_fail(s, ret, "plugins.load[%zu]: %s",
+						 i, vmig_errmsg(s));
+		}
+	} else {
+		/* The default set: each one that is installed. */
+		for (i = 0; i < sizeof(default_plugins) /
+					sizeof(default_plugins[0]);
+		     i++) {
+			ret = vmig_plugin_load(s, default_plugins[i]);
+			if (ret == -ENOENT) {
+				vmig_logf(s, VMIG_LOG_INFO,
+					  "plugin %s is not installed",
+					  default_plugins[i]);
+				continue;
+			}
+			if (ret < 0)
+				return vmig_fail(s, ret, "plugins: %s",
+						 vmig_errmsg(s));
+		}
+	}
+	if (cfg->preference) {
+		ret = vmig_set_preference(s,
+					  (const char *const *)cfg->preference,
+					  cfg->nr_preference);
+		if (ret < 0)
+			return vmig_fail(s, ret, "preference: %s",
+					 vmig_errmsg(s));
+	}
+	return 0;
+}
+
+static int setup_memory(struct setup *st)
+{
+	vmig_session *s = st->s;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < st->cfg->nr_regions; i++) {
+		const struct vmig_cfg_region *cr = &st->cfg->regions[i];
+		struct vmig_region r = {
+			.size = sizeof(r),
+			.name = cr->name,
+			.gpa = cr->gpa,
+			.length = cr->size,
+			.fd = -1,
+		};
+		void *p;
+
+		/* Lazily backed: untouched guest pages cost nothing. */
+		p = mmap(NULL, cr->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return vmig_fail(s, -errno,
+					 "memory[%zu]: cannot map %llu bytes: %s",
+					 i, (unsigned long long)cr->size,
+					 vmig_strerror(-errno));
+		r.hva = p;
+		ret = vmig_region_add(s, &r, NULL);
+		if (ret < 0) {
+			munmap(p, cr->size);
+			return vmig_fail(s, ret, "memory[%zu]: %s", i,
+					 vmig_errmsg(s));
+		}
+		s->regions[s->nr_regions - 1].owned = true;
+	}
+	return 0;
+}
+
+static int setup_mappings(struct setup *st)
+{
+	vmig_session *s = st->s;
+	const struct vmig_config *cfg = st->cfg;
+	size_t i, j;
+	int ret;
+
+	if (!cfg->nr_mappings) {
+		/* Identity: every region at IOVA = GPA in every space. */
+		for (i = 0; i < st->nr_spaces; i++) {
+			for (j = 0; j < s->nr_regions; j++) {
+				struct vmig_dma_map m = {
+					.size = sizeof(m),
+					.flags = VMIG_DMA_READ | VMIG_DMA_WRITE,
+					.iommu_id = st->spaces[i].id,
+					.iova = s->regions[j].gpa,
+					.length = s->regions[j].length,
+					.gpa = s->regions[j].gpa,
+				};
+
+				ret = vmig_dma_map(s, &m);
+				if (ret < 0)
+					return vmig_fail(s, ret,
+							 "dma_mappings (identity) "
+							 "of memory[%zu] into "
+							 "\"%s\": %s",
+							 j, st->spaces[i].label,
+							 vmig_errmsg(s));
+			}
+		}
+		return 0;
+	}
+	for (i = 0; i < cfg->nr_mappings; i++) {
+		const struct vmig_cfg_mapping *cm = &cfg->mappings[i];
+		struct space *sp = space_find(st, VMIG_CFG_IOMMU_TYPE1,
+					      cm->space);
+		struct vmig_dma_map m = {
+			.size = sizeof(m),
+			.flags = VMIG_DMA_READ |
+				 (cm->write ? VMIG_DMA_WRITE : 0),
+			.iova = cm->iova,
+			.length = cm->size,
+			.gpa = cm->gpa,
+		};
+
+		if (!sp)
+			sp = space_find(st, VMIG_CFG_IOMMU_IOMMUFD, cm->space);
+		if (!sp)
+			return vmig_fail(s, VMIG_ECONFIG,
+					 "dma_mappings[%zu].space: no container "
+					 "or IOAS \"%s\"",
+					 i, cm->space);
+		m.iommu_id = sp->id;
+		ret = vmig_dma_map(s, &m);
+		if (ret < 0)
+			return vmig_fail(s, ret, "dma_mappings[%zu]: %s", i,
+					 vmig_errmsg(s));
+	}
+	return 0;
+}
+
+static int setup_devices(struct setup *st)
+{
+	vmig_session *s = st->s;
+	const struct vmig_config *cfg = st->cfg;
+	size_t i, j;
+	int ret;
+
+	for (i = 0; i < cfg->nr_devices; i++) {
+		const struct vmig_cfg_device *cd = &cfg->devices[i];
+		struct vmig_pasid *pasids = NULL;
+		struct vmig_device d = {
+			.size = sizeof(d),
+			.kind = cd->kind,
+			.name = cd->name,
+			.address = cd->address,
+			.device_fd = -1,
+			.group_fd = -1,
+		};
+		struct space *sp;
+
+		ret = space_get(st, cd->iommu,
+				cd->iommu == VMIG_CFG_IOMMU_TYPE1 ? cd->container
+								  : cd->ioas,
+				&sp);
+		if (ret < 0)
+			return ret;
+		d.iommu_id = sp->id;
+		ret = cd->iommu == VMIG_CFG_IOMMU_TYPE1
+			      ? open_type1_device(st, i, &d, sp)
+			      : open_iommufd_device(st, i, &d, sp);
+		if (ret < 0)
+			return ret;
+		if (cd->nr_pasids) {
+			pasids = calloc(cd->nr_pasids, sizeof(*pasids));
+			if (!pasids)
+				ret = -ENOMEM;
+		}
+		for (j = 0; ret == 0 && j < cd->nr_pasids; j++) {
+			struct space *ps;
+
+			ret = space_get(st, VMIG_CFG_IOMMU_IOMMUFD,
+					cd->pasids[j].ioas, &ps);
+			pasids[j].pasid = cd->pasids[j].pasid;
+			pasids[j].iommu_id = ret == 0 ? ps->id : 0;
+		}
+		d.pasids = pasids;
+		d.nr_pasids = (uint32_t)cd->nr_pasids;
+		if (ret == 0)
+			ret = vmig_device_add(s, &d, NULL);
+		free(pasids);
+		if (ret < 0) {
+			if (d.device_fd >= 0)
+				s->kernel.close(s->kernel.kctx, d.device_fd);
+			return vmig_fail(s, ret, "devices[%zu] \"%s\": %s", i,
+					 cd->name, vmig_errmsg(s));
+		}
+		s->devices[s->nr_devices - 1]->owned_fd = true;
+	}
+	return 0;
+}
+
+/* Pins and injected failures of the simulated kernel, last of all. */
+static int setup_simulation(struct setup *st)
+{
+	vmig_session *s = st->s;
+	const struct vmig_cfg_kernel *kc = &st->cfg->kernel;
+	size_t i, j;
+	int ret;
+
+	if (!s->ksim)
+		return 0;
+	for (i = 0; i < kc->nr_devices; i++) {
+		const struct vmig_cfg_sim_device *sd = &kc->devices[i];
+		struct ksim_device *kd;
+
+		if (!sd->pin_pages)
+			continue;
+		for (j = 0; j < st->cfg->nr_devices; j++) {
+			if (!strcmp(st->cfg->devices[j].name, sd->name))
+				break;
+		}
+		kd = ksim_device_find(s->ksim, st->cfg->devices[j].address);
+		ret = kd ? ksim_pin(kd, sd->pin_iova, sd->pin_pages) : -ENOENT;
+		if (ret < 0)
+			return vmig_fail(s, ret, "kernel.devices[%zu].pin: %s",
+					 i, vmig_strerror(ret));
+	}
+	for (i = 0; i < kc->nr_faults; i++) {
+		const struct vmig_cfg_fault *f = &kc->faults[i];
+
+		if (f->nth)
+			ksim_fail_nth(s->ksim, f->nth, f->err);
+		else
+			ksim_fail_request(s->ksim, f->request, f->err,
+					  f->times);
+	}
+	return 0;
+}
+
+VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
+{
+	struct setup st = { .s = s, .cfg = cfg, .iommufd = -1 };
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (!cfg)
+		return vmig_fail(s, -EINVAL, "configure: no configuration");
+	if (s->configured || s->tracking || s->nr_regions || s->nr_iommus ||
+	    s->nr_devices || vmig_pluginset_count(s->plugins))
+		return vmig_fail(s, -EBUSY,
+				 "configure: the session is not fresh");
+	s->configured = true;
+	s->role = cfg->role;
+	s->hotplug = cfg->policies.hotplug;
+	s->run_iterations = cfg->run.iterations;
+	if (cfg->report) {
+		s->report_path = strdup(cfg->report);
+		if (!s->report_path)
+			return -ENOMEM;
+	}
+	ret = setup_kernel(&st);
+	if (ret == 0)
+		ret = setup_plugins(&st);
+	if (ret == 0)
+		ret = setup_memory(&st);
+	if (ret == 0)
+		ret = setup_devices(&st);
+	if (ret == 0)
+		ret = setup_mappings(&st);
+	if (ret == 0)
+		ret = setup_simulation(&st);
+	free(st.spaces);
+	if (ret == -ENOMEM)
+		return vmig_fail(s, ret, "configure: out of memory");
+	return ret;
+}

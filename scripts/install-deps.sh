@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian 12 packages vmig needs, if any are missing.
+# Usage: scripts/install-deps.sh [extra packages...]
+# Runs apt-get through sudo when not root; refreshes the package lists
+# only when an install fails without them.
+set -eu
+
+pkgs="build-essential cmake pkg-config libuv1-dev libcjson-dev libcunit1-dev $*"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+	sudo=""
+else
+	sudo="sudo"
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+$sudo apt-get install -y --no-install-recommends $missing ||
+	{ $sudo apt-get update && $sudo apt-get install -y --no-install-recommends $missing; }

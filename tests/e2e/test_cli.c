@@ -1,0 +1,351 @@
+/*
+ * test_cli.c: the vmig program end to end.
+ *
+ * Runs the built `vmig` as a user would (a child process, its output
+ * captured) on the sample configurations and on broken input, and checks
+ * its exit status, what it printed and the JSON report it wrote.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "unit/testutil.h"
+
+#define VMIG VMIG_BINARY_DIR "/bin/vmig"
+#define CONFIGS VMIG_SOURCE_DIR "/samples/configs/"
+
+extern char **environ;
+
+struct result {
+	int status; /* exit status, or -1 if it did not exit */
+	char out[65536];
+	char err[16384];
+};
+
+static char tmpdir[64];
+
+static void slurp(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/*
+ * Runs vmig with argv (NULL-terminated, without the program name), with
+ * VMIG_PLUGIN_PATH removed from the environment unless plugin_path.
+ */
+static void run(struct result *r, const char *plugin_path, ...)
+{
+	char out[96], err[96], env_path[4096];
+	const char *argv[16];
+	char *envp[256];
+	posix_spawn_file_actions_t fa;
+	va_list ap;
+	pid_t pid;
+	int n = 0, e = 0, wstatus, i;
+
+	argv[n++] = VMIG;
+	va_start(ap, plugin_path);
+	while (n < 15 && (argv[n] = va_arg(ap, const char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	for (i = 0; environ[i] && e < 254; i++) {
+		if (strncmp(environ[i], "VMIG_PLUGIN_PATH=", 17))
+			envp[e++] = environ[i];
+	}
+	if (plugin_path) {
+		snprintf(env_path, sizeof(env_path), "VMIG_PLUGIN_PATH=%s",
+			 plugin_path);
+		envp[e++] = env_path;
+	}
+	envp[e] = NULL;
+
+	snprintf(out, sizeof(out), "%s/out", tmpdir);
+	snprintf(err, sizeof(err), "%s/err", tmpdir);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, out,
+					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, err,
+					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CU_ASSERT_FATAL(posix_spawn(&pid, VMIG, &fa, NULL,
+				    (char *const *)argv, envp) == 0);
+	posix_spawn_file_actions_destroy(&fa);
+	CU_ASSERT_FATAL(waitpid(pid, &wstatus, 0) == pid);
+	r->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	slurp(out, r->out, sizeof(r->out));
+	slurp(err, r->err, sizeof(r->err));
+}
+
+static cJSON *load_json(const char *path)
+{
+	static char buf[1 << 20];
+
+	slurp(path, buf, sizeof(buf));
+	return cJSON_Parse(buf);
+}
+
+static int suite_init(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmig-cli-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : 1;
+}
+
+static int suite_fini(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_version_and_usage(void)
+{
+	struct result r;
+
+	run(&r, NULL, "version", NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vmig 0."));
+	run(&r, NULL, "frobnicate", NULL);
+	CU_ASSERT_EQUAL(r.status, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "unknown command \"frobnicate\""));
+	run(&r, NULL, NULL);
+	CU_ASSERT_EQUAL(r.status, 2);
+	run(&r, NULL, "run", NULL);
+	CU_ASSERT_EQUAL(r.status, 2);
+}
+
+/* The plugins next to libvmig are found without any configuration. */
+static void test_plugins_list(void)
+{
+	struct result r;
+
+	run(&r, NULL, "plugins", NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vfio-type1 "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "devices: vfio-pci, mdev"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "address spaces: type1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vmig/plugins/vmig-vfio-type1.so"));
+}
+
+static void test_plugins_json(void)
+{
+	struct result r;
+	cJSON *root, *p, *t1 = NULL;
+
+	run(&r, NULL, "plugins", "--json", NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	root = cJSON_Parse(r.out);
+	CU_ASSERT_FATAL(cJSON_IsArray(root));
+	cJSON_ArrayForEach(p, root) {
+		cJSON *name = cJSON_GetObjectItem(p, "name");
+
+		if (cJSON_IsString(name) &&
+		    !strcmp(name->valuestring, "vfio-type1"))
+			t1 = p;
+	}
+	CU_ASSERT_FATAL(t1 != NULL);
+	CU_ASSERT_STRING_EQUAL(
+		cJSON_GetStringValue(cJSON_GetObjectItem(t1, "precision")),
+		"exact");
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(
+				t1, "device_kinds")),
+			2);
+	CU_ASSERT_EQUAL(
+		cJSON_GetObjectItem(t1, "min_page_size")->valuedouble, 4096);
+	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(t1, "read_no_clear")));
+	cJSON_Delete(root);
+}
+
+/* Broken plugins in the path are listed with what is wrong with each. */
+static void test_plugins_broken(void)
+{
+	struct result r;
+
+	run(&r, NULL, "plugins", "--path", VMIG_TEST_PLUGIN_DIR, NULL);
+	CU_ASSERT_EQUAL(r.status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "test-good"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vmig-test-abi2.so\n    error:"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vmig-test-notelf.so\n    error:"));
+	/* The real plugins are still found after the test directory. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vfio-type1 "));
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_check(void)
+{
+	struct result r;
+	char bad[128];
+
+	run(&r, NULL, "check", CONFIGS "demo.json", NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "demo.json: valid"));
+
+	snprintf(bad, sizeof(bad), "%s/bad.json", tmpdir);
+	write_file(bad, "{ \"memory\": [ { \"gpa\": 0, \"size\": \"1M\" } ],\n"
+			"  \"devices\": [ { \"name\": \"a\", \"kind\": 3,\n"
+			"                   \"group\": 1 } ] }\n");
+	run(&r, NULL, "check", bad, NULL);
+	CU_ASSERT_EQUAL(r.status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		r.err, "devices[0].kind: expected one of \"vfio-pci\", \"mdev\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "bad.json"));
+
+	run(&r, NULL, "check", "/nonexistent/vmig.json", NULL);
+	CU_ASSERT_EQUAL(r.status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/vmig.json"));
+}
+
+static cJSON *run_report(const char *config, const char *name)
+{
+	char report[128];
+	struct result r;
+	cJSON *root;
+
+	snprintf(report, sizeof(report), "%s/%s", tmpdir, name);
+	run(&r, NULL, "run", config, "--report", report, NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	if (r.status)
+		fprintf(stderr, "%s", r.err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "missed 0"));
+	root = load_json(report);
+	CU_ASSERT_FATAL(root != NULL);
+	return root;
+}
+
+static double num(cJSON *o, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItem(o, key);
+
+	CU_ASSERT_FATAL(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static const char *str(cJSON *o, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+
+	CU_ASSERT_FATAL(s != NULL);
+	return s;
+}
+
+static void test_run_demo(void)
+{
+	cJSON *root = run_report(CONFIGS "demo.json", "demo.json");
+	cJSON *devs = cJSON_GetObjectItem(root, "devices");
+	cJSON *nic = cJSON_GetArrayItem(devs, 0);
+	cJSON *vgpu = cJSON_GetArrayItem(devs, 1);
+
+	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT(num(root, "pages_reported") >= num(root, "pages_written"));
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(root,
+							       "iterations")),
+			5);
+	CU_ASSERT_STRING_EQUAL(str(nic, "name"), "nic0");
+	CU_ASSERT_STRING_EQUAL(str(nic, "source"), "vfio-type1");
+	CU_ASSERT_STRING_EQUAL(str(nic, "precision"), "all-mapped");
+	CU_ASSERT_STRING_EQUAL(str(vgpu, "source"), "vfio-type1");
+	CU_ASSERT_STRING_EQUAL(str(vgpu, "precision"), "exact");
+	cJSON_Delete(root);
+}
+
+/* A plain vfio-pci device: type1 reports every mapped page, every time. */
+static void test_run_type1_pci(void)
+{
+	cJSON *root = run_report(CONFIGS "type1-pci.json", "pci.json");
+	cJSON *it;
+	double mapped = 2 * (64 << 20) / 4096;
+
+	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
+		CU_ASSERT_EQUAL(num(it, "pages_reported"), mapped);
+		CU_ASSERT(num(it, "pages_written") > 0);
+	}
+	cJSON_Delete(root);
+}
+
+/* An mdev alone: pinned pages and what it wrote, nothing more. */
+static void test_run_type1_mdev(void)
+{
+	cJSON *root = run_report(CONFIGS "type1-mdev.json", "mdev.json");
+	cJSON *it;
+
+	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
+		CU_ASSERT(num(it, "pages_written") > 0);
+		CU_ASSERT(num(it, "pages_reported") <=
+			  num(it, "pages_written") + 8);
+		CU_ASSERT(num(it, "pages_reported") >= 8);
+	}
+	cJSON_Delete(root);
+}
+
+static void test_run_errors(void)
+{
+	struct result r;
+	char path[128];
+
+	run(&r, NULL, "run", "/nonexistent/x.json", NULL);
+	CU_ASSERT_EQUAL(r.status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/x.json"));
+
+	/* A report that cannot be written is named. */
+	snprintf(path, sizeof(path), "%s/badreport.json", tmpdir);
+	write_file(path,
+		   "{ \"memory\": [ { \"gpa\": 0, \"size\": \"1M\" } ],\n"
+		   "  \"devices\": [ { \"name\": \"a\", \"kind\": \"vfio-pci\",\n"
+		   "                   \"group\": 1 } ],\n"
+		   "  \"kernel\": { \"type\": \"simulated\",\n"
+		   "    \"devices\": [ { \"name\": \"a\" } ] } }\n");
+	run(&r, NULL, "run", path, "--report", "/nonexistent/dir/r.json",
+	    NULL);
+	CU_ASSERT_EQUAL(r.status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/dir/r.json"));
+}
+
+static CU_TestInfo tests[] = {
+	{ "version and usage", test_version_and_usage },
+	{ "plugins", test_plugins_list },
+	{ "plugins --json", test_plugins_json },
+	{ "plugins with broken ones", test_plugins_broken },
+	{ "check", test_check },
+	{ "run demo", test_run_demo },
+	{ "run: type1 with vfio-pci", test_run_type1_pci },
+	{ "run: type1 with an mdev", test_run_type1_mdev },
+	{ "run errors", test_run_errors },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "cli", suite_init, suite_fini, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+VMIG_TEST_MAIN(suites)

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Runs every test of vmig: installs what the tests need, then builds twice
+# and runs the whole CTest suite on each build:
+#   build-ci    warnings as errors (and the valgrind runs),
+#   build-asan  AddressSanitizer and UndefinedBehaviorSanitizer.
+# Exits non-zero when anything fails.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc)
+
+scripts/install-deps.sh valgrind
+
+echo "== build-ci: -Werror"
+cmake -S . -B build-ci -DVMIG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build-ci -j"$jobs"
+ctest --test-dir build-ci --output-on-failure -j"$jobs"
+
+echo "== build-asan: -Werror, AddressSanitizer, UBSan"
+cmake -S . -B build-asan -DVMIG_WERROR=ON -DVMIG_SANITIZE=ON \
+	-DCMAKE_BUILD_TYPE=Debug
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== all tests passed"

@@ -1,0 +1,43 @@
+/*
+ * testutil.h: the CUnit runner every unit test shares.
+ *
+ * A test file defines its tests and suites with CUnit's CU_TestInfo and
+ * CU_SuiteInfo tables and ends with VMIG_TEST_MAIN(suites). The program
+ * exits non-zero when any assertion failed, so CTest sees the failure.
+ */
+#ifndef VMIG_TESTUTIL_H
+#define VMIG_TESTUTIL_H
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static inline int vmig_test_run(CU_SuiteInfo *suites)
+{
+	unsigned int failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	if (CU_register_suites(suites) != CUE_SUCCESS) {
+		fprintf(stderr, "cannot register suites: %s\n",
+			CU_get_error_msg());
+		CU_cleanup_registry();
+		return 2;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures() +
+		   CU_get_number_of_tests_failed();
+	if (CU_get_number_of_tests_run() == 0)
+		failures++; /* a test program that ran nothing is broken */
+	CU_cleanup_registry();
+	return failures ? 1 : 0;
+}
+
+#define VMIG_TEST_MAIN(suites)                \
+	int main(void)                        \
+	{                                     \
+		return vmig_test_run(suites); \
+	}
+
+#endif /* VMIG_TESTUTIL_H */
