@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the build into a temporary prefix and builds an embedder
+# against it twice, with find_package(vmig) and with pkg-config; both must
+# run and find the installed plugins, and so must the installed `vmig`.
+# Usage: check-install.sh BUILD_DIR SOURCE_DIR C_COMPILER
+set -eu
+build=$1 src=$2 cc=$3
+tmp=$(mktemp -d /tmp/vmig-install-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+prefix="$tmp/prefix"
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+unset VMIG_PLUGIN_PATH
+
+# CMake package.
+cmake -S "$src/samples/embed" -B "$tmp/cmake" \
+	-DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" >/dev/null
+cmake --build "$tmp/cmake" >/dev/null
+LD_LIBRARY_PATH="$(dirname "$(find "$prefix" -name 'libvmig.so' | head -n1)")" \
+	"$tmp/cmake/vmig-embed-sample" >"$tmp/out1"
+grep -q "plugin vfio-type1" "$tmp/out1" || { cat "$tmp/out1"; echo "find_package: vfio-type1 not found"; exit 1; }
+
+# pkg-config.
+pc=$(dirname "$(find "$prefix" -name vmig.pc | head -n1)")
+flags=$(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs vmig)
+# shellcheck disable=SC2086
+"$cc" -std=c11 -Wall -Werror "$src/samples/embed/main.c" $flags -o "$tmp/pc-sample"
+LD_LIBRARY_PATH="$(PKG_CONFIG_PATH="$pc" pkg-config --variable=libdir vmig)" \
+	"$tmp/pc-sample" >"$tmp/out2"
+grep -q "plugin vfio-type1" "$tmp/out2" || { cat "$tmp/out2"; echo "pkg-config: vfio-type1 not found"; exit 1; }
+
+# The installed program finds its library and plugins by itself.
+"$prefix/bin/vmig" plugins | grep -q "^vfio-type1 " || { echo "installed vmig: no plugins"; exit 1; }
+for h in vmig.h plugin.h version.h; do
+	[ -f "$prefix/include/vmig/$h" ] || { echo "missing header $h"; exit 1; }
+done
+echo "install: find_package, pkg-config and the installed vmig all work"
