@@ -3,16 +3,22 @@
  *
  *   vmig plugins [--json] [--path DIR]...   what plugins can be loaded
  *   vmig check CONFIG                      validate a configuration
- *   vmig run CONFIG [--report FILE]        run what it says
+ *   vmig run CONFIG [--report FILE] [--dump-memory FILE]
+ *                                          run what it says
  *
  * Everything here goes through the public API (vmig/vmig.h); the program
- * adds only argument parsing, logging to stderr and the progress line.
+ * adds only argument parsing, logging to stderr, the progress line, and
+ * turning SIGINT and SIGTERM into vmig_cancel() (from a thread of its own
+ * that waits for them, so nothing runs in a signal handler).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -42,9 +48,14 @@ static void usage(FILE *f)
 		"      what each can track\n"
 		"  check CONFIG\n"
 		"      validate a JSON configuration (docs/config.md)\n"
-		"  run CONFIG [--report FILE]\n"
-		"      run what the configuration says and write its JSON\n"
-		"      report (--report overrides the configuration's)\n"
+		"  run CONFIG [--report FILE] [--dump-memory FILE]\n"
+		"      run what the configuration says (a migration, as\n"
+		"      source, destination or both ends, or a tracking run)\n"
+		"      and write its JSON report (--report overrides the\n"
+		"      configuration's); --dump-memory writes guest memory,\n"
+		"      in guest-physical order, at the end; a destination\n"
+		"      prints \"listening on ADDRESS\" once it listens;\n"
+		"      SIGINT or SIGTERM cancels a migration\n"
 		"  version\n"
 		"\n"
 		"options: -v (more log; twice for debug), -q (errors only),\n"
@@ -67,17 +78,37 @@ static void log_stderr(void *opaque, enum vmig_log_level level,
 		names[level <= VMIG_LOG_DEBUG ? level : VMIG_LOG_DEBUG], msg);
 }
 
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / (1 << 20);
+}
+
 static void progress_line(void *opaque, const struct vmig_progress *p)
 {
+	char dt[32];
+
 	(void)opaque;
 	if (!isatty(STDERR_FILENO) || verbosity < VMIG_LOG_WARN)
 		return;
-	fprintf(stderr,
-		"\r\033[Kiteration %u: %llu pages dirty (%.1f MiB), "
-		"dirty rate %.1f MiB/s",
-		p->iteration, (unsigned long long)p->pages_dirty,
-		(double)p->bytes_left / (1 << 20),
-		(double)p->dirty_rate / (1 << 20));
+	if (!p->bandwidth) {
+		/* A tracking run: no stream. */
+		fprintf(stderr,
+			"\r\033[Kiteration %u: %llu pages dirty (%.1f MiB), "
+			"dirty rate %.1f MiB/s",
+			p->iteration, (unsigned long long)p->pages_dirty,
+			mib(p->bytes_left), mib(p->dirty_rate));
+	} else {
+		if (p->expected_downtime_us == UINT64_MAX)
+			snprintf(dt, sizeof(dt), "not known yet");
+		else
+			snprintf(dt, sizeof(dt), "%.0f ms",
+				 (double)p->expected_downtime_us / 1000);
+		fprintf(stderr,
+			"\r\033[Kiteration %u: %.1f MiB left, dirty rate %.1f "
+			"MiB/s, bandwidth %.1f MiB/s, expected downtime %s",
+			p->iteration, mib(p->bytes_left), mib(p->dirty_rate),
+			mib(p->bandwidth), dt);
+	}
 	fflush(stderr);
 	progress_shown = 1;
 }
@@ -328,11 +359,19 @@ static int cmd_check(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* One line of figures from the report, for the terminal. */
+static double num_or(cJSON *o, const char *key, double dflt)
+{
+	cJSON *v = cJSON_GetObjectItem(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+/* A line or two of figures from the report, for the terminal. */
 static void print_summary(vmig_session *s, const char *report)
 {
 	int64_t len = vmig_report_json(s, NULL, 0);
-	cJSON *root, *w, *r, *m;
+	cJSON *root, *w, *r, *m, *mode;
+	const char *res;
 	char *buf;
 
 	if (len < 0)
@@ -345,6 +384,25 @@ static void print_summary(vmig_session *s, const char *report)
 	free(buf);
 	if (!root)
 		return;
+	mode = cJSON_GetObjectItem(root, "mode");
+	res = cJSON_GetStringValue(cJSON_GetObjectItem(root, "result"));
+	if (cJSON_IsString(mode) && !strcmp(mode->valuestring, "migration") &&
+	    res) {
+		const char *role = cJSON_GetStringValue(
+			cJSON_GetObjectItem(root, "role"));
+
+		printf("migration %s (%s): %d iteration(s), %.1f MiB in "
+		       "%.0f ms, downtime %.1f ms, memory %s\n",
+		       res, role ? role : "?",
+		       cJSON_GetArraySize(cJSON_GetObjectItem(root,
+							      "iterations")),
+		       num_or(root, "total_bytes", 0) / (1 << 20),
+		       num_or(root, "duration_us", 0) / 1000,
+		       num_or(root, "downtime_ms", 0),
+		       cJSON_IsTrue(cJSON_GetObjectItem(root, "memory_match"))
+			       ? "matches"
+			       : "not proven equal");
+	}
 	w = cJSON_GetObjectItem(root, "pages_written");
 	r = cJSON_GetObjectItem(root, "pages_reported");
 	m = cJSON_GetObjectItem(root, "pages_missed");
@@ -355,27 +413,127 @@ static void print_summary(vmig_session *s, const char *report)
 	else if (cJSON_IsNumber(r))
 		printf("pages reported %.0f (no ground truth: real kernel)",
 		       r->valuedouble);
+	else
+		printf("no ground truth on this side");
 	printf("%s%s\n", report ? "; report: " : "", report ? report : "");
 	cJSON_Delete(root);
+}
+
+/*
+ * SIGINT and SIGTERM cancel the migration. They are blocked in every
+ * thread and taken by this one, which may call into the library.
+ */
+struct sigctl {
+	pthread_t thread;
+	sigset_t set;
+	vmig_session *s;
+	pthread_mutex_t lock;
+	int done; /* the run is over: stop trying */
+};
+
+static void *signal_main(void *opaque)
+{
+	struct sigctl *c = opaque;
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int sig;
+
+	for (;;) {
+		if (sigwait(&c->set, &sig) != 0 || sig == SIGUSR1)
+			return NULL;
+		fprintf(stderr, "%s: %s: cancelling the migration\n", prog,
+			sig == SIGINT ? "interrupted" : "terminated");
+		/* The run may not have begun its migration yet: retry. */
+		for (;;) {
+			int done;
+
+			pthread_mutex_lock(&c->lock);
+			done = c->done;
+			pthread_mutex_unlock(&c->lock);
+			if (done || vmig_cancel(c->s) == 0)
+				break;
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+static int signals_start(struct sigctl *c, vmig_session *s)
+{
+	c->s = s;
+	c->done = 0;
+	pthread_mutex_init(&c->lock, NULL);
+	sigemptyset(&c->set);
+	sigaddset(&c->set, SIGINT);
+	sigaddset(&c->set, SIGTERM);
+	sigaddset(&c->set, SIGUSR1);
+	if (pthread_sigmask(SIG_BLOCK, &c->set, NULL) ||
+	    pthread_create(&c->thread, NULL, signal_main, c)) {
+		pthread_mutex_destroy(&c->lock);
+		return -1;
+	}
+	return 0;
+}
+
+static void signals_stop(struct sigctl *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->done = 1;
+	pthread_mutex_unlock(&c->lock);
+	pthread_kill(c->thread, SIGUSR1);
+	pthread_join(c->thread, NULL);
+	pthread_mutex_destroy(&c->lock);
+}
+
+/* The configuration's "role", read from its text (NULL: none). */
+static int config_is_destination(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	cJSON *root, *role;
+	char *buf;
+	long len;
+	int ret = 0;
+
+	if (!f)
+		return 0;
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) || !(buf = malloc((size_t)len + 1))) {
+		fclose(f);
+		return 0;
+	}
+	len = (long)fread(buf, 1, (size_t)len, f);
+	buf[len] = '\0';
+	fclose(f);
+	root = cJSON_Parse(buf);
+	free(buf);
+	role = cJSON_GetObjectItem(root, "role");
+	if (cJSON_IsString(role) && !strcmp(role->valuestring, "destination"))
+		ret = 1;
+	cJSON_Delete(root);
+	return ret;
 }
 
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "report", required_argument, NULL, 'r' },
+		{ "dump-memory", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *report = NULL;
+	const char *report = NULL, *dump = NULL;
+	struct sigctl sig;
 	vmig_config *cfg;
 	vmig_session *s;
-	int c, ret;
+	char bound[256], msg[1024];
+	int c, ret, dret = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			report = optarg;
+			break;
+		case 'd':
+			dump = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -395,25 +553,47 @@ static int cmd_run(int argc, char **argv)
 		vmig_config_free(cfg);
 		return EXIT_FAIL;
 	}
+	if (signals_start(&sig, s) < 0) {
+		fprintf(stderr, "%s: cannot watch for signals\n", prog);
+		vmig_config_free(cfg);
+		vmig_session_free(s);
+		return EXIT_FAIL;
+	}
 	ret = vmig_session_configure(s, cfg);
 	vmig_config_free(cfg);
 	if (ret < 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog, argv[optind],
 			vmig_errmsg(s));
-		vmig_session_free(s);
-		return EXIT_FAIL;
+		goto out;
+	}
+	if (config_is_destination(argv[optind])) {
+		/* Listen first, and say where: the source may need to know. */
+		ret = vmig_listen(s, NULL, bound, sizeof(bound));
+		if (ret < 0) {
+			fprintf(stderr, "%s: %s\n", prog, vmig_errmsg(s));
+			goto out;
+		}
+		printf("listening on %s\n", bound);
+		fflush(stdout);
 	}
 	ret = vmig_run(s, report);
 	if (progress_shown)
 		fputs("\r\033[K", stderr);
-	if (ret == 0 || ret == VMIG_EMISSED)
-		print_summary(s, report);
+	snprintf(msg, sizeof(msg), "%s", vmig_errmsg(s));
+	if (dump) {
+		dret = vmig_memory_dump(s, dump);
+		if (dret < 0)
+			fprintf(stderr, "%s: %s\n", prog, vmig_errmsg(s));
+	}
+	print_summary(s, report);
 	if (ret < 0)
-		fprintf(stderr, "%s: %s\n", prog, vmig_errmsg(s));
+		fprintf(stderr, "%s: %s\n", prog, msg);
+out:
+	signals_stop(&sig);
 	vmig_session_free(s);
 	if (ret == VMIG_EMISSED)
 		return EXIT_MISSED;
-	return ret < 0 ? EXIT_FAIL : EXIT_OK;
+	return ret < 0 || dret < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -394,6 +394,31 @@ int vmig_arbiter_start(vmig_session *s)
 	return 0;
 }
 
+int vmig_arbiter_start_gpa(vmig_session *s)
+{
+	size_t i;
+	int n = 0, ret;
+
+	for (i = 0; i < s->nr_sources; i++) {
+		struct vmig_source_rec *src = &s->sources[i];
+
+		if (!(src->desc->iommu_kinds & VMIG_KIND_BIT(VMIG_IOMMU_GPA)))
+			continue;
+		src->gpa = true;
+		if (src->failed || source_instance(s, src) < 0)
+			continue;
+		ret = source_start(s, src);
+		if (ret < 0) {
+			vmig_source_fail(s, src, ret, "start");
+			continue;
+		}
+		vmig_logf(s, VMIG_LOG_INFO,
+			  "%s: tracking guest memory (vCPU writes)", src->name);
+		n++;
+	}
+	return n;
+}
+
 void vmig_arbiter_stop(vmig_session *s)
 {
 	size_t i;

@@ -1209,12 +1209,16 @@ static int parse_transport(struct ctx *c, const cJSON *root,
 			goto bad_port;
 		n = n * 10 + (*port - '0');
 	}
-	if (n < 1 || n > 65535)
+	/* A destination may ask for any free port (0). */
+	if (n < (cfg->role == VMIG_ROLE_DESTINATION ? 0 : 1) || n > 65535)
 		goto bad_port;
 ok:
 	cfg->transport = sdup(t);
 	return cfg->transport ? 0 : nomem(c);
 bad_port:
+	if (cfg->role == VMIG_ROLE_DESTINATION)
+		return fail_key(c, "transport", "expected a port from 0 (any "
+				"free port) to 65535 after the last ':'");
 	return fail_key(c, "transport", "expected a port from 1 to 65535 "
 			"after the last ':'");
 bad:
@@ -1405,25 +1409,29 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	return 0;
 }
 
-static const char *const run_keys[] = { "iterations", NULL };
+static const char *const run_keys[] = { "mode", "iterations", NULL };
+static const char *const run_modes[] = { "migrate", "track", NULL };
 
 static int parse_run(struct ctx *c, const cJSON *root,
 		     struct vmig_config *cfg)
 {
 	const cJSON *obj = item(root, "run");
 	int64_t iters = 5;
+	int mode = 0;
 	size_t m;
 	int rc;
 
 	if (obj) {
 		m = push_key(c, "run");
 		rc = check_object(c, obj, run_keys);
+		rc = rc ? rc : get_enum(c, obj, "mode", run_modes, &mode);
 		rc = rc ? rc : get_int(c, obj, "iterations", 1, 100000, NULL,
 				       &iters);
 		if (rc)
 			return rc;
 		pop(c, m);
 	}
+	cfg->run.track_only = mode == 1;
 	cfg->run.iterations = (uint32_t)iters;
 	return 0;
 }
@@ -2028,8 +2036,22 @@ static int parse_fault(struct ctx *c, const cJSON *obj,
 }
 
 static const char *const sim_device_keys[] = {
-	"name", "pins_pages", "iommu_dirty_tracking", "pin", "dma", NULL,
+	"name", "pins_pages", "iommu_dirty_tracking", "pin", "dma",
+	"migration", "dma_logging", "iommu", NULL,
 };
+static const char *const sim_iommu_keys[] = {
+	"model", "page_sizes", "huge_iova", "max_pasid_log2", NULL,
+};
+/* In the order of enum ksim_iommu_model. */
+static const char *const iommu_models[] = { "intel", "mock", NULL };
+static const char *const migration_keys[] = {
+	"p2p", "pre_copy", "state_size", "state_seed", NULL,
+};
+static const char *const logging_keys[] = {
+	"model", "max_ranges", "min_page_size", "max_page_size", NULL,
+};
+/* In the order of enum ksim_log_model, from KSIM_LOG_MLX5. */
+static const char *const log_models[] = { "mlx5", "pds", "stub", NULL };
 static const char *const pin_keys[] = { "iova", "pages", NULL };
 static const char *const dma_keys[] = {
 	"pattern", "writes_per_step", "write_size", "seed", NULL,
@@ -2116,6 +2138,125 @@ static int parse_dma(struct ctx *c, const cJSON *obj,
 	return 0;
 }
 
+/* "migration": true, false, or an object of the VFIO migration flags. */
+static int parse_migration(struct ctx *c, const cJSON *v,
+			   struct ksim_feature_params *f)
+{
+	bool p2p = false, pre_copy = false;
+	uint64_t size = 64 << 10, seed = 0;
+	int rc;
+
+	if (cJSON_IsBool(v)) {
+		f->migration = cJSON_IsTrue(v);
+		return 0;
+	}
+	if (!cJSON_IsObject(v))
+		return fail(c, "expected true, false or an object");
+	rc = check_object(c, v, migration_keys);
+	rc = rc ? rc : get_bool(c, v, "p2p", &p2p);
+	rc = rc ? rc : get_bool(c, v, "pre_copy", &pre_copy);
+	rc = rc ? rc : get_u64(c, v, "state_size", U_SIZE, &size);
+	rc = rc ? rc : get_u64(c, v, "state_seed", U_INTEGER, &seed);
+	if (rc)
+		return rc;
+	if (size > (64u << 20))
+		return fail_key(c, "state_size", "at most 64M");
+	f->migration = true;
+	f->mig_flags = (p2p ? VK_VFIO_MIGRATION_P2P : 0) |
+		       (pre_copy ? VK_VFIO_MIGRATION_PRE_COPY : 0);
+	f->state_size = (uint32_t)size;
+	f->state_seed = seed;
+	return 0;
+}
+
+/* "dma_logging": false, a driver model's name, or an object. */
+static int parse_logging(struct ctx *c, const cJSON *v,
+			 struct ksim_feature_params *f)
+{
+	uint64_t minp = 4096, maxp = 1ull << 30;
+	int model = 0;
+	int64_t ranges = 0;
+	int rc;
+
+	if (cJSON_IsFalse(v))
+		return 0;
+	if (cJSON_IsString(v)) {
+		for (model = 0; log_models[model]; model++) {
+			if (!strcmp(v->valuestring, log_models[model])) {
+				f->log = (enum ksim_log_model)(model + 1);
+				return 0;
+			}
+		}
+	}
+	if (!cJSON_IsObject(v))
+		return fail(c, "expected false, one of \"mlx5\", \"pds\", "
+			    "\"stub\", or an object");
+	rc = check_object(c, v, logging_keys);
+	if (rc)
+		return rc;
+	if (!item(v, "model"))
+		return missing(c, "model");
+	rc = get_enum(c, v, "model", log_models, &model);
+	rc = rc ? rc : get_int(c, v, "max_ranges", 1, 65535, NULL, &ranges);
+	rc = rc ? rc : get_u64(c, v, "min_page_size", U_SIZE, &minp);
+	rc = rc ? rc : get_u64(c, v, "max_page_size", U_SIZE, &maxp);
+	if (rc)
+		return rc;
+	if (minp < 4096 || (minp & (minp - 1)))
+		return fail_key(c, "min_page_size",
+				"expected a power of two of at least 4K");
+	if (maxp < minp || (maxp & (maxp - 1)))
+		return fail_key(c, "max_page_size",
+				"expected a power of two of at least "
+				"min_page_size");
+	f->log = (enum ksim_log_model)(model + 1);
+	f->log_max_ranges = (uint32_t)ranges;
+	f->log_min_page_size = minp;
+	f->log_max_page_size = maxp;
+	return 0;
+}
+
+/* "iommu": how iommufd sees the device's IOMMU. */
+static int parse_sim_iommu(struct ctx *c, const cJSON *v,
+			   struct ksim_iommufd_device_params *p)
+{
+	const cJSON *e, *sizes;
+	int model = 0;
+	int64_t pasid = 0;
+	size_t i = 0;
+	int rc;
+
+	rc = check_object(c, v, sim_iommu_keys);
+	rc = rc ? rc : get_enum(c, v, "model", iommu_models, &model);
+	rc = rc ? rc : get_bool(c, v, "huge_iova", &p->mock_huge_iova);
+	rc = rc ? rc : get_int(c, v, "max_pasid_log2", 0, 20, NULL, &pasid);
+	if (rc)
+		return rc;
+	p->model = (enum ksim_iommu_model)model;
+	p->max_pasid_log2 = (uint8_t)pasid;
+	sizes = item(v, "page_sizes");
+	if (!sizes)
+		return 0;
+	if (!cJSON_IsArray(sizes) || !cJSON_GetArraySize(sizes))
+		return fail_key(c, "page_sizes",
+				"expected a non-empty array of sizes");
+	cJSON_ArrayForEach(e, sizes) {
+		size_t m = push_key(c, "page_sizes");
+		uint64_t sz = 0;
+
+		push_index(c, i++);
+		if (u64_value(e, &sz) != U64_OK || sz < 4096 ||
+		    (sz & (sz - 1)))
+			return fail(c, "expected a power of two of at least "
+				    "4K");
+		p->pgsizes |= sz;
+		pop(c, m);
+	}
+	if (!(p->pgsizes & 4096))
+		return fail_key(c, "page_sizes", "must include 4K");
+	return 0;
+}
+
 static int parse_sim_device(struct ctx *c, const cJSON *obj,
 			    const struct vmig_config *cfg, size_t *owner,
 			    size_t idx, struct vmig_cfg_sim_device *sd)
@@ -2174,6 +2315,35 @@ static int parse_sim_device(struct ctx *c, const cJSON *obj,
 		size_t m = push_key(c, "dma");
 
 		rc = parse_dma(c, v, sd);
+		if (rc)
+			return rc;
+		pop(c, m);
+	}
+	v = item(obj, "migration");
+	if (v) {
+		size_t m = push_key(c, "migration");
+
+		rc = parse_migration(c, v, &sd->feature);
+		if (rc)
+			return rc;
+		pop(c, m);
+	}
+	v = item(obj, "dma_logging");
+	if (v) {
+		size_t m = push_key(c, "dma_logging");
+
+		rc = parse_logging(c, v, &sd->feature);
+		if (rc)
+			return rc;
+		pop(c, m);
+	}
+	v = item(obj, "iommu");
+	if (v) {
+		size_t m = push_key(c, "iommu");
+
+		if (!cJSON_IsObject(v))
+			return fail(c, "expected an object");
+		rc = parse_sim_iommu(c, v, &sd->iommufd);
 		if (rc)
 			return rc;
 		pop(c, m);
@@ -2256,7 +2426,8 @@ static int parse_faults(struct ctx *c, const cJSON *arr,
 }
 
 static const char *const kernel_keys[] = {
-	"type", "type1_page_size", "iommufd_compat", "devices", "faults", NULL,
+	"type", "type1_page_size", "iommufd_compat", "pasid_attach", "devices",
+	"faults", NULL,
 };
 
 static int parse_kernel(struct ctx *c, const cJSON *root,
@@ -2296,6 +2467,7 @@ static int parse_kernel(struct ctx *c, const cJSON *root,
 		return fail_key(c, "type1_page_size", "0x%" PRIx64 " is not a "
 				"power of two", k->type1_pgsize);
 	rc = get_bool(c, obj, "iommufd_compat", &k->iommufd_compat);
+	rc = rc ? rc : get_bool(c, obj, "pasid_attach", &k->pasid_attach);
 	rc = rc ? rc : parse_sim_devices(c, item(obj, "devices"), cfg);
 	if (rc)
 		return rc;
@@ -2316,24 +2488,38 @@ static const char *const root_keys[] = {
 	"role", "transport", "plugins", "preference", "policies", "memory",
 	"devices", "dma_mappings", "report", "run", "kernel", NULL,
 };
-static const char *const role_names[] = { "source", "destination", NULL };
+static const char *const role_names[] = { "source", "destination", "local",
+					   NULL };
 
 static int parse_root(struct ctx *c, const cJSON *root,
 		      struct vmig_config *cfg)
 {
 	const cJSON *v;
-	int role = 0, rc;
+	int role = -1, rc;
 
 	rc = check_object(c, root, root_keys);
 	rc = rc ? rc : get_enum(c, root, "role", role_names, &role);
 	if (rc)
 		return rc;
-	cfg->role = role ? VMIG_ROLE_DESTINATION : VMIG_ROLE_SOURCE;
+	/* Without a role: local without a transport, else a source. */
+	if (role < 0)
+		role = item(root, "transport") ? 0 : 2;
+	cfg->role = role == 1 ? VMIG_ROLE_DESTINATION : VMIG_ROLE_SOURCE;
+	cfg->local = role == 2;
 	cfg->base_dir = sdup(c->base_dir && c->base_dir[0] ? c->base_dir
 							   : ".");
 	if (!cfg->base_dir)
 		return nomem(c);
 	rc = parse_transport(c, root, cfg);
+	if (rc == 0 && !cfg->local && !cfg->transport)
+		return fail_key(c, "transport",
+				"required for role \"%s\" (\"unix:<path>\" or "
+				"\"tcp:<host>:<port>\")",
+				role_names[role]);
+	if (rc == 0 && cfg->local && cfg->transport)
+		return fail_key(c, "transport",
+				"not used with role \"local\" (both ends run "
+				"in one process)");
 	rc = rc ? rc : parse_plugins(c, root, cfg);
 	rc = rc ? rc : parse_preference(c, root, cfg);
 	rc = rc ? rc : parse_policies(c, root, cfg);
@@ -2394,6 +2580,16 @@ VMIG_API int vmig_config_parse(const char *json, size_t len,
 	}
 	rc = parse_root(&c, root, cfg);
 	cJSON_Delete(root);
+	/* Kept whole: a local run builds its destination from it. */
+	if (!rc) {
+		cfg->text = zalloc(p.len + 1, 1);
+		if (cfg->text) {
+			memcpy(cfg->text, p.s, p.len);
+			cfg->text_len = p.len;
+		} else {
+			rc = nomem(&c);
+		}
+	}
 	xfree(c.regions);
 	xfree(c.maps);
 	xfree(c.names);
@@ -2536,6 +2732,7 @@ VMIG_API void vmig_config_free(vmig_config *cfg)
 
 	if (!cfg)
 		return;
+	xfree(cfg->text);
 	xfree(cfg->transport);
 	xfree(cfg->base_dir);
 	free_strv(cfg->plugin_paths, cfg->nr_plugin_paths);

@@ -94,6 +94,13 @@ struct vmig_cfg_sim_device {
 	/* Pages [pin_iova, + pin_pages*4K) pinned at start (MDEV, pins_pages). */
 	uint64_t pin_iova;
 	uint64_t pin_pages;
+	/* VFIO device features: migration v2, DMA logging (ksim_feature.h). */
+	struct ksim_feature_params feature;
+	/*
+	 * Its IOMMU as iommufd sees it (ksim_iommufd.h); dirty_tracking and
+	 * the cdev fields are filled in by setup from the other keys.
+	 */
+	struct ksim_iommufd_device_params iommufd;
 };
 
 enum vmig_cfg_kernel_type {
@@ -113,6 +120,7 @@ struct vmig_cfg_kernel {
 	enum vmig_cfg_kernel_type type;
 	uint64_t type1_pgsize; /* simulated: default 4096 */
 	bool iommufd_compat;   /* simulated: /dev/vfio/vfio is iommufd's */
+	bool pasid_attach;     /* simulated: a newer kernel's PASID attach */
 	struct vmig_cfg_sim_device *devices;
 	size_t nr_devices;
 	struct vmig_cfg_fault *faults;
@@ -120,12 +128,21 @@ struct vmig_cfg_kernel {
 };
 
 struct vmig_cfg_run {
+	/* "track": the dirty-tracking run, no migration (default "migrate"). */
+	bool track_only;
 	uint32_t iterations; /* tracking run: iterations, default 5 */
 };
 
 struct vmig_config {
 	enum vmig_role role;   /* default source */
+	/*
+	 * Both ends in one process over a socket pair (role "local", the
+	 * default when there is no transport); role is then the source's.
+	 */
+	bool local;
 	char *transport;       /* NULL, or "unix:/path" / "tcp:host:port" */
+	char *text;            /* the document as parsed (a local run's mirror) */
+	size_t text_len;
 	char *base_dir;        /* relative paths are resolved against it */
 	char **plugin_paths;   /* resolved against base_dir */
 	size_t nr_plugin_paths;

@@ -200,6 +200,79 @@ static int source_read_space(vmig_session *s, struct vmig_source_rec *src,
 	return 0;
 }
 
+/*
+ * True when the vCPUs may write guest memory unseen: no vCPU source runs,
+ * and either one was registered and failed, or the kernel is the real
+ * one (a simulated guest has no vCPUs: only its devices write).
+ */
+static bool vcpus_unseen(const vmig_session *s)
+{
+	bool registered = false;
+	size_t i;
+
+	for (i = 0; i < s->nr_sources; i++) {
+		const struct vmig_source_rec *src = &s->sources[i];
+
+		if (!src->gpa)
+			continue;
+		if (src->started && !src->failed)
+			return false;
+		registered = true;
+	}
+	return registered || s->kernel.ioctl == vmig_linux_host.ioctl;
+}
+
+static void mark_all(vmig_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nr_regions; i++)
+		vmig_bitmap_set(s->regions[i].dirty, 0, s->regions[i].npages);
+}
+
+/* Reads the vCPU sources over every region (IOVA = GPA). */
+static void sync_gpa(vmig_session *s)
+{
+	size_t i, r;
+	int ret;
+
+	for (i = 0; i < s->nr_sources; i++) {
+		struct vmig_source_rec *src = &s->sources[i];
+		int (*read)(void *, const struct vmig_read *, uint64_t *) =
+			VMIG_SOURCE_OP(src, read);
+
+		if (!src->gpa || !src->started || src->failed)
+			continue;
+		for (r = 0; r < s->nr_regions; r++) {
+			struct vmig_region_rec *reg = &s->regions[r];
+			struct vmig_read rq = {
+				.size = sizeof(rq),
+				.iommu_id = VMIG_GPA_SPACE,
+				.iova = reg->gpa,
+				.length = reg->length,
+				.page_size = VMIG_PAGE_SIZE,
+			};
+
+			ret = read ? vmig_scratch_reserve(s, reg->npages)
+				   : -ENOTSUP;
+			if (ret == 0) {
+				memset(s->scratch, 0,
+				       vmig_bitmap_bytes(reg->npages));
+				src->reads++;
+				ret = read(src->inst, &rq, s->scratch);
+			}
+			if (ret < 0) {
+				src->read_errors++;
+				vmig_source_fail(s, src, ret, "read");
+				break;
+			}
+			vmig_bitmap_or(reg->dirty, s->scratch, reg->npages);
+		}
+	}
+	if (vcpus_unseen(s))
+		mark_all(s);
+}
+
 VMIG_API int vmig_tracking_start(vmig_session *s)
 {
 	size_t i;
@@ -227,9 +300,14 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 	}
 	s->tracking = true;
 	vmig_arbiter_start(s);
+	if (!vmig_arbiter_start_gpa(s) && vcpus_unseen(s))
+		vmig_logf(s, VMIG_LOG_WARN,
+			  "tracking: no vCPU dirty source runs: every page of "
+			  "guest memory is treated as dirty at every sync (the "
+			  "VMM should register its vCPU dirty log as a "
+			  "VMIG_IOMMU_GPA source)");
 	/* Nothing has been sent yet: all of guest memory is dirty. */
-	for (i = 0; i < s->nr_regions; i++)
-		vmig_bitmap_set(s->regions[i].dirty, 0, s->regions[i].npages);
+	mark_all(s);
 	return 0;
 }
 
@@ -272,6 +350,7 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 		if (space_needs_all(s, io))
 			vmig_dirty_mark_space(s, io);
 	}
+	sync_gpa(s);
 	return (int64_t)vmig_dirty_count(s);
 }
 

@@ -29,6 +29,10 @@ VMIG_API const char *vmig_strerror(int err)
 		return "plugin refused to initialise";
 	case VMIG_EMISSED:
 		return "dirty writes were missed";
+	case VMIG_EPROTO:
+		return "malformed or rejected migration stream";
+	case VMIG_EMISMATCH:
+		return "destination memory differs from the source";
 	}
 	if (err < 0 && err > -4096) {
 		/* Unlike strerror, this never writes a shared buffer. */

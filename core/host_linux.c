@@ -104,3 +104,8 @@ const struct vmig_host vmig_linux_host = {
 	.mmap = linux_mmap,
 	.munmap = linux_munmap,
 };
+
+VMIG_API const struct vmig_host *vmig_linux_kernel(void)
+{
+	return &vmig_linux_host;
+}

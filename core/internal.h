@@ -42,6 +42,12 @@ struct ksim;
 /* The name the report gives the built-in fallback. */
 #define VMIG_FALLBACK_NAME "all-dirty"
 
+/*
+ * The address-space id vCPU sources (VMIG_IOMMU_GPA) are read with: their
+ * "IOVA" is the guest-physical address, read region by region.
+ */
+#define VMIG_GPA_SPACE UINT32_MAX
+
 struct vmig_region_rec {
 	char *name;
 	uint64_t gpa;
@@ -114,6 +120,7 @@ struct vmig_source_rec {
 	void *inst;          /* NULL until created */
 	struct vmig_host host; /* the table this instance was given */
 	bool create_failed;
+	bool gpa;            /* a vCPU source: reads guest-physical space */
 	bool started;
 	bool failed;
 	int error;           /* why it failed */
@@ -122,7 +129,7 @@ struct vmig_source_rec {
 	uint64_t read_errors;
 };
 
-/* Figures of one iteration of a tracking run. */
+/* Figures of one iteration of a tracking run or a migration. */
 struct vmig_iter_stats {
 	uint32_t iteration;
 	uint64_t duration_us;
@@ -130,11 +137,20 @@ struct vmig_iter_stats {
 	uint64_t pages_written;  /* distinct guest pages written (simulated) */
 	uint64_t pages_reported; /* pages the sync found dirty */
 	uint64_t pages_missed;   /* written and not reported */
+	/* Migration (engine.h): what the iteration sent. */
+	bool final;              /* the stop-copy phase (guest stopped) */
+	uint64_t pages_dirty;    /* pages to send when it began */
+	uint64_t pages_sent;     /* as PAGES */
+	uint64_t zero_pages;     /* as ZERO */
+	uint64_t bytes;          /* stream bytes */
+	uint64_t device_bytes;   /* device state bytes */
+	uint64_t dirty_rate;     /* bytes dirtied per second before it */
 };
 
 struct vmig_run_stats {
 	bool valid;
 	bool truth; /* the kernel was simulated: the written figures are real */
+	bool migration; /* a migration's iterations, not a tracking run's */
 	struct vmig_iter_stats *iters;
 	size_t nr_iters;
 	uint64_t pages_written;
@@ -173,6 +189,7 @@ struct vmig_session {
 	bool tracking;
 	enum vmig_cfg_hotplug hotplug;
 	uint32_t run_iterations;
+	bool run_track_only; /* vmig_run: a tracking run, no migration */
 	char *report_path;
 
 	/* Scratch bitmap for reads, grown to the largest mapping. */
@@ -180,6 +197,8 @@ struct vmig_session {
 	uint64_t scratch_words;
 
 	struct vmig_run_stats stats;
+	/* The migration engine (engine.h), created on first use. */
+	struct vmig_engine *engine;
 	char errmsg[1024];
 };
 
@@ -241,6 +260,12 @@ int vmig_arbiter_start(vmig_session *s);
 
 /* Stops every started source. */
 void vmig_arbiter_stop(vmig_session *s);
+
+/*
+ * Starts every vCPU source (a plugin whose iommu_kinds has VMIG_IOMMU_GPA):
+ * they track guest-physical space, not devices. Returns how many run.
+ */
+int vmig_arbiter_start_gpa(vmig_session *s);
 
 /*
  * Marks a source failed (err, logged): its devices go to the fallback and

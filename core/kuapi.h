@@ -256,6 +256,20 @@ struct vk_vfio_device_detach_iommufd_pt {
 	uint32_t flags;
 };
 
+/*
+ * Beyond the 6.12 reference: newer kernels attach a PASID of a device to a
+ * page table with VFIO_DEVICE_ATTACH_IOMMUFD_PT, flag ATTACH_PASID and
+ * the PASID after pt_id (argsz 16). 6.12 refuses any flag with EINVAL.
+ */
+#define VK_VFIO_DEVICE_ATTACH_PASID 1u
+
+struct vk_vfio_device_attach_iommufd_pt_pasid {
+	uint32_t argsz;
+	uint32_t flags;
+	uint32_t pt_id;
+	uint32_t pasid;
+};
+
 /* ------------------------------------------------------------------ */
 /* VFIO migration v2 additions after 6.1                               */
 
@@ -336,6 +350,7 @@ VK_CHECK_OFF(struct vk_iommu_test_cmd, last, 64);
 VK_CHECK_SIZE(struct vk_vfio_device_bind_iommufd, 16);
 VK_CHECK_SIZE(struct vk_vfio_device_attach_iommufd_pt, 12);
 VK_CHECK_SIZE(struct vk_vfio_device_detach_iommufd_pt, 8);
+VK_CHECK_SIZE(struct vk_vfio_device_attach_iommufd_pt_pasid, 16);
 VK_CHECK_SIZE(struct vk_vfio_precopy_info, 24);
 
 /* The type1 structures of the 6.1 header, checked the same way. */

@@ -4,8 +4,11 @@
  * The report describes the last run (figures per iteration and in total,
  * with the simulated kernel's ground truth when there is one), every
  * device (which source tracks it, with what precision, and why every other
- * source was not chosen), every source and guest memory. Top-level names
- * are kept stable: later versions add keys, they never rename them.
+ * source was not chosen), every source and guest memory. After a
+ * migration it also says how it ended and why, whether the memories
+ * matched, what each iteration sent, the downtime and the throughput; a
+ * local run nests the destination's own report. Top-level names are kept
+ * stable: later versions add keys, they never rename them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +17,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "internal.h"
+#include "engine.h"
 
 /* Adds a number; NULL (JSON null) when the figure is unknown. */
 static bool add_u64(cJSON *o, const char *key, uint64_t v, bool known)
@@ -61,12 +64,129 @@ static cJSON *report_iterations(const vmig_session *s)
 		    !add_u64(o, "pages_written", it->pages_written,
 			     st->truth) ||
 		    !add_u64(o, "pages_reported", it->pages_reported, true) ||
-		    !add_u64(o, "pages_missed", it->pages_missed, st->truth)) {
-			cJSON_Delete(arr);
-			return NULL;
-		}
+		    !add_u64(o, "pages_missed", it->pages_missed, st->truth))
+			goto fail;
+		if (!st->migration)
+			continue;
+		if (!add_str(o, "phase", it->final ? "stop-copy"
+						   : "pre-copy") ||
+		    !add_u64(o, "pages_dirty", it->pages_dirty, true) ||
+		    !add_u64(o, "pages_sent", it->pages_sent, true) ||
+		    !add_u64(o, "zero_pages", it->zero_pages, true) ||
+		    !add_u64(o, "bytes", it->bytes, true) ||
+		    !add_u64(o, "device_bytes", it->device_bytes, true) ||
+		    !add_u64(o, "dirty_rate", it->dirty_rate, i > 0))
+			goto fail;
 	}
 	return arr;
+fail:
+	cJSON_Delete(arr);
+	return NULL;
+}
+
+static const char *result_name(const struct vmig_mig_stats *st)
+{
+	if (st->result == 0)
+		return "completed";
+	if (st->cancelled || st->result == -ECANCELED)
+		return "cancelled";
+	return "failed";
+}
+
+static bool add_hex(cJSON *o, const char *key, uint64_t v, bool known)
+{
+	char buf[24];
+
+	if (!known)
+		return cJSON_AddNullToObject(o, key) != NULL;
+	snprintf(buf, sizeof(buf), "0x%016llx", (unsigned long long)v);
+	return add_str(o, key, buf);
+}
+
+static cJSON *report_build(vmig_session *s);
+
+/* What a migration adds to the report, at the top level. */
+static bool report_migration(vmig_session *s, cJSON *root)
+{
+	const struct vmig_engine *e = s->engine;
+	const struct vmig_mig_stats *st = &e->st;
+	bool source = s->role != VMIG_ROLE_DESTINATION;
+	bool match = source ? st->peer_digest_known && st->digest_known &&
+				      st->digest == st->peer_digest
+			    : st->committed;
+	const char *guest;
+	cJSON *pol, *dst;
+
+	if (source)
+		guest = st->committed ? "migrated"
+			: !st->guest_stopped || st->guest_resumed ? "running"
+								  : "stopped";
+	else
+		guest = st->guest_started ? "started" : "not started";
+	if (!add_str(root, "result", result_name(st)) ||
+	    !add_str(root, "error", st->result ? st->error : "") ||
+	    !add_str(root, "error_name",
+		     st->result ? vmig_strerror(st->result) : "") ||
+	    !cJSON_AddBoolToObject(root, "memory_match", match) ||
+	    !add_hex(root, "digest", st->digest, st->digest_known) ||
+	    !add_hex(root, "peer_digest", st->peer_digest,
+		     st->peer_digest_known) ||
+	    !add_str(root, "transport", st->transport) ||
+	    !cJSON_AddBoolToObject(root, "local", st->local) ||
+	    !add_str(root, "guest", guest) ||
+	    !cJSON_AddBoolToObject(root, "guest_stopped", st->guest_stopped) ||
+	    !cJSON_AddBoolToObject(root, "guest_resumed", st->guest_resumed) ||
+	    !cJSON_AddBoolToObject(root, "guest_started", st->guest_started) ||
+	    !add_u64(root, "total_bytes", st->total_bytes, true) ||
+	    !add_u64(root, "total_pages", st->total_pages, true) ||
+	    !add_u64(root, "zero_pages", st->zero_pages, true) ||
+	    !add_u64(root, "device_bytes", st->device_bytes, true) ||
+	    !add_u64(root, "state_devices", st->nr_state_devices, true) ||
+	    !add_u64(root, "frames", st->frames, true) ||
+	    !cJSON_AddNumberToObject(root, "downtime_ms",
+				     (double)st->downtime_us / 1000) ||
+	    !cJSON_AddNumberToObject(root, "expected_downtime_ms",
+				     (double)st->expected_downtime_us / 1000) ||
+	    !add_u64(root, "bandwidth", st->bandwidth, true) ||
+	    !add_u64(root, "pages_differing", st->pages_differing,
+		     st->differing_known))
+		return false;
+	if (source) {
+		cJSON *dt = cJSON_AddObjectToObject(root, "downtime_parts_ms");
+
+		if (!dt ||
+		    !cJSON_AddNumberToObject(dt, "stop",
+					     (double)st->stop_us / 1000) ||
+		    !cJSON_AddNumberToObject(dt, "final_sync",
+					     (double)st->final_sync_us / 1000) ||
+		    !cJSON_AddNumberToObject(dt, "send",
+					     (double)st->final_send_us / 1000) ||
+		    !cJSON_AddNumberToObject(dt, "ack",
+					     (double)st->ack_us / 1000) ||
+		    !cJSON_AddNumberToObject(dt, "source_digest",
+					     (double)st->digest_us / 1000))
+			return false;
+	}
+	pol = cJSON_AddObjectToObject(root, "policies");
+	if (!pol ||
+	    !add_u64(pol, "downtime_limit_ms", e->pol.downtime_limit_ms,
+		     true) ||
+	    !add_u64(pol, "bandwidth_limit", e->pol.bandwidth_limit, true) ||
+	    !add_u64(pol, "max_iterations", e->pol.max_iterations, true) ||
+	    !add_u64(pol, "timeout_ms", e->pol.timeout_ms, true) ||
+	    !add_str(pol, "timeout_strategy",
+		     e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE
+			     ? "force"
+			     : "cancel"))
+		return false;
+	if (e->local_dst && source) {
+		dst = report_build(e->local_dst);
+		if (!dst || !cJSON_AddItemToObject(root, "destination", dst)) {
+			cJSON_Delete(dst);
+			return false;
+		}
+	}
+	return true;
 }
 
 static cJSON *report_device(vmig_session *s, struct vmig_device_rec *dev)
@@ -138,6 +258,7 @@ static cJSON *report_sources(const vmig_session *s)
 		    !add_u64(o, "devices", src->nr_devices, true) ||
 		    !add_u64(o, "reads", src->reads, true) ||
 		    !add_u64(o, "read_errors", src->read_errors, true) ||
+		    !cJSON_AddBoolToObject(o, "vcpu", src->gpa) ||
 		    !cJSON_AddBoolToObject(o, "failed",
 					   src->failed || src->create_failed) ||
 		    !add_str(o, "error",
@@ -177,6 +298,8 @@ static cJSON *report_build(vmig_session *s)
 {
 	const struct vmig_run_stats *st = &s->stats;
 	cJSON *root = cJSON_CreateObject(), *item, *devs;
+	bool migration = s->engine && s->engine->st.valid &&
+			 !(st->valid && !st->migration);
 	size_t i;
 
 	if (!root)
@@ -188,13 +311,17 @@ static cJSON *report_build(vmig_session *s)
 	    !add_u64(root, "pages_missed", st->pages_missed,
 		     st->valid && st->truth) ||
 	    !add_str(root, "vmig_version", VMIG_VERSION_STRING) ||
-	    !add_str(root, "mode", "tracking") ||
+	    !add_str(root, "mode", migration ? "migration" : "tracking") ||
 	    !add_str(root, "role",
 		     s->role == VMIG_ROLE_DESTINATION ? "destination"
 						      : "source") ||
 	    !add_str(root, "kernel", kernel_name(s)) ||
 	    !add_u64(root, "page_size", VMIG_PAGE_SIZE, true) ||
-	    !add_u64(root, "duration_us", st->duration_us, st->valid))
+	    !add_u64(root, "duration_us",
+		     migration ? s->engine->st.duration_us : st->duration_us,
+		     migration || st->valid))
+		goto fail;
+	if (migration && !report_migration(s, root))
 		goto fail;
 	item = report_iterations(s);
 	if (!item || !cJSON_AddItemToObject(root, "iterations", item)) {

@@ -1,16 +1,24 @@
 /*
- * run.c: running what a configuration says.
+ * run.c: running what a configuration says (vmig_run).
  *
- * A source run today is a tracking run: start every dirty source, let the
- * simulated devices write (when the kernel is simulated), sync the sources
- * for the configured number of iterations, and compare what they reported
- * with what the devices really wrote. The comparison is per iteration: a
- * page written between two syncs must be reported by the second one, or
- * it is missed. The report says how many pages were written, reported and
- * missed; missed must be 0.
+ * With run.mode "track", a tracking run: start every dirty source, let the
+ * simulated devices write, sync the configured number of times and
+ * compare what was reported with what was written (truth.c), strictly:
+ * nothing writes between a drain and its sync. Otherwise a live migration
+ * as the role says: "local" builds a destination session from the same
+ * document (its own memory and, with the simulated kernel, its own copy
+ * of every device) and migrates into it over a socket pair; "source"
+ * migrates to the configured transport; "destination" listens there and
+ * receives. With the simulated kernel and no VMM callbacks of the
+ * embedder, the source's guest is a workload thread that makes the
+ * simulated devices write continuously while the guest "runs" (stopped by
+ * the switchover, run again on failure), and the report gives the ground
+ * truth of every sync and, in local mode, the page-by-page comparison of
+ * both memories.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,82 +26,12 @@
 #include <unistd.h>
 
 #include "../tests/ksim/ksim.h"
-#include "internal.h"
+#include "engine.h"
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
+#define GUEST_STEP_US 250u /* the simulated guest's pace */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-struct truth {
-	vmig_session *s;
-	uint64_t **pages; /* per region: pages the devices wrote */
-	uint64_t stray;   /* writes that landed outside guest memory */
-};
-
-static void truth_write(void *opaque, const struct ksim_write *w)
-{
-	struct truth *t = opaque;
-	int r = vmig_region_find_hva(t->s, w->hva, w->len ? w->len : 1);
-	const struct vmig_region_rec *rec;
-	uint64_t off, first, last;
-
-	if (r < 0 || !w->len) {
-		t->stray += w->len != 0;
-		return;
-	}
-	rec = &t->s->regions[r];
-	off = (uint64_t)((uint8_t *)w->hva - rec->hva);
-	first = off / VMIG_PAGE_SIZE;
-	last = (off + w->len - 1) / VMIG_PAGE_SIZE;
-	vmig_bitmap_set(t->pages[r], first, last - first + 1);
-}
-
-static void truth_ignore(void *opaque, const struct ksim_write *w)
-{
-	(void)opaque;
-	(void)w;
-}
-
-static void truth_free(struct truth *t, size_t n)
-{
-	size_t i;
-
-	if (!t->pages)
-		return;
-	for (i = 0; i < n; i++)
-		free(t->pages[i]);
-	free(t->pages);
-}
-
-/* Compares one iteration's truth with the regions' dirty bitmaps. */
-static void compare(vmig_session *s, struct truth *t,
-		    struct vmig_iter_stats *it)
-{
-	size_t r;
-	uint64_t w;
-
-	for (r = 0; r < s->nr_regions; r++) {
-		const struct vmig_region_rec *rec = &s->regions[r];
-		uint64_t words = vmig_bitmap_words(rec->npages);
-
-		it->pages_reported += vmig_bitmap_count(rec->dirty, 0,
-							rec->npages);
-		if (!t->pages)
-			continue;
-		it->pages_written += vmig_bitmap_count(t->pages[r], 0,
-						       rec->npages);
-		for (w = 0; w < words; w++)
-			it->pages_missed += (uint64_t)__builtin_popcountll(
-				t->pages[r][w] & ~rec->dirty[w]);
-		memset(t->pages[r], 0, words * sizeof(uint64_t));
-	}
-	it->pages_missed += t->stray;
-	t->stray = 0;
-}
+/* ------------------------------------------------------------------ */
+/* Reports                                                             */
 
 static int write_report(vmig_session *s, const char *path)
 {
@@ -138,50 +76,33 @@ out:
 	return ret;
 }
 
-VMIG_API int vmig_run(vmig_session *s, const char *report_path)
+/* ------------------------------------------------------------------ */
+/* A tracking run                                                      */
+
+static int track_run(vmig_session *s)
 {
-	struct truth t = { .s = s };
-	struct vmig_run_stats *st;
+	struct vmig_run_stats *st = &s->stats;
+	struct vmig_truth *t = NULL;
 	uint64_t start;
 	uint32_t i;
 	size_t r;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	if (s->role != VMIG_ROLE_SOURCE)
-		return vmig_fail(s, -ENOTSUP,
-				 "run: this version runs source sessions only "
-				 "(dirty tracking); the destination side comes "
-				 "with the migration engine");
-	if (!report_path)
-		report_path = s->report_path;
-
-	st = &s->stats;
+		return vmig_fail(s, -EINVAL,
+				 "run: a tracking run needs a source session");
 	free(st->iters);
 	memset(st, 0, sizeof(*st));
 	st->iters = calloc(s->run_iterations ? s->run_iterations : 1,
 			   sizeof(*st->iters));
 	if (!st->iters)
 		return -ENOMEM;
-	if (s->ksim) {
-		t.pages = calloc(s->nr_regions ? s->nr_regions : 1,
-				 sizeof(*t.pages));
-		if (!t.pages)
-			return -ENOMEM;
-		for (r = 0; r < s->nr_regions; r++) {
-			t.pages[r] = calloc(vmig_bitmap_words(
-						    s->regions[r].npages),
-					    sizeof(uint64_t));
-			if (!t.pages[r]) {
-				truth_free(&t, s->nr_regions);
-				return -ENOMEM;
-			}
-		}
-		st->truth = true;
-	}
+	ret = vmig_truth_new(s, false, &t);
+	if (ret < 0)
+		return ret;
+	st->truth = t != NULL;
 
-	start = now_us();
+	start = vmig_now_us();
 	ret = vmig_tracking_start(s);
 	if (ret < 0)
 		goto out;
@@ -191,28 +112,29 @@ VMIG_API int vmig_run(vmig_session *s, const char *report_path)
 	 */
 	for (r = 0; r < s->nr_regions; r++)
 		vmig_dirty_clear(s, (uint32_t)r);
-	if (s->ksim)
-		ksim_truth_drain(s->ksim, truth_ignore, NULL);
+	vmig_truth_reset(t);
 
 	for (i = 0; i < s->run_iterations; i++) {
 		struct vmig_iter_stats *it = &st->iters[i];
 		struct vmig_progress p = { .size = sizeof(p) };
-		uint64_t t0 = now_us();
+		uint64_t t0 = vmig_now_us();
 		int64_t n;
 
 		it->iteration = i + 1;
-		if (s->ksim) {
-			n = ksim_step(s->ksim);
-			it->writes = n > 0 ? (uint64_t)n : 0;
-			ksim_truth_drain(s->ksim, truth_write, &t);
+		if (t) {
+			ksim_step(s->ksim);
+			vmig_truth_drain(t);
 		}
 		n = vmig_dirty_sync(s);
 		if (n < 0) {
 			ret = (int)n;
 			break;
 		}
-		compare(s, &t, it);
-		it->duration_us = now_us() - t0;
+		if (t)
+			vmig_truth_compare(t, it);
+		else
+			it->pages_reported = (uint64_t)n;
+		it->duration_us = vmig_now_us() - t0;
 		st->nr_iters++;
 		st->pages_written += it->pages_written;
 		st->pages_reported += it->pages_reported;
@@ -233,20 +155,332 @@ VMIG_API int vmig_run(vmig_session *s, const char *report_path)
 		}
 	}
 	vmig_tracking_stop(s);
-	st->duration_us = now_us() - start;
+	st->duration_us = vmig_now_us() - start;
 	st->valid = true;
+out:
+	vmig_truth_free(t);
+	return ret;
+}
 
+/* ------------------------------------------------------------------ */
+/* The simulated guest                                                 */
+
+/*
+ * With the simulated kernel, the guest is this thread: while it "runs",
+ * the simulated devices write guest memory every GUEST_STEP_US. The VMM's
+ * stop returns only once no step is under way, so no write follows it.
+ */
+struct sim_guest {
+	struct ksim *k;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool running;
+	bool stepping;
+	bool quit;
+	uint64_t steps;
+};
+
+static void *guest_main(void *opaque)
+{
+	struct sim_guest *g = opaque;
+	struct timespec ts = { 0, GUEST_STEP_US * 1000 };
+
+	pthread_mutex_lock(&g->lock);
+	while (!g->quit) {
+		if (!g->running) {
+			pthread_cond_wait(&g->cond, &g->lock);
+			continue;
+		}
+		g->stepping = true;
+		pthread_mutex_unlock(&g->lock);
+		ksim_step(g->k);
+		pthread_mutex_lock(&g->lock);
+		g->stepping = false;
+		g->steps++;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+static int guest_stop(void *opaque)
+{
+	struct sim_guest *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	g->running = false;
+	while (g->stepping)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+static int guest_resume(void *opaque)
+{
+	struct sim_guest *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	g->running = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+static int guest_start(void *opaque)
+{
+	(void)opaque;
+	return 0;
+}
+
+static int guest_init(struct sim_guest *g, struct ksim *k)
+{
+	memset(g, 0, sizeof(*g));
+	g->k = k;
+	g->running = true;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	if (pthread_create(&g->thread, NULL, guest_main, g)) {
+		pthread_cond_destroy(&g->cond);
+		pthread_mutex_destroy(&g->lock);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void guest_fini(struct sim_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->quit = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	pthread_join(g->thread, NULL);
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migrations                                                          */
+
+/* The local destination logs through the source's callback. */
+static void dst_log(void *opaque, enum vmig_log_level level, const char *msg)
+{
+	vmig_session *s = opaque;
+
+	if (!strncmp(msg, "destination: ", 13))
+		vmig_logf(s, (int)level, "%s", msg);
+	else
+		vmig_logf(s, (int)level, "destination: %s", msg);
+}
+
+/* Builds the destination of a local run from the same document. */
+static int local_destination(vmig_session *s, vmig_session **out)
+{
+	struct vmig_engine *e = s->engine;
+	struct vmig_session_params p = {
+		.size = sizeof(p),
+		.role = VMIG_ROLE_DESTINATION,
+		.log = dst_log,
+		.log_opaque = s,
+		.log_level = s->log_level,
+	};
+	vmig_config *cfg;
+	vmig_session *d;
+	char err[512];
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	if (!e->config_text)
+		return vmig_fail(s, -EINVAL,
+				 "run: a local migration builds its destination "
+				 "from the configuration (vmig_session_configure)");
+	ret = vmig_config_parse(e->config_text, e->config_len,
+				e->config_base, &cfg, err, sizeof(err));
+	if (ret < 0)
+		return vmig_fail(s, ret, "run: local destination: %s", err);
+	ret = vmig_session_new(&p, &d);
+	if (ret < 0) {
+		vmig_config_free(cfg);
+		return vmig_fail(s, ret, "run: local destination: %s",
+				 vmig_strerror(ret));
+	}
+	/* Wherever the source found its plugins, so does the mirror. */
+	for (i = 0; i < vmig_pluginset_count(s->plugins); i++) {
+		const char *path = vmig_pluginset_path(s->plugins, i);
+		char *dir;
+
+		if (!path || !(dir = strdup(path)))
+			continue;
+		vmig_plugin_add_path(d, dirname(dir));
+		free(dir);
+	}
+	ret = vmig_session_configure(d, cfg);
+	vmig_config_free(cfg);
+	if (ret < 0) {
+		ret = vmig_fail(s, ret, "run: local destination: %s",
+				vmig_errmsg(d));
+		vmig_session_free(d);
+		return ret;
+	}
+	d->role = VMIG_ROLE_DESTINATION;
+	/* Faults the document injects are meant for the source. */
+	if (d->ksim)
+		ksim_fail_clear(d->ksim);
+	*out = d;
+	return 0;
+}
+
+/* Local mode: destination pages that differ from the source's. */
+static void compare_memories(vmig_session *s, vmig_session *d)
+{
+	struct vmig_mig_stats *st = &s->engine->st;
+	size_t i, j;
+	uint64_t pg;
+
+	st->pages_differing = 0;
+	for (i = 0; i < s->nr_regions; i++) {
+		const struct vmig_region_rec *a = &s->regions[i];
+		const struct vmig_region_rec *b = NULL;
+
+		for (j = 0; j < d->nr_regions; j++) {
+			if (d->regions[j].gpa == a->gpa &&
+			    d->regions[j].length == a->length)
+				b = &d->regions[j];
+		}
+		if (!b) {
+			st->pages_differing += a->npages;
+			continue;
+		}
+		for (pg = 0; pg < a->npages; pg++) {
+			if (memcmp(a->hva + pg * VMIG_PAGE_SIZE,
+				   b->hva + pg * VMIG_PAGE_SIZE,
+				   VMIG_PAGE_SIZE))
+				st->pages_differing++;
+		}
+	}
+	st->differing_known = true;
+}
+
+/* A source run, local or to the configured transport. */
+static int migrate_run(vmig_session *s, bool local)
+{
+	struct vmig_engine *e = s->engine;
+	struct vmig_vmm_ops saved = e->vmm;
+	void *saved_opaque = e->vmm_opaque;
+	bool saved_have = e->have_vmm, simulated = false;
+	struct sim_guest g;
+	vmig_session *d = NULL;
+	int ret;
+
+	if (!local && !e->transport)
+		return vmig_fail(s, -EINVAL, "run: no transport to migrate to");
+	if (e->local_dst) {
+		vmig_session_free(e->local_dst);
+		e->local_dst = NULL;
+	}
+	if (local) {
+		ret = local_destination(s, &d);
+		if (ret < 0)
+			return ret;
+		e->local_dst = d;
+	}
+	if (!e->have_vmm) {
+		if (!s->ksim)
+			return vmig_fail(s, -EINVAL,
+					 "run: no VMM callbacks (vmig_set_vmm_"
+					 "ops) to stop and resume the guest");
+		ret = guest_init(&g, s->ksim);
+		if (ret < 0)
+			return vmig_fail(s, ret, "run: cannot start the "
+					 "simulated guest");
+		simulated = true;
+		e->vmm.size = sizeof(e->vmm);
+		e->vmm.stop = guest_stop;
+		e->vmm.resume = guest_resume;
+		e->vmm.start = guest_start;
+		e->vmm_opaque = &g;
+		e->have_vmm = true;
+	}
+	ret = vmig_truth_new(s, true, &e->truth);
+	if (ret == 0)
+		ret = local ? vmig_migrate_local(s, d)
+			    : vmig_migrate(s, e->transport);
+	if (simulated) {
+		/* Whatever happened, the guest thread ends here. */
+		guest_stop(&g);
+		guest_fini(&g);
+		e->vmm = saved;
+		e->vmm_opaque = saved_opaque;
+		e->have_vmm = saved_have;
+	}
+	vmig_truth_free(e->truth);
+	e->truth = NULL;
+	if (local && ret == 0) {
+		compare_memories(s, d);
+		if (e->st.pages_differing)
+			ret = vmig_fail(s, VMIG_EMISMATCH,
+					"run: %llu page(s) of the destination "
+					"differ from the source",
+					(unsigned long long)
+						e->st.pages_differing);
+	}
+	return ret;
+}
+
+static int receive_run(vmig_session *s)
+{
+	struct vmig_engine *e = s->engine;
+	int ret;
+
+	if (!e->listener) {
+		if (!e->transport)
+			return vmig_fail(s, -EINVAL,
+					 "run: no transport to listen on");
+		ret = vmig_listen(s, e->transport, NULL, 0);
+		if (ret < 0)
+			return ret;
+	}
+	return vmig_receive(s);
+}
+
+VMIG_API int vmig_run(vmig_session *s, const char *report_path)
+{
+	struct vmig_engine *e;
+	int ret, wret;
+
+	if (!s)
+		return -EINVAL;
+	if (!report_path)
+		report_path = s->report_path;
+	if (s->run_track_only) {
+		ret = track_run(s);
+	} else {
+		e = vmig_engine_get(s);
+		if (!e)
+			return -ENOMEM;
+		if (s->role == VMIG_ROLE_DESTINATION)
+			ret = receive_run(s);
+		else
+			ret = migrate_run(s, e->local || !e->transport);
+	}
 	if (report_path) {
-		int wret = write_report(s, report_path);
+		char msg[sizeof(s->errmsg)];
 
+		/* The run's message survives a report written fine. */
+		memcpy(msg, s->errmsg, sizeof(msg));
+		wret = write_report(s, report_path);
 		if (ret == 0)
 			ret = wret;
+		else
+			memcpy(s->errmsg, msg, sizeof(msg));
 	}
-	if (ret == 0 && st->pages_missed)
+	if (ret == 0 && s->stats.truth && s->stats.pages_missed)
 		ret = vmig_fail(s, VMIG_EMISSED,
 				"run: %llu written page(s) were not reported",
-				(unsigned long long)st->pages_missed);
-out:
-	truth_free(&t, s->nr_regions);
+				(unsigned long long)s->stats.pages_missed);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #include "../tests/ksim/ksim.h"
+#include "engine.h"
 #include "internal.h"
 #include "kuapi.h"
 
@@ -95,6 +96,7 @@ VMIG_API int vmig_session_new(const struct vmig_session_params *params,
 	s->kernel = vmig_linux_host;
 	s->hotplug = VMIG_HOTPLUG_TRACK;
 	s->run_iterations = 5;
+	s->run_track_only = true;
 
 	if (p) {
 		if (p->role == VMIG_ROLE_SOURCE ||
@@ -169,6 +171,7 @@ VMIG_API void vmig_session_free(vmig_session *s)
 
 	if (!s)
 		return;
+	vmig_engine_free(s);
 	if (s->tracking)
 		vmig_tracking_stop(s);
 	vmig_arbiter_fini(s);

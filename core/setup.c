@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "../tests/ksim/ksim.h"
+#include "engine.h"
 #include "internal.h"
 #include "kuapi.h"
 
@@ -328,6 +329,24 @@ static int setup_kernel(struct setup *st)
 		dp.group = cd->iommu == VMIG_CFG_IOMMU_TYPE1 ? cd->group : -1;
 		dp.pins_pages = sd->pins_pages;
 		dp.dma = sd->dma;
+		dp.feature = sd->feature;
+		dp.iommufd = sd->iommufd;
+		dp.iommufd.dirty_tracking = sd->iommu_dirty_tracking;
+		if (cd->iommu == VMIG_CFG_IOMMU_IOMMUFD) {
+			unsigned int n;
+			char end;
+
+			/* The simulator numbers its cdevs like the kernel. */
+			if (sscanf(cd->cdev, "/dev/vfio/devices/vfio%u%c", &n,
+				   &end) != 1)
+				return vmig_fail(s, VMIG_ECONFIG,
+						 "devices[%zu].cdev: the simulated "
+						 "kernel has /dev/vfio/devices/"
+						 "vfio<N> only, not %s",
+						 i, cd->cdev);
+			dp.iommufd.cdev = true;
+			dp.iommufd.cdev_index = n;
+		}
 		ret = ksim_device_add(s->ksim, &dp, NULL);
 		if (ret < 0)
 			return vmig_fail(s, ret,
@@ -335,6 +354,8 @@ static int setup_kernel(struct setup *st)
 					 "devices[%zu] \"%s\": %s",
 					 i, cd->name, vmig_strerror(ret));
 	}
+	if (kc->pasid_attach)
+		ksim_iommufd_set_pasid_attach(s->ksim, true);
 	/* The session's kernel is the simulator from now on. */
 	memcpy(&s->kernel, ksim_host(s->ksim), offsetof(struct vmig_host, log));
 	s->kernel.size = sizeof(s->kernel);
@@ -525,12 +546,33 @@ static int setup_devices(struct setup *st)
 				ret = -ENOMEM;
 		}
 		for (j = 0; ret == 0 && j < cd->nr_pasids; j++) {
+			struct vk_vfio_device_attach_iommufd_pt_pasid at = {
+				.argsz = sizeof(at),
+				.flags = VK_VFIO_DEVICE_ATTACH_PASID,
+				.pasid = cd->pasids[j].pasid,
+			};
 			struct space *ps;
 
 			ret = space_get(st, VMIG_CFG_IOMMU_IOMMUFD,
 					cd->pasids[j].ioas, &ps);
+			if (ret < 0)
+				break;
 			pasids[j].pasid = cd->pasids[j].pasid;
-			pasids[j].iommu_id = ret == 0 ? ps->id : 0;
+			pasids[j].iommu_id = ps->id;
+			/* Kernels before 6.13 have no PASID attach: EINVAL. */
+			at.pt_id = s->iommus[ps->id]->desc.ioas_id;
+			ret = kioctl(s, d.device_fd,
+				     VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+			if (ret < 0)
+				ret = vmig_fail(s, ret,
+						"devices[%zu].pasids[%zu]: attach "
+						"of PASID %u: %s%s",
+						i, j, at.pasid,
+						vmig_strerror(ret),
+						ret == -EINVAL
+							? " (this kernel has no "
+							  "PASID attach)"
+							: "");
 		}
 		d.pasids = pasids;
 		d.nr_pasids = (uint32_t)cd->nr_pasids;
@@ -603,12 +645,15 @@ VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 	s->role = cfg->role;
 	s->hotplug = cfg->policies.hotplug;
 	s->run_iterations = cfg->run.iterations;
+	s->run_track_only = cfg->run.track_only;
 	if (cfg->report) {
 		s->report_path = strdup(cfg->report);
 		if (!s->report_path)
 			return -ENOMEM;
 	}
-	ret = setup_kernel(&st);
+	ret = vmig_engine_configure(s, cfg);
+	if (ret == 0)
+		ret = setup_kernel(&st);
 	if (ret == 0)
 		ret = setup_plugins(&st);
 	if (ret == 0)

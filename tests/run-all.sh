@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every test of vmig: installs what the tests need, then builds twice
 # and runs the whole CTest suite on each build:
-#   build-ci    warnings as errors (and the valgrind runs),
+#   build-ci    warnings as errors (and the valgrind runs, and the
+#               kernel lab: tests/kernel/run-lab.sh under QEMU),
 #   build-asan  AddressSanitizer and UndefinedBehaviorSanitizer.
 # Exits non-zero when anything fails.
 set -eu
@@ -9,7 +10,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc)
 
-scripts/install-deps.sh valgrind
+# QEMU and a static busybox for the kernel lab (build-ci only).
+scripts/install-deps.sh valgrind qemu-system-x86 busybox-static
 
 echo "== build-ci: -Werror"
 cmake -S . -B build-ci -DVMIG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -57,6 +57,10 @@ enum vmig_error {
 	VMIG_EREFUSED = -4007,
 	/* Writes were missed: a dirty source broke its promise. */
 	VMIG_EMISSED = -4008,
+	/* The migration stream is malformed or was rejected by the peer. */
+	VMIG_EPROTO = -4009,
+	/* The destination's memory differs from the source's. */
+	VMIG_EMISMATCH = -4010,
 };
 
 /*
@@ -70,6 +74,15 @@ VMIG_API unsigned int vmig_version(void);
 
 /* Returns VMIG_VERSION_STRING of the library in use. */
 VMIG_API const char *vmig_version_string(void);
+
+/*
+ * Returns the host table of the real Linux system calls (its kernel
+ * operations; log and ranges_unknown are NULL): what a session uses when
+ * vmig_session_params.kernel is NULL. An embedder may wrap it (to trace
+ * or inject failures) and pass the wrapper as the session's kernel, or
+ * hand it to a plugin it drives itself. Never NULL.
+ */
+VMIG_API const struct vmig_host *vmig_linux_kernel(void);
 
 /* ------------------------------------------------------------------ */
 /* Sessions                                                            */
@@ -94,7 +107,7 @@ struct vmig_progress {
 	uint64_t bytes_left;     /* bytes still to move */
 	uint64_t dirty_rate;     /* bytes dirtied per second */
 	uint64_t bandwidth;      /* bytes moved per second */
-	uint64_t expected_downtime_us;
+	uint64_t expected_downtime_us; /* UINT64_MAX: not known yet */
 };
 
 typedef void (*vmig_progress_fn)(void *opaque,
@@ -367,6 +380,127 @@ VMIG_API int vmig_dirty_clear(vmig_session *s, uint32_t region);
 
 /* Stops tracking on every source. Errors: -EINVAL (not started). */
 VMIG_API int vmig_tracking_stop(vmig_session *s);
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+
+/* What the engine needs the VMM to do. Each returns 0 or a negative errno. */
+struct vmig_vmm_ops {
+	uint32_t size;
+	uint32_t reserved;
+	/*
+	 * Source, at switchover: stop the vCPUs, and quiesce any device that
+	 * has no VFIO migration support (devices that have it are stopped by
+	 * vmig). No guest write may happen after it returns.
+	 */
+	int (*stop)(void *opaque);
+	/*
+	 * Source: the migration failed or was cancelled: run the guest
+	 * again. Called on every failure, also before stop was: it must
+	 * accept a guest that runs already.
+	 */
+	int (*resume)(void *opaque);
+	/* Destination: the source committed: start the guest. */
+	int (*start)(void *opaque);
+};
+
+/*
+ * Sets the VMM's callbacks (copied; opaque is passed back). Without them a
+ * source cannot stop the guest: vmig_migrate then fails with -EINVAL.
+ * Errors: -EINVAL (size too small), -EBUSY (a migration runs).
+ */
+VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
+			      void *opaque);
+
+enum vmig_hotplug_policy {
+	VMIG_HOTPLUG_POLICY_TRACK = 0,   /* track it with its best source */
+	VMIG_HOTPLUG_POLICY_DEGRADE = 1, /* treat its ranges as always dirty */
+	VMIG_HOTPLUG_POLICY_REJECT = 2,  /* refuse it (vmig_device_add fails) */
+};
+
+enum vmig_timeout_strategy {
+	VMIG_TIMEOUT_STRATEGY_CANCEL = 0, /* keep the guest on the source */
+	VMIG_TIMEOUT_STRATEGY_FORCE = 1,  /* switch over anyway */
+};
+
+/* How a migration behaves; zero fields take the defaults. */
+struct vmig_policies {
+	uint32_t size;
+	uint32_t hotplug;           /* enum vmig_hotplug_policy */
+	uint64_t downtime_limit_ms; /* switch over under this; default 300 */
+	uint64_t bandwidth_limit;   /* bytes per second; 0 = unlimited */
+	uint32_t max_iterations;    /* default 30 */
+	uint32_t timeout_strategy;  /* enum vmig_timeout_strategy */
+	uint64_t timeout_ms;        /* 0 = none */
+};
+
+/*
+ * Sets the policies (a configuration's "policies" sets them too).
+ * Errors: -EINVAL (size too small, unknown value), -EBUSY (a migration
+ * runs).
+ */
+VMIG_API int vmig_set_policies(vmig_session *s,
+			       const struct vmig_policies *p);
+
+/*
+ * Source: connects to address ("unix:/path" or "tcp:host:port") and
+ * migrates: pre-copy iterations while the guest runs, then switchover
+ * through the VMM's stop callback, the final pages and device state, and
+ * commit once the destination's memory digest equals the source's.
+ * Blocks until done; progress goes to the progress callback. On any
+ * failure before the commit the devices and the guest (resume callback)
+ * run again on the source. Returns 0 (committed), -ECANCELED
+ * (vmig_cancel), -ETIMEDOUT (timeout with strategy cancel), VMIG_EPROTO
+ * (the destination rejected the stream; vmig_errmsg says why), or another
+ * error, always with vmig_errmsg naming the cause.
+ */
+VMIG_API int vmig_migrate(vmig_session *s, const char *address);
+
+/*
+ * Destination: binds address ("unix:/path" or "tcp:host:port"; port 0
+ * picks one; NULL: the configuration's transport) and writes the bound
+ * address into bound (NUL-terminated, truncated to len; may be NULL).
+ * Call vmig_receive next. Errors: -EINVAL (bad address), -EADDRINUSE,
+ * the socket's errors.
+ */
+VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
+			 size_t len);
+
+/*
+ * Destination: accepts one source on the address vmig_listen bound and
+ * receives its migration into the session's regions and devices, checking
+ * every frame before applying it; after the source commits, starts the
+ * devices and calls the VMM's start callback. Blocks until done. Returns
+ * 0 (started), VMIG_EPROTO (a malformed or hostile stream, rejected:
+ * vmig_errmsg names the check), -ECANCELED, or another error.
+ */
+VMIG_API int vmig_receive(vmig_session *s);
+
+/*
+ * Runs both ends in this process, src migrating into dst over a socket
+ * pair. Returns as vmig_migrate (dst's own outcome is in its report).
+ */
+VMIG_API int vmig_migrate_local(vmig_session *src, vmig_session *dst);
+
+/*
+ * Cancels the session's migration from any thread: the source sends an
+ * error to the destination and resumes the guest. Returns 0, or -EINVAL
+ * when nothing runs.
+ */
+VMIG_API int vmig_cancel(vmig_session *s);
+
+/*
+ * Computes the digest of the session's guest memory (docs/protocol.md):
+ * what a destination acknowledges with. Errors: -EINVAL.
+ */
+VMIG_API int vmig_memory_digest(vmig_session *s, uint64_t *digest);
+
+/*
+ * Writes every region of the session's guest memory, in ascending
+ * guest-physical order, to the file at path (created or truncated): to
+ * compare two memories page by page. Errors: -EINVAL, the file's errors.
+ */
+VMIG_API int vmig_memory_dump(vmig_session *s, const char *path);
 
 /* ------------------------------------------------------------------ */
 /* Configuration and runs                                              */

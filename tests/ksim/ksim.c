@@ -22,6 +22,8 @@
  */
 static const struct ksim_ext *const ksim_exts[KSIM_EXT_NR] = {
 	[KSIM_EXT_TYPE1] = &ksim_ext_type1,
+	[KSIM_EXT_IOMMUFD] = &ksim_ext_iommufd,
+	[KSIM_EXT_FEATURE] = &ksim_ext_feature,
 };
 
 /* vfio-pci's fixed region and interrupt counts (VFIO_DEVICE_GET_INFO). */
@@ -606,6 +608,25 @@ void ksim_device_set_as(struct ksim_device *d, const struct ksim_as_ops *ops,
 
 static void device_free(struct ksim *k, struct ksim_device *d);
 
+/*
+ * A device added without a VFIO group (group < 0, e.g. one reached only
+ * through its iommufd cdev) still sits in an IOMMU group of its own. It
+ * gets a private group with a negative id, which no /dev/vfio/N names.
+ */
+static int anon_group_id(const struct ksim *k)
+{
+	const struct ksim_group *g;
+	int min = 0;
+
+	for (g = k->groups; g; g = g->next)
+		if (g->id < min)
+			min = g->id;
+	for (g = k->gone_groups; g; g = g->next)
+		if (g->id < min)
+			min = g->id;
+	return min - 1;
+}
+
 int ksim_device_add(struct ksim *k, const struct ksim_device_params *p,
 		    struct ksim_device **out)
 {
@@ -614,7 +635,7 @@ int ksim_device_add(struct ksim *k, const struct ksim_device_params *p,
 	bool new_group = false;
 	int ret = 0, i;
 
-	if (!p || !p->name || !*p->name || p->group < 0 ||
+	if (!p || !p->name || !*p->name ||
 	    (p->kind != KSIM_DEV_PCI && p->kind != KSIM_DEV_MDEV))
 		return -EINVAL;
 	lock(k);
@@ -622,7 +643,7 @@ int ksim_device_add(struct ksim *k, const struct ksim_device_params *p,
 		ret = -EEXIST;
 		goto out;
 	}
-	g = ksim_group_find(k, p->group);
+	g = p->group < 0 ? NULL : ksim_group_find(k, p->group);
 	if (g && g->kind != p->kind) {
 		ret = -EEXIST;
 		goto out;
@@ -634,7 +655,7 @@ int ksim_device_add(struct ksim *k, const struct ksim_device_params *p,
 		g = calloc(1, sizeof(*g));
 		if (!g)
 			goto nomem;
-		g->id = p->group;
+		g->id = p->group < 0 ? anon_group_id(k) : p->group;
 		g->kind = p->kind;
 		g->next = k->groups;
 		k->groups = g;
@@ -645,6 +666,8 @@ int ksim_device_add(struct ksim *k, const struct ksim_device_params *p,
 	d->group_id = p->group;
 	d->pins_pages = p->pins_pages;
 	d->dma = p->dma;
+	d->feature = p->feature;
+	d->iommufd = p->iommufd;
 	if (!d->dma.write_size)
 		d->dma.write_size = KSIM_PAGE_SIZE;
 	d->rng = p->dma.seed;
@@ -1116,19 +1139,23 @@ static void fill_random(uint64_t *state, uint8_t *p, uint64_t len)
 }
 
 /*
- * One DMA write: translated piece by piece (a write may span adjacent
- * mappings), all pieces first so that a fault writes nothing. Each piece
- * is one ground-truth record.
+ * One DMA write through the address space (ops, as): translated piece by
+ * piece (a write may span adjacent mappings), all pieces first so that a
+ * fault writes nothing. Each piece is one ground-truth record. The parts'
+ * dma_written hooks (a device's own DMA log) hear only of writes through
+ * the device's own address space, not through a PASID's.
  */
-static int dma_write_locked(struct ksim *k, struct ksim_device *d,
-			    uint64_t iova, const void *buf, uint64_t len)
+int ksim_dma_write_as(struct ksim *k, struct ksim_device *d,
+		      const struct ksim_as_ops *ops, void *as, uint64_t iova,
+		      const void *buf, uint64_t len)
 {
+	bool own = ops == d->as_ops && as == d->as;
 	uint64_t off, plen, seq = k->seq;
 	size_t mark = k->nr_truth;
 	void *hva;
 	int ret, i;
 
-	if (d->removed || !d->as_ops)
+	if (d->removed || !ops)
 		return -ENODEV;
 	if (!len)
 		return -EINVAL;
@@ -1137,8 +1164,8 @@ static int dma_write_locked(struct ksim *k, struct ksim_device *d,
 		return -EFAULT;
 	}
 	for (off = 0; off < len; off += plen) {
-		ret = d->as_ops->translate(k, d->as, d, iova + off, len - off,
-					   &hva, &plen);
+		ret = ops->translate(k, as, d, iova + off, len - off, &hva,
+				     &plen);
 		if (ret) {
 			if (ret == -EFAULT)
 				k->faults++;
@@ -1147,8 +1174,7 @@ static int dma_write_locked(struct ksim *k, struct ksim_device *d,
 	}
 	/* Reserve the records first: a write is never half recorded. */
 	for (off = 0; off < len; off += plen) {
-		d->as_ops->translate(k, d->as, d, iova + off, len - off, &hva,
-				     &plen);
+		ops->translate(k, as, d, iova + off, len - off, &hva, &plen);
 		ret = truth_add(k, d, iova + off, plen, hva);
 		if (ret) {
 			k->nr_truth = mark;
@@ -1157,15 +1183,14 @@ static int dma_write_locked(struct ksim *k, struct ksim_device *d,
 		}
 	}
 	for (off = 0; off < len; off += plen) {
-		d->as_ops->translate(k, d->as, d, iova + off, len - off, &hva,
-				     &plen);
+		ops->translate(k, as, d, iova + off, len - off, &hva, &plen);
 		if (buf)
 			memcpy(hva, (const uint8_t *)buf + off, plen);
 		else
 			fill_random(&d->fill_rng, hva, plen);
-		if (d->as_ops->written)
-			d->as_ops->written(k, d->as, d, iova + off, plen);
-		for (i = 0; i < KSIM_EXT_NR; i++)
+		if (ops->written)
+			ops->written(k, as, d, iova + off, plen);
+		for (i = 0; own && i < KSIM_EXT_NR; i++)
 			if (ksim_exts[i] && ksim_exts[i]->dma_written)
 				ksim_exts[i]->dma_written(k, d, iova + off,
 							  plen);
@@ -1180,7 +1205,7 @@ int ksim_dma_write(struct ksim_device *d, uint64_t iova, const void *buf,
 	int ret;
 
 	lock(k);
-	ret = dma_write_locked(k, d, iova, buf, len);
+	ret = ksim_dma_write_as(k, d, d->as_ops, d->as, iova, buf, len);
 	unlock(k);
 	return ret;
 }
@@ -1275,6 +1300,12 @@ static int64_t device_step(struct ksim *k, struct ksim_device *d)
 	if (d->dma.pattern == KSIM_DMA_NONE || !d->dma.writes_per_step ||
 	    !d->as_ops || !d->as_ops->for_each_writable)
 		return 0;
+	/* A device held stopped by a part (migration) issues no DMA. */
+	for (j = 0; j < KSIM_EXT_NR; j++) {
+		if (ksim_exts[j] && ksim_exts[j]->dma_allowed &&
+		    !ksim_exts[j]->dma_allowed(k, d))
+			return 0;
+	}
 	d->as_ops->for_each_writable(k, d->as, d, step_collect, &r);
 	if (r.nomem) {
 		free(r.run);
@@ -1286,7 +1317,8 @@ static int64_t device_step(struct ksim *k, struct ksim_device *d)
 		uint64_t iova = slot_iova(&r, d->dma.write_size,
 					  step_pick(d, nslots));
 
-		if (!dma_write_locked(k, d, iova, NULL, d->dma.write_size))
+		if (!ksim_dma_write_as(k, d, d->as_ops, d->as, iova, NULL,
+				       d->dma.write_size))
 			made++;
 	}
 	free(r.run);

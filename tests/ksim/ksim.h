@@ -31,6 +31,13 @@
 struct ksim;
 struct ksim_device;
 
+/*
+ * Each interface part of the simulator has a header of its own for what
+ * it adds to the public interface: device parameters and entry points.
+ */
+#include "ksim_feature.h"
+#include "ksim_iommufd.h"
+
 enum ksim_device_kind {
 	KSIM_DEV_PCI = 1,  /* an IOMMU-backed vfio-pci device */
 	KSIM_DEV_MDEV = 2, /* a mediated device: emulated IOMMU, pins pages */
@@ -58,6 +65,8 @@ struct ksim_device_params {
 	bool pins_pages;            /* PCI only: its driver calls
 				       vfio_pin_pages (pinned scope) */
 	struct ksim_dma_params dma;
+	struct ksim_iommufd_device_params iommufd; /* ksim_iommufd.h */
+	struct ksim_feature_params feature;        /* ksim_feature.h */
 };
 
 struct ksim_params {

@@ -138,6 +138,8 @@ struct ksim_device {
 	bool pins_pages;
 	bool removed;               /* hot-unplugged: its fds get -ENODEV */
 	struct ksim_dma_params dma;
+	struct ksim_feature_params feature; /* p->feature: ksim_feature.c */
+	struct ksim_iommufd_device_params iommufd; /* ksim_iommufd.c */
 	uint64_t rng;               /* splitmix64 state: where it writes */
 	uint64_t fill_rng;          /* splitmix64 state: what it writes */
 	uint64_t cursor;            /* KSIM_DMA_SEQUENTIAL position */
@@ -226,6 +228,16 @@ int ksim_devfile_open(struct ksim *k, struct ksim_device *d,
 /* Attaches d's DMA to an address space (ops NULL: to none). */
 void ksim_device_set_as(struct ksim_device *d, const struct ksim_as_ops *ops,
 			void *as);
+
+/*
+ * d writes len bytes at iova through the address space (ops, as), which
+ * need not be its own (a PASID's domain): ksim_dma_write() with the
+ * address space given. Only writes through d's own address space reach
+ * the parts' dma_written hooks.
+ */
+int ksim_dma_write_as(struct ksim *k, struct ksim_device *d,
+		      const struct ksim_as_ops *ops, void *as, uint64_t iova,
+		      const void *buf, uint64_t len);
 
 /* ------------------------------------------------------------------ */
 /* Address spaces                                                      */
@@ -327,9 +339,17 @@ struct ksim_ext {
 	void (*device_free)(struct ksim *k, struct ksim_device *d);
 	/* munmap of a range this part mapped: 0, an errno, or KSIM_PASS. */
 	int (*munmap)(struct ksim *k, void *addr, size_t len);
+	/*
+	 * Whether the device's DMA engine may run now (ksim_step): false
+	 * when this part holds it stopped (a migration state in which a
+	 * device issues no DMA). NULL: no opinion.
+	 */
+	bool (*dma_allowed)(struct ksim *k, struct ksim_device *d);
 };
 
 extern const struct ksim_ext ksim_ext_type1;
+extern const struct ksim_ext ksim_ext_iommufd; /* ksim_iommufd.c */
+extern const struct ksim_ext ksim_ext_feature; /* ksim_feature.c */
 
 /* ------------------------------------------------------------------ */
 /* The simulator                                                       */

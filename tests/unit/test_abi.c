@@ -270,6 +270,24 @@ static const struct field_pin vmig_device_status_pins[] = {
 	PIN(struct vmig_device_status, reason, 72, 160, char[160]),
 };
 
+static const struct field_pin vmig_vmm_ops_pins[] = {
+	PIN(struct vmig_vmm_ops, size, 0, 4, uint32_t),
+	PIN(struct vmig_vmm_ops, reserved, 4, 4, uint32_t),
+	PIN(struct vmig_vmm_ops, stop, 8, 8, int (*)(void *)),
+	PIN(struct vmig_vmm_ops, resume, 16, 8, int (*)(void *)),
+	PIN(struct vmig_vmm_ops, start, 24, 8, int (*)(void *)),
+};
+
+static const struct field_pin vmig_policies_pins[] = {
+	PIN(struct vmig_policies, size, 0, 4, uint32_t),
+	PIN(struct vmig_policies, hotplug, 4, 4, uint32_t),
+	PIN(struct vmig_policies, downtime_limit_ms, 8, 8, uint64_t),
+	PIN(struct vmig_policies, bandwidth_limit, 16, 8, uint64_t),
+	PIN(struct vmig_policies, max_iterations, 24, 4, uint32_t),
+	PIN(struct vmig_policies, timeout_strategy, 28, 4, uint32_t),
+	PIN(struct vmig_policies, timeout_ms, 32, 8, uint64_t),
+};
+
 static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_range, 16, 8, vmig_range_pins),
 	STRUCT(struct vmig_iommu_desc, 24, 4, vmig_iommu_desc_pins),
@@ -289,6 +307,8 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_pasid, 8, 4, vmig_pasid_pins),
 	STRUCT(struct vmig_device, 56, 8, vmig_device_pins),
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
+	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
+	STRUCT(struct vmig_policies, 40, 8, vmig_policies_pins),
 };
 
 /*
@@ -301,7 +321,7 @@ static void test_layouts(void)
 {
 	size_t i, j;
 
-	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 18);
+	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 20);
 	for (i = 0; i < ARRAY_SIZE(struct_pins); i++) {
 		const struct struct_pin *sp = &struct_pins[i];
 		size_t end = 0, sum = 0;
@@ -387,6 +407,7 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_strerror, const char *(int)),
 	TYPE_PIN(vmig_version, unsigned int (void)),
 	TYPE_PIN(vmig_version_string, const char *(void)),
+	TYPE_PIN(vmig_linux_kernel, const struct vmig_host *(void)),
 	TYPE_PIN(vmig_session_new,
 		 int (const struct vmig_session_params *, vmig_session **)),
 	TYPE_PIN(vmig_session_free, void (vmig_session *)),
@@ -421,6 +442,18 @@ static const struct type_pin type_pins[] = {
 		      uint64_t *)),
 	TYPE_PIN(vmig_dirty_clear, int (vmig_session *, uint32_t)),
 	TYPE_PIN(vmig_tracking_stop, int (vmig_session *)),
+	TYPE_PIN(vmig_set_vmm_ops,
+		 int (vmig_session *, const struct vmig_vmm_ops *, void *)),
+	TYPE_PIN(vmig_set_policies,
+		 int (vmig_session *, const struct vmig_policies *)),
+	TYPE_PIN(vmig_migrate, int (vmig_session *, const char *)),
+	TYPE_PIN(vmig_listen,
+		 int (vmig_session *, const char *, char *, size_t)),
+	TYPE_PIN(vmig_receive, int (vmig_session *)),
+	TYPE_PIN(vmig_migrate_local, int (vmig_session *, vmig_session *)),
+	TYPE_PIN(vmig_cancel, int (vmig_session *)),
+	TYPE_PIN(vmig_memory_digest, int (vmig_session *, uint64_t *)),
+	TYPE_PIN(vmig_memory_dump, int (vmig_session *, const char *)),
 	TYPE_PIN(vmig_config_parse,
 		 int (const char *, size_t, const char *, vmig_config **,
 		      char *, size_t)),
@@ -477,6 +510,13 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_EDUPLICATE, -4006),
 	ENUM(VMIG_EREFUSED, -4007),
 	ENUM(VMIG_EMISSED, -4008),
+	ENUM(VMIG_EPROTO, -4009),
+	ENUM(VMIG_EMISMATCH, -4010),
+	ENUM(VMIG_HOTPLUG_POLICY_TRACK, 0),
+	ENUM(VMIG_HOTPLUG_POLICY_DEGRADE, 1),
+	ENUM(VMIG_HOTPLUG_POLICY_REJECT, 2),
+	ENUM(VMIG_TIMEOUT_STRATEGY_CANCEL, 0),
+	ENUM(VMIG_TIMEOUT_STRATEGY_FORCE, 1),
 	ENUM(VMIG_ROLE_SOURCE, 1),
 	ENUM(VMIG_ROLE_DESTINATION, 2),
 };
@@ -499,6 +539,8 @@ static void test_enums(void)
 	CU_ASSERT_EQUAL(sizeof(enum vmig_iommu_kind), 4);
 	CU_ASSERT_EQUAL(sizeof(enum vmig_error), 4);
 	CU_ASSERT_EQUAL(sizeof(enum vmig_role), 4);
+	CU_ASSERT_EQUAL(sizeof(enum vmig_hotplug_policy), 4);
+	CU_ASSERT_EQUAL(sizeof(enum vmig_timeout_strategy), 4);
 }
 
 /* Each of vmig's own codes has its own description. */
@@ -507,6 +549,7 @@ static void test_error_names(void)
 	static const int codes[] = {
 		VMIG_ECONFIG, VMIG_ENOTPLUGIN, VMIG_ENOENTRY, VMIG_EABI,
 		VMIG_EBADPLUGIN, VMIG_EDUPLICATE, VMIG_EREFUSED, VMIG_EMISSED,
+		VMIG_EPROTO, VMIG_EMISMATCH,
 	};
 	const char *unknown = vmig_strerror(-999999);
 	size_t i, j;

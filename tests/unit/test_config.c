@@ -278,24 +278,51 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg->kernel.nr_devices, 0);
 	CU_ASSERT_EQUAL(cfg->kernel.nr_faults, 0);
 	CU_ASSERT_EQUAL(cfg->run.iterations, 5);
+	CU_ASSERT_FALSE(cfg->run.track_only);
+	/* No role and no transport: both ends in this process. */
+	CU_ASSERT_EQUAL(cfg->role, VMIG_ROLE_SOURCE);
+	CU_ASSERT_TRUE(cfg->local);
 	vmig_config_free(cfg);
 }
 
 static void test_role(void)
 {
-	vmig_config *cfg = OK(WITH("'role': 'destination'"));
+	vmig_config *cfg = OK(WITH("'role': 'destination', "
+				   "'transport': 'unix:/tmp/s'"));
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->role, VMIG_ROLE_DESTINATION);
+	CU_ASSERT_FALSE(cfg->local);
 	vmig_config_free(cfg);
-	cfg = OK(WITH("'role': 'source'"));
+	cfg = OK(WITH("'role': 'source', 'transport': 'tcp:h:1'"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->role, VMIG_ROLE_SOURCE);
+	CU_ASSERT_FALSE(cfg->local);
+	vmig_config_free(cfg);
+	/* A transport without a role: a source. */
+	cfg = OK(WITH("'transport': 'tcp:h:1'"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->role, VMIG_ROLE_SOURCE);
+	CU_ASSERT_FALSE(cfg->local);
+	vmig_config_free(cfg);
+	cfg = OK(WITH("'role': 'local'"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->role, VMIG_ROLE_SOURCE);
+	CU_ASSERT_TRUE(cfg->local);
 	vmig_config_free(cfg);
 	ERR(WITH("'role': 'dest'"),
-	    "role: expected one of \"source\", \"destination\"");
+	    "role: expected one of \"source\", \"destination\", \"local\"");
 	ERR(WITH("'role': 1"),
-	    "role: expected one of \"source\", \"destination\"");
+	    "role: expected one of \"source\", \"destination\", \"local\"");
+	ERR(WITH("'role': 'destination'"),
+	    "transport: required for role \"destination\" (\"unix:<path>\" "
+	    "or \"tcp:<host>:<port>\")");
+	ERR(WITH("'role': 'source'"),
+	    "transport: required for role \"source\" (\"unix:<path>\" "
+	    "or \"tcp:<host>:<port>\")");
+	ERR(WITH("'role': 'local', 'transport': 'unix:/x'"),
+	    "transport: not used with role \"local\" (both ends run in one "
+	    "process)");
 }
 
 static void test_transport(void)
@@ -516,6 +543,16 @@ static void test_run_report(void)
 	ERR(WITH("'run': {'iterations': 0}"),
 	    "run.iterations: expected an integer from 1 to 100000");
 	ERR(WITH("'run': {'iteration': 3}"), "run: unknown key \"iteration\"");
+	cfg = OK(WITH("'run': {'mode': 'track'}"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_TRUE(cfg->run.track_only);
+	vmig_config_free(cfg);
+	cfg = OK(WITH("'run': {'mode': 'migrate'}"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_FALSE(cfg->run.track_only);
+	vmig_config_free(cfg);
+	ERR(WITH("'run': {'mode': 'copy'}"),
+	    "run.mode: expected one of \"migrate\", \"track\"");
 	ERR(WITH("'run': 3"), "run: expected an object");
 	ERR(WITH("'report': ''"), "report: expected a non-empty string");
 	ERR(WITH("'report': ['a']"), "report: expected a non-empty string");
@@ -1057,6 +1094,67 @@ static void test_kernel(void)
 	CU_ASSERT_EQUAL(cfg->kernel.type, VMIG_KERNEL_SIMULATED);
 	CU_ASSERT_PTR_NULL(cfg->kernel.devices);
 	vmig_config_free(cfg);
+}
+
+/* The VFIO device features of simulated devices. */
+static void test_kernel_features(void)
+{
+	const struct ksim_feature_params *f;
+	vmig_config *cfg;
+
+	cfg = OK(SIM("'devices': [{'name': 'nic0', 'migration': true, "
+		     "'dma_logging': 'pds'}, "
+		     "{'name': 'm0', 'migration': {'p2p': true, "
+		     "'pre_copy': true, 'state_size': '1M', 'state_seed': 7}, "
+		     "'dma_logging': {'model': 'mlx5', 'max_ranges': 4, "
+		     "'min_page_size': '8K', 'max_page_size': '2M'}}, "
+		     "{'name': 'fd0', 'migration': false, "
+		     "'dma_logging': false}]"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	f = &cfg->kernel.devices[0].feature;
+	CU_ASSERT_TRUE(f->migration);
+	CU_ASSERT_EQUAL(f->mig_flags, 0);
+	CU_ASSERT_EQUAL(f->log, KSIM_LOG_PDS);
+	CU_ASSERT_EQUAL(f->log_max_ranges, 0);
+	f = &cfg->kernel.devices[1].feature;
+	CU_ASSERT_TRUE(f->migration);
+	CU_ASSERT_EQUAL(f->mig_flags, 2 | 4);
+	CU_ASSERT_EQUAL(f->state_size, 1u << 20);
+	CU_ASSERT_EQUAL(f->state_seed, 7);
+	CU_ASSERT_EQUAL(f->log, KSIM_LOG_MLX5);
+	CU_ASSERT_EQUAL(f->log_max_ranges, 4);
+	CU_ASSERT_EQUAL(f->log_min_page_size, 8192);
+	CU_ASSERT_EQUAL(f->log_max_page_size, 2u << 20);
+	f = &cfg->kernel.devices[2].feature;
+	CU_ASSERT_FALSE(f->migration);
+	CU_ASSERT_EQUAL(f->log, KSIM_LOG_NONE);
+	vmig_config_free(cfg);
+
+	ERR(SIM("'devices': [{'name': 'nic0', 'migration': 1}]"),
+	    "kernel.devices[0].migration: expected true, false or an object");
+	ERR(SIM("'devices': [{'name': 'nic0', 'migration': {'p3p': true}}]"),
+	    "kernel.devices[0].migration: unknown key \"p3p\"");
+	ERR(SIM("'devices': [{'name': 'nic0', 'migration': "
+		"{'state_size': '1G'}}]"),
+	    "kernel.devices[0].migration.state_size: at most 64M");
+	ERR(SIM("'devices': [{'name': 'nic0', 'dma_logging': 'mlx6'}]"),
+	    "kernel.devices[0].dma_logging: expected false, one of \"mlx5\", "
+	    "\"pds\", \"stub\", or an object");
+	ERR(SIM("'devices': [{'name': 'nic0', 'dma_logging': {}}]"),
+	    "kernel.devices[0].dma_logging: missing key \"model\"");
+	ERR(SIM("'devices': [{'name': 'nic0', 'dma_logging': "
+		"{'model': 'pds', 'max_ranges': 0}}]"),
+	    "kernel.devices[0].dma_logging.max_ranges: expected an integer "
+	    "from 1 to 65535");
+	ERR(SIM("'devices': [{'name': 'nic0', 'dma_logging': "
+		"{'model': 'mlx5', 'min_page_size': '6K'}}]"),
+	    "kernel.devices[0].dma_logging.min_page_size: expected a power "
+	    "of two of at least 4K");
+	ERR(SIM("'devices': [{'name': 'nic0', 'dma_logging': "
+		"{'model': 'mlx5', 'min_page_size': '8K', "
+		"'max_page_size': '4K'}}]"),
+	    "kernel.devices[0].dma_logging.max_page_size: expected a power "
+	    "of two of at least min_page_size");
 }
 
 static void test_kernel_errors(void)
@@ -1865,6 +1963,7 @@ static CU_TestInfo device_tests[] = {
 
 static CU_TestInfo kernel_tests[] = {
 	{ "kernel", test_kernel },
+	{ "kernel: device features", test_kernel_features },
 	{ "kernel errors", test_kernel_errors },
 	{ "pins over mappings", test_kernel_pin_mappings },
 	{ "faults", test_faults },

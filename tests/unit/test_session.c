@@ -326,7 +326,7 @@ static void test_params(void)
 	p.role = VMIG_ROLE_DESTINATION;
 	CU_ASSERT_EQUAL(vmig_session_new(&p, &s), 0);
 	CU_ASSERT_EQUAL(vmig_tracking_start(s), -EINVAL);
-	CU_ASSERT_EQUAL(vmig_run(s, NULL), -ENOTSUP);
+	CU_ASSERT_EQUAL(vmig_run(s, NULL), -EINVAL);
 	vmig_session_free(s);
 	vmig_session_free(NULL);
 	CU_ASSERT_STRING_EQUAL(vmig_errmsg(NULL), "");
@@ -334,6 +334,26 @@ static void test_params(void)
 			       "plugin built for another ABI major");
 	CU_ASSERT_STRING_EQUAL(vmig_strerror(-ENOENT),
 			       "No such file or directory");
+}
+
+/* The real kernel's table: system calls, errors as negative errno. */
+static void test_linux_kernel(void)
+{
+	const struct vmig_host *k = vmig_linux_kernel();
+	char buf[4];
+	int fd;
+
+	CU_ASSERT_FATAL(k != NULL);
+	CU_ASSERT_EQUAL(k->size, sizeof(struct vmig_host));
+	CU_ASSERT_PTR_NULL(k->log);
+	CU_ASSERT_EQUAL(k->open(k->kctx, "/nonexistent/vmig", 0), -ENOENT);
+	fd = k->open(k->kctx, "/dev/zero", 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(k->read(k->kctx, fd, buf, sizeof(buf)), 4);
+	CU_ASSERT_EQUAL(k->ioctl(k->kctx, fd, VFIO_IOMMU_GET_INFO, NULL),
+			-ENOTTY);
+	CU_ASSERT_EQUAL(k->close(k->kctx, fd), 0);
+	CU_ASSERT_EQUAL(k->close(k->kctx, fd), -EBADF);
 }
 
 static void test_regions_and_maps(void)
@@ -750,7 +770,7 @@ static const char *const sim_head =
 	"    { \"name\": \"vgpu\", \"kind\": \"mdev\", \"group\": 5,\n"
 	"      \"address\": \"mdev-uuid\", \"container\": \"mdev\" }\n"
 	"  ],\n"
-	"  \"run\": { \"iterations\": 4 },\n"
+	"  \"run\": { \"mode\": \"track\", \"iterations\": 4 },\n"
 	"  \"kernel\": { \"type\": \"simulated\", \"devices\": [\n"
 	"    { \"name\": \"nic\", \"dma\": { \"pattern\": \"random\",\n"
 	"      \"writes_per_step\": 50 } },\n"
@@ -881,6 +901,7 @@ static void test_config_run_fault(void)
 
 static CU_TestInfo api_tests[] = {
 	{ "session parameters", test_params },
+	{ "the real kernel's table", test_linux_kernel },
 	{ "regions and mappings", test_regions_and_maps },
 	{ "devices", test_devices_api },
 	{ "plugins", test_plugins_api },

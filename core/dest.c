@@ -1,0 +1,992 @@
+/*
+ * dest.c: the destination of a migration.
+ *
+ * This file owns the receiving state machine (struct vmig_rx), which
+ * checks every frame before it touches anything, exactly as
+ * docs/protocol.md lists the checks, and decides where each byte of the
+ * stream may go: page payloads straight into the span of guest memory
+ * that their checked header names, everything else into a bounded
+ * scratch buffer. Nothing outside the session's regions is ever written.
+ * The state machine knows no sockets (test_proto feeds it from memory);
+ * the rest of the file runs it on a connection: accept one source, answer
+ * WELCOME, load the devices' state, acknowledge with the memory digest,
+ * and start the guest only once the source commits.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* ------------------------------------------------------------------ */
+/* The receiving state machine                                         */
+
+#define SCRATCH_LEN VMIG_DEVSTATE_MAX /* the largest non-page payload */
+
+static const char *const state_names[] = {
+	[VMIG_RX_START] = "start",
+	[VMIG_RX_RECEIVING] = "receiving",
+	[VMIG_RX_FINAL] = "final",
+	[VMIG_RX_ACKED] = "acked",
+	[VMIG_RX_DONE] = "done",
+	[VMIG_RX_FAILED] = "failed",
+};
+
+const char *vmig_rx_state_name(enum vmig_rx_state st)
+{
+	return st <= VMIG_RX_FAILED ? state_names[st] : "?";
+}
+
+/* Frames each state accepts (bit n: type n); ERROR in all but the end. */
+#define BIT(t) (1u << (t))
+static const uint32_t allowed[] = {
+	[VMIG_RX_START] = BIT(VMIG_FRAME_HELLO) | BIT(VMIG_FRAME_ERROR),
+	[VMIG_RX_RECEIVING] = BIT(VMIG_FRAME_ITERATION) |
+			      BIT(VMIG_FRAME_PAGES) | BIT(VMIG_FRAME_ZERO) |
+			      BIT(VMIG_FRAME_DEVICE_STATE) |
+			      BIT(VMIG_FRAME_SWITCHOVER) |
+			      BIT(VMIG_FRAME_ERROR),
+	[VMIG_RX_FINAL] = BIT(VMIG_FRAME_PAGES) | BIT(VMIG_FRAME_ZERO) |
+			  BIT(VMIG_FRAME_DEVICE_STATE) |
+			  BIT(VMIG_FRAME_DEVICE_END) |
+			  BIT(VMIG_FRAME_COMPLETE) | BIT(VMIG_FRAME_ERROR),
+	[VMIG_RX_ACKED] = BIT(VMIG_FRAME_COMMIT) | BIT(VMIG_FRAME_ERROR),
+	[VMIG_RX_DONE] = 0,
+	[VMIG_RX_FAILED] = 0,
+};
+
+int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
+{
+	memset(rx, 0, sizeof(*rx));
+	rx->s = s;
+	rx->state = VMIG_RX_START;
+	rx->scratch = malloc(SCRATCH_LEN);
+	if (!rx->scratch)
+		return -ENOMEM;
+	rx->scratch_len = SCRATCH_LEN;
+	return 0;
+}
+
+void vmig_rx_fini(struct vmig_rx *rx)
+{
+	free(rx->scratch);
+	free(rx->region_map);
+	free(rx->devices);
+	rx->scratch = NULL;
+	rx->region_map = NULL;
+	rx->devices = NULL;
+}
+
+/* Ends the stream with a message naming the frame and the check. */
+__attribute__((format(printf, 2, 3))) static int rx_bad(struct vmig_rx *rx,
+							 const char *fmt, ...)
+{
+	const char *name = vmig_frame_name(rx->f.type);
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(rx->err, sizeof(rx->err), "frame %llu (%s): %s",
+		 (unsigned long long)rx->frame_no, name ? name : "?", msg);
+	rx->state = VMIG_RX_FAILED;
+	return -EPROTO;
+}
+
+void vmig_rx_buf(struct vmig_rx *rx, void **buf, size_t *len)
+{
+	if (rx->state == VMIG_RX_FAILED || rx->state == VMIG_RX_DONE) {
+		/* Whatever still arrives is read aside and ignored. */
+		*buf = rx->scratch;
+		*len = rx->scratch_len;
+	} else if (!rx->in_payload) {
+		*buf = rx->hdr + rx->hdr_have;
+		*len = VMIG_FRAME_HDR - rx->hdr_have;
+	} else {
+		*buf = rx->dst + rx->have;
+		*len = rx->want - rx->have;
+	}
+}
+
+/* The region and page range of a PAGES or ZERO frame, checked. */
+static int rx_check_pages(struct vmig_rx *rx, uint8_t **span)
+{
+	const struct vmig_frame *f = &rx->f;
+	const struct vmig_region_rec *r;
+
+	if (f->a >= rx->nr_regions)
+		return rx_bad(rx, "no region %llu (the layout has %u)",
+			      (unsigned long long)f->a, rx->nr_regions);
+	r = &rx->s->regions[rx->region_map[f->a]];
+	if (f->b >= r->npages || f->c > r->npages - f->b)
+		return rx_bad(rx,
+			      "page range %llu+%llu outside region %llu "
+			      "(%llu pages)",
+			      (unsigned long long)f->b,
+			      (unsigned long long)f->c,
+			      (unsigned long long)f->a,
+			      (unsigned long long)r->npages);
+	*span = r->hva + f->b * VMIG_PAGE_SIZE;
+	return 0;
+}
+
+static int rx_check_device(struct vmig_rx *rx, struct vmig_rx_device **out)
+{
+	const struct vmig_frame *f = &rx->f;
+
+	if (f->a >= rx->nr_devices)
+		return rx_bad(rx, "no device %llu (the layout has %u)",
+			      (unsigned long long)f->a, rx->nr_devices);
+	*out = &rx->devices[f->a];
+	if ((*out)->ended)
+		return rx_bad(rx, "device %llu (%s) has already ended",
+			      (unsigned long long)f->a, (*out)->dev->name);
+	return 0;
+}
+
+/* Zeroes the pages of a ZERO frame, writing only those that are not. */
+static void rx_zero(uint8_t *p, uint64_t n)
+{
+	uint64_t i;
+
+	/* Reading a page never touched costs nothing; writing allocates. */
+	for (i = 0; i < n; i++, p += VMIG_PAGE_SIZE) {
+		if (!vmig_page_is_zero(p))
+			memset(p, 0, VMIG_PAGE_SIZE);
+	}
+}
+
+static int rx_frame_done(struct vmig_rx *rx, int event)
+{
+	rx->frame_no++;
+	return event;
+}
+
+/* A header arrived: check it and decide where its payload goes. */
+static int rx_header(struct vmig_rx *rx)
+{
+	struct vmig_frame *f = &rx->f;
+	struct vmig_rx_device *d;
+	uint8_t *span = NULL;
+	uint32_t i;
+	int ret;
+
+	ret = vmig_frame_check_head(rx->hdr, rx->frame_no, f, rx->err,
+				    sizeof(rx->err));
+	if (ret < 0) {
+		rx->state = VMIG_RX_FAILED;
+		return ret;
+	}
+	if (!(allowed[rx->state] & BIT(f->type)))
+		return rx_bad(rx, "not allowed in state \"%s\"",
+			      vmig_rx_state_name(rx->state));
+	ret = vmig_frame_check_body(f, rx->frame_no, rx->err, sizeof(rx->err));
+	if (ret < 0) {
+		rx->state = VMIG_RX_FAILED;
+		return ret;
+	}
+
+	switch (f->type) {
+	case VMIG_FRAME_HELLO:
+	case VMIG_FRAME_ERROR:
+		break;
+	case VMIG_FRAME_PAGES:
+		ret = rx_check_pages(rx, &span);
+		if (ret < 0)
+			return ret;
+		/*
+		 * After SWITCHOVER memory is still and every page is proven:
+		 * a page whose CRC fails must not be applied, so a checked
+		 * page goes through the scratch buffer.
+		 */
+		if (rx->state == VMIG_RX_FINAL &&
+		    !(f->flags & VMIG_FRAME_DATA_CRC))
+			return rx_bad(rx, "DATA_CRC missing after "
+					  "SWITCHOVER");
+		if (!(f->flags & VMIG_FRAME_DATA_CRC)) {
+			rx->dst = span;
+			rx->to_scratch = false;
+			goto payload;
+		}
+		break;
+	case VMIG_FRAME_ZERO:
+		ret = rx_check_pages(rx, &span);
+		if (ret < 0)
+			return ret;
+		rx_zero(span, f->c);
+		rx->pages += f->c;
+		rx->zero_pages += f->c;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_DEVICE_STATE:
+		ret = rx_check_device(rx, &d);
+		if (ret < 0)
+			return ret;
+		if (rx->state == VMIG_RX_RECEIVING &&
+		    f->c != VMIG_PHASE_PRECOPY)
+			return rx_bad(rx, "phase %llu before SWITCHOVER",
+				      (unsigned long long)f->c);
+		if (rx->state == VMIG_RX_FINAL &&
+		    f->c != VMIG_PHASE_STOPCOPY)
+			return rx_bad(rx, "phase %llu after SWITCHOVER",
+				      (unsigned long long)f->c);
+		if (f->b != d->offset)
+			return rx_bad(rx, "offset %llu, expected %llu",
+				      (unsigned long long)f->b,
+				      (unsigned long long)d->offset);
+		break;
+	case VMIG_FRAME_DEVICE_END:
+		ret = rx_check_device(rx, &d);
+		if (ret < 0)
+			return ret;
+		if (f->b != d->offset)
+			return rx_bad(rx, "total %llu bytes, %llu received",
+				      (unsigned long long)f->b,
+				      (unsigned long long)d->offset);
+		d->ended = true;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_ITERATION:
+		if (f->a != rx->next_iteration)
+			return rx_bad(rx, "iteration %llu, expected %llu",
+				      (unsigned long long)f->a,
+				      (unsigned long long)rx->next_iteration);
+		rx->next_iteration++;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_SWITCHOVER:
+		rx->state = VMIG_RX_FINAL;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_COMPLETE:
+		if (f->a != rx->pages)
+			return rx_bad(rx, "the source sent %llu pages, %llu "
+					  "arrived",
+				      (unsigned long long)f->a,
+				      (unsigned long long)rx->pages);
+		if (f->b != rx->frame_no)
+			return rx_bad(rx, "the source sent %llu frames before "
+					  "it, %llu arrived",
+				      (unsigned long long)f->b,
+				      (unsigned long long)rx->frame_no);
+		for (i = 0; i < rx->nr_devices; i++) {
+			if (!rx->devices[i].ended)
+				return rx_bad(rx, "device %u (%s) has not "
+						  "ended",
+					      i, rx->devices[i].dev->name);
+		}
+		rx->state = VMIG_RX_ACKED;
+		return rx_frame_done(rx, VMIG_RX_COMPLETE);
+	case VMIG_FRAME_COMMIT:
+		rx->state = VMIG_RX_DONE;
+		return rx_frame_done(rx, VMIG_RX_COMMIT);
+	}
+
+	if (!f->length) {
+		if (f->type == VMIG_FRAME_ERROR) {
+			rx->peer_code = (int)(int64_t)f->a;
+			rx->peer_msg[0] = '\0';
+			rx->state = VMIG_RX_FAILED;
+			return rx_frame_done(rx, VMIG_RX_PEER_ERROR);
+		}
+		/* Every other type with a payload requires length > 0. */
+		return rx_bad(rx, "empty payload");
+	}
+	/* Bounded by the length checks: every limit fits the scratch. */
+	rx->dst = rx->scratch;
+	rx->to_scratch = true;
+payload:
+	rx->want = (size_t)f->length;
+	rx->have = 0;
+	rx->in_payload = true;
+	return VMIG_RX_MORE;
+}
+
+/* A region or device name of HELLO, printable. */
+static void hello_name(char *out, size_t outlen, const uint8_t *p,
+		       size_t len)
+{
+	size_t n = strnlen((const char *)p, len);
+
+	vmig_proto_text(out, outlen, p, n);
+}
+
+static int rx_hello(struct vmig_rx *rx)
+{
+	const struct vmig_frame *f = &rx->f;
+	vmig_session *s = rx->s;
+	const uint8_t *p = rx->scratch;
+	char name[4 * VMIG_HELLO_DEVICE + 1];
+	uint32_t i, j;
+	bool *used;
+
+	if (f->b != s->nr_regions)
+		return rx_bad(rx, "the source has %llu region(s), this "
+				  "destination %zu",
+			      (unsigned long long)f->b, s->nr_regions);
+	rx->nr_regions = (uint32_t)f->b;
+	rx->nr_devices = (uint32_t)f->c;
+	rx->region_map = calloc(rx->nr_regions ? rx->nr_regions : 1,
+				sizeof(*rx->region_map));
+	rx->devices = calloc(rx->nr_devices ? rx->nr_devices : 1,
+			     sizeof(*rx->devices));
+	used = calloc(s->nr_regions + s->nr_devices + 1, sizeof(*used));
+	if (!rx->region_map || !rx->devices || !used) {
+		free(used);
+		snprintf(rx->err, sizeof(rx->err), "out of memory");
+		rx->state = VMIG_RX_FAILED;
+		return -ENOMEM;
+	}
+	for (i = 0; i < rx->nr_regions; i++, p += VMIG_HELLO_REGION) {
+		uint64_t gpa, size;
+
+		memcpy(&gpa, p, 8);
+		memcpy(&size, p + 8, 8);
+		gpa = le64toh(gpa);
+		size = le64toh(size);
+		hello_name(name, sizeof(name), p + 16, VMIG_HELLO_NAME);
+		if (!size || size % VMIG_PAGE_SIZE) {
+			free(used);
+			return rx_bad(rx, "region %u: size 0x%llx is not a "
+					  "positive multiple of 4096",
+				      i, (unsigned long long)size);
+		}
+		for (j = 0; j < s->nr_regions; j++) {
+			if (s->regions[j].gpa == gpa &&
+			    s->regions[j].length == size)
+				break;
+		}
+		if (j == s->nr_regions) {
+			free(used);
+			return rx_bad(rx, "region %u (\"%s\", gpa 0x%llx, "
+					  "size 0x%llx) has no match here",
+				      i, name, (unsigned long long)gpa,
+				      (unsigned long long)size);
+		}
+		if (used[j]) {
+			free(used);
+			return rx_bad(rx, "region %u (gpa 0x%llx) is named "
+					  "twice",
+				      i, (unsigned long long)gpa);
+		}
+		used[j] = true;
+		rx->region_map[i] = j;
+	}
+	memset(used, 0, (s->nr_regions + s->nr_devices + 1) * sizeof(*used));
+	for (i = 0; i < rx->nr_devices; i++, p += VMIG_HELLO_DEVICE) {
+		size_t n = strnlen((const char *)p, VMIG_HELLO_DEVICE);
+
+		hello_name(name, sizeof(name), p, VMIG_HELLO_DEVICE);
+		for (j = 0; j < s->nr_devices; j++) {
+			const struct vmig_device_rec *dev = s->devices[j];
+
+			if (dev->present && n && strlen(dev->name) == n &&
+			    !memcmp(dev->name, p, n))
+				break;
+		}
+		if (j == s->nr_devices) {
+			free(used);
+			return rx_bad(rx, "device %u (\"%s\") is not here", i,
+				      name);
+		}
+		if (used[j]) {
+			free(used);
+			return rx_bad(rx, "device %u (\"%s\") is named twice",
+				      i, name);
+		}
+		used[j] = true;
+		rx->devices[i].dev = s->devices[j];
+	}
+	free(used);
+	rx->state = VMIG_RX_RECEIVING;
+	return VMIG_RX_HELLO;
+}
+
+/* A payload arrived in full: check its CRC, then apply it. */
+static int rx_payload(struct vmig_rx *rx)
+{
+	struct vmig_frame *f = &rx->f;
+	struct vmig_rx_device *d;
+	uint8_t *span;
+	char msg[256];
+	int ret;
+
+	rx->in_payload = false;
+	if (f->flags & VMIG_FRAME_DATA_CRC) {
+		uint32_t crc = vmig_crc32c(0, rx->dst, rx->want);
+
+		if (crc != f->data_crc)
+			return rx_bad(rx, "data CRC 0x%08x, computed 0x%08x",
+				      f->data_crc, crc);
+	}
+	switch (f->type) {
+	case VMIG_FRAME_HELLO:
+		ret = rx_hello(rx);
+		if (ret < 0)
+			return ret;
+		return rx_frame_done(rx, ret);
+	case VMIG_FRAME_PAGES:
+		if (rx->to_scratch) {
+			/* Checked before; the layout cannot have changed. */
+			rx_check_pages(rx, &span);
+			memcpy(span, rx->scratch, rx->want);
+		}
+		rx->pages += f->c;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_DEVICE_STATE:
+		d = &rx->devices[f->a];
+		if (!rx->dev_write)
+			return rx_bad(rx, "device %llu (%s): no device can "
+					  "take state here",
+				      (unsigned long long)f->a, d->dev->name);
+		msg[0] = '\0';
+		ret = rx->dev_write(rx->dev_opaque, d, rx->scratch, rx->want,
+				    msg, sizeof(msg));
+		if (ret < 0) {
+			rx_bad(rx, "device %llu (%s): %s",
+			       (unsigned long long)f->a, d->dev->name, msg);
+			return ret;
+		}
+		d->offset += rx->want;
+		rx->device_bytes += rx->want;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_ERROR:
+		rx->peer_code = (int)(int64_t)f->a;
+		vmig_proto_text(rx->peer_msg, sizeof(rx->peer_msg), rx->scratch,
+				rx->want);
+		rx->state = VMIG_RX_FAILED;
+		return rx_frame_done(rx, VMIG_RX_PEER_ERROR);
+	}
+	return rx_bad(rx, "unexpected payload");
+}
+
+int vmig_rx_feed(struct vmig_rx *rx, size_t n)
+{
+	if (rx->state == VMIG_RX_FAILED)
+		return -EPROTO;
+	if (rx->state == VMIG_RX_DONE) {
+		snprintf(rx->err, sizeof(rx->err),
+			 "frame %llu: data after COMMIT",
+			 (unsigned long long)rx->frame_no);
+		rx->state = VMIG_RX_FAILED;
+		return -EPROTO;
+	}
+	rx->bytes += n;
+	if (!rx->in_payload) {
+		rx->hdr_have += n;
+		if (rx->hdr_have < VMIG_FRAME_HDR)
+			return VMIG_RX_MORE;
+		rx->hdr_have = 0;
+		return rx_header(rx);
+	}
+	rx->have += n;
+	if (rx->have < rx->want)
+		return VMIG_RX_MORE;
+	return rx_payload(rx);
+}
+
+/* ------------------------------------------------------------------ */
+/* The destination on a connection                                     */
+
+struct ctl_write {
+	uv_write_t req;
+	struct vmig_dst *d;
+	bool last;    /* close the connection once written */
+	uint8_t hdr[VMIG_FRAME_HDR];
+	uint8_t payload[];
+};
+
+struct vmig_dst {
+	vmig_session *s;
+	struct vmig_engine *e;
+	uv_loop_t *loop;
+	struct vmig_conn *conn;
+	struct vmig_rx rx;
+	uv_async_t cancel;
+	uv_timer_t linger; /* bounds the wait for a last frame to go */
+	bool linger_closed;
+	bool finished;
+	bool accepted;
+	int result;
+	uint64_t start_us;
+	char errmsg[1024];
+};
+
+/* ------------------------------------------------------------------ */
+/* Devices (VFIO migration v2: RESUMING, then STOP, then RUNNING)      */
+
+/*
+ * Device state goes through core/devstate.h. Until a device there says
+ * it can resume a state, HELLO naming a device is refused (rx_hello) and
+ * these do nothing: the devices of the session carry no state.
+ */
+static int dst_devices_load(struct vmig_dst *d, char *err, size_t errlen)
+{
+	(void)d;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static int dst_devices_run(struct vmig_dst *d, char *err, size_t errlen)
+{
+	(void)d;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+static void dst_devices_abort(struct vmig_dst *d)
+{
+	(void)d;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void dst_close_conn(struct vmig_dst *d)
+{
+	if (d->conn) {
+		vmig_conn_close(d->conn);
+		d->conn = NULL;
+	}
+	if (!d->linger_closed) {
+		d->linger_closed = true;
+		uv_close((uv_handle_t *)&d->linger, NULL);
+	}
+}
+
+static void dst_ctl_written(uv_write_t *req, int status)
+{
+	struct ctl_write *w = req->data;
+	struct vmig_dst *d = w->d;
+
+	(void)status;
+	if (w->last)
+		dst_close_conn(d);
+	free(w);
+}
+
+/* Sends a small frame; `last` closes the connection after it. */
+static int dst_send(struct vmig_dst *d, uint32_t type, uint64_t a,
+		    uint64_t b, const void *payload, size_t len, bool last)
+{
+	struct ctl_write *w;
+	uv_buf_t bufs[2];
+	int ret;
+
+	if (!d->conn)
+		return -ENOTCONN;
+	w = malloc(sizeof(*w) + len);
+	if (!w)
+		return -ENOMEM;
+	w->req.data = w;
+	w->d = d;
+	w->last = last;
+	if (len)
+		memcpy(w->payload, payload, len);
+	vmig_frame_pack(w->hdr, type, len, a, b, 0, len ? w->payload : NULL);
+	bufs[0] = uv_buf_init((char *)w->hdr, VMIG_FRAME_HDR);
+	bufs[1] = uv_buf_init((char *)w->payload, (unsigned int)len);
+	ret = vmig_conn_write(d->conn, &w->req, bufs, len ? 2 : 1,
+			      dst_ctl_written);
+	if (ret < 0)
+		free(w);
+	return ret;
+}
+
+static void dst_linger_expired(uv_timer_t *t)
+{
+	dst_close_conn(t->data);
+}
+
+/*
+ * Ends the destination's part with result err (0: the guest started).
+ * With error_frame, the source is told why with an ERROR frame first: the
+ * connection closes once it is written, or after a second at most.
+ */
+__attribute__((format(printf, 4, 5))) static void
+dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
+	   ...)
+{
+	va_list ap;
+
+	if (d->finished)
+		return;
+	d->finished = true;
+	d->result = err;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(d->errmsg, sizeof(d->errmsg), fmt, ap);
+		va_end(ap);
+	}
+	if (err)
+		dst_devices_abort(d);
+	vmig_engine_end(d->e);
+	uv_close((uv_handle_t *)&d->cancel, NULL);
+	if (d->e->listener) {
+		vmig_listener_close(d->e->listener);
+		d->e->listener = NULL;
+	}
+	if (d->conn)
+		vmig_conn_read_stop(d->conn);
+	if (error_frame && d->conn &&
+	    dst_send(d, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, d->errmsg,
+		     strnlen(d->errmsg, VMIG_ERROR_MAX), true) == 0) {
+		uv_timer_start(&d->linger, dst_linger_expired, 1000, 0);
+		return;
+	}
+	dst_close_conn(d);
+}
+
+/* Where the stream was when it broke, for messages. */
+static void dst_position(const struct vmig_dst *d, char *buf, size_t len)
+{
+	const struct vmig_rx *rx = &d->rx;
+	const char *name = vmig_frame_name(rx->f.type);
+
+	if (rx->in_payload)
+		snprintf(buf, len, "frame %llu (%s, %zu of %zu payload bytes)",
+			 (unsigned long long)rx->frame_no, name ? name : "?",
+			 rx->have, rx->want);
+	else if (rx->hdr_have)
+		snprintf(buf, len, "frame %llu (%zu of %u header bytes)",
+			 (unsigned long long)rx->frame_no, rx->hdr_have,
+			 VMIG_FRAME_HDR);
+	else
+		snprintf(buf, len, "frame %llu (before its header)",
+			 (unsigned long long)rx->frame_no);
+}
+
+static void dst_event(struct vmig_dst *d, int ev)
+{
+	vmig_session *s = d->s;
+	struct vmig_engine *e = d->e;
+	char msg[512];
+	int ret;
+
+	switch (ev) {
+	case VMIG_RX_MORE:
+		return;
+	case VMIG_RX_HELLO:
+		vmig_logf(s, VMIG_LOG_INFO,
+			  "destination: %s: layout accepted (%u region(s), %u "
+			  "device(s))",
+			  vmig_conn_peer(d->conn), d->rx.nr_regions,
+			  d->rx.nr_devices);
+		ret = dst_send(d, VMIG_FRAME_WELCOME, 0, 0, NULL, 0, false);
+		if (ret < 0)
+			dst_finish(d, ret, false, "cannot answer WELCOME: %s",
+				   vmig_strerror(ret));
+		return;
+	case VMIG_RX_COMPLETE:
+		msg[0] = '\0';
+		ret = dst_devices_load(d, msg, sizeof(msg));
+		if (ret < 0) {
+			dst_finish(d, ret, true, "loading the device state: %s",
+				   msg);
+			return;
+		}
+		e->st.digest = vmig_digest_memory(s);
+		e->st.digest_known = true;
+		vmig_logf(s, VMIG_LOG_INFO,
+			  "destination: all received (%llu pages); digest "
+			  "0x%016llx",
+			  (unsigned long long)d->rx.pages,
+			  (unsigned long long)e->st.digest);
+		ret = dst_send(d, VMIG_FRAME_ACK, e->st.digest, d->rx.pages,
+			       NULL, 0, false);
+		if (ret < 0)
+			dst_finish(d, ret, false, "cannot answer ACK: %s",
+				   vmig_strerror(ret));
+		return;
+	case VMIG_RX_COMMIT:
+		e->st.committed = true;
+		msg[0] = '\0';
+		ret = dst_devices_run(d, msg, sizeof(msg));
+		if (ret < 0) {
+			dst_finish(d, ret, false, "the source committed, but "
+				   "the devices cannot run: %s", msg);
+			return;
+		}
+		if (e->have_vmm && e->vmm.start) {
+			ret = e->vmm.start(e->vmm_opaque);
+			if (ret < 0) {
+				dst_finish(d, ret, false, "the source "
+					   "committed, but the VMM's start "
+					   "failed: %s", vmig_strerror(ret));
+				return;
+			}
+		}
+		e->st.guest_started = true;
+		dst_finish(d, 0, false, NULL);
+		return;
+	case VMIG_RX_PEER_ERROR:
+		/* A source that gave up by choice (or policy) cancelled. */
+		e->st.cancelled = d->rx.peer_code == -ECANCELED ||
+				  d->rx.peer_code == -ETIMEDOUT;
+		dst_finish(d, d->rx.peer_code, false,
+			   "the source ended the migration: %s%s(%s)",
+			   d->rx.peer_msg, d->rx.peer_msg[0] ? " " : "",
+			   vmig_strerror(d->rx.peer_code));
+		return;
+	}
+	/* A check failed: the source hears which. */
+	if (ev == -EPROTO)
+		dst_finish(d, VMIG_EPROTO, true, "%s", d->rx.err);
+	else
+		dst_finish(d, ev, true, "%s", d->rx.err);
+}
+
+static void dst_read_buf(void *opaque, void **buf, size_t *len)
+{
+	struct vmig_dst *d = opaque;
+
+	vmig_rx_buf(&d->rx, buf, len);
+}
+
+static void dst_read_done(void *opaque, size_t n)
+{
+	struct vmig_dst *d = opaque;
+
+	if (d->finished)
+		return;
+	dst_event(d, vmig_rx_feed(&d->rx, n));
+}
+
+static void dst_read_end(void *opaque, int err)
+{
+	struct vmig_dst *d = opaque;
+	char where[160];
+
+	if (d->finished)
+		return;
+	dst_position(d, where, sizeof(where));
+	dst_finish(d, err ? err : -ECONNRESET, false,
+		   "connection lost at %s: %s", where,
+		   err ? vmig_strerror(err) : "the source closed it");
+}
+
+static const struct vmig_conn_ops dst_conn_ops = {
+	.read_buf = dst_read_buf,
+	.read_done = dst_read_done,
+	.read_end = dst_read_end,
+};
+
+const struct vmig_conn_ops *vmig_dst_conn_ops(void)
+{
+	return &dst_conn_ops;
+}
+
+static void dst_cancelled(void *opaque)
+{
+	struct vmig_dst *d = opaque;
+
+	dst_finish(d, -ECANCELED, true, "the destination was cancelled");
+}
+
+static void dst_cancel_async(uv_async_t *a)
+{
+	dst_cancelled(a->data);
+}
+
+int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)
+{
+	struct vmig_engine *e = vmig_engine_get(s);
+	struct vmig_dst *d;
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->s = s;
+	d->e = e;
+	d->loop = loop;
+	d->start_us = vmig_now_us();
+	ret = vmig_rx_init(&d->rx, s);
+	if (ret < 0) {
+		free(d);
+		return ret;
+	}
+	ret = uv_async_init(loop, &d->cancel, dst_cancel_async);
+	if (ret < 0) {
+		vmig_rx_fini(&d->rx);
+		free(d);
+		return ret;
+	}
+	d->cancel.data = d;
+	uv_timer_init(loop, &d->linger);
+	d->linger.data = d;
+	ret = vmig_engine_begin(e, &d->cancel, dst_cancelled, d);
+	if (ret < 0) {
+		uv_close((uv_handle_t *)&d->cancel, NULL);
+		uv_close((uv_handle_t *)&d->linger, NULL);
+		uv_run(loop, UV_RUN_NOWAIT);
+		vmig_rx_fini(&d->rx);
+		free(d);
+		return vmig_fail(s, ret, "receive: a migration runs already");
+	}
+	vmig_engine_stats_reset(e);
+	free(s->stats.iters);
+	memset(&s->stats, 0, sizeof(s->stats));
+	e->st.valid = true;
+	*out = d;
+	return 0;
+}
+
+void vmig_dst_attach(struct vmig_dst *d, struct vmig_conn *c)
+{
+	int ret;
+
+	d->conn = c;
+	snprintf(d->e->st.transport, sizeof(d->e->st.transport), "%s",
+		 vmig_conn_peer(c));
+	ret = vmig_conn_read_start(c);
+	if (ret < 0)
+		dst_finish(d, ret, false, "cannot read from %s: %s",
+			   vmig_conn_peer(c), vmig_strerror(ret));
+}
+
+bool vmig_dst_finished(const struct vmig_dst *d)
+{
+	return d->finished;
+}
+
+void vmig_dst_abort(struct vmig_dst *d, int err, const char *why)
+{
+	dst_finish(d, err, false, "%s", why);
+}
+
+/* After the loop ran dry: the figures, then the result. */
+int vmig_dst_finish(struct vmig_dst *d)
+{
+	vmig_session *s = d->s;
+	struct vmig_engine *e = d->e;
+	struct vmig_mig_stats *st = &e->st;
+	int ret;
+
+	if (!d->finished) {
+		/* The loop stopped without an ending: nothing came. */
+		d->finished = true;
+		d->result = -ECONNRESET;
+		snprintf(d->errmsg, sizeof(d->errmsg),
+			 "the stream ended before it began");
+	}
+	st->duration_us = vmig_now_us() - d->start_us;
+	st->total_bytes = d->rx.bytes;
+	st->total_pages = d->rx.pages;
+	st->zero_pages = d->rx.zero_pages;
+	st->device_bytes = d->rx.device_bytes;
+	st->frames = d->rx.frame_no;
+	st->nr_state_devices = d->rx.nr_devices;
+	st->bandwidth = st->duration_us
+				? st->total_bytes * 1000000u / st->duration_us
+				: 0;
+	st->result = d->result;
+	ret = d->result;
+	if (ret < 0) {
+		snprintf(st->error, sizeof(st->error), "%s", d->errmsg);
+		vmig_fail(s, ret, "%s", d->errmsg);
+	}
+	vmig_rx_fini(&d->rx);
+	free(d);
+	return ret;
+}
+
+static void dst_accepted(void *opaque, struct vmig_conn *c, int err)
+{
+	struct vmig_dst *d = opaque;
+
+	/* One source per migration: the listener is done. */
+	if (d->e->listener) {
+		vmig_listener_close(d->e->listener);
+		d->e->listener = NULL;
+	}
+	if (err < 0) {
+		dst_finish(d, err, false, "accept: %s", vmig_strerror(err));
+		return;
+	}
+	vmig_logf(d->s, VMIG_LOG_INFO, "destination: %s connected",
+		  vmig_conn_peer(c));
+	vmig_dst_attach(d, c);
+}
+
+int vmig_dst_run(vmig_session *s)
+{
+	struct vmig_engine *e = vmig_engine_get(s);
+	struct vmig_dst *d;
+	uv_loop_t *loop;
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	if (!e->listener)
+		return vmig_fail(s, -EINVAL, "receive: not listening (call "
+				 "vmig_listen first)");
+	ret = vmig_engine_loop(e, &loop);
+	if (ret < 0)
+		return vmig_fail(s, ret, "receive: %s", vmig_strerror(ret));
+	ret = vmig_dst_start(s, loop, &d);
+	if (ret < 0)
+		return ret;
+	snprintf(e->st.transport, sizeof(e->st.transport), "%s", e->bound);
+	vmig_listener_accept(e->listener, &dst_conn_ops, d, dst_accepted, d);
+	uv_run(loop, UV_RUN_DEFAULT);
+	return vmig_dst_finish(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public calls                                                        */
+
+VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
+			 size_t len)
+{
+	struct vmig_engine *e;
+	char err[512];
+	uv_loop_t *loop;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	e = vmig_engine_get(s);
+	if (!e)
+		return -ENOMEM;
+	if (s->role != VMIG_ROLE_DESTINATION)
+		return vmig_fail(s, -EINVAL, "listen: not a destination "
+				 "session");
+	if (e->running)
+		return vmig_fail(s, -EBUSY, "listen: a migration runs");
+	if (e->listener)
+		return vmig_fail(s, -EALREADY, "listen: already listening on "
+				 "%s", e->bound);
+	if (!address)
+		address = e->transport;
+	if (!address)
+		return vmig_fail(s, -EINVAL, "listen: no address, and no "
+				 "transport in the configuration");
+	ret = vmig_engine_loop(e, &loop);
+	if (ret < 0)
+		return vmig_fail(s, ret, "listen: %s", vmig_strerror(ret));
+	err[0] = '\0';
+	ret = vmig_listener_open(loop, address, &e->listener, e->bound,
+				 sizeof(e->bound), err, sizeof(err));
+	if (ret < 0) {
+		/* Let a half-made listener finish closing. */
+		uv_run(loop, UV_RUN_NOWAIT);
+		return vmig_fail(s, ret, "%s", err);
+	}
+	vmig_logf(s, VMIG_LOG_INFO, "destination: listening on %s", e->bound);
+	if (bound && len)
+		snprintf(bound, len, "%s", e->bound);
+	return 0;
+}
+
+VMIG_API int vmig_receive(vmig_session *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->role != VMIG_ROLE_DESTINATION)
+		return vmig_fail(s, -EINVAL, "receive: not a destination "
+				 "session");
+	return vmig_dst_run(s);
+}

@@ -1,0 +1,256 @@
+/*
+ * engine.c: what every migration of a session shares.
+ *
+ * This file owns the session's engine state: the libuv loop that
+ * vmig_migrate(), vmig_receive() and vmig_migrate_local() run in the
+ * caller's thread, the VMM's callbacks, the policies, cancellation from
+ * any thread (a uv_async handle signalled under a lock, so that a cancel
+ * never races the end of a migration), what a configuration says about
+ * migrating, and the figures the report gives of the last migration.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+uint64_t vmig_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void policies_default(struct vmig_policies *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->size = sizeof(*p);
+	p->downtime_limit_ms = VMIG_DEFAULT_DOWNTIME_MS;
+	p->max_iterations = VMIG_DEFAULT_MAX_ITERATIONS;
+}
+
+struct vmig_engine *vmig_engine_get(vmig_session *s)
+{
+	struct vmig_engine *e = __atomic_load_n(&s->engine, __ATOMIC_ACQUIRE);
+
+	if (e)
+		return e;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->s = s;
+	if (pthread_mutex_init(&e->lock, NULL)) {
+		free(e);
+		return NULL;
+	}
+	policies_default(&e->pol);
+	/* vmig_cancel() reads the pointer from other threads. */
+	__atomic_store_n(&s->engine, e, __ATOMIC_RELEASE);
+	return e;
+}
+
+int vmig_engine_loop(struct vmig_engine *e, uv_loop_t **loop)
+{
+	int ret;
+
+	if (!e->loop_ready) {
+		ret = uv_loop_init(&e->loop);
+		if (ret < 0)
+			return ret;
+		e->loop_ready = true;
+	}
+	*loop = &e->loop;
+	return 0;
+}
+
+void vmig_engine_free(vmig_session *s)
+{
+	struct vmig_engine *e = s->engine;
+
+	if (!e)
+		return;
+	if (e->local_dst)
+		vmig_session_free(e->local_dst);
+	if (e->listener)
+		vmig_listener_close(e->listener);
+	if (e->loop_ready) {
+		/* Let the close callbacks of what is left run. */
+		uv_run(&e->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&e->loop);
+	}
+	free(e->config_text);
+	free(e->config_base);
+	free(e->transport);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	s->engine = NULL;
+}
+
+int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
+		      void (*fn)(void *opaque), void *opaque)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->running) {
+		ret = -EBUSY;
+	} else {
+		e->running = true;
+		e->cancel = cancel;
+		e->cancel_cb = fn;
+		e->cancel_opaque = opaque;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+void vmig_engine_end(struct vmig_engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	e->running = false;
+	e->cancel = NULL;
+	e->cancel_cb = NULL;
+	e->cancel_opaque = NULL;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void vmig_engine_stats_reset(struct vmig_engine *e)
+{
+	memset(&e->st, 0, sizeof(e->st));
+}
+
+struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s)
+{
+	struct vmig_run_stats *st = &s->stats;
+	struct vmig_iter_stats *arr;
+
+	arr = realloc(st->iters, (st->nr_iters + 1) * sizeof(*arr));
+	if (!arr)
+		return NULL;
+	st->iters = arr;
+	memset(&arr[st->nr_iters], 0, sizeof(*arr));
+	return &arr[st->nr_iters++];
+}
+
+int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg)
+{
+	struct vmig_engine *e = vmig_engine_get(s);
+	struct vmig_policies p = { .size = sizeof(p) };
+
+	if (!e)
+		return -ENOMEM;
+	p.hotplug = (uint32_t)cfg->policies.hotplug;
+	p.downtime_limit_ms = cfg->policies.downtime_limit_ms;
+	p.bandwidth_limit = cfg->policies.bandwidth_limit;
+	p.max_iterations = cfg->policies.max_iterations;
+	p.timeout_strategy = (uint32_t)cfg->policies.timeout_strategy;
+	p.timeout_ms = cfg->policies.timeout_ms;
+	if (vmig_set_policies(s, &p) < 0)
+		return vmig_fail(s, VMIG_ECONFIG, "policies: %s",
+				 vmig_errmsg(s));
+	e->local = cfg->local;
+	if (cfg->transport) {
+		e->transport = strdup(cfg->transport);
+		if (!e->transport)
+			return -ENOMEM;
+	}
+	if (cfg->text) {
+		e->config_text = malloc(cfg->text_len + 1);
+		if (!e->config_text)
+			return -ENOMEM;
+		memcpy(e->config_text, cfg->text, cfg->text_len);
+		e->config_text[cfg->text_len] = '\0';
+		e->config_len = cfg->text_len;
+	}
+	if (cfg->base_dir) {
+		e->config_base = strdup(cfg->base_dir);
+		if (!e->config_base)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public calls                                                        */
+
+VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
+			      void *opaque)
+{
+	struct vmig_engine *e;
+
+	if (!s)
+		return -EINVAL;
+	e = vmig_engine_get(s);
+	if (!e)
+		return -ENOMEM;
+	if (e->running)
+		return vmig_fail(s, -EBUSY, "vmm ops: a migration runs");
+	if (!ops) {
+		memset(&e->vmm, 0, sizeof(e->vmm));
+		e->have_vmm = false;
+		e->vmm_opaque = NULL;
+		return 0;
+	}
+	if (!VMIG_HAS_FIELD(ops, struct vmig_vmm_ops, start))
+		return vmig_fail(s, -EINVAL, "vmm ops: size field too small");
+	memset(&e->vmm, 0, sizeof(e->vmm));
+	memcpy(&e->vmm, ops,
+	       ops->size < sizeof(e->vmm) ? ops->size : sizeof(e->vmm));
+	e->vmm.size = sizeof(e->vmm);
+	e->vmm_opaque = opaque;
+	e->have_vmm = true;
+	return 0;
+}
+
+VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
+{
+	struct vmig_policies n;
+	struct vmig_engine *e;
+
+	if (!s)
+		return -EINVAL;
+	e = vmig_engine_get(s);
+	if (!e)
+		return -ENOMEM;
+	if (!VMIG_HAS_FIELD(p, struct vmig_policies, timeout_ms))
+		return vmig_fail(s, -EINVAL, "policies: size field too small");
+	if (e->running)
+		return vmig_fail(s, -EBUSY, "policies: a migration runs");
+	if (p->hotplug > VMIG_HOTPLUG_POLICY_REJECT)
+		return vmig_fail(s, -EINVAL, "policies: unknown hotplug policy "
+				 "%u", p->hotplug);
+	if (p->timeout_strategy > VMIG_TIMEOUT_STRATEGY_FORCE)
+		return vmig_fail(s, -EINVAL, "policies: unknown timeout "
+				 "strategy %u", p->timeout_strategy);
+	policies_default(&n);
+	n.hotplug = p->hotplug;
+	if (p->downtime_limit_ms)
+		n.downtime_limit_ms = p->downtime_limit_ms;
+	n.bandwidth_limit = p->bandwidth_limit;
+	if (p->max_iterations)
+		n.max_iterations = p->max_iterations;
+	n.timeout_strategy = p->timeout_strategy;
+	n.timeout_ms = p->timeout_ms;
+	e->pol = n;
+	s->hotplug = (enum vmig_cfg_hotplug)p->hotplug;
+	return 0;
+}
+
+VMIG_API int vmig_cancel(vmig_session *s)
+{
+	struct vmig_engine *e;
+	int ret = -EINVAL;
+
+	if (!s)
+		return -EINVAL;
+	e = __atomic_load_n(&s->engine, __ATOMIC_ACQUIRE);
+	if (!e)
+		return -EINVAL;
+	pthread_mutex_lock(&e->lock);
+	if (e->running && e->cancel)
+		ret = uv_async_send(e->cancel);
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}

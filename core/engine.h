@@ -1,0 +1,355 @@
+/*
+ * engine.h: the live migration engine, shared by its files.
+ *
+ * engine.c owns the per-session engine state (the libuv loop the session
+ * runs, the VMM's callbacks, the policies, cancellation, the figures the
+ * report gives); transport.c the sockets (addresses, listen, connect,
+ * socket pairs, reading into buffers its owner chooses); precopy.c the
+ * source; dest.c the destination and its frame-checking state machine;
+ * digest.c the memory digest; truth.c the simulator's ground truth; run.c
+ * the runs a configuration describes. The wire format is proto.h's.
+ */
+#ifndef VMIG_CORE_ENGINE_H
+#define VMIG_CORE_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "internal.h"
+#include "proto.h"
+
+/* Defaults of struct vmig_policies. */
+#define VMIG_DEFAULT_DOWNTIME_MS 300u
+#define VMIG_DEFAULT_MAX_ITERATIONS 30u
+
+struct vmig_conn;
+struct vmig_listener;
+struct vmig_truth;
+struct vmig_src;
+struct vmig_dst;
+
+/* What one migration did, for the report (both roles). */
+struct vmig_mig_stats {
+	bool valid;          /* a migration ran (or was tried) */
+	bool local;          /* both ends in this process */
+	int result;          /* 0, or the error the call returned */
+	bool cancelled;      /* by vmig_cancel, or a policy (timeout) */
+	char error[1024];    /* why, when it failed */
+	char transport[160]; /* the address, or "socketpair" */
+	bool guest_stopped;  /* source: the VMM's stop ran */
+	bool guest_resumed;  /* source: the VMM's resume ran */
+	bool guest_started;  /* destination: the VMM's start ran */
+	bool committed;      /* COMMIT sent (source) / received (destination) */
+	bool digest_known;
+	uint64_t digest;     /* this side's memory digest */
+	bool peer_digest_known;
+	uint64_t peer_digest; /* source: the destination's, from ACK */
+	uint64_t total_bytes; /* bytes of the stream (sent or received) */
+	uint64_t total_pages; /* PAGES and ZERO pages */
+	uint64_t zero_pages;
+	uint64_t device_bytes;
+	uint64_t frames;
+	uint64_t downtime_us; /* source: from the stop callback to COMMIT */
+	uint64_t bandwidth;   /* stream bytes per second, whole migration */
+	uint64_t duration_us;
+	uint64_t expected_downtime_us; /* at the switchover decision */
+	/* Where the downtime went (source). */
+	uint64_t stop_us;       /* the VMM's stop and the devices' */
+	uint64_t final_sync_us; /* the last sync */
+	uint64_t final_send_us; /* switchover to COMPLETE written */
+	uint64_t ack_us;        /* COMPLETE written to ACK received */
+	uint64_t digest_us;     /* the source's own digest (in parallel) */
+	bool differing_known;
+	uint64_t pages_differing; /* local: destination pages unlike the source */
+	uint32_t nr_state_devices; /* devices whose state travelled */
+};
+
+struct vmig_engine {
+	vmig_session *s;
+	uv_loop_t loop;
+	bool loop_ready;
+
+	struct vmig_vmm_ops vmm;
+	void *vmm_opaque;
+	bool have_vmm;
+	struct vmig_policies pol; /* defaults applied */
+
+	/*
+	 * vmig_cancel() may come from any thread: it signals `cancel` under
+	 * the lock while a migration runs (cancel_cb then ends it).
+	 */
+	pthread_mutex_t lock;
+	uv_async_t *cancel;
+	void (*cancel_cb)(void *opaque);
+	void *cancel_opaque;
+	bool running;
+
+	/* vmig_listen() binds, vmig_receive() accepts. */
+	struct vmig_listener *listener;
+	char bound[160];
+
+	/* What the configuration said (vmig_run). */
+	char *config_text;
+	size_t config_len;
+	char *config_base;
+	char *transport;
+	bool local;
+
+	/* vmig_run: the simulator's ground truth while a migration runs. */
+	struct vmig_truth *truth;
+	/* vmig_run in local mode: the destination, kept for the report. */
+	vmig_session *local_dst;
+
+	struct vmig_mig_stats st;
+};
+
+/* engine.c */
+
+/* The session's engine, created on first use; NULL when out of memory. */
+struct vmig_engine *vmig_engine_get(vmig_session *s);
+
+/* Frees the engine (vmig_session_free). */
+void vmig_engine_free(vmig_session *s);
+
+/* The session's loop, initialised on first use. Returns 0 or an error. */
+int vmig_engine_loop(struct vmig_engine *e, uv_loop_t **loop);
+
+/*
+ * Marks a migration as running, with its cancel handle (initialised on
+ * the loop by the caller) and what to call when it fires. Returns 0 or
+ * -EBUSY (one runs already).
+ */
+int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
+		      void (*fn)(void *opaque), void *opaque);
+
+/* Marks the migration as over; vmig_cancel() is refused from now on. */
+void vmig_engine_end(struct vmig_engine *e);
+
+/* Resets the figures of the last migration. */
+void vmig_engine_stats_reset(struct vmig_engine *e);
+
+/*
+ * Takes what the engine needs from a configuration: its text (to build a
+ * local destination), transport, role and policies.
+ */
+int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg);
+
+/* Microseconds of CLOCK_MONOTONIC. */
+uint64_t vmig_now_us(void);
+
+/* Adds one iteration's record to s->stats; NULL when out of memory. */
+struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s);
+
+/* digest.c */
+
+/* The digest of the session's regions (docs/protocol.md "Digest"). */
+uint64_t vmig_digest_memory(const vmig_session *s);
+
+/* True when the 4 KiB page at p is all zero (stops at the first word). */
+bool vmig_page_is_zero(const void *p);
+
+/* transport.c */
+
+/* Callbacks of a connection. */
+struct vmig_conn_ops {
+	/* Where the next bytes received go, and at most how many. */
+	void (*read_buf)(void *opaque, void **buf, size_t *len);
+	/* n bytes (> 0) landed in the last buffer given. */
+	void (*read_done)(void *opaque, size_t n);
+	/* Reading ended: 0 the peer closed, or a negative errno. */
+	void (*read_end)(void *opaque, int err);
+	/* The connection is closed and freed. */
+	void (*closed)(void *opaque);
+};
+
+/*
+ * Connects to address ("unix:/path", "tcp:host:port"; the host is
+ * resolved here, synchronously). connected(opaque, conn, 0) runs from the
+ * loop once connected; on failure it runs with a negative errno and conn
+ * NULL, and err holds the reason (it must live until then). Returns 0 or
+ * an error (bad address, resolution failed) with the reason in err.
+ */
+int vmig_conn_connect(uv_loop_t *loop, const char *address,
+		      const struct vmig_conn_ops *ops, void *opaque,
+		      void (*connected)(void *opaque, struct vmig_conn *c,
+					int err),
+		      char *err, size_t errlen);
+
+/* Two connected ends on one loop (a socket pair). */
+int vmig_conn_pair(uv_loop_t *loop, const struct vmig_conn_ops *ops_a,
+		   void *opaque_a, const struct vmig_conn_ops *ops_b,
+		   void *opaque_b, struct vmig_conn **a, struct vmig_conn **b,
+		   char *err, size_t errlen);
+
+/* Starts delivering received bytes to the owner's ops. */
+int vmig_conn_read_start(struct vmig_conn *c);
+
+/* Stops reading. */
+void vmig_conn_read_stop(struct vmig_conn *c);
+
+/* Queues a write (uv_write on the connection's stream). */
+int vmig_conn_write(struct vmig_conn *c, uv_write_t *req,
+		    const uv_buf_t *bufs, unsigned int n, uv_write_cb cb);
+
+/*
+ * Closes the connection: pending writes complete with UV_ECANCELED, then
+ * ops->closed runs and the connection is freed. Idempotent.
+ */
+void vmig_conn_close(struct vmig_conn *c);
+
+/* The peer's address as text ("unix:/path", "tcp:1.2.3.4:5"). */
+const char *vmig_conn_peer(const struct vmig_conn *c);
+
+/*
+ * Binds and listens on address; writes the bound address (the real port
+ * for port 0) into bound. Returns 0, or an error with the reason in err.
+ */
+int vmig_listener_open(uv_loop_t *loop, const char *address,
+		       struct vmig_listener **out, char *bound,
+		       size_t boundlen, char *err, size_t errlen);
+
+/*
+ * Waits (on the loop) for one connection: accepted(opaque, conn, 0) with
+ * the new connection using ops/conn_opaque, or (opaque, NULL, err).
+ */
+int vmig_listener_accept(struct vmig_listener *l,
+			 const struct vmig_conn_ops *ops, void *conn_opaque,
+			 void (*accepted)(void *opaque, struct vmig_conn *c,
+					  int err),
+			 void *opaque);
+
+/*
+ * Closes a listener (a unix socket's file is removed); the memory is
+ * freed once libuv is done with it. Idempotent on NULL.
+ */
+void vmig_listener_close(struct vmig_listener *l);
+
+/* dest.c: the destination's frame-checking state machine */
+
+enum vmig_rx_state {
+	VMIG_RX_START,     /* expecting HELLO */
+	VMIG_RX_RECEIVING, /* pre-copy */
+	VMIG_RX_FINAL,     /* after SWITCHOVER */
+	VMIG_RX_ACKED,     /* after COMPLETE: only COMMIT */
+	VMIG_RX_DONE,      /* COMMIT received */
+	VMIG_RX_FAILED,    /* a check failed, or the source sent ERROR */
+};
+
+/* What vmig_rx_feed() found (>= 0), besides an error (< 0). */
+enum vmig_rx_event {
+	VMIG_RX_MORE = 0,     /* nothing to do yet */
+	VMIG_RX_HELLO = 1,    /* layout accepted: answer WELCOME */
+	VMIG_RX_COMPLETE = 2, /* all received: load devices, answer ACK */
+	VMIG_RX_COMMIT = 3,   /* start the guest */
+	VMIG_RX_PEER_ERROR = 4, /* the source sent ERROR (peer_code, peer_msg) */
+};
+
+struct vmig_rx_device {
+	struct vmig_device_rec *dev;
+	uint64_t offset; /* state bytes received */
+	bool ended;
+	void *ds;        /* device-state handle while resuming */
+};
+
+struct vmig_rx {
+	vmig_session *s;
+	enum vmig_rx_state state;
+	uint64_t frame_no;      /* frames complete so far */
+	/* The frame being received. */
+	uint8_t hdr[VMIG_FRAME_HDR];
+	size_t hdr_have;
+	bool in_payload;
+	struct vmig_frame f;
+	uint8_t *dst;           /* where the payload goes */
+	size_t want, have;
+	bool to_scratch;
+	uint8_t *scratch;       /* payloads that are not pages read straight */
+	size_t scratch_len;
+	/* The source's layout. */
+	uint32_t nr_regions;
+	uint32_t *region_map;   /* source region -> this session's region */
+	uint32_t nr_devices;
+	struct vmig_rx_device *devices;
+	uint64_t next_iteration;
+	/* Figures. */
+	uint64_t bytes;
+	uint64_t pages;         /* PAGES and ZERO pages received */
+	uint64_t zero_pages;
+	uint64_t device_bytes;
+	/* Why it failed, or the source's ERROR. */
+	char err[512];
+	int peer_code;
+	char peer_msg[VMIG_ERROR_MAX + 1];
+	/* Device-state hooks (NULL: no device carries state). */
+	int (*dev_write)(void *opaque, struct vmig_rx_device *d,
+			 const void *buf, size_t len, char *err,
+			 size_t errlen);
+	void *dev_opaque;
+};
+
+/* Prepares rx for a stream into s's regions. Returns 0 or -ENOMEM. */
+int vmig_rx_init(struct vmig_rx *rx, vmig_session *s);
+
+/* Releases what rx allocated. */
+void vmig_rx_fini(struct vmig_rx *rx);
+
+/*
+ * Where the next bytes of the stream go, and at most how many: never past
+ * the end of the current frame part, so a read cannot straddle frames.
+ * Page payloads are spans of guest memory that the header was checked to
+ * allow; everything else is a bounded scratch buffer.
+ */
+void vmig_rx_buf(struct vmig_rx *rx, void **buf, size_t *len);
+
+/*
+ * n bytes were placed where vmig_rx_buf() said. Returns an event, or
+ * -EPROTO (rx->err says which check failed; state FAILED) or another
+ * error.
+ */
+int vmig_rx_feed(struct vmig_rx *rx, size_t n);
+
+/* The state's name as messages give it ("receiving"). */
+const char *vmig_rx_state_name(enum vmig_rx_state st);
+
+/* truth.c */
+
+/* Ground truth of a simulated kernel for a session; NULL without one. */
+int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out);
+void vmig_truth_free(struct vmig_truth *t);
+
+/* Forgets every write so far (what tracking's start covers). */
+void vmig_truth_reset(struct vmig_truth *t);
+
+/* Collects the writes made since the last call: call before a sync. */
+void vmig_truth_drain(struct vmig_truth *t);
+
+/*
+ * After a sync: compares the writes collected with what this sync (and,
+ * with concurrent writers, the sync before it) reported, into it's
+ * pages_written, pages_reported, pages_missed and writes.
+ */
+void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it);
+
+/* precopy.c, dest.c: one migration on a loop. */
+
+/* Runs the source and the destination of vmig_migrate_local(). */
+int vmig_src_run(vmig_session *s, const char *address, vmig_session *dst);
+
+/* Runs a destination on its listener (vmig_receive). */
+int vmig_dst_run(vmig_session *s);
+
+/* dest.c, for vmig_migrate_local: a destination on a given connection. */
+int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out);
+const struct vmig_conn_ops *vmig_dst_conn_ops(void);
+void vmig_dst_attach(struct vmig_dst *d, struct vmig_conn *c);
+/* True once the destination is over. */
+bool vmig_dst_finished(const struct vmig_dst *d);
+/* Ends a destination that never got its connection. */
+void vmig_dst_abort(struct vmig_dst *d, int err, const char *why);
+/* After the loop ran dry: records the figures, frees d, returns its result. */
+int vmig_dst_finish(struct vmig_dst *d);
+
+#endif /* VMIG_CORE_ENGINE_H */

@@ -1,0 +1,1420 @@
+/*
+ * precopy.c: the source of a migration.
+ *
+ * This file owns the source's side of the stream: HELLO and the wait for
+ * WELCOME, the pre-copy iterations (sync, then send what is dirty while
+ * the guest runs), the convergence decision (measured throughput against
+ * the downtime limit, bounded by max_iterations and the timeout), pacing
+ * under a bandwidth limit, the switchover (the VMM's stop, the devices'
+ * stop-copy state, the final sync, the rest with DATA_CRC), the digest
+ * comparison and COMMIT, and the way back on any failure before COMMIT:
+ * ERROR to the destination when it can, devices and guest running again,
+ * tracking stopped, and a message that says why.
+ *
+ * Pages go to the socket straight from guest memory: a write is an array
+ * [header, pages, header, pages, ...] of up to BATCH_FRAMES frames whose
+ * headers live in the batch until its write completes; at most
+ * INFLIGHT_MAX bytes are queued, refilled from the bitmap cursor on each
+ * completion. Nothing is allocated per page.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define BATCH_FRAMES 64
+#define BATCH_BYTES (8u << 20)
+#define NR_BATCHES 16
+#define INFLIGHT_MAX (32ull << 20)
+#define PROGRESS_US 100000u  /* progress callback while sending */
+#define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
+#define BROKEN_MS 500u       /* after a write error, wait for the reason */
+
+enum src_phase {
+	SP_CONNECT, /* connecting */
+	SP_HELLO,   /* HELLO sent, waiting for WELCOME */
+	SP_PRECOPY, /* iterations while the guest runs */
+	SP_FINAL,   /* guest stopped: the rest, with DATA_CRC */
+	SP_ACK,     /* COMPLETE sent, waiting for ACK */
+	SP_COMMIT,  /* COMMIT queued */
+	SP_DONE,    /* committed */
+	SP_FAILED,
+};
+
+struct batch {
+	uv_write_t req;
+	struct vmig_src *src;
+	struct batch *next;
+	unsigned int nframes, nbufs, nheap;
+	uint64_t bytes;
+	bool complete;  /* carries COMPLETE */
+	bool commit;    /* carries COMMIT */
+	bool last;      /* ERROR: close the connection after it */
+	bool own;       /* allocated for a control frame, not pooled */
+	void *heap[4];  /* payloads to free once written */
+	uint8_t hdr[BATCH_FRAMES][VMIG_FRAME_HDR];
+	uv_buf_t bufs[2 * BATCH_FRAMES];
+};
+
+struct vmig_src {
+	vmig_session *s;
+	struct vmig_engine *e;
+	uv_loop_t *loop;
+	struct vmig_conn *conn;
+	enum src_phase phase;
+	char connect_err[512];
+
+	/* Sending. */
+	struct batch *pool;
+	struct batch *free_batches;
+	unsigned int batches_out;
+	uint64_t inflight;
+	uint32_t cur_region;    /* the bitmap cursor */
+	uint64_t cur_page;
+	uint64_t run_start, run_end; /* the dirty run under the cursor */
+	bool scan_done;
+	bool tail_queued;       /* FINAL: device state, ends, COMPLETE */
+	uint64_t frames;        /* frames queued */
+	uint32_t last_type;     /* type of the last frame queued */
+	uint64_t pages_total;   /* PAGES and ZERO pages queued */
+	uint64_t bytes_total;   /* bytes queued */
+	uint64_t bytes_done;    /* bytes written */
+
+	/* The iteration being sent: its record is s->stats.iters[it]. */
+	uint32_t iteration;
+	size_t it;
+	uint64_t it_start_us;
+	uint64_t it_bytes0;
+	uint64_t it_pages_left;  /* dirty pages not handled yet */
+	uint64_t last_sync_us;
+	double page_rate;        /* page bytes handled per second */
+	double wire_rate;        /* stream bytes per second */
+	uint64_t dirty_rate;
+	uint64_t expected_us;
+	bool want_switchover;    /* the timeout said force */
+	uint64_t last_progress_us;
+
+	/* Pacing under bandwidth_limit: a token bucket. */
+	uv_timer_t pace;
+	double tokens;
+	uint64_t tokens_us;
+	uv_timer_t timeout;
+	uv_timer_t linger;       /* bounds a last wait before closing */
+	bool linger_closed;
+	uv_async_t cancel;
+	int broken;              /* a write failed: the reason may follow */
+
+	/* The source's digest, computed while the rest is sent. */
+	uint64_t complete_us;    /* COMPLETE written */
+	uint64_t digest_t0;
+	uv_work_t work;
+	bool work_started, work_done;
+	uint64_t digest;
+	bool ack;
+	uint64_t ack_digest, ack_pages;
+
+	/* Replies: header, then an ERROR's message. */
+	uint8_t rhdr[VMIG_FRAME_HDR];
+	size_t rhave;
+	bool rpayload;
+	struct vmig_frame rf;
+	uint8_t rbuf[VMIG_ERROR_MAX];
+	size_t rwant, rgot;
+	uint64_t rframes;
+	bool welcomed;
+
+	/* The outcome. */
+	bool finished;
+	int result;
+	char errmsg[1024];
+	uint64_t start_us, stop_us;
+
+	/* vmig_migrate_local: the destination on the same loop. */
+	struct vmig_dst *dst;
+};
+
+static void src_pump(struct vmig_src *src);
+static void src_switchover(struct vmig_src *src);
+__attribute__((format(printf, 3, 4))) static void
+src_fail(struct vmig_src *src, int err, const char *fmt, ...);
+
+static struct vmig_iter_stats *cur_iter(struct vmig_src *src)
+{
+	return &src->s->stats.iters[src->it];
+}
+
+/* ------------------------------------------------------------------ */
+/* Devices (VFIO migration v2)                                         */
+
+/*
+ * Device state goes through core/devstate.h: PRE_COPY data interleaved
+ * with the pages, STOP_COPY after the stop, DEVICE_END per device, and
+ * recovery to RUNNING on failure. A device without VFIO migration
+ * carries no state: the VMM's stop callback quiesces it.
+ */
+static int src_devices_setup(struct vmig_src *src)
+{
+	vmig_session *s = src->s;
+	size_t i;
+
+	for (i = 0; i < s->nr_devices; i++) {
+		const struct vmig_device_rec *dev = s->devices[i];
+
+		if (!dev->present)
+			continue;
+		vmig_logf(s, VMIG_LOG_INFO,
+			  "device %s: no VFIO migration: the VMM's stop "
+			  "callback quiesces it; it carries no state",
+			  dev->name);
+	}
+	return 0;
+}
+
+static uint32_t src_devices_count(const struct vmig_src *src)
+{
+	(void)src;
+	return 0;
+}
+
+static const char *src_device_name(const struct vmig_src *src, uint32_t i)
+{
+	(void)src;
+	(void)i;
+	return "";
+}
+
+/* Bytes of device state still to send (the downtime estimate). */
+static uint64_t src_devices_pending(struct vmig_src *src)
+{
+	(void)src;
+	return 0;
+}
+
+/* Devices to their stop-copy state, after the VMM's stop. */
+static int src_devices_stop(struct vmig_src *src, char *err, size_t errlen)
+{
+	(void)src;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+/* Devices back to RUNNING after a failure. */
+static void src_devices_recover(struct vmig_src *src)
+{
+	(void)src;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writes                                                              */
+
+static struct batch *batch_get(struct vmig_src *src)
+{
+	struct batch *b = src->free_batches;
+
+	if (!b)
+		return NULL;
+	src->free_batches = b->next;
+	b->nframes = b->nbufs = b->nheap = 0;
+	b->bytes = 0;
+	b->complete = b->commit = b->last = false;
+	return b;
+}
+
+static void batch_put(struct vmig_src *src, struct batch *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->nheap; i++)
+		free(b->heap[i]);
+	b->nheap = 0;
+	if (b->own) {
+		free(b);
+		return;
+	}
+	b->next = src->free_batches;
+	src->free_batches = b;
+}
+
+/* A batch of its own for a control frame (pooled ones carry pages). */
+static struct batch *batch_ctl(struct vmig_src *src)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (b) {
+		b->src = src;
+		b->own = true;
+	}
+	return b;
+}
+
+/* Adds a frame; data (length bytes) is referenced, not copied. */
+static void batch_frame(struct vmig_src *src, struct batch *b, uint32_t type,
+			uint64_t a, uint64_t bb, uint64_t c, const void *data,
+			uint64_t length, bool crc)
+{
+	uint8_t *h = b->hdr[b->nframes++];
+
+	if (crc)
+		vmig_frame_pack(h, type, length, a, bb, c, data);
+	else
+		vmig_frame_pack(h, type, length, a, bb, c, NULL);
+	b->bufs[b->nbufs++] = uv_buf_init((char *)h, VMIG_FRAME_HDR);
+	if (length)
+		b->bufs[b->nbufs++] =
+			uv_buf_init((char *)data, (unsigned int)length);
+	b->bytes += VMIG_FRAME_HDR + length;
+	src->frames++;
+	src->last_type = type;
+}
+
+static void src_written(uv_write_t *req, int status);
+
+static int batch_submit(struct vmig_src *src, struct batch *b)
+{
+	int ret;
+
+	if (!b->nframes) {
+		batch_put(src, b);
+		return 0;
+	}
+	b->req.data = b;
+	ret = vmig_conn_write(src->conn, &b->req, b->bufs, b->nbufs,
+			      src_written);
+	if (ret < 0) {
+		batch_put(src, b);
+		return ret;
+	}
+	src->batches_out++;
+	src->inflight += b->bytes;
+	src->bytes_total += b->bytes;
+	if (src->e->pol.bandwidth_limit)
+		src->tokens -= (double)b->bytes;
+	return 0;
+}
+
+/* Queues one control frame (with an optional payload it takes). */
+static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
+		   uint64_t b, uint64_t c, void *payload, size_t len,
+		   bool crc)
+{
+	struct batch *bt = batch_ctl(src);
+	int ret;
+
+	if (!bt) {
+		free(payload);
+		src_fail(src, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	if (payload)
+		bt->heap[bt->nheap++] = payload;
+	batch_frame(src, bt, type, a, b, c, payload, len, crc);
+	bt->complete = type == VMIG_FRAME_COMPLETE;
+	bt->commit = type == VMIG_FRAME_COMMIT;
+	ret = batch_submit(src, bt);
+	if (ret < 0)
+		src_fail(src, ret, "writing %s to %s: %s",
+			 vmig_frame_name(type), vmig_conn_peer(src->conn),
+			 vmig_strerror(ret));
+	return ret;
+}
+
+static void src_progress(struct vmig_src *src, bool force)
+{
+	struct vmig_progress p = { .size = sizeof(p) };
+	uint64_t now = vmig_now_us();
+	vmig_session *s = src->s;
+
+	if (!s->progress)
+		return;
+	if (!force && now - src->last_progress_us < PROGRESS_US)
+		return;
+	src->last_progress_us = now;
+	p.iteration = src->iteration;
+	p.pages_dirty = src->it < s->stats.nr_iters ? cur_iter(src)->pages_dirty
+						    : 0;
+	p.bytes_left = src->it_pages_left * VMIG_PAGE_SIZE;
+	p.dirty_rate = src->dirty_rate;
+	p.bandwidth = (uint64_t)src->wire_rate;
+	if (!p.bandwidth && now > src->it_start_us)
+		p.bandwidth = (src->bytes_done - src->it_bytes0) * 1000000u /
+			      (now - src->it_start_us + 1);
+	p.expected_downtime_us = src->expected_us;
+	s->progress(s->progress_opaque, &p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Filling batches from the bitmap                                     */
+
+/*
+ * Moves the cursor's run forward: the next run of dirty pages at or after
+ * the cursor. False at the end of memory.
+ */
+static bool next_run(struct vmig_src *src)
+{
+	vmig_session *s = src->s;
+
+	while (src->cur_region < s->nr_regions) {
+		struct vmig_region_rec *r = &s->regions[src->cur_region];
+		uint64_t pos = src->cur_page, start, len;
+
+		if (src->cur_page < src->run_end)
+			return true;
+		if (vmig_bitmap_next_run(r->dirty, r->npages, &pos, &start,
+					 &len)) {
+			src->run_start = start;
+			src->run_end = start + len;
+			src->cur_page = start;
+			return true;
+		}
+		src->cur_region++;
+		src->cur_page = 0;
+		src->run_start = src->run_end = 0;
+	}
+	return false;
+}
+
+/*
+ * Fills b with page frames from the cursor, within budget bytes: runs of
+ * data pages as PAGES (at most 256 a frame), runs of zero pages as ZERO.
+ * The pages' bits are cleared as they are queued: a write after the sync
+ * that found them is caught by the next sync.
+ */
+static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
+{
+	vmig_session *s = src->s;
+	struct vmig_iter_stats *it = cur_iter(src);
+	bool crc = src->phase == SP_FINAL;
+
+	while (b->nframes < BATCH_FRAMES && b->bytes < budget) {
+		struct vmig_region_rec *r;
+		uint64_t p, n = 1, max;
+		bool zero;
+
+		if (!next_run(src)) {
+			src->scan_done = true;
+			return;
+		}
+		r = &s->regions[src->cur_region];
+		p = src->cur_page;
+		zero = vmig_page_is_zero(r->hva + p * VMIG_PAGE_SIZE);
+		max = src->run_end - p;
+		if (!zero && max > VMIG_PAGES_MAX)
+			max = VMIG_PAGES_MAX;
+		if (zero && max > UINT32_MAX)
+			max = UINT32_MAX;
+		while (n < max &&
+		       vmig_page_is_zero(r->hva + (p + n) * VMIG_PAGE_SIZE) ==
+			       zero)
+			n++;
+		vmig_bitmap_clear(r->dirty, p, n);
+		if (zero) {
+			batch_frame(src, b, VMIG_FRAME_ZERO, src->cur_region, p,
+				    n, NULL, 0, false);
+			it->zero_pages += n;
+		} else {
+			batch_frame(src, b, VMIG_FRAME_PAGES, src->cur_region,
+				    p, n, r->hva + p * VMIG_PAGE_SIZE,
+				    n * VMIG_PAGE_SIZE, crc);
+			it->pages_sent += n;
+		}
+		src->pages_total += n;
+		src->cur_page = p + n;
+		src->it_pages_left -= src->it_pages_left >= n
+					      ? n
+					      : src->it_pages_left;
+	}
+}
+
+/* FINAL, all pages queued: the devices' last state, then COMPLETE. */
+static void queue_tail(struct vmig_src *src)
+{
+	uint32_t i, n = src_devices_count(src);
+
+	src->tail_queued = true;
+	for (i = 0; i < n; i++) {
+		if (src_ctl(src, VMIG_FRAME_DEVICE_END, i, 0, 0, NULL, 0,
+			    false) < 0)
+			return;
+	}
+	if (src_ctl(src, VMIG_FRAME_COMPLETE, src->pages_total, src->frames,
+		    0, NULL, 0, false) < 0)
+		return;
+	src->phase = SP_ACK;
+	vmig_logf(src->s, VMIG_LOG_INFO,
+		  "source: all sent (%llu pages, %llu frames); waiting for the "
+		  "destination's digest",
+		  (unsigned long long)src->pages_total,
+		  (unsigned long long)src->frames);
+}
+
+static void pace_expired(uv_timer_t *t)
+{
+	src_pump(t->data);
+}
+
+/* The bytes the token bucket allows now (bandwidth_limit). */
+static uint64_t pace_budget(struct vmig_src *src)
+{
+	uint64_t rate = src->e->pol.bandwidth_limit, now;
+	double burst;
+
+	if (!rate)
+		return BATCH_BYTES;
+	now = vmig_now_us();
+	/* A burst of 50 ms, or one largest frame at the least. */
+	burst = (double)rate / 20;
+	if (burst < VMIG_PAGES_MAX * 4096.0 + VMIG_FRAME_HDR)
+		burst = VMIG_PAGES_MAX * 4096.0 + VMIG_FRAME_HDR;
+	src->tokens += (double)(now - src->tokens_us) * (double)rate / 1e6;
+	src->tokens_us = now;
+	if (src->tokens > burst)
+		src->tokens = burst;
+	if (src->tokens <= 0) {
+		uint64_t ms = (uint64_t)(-src->tokens * 1000 / (double)rate) + 1;
+
+		uv_timer_start(&src->pace, pace_expired, ms, 0);
+		return 0;
+	}
+	return src->tokens < BATCH_BYTES ? (uint64_t)src->tokens : BATCH_BYTES;
+}
+
+static void iteration_end(struct vmig_src *src);
+
+static void src_pump(struct vmig_src *src)
+{
+	if (src->phase != SP_PRECOPY && src->phase != SP_FINAL)
+		return;
+	if (src->broken)
+		return;
+	while (!src->scan_done && !src->want_switchover &&
+	       src->inflight < INFLIGHT_MAX) {
+		struct batch *b;
+		uint64_t budget = pace_budget(src);
+		int ret;
+
+		if (!budget)
+			break;
+		b = batch_get(src);
+		if (!b)
+			break;
+		fill_pages(src, b, budget);
+		ret = batch_submit(src, b);
+		if (ret < 0) {
+			src_fail(src, ret, "writing to %s: %s",
+				 vmig_conn_peer(src->conn),
+				 vmig_strerror(ret));
+			return;
+		}
+	}
+	if (src->phase == SP_FINAL && src->scan_done && !src->tail_queued) {
+		queue_tail(src);
+		return;
+	}
+	if (src->phase == SP_PRECOPY && src->batches_out == 0 &&
+	    (src->scan_done || src->want_switchover))
+		iteration_end(src);
+}
+
+static void src_close_conn(struct vmig_src *src);
+static void src_committed(struct vmig_src *src);
+static void broken_expired(uv_timer_t *t);
+
+static void src_written(uv_write_t *req, int status)
+{
+	struct batch *b = req->data;
+	struct vmig_src *src = b->src;
+	bool complete = b->complete, commit = b->commit, last = b->last;
+
+	src->batches_out--;
+	src->inflight -= b->bytes;
+	if (status == 0)
+		src->bytes_done += b->bytes;
+	batch_put(src, b);
+	if (last) {
+		src_close_conn(src);
+		return;
+	}
+	if (src->finished || status == UV_ECANCELED)
+		return;
+	if (status < 0) {
+		/*
+		 * The destination may have closed after saying why (ERROR):
+		 * give its reply a moment to arrive before blaming the pipe.
+		 */
+		if (!src->broken) {
+			src->broken = status;
+			uv_timer_start(&src->linger, broken_expired, BROKEN_MS,
+				       0);
+		}
+		return;
+	}
+	if (complete) {
+		struct vmig_iter_stats *it = cur_iter(src);
+
+		src->complete_us = vmig_now_us();
+		it->duration_us = src->complete_us - src->it_start_us;
+		it->bytes = src->bytes_total - src->it_bytes0;
+		src->e->st.final_send_us = src->complete_us - src->stop_us;
+	}
+	if (commit) {
+		src_committed(src);
+		return;
+	}
+	src_progress(src, false);
+	src_pump(src);
+}
+
+/* ------------------------------------------------------------------ */
+/* Iterations and convergence                                          */
+
+static void iteration_begin(struct vmig_src *src, uint64_t dirty)
+{
+	struct vmig_iter_stats *it = cur_iter(src);
+
+	it->iteration = src->iteration;
+	it->pages_dirty = dirty;
+	src->it_start_us = vmig_now_us();
+	src->it_bytes0 = src->bytes_total;
+	src->it_pages_left = dirty;
+	src->cur_region = 0;
+	src->cur_page = 0;
+	src->run_start = src->run_end = 0;
+	src->scan_done = false;
+	if (src_ctl(src, VMIG_FRAME_ITERATION, src->iteration, 0, 0, NULL, 0,
+		    false) < 0)
+		return;
+	vmig_logf(src->s, VMIG_LOG_INFO,
+		  "source: iteration %u: %llu dirty pages",
+		  src->iteration, (unsigned long long)dirty);
+	src_pump(src);
+}
+
+/* Syncs every source (after draining the simulator's truth). */
+static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
+{
+	int64_t n;
+
+	if (src->e->truth)
+		vmig_truth_drain(src->e->truth);
+	n = vmig_dirty_sync(src->s);
+	if (n >= 0 && src->e->truth)
+		vmig_truth_compare(src->e->truth, it);
+	else if (n >= 0)
+		it->pages_reported = (uint64_t)n;
+	return n;
+}
+
+/* The figures of the iteration just sent, then what comes next. */
+static void iteration_end(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	struct vmig_iter_stats *it = cur_iter(src);
+	uint64_t now = vmig_now_us(), handled, bytes, n, limit_us;
+	double rate;
+	int64_t ret;
+
+	it->duration_us = now - src->it_start_us;
+	it->bytes = src->bytes_total - src->it_bytes0;
+	handled = (it->pages_sent + it->zero_pages) * VMIG_PAGE_SIZE;
+	bytes = it->bytes;
+	/*
+	 * A short iteration measures latency, not throughput: keep the
+	 * estimate of the longer ones.
+	 */
+	if (it->duration_us >= 5000 || handled >= (4u << 20)) {
+		rate = (double)handled * 1e6 / (double)(it->duration_us + 1);
+		src->page_rate = src->page_rate ? (src->page_rate + rate) / 2
+						: rate;
+		rate = (double)bytes * 1e6 / (double)(it->duration_us + 1);
+		src->wire_rate = src->wire_rate ? (src->wire_rate + rate) / 2
+						: rate;
+	}
+	src_progress(src, true);
+
+	if (src->want_switchover) {
+		src_switchover(src);
+		return;
+	}
+	/* The next iteration's record: its sync decides. */
+	if (!vmig_stats_iter_add(src->s)) {
+		src_fail(src, -ENOMEM, "out of memory");
+		return;
+	}
+	src->it = src->s->stats.nr_iters - 1;
+	it = cur_iter(src);
+	it->iteration = src->iteration + 1;
+	ret = src_sync(src, it);
+	if (ret < 0) {
+		src_fail(src, (int)ret, "sync: %s", vmig_errmsg(src->s));
+		return;
+	}
+	n = (uint64_t)ret;
+	it->pages_dirty = n;
+	now = vmig_now_us();
+	src->dirty_rate = n * VMIG_PAGE_SIZE * 1000000u /
+			  (now - src->last_sync_us + 1);
+	it->dirty_rate = src->dirty_rate;
+	src->last_sync_us = now;
+	src->expected_us =
+		src->page_rate > 0
+			? (uint64_t)((double)(n * VMIG_PAGE_SIZE +
+					      src_devices_pending(src)) *
+				     1e6 / src->page_rate)
+			: UINT64_MAX;
+	limit_us = e->pol.downtime_limit_ms * 1000u;
+	if (src->expected_us <= limit_us) {
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: converged after %u iteration(s): %llu "
+			  "dirty pages, expected downtime %llu ms (limit %llu "
+			  "ms)",
+			  src->iteration + 1, (unsigned long long)n,
+			  (unsigned long long)src->expected_us / 1000,
+			  (unsigned long long)e->pol.downtime_limit_ms);
+		src_switchover(src);
+		return;
+	}
+	if (src->iteration + 1 >= e->pol.max_iterations) {
+		if (e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE) {
+			vmig_logf(src->s, VMIG_LOG_WARN,
+				  "source: not converged after %u iteration(s) "
+				  "(expected downtime %llu ms, limit %llu ms): "
+				  "switching over anyway (strategy force)",
+				  src->iteration + 1,
+				  (unsigned long long)src->expected_us / 1000,
+				  (unsigned long long)e->pol.downtime_limit_ms);
+			src_switchover(src);
+			return;
+		}
+		e->st.cancelled = true;
+		src_fail(src, -ETIMEDOUT,
+			 "did not converge in %u iteration(s) (max_iterations): "
+			 "%llu pages dirty, expected downtime %llu ms, limit "
+			 "%llu ms; the guest stays on the source",
+			 src->iteration + 1, (unsigned long long)n,
+			 (unsigned long long)(src->expected_us == UINT64_MAX
+						      ? 0
+						      : src->expected_us /
+								1000),
+			 (unsigned long long)e->pol.downtime_limit_ms);
+		return;
+	}
+	src->iteration++;
+	iteration_begin(src, n);
+}
+
+static void digest_work(uv_work_t *w)
+{
+	struct vmig_src *src = w->data;
+
+	uint64_t t0 = vmig_now_us();
+
+	src->digest = vmig_digest_memory(src->s);
+	src->e->st.digest_us = vmig_now_us() - t0;
+}
+
+static void src_decide(struct vmig_src *src);
+
+static void digest_done(uv_work_t *w, int status)
+{
+	struct vmig_src *src = w->data;
+
+	(void)status;
+	src->work_done = true;
+	if (!src->finished && src->ack)
+		src_decide(src);
+}
+
+static void src_switchover(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	vmig_session *s = src->s;
+	struct vmig_iter_stats *it;
+	char msg[256];
+	uint64_t t0;
+	int64_t n;
+	int ret;
+
+	/* The record of the stop-copy phase (the decision made it, or not). */
+	it = cur_iter(src);
+	if (it->iteration != src->iteration + 1 || it->final) {
+		if (!vmig_stats_iter_add(s)) {
+			src_fail(src, -ENOMEM, "out of memory");
+			return;
+		}
+		src->it = s->stats.nr_iters - 1;
+		it = cur_iter(src);
+	}
+	src->iteration++;
+	it->iteration = src->iteration;
+	it->final = true;
+	e->st.expected_downtime_us = src->expected_us == UINT64_MAX
+					     ? 0
+					     : src->expected_us;
+
+	src->stop_us = vmig_now_us();
+	ret = e->vmm.stop(e->vmm_opaque);
+	if (ret < 0) {
+		src_fail(src, ret, "the VMM could not stop the guest: %s",
+			 vmig_strerror(ret));
+		return;
+	}
+	e->st.guest_stopped = true;
+	msg[0] = '\0';
+	ret = src_devices_stop(src, msg, sizeof(msg));
+	if (ret < 0) {
+		src_fail(src, ret, "stopping the devices: %s", msg);
+		return;
+	}
+	t0 = vmig_now_us();
+	e->st.stop_us = t0 - src->stop_us;
+	if (src_ctl(src, VMIG_FRAME_SWITCHOVER, 0, 0, 0, NULL, 0, false) < 0)
+		return;
+	/* Nothing writes guest memory now: this sync is the last. */
+	n = src_sync(src, it);
+	e->st.final_sync_us = vmig_now_us() - t0;
+	if (n < 0) {
+		src_fail(src, (int)n, "final sync: %s", vmig_errmsg(s));
+		return;
+	}
+	it->pages_dirty = (uint64_t)n;
+	vmig_logf(s, VMIG_LOG_INFO,
+		  "source: switchover: guest stopped, %lld pages to send",
+		  (long long)n);
+	/* The source's digest, while the rest travels. */
+	src->work.data = src;
+	ret = uv_queue_work(src->loop, &src->work, digest_work, digest_done);
+	if (ret < 0) {
+		src_fail(src, ret, "digest: %s", vmig_strerror(ret));
+		return;
+	}
+	src->work_started = true;
+	src->phase = SP_FINAL;
+	src->want_switchover = false;
+	src->it_start_us = vmig_now_us();
+	src->it_bytes0 = src->bytes_total;
+	src->it_pages_left = (uint64_t)n;
+	src->cur_region = 0;
+	src->cur_page = 0;
+	src->run_start = src->run_end = 0;
+	src->scan_done = false;
+	src_pump(src);
+}
+
+/* Both digests are known: commit, or not. */
+static void src_decide(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+
+	e->st.digest = src->digest;
+	e->st.digest_known = true;
+	e->st.peer_digest = src->ack_digest;
+	e->st.peer_digest_known = true;
+	if (src->ack_pages != src->pages_total) {
+		src_fail(src, VMIG_EPROTO,
+			 "the destination acknowledged %llu pages, %llu were "
+			 "sent",
+			 (unsigned long long)src->ack_pages,
+			 (unsigned long long)src->pages_total);
+		return;
+	}
+	if (src->ack_digest != src->digest) {
+		src_fail(src, VMIG_EMISMATCH,
+			 "the destination's memory digest 0x%016llx differs "
+			 "from the source's 0x%016llx",
+			 (unsigned long long)src->ack_digest,
+			 (unsigned long long)src->digest);
+		return;
+	}
+	vmig_logf(src->s, VMIG_LOG_INFO,
+		  "source: digests match (0x%016llx): commit",
+		  (unsigned long long)src->digest);
+	if (src_ctl(src, VMIG_FRAME_COMMIT, 0, 0, 0, NULL, 0, false) == 0)
+		src->phase = SP_COMMIT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Ending                                                              */
+
+/* Closes the connection and the linger timer, once. */
+static void src_close_conn(struct vmig_src *src)
+{
+	if (src->conn) {
+		vmig_conn_close(src->conn);
+		src->conn = NULL;
+	}
+	if (!src->linger_closed) {
+		src->linger_closed = true;
+		uv_close((uv_handle_t *)&src->linger, NULL);
+	}
+}
+
+static void linger_expired(uv_timer_t *t)
+{
+	src_close_conn(t->data);
+}
+
+static void src_close_handles(struct vmig_src *src)
+{
+	vmig_engine_end(src->e);
+	uv_timer_stop(&src->pace);
+	uv_timer_stop(&src->timeout);
+	uv_close((uv_handle_t *)&src->cancel, NULL);
+	uv_close((uv_handle_t *)&src->pace, NULL);
+	uv_close((uv_handle_t *)&src->timeout, NULL);
+}
+
+/* COMMIT is on its way: the migration succeeded. */
+static void src_committed(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	vmig_session *s = src->s;
+
+	if (src->finished)
+		return;
+	src->finished = true;
+	src->result = 0;
+	src->phase = SP_DONE;
+	src_close_handles(src);
+	e->st.committed = true;
+	e->st.downtime_us = vmig_now_us() - src->stop_us;
+	vmig_logf(s, VMIG_LOG_INFO, "source: committed; downtime %llu ms",
+		  (unsigned long long)e->st.downtime_us / 1000);
+	if (s->tracking)
+		vmig_tracking_stop(s);
+	src_close_conn(src);
+}
+
+/* Queues ERROR (err, the message) as the connection's last frame. */
+static bool src_send_error(struct vmig_src *src, int err)
+{
+	size_t len = strnlen(src->errmsg, VMIG_ERROR_MAX);
+	struct batch *b = batch_ctl(src);
+	char *msg = malloc(len ? len : 1);
+
+	if (!msg || !b) {
+		free(msg);
+		free(b);
+		return false;
+	}
+	memcpy(msg, src->errmsg, len);
+	b->heap[b->nheap++] = msg;
+	b->last = true;
+	batch_frame(src, b, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, 0,
+		    msg, len, true);
+	return batch_submit(src, b) == 0;
+}
+
+/*
+ * Ends the source's part with a failure (err, and the message). Before
+ * COMMIT nothing is lost: the destination is told (ERROR) unless it is
+ * the one that ended it or the connection is gone, the devices and the
+ * guest run again, tracking stops.
+ */
+static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
+		      const char *fmt, va_list ap)
+{
+	struct vmig_engine *e = src->e;
+	vmig_session *s = src->s;
+	int ret;
+
+	if (src->finished)
+		return;
+	src->finished = true;
+	src->result = err;
+	vsnprintf(src->errmsg, sizeof(src->errmsg), fmt, ap);
+	src_close_handles(src);
+	vmig_logf(s, VMIG_LOG_ERROR, "source: %s", src->errmsg);
+
+	/* Say why, and let it go before closing (bounded). */
+	uv_timer_stop(&src->linger);
+	if (tell_peer && src->conn && !src->broken &&
+	    src->phase != SP_CONNECT && src_send_error(src, err))
+		uv_timer_start(&src->linger, linger_expired, LINGER_MS, 0);
+	else
+		src_close_conn(src);
+	src->phase = SP_FAILED;
+
+	/* The guest runs here again, whatever the stream's state. */
+	src_devices_recover(src);
+	ret = e->vmm.resume(e->vmm_opaque);
+	if (ret < 0)
+		vmig_logf(s, VMIG_LOG_ERROR,
+			  "source: the VMM could not resume the guest: %s",
+			  vmig_strerror(ret));
+	else
+		e->st.guest_resumed = true;
+	if (s->tracking)
+		vmig_tracking_stop(s);
+}
+
+static void src_fail(struct vmig_src *src, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	src_vfail(src, err, true, fmt, ap);
+	va_end(ap);
+}
+
+/* A failure the destination reported or caused: no ERROR back. */
+__attribute__((format(printf, 3, 4))) static void
+src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	src_vfail(src, err, false, fmt, ap);
+	va_end(ap);
+}
+
+static void broken_expired(uv_timer_t *t)
+{
+	struct vmig_src *src = t->data;
+
+	src_fail_quiet(src, src->broken, "writing to %s at frame %llu: %s",
+		       src->conn ? vmig_conn_peer(src->conn) : "?",
+		       (unsigned long long)src->frames,
+		       vmig_strerror(src->broken));
+}
+
+static void cancel_fired(uv_async_t *a)
+{
+	struct vmig_src *src = a->data;
+
+	src->e->st.cancelled = true;
+	src_fail(src, -ECANCELED, "cancelled (vmig_cancel) at iteration %u; "
+		 "the guest stays on the source",
+		 src->iteration);
+}
+
+static void timeout_fired(uv_timer_t *t)
+{
+	struct vmig_src *src = t->data;
+	struct vmig_engine *e = src->e;
+
+	if (e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE &&
+	    src->phase == SP_PRECOPY) {
+		vmig_logf(src->s, VMIG_LOG_WARN,
+			  "source: timeout after %llu ms at iteration %u: "
+			  "switching over (strategy force)",
+			  (unsigned long long)e->pol.timeout_ms,
+			  src->iteration);
+		src->want_switchover = true;
+		src_pump(src);
+		return;
+	}
+	if (e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE &&
+	    src->phase > SP_PRECOPY)
+		return; /* switching over already */
+	e->st.cancelled = true;
+	src_fail(src, -ETIMEDOUT,
+		 "timeout after %llu ms (timeout_ms) at iteration %u, "
+		 "expected downtime %llu ms (limit %llu ms); the guest stays "
+		 "on the source",
+		 (unsigned long long)e->pol.timeout_ms, src->iteration,
+		 (unsigned long long)(src->expected_us == UINT64_MAX
+					      ? 0
+					      : src->expected_us / 1000),
+		 (unsigned long long)e->pol.downtime_limit_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies from the destination                                        */
+
+static void src_read_buf(void *opaque, void **buf, size_t *len)
+{
+	struct vmig_src *src = opaque;
+
+	if (!src->rpayload) {
+		*buf = src->rhdr + src->rhave;
+		*len = VMIG_FRAME_HDR - src->rhave;
+	} else {
+		*buf = src->rbuf + src->rgot;
+		*len = src->rwant - src->rgot;
+	}
+}
+
+static void src_reply(struct vmig_src *src)
+{
+	struct vmig_frame *f = &src->rf;
+	char msg[VMIG_ERROR_MAX + 1];
+	int ret;
+
+	src->rframes++;
+	switch (f->type) {
+	case VMIG_FRAME_WELCOME:
+		src->welcomed = true;
+		src_devices_setup(src);
+		ret = vmig_tracking_start(src->s);
+		if (ret < 0) {
+			src_fail(src, ret, "tracking: %s", vmig_errmsg(src->s));
+			return;
+		}
+		if (src->e->truth)
+			vmig_truth_reset(src->e->truth);
+		if (src->e->pol.timeout_ms)
+			uv_timer_start(&src->timeout, timeout_fired,
+				       src->e->pol.timeout_ms, 0);
+		src->last_sync_us = vmig_now_us();
+		src->tokens_us = src->last_sync_us;
+		src->phase = SP_PRECOPY;
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: %s welcomed the layout",
+			  vmig_conn_peer(src->conn));
+		if (!vmig_stats_iter_add(src->s)) {
+			src_fail(src, -ENOMEM, "out of memory");
+			return;
+		}
+		src->it = 0;
+		iteration_begin(src, vmig_dirty_count(src->s));
+		return;
+	case VMIG_FRAME_ACK:
+		if (src->complete_us)
+			src->e->st.ack_us = vmig_now_us() - src->complete_us;
+		src->ack = true;
+		src->ack_digest = f->a;
+		src->ack_pages = f->b;
+		if (src->work_done)
+			src_decide(src);
+		return;
+	case VMIG_FRAME_ERROR:
+		vmig_proto_text(msg, sizeof(msg), src->rbuf, src->rwant);
+		src_fail_quiet(src, VMIG_EPROTO,
+			       "the destination rejected the stream: %s%s(%s)",
+			       msg, msg[0] ? " " : "",
+			       vmig_strerror((int)(int64_t)f->a));
+		return;
+	}
+}
+
+static void src_read_done(void *opaque, size_t n)
+{
+	struct vmig_src *src = opaque;
+	struct vmig_frame *f = &src->rf;
+	char err[384];
+	bool ok;
+
+	if (src->finished)
+		return;
+	if (src->rpayload) {
+		src->rgot += n;
+		if (src->rgot < src->rwant)
+			return;
+		src->rpayload = false;
+		if ((f->flags & VMIG_FRAME_DATA_CRC) &&
+		    vmig_crc32c(0, src->rbuf, src->rwant) != f->data_crc) {
+			src_fail(src, VMIG_EPROTO, "reply frame %llu (ERROR): "
+				 "data CRC mismatch",
+				 (unsigned long long)src->rframes);
+			return;
+		}
+		src_reply(src);
+		return;
+	}
+	src->rhave += n;
+	if (src->rhave < VMIG_FRAME_HDR)
+		return;
+	src->rhave = 0;
+	if (vmig_frame_check_head(src->rhdr, src->rframes, f, err,
+				  sizeof(err)) < 0) {
+		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
+			 "%s", err);
+		return;
+	}
+	ok = f->type == VMIG_FRAME_ERROR ||
+	     (f->type == VMIG_FRAME_WELCOME && src->phase == SP_HELLO &&
+	      !src->welcomed) ||
+	     (f->type == VMIG_FRAME_ACK && src->phase == SP_ACK && !src->ack);
+	if (!ok) {
+		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
+			 "reply frame %llu (%s) not expected now",
+			 (unsigned long long)src->rframes,
+			 vmig_frame_name(f->type));
+		return;
+	}
+	if (vmig_frame_check_body(f, src->rframes, err, sizeof(err)) < 0) {
+		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
+			 "%s", err);
+		return;
+	}
+	if (f->length) {
+		src->rpayload = true;
+		src->rwant = (size_t)f->length;
+		src->rgot = 0;
+		return;
+	}
+	src->rwant = 0;
+	src_reply(src);
+}
+
+static void src_read_end(void *opaque, int err)
+{
+	struct vmig_src *src = opaque;
+	const char *last = vmig_frame_name(src->last_type);
+
+	if (src->finished) {
+		/* The destination closed after our ERROR: we may close. */
+		src_close_conn(src);
+		return;
+	}
+	if (src->phase == SP_COMMIT)
+		return; /* the COMMIT's write completion decides */
+	src_fail_quiet(src, err ? err : -ECONNRESET,
+		       "connection lost at frame %llu (%s): %s",
+		       (unsigned long long)(src->frames ? src->frames - 1 : 0),
+		       last ? last : "none",
+		       err ? vmig_strerror(err)
+			   : "the destination closed the connection");
+}
+
+static const struct vmig_conn_ops src_conn_ops = {
+	.read_buf = src_read_buf,
+	.read_done = src_read_done,
+	.read_end = src_read_end,
+};
+
+/* ------------------------------------------------------------------ */
+/* Starting                                                            */
+
+static void src_hello(struct vmig_src *src)
+{
+	vmig_session *s = src->s;
+	uint32_t nd = src_devices_count(src), i;
+	size_t len = s->nr_regions * VMIG_HELLO_REGION +
+		     nd * VMIG_HELLO_DEVICE;
+	uint8_t *p = calloc(1, len ? len : 1), *q = p;
+
+	if (!p) {
+		src_fail(src, -ENOMEM, "out of memory");
+		return;
+	}
+	for (i = 0; i < s->nr_regions; i++, q += VMIG_HELLO_REGION) {
+		uint64_t gpa = htole64(s->regions[i].gpa);
+		uint64_t size = htole64(s->regions[i].length);
+
+		memcpy(q, &gpa, 8);
+		memcpy(q + 8, &size, 8);
+		strncpy((char *)q + 16, s->regions[i].name, VMIG_HELLO_NAME);
+	}
+	for (i = 0; i < nd; i++, q += VMIG_HELLO_DEVICE)
+		strncpy((char *)q, src_device_name(src, i), VMIG_HELLO_DEVICE);
+	if (src_ctl(src, VMIG_FRAME_HELLO, 0, s->nr_regions, nd, p, len,
+		    true) == 0)
+		src->phase = SP_HELLO;
+}
+
+static void src_connected(void *opaque, struct vmig_conn *c, int err)
+{
+	struct vmig_src *src = opaque;
+	int ret;
+
+	if (err < 0) {
+		src_fail(src, err, "%s", src->connect_err);
+		return;
+	}
+	src->conn = c;
+	if (src->finished) {
+		/* Cancelled while connecting. */
+		vmig_conn_close(c);
+		src->conn = NULL;
+		return;
+	}
+	snprintf(src->e->st.transport, sizeof(src->e->st.transport), "%s",
+		 src->dst ? "socketpair" : vmig_conn_peer(c));
+	vmig_logf(src->s, VMIG_LOG_INFO, "source: connected to %s",
+		  vmig_conn_peer(c));
+	ret = vmig_conn_read_start(c);
+	if (ret < 0) {
+		src_fail(src, ret, "reading from %s: %s", vmig_conn_peer(c),
+			 vmig_strerror(ret));
+		return;
+	}
+	src_hello(src);
+}
+
+static int src_check(vmig_session *s, vmig_session *dst)
+{
+	struct vmig_engine *e = vmig_engine_get(s);
+
+	if (!e)
+		return -ENOMEM;
+	if (s->role != VMIG_ROLE_SOURCE)
+		return vmig_fail(s, -EINVAL, "migrate: not a source session");
+	if (!s->nr_regions)
+		return vmig_fail(s, -EINVAL, "migrate: the session has no "
+				 "memory");
+	if (!e->have_vmm || !e->vmm.stop || !e->vmm.resume)
+		return vmig_fail(s, -EINVAL,
+				 "migrate: no VMM callbacks to stop and resume "
+				 "the guest (vmig_set_vmm_ops)");
+	if (e->running)
+		return vmig_fail(s, -EBUSY, "migrate: a migration runs");
+	if (s->tracking)
+		return vmig_fail(s, -EBUSY,
+				 "migrate: tracking runs already (vmig_migrate "
+				 "starts it)");
+	if (dst) {
+		struct vmig_engine *de = vmig_engine_get(dst);
+
+		if (!de)
+			return -ENOMEM;
+		if (dst == s || dst->role != VMIG_ROLE_DESTINATION)
+			return vmig_fail(s, -EINVAL,
+					 "migrate: the local destination is "
+					 "not a destination session");
+		if (de->running)
+			return vmig_fail(s, -EBUSY, "migrate: the destination "
+					 "runs a migration");
+	}
+	return 0;
+}
+
+int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
+{
+	struct vmig_engine *e;
+	struct vmig_conn *ca = NULL, *cb = NULL;
+	struct vmig_src *src;
+	struct vmig_mig_stats *st;
+	uv_loop_t *loop;
+	unsigned int i;
+	int ret, dret = 0;
+
+	ret = src_check(s, dsts);
+	if (ret < 0)
+		return ret;
+	e = s->engine;
+	ret = vmig_engine_loop(e, &loop);
+	if (ret < 0)
+		return vmig_fail(s, ret, "migrate: %s", vmig_strerror(ret));
+	src = calloc(1, sizeof(*src));
+	if (src)
+		src->pool = calloc(NR_BATCHES, sizeof(*src->pool));
+	if (!src || !src->pool) {
+		if (src)
+			free(src->pool);
+		free(src);
+		return -ENOMEM;
+	}
+	src->s = s;
+	src->e = e;
+	src->loop = loop;
+	src->start_us = vmig_now_us();
+	src->last_progress_us = src->start_us;
+	src->expected_us = UINT64_MAX;
+	for (i = 0; i < NR_BATCHES; i++) {
+		src->pool[i].src = src;
+		batch_put(src, &src->pool[i]);
+	}
+	uv_async_init(loop, &src->cancel, cancel_fired);
+	src->cancel.data = src;
+	uv_timer_init(loop, &src->pace);
+	src->pace.data = src;
+	uv_timer_init(loop, &src->timeout);
+	src->timeout.data = src;
+	uv_timer_init(loop, &src->linger);
+	src->linger.data = src;
+	ret = vmig_engine_begin(e, &src->cancel, NULL, src);
+	if (ret < 0) {
+		src->finished = true;
+		uv_close((uv_handle_t *)&src->cancel, NULL);
+		uv_close((uv_handle_t *)&src->pace, NULL);
+		uv_close((uv_handle_t *)&src->timeout, NULL);
+		uv_close((uv_handle_t *)&src->linger, NULL);
+		uv_run(loop, UV_RUN_DEFAULT);
+		free(src->pool);
+		free(src);
+		return vmig_fail(s, ret, "migrate: a migration runs");
+	}
+	vmig_engine_stats_reset(e);
+	st = &e->st;
+	st->valid = true;
+	st->local = dsts != NULL;
+	free(s->stats.iters);
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.truth = e->truth != NULL;
+
+	if (dsts) {
+		char err[256];
+
+		ret = vmig_dst_start(dsts, loop, &src->dst);
+		if (ret == 0)
+			ret = vmig_conn_pair(loop, &src_conn_ops, src,
+					     vmig_dst_conn_ops(), src->dst, &ca,
+					     &cb, err, sizeof(err));
+		else
+			snprintf(err, sizeof(err), "%s", vmig_errmsg(dsts));
+		if (ret < 0) {
+			if (src->dst)
+				vmig_dst_abort(src->dst, ret, err);
+			src_fail(src, ret, "local destination: %s", err);
+		} else {
+			vmig_dst_attach(src->dst, cb);
+			src_connected(src, ca, 0);
+		}
+	} else {
+		snprintf(st->transport, sizeof(st->transport), "%s", address);
+		ret = vmig_conn_connect(loop, address, &src_conn_ops, src,
+					src_connected, src->connect_err,
+					sizeof(src->connect_err));
+		if (ret < 0)
+			src_fail(src, ret, "%s", src->connect_err);
+	}
+	uv_run(loop, UV_RUN_DEFAULT);
+
+	if (src->dst)
+		dret = vmig_dst_finish(src->dst);
+	(void)dret;
+	st->result = src->result;
+	st->frames = src->frames;
+	st->total_bytes = src->bytes_total;
+	st->total_pages = src->pages_total;
+	st->duration_us = vmig_now_us() - src->start_us;
+	st->bandwidth = st->duration_us
+				? src->bytes_done * 1000000u / st->duration_us
+				: 0;
+	st->nr_state_devices = src_devices_count(src);
+	for (i = 0; i < s->stats.nr_iters; i++) {
+		const struct vmig_iter_stats *it = &s->stats.iters[i];
+
+		st->zero_pages += it->zero_pages;
+		st->device_bytes += it->device_bytes;
+		s->stats.pages_written += it->pages_written;
+		s->stats.pages_reported += it->pages_reported;
+		s->stats.pages_missed += it->pages_missed;
+	}
+	s->stats.duration_us = st->duration_us;
+	s->stats.valid = true;
+	s->stats.migration = true;
+	ret = src->result;
+	if (ret < 0) {
+		snprintf(st->error, sizeof(st->error), "%s", src->errmsg);
+		vmig_fail(s, ret, "%s", src->errmsg);
+	}
+	free(src->pool);
+	free(src);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public calls                                                        */
+
+VMIG_API int vmig_migrate(vmig_session *s, const char *address)
+{
+	if (!s)
+		return -EINVAL;
+	if (!address || !*address)
+		return vmig_fail(s, -EINVAL, "migrate: no address");
+	return vmig_src_run(s, address, NULL);
+}
+
+VMIG_API int vmig_migrate_local(vmig_session *src, vmig_session *dst)
+{
+	if (!src)
+		return -EINVAL;
+	if (!dst)
+		return vmig_fail(src, -EINVAL, "migrate: no destination");
+	return vmig_src_run(src, NULL, dst);
+}

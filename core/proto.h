@@ -1,0 +1,116 @@
+/*
+ * proto.h: the frames of the migration stream (docs/protocol.md).
+ *
+ * proto.c owns the wire format: packing and unpacking the 64-byte frame
+ * header, CRC32C, the frame names, and the checks of a header that do not
+ * depend on the receiver's state (magic, version, header CRC, reserved
+ * bits, the length and the fields each type requires). The receivers
+ * (dest.c for the destination, precopy.c for the source's side) add the
+ * checks that depend on where the stream is and on their own memory.
+ */
+#ifndef VMIG_CORE_PROTO_H
+#define VMIG_CORE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMIG_PROTO_VERSION 1u
+#define VMIG_FRAME_HDR 64u         /* bytes of a frame header */
+#define VMIG_FRAME_DATA_CRC 0x1u   /* flags: data_crc covers the payload */
+
+enum vmig_frame_type {
+	VMIG_FRAME_HELLO = 1,
+	VMIG_FRAME_WELCOME = 2,
+	VMIG_FRAME_PAGES = 3,
+	VMIG_FRAME_ZERO = 4,
+	VMIG_FRAME_DEVICE_STATE = 5,
+	VMIG_FRAME_DEVICE_END = 6,
+	VMIG_FRAME_ITERATION = 7,
+	VMIG_FRAME_SWITCHOVER = 8,
+	VMIG_FRAME_COMPLETE = 9,
+	VMIG_FRAME_ACK = 10,
+	VMIG_FRAME_COMMIT = 11,
+	VMIG_FRAME_ERROR = 12,
+	VMIG_FRAME_NR,
+};
+
+/* Limits of docs/protocol.md. */
+#define VMIG_HELLO_MAX (64u * 1024)      /* HELLO payload bytes */
+#define VMIG_HELLO_REGION 48u            /* bytes per region in HELLO */
+#define VMIG_HELLO_DEVICE 64u            /* bytes per device in HELLO */
+#define VMIG_HELLO_NAME 32u              /* a region's name field */
+#define VMIG_PAGES_MAX 256u              /* pages per PAGES frame */
+#define VMIG_ZERO_MAX (1ull << 32)       /* pages per ZERO frame */
+#define VMIG_DEVSTATE_MAX (1u << 20)     /* DEVICE_STATE payload bytes */
+#define VMIG_ERROR_MAX 4096u             /* ERROR message bytes */
+
+/* DEVICE_STATE phases (field c). */
+#define VMIG_PHASE_PRECOPY 1u
+#define VMIG_PHASE_STOPCOPY 2u
+
+/* A frame header, unpacked. */
+struct vmig_frame {
+	uint16_t version;
+	uint16_t type;
+	uint32_t flags;
+	uint32_t header_crc;
+	uint32_t data_crc;
+	uint32_t reserved;
+	uint64_t length;
+	uint64_t a, b, c, d;
+};
+
+/*
+ * CRC32C (Castagnoli) of buf, continuing from crc (0 to start):
+ * vmig_crc32c(vmig_crc32c(0, x, n), y, m) is the CRC of x followed by y,
+ * and vmig_crc32c(0, "123456789", 9) == 0xE3069283. Uses the CPU's
+ * instruction when it has one.
+ */
+uint32_t vmig_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* The name of a frame type ("PAGES"), or NULL for an unknown one. */
+const char *vmig_frame_name(uint32_t type);
+
+/*
+ * Fills a header: magic, version, type, the given fields, and the header
+ * CRC. With data (non-NULL), sets DATA_CRC and the CRC of those length
+ * bytes; without, the flags are 0.
+ */
+void vmig_frame_pack(uint8_t out[VMIG_FRAME_HDR], uint32_t type,
+		     uint64_t length, uint64_t a, uint64_t b, uint64_t c,
+		     const void *data);
+
+/* Like vmig_frame_pack, with a data CRC computed by the caller. */
+void vmig_frame_pack_crc(uint8_t out[VMIG_FRAME_HDR], uint32_t type,
+			 uint64_t length, uint64_t a, uint64_t b, uint64_t c,
+			 uint32_t data_crc);
+
+/* Reads the fields of a header as they are, without any check. */
+void vmig_frame_unpack(const uint8_t in[VMIG_FRAME_HDR],
+		       struct vmig_frame *f);
+
+/*
+ * Checks what every receiver checks first, in the order of
+ * docs/protocol.md: magic, version, header CRC, the reserved flags and
+ * field (and a data CRC without DATA_CRC), that the type is known, then
+ * the type's fixed rules: the length it requires and its limit, the
+ * fields that must be 0, and DATA_CRC where the type always carries it.
+ * Fills *f. Returns 0, or -EPROTO with a message "frame <n>[ (<TYPE>)]:
+ * ..." in err. The receiver checks, between "known" and "length", that
+ * the type is allowed where the stream is: vmig_frame_check_head() stops
+ * there, vmig_frame_check_body() does the rest.
+ */
+int vmig_frame_check_head(const uint8_t raw[VMIG_FRAME_HDR],
+			  uint64_t frame_no, struct vmig_frame *f, char *err,
+			  size_t errlen);
+int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
+			  char *err, size_t errlen);
+
+/*
+ * Copies an ERROR payload into out as printable text (NUL-terminated):
+ * control characters and invalid UTF-8 become '?'.
+ */
+void vmig_proto_text(char *out, size_t outlen, const void *msg, size_t len);
+
+#endif /* VMIG_CORE_PROTO_H */

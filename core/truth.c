@@ -1,0 +1,165 @@
+/*
+ * truth.c: comparing what the dirty sources reported with what the
+ * simulated devices really wrote.
+ *
+ * The simulated kernel records every DMA write (ksim_truth_drain). A run
+ * drains those records just before each sync and checks, page by page,
+ * that every page written was reported. When the devices write while the
+ * run works (a migration: a workload thread keeps the guest busy), a
+ * write that lands between the drain and the sync is reported by that
+ * sync but drained only the next time; so a page written in iteration i
+ * must be in what sync i-1 or sync i reported, else it was missed. When
+ * nothing writes concurrently (a tracking run steps the devices itself),
+ * the check is strict: sync i must report it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tests/ksim/ksim.h"
+#include "engine.h"
+
+struct vmig_truth {
+	vmig_session *s;
+	bool concurrent;
+	uint64_t **written; /* per region: pages written since the last sync */
+	uint64_t **prev;    /* per region: what the last sync reported */
+	uint64_t writes;    /* writes drained since the last compare */
+	uint64_t stray;     /* writes that landed outside guest memory */
+};
+
+void vmig_truth_free(struct vmig_truth *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->s->nr_regions; i++) {
+		if (t->written)
+			free(t->written[i]);
+		if (t->prev)
+			free(t->prev[i]);
+	}
+	free(t->written);
+	free(t->prev);
+	free(t);
+}
+
+int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out)
+{
+	struct vmig_truth *t;
+	size_t i, n = s->nr_regions ? s->nr_regions : 1;
+
+	*out = NULL;
+	if (!s->ksim)
+		return 0;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->s = s;
+	t->concurrent = concurrent;
+	t->written = calloc(n, sizeof(*t->written));
+	t->prev = calloc(n, sizeof(*t->prev));
+	if (!t->written || !t->prev) {
+		vmig_truth_free(t);
+		return -ENOMEM;
+	}
+	for (i = 0; i < s->nr_regions; i++) {
+		uint64_t words = vmig_bitmap_words(s->regions[i].npages);
+
+		t->written[i] = calloc(words, sizeof(uint64_t));
+		t->prev[i] = calloc(words, sizeof(uint64_t));
+		if (!t->written[i] || !t->prev[i]) {
+			vmig_truth_free(t);
+			return -ENOMEM;
+		}
+	}
+	*out = t;
+	return 0;
+}
+
+static void truth_write(void *opaque, const struct ksim_write *w)
+{
+	struct vmig_truth *t = opaque;
+	int r = vmig_region_find_hva(t->s, w->hva, w->len ? w->len : 1);
+	const struct vmig_region_rec *rec;
+	uint64_t off, first, last;
+
+	t->writes++;
+	if (r < 0 || !w->len) {
+		t->stray += w->len != 0;
+		return;
+	}
+	rec = &t->s->regions[r];
+	off = (uint64_t)((uint8_t *)w->hva - rec->hva);
+	first = off / VMIG_PAGE_SIZE;
+	last = (off + w->len - 1) / VMIG_PAGE_SIZE;
+	vmig_bitmap_set(t->written[r], first, last - first + 1);
+}
+
+static void truth_ignore(void *opaque, const struct ksim_write *w)
+{
+	(void)opaque;
+	(void)w;
+}
+
+void vmig_truth_reset(struct vmig_truth *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	ksim_truth_drain(t->s->ksim, truth_ignore, NULL);
+	for (i = 0; i < t->s->nr_regions; i++) {
+		uint64_t np = t->s->regions[i].npages;
+
+		memset(t->written[i], 0, vmig_bitmap_bytes(np));
+		/*
+		 * Tracking's start marks everything dirty: it "reported"
+		 * whatever is written before the sources see writes.
+		 */
+		memset(t->prev[i], 0, vmig_bitmap_bytes(np));
+		vmig_bitmap_set(t->prev[i], 0, np);
+	}
+	t->writes = 0;
+	t->stray = 0;
+}
+
+void vmig_truth_drain(struct vmig_truth *t)
+{
+	if (t)
+		ksim_truth_drain(t->s->ksim, truth_write, t);
+}
+
+void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it)
+{
+	vmig_session *s = t->s;
+	uint64_t reported = 0, written = 0, missed = 0, w;
+	size_t r;
+
+	for (r = 0; r < s->nr_regions; r++) {
+		const struct vmig_region_rec *rec = &s->regions[r];
+		uint64_t words = vmig_bitmap_words(rec->npages);
+		uint64_t *wr = t->written[r], *pv = t->prev[r];
+
+		reported += vmig_bitmap_count(rec->dirty, 0, rec->npages);
+		written += vmig_bitmap_count(wr, 0, rec->npages);
+		for (w = 0; w < words; w++) {
+			uint64_t seen = rec->dirty[w];
+
+			if (t->concurrent)
+				seen |= pv[w];
+			missed += (uint64_t)__builtin_popcountll(wr[w] & ~seen);
+		}
+		memset(wr, 0, words * sizeof(uint64_t));
+		if (t->concurrent)
+			memcpy(pv, rec->dirty, words * sizeof(uint64_t));
+	}
+	missed += t->stray;
+	it->writes += t->writes;
+	it->pages_written += written;
+	it->pages_missed += missed;
+	it->pages_reported = reported;
+	t->writes = 0;
+	t->stray = 0;
+}

@@ -1,0 +1,581 @@
+/*
+ * iommufd.c: the iommufd dirty source, the IOMMU's own dirty bits in
+ * dirty-tracking HWPTs (IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+ * IOMMU_HWPT_SET_DIRTY_TRACKING, IOMMU_HWPT_GET_DIRTY_BITMAP).
+ *
+ * The automatic domains that iommufd gives a device attached to an IOAS
+ * never track, so this source places its devices itself, the way the
+ * kernel places them in automatic domains but with dirty tracking asked
+ * for up front: a device joins the first HWPT this instance allocated on
+ * its IOAS that takes it (EINVAL from the attach means incompatible: the
+ * next one), else a new one. One read of a HWPT covers every device on
+ * it. A HWPT allocated while tracking runs has tracking enabled before
+ * the device is attached, so that no write falls in between.
+ *
+ * The kernel's pitfalls decide the rest (shared docs/kernel-uapi.md 2.9):
+ * GET_DIRTY_BITMAP succeeds silently when tracking is off, when the range
+ * starts in or crosses an unmapped hole, and when the bitmap cannot be
+ * written. So a read is refused here while tracking is off, the caller
+ * (vmig's core) asks for one mapping at a time, and the kernel writes
+ * into a buffer of this instance, zeroed before every call since the
+ * kernel only ever sets bits, which is then ORed into the caller's. A
+ * mapping's start is also an IOPTE boundary, which matters: the drivers
+ * walk from the request's start in IOPTE-sized steps, so a read starting
+ * inside a huge IOPTE misses (and clears) writes in the next one.
+ * Enabling tracking clears the dirty bits, even when it is on already:
+ * it is enabled once per HWPT and start. A mapping made while tracking
+ * runs is tracked from its first write (no map operation is needed).
+ *
+ * Page sizes: the kernel reports any power-of-two page size whose
+ * multiples the range is made of (it ORs IOPTEs into larger pages and
+ * spreads a huge IOPTE over smaller ones), as long as the range is
+ * aligned to the IOAS alignment, which every mapping is. So the caller's
+ * page size is passed through, never converted here; a range the kernel
+ * cannot read comes back as its EINVAL.
+ *
+ * Every kernel call goes through the host table.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vmig/plugin.h>
+
+#include "core/bitmap.h"
+#include "core/kuapi.h"
+
+#define NO_CLEAR VK_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR
+
+/* A dirty-tracking HWPT this instance allocated. */
+struct ifd_hwpt {
+	uint32_t iommu_id; /* vmig's id of the IOAS */
+	int fd;            /* the VMM's iommufd: never closed here */
+	uint32_t ioas_id;
+	uint32_t hwpt_id;
+	uint32_t nr_devices;
+	bool tracking;
+};
+
+struct ifd_device {
+	uint32_t id;
+	int device_fd;     /* the VMM's cdev fd */
+	uint32_t dev_id;   /* the bound device's iommufd id */
+	struct ifd_hwpt *hwpt;
+};
+
+struct ifd {
+	const struct vmig_host *host;
+	struct ifd_hwpt **hwpts;
+	size_t nr_hwpts;
+	struct ifd_device *devs;
+	size_t nr_devs;
+	bool started;
+	uint64_t *buf; /* what the kernel writes into */
+	uint64_t buf_words;
+};
+
+static int kio(struct ifd *t, int fd, unsigned long req, void *arg)
+{
+	return t->host->ioctl(t->host->kctx, fd, req, arg);
+}
+
+static struct ifd_device *dev_find(struct ifd *t, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_devs; i++)
+		if (t->devs[i].id == id)
+			return &t->devs[i];
+	return NULL;
+}
+
+static bool space_known(const struct ifd *t, uint32_t iommu_id)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_hwpts; i++)
+		if (t->hwpts[i]->iommu_id == iommu_id)
+			return true;
+	return false;
+}
+
+static int set_tracking(struct ifd *t, struct ifd_hwpt *h, bool on)
+{
+	struct vk_iommu_hwpt_set_dirty_tracking s = {
+		.size = sizeof(s),
+		.flags = on ? VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
+		.hwpt_id = h->hwpt_id,
+	};
+	int ret = kio(t, h->fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &s);
+
+	if (ret < 0) {
+		vmig_host_logf(t->host, VMIG_LOG_ERROR,
+			       "HWPT %u: cannot %s dirty tracking: %s",
+			       h->hwpt_id, on ? "enable" : "disable",
+			       strerror(-ret));
+		return ret;
+	}
+	h->tracking = on;
+	return 0;
+}
+
+/* VFIO_DEVICE_ATTACH_IOMMUFD_PT: attach, or replace when attached. */
+static int attach_pt(struct ifd *t, int device_fd, uint32_t pt_id)
+{
+	struct vk_vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a),
+						      .pt_id = pt_id };
+
+	return kio(t, device_fd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
+/* Destroys a HWPT without devices; keeps it when the kernel will not. */
+static void hwpt_release(struct ifd *t, struct ifd_hwpt *h)
+{
+	struct vk_iommu_destroy d = { .size = sizeof(d), .id = h->hwpt_id };
+	size_t i;
+	int ret;
+
+	ret = kio(t, h->fd, VK_IOMMU_DESTROY, &d);
+	if (ret < 0) {
+		vmig_host_logf(t->host, VMIG_LOG_WARN,
+			       "HWPT %u: cannot destroy it: %s", h->hwpt_id,
+			       strerror(-ret));
+		return;
+	}
+	for (i = 0; i < t->nr_hwpts; i++) {
+		if (t->hwpts[i] == h) {
+			t->hwpts[i] = t->hwpts[--t->nr_hwpts];
+			break;
+		}
+	}
+	free(h);
+}
+
+/*
+ * A new dirty-tracking HWPT on dev's IOAS, tracking already when the
+ * instance is, so that the device's first write after its attach counts.
+ */
+static int hwpt_new(struct ifd *t, const struct vmig_device_desc *dev,
+		    struct ifd_hwpt **out)
+{
+	struct vk_iommu_hwpt_alloc a = {
+		.size = sizeof(a),
+		.flags = VK_IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+		.dev_id = dev->iommufd_id,
+		.pt_id = dev->iommu->ioas_id,
+	};
+	struct ifd_hwpt **hs, *h;
+	int ret;
+
+	hs = realloc(t->hwpts, (t->nr_hwpts + 1) * sizeof(*hs));
+	if (!hs)
+		return -ENOMEM;
+	t->hwpts = hs;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	ret = kio(t, dev->iommu->fd, VK_IOMMU_HWPT_ALLOC, &a);
+	if (ret < 0) {
+		vmig_host_logf(t->host, VMIG_LOG_ERROR,
+			       "device %u: IOMMU_HWPT_ALLOC(DIRTY_TRACKING) on "
+			       "IOAS %u: %s",
+			       dev->id, dev->iommu->ioas_id, strerror(-ret));
+		free(h);
+		return ret;
+	}
+	h->iommu_id = dev->iommu->id;
+	h->fd = dev->iommu->fd;
+	h->ioas_id = dev->iommu->ioas_id;
+	h->hwpt_id = a.out_hwpt_id;
+	t->hwpts[t->nr_hwpts++] = h;
+	if (t->started) {
+		ret = set_tracking(t, h, true);
+		if (ret < 0) {
+			hwpt_release(t, h);
+			return ret;
+		}
+	}
+	*out = h;
+	return 0;
+}
+
+static void explain_exact(struct vmig_probe *out)
+{
+	out->precision = VMIG_PRECISION_EXACT;
+	out->cost = 1;
+	snprintf(out->reason, sizeof(out->reason),
+		 "IOMMU dirty bits of a dirty-tracking HWPT; a write in a huge "
+		 "IOPTE reports the whole superpage (a superset there)");
+}
+
+/* ------------------------------------------------------------------ */
+
+static int ifd_create(const struct vmig_host *host, void **instance)
+{
+	struct ifd *t;
+
+	if (!VMIG_HAS_FIELD(host, struct vmig_host, ioctl) || !host->ioctl)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->host = host;
+	*instance = t;
+	return 0;
+}
+
+static void ifd_destroy(void *instance)
+{
+	struct ifd *t = instance;
+	size_t i;
+
+	for (i = 0; i < t->nr_hwpts; i++)
+		if (t->hwpts[i]->tracking)
+			set_tracking(t, t->hwpts[i], false);
+	/* Back to automatic domains, as the VMM had them. */
+	for (i = 0; i < t->nr_devs; i++) {
+		struct ifd_device *d = &t->devs[i];
+		int ret = attach_pt(t, d->device_fd, d->hwpt->ioas_id);
+
+		if (ret < 0)
+			vmig_host_logf(t->host, VMIG_LOG_WARN,
+				       "device %u: cannot move it back to IOAS "
+				       "%u: %s",
+				       d->id, d->hwpt->ioas_id, strerror(-ret));
+	}
+	while (t->nr_hwpts) {
+		struct ifd_hwpt *h = t->hwpts[t->nr_hwpts - 1];
+		size_t n = t->nr_hwpts;
+
+		hwpt_release(t, h);
+		if (t->nr_hwpts == n) {
+			/* The kernel kept it: forget it all the same. */
+			free(h);
+			t->nr_hwpts--;
+		}
+	}
+	free(t->hwpts);
+	free(t->devs);
+	free(t->buf);
+	free(t);
+}
+
+static int ifd_probe(void *instance, const struct vmig_device_desc *dev,
+		     struct vmig_probe *out)
+{
+	struct ifd *t = instance;
+	struct vk_iommu_hw_info info = { .size = sizeof(info) };
+	int ret;
+
+	if (!VMIG_HAS_FIELD(dev, struct vmig_device_desc, iommu) ||
+	    !dev->iommu || dev->iommu->kind != VMIG_IOMMU_IOMMUFD ||
+	    dev->iommu->fd < 0) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "not behind an iommufd IOAS");
+		return 0;
+	}
+	if (dev->kind == VMIG_DEVICE_MDEV) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "an mdev is an emulated access: no IOMMU page table "
+			 "sees its writes");
+		return 0;
+	}
+	info.dev_id = dev->iommufd_id;
+	ret = kio(t, dev->iommu->fd, VK_IOMMU_GET_HW_INFO, &info);
+	if (ret < 0) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "IOMMU_GET_HW_INFO of device id %u failed: %s",
+			 dev->iommufd_id, strerror(-ret));
+		return 0;
+	}
+	if (!(info.out_capabilities & VK_IOMMU_HW_CAP_DIRTY_TRACKING)) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "the IOMMU has no dirty tracking "
+			 "(IOMMU_HW_CAP_DIRTY_TRACKING clear)");
+		return 0;
+	}
+	explain_exact(out);
+	return 0;
+}
+
+static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
+{
+	struct ifd *t = instance;
+	struct ifd_device *devs;
+	struct ifd_hwpt *h = NULL;
+	size_t i;
+	int ret;
+
+	if (!VMIG_HAS_FIELD(dev, struct vmig_device_desc, iommu) ||
+	    !dev->iommu || dev->iommu->kind != VMIG_IOMMU_IOMMUFD ||
+	    dev->kind == VMIG_DEVICE_MDEV || dev->device_fd < 0)
+		return -EINVAL;
+	if (dev_find(t, dev->id))
+		return -EEXIST;
+	devs = realloc(t->devs, (t->nr_devs + 1) * sizeof(*devs));
+	if (!devs)
+		return -ENOMEM;
+	t->devs = devs;
+	/* A HWPT of ours on this IOAS that takes the device. */
+	for (i = 0; i < t->nr_hwpts; i++) {
+		if (t->hwpts[i]->iommu_id != dev->iommu->id)
+			continue;
+		ret = attach_pt(t, dev->device_fd, t->hwpts[i]->hwpt_id);
+		if (ret == -EINVAL)
+			continue; /* incompatible: the next one */
+		if (ret < 0)
+			return ret;
+		h = t->hwpts[i];
+		break;
+	}
+	if (!h) {
+		ret = hwpt_new(t, dev, &h);
+		if (ret < 0)
+			return ret;
+		ret = attach_pt(t, dev->device_fd, h->hwpt_id);
+		if (ret < 0) {
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "device %u: cannot attach it to its new "
+				       "HWPT %u: %s",
+				       dev->id, h->hwpt_id, strerror(-ret));
+			hwpt_release(t, h);
+			return ret;
+		}
+	}
+	h->nr_devices++;
+	devs[t->nr_devs].id = dev->id;
+	devs[t->nr_devs].device_fd = dev->device_fd;
+	devs[t->nr_devs].dev_id = dev->iommufd_id;
+	devs[t->nr_devs].hwpt = h;
+	t->nr_devs++;
+	return 0;
+}
+
+/*
+ * The device goes back to an automatic domain of its IOAS. Devices of
+ * one IOMMU group share one domain, so that move takes its group-mates
+ * along: the others still on the HWPT are put back on it, which may keep
+ * the released device there too (tracked, never lost).
+ */
+static int ifd_detach(void *instance, uint32_t device_id)
+{
+	struct ifd *t = instance;
+	struct ifd_device *d = dev_find(t, device_id);
+	struct ifd_hwpt *h;
+	size_t i;
+	int ret;
+
+	if (!d)
+		return -ENOENT;
+	h = d->hwpt;
+	ret = attach_pt(t, d->device_fd, h->ioas_id);
+	if (ret < 0)
+		vmig_host_logf(t->host, VMIG_LOG_WARN,
+			       "device %u: cannot move it back to IOAS %u: %s",
+			       d->id, h->ioas_id, strerror(-ret));
+	*d = t->devs[--t->nr_devs];
+	h->nr_devices--;
+	for (i = 0; i < t->nr_devs; i++) {
+		if (t->devs[i].hwpt != h)
+			continue;
+		ret = attach_pt(t, t->devs[i].device_fd, h->hwpt_id);
+		if (ret < 0)
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "device %u: cannot keep it on HWPT %u: "
+				       "%s",
+				       t->devs[i].id, h->hwpt_id,
+				       strerror(-ret));
+	}
+	if (!h->nr_devices)
+		hwpt_release(t, h);
+	return 0;
+}
+
+static int ifd_start(void *instance, uint64_t page_size)
+{
+	struct ifd *t = instance;
+	size_t i;
+	int ret;
+
+	(void)page_size; /* any page size is read; see the top */
+	for (i = 0; i < t->nr_hwpts; i++) {
+		/* Enabling again would clear what was recorded. */
+		if (t->hwpts[i]->tracking)
+			continue;
+		ret = set_tracking(t, t->hwpts[i], true);
+		if (ret < 0) {
+			while (i--)
+				set_tracking(t, t->hwpts[i], false);
+			return ret;
+		}
+	}
+	t->started = true;
+	return 0;
+}
+
+static int ifd_stop(void *instance)
+{
+	struct ifd *t = instance;
+	size_t i;
+
+	for (i = 0; i < t->nr_hwpts; i++)
+		if (t->hwpts[i]->tracking)
+			set_tracking(t, t->hwpts[i], false);
+	t->started = false;
+	return 0;
+}
+
+/*
+ * Reads rq's range of every HWPT of the IOAS into the caller's bitmap,
+ * with the kernel's NO_CLEAR when no_clear.
+ */
+static int read_space(struct ifd *t, const struct vmig_read *rq,
+		      uint64_t *bitmap, bool no_clear)
+{
+	uint64_t nbits, words;
+	size_t i;
+	int ret;
+
+	if (!VMIG_HAS_FIELD(rq, struct vmig_read, page_size) ||
+	    (rq->flags & ~VMIG_READ_NO_CLEAR))
+		return -EINVAL;
+	if (!space_known(t, rq->iommu_id))
+		return -ENOENT;
+	if (!rq->length || !rq->page_size ||
+	    (rq->page_size & (rq->page_size - 1)) ||
+	    ((rq->iova | rq->length) & (rq->page_size - 1)) ||
+	    rq->iova + rq->length - 1 < rq->iova)
+		return -EINVAL;
+	/* The kernel would answer 0 and no bits: refuse instead. */
+	if (!t->started)
+		return -EINVAL;
+	nbits = rq->length / rq->page_size;
+	words = vmig_bitmap_words(nbits);
+	if (words > t->buf_words) {
+		uint64_t *p = realloc(t->buf, words * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		t->buf = p;
+		t->buf_words = words;
+	}
+	for (i = 0; i < t->nr_hwpts; i++) {
+		struct ifd_hwpt *h = t->hwpts[i];
+		struct vk_iommu_hwpt_get_dirty_bitmap g = {
+			.size = sizeof(g),
+			.hwpt_id = h->hwpt_id,
+			.flags = no_clear ? NO_CLEAR : 0,
+			.iova = rq->iova,
+			.length = rq->length,
+			.page_size = rq->page_size,
+			.data = (uintptr_t)t->buf,
+		};
+
+		if (h->iommu_id != rq->iommu_id)
+			continue;
+		if (!h->tracking)
+			return -EINVAL;
+		memset(t->buf, 0, words * sizeof(*t->buf));
+		ret = kio(t, h->fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
+		if (ret < 0) {
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "HWPT %u: GET_DIRTY_BITMAP of "
+				       "0x%llx+0x%llx: %s",
+				       h->hwpt_id,
+				       (unsigned long long)rq->iova,
+				       (unsigned long long)rq->length,
+				       strerror(-ret));
+			return ret;
+		}
+		vmig_bitmap_or(bitmap, t->buf, nbits);
+	}
+	return 0;
+}
+
+static int ifd_read(void *instance, const struct vmig_read *rq,
+		    uint64_t *bitmap)
+{
+	return read_space(instance, rq, bitmap,
+			  rq && VMIG_HAS_FIELD(rq, struct vmig_read, flags) &&
+				  (rq->flags & VMIG_READ_NO_CLEAR));
+}
+
+/*
+ * The last bits of a range about to go. They are read without clearing
+ * (the kernel's intended use, and a second read still finds them should
+ * the unmap not happen); vmig's core unmaps right after.
+ */
+static int ifd_unmap_prepare(void *instance, const struct vmig_read *rq,
+			     uint64_t *bitmap, uint32_t *flags)
+{
+	struct ifd *t = instance;
+
+	(void)flags;
+	if (!t->started)
+		return 0; /* nothing recorded: nothing to harvest */
+	return read_space(t, rq, bitmap, true);
+}
+
+/* Once the range is unmapped, the IOMMU holds nothing more of it. */
+static int ifd_unmap_complete(void *instance, const struct vmig_read *rq,
+			      uint64_t *bitmap)
+{
+	(void)instance;
+	(void)rq;
+	(void)bitmap;
+	return 0;
+}
+
+static int ifd_status(void *instance, uint32_t device_id,
+		      struct vmig_probe *out)
+{
+	struct ifd *t = instance;
+
+	if (!dev_find(t, device_id))
+		return -ENOENT;
+	explain_exact(out);
+	return 0;
+}
+
+static const struct vmig_source_ops ifd_ops = {
+	.size = sizeof(struct vmig_source_ops),
+	.create = ifd_create,
+	.destroy = ifd_destroy,
+	.probe = ifd_probe,
+	.attach = ifd_attach,
+	.detach = ifd_detach,
+	.start = ifd_start,
+	.stop = ifd_stop,
+	.read = ifd_read,
+	.unmap_prepare = ifd_unmap_prepare,
+	.unmap_complete = ifd_unmap_complete,
+	.status = ifd_status,
+};
+
+static const struct vmig_plugin ifd_plugin = {
+	.size = sizeof(struct vmig_plugin),
+	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
+	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
+	.flags = VMIG_PLUGIN_READ_NO_CLEAR,
+	.name = "iommufd",
+	.version = VMIG_VERSION_STRING,
+	.description = "iommufd HWPT dirty bits (IOMMU_HWPT_GET_DIRTY_BITMAP)",
+	.device_kinds = VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI),
+	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_IOMMUFD),
+	.precision = VMIG_PRECISION_EXACT,
+	/* Every power of two: the kernel ORs or spreads IOPTE bits. */
+	.page_sizes = ~0ull,
+	/* The kernel maps the user bitmap in windows: no limit of its own. */
+	.max_read_bytes = 0,
+	.ops = &ifd_ops,
+};
+
+VMIG_PLUGIN_EXPORT const struct vmig_plugin *
+VMIG_PLUGIN_ENTRY(const struct vmig_host *host, uint32_t abi_major)
+{
+	(void)host;
+	if (abi_major != VMIG_PLUGIN_ABI_MAJOR)
+		return NULL;
+	return &ifd_plugin;
+}

@@ -1,0 +1,576 @@
+/*
+ * vmm.c: a small KVM virtual machine monitor that migrates its guest with
+ * vmig.
+ *
+ * The guest is real: a KVM virtual machine with one vCPU running 52 bytes
+ * of real-mode code that counts forever, stamping the count into 112 pages
+ * of its memory, with an I/O exit after each page (so the VMM can stop it
+ * within microseconds). The VMM registers KVM's dirty log as vmig's vCPU
+ * dirty source (a plugin linked into the program, tracking guest-physical
+ * space) and gives vmig its stop/resume/start callbacks.
+ *
+ *   vmig-kvm-vmm local               both ends in this process
+ *   vmig-kvm-vmm source ADDRESS      migrate to a destination at ADDRESS
+ *   vmig-kvm-vmm destination ADDRESS receive at ADDRESS ("tcp:host:0" ok)
+ *
+ * The destination starts its vCPU afresh at the guest's entry point: the
+ * guest keeps its state in memory, so it goes on counting from the value
+ * the source reached, which is how the program checks the migration: the
+ * count must continue, never restart or go back. Exit status 0 when the
+ * migration completed and the guest runs on; 77 when /dev/kvm is missing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vmig/vmig.h>
+
+#define MEM_SIZE (2u << 20) /* guest RAM: 2 MiB at guest-physical 0 */
+#define ENTRY 0x1000u       /* where the code sits and the vCPU starts */
+#define COUNTER 0x500u      /* the guest's count */
+#define PORT 0x10u          /* the guest's exit after each page */
+
+/*
+ * The guest, assembled from (GNU as, .code16):
+ *	xor %ax,%ax; mov %ax,%ds; mov %ax,%ss; mov $0x1000,%sp
+ * outer:	mov $0x1000,%ax; mov %ax,%es; mov $0x70,%cx
+ * inner:	movl (0x500),%eax; incl %eax; movl %eax,(0x500)
+ *	movl %eax,%es:(0); movl %eax,%es:(0xffc)
+ *	mov %es,%ax; add $0x100,%ax; mov %ax,%es
+ *	mov $0x10,%dx; out %al,%dx; loop inner; jmp outer
+ */
+static const uint8_t guest_code[] = {
+	0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xd0, 0xbc, 0x00, 0x10, 0xb8, 0x00,
+	0x10, 0x8e, 0xc0, 0xb9, 0x70, 0x00, 0x66, 0xa1, 0x00, 0x05, 0x66,
+	0x40, 0x66, 0xa3, 0x00, 0x05, 0x26, 0x66, 0xa3, 0x00, 0x00, 0x26,
+	0x66, 0xa3, 0xfc, 0x0f, 0x8c, 0xc0, 0x05, 0x00, 0x01, 0x8e, 0xc0,
+	0xba, 0x10, 0x00, 0xee, 0xe2, 0xdf, 0xeb, 0xd5,
+};
+
+/* One virtual machine. */
+struct vm {
+	const char *name;
+	int kvm, fd, vcpu;
+	struct kvm_run *run;
+	size_t run_size;
+	uint8_t *mem;
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool want_stop; /* the VMM asks the vCPU to park */
+	bool parked;    /* the vCPU is parked */
+	bool quit;
+	atomic_ulong exits;
+	int error; /* what ended the vCPU thread badly */
+};
+
+static int fail(const char *what, int err)
+{
+	fprintf(stderr, "vmig-kvm-vmm: %s: %s\n", what, strerror(err));
+	return -err;
+}
+
+static uint32_t guest_counter(const struct vm *vm)
+{
+	uint32_t v;
+
+	memcpy(&v, vm->mem + COUNTER, sizeof(v));
+	return v;
+}
+
+static int vm_create(struct vm *vm, const char *name, bool load_code)
+{
+	struct kvm_userspace_memory_region slot = {
+		.slot = 0,
+		.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = 0,
+		.memory_size = MEM_SIZE,
+	};
+	int size;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->name = name;
+	vm->kvm = vm->fd = vm->vcpu = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm < 0)
+		return -errno;
+	vm->fd = ioctl(vm->kvm, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		return fail("KVM_CREATE_VM", errno);
+	/* Intel needs a TSS for real mode without unrestricted guests. */
+	ioctl(vm->fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	vm->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->mem == MAP_FAILED) {
+		vm->mem = NULL;
+		return fail("guest memory", errno);
+	}
+	if (load_code)
+		memcpy(vm->mem + ENTRY, guest_code, sizeof(guest_code));
+	slot.userspace_addr = (uintptr_t)vm->mem;
+	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+		return fail("KVM_SET_USER_MEMORY_REGION", errno);
+	vm->vcpu = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
+	if (vm->vcpu < 0)
+		return fail("KVM_CREATE_VCPU", errno);
+	size = ioctl(vm->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (size <= 0)
+		return fail("KVM_GET_VCPU_MMAP_SIZE", errno);
+	vm->run_size = (size_t)size;
+	vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       vm->vcpu, 0);
+	if (vm->run == MAP_FAILED) {
+		vm->run = NULL;
+		return fail("mmap of kvm_run", errno);
+	}
+	return 0;
+}
+
+/* Real mode, at the guest's entry point, with a fresh register file. */
+static int vcpu_reset(struct vm *vm)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = { .rip = ENTRY, .rflags = 0x2 };
+
+	if (ioctl(vm->vcpu, KVM_GET_SREGS, &sregs) < 0)
+		return fail("KVM_GET_SREGS", errno);
+	sregs.cs.base = 0;
+	sregs.cs.selector = 0;
+	if (ioctl(vm->vcpu, KVM_SET_SREGS, &sregs) < 0)
+		return fail("KVM_SET_SREGS", errno);
+	if (ioctl(vm->vcpu, KVM_SET_REGS, &regs) < 0)
+		return fail("KVM_SET_REGS", errno);
+	return 0;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vm *vm = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&vm->lock);
+		while (vm->want_stop && !vm->quit) {
+			vm->parked = true;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		}
+		vm->parked = false;
+		if (vm->quit) {
+			vm->parked = true;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_mutex_unlock(&vm->lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&vm->lock);
+
+		if (ioctl(vm->vcpu, KVM_RUN, 0) < 0 && errno != EINTR) {
+			vm->error = errno;
+			break;
+		}
+		if (vm->run->exit_reason == KVM_EXIT_IO &&
+		    vm->run->io.port == PORT) {
+			vm->exits++;
+			continue;
+		}
+		vm->error = EIO;
+		fprintf(stderr, "vmig-kvm-vmm: %s: unexpected exit %u\n",
+			vm->name, vm->run->exit_reason);
+		break;
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->quit = true;
+	vm->parked = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+static int vm_start(struct vm *vm)
+{
+	int ret = vcpu_reset(vm);
+
+	if (ret < 0)
+		return ret;
+	ret = pthread_create(&vm->thread, NULL, vcpu_thread, vm);
+	if (ret)
+		return fail("vCPU thread", ret);
+	vm->thread_started = true;
+	return 0;
+}
+
+/* Parks the vCPU (it parks at its next exit, one page away). */
+static int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->want_stop = true;
+	while (!vm->parked)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	return vm->error ? -vm->error : 0;
+}
+
+static int vm_unpause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->want_stop = false;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return vm->error ? -vm->error : 0;
+}
+
+static void vm_destroy(struct vm *vm)
+{
+	if (vm->thread_started) {
+		pthread_mutex_lock(&vm->lock);
+		vm->quit = true;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+		pthread_join(vm->thread, NULL);
+	}
+	if (vm->run)
+		munmap(vm->run, vm->run_size);
+	if (vm->mem)
+		munmap(vm->mem, MEM_SIZE);
+	if (vm->vcpu >= 0)
+		close(vm->vcpu);
+	if (vm->fd >= 0)
+		close(vm->fd);
+	if (vm->kvm >= 0)
+		close(vm->kvm);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+}
+
+/* ------------------------------------------------------------------ */
+/* KVM's dirty log as vmig's vCPU dirty source                         */
+
+/*
+ * The source VM the plugin reads. A plugin linked into the VMM may reach
+ * the VMM's state directly; its kernel calls still go through the host
+ * table vmig gives it.
+ */
+static struct vm *kvm_source_vm;
+
+struct kvm_source {
+	const struct vmig_host *host;
+	uint64_t *log; /* the slot's dirty log, as KVM returns it */
+};
+
+static int kvm_get_log(struct kvm_source *ks)
+{
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = ks->log };
+
+	memset(ks->log, 0, MEM_SIZE / 4096 / 8);
+	return ks->host->ioctl(ks->host->kctx, kvm_source_vm->fd,
+			       KVM_GET_DIRTY_LOG, &log);
+}
+
+static int kvm_create(const struct vmig_host *host, void **instance)
+{
+	struct kvm_source *ks = calloc(1, sizeof(*ks));
+
+	if (!ks)
+		return -ENOMEM;
+	ks->log = calloc(1, MEM_SIZE / 4096 / 8);
+	if (!ks->log) {
+		free(ks);
+		return -ENOMEM;
+	}
+	ks->host = host;
+	*instance = ks;
+	return 0;
+}
+
+static void kvm_destroy(void *instance)
+{
+	struct kvm_source *ks = instance;
+
+	free(ks->log);
+	free(ks);
+}
+
+/* Writes before start are covered by the first full pass: drop them. */
+static int kvm_start(void *instance, uint64_t page_size)
+{
+	(void)page_size;
+	return kvm_get_log(instance);
+}
+
+static int kvm_read(void *instance, const struct vmig_read *rq,
+		    uint64_t *bitmap)
+{
+	struct kvm_source *ks = instance;
+	uint64_t first, n, i;
+	int ret;
+
+	if (rq->page_size != 4096 || rq->iova + rq->length > MEM_SIZE ||
+	    rq->iova % 4096 || rq->length % 4096)
+		return -EINVAL;
+	/* KVM returns and clears the whole slot: one region here. */
+	ret = kvm_get_log(ks);
+	if (ret < 0)
+		return ret;
+	first = rq->iova / 4096;
+	n = rq->length / 4096;
+	for (i = 0; i < n; i++) {
+		if ((ks->log[(first + i) / 64] >> ((first + i) % 64)) & 1)
+			bitmap[i / 64] |= 1ull << (i % 64);
+	}
+	return 0;
+}
+
+static const struct vmig_source_ops kvm_ops = {
+	.size = sizeof(kvm_ops),
+	.create = kvm_create,
+	.destroy = kvm_destroy,
+	.start = kvm_start,
+	.read = kvm_read,
+};
+
+static const struct vmig_plugin kvm_plugin = {
+	.size = sizeof(kvm_plugin),
+	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
+	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
+	.name = "kvm-dirty-log",
+	.version = VMIG_VERSION_STRING,
+	.description = "KVM dirty log of the sample VMM's vCPU",
+	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
+	.precision = VMIG_PRECISION_EXACT,
+	.page_sizes = 4096,
+	.ops = &kvm_ops,
+};
+
+/* ------------------------------------------------------------------ */
+/* vmig                                                                */
+
+static int cb_stop(void *opaque)
+{
+	return vm_pause(opaque);
+}
+
+static int cb_resume(void *opaque)
+{
+	return vm_unpause(opaque);
+}
+
+static int cb_start(void *opaque)
+{
+	return vm_start(opaque);
+}
+
+static void log_stderr(void *opaque, enum vmig_log_level level,
+		       const char *msg)
+{
+	(void)opaque;
+	if (level <= VMIG_LOG_WARN)
+		fprintf(stderr, "vmig: %s\n", msg);
+}
+
+static int session_for(struct vm *vm, enum vmig_role role, vmig_session **s)
+{
+	struct vmig_session_params p = {
+		.size = sizeof(p),
+		.role = role,
+		.log = log_stderr,
+		.log_level = VMIG_LOG_WARN,
+	};
+	struct vmig_region r = {
+		.size = sizeof(r),
+		.name = "ram",
+		.gpa = 0,
+		.length = MEM_SIZE,
+		.hva = vm->mem,
+		.fd = -1,
+	};
+	struct vmig_vmm_ops ops = {
+		.size = sizeof(ops),
+		.stop = cb_stop,
+		.resume = cb_resume,
+		.start = cb_start,
+	};
+	int ret;
+
+	ret = vmig_session_new(&p, s);
+	if (ret < 0)
+		return fail("vmig_session_new", -ret);
+	ret = vmig_region_add(*s, &r, NULL);
+	if (ret == 0)
+		ret = vmig_set_vmm_ops(*s, &ops, vm);
+	if (ret == 0 && role == VMIG_ROLE_SOURCE) {
+		kvm_source_vm = vm;
+		ret = vmig_plugin_register(*s, &kvm_plugin);
+	}
+	if (ret < 0) {
+		fprintf(stderr, "vmig-kvm-vmm: %s\n", vmig_errmsg(*s));
+		vmig_session_free(*s);
+		*s = NULL;
+	}
+	return ret;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The guest counts on: checks a running VM over a short while. */
+static int check_counting(struct vm *vm, uint32_t floor, const char *who)
+{
+	uint32_t before = guest_counter(vm), after;
+
+	sleep_ms(200);
+	after = guest_counter(vm);
+	printf("%s: guest counter %u -> %u (%lu exits)\n", who, before, after,
+	       (unsigned long)vm->exits);
+	if (before < floor || after <= before) {
+		fprintf(stderr,
+			"vmig-kvm-vmm: %s: the guest is not counting on from "
+			"%u\n",
+			who, floor);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_local(void)
+{
+	struct vm src, dst;
+	vmig_session *ss = NULL, *ds = NULL;
+	uint32_t at_stop;
+	int ret;
+
+	ret = vm_create(&src, "source", true);
+	if (ret == -ENOENT || ret == -EACCES) {
+		fprintf(stderr, "vmig-kvm-vmm: /dev/kvm: %s\n",
+			strerror(-ret));
+		vm_destroy(&src);
+		return 77;
+	}
+	if (ret == 0)
+		ret = vm_create(&dst, "destination", false);
+	if (ret < 0)
+		goto out_src;
+	ret = vm_start(&src);
+	if (ret == 0)
+		ret = check_counting(&src, 0, "source before migration");
+	if (ret == 0)
+		ret = session_for(&src, VMIG_ROLE_SOURCE, &ss);
+	if (ret == 0)
+		ret = session_for(&dst, VMIG_ROLE_DESTINATION, &ds);
+	if (ret < 0)
+		goto out;
+	ret = vmig_migrate_local(ss, ds);
+	if (ret < 0) {
+		fprintf(stderr, "vmig-kvm-vmm: migration: %s\n",
+			vmig_errmsg(ss));
+		goto out;
+	}
+	/* The source stays parked after a completed migration. */
+	at_stop = guest_counter(&src);
+	printf("migrated: source stopped at %u\n", at_stop);
+	if (memcmp(src.mem, dst.mem, MEM_SIZE) != 0) {
+		fprintf(stderr, "vmig-kvm-vmm: memories differ\n");
+		ret = -1;
+		goto out;
+	}
+	ret = check_counting(&dst, at_stop, "destination after migration");
+out:
+	vmig_session_free(ss);
+	vmig_session_free(ds);
+	vm_destroy(&dst);
+out_src:
+	vm_destroy(&src);
+	return ret == 0 ? 0 : 1;
+}
+
+static int run_source(const char *address)
+{
+	vmig_session *s = NULL;
+	struct vm vm;
+	int ret;
+
+	ret = vm_create(&vm, "source", true);
+	if (ret == -ENOENT || ret == -EACCES) {
+		vm_destroy(&vm);
+		return 77;
+	}
+	if (ret == 0)
+		ret = vm_start(&vm);
+	if (ret == 0)
+		ret = check_counting(&vm, 0, "source before migration");
+	if (ret == 0)
+		ret = session_for(&vm, VMIG_ROLE_SOURCE, &s);
+	if (ret == 0) {
+		ret = vmig_migrate(s, address);
+		if (ret < 0)
+			fprintf(stderr, "vmig-kvm-vmm: migration: %s\n",
+				vmig_errmsg(s));
+		else
+			printf("migrated: source stopped at %u\n",
+			       guest_counter(&vm));
+	}
+	vmig_session_free(s);
+	vm_destroy(&vm);
+	return ret == 0 ? 0 : 1;
+}
+
+static int run_destination(const char *address)
+{
+	vmig_session *s = NULL;
+	char bound[256];
+	struct vm vm;
+	int ret;
+
+	ret = vm_create(&vm, "destination", false);
+	if (ret == -ENOENT || ret == -EACCES) {
+		vm_destroy(&vm);
+		return 77;
+	}
+	if (ret == 0)
+		ret = session_for(&vm, VMIG_ROLE_DESTINATION, &s);
+	if (ret == 0) {
+		ret = vmig_listen(s, address, bound, sizeof(bound));
+		if (ret == 0) {
+			printf("listening on %s\n", bound);
+			fflush(stdout);
+			ret = vmig_receive(s);
+		}
+		if (ret < 0)
+			fprintf(stderr, "vmig-kvm-vmm: %s\n", vmig_errmsg(s));
+	}
+	if (ret == 0)
+		ret = check_counting(&vm, guest_counter(&vm),
+				     "destination after migration");
+	vmig_session_free(s);
+	vm_destroy(&vm);
+	return ret == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "local"))
+		return run_local();
+	if (argc == 3 && !strcmp(argv[1], "source"))
+		return run_source(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "destination"))
+		return run_destination(argv[2]);
+	fprintf(stderr,
+		"usage: vmig-kvm-vmm local | source ADDRESS | destination "
+		"ADDRESS\n");
+	return 2;
+}

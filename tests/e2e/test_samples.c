@@ -1,0 +1,161 @@
+/*
+ * test_samples.c: the sample configurations of each dirty source, run by
+ * the `vmig` program on the simulated kernel, with their reports checked:
+ * nothing missed, and each device tracked by the source the sample is
+ * about, or declined by it with the reason.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e/runner.h"
+#include "unit/testutil.h"
+
+#define VMIG VMIG_BINARY_DIR "/bin/vmig"
+#define CONFIGS VMIG_SOURCE_DIR "/samples/configs/"
+
+static char tmpdir[64];
+
+static int suite_init(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmig-samples-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : 1;
+}
+
+static int suite_fini(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : 1;
+}
+
+static cJSON *run_sample(const char *name)
+{
+	char config[512], report[256];
+	struct vmig_run_result r;
+	cJSON *root;
+
+	snprintf(config, sizeof(config), CONFIGS "%s", name);
+	snprintf(report, sizeof(report), "%s/%s", tmpdir, name);
+	CU_ASSERT_FATAL(vmig_run_prog(&r, tmpdir, VMIG, "run", config,
+				      "--report", report, NULL) == 0);
+	if (r.status)
+		fprintf(stderr, "%s: %s", name, r.err);
+	CU_ASSERT_EQUAL(r.status, 0);
+	root = vmig_load_json(report);
+	CU_ASSERT_FATAL(root != NULL);
+	return root;
+}
+
+static double num(cJSON *o, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItem(o, key);
+
+	CU_ASSERT_FATAL(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static cJSON *device(cJSON *root, const char *name)
+{
+	cJSON *d;
+
+	cJSON_ArrayForEach(d, cJSON_GetObjectItem(root, "devices")) {
+		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d, "name")),
+			    name))
+			return d;
+	}
+	CU_FAIL_FATAL("device missing from the report");
+	return NULL;
+}
+
+static const char *str(cJSON *o, const char *key)
+{
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+
+	CU_ASSERT_FATAL(s != NULL);
+	return s;
+}
+
+/* Why a source was not chosen for a device, from the report. */
+static const char *declined(cJSON *dev, const char *source)
+{
+	cJSON *c;
+
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(dev, "candidates")) {
+		if (!strcmp(str(c, "source"), source)) {
+			CU_ASSERT_FALSE(cJSON_IsTrue(
+				cJSON_GetObjectItem(c, "chosen")));
+			return str(c, "reason");
+		}
+	}
+	CU_FAIL_FATAL("source missing from the candidates");
+	return NULL;
+}
+
+/*
+ * Two dirty-capable devices on one IOAS and one without the capability:
+ * iommufd tracks the first two exactly and declines the third, saying
+ * why; nothing written is missed.
+ */
+static void test_iommufd(void)
+{
+	cJSON *root = run_sample("iommufd.json");
+
+	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_STRING_EQUAL(str(device(root, "nic0"), "source"), "iommufd");
+	CU_ASSERT_STRING_EQUAL(str(device(root, "nic0"), "precision"),
+			       "exact");
+	CU_ASSERT_STRING_EQUAL(str(device(root, "nic1"), "source"), "iommufd");
+	CU_ASSERT_STRING_EQUAL(str(device(root, "legacy0"), "source"),
+			       "all-dirty");
+	CU_ASSERT_PTR_NOT_NULL(strstr(declined(device(root, "legacy0"),
+					       "iommufd"),
+				      "no dirty tracking"));
+	cJSON_Delete(root);
+}
+
+/* Two DMA-logging devices, one limited to a single range. */
+static void test_device_dirty(void)
+{
+	cJSON *root = run_sample("device-dirty.json");
+
+	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_STRING_EQUAL(str(device(root, "vf0"), "source"),
+			       "device-dirty");
+	CU_ASSERT_STRING_EQUAL(str(device(root, "vf1"), "source"),
+			       "device-dirty");
+	/* Preferred over type1, which would report everything. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(declined(device(root, "vf1"),
+					       "vfio-type1"),
+				      "every mapped page"));
+	cJSON_Delete(root);
+}
+
+/* type1 with an mdev alone: pinned pages and writes only. */
+static void test_type1_mdev(void)
+{
+	cJSON *root = run_sample("type1-mdev.json");
+
+	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	CU_ASSERT_STRING_EQUAL(str(device(root, "vgpu0"), "precision"),
+			       "exact");
+	cJSON_Delete(root);
+}
+
+static CU_TestInfo tests[] = {
+	{ "iommufd.json", test_iommufd },
+	{ "device-dirty.json", test_device_dirty },
+	{ "type1-mdev.json", test_type1_mdev },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "samples", suite_init, suite_fini, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+VMIG_TEST_MAIN(suites)

@@ -1,0 +1,185 @@
+/*
+ * lab.h: what the kernel lab's scenarios share.
+ *
+ * The lab program (vmig-lab) runs scenarios against a kernel: the real one
+ * (vmig_linux_kernel(), inside the QEMU guest that run-lab.sh boots) or the
+ * simulator (ksim, built with the devices the guest had). Every kernel
+ * call a scenario or a plugin makes goes through a recording host table,
+ * which prints one transcript line per call: the operation, the request by
+ * name, the result (a value or an errno name; never an fd number or an id
+ * the kernel chose) and what the call returned that can be compared (a
+ * bitmap as ranges of set bits, sizes, capabilities). run-lab.sh compares
+ * the real and the simulated transcript line by line.
+ *
+ * Output of one scenario:
+ *   === BEGIN <name>
+ *   #<step> <what happened>       compared between real and simulated
+ *   ~ <log message>               shown, not compared
+ *   === END <name>
+ *   RESULT <name> PASS
+ *   RESULT <name> FAIL <reason>
+ *
+ * A scenario is a function in the table of lab.c, for one boot. It owns
+ * every kernel object it creates and closes them before it returns, so the
+ * next scenario starts from a clean kernel.
+ */
+#ifndef VMIG_LAB_H
+#define VMIG_LAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vmig/plugin.h>
+#include <vmig/vmig.h>
+
+struct ksim;
+
+/* The boots of the lab, each a QEMU machine of its own. */
+enum lab_boot {
+	LAB_BOOT_MOCK = 1,   /* no vIOMMU: iommufd selftest mock domains */
+	LAB_BOOT_VIOMMU = 2, /* Intel vIOMMU, edu on vfio-pci, mtty mdevs */
+};
+
+#define LAB_MAX_MDEVS 4
+
+/* One device of the guest, as /init found it. */
+struct lab_dev {
+	const char *name; /* PCI address or mdev UUID */
+	int group;        /* /dev/vfio/<group> */
+	const char *cdev; /* /dev/vfio/devices/vfioN, or NULL */
+};
+
+/* What the guest had; in sim mode the simulator is built from it. */
+struct lab_facts {
+	struct lab_dev pci; /* name NULL when the boot has none */
+	struct lab_dev mdevs[LAB_MAX_MDEVS];
+	unsigned int nr_mdevs;
+};
+
+/* What the recorder knows about an fd, to name the requests made on it. */
+enum lab_fd_kind {
+	LAB_FD_NONE = 0,
+	LAB_FD_CONTAINER,
+	LAB_FD_GROUP,
+	LAB_FD_DEVICE,
+	LAB_FD_IOMMUFD,
+	LAB_FD_OTHER,
+};
+
+#define LAB_MAX_FDS 1024
+#define LAB_MAX_PLUGINS 8
+
+struct lab_plugin {
+	void *dl;
+	const struct vmig_plugin *desc;
+};
+
+struct lab {
+	bool real;
+	enum lab_boot boot;
+	struct lab_facts facts;
+	const char *plugin_dir;
+
+	/* The kernel of the running scenario, and the recorder around it. */
+	struct ksim *k;
+	const struct vmig_host *kernel;
+	struct vmig_host host;
+	unsigned char fd_kind[LAB_MAX_FDS];
+
+	/* The running scenario. */
+	const char *scenario;
+	unsigned int step;
+	bool failed;
+	char reason[256];
+	struct lab_plugin plugins[LAB_MAX_PLUGINS];
+	unsigned int nr_plugins;
+};
+
+/* ------------------------------------------------------------------ */
+/* The transcript                                                      */
+
+/* Prints a compared transcript line (the next step). */
+__attribute__((format(printf, 2, 3)))
+void lab_say(struct lab *lab, const char *fmt, ...);
+
+/* Prints a line that is shown but not compared. */
+__attribute__((format(printf, 2, 3)))
+void lab_note(struct lab *lab, const char *fmt, ...);
+
+/*
+ * Prints the set bits of an nbits-bit bitmap (bit n is bit n % 64 of word
+ * n / 64) as ranges: "what: 0-1023 (1024 set)".
+ */
+void lab_say_bitmap(struct lab *lab, const char *what, const uint64_t *bm,
+		    uint64_t nbits);
+
+/* The set bits of a bitmap in [first, first + n). */
+uint64_t lab_bits_count(const uint64_t *bm, uint64_t first, uint64_t n);
+
+/* The name of a negative errno ("-EINVAL"), or the number for others. */
+const char *lab_err(int ret, char *buf, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Assertions: each scenario checks what it expects, diff or not.      */
+
+/*
+ * Records that the scenario failed (the first reason is kept) and says so
+ * in the transcript.
+ */
+__attribute__((format(printf, 3, 4)))
+void lab_fail(struct lab *lab, int line, const char *fmt, ...);
+
+/* Fails the scenario unless cond holds, and goes on. */
+#define LAB_EXPECT(lab, cond, ...)                               \
+	do {                                                     \
+		if (!(cond))                                     \
+			lab_fail((lab), __LINE__, __VA_ARGS__);  \
+	} while (0)
+
+/* Fails the scenario unless cond holds, and jumps to the label out. */
+#define LAB_REQUIRE(lab, cond, ...)                              \
+	do {                                                     \
+		if (!(cond)) {                                   \
+			lab_fail((lab), __LINE__, __VA_ARGS__);  \
+			goto out;                                \
+		}                                                \
+	} while (0)
+
+/* Expects a call's result to be want (0, a value, or a -errno). */
+#define LAB_EXPECT_RET(lab, got, want, what)                                 \
+	do {                                                                 \
+		int _g = (got), _w = (want);                                 \
+		char _b1[32], _b2[32];                                       \
+		if (_g != _w)                                                \
+			lab_fail((lab), __LINE__, "%s: %s, expected %s",     \
+				 (what), lab_err(_g, _b1, sizeof(_b1)),      \
+				 lab_err(_w, _b2, sizeof(_b2)));             \
+	} while (0)
+
+/* ------------------------------------------------------------------ */
+/* The kernel, through the recorder                                    */
+
+/* Calls through the recording host table. */
+int lab_open(struct lab *lab, const char *path, int flags);
+int lab_close(struct lab *lab, int fd);
+int lab_ioctl(struct lab *lab, int fd, unsigned long request, void *arg);
+
+/*
+ * Loads a plugin (vmig-<name>.so from the plugin directory) for the
+ * scenario; it is unloaded when the scenario ends. Returns its
+ * descriptor, or NULL (the scenario has then failed).
+ */
+const struct vmig_plugin *lab_plugin(struct lab *lab, const char *name);
+
+/*
+ * Anonymous memory for DMA mappings: len bytes aligned to align, zeroed,
+ * or NULL. Freed with lab_mem_free.
+ */
+void *lab_mem_alloc(size_t len, size_t align);
+void lab_mem_free(void *p, size_t len);
+
+/* Names a precision ("ALL_MAPPED"). */
+const char *lab_precision(uint32_t precision);
+
+#endif /* VMIG_LAB_H */

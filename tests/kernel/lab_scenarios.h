@@ -1,0 +1,27 @@
+/*
+ * lab_scenarios.h: the kernel lab's scenarios, one function each, listed
+ * by boot in lab.c's table.
+ */
+#ifndef VMIG_LAB_SCENARIOS_H
+#define VMIG_LAB_SCENARIOS_H
+
+struct lab;
+
+/* Boot "viommu" (lab_type1.c): the type1 container and its plugin. */
+void lab_type1_info(struct lab *lab);
+void lab_type1_pci_all_dirty(struct lab *lab);
+void lab_type1_mdev_pinned(struct lab *lab);
+void lab_type1_scope_change(struct lab *lab);
+void lab_type1_pci_session(struct lab *lab);
+
+/* Boot "viommu" (lab_iommufd.c): the guest's devices on iommufd. */
+void lab_iommufd_devices(struct lab *lab);
+
+/* Boot "viommu" (lab_feature.c): VFIO_DEVICE_FEATURE of its devices. */
+void lab_vfio_device_features(struct lab *lab);
+
+/* Boot "mock" (lab_iommufd.c): iommufd with the selftest mock domain. */
+void lab_iommufd_mock_smoke(struct lab *lab);
+void lab_iommufd_mock_rows(struct lab *lab);
+
+#endif /* VMIG_LAB_SCENARIOS_H */

@@ -1,0 +1,999 @@
+/*
+ * test_engine.c: live migrations in one process, through the C API.
+ *
+ * A source session runs over the kernel simulator with two simulated
+ * devices (a vfio-pci function and an mdev, tracked by the vfio-type1
+ * plugin) whose DMA engines a "guest" thread steps continuously while the
+ * guest runs; the VMM callbacks stop it, resume it and count. A
+ * destination session has memory of the same layout. vmig_migrate_local()
+ * (a socket pair) or vmig_migrate() and vmig_receive() (real sockets, the
+ * destination in a thread) move the guest, and the tests check the
+ * outcome against the two memories compared page by page, the callbacks,
+ * the report and the timing: convergence, max_iterations and the timeout
+ * with both strategies, the bandwidth cap, cancellation from another
+ * thread, a forced digest mismatch, a destination that refuses the
+ * stream, vCPU dirty sources and the API's errors.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <vmig/vmig.h>
+
+#include "core/bitmap.h"
+#include "core/kuapi.h"
+#include "ksim/ksim.h"
+#include "testutil.h"
+
+#define PG 4096u
+#define MiB (1u << 20)
+#define R0_LEN (8 * MiB)    /* gpa 0 */
+#define R1_LEN (4 * MiB)    /* gpa 4 GiB */
+#define R1_GPA 0x100000000ull
+#define NIC_IOVA MiB        /* the vfio-pci function: [1, 5) MiB of r0 */
+#define NIC_LEN (4 * MiB)
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ------------------------------------------------------------------ */
+/* The guest and the VMM callbacks                                     */
+
+struct guest {
+	struct ksim *k;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool running, stepping, quit;
+	uint64_t steps;
+	unsigned int stops, resumes, starts;
+	/* vCPU writes (the GPA source test): a page of memory to bump. */
+	uint8_t *vcpu_mem;
+	size_t vcpu_pages;
+	uint64_t *vcpu_log; /* what the fake vCPU source reports */
+	/* Written into the destination's memory at the stop (mismatch). */
+	uint8_t *scribble;
+};
+
+static void *guest_main(void *opaque)
+{
+	struct guest *g = opaque;
+	struct timespec ts = { 0, 200 * 1000 };
+
+	pthread_mutex_lock(&g->lock);
+	while (!g->quit) {
+		if (!g->running) {
+			pthread_cond_wait(&g->cond, &g->lock);
+			continue;
+		}
+		g->stepping = true;
+		pthread_mutex_unlock(&g->lock);
+		ksim_step(g->k);
+		if (g->vcpu_mem) {
+			size_t pg = (size_t)(g->steps * 7919) % g->vcpu_pages;
+
+			g->vcpu_mem[pg * PG + g->steps % PG]++;
+			__atomic_or_fetch(&g->vcpu_log[pg / 64],
+					  1ull << (pg % 64), __ATOMIC_RELAXED);
+		}
+		pthread_mutex_lock(&g->lock);
+		g->stepping = false;
+		g->steps++;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+static int vmm_stop(void *opaque)
+{
+	struct guest *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	g->running = false;
+	while (g->stepping)
+		pthread_cond_wait(&g->cond, &g->lock);
+	g->stops++;
+	pthread_mutex_unlock(&g->lock);
+	if (g->scribble)
+		g->scribble[17] ^= 0x55;
+	return 0;
+}
+
+static int vmm_resume(void *opaque)
+{
+	struct guest *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	g->running = true;
+	g->resumes++;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
+static int vmm_start(void *opaque)
+{
+	((struct guest *)opaque)->starts++;
+	return 0;
+}
+
+static const struct vmig_vmm_ops vmm_ops = {
+	.size = sizeof(struct vmig_vmm_ops),
+	.stop = vmm_stop,
+	.resume = vmm_resume,
+	.start = vmm_start,
+};
+
+/* ------------------------------------------------------------------ */
+/* Rigs                                                                */
+
+struct rig {
+	struct ksim *k;
+	vmig_session *src, *dst;
+	uint8_t *smem[2], *dmem[2];
+	size_t len[2];
+	struct guest g;    /* the source's guest */
+	struct guest dg;   /* the destination's VMM (start only) */
+	char msg[1024];    /* the source's error, kept */
+	char log[16384];
+};
+
+static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
+{
+	struct rig *r = opaque;
+	size_t n = strlen(r->log);
+
+	(void)level;
+	if (n < sizeof(r->log) - 1)
+		snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+}
+
+static uint8_t *map_mem(size_t len)
+{
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CU_ASSERT_FATAL(p != MAP_FAILED);
+	return p;
+}
+
+static void add_regions(vmig_session *s, uint8_t *const mem[2],
+			const size_t len[2])
+{
+	struct vmig_region r = { .size = sizeof(r), .fd = -1 };
+
+	r.name = "low";
+	r.gpa = 0;
+	r.length = len[0];
+	r.hva = mem[0];
+	CU_ASSERT_FATAL(vmig_region_add(s, &r, NULL) == 0);
+	r.name = "high";
+	r.gpa = R1_GPA;
+	r.length = len[1];
+	r.hva = mem[1];
+	CU_ASSERT_FATAL(vmig_region_add(s, &r, NULL) == 0);
+}
+
+/* A device in its own group and container, with a DMA pattern. */
+static void add_device(struct rig *r, const char *name,
+		       enum ksim_device_kind kind, int group,
+		       enum ksim_dma_pattern pattern, uint32_t writes,
+		       uint64_t iova, uint64_t gpa, uint64_t len)
+{
+	const struct vmig_host *h = ksim_host(r->k);
+	struct ksim_device_params dp = {
+		.name = name, .kind = kind, .group = group,
+		.dma = { .pattern = pattern, .writes_per_step = writes,
+			 .seed = (uint64_t)group },
+	};
+	struct vmig_iommu io = { .size = sizeof(io),
+				 .kind = VMIG_IOMMU_TYPE1, .name = name };
+	struct vmig_device d = {
+		.size = sizeof(d),
+		.kind = kind == KSIM_DEV_MDEV ? VMIG_DEVICE_MDEV
+					      : VMIG_DEVICE_VFIO_PCI,
+		.name = name,
+	};
+	struct vmig_dma_map m = {
+		.size = sizeof(m),
+		.flags = VMIG_DMA_READ | VMIG_DMA_WRITE,
+		.iova = iova, .length = len, .gpa = gpa,
+	};
+	char path[32];
+	int cfd, gfd;
+
+	CU_ASSERT_FATAL(ksim_device_add(r->k, &dp, NULL) == 0);
+	cfd = h->open(h->kctx, "/dev/vfio/vfio", 2);
+	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
+	gfd = h->open(h->kctx, path, 2);
+	CU_ASSERT_FATAL(cfd >= 0 && gfd >= 0);
+	CU_ASSERT_FATAL(h->ioctl(h->kctx, gfd, VFIO_GROUP_SET_CONTAINER,
+				 &cfd) == 0);
+	CU_ASSERT_FATAL(h->ioctl(h->kctx, cfd, VFIO_SET_IOMMU,
+				 (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) == 0);
+	io.fd = cfd;
+	CU_ASSERT_FATAL(vmig_iommu_add(r->src, &io, &d.iommu_id) == 0);
+	d.group_fd = gfd;
+	d.device_fd = h->ioctl(h->kctx, gfd, VFIO_GROUP_GET_DEVICE_FD,
+			       (void *)name);
+	CU_ASSERT_FATAL(d.device_fd >= 0);
+	CU_ASSERT_FATAL(vmig_device_add(r->src, &d, NULL) == 0);
+	m.iommu_id = d.iommu_id;
+	CU_ASSERT_FATAL(vmig_dma_map(r->src, &m) == 0);
+}
+
+static void fill(uint8_t *p, size_t len, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(p + i, &x, 8);
+	}
+}
+
+static void guest_init(struct guest *g, struct ksim *k)
+{
+	memset(g, 0, sizeof(*g));
+	g->k = k;
+	g->running = true;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+}
+
+/*
+ * Builds both sessions: memory (r0 data up to data0 bytes, the rest
+ * zero; r1 half data), the devices, the callbacks; the guest thread runs.
+ */
+static void rig_init(struct rig *r, size_t data0, uint32_t nic_writes,
+		     uint32_t vgpu_writes)
+{
+	struct vmig_session_params sp = { .size = sizeof(sp) };
+	struct vmig_session_params dp = { .size = sizeof(dp),
+					  .role = VMIG_ROLE_DESTINATION };
+
+	memset(r, 0, sizeof(*r));
+	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
+	r->len[0] = R0_LEN;
+	r->len[1] = R1_LEN;
+	r->smem[0] = map_mem(R0_LEN);
+	r->smem[1] = map_mem(R1_LEN);
+	r->dmem[0] = map_mem(R0_LEN);
+	r->dmem[1] = map_mem(R1_LEN);
+	fill(r->smem[0], data0, 1);
+	fill(r->smem[1], R1_LEN / 2, 2);
+	/* Stale bytes where the source has zero pages: ZERO must clear. */
+	memset(r->dmem[0] + R0_LEN - PG, 0xee, PG);
+
+	sp.kernel = ksim_host(r->k);
+	sp.log = rig_log;
+	sp.log_opaque = r;
+	sp.log_level = VMIG_LOG_DEBUG;
+	CU_ASSERT_FATAL(vmig_session_new(&sp, &r->src) == 0);
+	dp.log = rig_log;
+	dp.log_opaque = r;
+	dp.log_level = VMIG_LOG_DEBUG;
+	CU_ASSERT_FATAL(vmig_session_new(&dp, &r->dst) == 0);
+	add_regions(r->src, r->smem, r->len);
+	add_regions(r->dst, r->dmem, r->len);
+	CU_ASSERT_FATAL(vmig_plugin_add_path(r->src, VMIG_BUILD_PLUGIN_DIR) ==
+			0);
+	CU_ASSERT_FATAL(vmig_plugin_load(r->src, "vfio-type1") == 0);
+	/* The function: all-mapped by type1; the mdev: exact. */
+	add_device(r, "0000:01:00.0", KSIM_DEV_PCI, 1, KSIM_DMA_RANDOM,
+		   nic_writes, NIC_IOVA, NIC_IOVA, NIC_LEN);
+	add_device(r, "mdev-1", KSIM_DEV_MDEV, 2, KSIM_DMA_HOTSPOT,
+		   vgpu_writes, R1_GPA, R1_GPA, R1_LEN);
+
+	guest_init(&r->g, r->k);
+	guest_init(&r->dg, NULL);
+	CU_ASSERT_FATAL(pthread_create(&r->g.thread, NULL, guest_main,
+				       &r->g) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(r->src, &vmm_ops, &r->g) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(r->dst, &vmm_ops, &r->dg) == 0);
+}
+
+static void guest_quit(struct guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->quit = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	pthread_join(g->thread, NULL);
+}
+
+static void rig_fini(struct rig *r)
+{
+	guest_quit(&r->g);
+	vmig_session_free(r->src);
+	vmig_session_free(r->dst);
+	ksim_free(r->k);
+	munmap(r->smem[0], R0_LEN);
+	munmap(r->smem[1], R1_LEN);
+	munmap(r->dmem[0], R0_LEN);
+	munmap(r->dmem[1], R1_LEN);
+	pthread_cond_destroy(&r->g.cond);
+	pthread_mutex_destroy(&r->g.lock);
+	pthread_cond_destroy(&r->dg.cond);
+	pthread_mutex_destroy(&r->dg.lock);
+}
+
+static void policies(struct rig *r, uint64_t downtime_ms, uint32_t max_iter,
+		     uint32_t strategy, uint64_t timeout_ms, uint64_t bw)
+{
+	struct vmig_policies p = {
+		.size = sizeof(p),
+		.downtime_limit_ms = downtime_ms,
+		.max_iterations = max_iter,
+		.timeout_strategy = strategy,
+		.timeout_ms = timeout_ms,
+		.bandwidth_limit = bw,
+	};
+
+	CU_ASSERT_FATAL(vmig_set_policies(r->src, &p) == 0);
+}
+
+/* Destination pages unlike the source's (the guest is stopped). */
+static uint64_t pages_differing(struct rig *r)
+{
+	uint64_t n = 0;
+	size_t i, pg;
+
+	for (i = 0; i < 2; i++)
+		for (pg = 0; pg < r->len[i] / PG; pg++)
+			n += memcmp(r->smem[i] + pg * PG, r->dmem[i] + pg * PG,
+				    PG) != 0;
+	return n;
+}
+
+static cJSON *report(vmig_session *s)
+{
+	int64_t len = vmig_report_json(s, NULL, 0);
+	cJSON *root;
+	char *buf;
+
+	CU_ASSERT_FATAL(len > 0);
+	buf = malloc((size_t)len + 1);
+	CU_ASSERT_FATAL(buf != NULL);
+	vmig_report_json(s, buf, (size_t)len + 1);
+	root = cJSON_Parse(buf);
+	free(buf);
+	CU_ASSERT_FATAL(root != NULL);
+	return root;
+}
+
+static double num(cJSON *o, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItem(o, key);
+
+	CU_ASSERT_FATAL(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static const char *str(cJSON *o, const char *key)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
+
+	CU_ASSERT_FATAL(v != NULL);
+	return v;
+}
+
+static bool has(const char *hay, const char *needle)
+{
+	if (strstr(hay, needle))
+		return true;
+	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle, hay);
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Migrations that complete                                            */
+
+static void check_completed(struct rig *r, int ret)
+{
+	cJSON *rep;
+
+	if (ret)
+		fprintf(stderr, "\n  migration: %s\n", vmig_errmsg(r->src));
+	CU_ASSERT_EQUAL_FATAL(ret, 0);
+	CU_ASSERT_EQUAL(pages_differing(r), 0);
+	CU_ASSERT_EQUAL(r->g.stops, 1);
+	CU_ASSERT_EQUAL(r->g.resumes, 0);
+	CU_ASSERT_EQUAL(r->dg.starts, 1);
+	/* Tracking ended with the migration. */
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r->src), -EINVAL);
+	rep = report(r->src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
+	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(rep, "memory_match")));
+	CU_ASSERT_STRING_EQUAL(str(rep, "digest"), str(rep, "peer_digest"));
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
+	cJSON_Delete(rep);
+	rep = report(r->dst);
+	CU_ASSERT_STRING_EQUAL(str(rep, "role"), "destination");
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "started");
+	cJSON_Delete(rep);
+}
+
+/*
+ * The devices write during the whole pre-copy: the downtime limit can
+ * never be met (the vfio-pci function is all-mapped: 4 MiB every sync),
+ * so after max_iterations the strategy forces the switchover. Every
+ * iteration saw writes; the memories end equal.
+ */
+static void test_writes_during_precopy(void)
+{
+	struct rig r;
+	cJSON *rep, *it;
+	uint64_t steps;
+	int ret, n = 0;
+
+	rig_init(&r, 6 * MiB, 64, 32);
+	policies(&r, 1, 4, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
+	ret = vmig_migrate_local(r.src, r.dst);
+	steps = r.g.steps;
+	check_completed(&r, ret);
+	CU_ASSERT(steps > 4);
+	rep = report(r.src);
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(rep,
+							       "iterations")),
+			5);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(rep, "iterations")) {
+		if (n++ == 0)
+			continue;
+		/* Each sync found the function's mapping, at least. */
+		CU_ASSERT(num(it, "pages_dirty") >= NIC_LEN / PG);
+		CU_ASSERT(num(it, "pages_sent") + num(it, "zero_pages") ==
+			  num(it, "pages_dirty"));
+	}
+	it = cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "iterations"), 4);
+	CU_ASSERT_STRING_EQUAL(str(it, "phase"), "stop-copy");
+	CU_ASSERT(has(r.log, "switching over anyway (strategy force)"));
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/*
+ * A generous downtime limit: the first iteration is enough. Zero pages
+ * travel as ZERO frames, not as 4 KiB of zeros.
+ */
+static void test_converges_zero_pages(void)
+{
+	struct rig r;
+	cJSON *rep, *it0;
+	double zero_pages;
+
+	rig_init(&r, 2 * MiB, 8, 8);
+	policies(&r, 60000, 0, 0, 0, 0);
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	rep = report(r.src);
+	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(rep,
+							       "iterations")),
+			2);
+	it0 = cJSON_GetArrayItem(cJSON_GetObjectItem(rep, "iterations"), 0);
+	zero_pages = num(it0, "zero_pages");
+	/* r0: 2 MiB data of 8; r1: 2 of 4; whatever the devices wrote. */
+	CU_ASSERT(zero_pages >= (6 * MiB + 2 * MiB) / PG - 2000);
+	CU_ASSERT_EQUAL(num(it0, "pages_sent") + zero_pages,
+			(R0_LEN + R1_LEN) / PG);
+	/* The stream carried the data pages, not the zero ones. */
+	CU_ASSERT(num(it0, "bytes") < (4 * MiB + 2000 * PG) * 1.05);
+	CU_ASSERT(num(rep, "expected_downtime_ms") <= 60000);
+	CU_ASSERT(has(r.log, "converged after 1 iteration(s)"));
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/* The bandwidth cap holds over a whole migration, measured. */
+static void test_bandwidth_cap(void)
+{
+	const uint64_t cap = 16 * MiB;
+	struct rig r;
+	uint64_t t0, us;
+	cJSON *rep;
+	double bytes, rate;
+
+	rig_init(&r, 6 * MiB, 4, 4);
+	policies(&r, 60000, 0, 0, 0, cap);
+	t0 = now_us();
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	us = now_us() - t0;
+	rep = report(r.src);
+	bytes = num(rep, "total_bytes");
+	rate = bytes * 1e6 / (double)us;
+	/* About 8 MiB of data at 16 MiB/s: half a second, not less. */
+	CU_ASSERT(bytes > 7.5 * MiB);
+	CU_ASSERT(rate <= cap * 1.10);
+	CU_ASSERT(rate >= cap * 0.5);
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/* The timeout with strategy force switches over when it fires. */
+static void test_timeout_force(void)
+{
+	struct rig r;
+	uint64_t t0, us;
+
+	rig_init(&r, 6 * MiB, 64, 32);
+	policies(&r, 1, 1000, VMIG_TIMEOUT_STRATEGY_FORCE, 200, 32 * MiB);
+	t0 = now_us();
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	us = now_us() - t0;
+	CU_ASSERT(has(r.log, "timeout after 200 ms"));
+	CU_ASSERT(has(r.log, "switching over (strategy force)"));
+	CU_ASSERT(us >= 200000);
+	rig_fini(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migrations that do not complete                                     */
+
+/* The source's guest runs again; the destination's never started. */
+static void check_resumed(struct rig *r, int ret, int want,
+			  const char *result)
+{
+	cJSON *rep;
+
+	CU_ASSERT_EQUAL(ret, want);
+	CU_ASSERT_EQUAL(r->g.resumes, 1);
+	CU_ASSERT(r->g.running);
+	CU_ASSERT_EQUAL(r->dg.starts, 0);
+	rep = report(r->src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), result);
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "running");
+	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(rep, "guest_resumed")));
+	CU_ASSERT_STRING_EQUAL(str(rep, "error"), vmig_errmsg(r->src));
+	cJSON_Delete(rep);
+	rep = report(r->dst);
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "not started");
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"),
+			       want == -ECANCELED || want == -ETIMEDOUT
+				       ? "cancelled"
+				       : "failed");
+	cJSON_Delete(rep);
+	/* Tracking stopped (this call's error replaces the message). */
+	snprintf(r->msg, sizeof(r->msg), "%s", vmig_errmsg(r->src));
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r->src), -EINVAL);
+}
+
+static void test_max_iterations_cancel(void)
+{
+	struct rig r;
+
+	rig_init(&r, 6 * MiB, 64, 32);
+	policies(&r, 1, 3, VMIG_TIMEOUT_STRATEGY_CANCEL, 0, 0);
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), -ETIMEDOUT,
+		      "cancelled");
+	CU_ASSERT(has(r.msg,
+		      "did not converge in 3 iteration(s) (max_iterations)"));
+	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
+					  "did not converge in 3"));
+	rig_fini(&r);
+}
+
+static void test_timeout_cancel(void)
+{
+	struct rig r;
+	uint64_t t0, us;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	/* 2 MiB/s: the first iteration alone would take seconds. */
+	policies(&r, 300, 0, VMIG_TIMEOUT_STRATEGY_CANCEL, 250, 2 * MiB);
+	t0 = now_us();
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), -ETIMEDOUT,
+		      "cancelled");
+	us = now_us() - t0;
+	CU_ASSERT(has(r.msg, "timeout after 250 ms (timeout_ms) "
+					  "at iteration 0"));
+	CU_ASSERT(us >= 250000 && us < 3000000);
+	CU_ASSERT_EQUAL(r.g.stops, 0);
+	rig_fini(&r);
+}
+
+struct canceller {
+	vmig_session *s;
+	unsigned int delay_ms;
+	int ret;
+};
+
+static void *cancel_main(void *opaque)
+{
+	struct canceller *c = opaque;
+	struct timespec ts = { c->delay_ms / 1000,
+			       (long)(c->delay_ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+	c->ret = vmig_cancel(c->s);
+	return NULL;
+}
+
+static void test_cancel_from_thread(void)
+{
+	struct canceller c;
+	pthread_t th;
+	struct rig r;
+	uint64_t t0, us;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	CU_ASSERT_EQUAL(vmig_cancel(r.src), -EINVAL); /* nothing runs */
+	policies(&r, 300, 0, 0, 0, 4 * MiB);
+	c.s = r.src;
+	c.delay_ms = 200;
+	c.ret = 1;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, cancel_main, &c) == 0);
+	t0 = now_us();
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), -ECANCELED,
+		      "cancelled");
+	us = now_us() - t0;
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(c.ret, 0);
+	CU_ASSERT(us >= 200000 && us < 2000000);
+	CU_ASSERT(has(r.msg, "cancelled (vmig_cancel)"));
+	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
+					  "cancelled"));
+	CU_ASSERT_EQUAL(vmig_cancel(r.src), -EINVAL); /* over */
+	rig_fini(&r);
+}
+
+/*
+ * The destination's memory changes behind its back after it received a
+ * page: its digest differs, the source does not commit.
+ */
+static void test_digest_mismatch(void)
+{
+	struct rig r;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies(&r, 60000, 0, 0, 0, 0);
+	/* Page 0 of r0: sent first, never written by a device. */
+	r.g.scribble = r.dmem[0];
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), VMIG_EMISMATCH,
+		      "failed");
+	CU_ASSERT_EQUAL(r.g.stops, 1);
+	CU_ASSERT(has(r.msg, "the destination's memory digest "));
+	CU_ASSERT(has(r.msg, " differs from the source's "));
+	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
+					  "the destination's memory digest"));
+	rig_fini(&r);
+}
+
+/* A destination that refuses the layout: VMIG_EPROTO, with its reason. */
+static void test_destination_refuses(void)
+{
+	struct vmig_session_params dp = { .size = sizeof(dp),
+					  .role = VMIG_ROLE_DESTINATION };
+	struct vmig_region reg = { .size = sizeof(reg), .fd = -1, .gpa = 0,
+				   .length = R0_LEN / 2 };
+	vmig_session *other;
+	struct rig r;
+
+	rig_init(&r, 2 * MiB, 8, 8);
+	CU_ASSERT_FATAL(vmig_session_new(&dp, &other) == 0);
+	reg.hva = r.dmem[0];
+	CU_ASSERT_FATAL(vmig_region_add(other, &reg, NULL) == 0);
+	CU_ASSERT_EQUAL(vmig_migrate_local(r.src, other), VMIG_EPROTO);
+	CU_ASSERT(has(vmig_errmsg(r.src),
+		      "the destination rejected the stream: frame 0 (HELLO): "
+		      "the source has 2 region(s), this destination 1"));
+	CU_ASSERT(has(vmig_errmsg(other), "frame 0 (HELLO): the source has 2 "
+					  "region(s), this destination 1"));
+	CU_ASSERT_EQUAL(r.g.resumes, 1);
+	CU_ASSERT_EQUAL(r.g.stops, 0);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r.src), -EINVAL);
+	vmig_session_free(other);
+	rig_fini(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sockets                                                             */
+
+struct receiver {
+	vmig_session *s;
+	int ret;
+};
+
+static void *receive_main(void *opaque)
+{
+	struct receiver *rc = opaque;
+
+	rc->ret = vmig_receive(rc->s);
+	return NULL;
+}
+
+static void migrate_over(const char *address, const char *want_prefix)
+{
+	struct receiver rc;
+	char bound[128];
+	pthread_t th;
+	struct rig r;
+	cJSON *rep;
+	int ret;
+
+	rig_init(&r, 4 * MiB, 16, 16);
+	policies(&r, 60000, 0, 0, 0, 0);
+	CU_ASSERT_FATAL(vmig_listen(r.dst, address, bound, sizeof(bound)) ==
+			0);
+	CU_ASSERT(has(bound, want_prefix));
+	/* A second listener on the same address is refused. */
+	CU_ASSERT_EQUAL(vmig_listen(r.dst, address, NULL, 0), -EALREADY);
+	rc.s = r.dst;
+	rc.ret = 1;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, receive_main, &rc) == 0);
+	ret = vmig_migrate(r.src, bound);
+	pthread_join(th, NULL);
+	check_completed(&r, ret);
+	CU_ASSERT_EQUAL(rc.ret, 0);
+	rep = report(r.dst);
+	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(rep, "memory_match")));
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+static void test_unix_socket(void)
+{
+	char path[64], addr[80];
+
+	snprintf(path, sizeof(path), "/tmp/vmig-engine-%d.sock", (int)getpid());
+	snprintf(addr, sizeof(addr), "unix:%s", path);
+	migrate_over(addr, addr);
+	/* The socket file goes with the listener. */
+	CU_ASSERT_EQUAL(access(path, F_OK), -1);
+}
+
+static void test_tcp_loopback(void)
+{
+	migrate_over("tcp:127.0.0.1:0", "tcp:127.0.0.1:");
+	migrate_over("tcp:[::1]:0", "tcp:[::1]:");
+}
+
+static void test_connect_refused(void)
+{
+	struct rig r;
+	char addr[80];
+
+	rig_init(&r, MiB, 4, 4);
+	snprintf(addr, sizeof(addr), "unix:/tmp/vmig-engine-none-%d.sock",
+		 (int)getpid());
+	CU_ASSERT_EQUAL(vmig_migrate(r.src, addr), -ENOENT);
+	CU_ASSERT(has(vmig_errmsg(r.src), "connect unix:/tmp/vmig-engine-none"));
+	CU_ASSERT_EQUAL(r.g.resumes, 1);
+	rig_fini(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* vCPU sources                                                        */
+
+/* A registered vCPU dirty source: what the guest thread's "vCPU" wrote. */
+static uint64_t vcpu_log[R1_LEN / PG / 64];
+static unsigned int vcpu_reads;
+
+static int vcpu_create(const struct vmig_host *h, void **inst)
+{
+	(void)h;
+	*inst = vcpu_log;
+	return 0;
+}
+
+static int vcpu_read(void *inst, const struct vmig_read *rq, uint64_t *bm)
+{
+	uint64_t i, n = rq->length / PG;
+
+	(void)inst;
+	CU_ASSERT_EQUAL(rq->iommu_id, UINT32_MAX);
+	if (rq->iova != R1_GPA)
+		return 0; /* the vCPU writes r1 only */
+	vcpu_reads++;
+	for (i = 0; i < n / 64; i++)
+		bm[i] = __atomic_exchange_n(&vcpu_log[i], 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static const struct vmig_source_ops vcpu_ops = {
+	.size = sizeof(struct vmig_source_ops),
+	.create = vcpu_create,
+	.read = vcpu_read,
+};
+
+static const struct vmig_plugin vcpu_desc = {
+	.size = sizeof(struct vmig_plugin),
+	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
+	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
+	.name = "kvm-test",
+	.version = "1",
+	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
+	.precision = VMIG_PRECISION_EXACT,
+	.page_sizes = PG,
+	.ops = &vcpu_ops,
+};
+
+static void test_vcpu_source(void)
+{
+	struct rig r;
+	cJSON *rep, *src;
+	bool found = false;
+
+	memset(vcpu_log, 0, sizeof(vcpu_log));
+	vcpu_reads = 0;
+	rig_init(&r, 4 * MiB, 8, 0);
+	CU_ASSERT_FATAL(vmig_plugin_register(r.src, &vcpu_desc) == 0);
+	pthread_mutex_lock(&r.g.lock);
+	r.g.vcpu_log = vcpu_log;
+	r.g.vcpu_pages = R1_LEN / PG;
+	r.g.vcpu_mem = r.smem[1];
+	pthread_mutex_unlock(&r.g.lock);
+	policies(&r, 1, 3, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	CU_ASSERT(vcpu_reads >= 3);
+	rep = report(r.src);
+	cJSON_ArrayForEach(src, cJSON_GetObjectItem(rep, "sources")) {
+		if (!strcmp(str(src, "name"), "kvm-test")) {
+			found = true;
+			CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(src,
+								   "vcpu")));
+			CU_ASSERT(num(src, "reads") >= 6);
+		}
+	}
+	CU_ASSERT(found);
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/*
+ * On the real kernel, without a vCPU source, a vCPU may have written any
+ * page: every sync reports all of guest memory.
+ */
+static void test_real_kernel_without_vcpu_source(void)
+{
+	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
+				   .length = 64 * PG };
+	uint8_t *mem = map_mem(64 * PG);
+	struct rig log = { 0 };
+	struct vmig_session_params p = { .size = sizeof(p), .log = rig_log,
+					 .log_opaque = &log,
+					 .log_level = VMIG_LOG_WARN };
+	vmig_session *s;
+
+	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
+	reg.hva = mem;
+	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
+	CU_ASSERT_FATAL(vmig_tracking_start(s) == 0);
+	CU_ASSERT(has(log.log, "no vCPU dirty source runs"));
+	CU_ASSERT_EQUAL(vmig_dirty_clear(s, 0), 0);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(s), 64);
+	CU_ASSERT_EQUAL(vmig_dirty_clear(s, 0), 0);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(s), 64);
+	vmig_session_free(s);
+	munmap(mem, 64 * PG);
+}
+
+/* ------------------------------------------------------------------ */
+/* API                                                                 */
+
+static void test_api_errors(void)
+{
+	struct vmig_session_params dp = { .size = sizeof(dp),
+					  .role = VMIG_ROLE_DESTINATION };
+	struct vmig_policies pol = { .size = sizeof(pol) };
+	struct vmig_vmm_ops ops = vmm_ops;
+	vmig_session *s, *d;
+	uint64_t digest;
+	struct rig r;
+
+	CU_ASSERT_EQUAL(vmig_migrate(NULL, "unix:/x"), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_set_policies(NULL, &pol), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_cancel(NULL), -EINVAL);
+	CU_ASSERT_FATAL(vmig_session_new(NULL, &s) == 0);
+	CU_ASSERT_FATAL(vmig_session_new(&dp, &d) == 0);
+	/* No memory, no callbacks. */
+	CU_ASSERT_EQUAL(vmig_migrate(s, "unix:/tmp/x"), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_memory_digest(s, &digest), -EINVAL);
+	pol.size = 8;
+	CU_ASSERT_EQUAL(vmig_set_policies(s, &pol), -EINVAL);
+	pol.size = sizeof(pol);
+	pol.timeout_strategy = 2;
+	CU_ASSERT_EQUAL(vmig_set_policies(s, &pol), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(s), "unknown timeout strategy 2"));
+	pol.timeout_strategy = 0;
+	pol.hotplug = 3;
+	CU_ASSERT_EQUAL(vmig_set_policies(s, &pol), -EINVAL);
+	pol.hotplug = 0;
+	CU_ASSERT_EQUAL(vmig_set_policies(s, &pol), 0);
+	ops.size = 8;
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(s, &ops, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(s, NULL, NULL), 0);
+	/* Roles. */
+	CU_ASSERT_EQUAL(vmig_listen(s, "tcp:127.0.0.1:0", NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_receive(s), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_receive(d), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(d), "call vmig_listen first"));
+	CU_ASSERT_EQUAL(vmig_listen(d, "udp:x:1", NULL, 0), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(d), "expected \"unix:<path>\" or "
+				      "\"tcp:<host>:<port>\""));
+	CU_ASSERT_EQUAL(vmig_listen(d, NULL, NULL, 0), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_migrate_local(s, s), -EINVAL);
+	vmig_session_free(s);
+	vmig_session_free(d);
+
+	/* A source with memory and callbacks, to a bad address. */
+	rig_init(&r, MiB, 0, 0);
+	CU_ASSERT_EQUAL(vmig_migrate(r.src, "tcp:host"), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_migrate(r.src, "tcp:no.such.host.invalid:1"),
+			-ENOENT);
+	CU_ASSERT(has(vmig_errmsg(r.src), "cannot resolve"));
+	CU_ASSERT_EQUAL(vmig_migrate_local(r.src, r.src), -EINVAL);
+	/* The digest is the documented function of the layout and bytes. */
+	CU_ASSERT_EQUAL(vmig_memory_digest(r.src, &digest), 0);
+	{
+		uint64_t d2;
+
+		CU_ASSERT_EQUAL(vmig_memory_digest(r.dst, &d2), 0);
+		CU_ASSERT(digest != d2);
+		memcpy(r.dmem[0], r.smem[0], R0_LEN);
+		memcpy(r.dmem[1], r.smem[1], R1_LEN);
+		CU_ASSERT_EQUAL(vmig_memory_digest(r.dst, &d2), 0);
+		CU_ASSERT_EQUAL(digest, d2);
+	}
+	rig_fini(&r);
+}
+
+static CU_TestInfo complete_tests[] = {
+	{ "devices write during the pre-copy (max_iterations, force)",
+	  test_writes_during_precopy },
+	{ "convergence, zero pages", test_converges_zero_pages },
+	{ "bandwidth cap", test_bandwidth_cap },
+	{ "timeout, force", test_timeout_force },
+	{ "vCPU source", test_vcpu_source },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo fail_tests[] = {
+	{ "max_iterations, cancel", test_max_iterations_cancel },
+	{ "timeout, cancel", test_timeout_cancel },
+	{ "vmig_cancel from another thread", test_cancel_from_thread },
+	{ "digest mismatch", test_digest_mismatch },
+	{ "the destination refuses", test_destination_refuses },
+	{ "connection refused", test_connect_refused },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo socket_tests[] = {
+	{ "unix socket", test_unix_socket },
+	{ "TCP loopback, IPv4 and IPv6", test_tcp_loopback },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo api_tests[] = {
+	{ "errors", test_api_errors },
+	{ "real kernel without a vCPU source",
+	  test_real_kernel_without_vcpu_source },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "complete", NULL, NULL, NULL, NULL, complete_tests },
+	{ "fail", NULL, NULL, NULL, NULL, fail_tests },
+	{ "sockets", NULL, NULL, NULL, NULL, socket_tests },
+	{ "api", NULL, NULL, NULL, NULL, api_tests },
+	CU_SUITE_INFO_NULL,
+};
+
+VMIG_TEST_MAIN(suites)

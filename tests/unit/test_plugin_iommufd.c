@@ -1,0 +1,862 @@
+/*
+ * test_plugin_iommufd.c: the iommufd plugin against the simulated kernel.
+ *
+ * The plugin is loaded as it ships (dlopen of vmig-iommufd.so) and its
+ * operations are driven directly, with ksim as the kernel and the devices
+ * set up as vmig's core does it (cdev, BIND, ATTACH to the IOAS): probe
+ * and its decline reasons, HWPT placement checked against the simulator,
+ * start/read/stop against the ground truth, holes, NO_CLEAR and the
+ * unmap flow, huge and mock IOPTEs, hot-plug while tracking, IOMMU groups
+ * and what the plugin returns for each kernel error it can meet.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bitmap.h"
+#include "core/kuapi.h"
+#include "ksim/ksim.h"
+#include "unit/testutil.h"
+
+#define PG 4096ull
+#define MiB (1ull << 20)
+#define IO_ID 7u
+
+static void *dl;
+static const struct vmig_plugin *plug;
+
+/* A simulated host: an iommufd, one IOAS, guest memory, devices. */
+struct rig {
+	struct ksim *k;
+	const struct vmig_host *h;
+	struct vmig_host host; /* what the plugin gets: kernel + log */
+	int fd;
+	uint32_t ioas;
+	struct vmig_iommu_desc io;
+	uint8_t *mem;
+	uint64_t memsize;
+	void *inst;
+	char log[8192];
+	/* The requests the plugin made, in order. */
+	unsigned long reqs[256];
+	unsigned int nr_reqs;
+};
+
+static struct rig *the_rig; /* for the recording ioctl */
+
+static void rig_log(void *ctx, int level, const char *msg)
+{
+	struct rig *r = ctx;
+	size_t n = strlen(r->log);
+
+	(void)level;
+	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+}
+
+static int rec_ioctl(void *kctx, int fd, unsigned long req, void *arg)
+{
+	struct rig *r = the_rig;
+
+	if (r->nr_reqs < sizeof(r->reqs) / sizeof(r->reqs[0]))
+		r->reqs[r->nr_reqs++] = req;
+	return r->h->ioctl(kctx, fd, req, arg);
+}
+
+static int kio(struct rig *r, int fd, unsigned long req, void *arg)
+{
+	return r->h->ioctl(r->h->kctx, fd, req, arg);
+}
+
+static void rig_init(struct rig *r, uint64_t memsize)
+{
+	struct vk_iommu_ioas_alloc a = { .size = sizeof(a) };
+
+	memset(r, 0, sizeof(*r));
+	the_rig = r;
+	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
+	r->h = ksim_host(r->k);
+	r->host = *r->h;
+	r->host.ctx = r;
+	r->host.log = rig_log;
+	r->host.ioctl = rec_ioctl;
+	r->memsize = memsize;
+	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, 2 * MiB, memsize) ==
+			0);
+	memset(r->mem, 0, memsize);
+	r->fd = r->h->open(r->h->kctx, "/dev/iommu", 2);
+	CU_ASSERT_FATAL(r->fd >= 0);
+	CU_ASSERT_FATAL(kio(r, r->fd, VK_IOMMU_IOAS_ALLOC, &a) == 0);
+	r->ioas = a.out_ioas_id;
+	r->io.size = sizeof(r->io);
+	r->io.id = IO_ID;
+	r->io.kind = VMIG_IOMMU_IOMMUFD;
+	r->io.fd = r->fd;
+	r->io.ioas_id = r->ioas;
+	CU_ASSERT_FATAL(plug->ops->create(&r->host, &r->inst) == 0);
+}
+
+static void rig_fini(struct rig *r)
+{
+	if (r->inst)
+		plug->ops->destroy(r->inst);
+	ksim_free(r->k);
+	free(r->mem);
+}
+
+/* Maps len bytes of guest memory at offset off to iova (read/write). */
+static int rig_map(struct rig *r, uint64_t iova, uint64_t off, uint64_t len)
+{
+	struct vk_iommu_ioas_map m = {
+		.size = sizeof(m),
+		.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
+			 VK_IOMMU_IOAS_MAP_READABLE |
+			 VK_IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = r->ioas,
+		.user_va = (uintptr_t)(r->mem + off),
+		.length = len,
+		.iova = iova,
+	};
+
+	return kio(r, r->fd, VK_IOMMU_IOAS_MAP, &m);
+}
+
+static int rig_unmap(struct rig *r, uint64_t iova, uint64_t len)
+{
+	struct vk_iommu_ioas_unmap u = { .size = sizeof(u),
+					 .ioas_id = r->ioas, .iova = iova,
+					 .length = len };
+
+	return kio(r, r->fd, VK_IOMMU_IOAS_UNMAP, &u);
+}
+
+/* A simulated device with a cdev, reached as vmig's setup reaches it. */
+struct dev {
+	struct ksim_device *k;
+	struct vmig_device_desc desc;
+	int dfd;
+};
+
+static void dev_add(struct rig *r, struct dev *d, uint32_t id,
+		    const char *name, enum ksim_device_kind kind, int group,
+		    const struct ksim_iommufd_device_params *ip)
+{
+	struct ksim_device_params p = { .name = name, .kind = kind,
+					.group = group, .iommufd = *ip };
+	struct vk_vfio_device_bind_iommufd b = { .argsz = sizeof(b),
+						 .iommufd = r->fd };
+	struct vk_vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a),
+						      .pt_id = r->ioas };
+	char path[48];
+
+	memset(d, 0, sizeof(*d));
+	CU_ASSERT_FATAL(ip->cdev);
+	CU_ASSERT_FATAL(ksim_device_add(r->k, &p, &d->k) == 0);
+	snprintf(path, sizeof(path), "/dev/vfio/devices/vfio%u",
+		 ip->cdev_index);
+	d->dfd = r->h->open(r->h->kctx, path, 2);
+	CU_ASSERT_FATAL(d->dfd >= 0);
+	CU_ASSERT_FATAL(kio(r, d->dfd, VK_VFIO_DEVICE_BIND_IOMMUFD, &b) == 0);
+	CU_ASSERT_FATAL(kio(r, d->dfd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) ==
+			0);
+	d->desc.size = sizeof(d->desc);
+	d->desc.id = id;
+	d->desc.name = name;
+	d->desc.address = name;
+	d->desc.kind = kind == KSIM_DEV_MDEV ? VMIG_DEVICE_MDEV
+					     : VMIG_DEVICE_VFIO_PCI;
+	d->desc.device_fd = d->dfd;
+	d->desc.group_fd = -1;
+	d->desc.iommufd_id = b.out_devid;
+	d->desc.iommu = &r->io;
+}
+
+static void dev_intel(struct rig *r, struct dev *d, uint32_t id, int cdev,
+		      bool dirty)
+{
+	struct ksim_iommufd_device_params ip = {
+		.cdev = true, .cdev_index = (uint32_t)cdev,
+		.dirty_tracking = dirty,
+	};
+	char name[32];
+
+	snprintf(name, sizeof(name), "0000:%02x:00.0", cdev + 1);
+	dev_add(r, d, id, strdup(name), KSIM_DEV_PCI, -1, &ip);
+}
+
+static void dev_mock(struct rig *r, struct dev *d, uint32_t id, int cdev,
+		     bool huge)
+{
+	struct ksim_iommufd_device_params ip = {
+		.cdev = true, .cdev_index = (uint32_t)cdev,
+		.model = KSIM_IOMMU_MOCK, .dirty_tracking = true,
+		.mock_huge_iova = huge,
+	};
+	char name[32];
+
+	snprintf(name, sizeof(name), "mock:%d", cdev);
+	dev_add(r, d, id, strdup(name), KSIM_DEV_PCI, -1, &ip);
+}
+
+static void dev_free_name(struct dev *d)
+{
+	free((char *)d->desc.name);
+}
+
+static struct ksim_iommufd_attachment where(struct dev *d)
+{
+	struct ksim_iommufd_attachment a;
+
+	CU_ASSERT(ksim_iommufd_attachment(d->k, 0, &a) == 0);
+	return a;
+}
+
+static struct vmig_read rq_of(uint64_t iova, uint64_t len, uint64_t pgsize,
+			      uint32_t flags)
+{
+	struct vmig_read rq = {
+		.size = sizeof(rq),
+		.flags = flags,
+		.iommu_id = IO_ID,
+		.iova = iova,
+		.length = len,
+		.page_size = pgsize,
+	};
+
+	return rq;
+}
+
+static int do_read(struct rig *r, uint64_t iova, uint64_t len,
+		   uint64_t pgsize, uint32_t flags, uint64_t *bm)
+{
+	struct vmig_read rq = rq_of(iova, len, pgsize, flags);
+
+	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
+	return plug->ops->read(r->inst, &rq, bm);
+}
+
+static int destroy_id(struct rig *r, uint32_t id)
+{
+	struct vk_iommu_destroy d = { .size = sizeof(d), .id = id };
+
+	return kio(r, r->fd, VK_IOMMU_DESTROY, &d);
+}
+
+/* The page bits of every write drained, relative to base. */
+struct truth {
+	uint64_t base;
+	uint64_t *bm;
+	uint64_t nbits;
+};
+
+static void truth_fn(void *opaque, const struct ksim_write *w)
+{
+	struct truth *t = opaque;
+	uint64_t p;
+
+	for (p = (w->iova - t->base) / PG;
+	     p <= (w->iova + w->len - 1 - t->base) / PG && p < t->nbits; p++)
+		t->bm[p / 64] |= 1ull << (p % 64);
+}
+
+static int suite_init(void)
+{
+	vmig_plugin_entry_fn entry;
+
+	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-iommufd.so",
+		    RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		fprintf(stderr, "%s\n", dlerror());
+		return 1;
+	}
+	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
+	if (!entry)
+		return 1;
+	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
+	return plug ? 0 : 1;
+}
+
+static int suite_fini(void)
+{
+	return dl ? dlclose(dl) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_descriptor(void)
+{
+	vmig_plugin_entry_fn entry =
+		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
+
+	CU_ASSERT_STRING_EQUAL(plug->name, "iommufd");
+	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
+	CU_ASSERT_EQUAL(plug->device_kinds,
+			VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI));
+	CU_ASSERT_EQUAL(plug->iommu_kinds, VMIG_KIND_BIT(VMIG_IOMMU_IOMMUFD));
+	CU_ASSERT_EQUAL(plug->precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(plug->flags & VMIG_PLUGIN_READ_NO_CLEAR);
+	/* Every power of two: 2 KiB (mock), 4 KiB, 2 MiB, 1 GiB... */
+	CU_ASSERT(plug->page_sizes & 2048);
+	CU_ASSERT(plug->page_sizes & PG);
+	CU_ASSERT(plug->page_sizes & (1ull << 30));
+	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+}
+
+static void test_probe(void)
+{
+	struct vmig_iommu_desc t1 = { .size = sizeof(t1), .id = 3,
+				      .kind = VMIG_IOMMU_TYPE1, .fd = 5 };
+	struct ksim_iommufd_device_params mp = { .cdev = true,
+						 .cdev_index = 2 };
+	struct vmig_probe p;
+	struct dev a, nd, m;
+	unsigned int n;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	dev_intel(&r, &a, 1, 0, true);
+	dev_intel(&r, &nd, 2, 1, false);
+	dev_add(&r, &m, 3, "mdev-0", KSIM_DEV_MDEV, -1, &mp);
+
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	CU_ASSERT(plug->ops->probe(r.inst, &a.desc, &p) == 0);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "superpage"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "superset"));
+	/* A probe has no lasting effect. */
+	CU_ASSERT(where(&a).auto_domain && !where(&a).dirty_capable);
+
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	CU_ASSERT(plug->ops->probe(r.inst, &nd.desc, &p) == 0);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_NONE);
+	CU_ASSERT_STRING_EQUAL(p.reason,
+			       "the IOMMU has no dirty tracking "
+			       "(IOMMU_HW_CAP_DIRTY_TRACKING clear)");
+
+	/* The mdev is declined before any kernel call. */
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	n = r.nr_reqs;
+	CU_ASSERT(plug->ops->probe(r.inst, &m.desc, &p) == 0);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_NONE);
+	CU_ASSERT_STRING_EQUAL(p.reason,
+			       "an mdev is an emulated access: no IOMMU page "
+			       "table sees its writes");
+	CU_ASSERT_EQUAL(r.nr_reqs, n);
+
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	a.desc.iommu = &t1;
+	CU_ASSERT(plug->ops->probe(r.inst, &a.desc, &p) == 0);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_NONE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "iommufd"));
+	a.desc.iommu = &r.io;
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == -EINVAL);
+	dev_free_name(&a);
+	dev_free_name(&nd);
+	rig_fini(&r);
+}
+
+/*
+ * Placement: a compatible HWPT is reused, an incompatible one skipped,
+ * a new one allocated; checked in the simulator.
+ */
+static void test_placement(void)
+{
+	struct dev a, b, c;
+	uint32_t h1, h2;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	CU_ASSERT(rig_map(&r, 0x1000000, 0, 64 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	dev_intel(&r, &b, 2, 1, true);
+	dev_mock(&r, &c, 3, 2, false);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == -EEXIST);
+	h1 = where(&a).pt_id;
+	CU_ASSERT(where(&a).dirty_capable && !where(&a).auto_domain);
+	CU_ASSERT(where(&a).ioas_id == r.ioas);
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == 0);
+	CU_ASSERT_EQUAL(where(&b).pt_id, h1);
+	/* The mock's IOMMU cannot take h1 (EINVAL): a HWPT of its own. */
+	CU_ASSERT(plug->ops->attach(r.inst, &c.desc) == 0);
+	h2 = where(&c).pt_id;
+	CU_ASSERT(h2 != h1 && where(&c).dirty_capable);
+	/* Detach: back to an automatic domain; empty HWPTs go. */
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	CU_ASSERT(where(&b).auto_domain && where(&b).attached);
+	CU_ASSERT_EQUAL(where(&a).pt_id, h1);
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT(destroy_id(&r, h1) == -ENOENT);
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == -ENOENT);
+	/* Destroying the instance puts the rest back too. */
+	plug->ops->destroy(r.inst);
+	r.inst = NULL;
+	CU_ASSERT(where(&c).auto_domain);
+	CU_ASSERT(destroy_id(&r, h2) == -ENOENT);
+	dev_free_name(&a);
+	dev_free_name(&b);
+	dev_free_name(&c);
+	rig_fini(&r);
+}
+
+static void test_start_read_stop(void)
+{
+	uint64_t bm[16], tb[4] = { 0 };
+	struct truth t = { .base = 0x100000, .bm = tb, .nbits = 256 };
+	struct vmig_probe st = { .size = sizeof(st) };
+	struct dev a;
+	struct rig r;
+
+	rig_init(&r, 256 * PG);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 256 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	/* Before start: refused, not silently empty. */
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, PG, 0, bm) == -EINVAL);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(where(&a).tracking);
+	CU_ASSERT(plug->ops->status(r.inst, 1, &st) == 0);
+	CU_ASSERT_EQUAL(st.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(plug->ops->status(r.inst, 9, &st) == -ENOENT);
+	/* Nothing written: nothing reported. */
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 256), 0);
+	ksim_truth_drain(r.k, NULL, NULL);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 3 * PG + 9, "x", 1) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 40 * PG, NULL, 2 * PG) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 255 * PG, NULL, PG) == 0);
+	CU_ASSERT(ksim_truth_drain(r.k, truth_fn, &t) == 3);
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(memcmp(bm, tb, sizeof(tb)) == 0);
+	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 256), 4);
+	/* Read and cleared. */
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 256), 0);
+	/* Any power-of-two page size, passed through. */
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 17 * PG, "x", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, 16 * PG, VMIG_READ_NO_CLEAR,
+			  bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 16) == 1 && vmig_bitmap_test(bm, 1));
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, 1024, 0, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 1024) == 4);
+	CU_ASSERT(vmig_bitmap_test(bm, 68) && vmig_bitmap_test(bm, 71));
+	/* Starting twice does not re-enable (which would clear). */
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 5 * PG, "x", 1) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 256) == 1 &&
+		  vmig_bitmap_test(bm, 5));
+	CU_ASSERT(plug->ops->stop(r.inst) == 0);
+	CU_ASSERT(!where(&a).tracking);
+	CU_ASSERT(do_read(&r, 0x100000, 256 * PG, PG, 0, bm) == -EINVAL);
+	dev_free_name(&a);
+	rig_fini(&r);
+}
+
+/*
+ * Two mappings with a hole between: vmig's core reads one mapping at a
+ * time, and each read finds its writes. (One read across the hole would
+ * succeed with the second mapping's bits missing: the kernel's pitfall.)
+ */
+static void test_hole(void)
+{
+	uint64_t bm[4];
+	struct dev a;
+	struct rig r;
+
+	rig_init(&r, 128 * PG);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(rig_map(&r, 0x200000, 64 * PG, 64 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 63 * PG, "a", 1) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x200000 + 2 * PG, "b", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x100000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 1 &&
+		  vmig_bitmap_test(bm, 63));
+	CU_ASSERT(do_read(&r, 0x200000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 1 &&
+		  vmig_bitmap_test(bm, 2));
+	dev_free_name(&a);
+	rig_fini(&r);
+}
+
+/*
+ * NO_CLEAR keeps the bits for a second read; unmap_prepare reads without
+ * clearing and leaves the unmap to the core, which loses nothing.
+ */
+static void test_no_clear_and_unmap(void)
+{
+	uint64_t bm[4], tb[4] = { 0 };
+	struct truth t = { .base = 0x100000, .bm = tb, .nbits = 64 };
+	struct vmig_read rq = rq_of(0x100000, 64 * PG, PG, 0);
+	uint32_t flags = 0;
+	struct dev a;
+	struct rig r;
+
+	rig_init(&r, 128 * PG);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(rig_map(&r, 0x200000, 64 * PG, 64 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	/* Not tracking: nothing to harvest. */
+	memset(bm, 0, sizeof(bm));
+	CU_ASSERT(plug->ops->unmap_prepare(r.inst, &rq, bm, &flags) == 0);
+	CU_ASSERT(flags == 0 && vmig_bitmap_count(bm, 0, 64) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 5 * PG, "a", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x100000, 64 * PG, PG, VMIG_READ_NO_CLEAR, bm) ==
+		  0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 1 &&
+		  vmig_bitmap_test(bm, 5));
+	CU_ASSERT(do_read(&r, 0x100000, 64 * PG, PG, VMIG_READ_NO_CLEAR, bm) ==
+		  0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 1);
+	/* The unmap flow: writes up to the last moment are harvested. */
+	ksim_truth_drain(r.k, NULL, NULL);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + 9 * PG, NULL, 3 * PG) == 0);
+	CU_ASSERT(ksim_truth_drain(r.k, truth_fn, &t) == 1);
+	tb[0] |= 1ull << 5;
+	memset(bm, 0, sizeof(bm));
+	CU_ASSERT(plug->ops->unmap_prepare(r.inst, &rq, bm, &flags) == 0);
+	CU_ASSERT(flags == 0); /* the core unmaps */
+	CU_ASSERT(memcmp(bm, tb, sizeof(bm)) == 0);
+	/* Should the unmap not happen, the bits are still there. */
+	memset(bm, 0, sizeof(bm));
+	CU_ASSERT(plug->ops->unmap_prepare(r.inst, &rq, bm, &flags) == 0);
+	CU_ASSERT(memcmp(bm, tb, sizeof(bm)) == 0);
+	CU_ASSERT(rig_unmap(&r, 0x100000, 64 * PG) == 0);
+	memset(bm, 0, sizeof(bm));
+	CU_ASSERT(plug->ops->unmap_complete(r.inst, &rq, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000, "a", 1) == -EFAULT);
+	/* Mapped again, it starts clean. */
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(do_read(&r, 0x100000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 0);
+	/* The other mapping was never touched by all this. */
+	CU_ASSERT(ksim_dma_write(a.k, 0x200000, "a", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x200000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 1);
+	dev_free_name(&a);
+	rig_fini(&r);
+}
+
+/* A 1-byte write in a 2 MiB IOPTE is the whole superpage. */
+static void test_huge_iopte(void)
+{
+	uint64_t bm[1024 / 64];
+	struct vmig_probe st = { .size = sizeof(st) };
+	struct dev a;
+	struct rig r;
+
+	rig_init(&r, 8 * MiB);
+	CU_ASSERT(rig_map(&r, 0x40000000, 0, 4 * MiB) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(ksim_dma_write(a.k, 0x40000000 + 3 * MiB + 17, "a", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x40000000, 4 * MiB, PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 1024), 512);
+	CU_ASSERT(vmig_bitmap_test(bm, 512) && vmig_bitmap_test(bm, 1023));
+	CU_ASSERT(!vmig_bitmap_test(bm, 511));
+	CU_ASSERT(plug->ops->status(r.inst, 1, &st) == 0);
+	CU_ASSERT_EQUAL(st.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(st.reason, "whole superpage"));
+	dev_free_name(&a);
+	rig_fini(&r);
+}
+
+/* The mock's 2 KiB granule, read at 4 KiB and coarser. */
+static void test_mock_granule(void)
+{
+	uint64_t bm[1];
+	struct dev m;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	CU_ASSERT(rig_map(&r, 0x1000000, 0, 16 * PG) == 0);
+	dev_mock(&r, &m, 1, 0, false);
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(ksim_dma_write(m.k, 0x1000000 + 0x2800, "a", 1) == 0);
+	CU_ASSERT(ksim_dma_write(m.k, 0x1000000 + 0x5000, "b", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x1000000, 16 * PG, PG, VMIG_READ_NO_CLEAR, bm) ==
+		  0);
+	CU_ASSERT(bm[0] == ((1ull << 2) | (1ull << 5)));
+	CU_ASSERT(do_read(&r, 0x1000000, 16 * PG, 2 * PG, VMIG_READ_NO_CLEAR,
+			  bm) == 0);
+	CU_ASSERT(bm[0] == ((1ull << 1) | (1ull << 2)));
+	CU_ASSERT(do_read(&r, 0x1000000, 16 * PG, 2048, 0, bm) == 0);
+	CU_ASSERT(bm[0] == ((1ull << 5) | (1ull << 10)));
+	dev_free_name(&m);
+	rig_fini(&r);
+}
+
+static bool req_seen_after(const struct rig *r, unsigned int from,
+			   unsigned long first, unsigned long then)
+{
+	unsigned int i, at = r->nr_reqs;
+
+	for (i = from; i < r->nr_reqs; i++) {
+		if (r->reqs[i] == first) {
+			at = i;
+			break;
+		}
+	}
+	for (i = at + 1; i < r->nr_reqs; i++)
+		if (r->reqs[i] == then)
+			return true;
+	return false;
+}
+
+/*
+ * Hot-plug while tracking: a new HWPT gets tracking before the device is
+ * attached to it; a device joining a tracking HWPT is tracked at once.
+ */
+static void test_hotplug_join(void)
+{
+	uint64_t bm[1];
+	struct dev a, b, m;
+	unsigned int from, i;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	CU_ASSERT(rig_map(&r, 0x1000000, 0, 64 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	/* An incompatible device: a new HWPT, enabled, then attached. */
+	dev_mock(&r, &m, 2, 1, false);
+	from = r.nr_reqs;
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == 0);
+	CU_ASSERT(where(&m).tracking && where(&m).dirty_capable);
+	CU_ASSERT(req_seen_after(&r, from, VK_IOMMU_HWPT_ALLOC,
+				 VK_IOMMU_HWPT_SET_DIRTY_TRACKING));
+	CU_ASSERT(req_seen_after(&r, from, VK_IOMMU_HWPT_SET_DIRTY_TRACKING,
+				 VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT));
+	CU_ASSERT_EQUAL(r.reqs[r.nr_reqs - 1],
+			VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT);
+	CU_ASSERT(ksim_dma_write(m.k, 0x1000000 + 3 * PG, "m", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x1000000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(bm[0] == 1ull << 3);
+	/* A compatible one joins the tracking HWPT: no new enable. */
+	dev_intel(&r, &b, 3, 2, true);
+	from = r.nr_reqs;
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == 0);
+	CU_ASSERT_EQUAL(where(&b).pt_id, where(&a).pt_id);
+	for (i = from; i < r.nr_reqs; i++)
+		CU_ASSERT(r.reqs[i] != VK_IOMMU_HWPT_SET_DIRTY_TRACKING &&
+			  r.reqs[i] != VK_IOMMU_HWPT_ALLOC);
+	CU_ASSERT(ksim_dma_write(b.k, 0x1000000 + 7 * PG, "b", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x1000000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(bm[0] == 1ull << 7);
+	dev_free_name(&a);
+	dev_free_name(&b);
+	dev_free_name(&m);
+	rig_fini(&r);
+}
+
+/*
+ * Devices of one IOMMU group share a domain: releasing one must not take
+ * the other off the tracking HWPT.
+ */
+static void test_group_mates(void)
+{
+	struct ksim_iommufd_device_params p0 = { .cdev = true,
+						 .dirty_tracking = true };
+	struct ksim_iommufd_device_params p1 = p0;
+	uint64_t bm[1];
+	struct dev a, b;
+	uint32_t h;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	p1.cdev_index = 1;
+	dev_add(&r, &a, 1, "0000:05:00.0", KSIM_DEV_PCI, 5, &p0);
+	dev_add(&r, &b, 2, "0000:05:00.1", KSIM_DEV_PCI, 5, &p1);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	h = where(&a).pt_id;
+	CU_ASSERT(where(&b).pt_id == h); /* the group moved together */
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT_EQUAL(where(&b).pt_id, h);
+	CU_ASSERT(ksim_dma_write(b.k, 0x100000 + 4 * PG, "b", 1) == 0);
+	CU_ASSERT(do_read(&r, 0x100000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(bm[0] == 1ull << 4);
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	CU_ASSERT(where(&a).auto_domain && where(&b).auto_domain);
+	CU_ASSERT(destroy_id(&r, h) == -ENOENT);
+	rig_fini(&r);
+}
+
+/* Each kernel error the plugin can meet, and what it returns for it. */
+static void test_errors(void)
+{
+	static const int info_errs[] = { EOPNOTSUPP, ENOENT, EFAULT };
+	static const int alloc_errs[] = { EOPNOTSUPP, EINVAL, ENOENT,
+					  EADDRINUSE, EFAULT, ENOMEM };
+	static const int get_errs[] = { EOPNOTSUPP, ENOENT, EINVAL, EOVERFLOW,
+					ENOMEM };
+	struct vmig_read rq = rq_of(0x1000000, 64 * PG, PG, 0);
+	struct vmig_probe p;
+	uint64_t bm[4];
+	uint32_t flags = 0, h1;
+	struct dev a, m, b;
+	struct rig r;
+	size_t i;
+
+	rig_init(&r, 64 * PG);
+	CU_ASSERT(rig_map(&r, 0x1000000, 0, 64 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	dev_mock(&r, &m, 2, 1, false);
+	dev_intel(&r, &b, 3, 2, true);
+
+	/* GET_HW_INFO (probe): declined, with the error named. */
+	for (i = 0; i < sizeof(info_errs) / sizeof(info_errs[0]); i++) {
+		ksim_fail_request(r.k, VK_IOMMU_GET_HW_INFO, info_errs[i], 1);
+		memset(&p, 0, sizeof(p));
+		p.size = sizeof(p);
+		CU_ASSERT(plug->ops->probe(r.inst, &a.desc, &p) == 0);
+		CU_ASSERT(p.precision == VMIG_PRECISION_NONE);
+		CU_ASSERT_PTR_NOT_NULL(strstr(p.reason,
+					      strerror(info_errs[i])));
+	}
+	/* HWPT_ALLOC: returned as is, nothing kept. */
+	for (i = 0; i < sizeof(alloc_errs) / sizeof(alloc_errs[0]); i++) {
+		ksim_fail_request(r.k, VK_IOMMU_HWPT_ALLOC, alloc_errs[i], 1);
+		CU_ASSERT(plug->ops->attach(r.inst, &a.desc) ==
+			  -alloc_errs[i]);
+		CU_ASSERT(where(&a).auto_domain);
+	}
+	CU_ASSERT(plug->ops->status(r.inst, 1, &p) == -ENOENT);
+	/* ATTACH to a new HWPT: returned, the HWPT destroyed again. */
+	ksim_fail_request(r.k, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, EINVAL, 1);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == -EINVAL);
+	CU_ASSERT(where(&a).auto_domain);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	h1 = where(&a).pt_id;
+	/* ATTACH to an existing HWPT: EINVAL skips it, others return. */
+	ksim_fail_request(r.k, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, ENOENT, 1);
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == -ENOENT);
+	ksim_fail_request(r.k, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, EINVAL, 1);
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == 0);
+	CU_ASSERT(where(&b).pt_id != h1 && where(&b).dirty_capable);
+	CU_ASSERT(plug->ops->detach(r.inst, 3) == 0);
+	/* SET_DIRTY_TRACKING in start: returned, earlier ones undone. */
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == 0);
+	ksim_fail_nth(r.k, 2, EOPNOTSUPP);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == -EOPNOTSUPP);
+	CU_ASSERT(!where(&a).tracking && !where(&m).tracking);
+	CU_ASSERT(do_read(&r, 0x1000000, 64 * PG, PG, 0, bm) == -EINVAL);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(where(&a).tracking && where(&m).tracking);
+	/* SET_DIRTY_TRACKING for a hot-plugged device's new HWPT. */
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	ksim_fail_request(r.k, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, ENOENT, 1);
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == -ENOENT);
+	CU_ASSERT(where(&m).auto_domain);
+	/* GET_DIRTY_BITMAP: each returned as is. */
+	for (i = 0; i < sizeof(get_errs) / sizeof(get_errs[0]); i++) {
+		ksim_fail_request(r.k, VK_IOMMU_HWPT_GET_DIRTY_BITMAP,
+				  get_errs[i], 1);
+		CU_ASSERT(do_read(&r, 0x1000000, 64 * PG, PG, 0, bm) ==
+			  -get_errs[i]);
+	}
+	ksim_fail_request(r.k, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, EIO, 1);
+	memset(bm, 0, sizeof(bm));
+	CU_ASSERT(plug->ops->unmap_prepare(r.inst, &rq, bm, &flags) == -EIO);
+	/* The kernel's own EINVAL: a range off the IOAS alignment. */
+	CU_ASSERT(do_read(&r, 0x1000400, 4 * 1024, 1024, 0, bm) == -EINVAL);
+	/* Malformed requests never reach the kernel. */
+	rq = rq_of(0x1000000, 64 * PG, PG, 0);
+	rq.iommu_id = 99;
+	CU_ASSERT(plug->ops->read(r.inst, &rq, bm) == -ENOENT);
+	CU_ASSERT(do_read(&r, 0x1000000, 64 * PG, PG, 0x80, bm) == -EINVAL);
+	CU_ASSERT(do_read(&r, 0x1000000, 64 * PG, 3000, 0, bm) == -EINVAL);
+	CU_ASSERT(do_read(&r, 0x1000000, 0, PG, 0, bm) == -EINVAL);
+	/* Detach: the HWPT cannot go (EBUSY): kept, logged, reused. */
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == 0);
+	ksim_fail_request(r.k, VK_IOMMU_DESTROY, EBUSY, 1);
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	CU_ASSERT(where(&m).auto_domain);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "cannot destroy it"));
+	CU_ASSERT(plug->ops->attach(r.inst, &m.desc) == 0);
+	CU_ASSERT(where(&m).tracking);
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	r.log[0] = '\0';
+	/* Detach: the move back fails, the HWPT cannot go: kept, logged. */
+	ksim_fail_request(r.k, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, EIO, 1);
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "cannot move it back"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "cannot destroy it"));
+	CU_ASSERT_EQUAL(where(&a).pt_id, h1);
+	/* The instance's destroy cleans up what was left. */
+	plug->ops->destroy(r.inst);
+	r.inst = NULL;
+	CU_ASSERT(destroy_id(&r, h1) == -EBUSY); /* a still sits there */
+	dev_free_name(&a);
+	dev_free_name(&b);
+	dev_free_name(&m);
+	rig_fini(&r);
+}
+
+/* A device unplugged while tracked: detach still cleans up. */
+static void test_unplug(void)
+{
+	uint64_t bm[1];
+	struct dev a, b;
+	uint32_t h;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	dev_intel(&r, &a, 1, 0, true);
+	dev_intel(&r, &b, 2, 1, true);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == 0);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	h = where(&a).pt_id;
+	CU_ASSERT(ksim_dma_write(a.k, 0x100000 + PG, "a", 1) == 0);
+	CU_ASSERT(ksim_device_remove(r.k, a.k) == 0);
+	/* Its last writes are still in the HWPT for the final read. */
+	CU_ASSERT(do_read(&r, 0x100000, 64 * PG, PG, 0, bm) == 0);
+	CU_ASSERT(bm[0] == 1ull << 1);
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	CU_ASSERT(destroy_id(&r, h) == -ENOENT);
+	dev_free_name(&a);
+	dev_free_name(&b);
+	rig_fini(&r);
+}
+
+static CU_TestInfo tests[] = {
+	{ "descriptor", test_descriptor },
+	{ "probe and decline reasons", test_probe },
+	{ "HWPT placement", test_placement },
+	{ "start, read, stop", test_start_read_stop },
+	{ "one read per mapping across a hole", test_hole },
+	{ "NO_CLEAR and the unmap flow", test_no_clear_and_unmap },
+	{ "huge IOPTE", test_huge_iopte },
+	{ "mock 2 KiB granule", test_mock_granule },
+	{ "hot-plug joins while tracking", test_hotplug_join },
+	{ "IOMMU group mates", test_group_mates },
+	{ "kernel errors", test_errors },
+	{ "unplug while tracked", test_unplug },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "iommufd", suite_init, suite_fini, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+VMIG_TEST_MAIN(suites)
