@@ -391,17 +391,27 @@ static void print_summary(vmig_session *s, const char *report)
 		const char *role = cJSON_GetStringValue(
 			cJSON_GetObjectItem(root, "role"));
 
-		printf("migration %s (%s): %d iteration(s), %.1f MiB in "
-		       "%.0f ms, downtime %.1f ms, memory %s\n",
-		       res, role ? role : "?",
-		       cJSON_GetArraySize(cJSON_GetObjectItem(root,
-							      "iterations")),
-		       num_or(root, "total_bytes", 0) / (1 << 20),
-		       num_or(root, "duration_us", 0) / 1000,
-		       num_or(root, "downtime_ms", 0),
-		       cJSON_IsTrue(cJSON_GetObjectItem(root, "memory_match"))
-			       ? "matches"
-			       : "not proven equal");
+		int match = cJSON_IsTrue(
+			cJSON_GetObjectItem(root, "memory_match"));
+
+		if (role && !strcmp(role, "destination"))
+			printf("migration %s (destination): %.1f MiB received "
+			       "in %.0f ms, guest %s, memory %s\n",
+			       res, num_or(root, "total_bytes", 0) / (1 << 20),
+			       num_or(root, "duration_us", 0) / 1000,
+			       cJSON_GetStringValue(cJSON_GetObjectItem(
+				       root, "guest")),
+			       match ? "matches" : "not proven equal");
+		else
+			printf("migration %s (source): %d iteration(s), %.1f "
+			       "MiB in %.0f ms, downtime %.1f ms, memory %s\n",
+			       res,
+			       cJSON_GetArraySize(cJSON_GetObjectItem(
+				       root, "iterations")),
+			       num_or(root, "total_bytes", 0) / (1 << 20),
+			       num_or(root, "duration_us", 0) / 1000,
+			       num_or(root, "downtime_ms", 0),
+			       match ? "matches" : "not proven equal");
 	}
 	w = cJSON_GetObjectItem(root, "pages_written");
 	r = cJSON_GetObjectItem(root, "pages_reported");

@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devstate.h"
 #include "engine.h"
+#include "kuapi.h"
 
 /* ------------------------------------------------------------------ */
 /* The receiving state machine                                         */
@@ -219,6 +221,7 @@ static int rx_header(struct vmig_rx *rx)
 		rx_zero(span, f->c);
 		rx->pages += f->c;
 		rx->zero_pages += f->c;
+		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
 		ret = rx_check_device(rx, &d);
@@ -315,9 +318,10 @@ static int rx_hello(struct vmig_rx *rx)
 	const struct vmig_frame *f = &rx->f;
 	vmig_session *s = rx->s;
 	const uint8_t *p = rx->scratch;
-	char name[4 * VMIG_HELLO_DEVICE + 1];
+	char name[4 * VMIG_HELLO_DEVICE + 1], msg[256];
 	uint32_t i, j;
 	bool *used;
+	int ret;
 
 	if (f->b != s->nr_regions)
 		return rx_bad(rx, "the source has %llu region(s), this "
@@ -395,8 +399,26 @@ static int rx_hello(struct vmig_rx *rx)
 		}
 		used[j] = true;
 		rx->devices[i].dev = s->devices[j];
+		msg[0] = '\0';
+		ret = rx->dev_open ? rx->dev_open(rx->dev_opaque,
+						  &rx->devices[i], msg,
+						  sizeof(msg))
+				   : -ENOTTY;
+		if (ret < 0) {
+			free(used);
+			return rx_bad(rx, "device %u (\"%s\") cannot resume a "
+					  "state here: %s",
+				      i, name,
+				      msg[0] ? msg : "no VFIO migration");
+		}
 	}
 	free(used);
+	if (rx->nr_devices && rx->dev_start) {
+		msg[0] = '\0';
+		ret = rx->dev_start(rx->dev_opaque, rx, msg, sizeof(msg));
+		if (ret < 0)
+			return rx_bad(rx, "devices to RESUMING: %s", msg);
+	}
 	rx->state = VMIG_RX_RECEIVING;
 	return VMIG_RX_HELLO;
 }
@@ -431,6 +453,7 @@ static int rx_payload(struct vmig_rx *rx)
 			memcpy(span, rx->scratch, rx->want);
 		}
 		rx->pages += f->c;
+		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
 		d = &rx->devices[f->a];
@@ -470,6 +493,8 @@ int vmig_rx_feed(struct vmig_rx *rx, size_t n)
 		rx->state = VMIG_RX_FAILED;
 		return -EPROTO;
 	}
+	if (!rx->bytes)
+		rx->first_us = vmig_now_us();
 	rx->bytes += n;
 	if (!rx->in_payload) {
 		rx->hdr_have += n;
@@ -509,38 +534,189 @@ struct vmig_dst {
 	int result;
 	uint64_t start_us;
 	char errmsg[1024];
+	bool devs_touched; /* some device left RUNNING */
 };
 
 /* ------------------------------------------------------------------ */
 /* Devices (VFIO migration v2: RESUMING, then STOP, then RUNNING)      */
 
-/*
- * Device state goes through core/devstate.h. Until a device there says
- * it can resume a state, HELLO naming a device is refused (rx_hello) and
- * these do nothing: the devices of the session carry no state.
- */
+/* The devices HELLO named, their state handles in HELLO's order. */
+static size_t dst_devs(struct vmig_dst *d, struct vmig_devstate **dsv)
+{
+	size_t i;
+
+	for (i = 0; i < d->rx.nr_devices; i++)
+		dsv[i] = d->rx.devices[i].ds;
+	return d->rx.nr_devices;
+}
+
+static const char *dsv_error(struct vmig_devstate *const *dsv, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *e = dsv[i] ? vmig_devstate_error(dsv[i]) : "";
+
+		if (e && *e)
+			return e;
+	}
+	return "no device said why";
+}
+
+static int dst_dev_open(void *opaque, struct vmig_rx_device *rd, char *err,
+			size_t errlen)
+{
+	struct vmig_dst *d = opaque;
+	struct vmig_devstate *ds;
+	int ret;
+
+	if (rd->dev->device_fd < 0) {
+		snprintf(err, errlen, "it has no device fd");
+		return -ENOTTY;
+	}
+	ret = vmig_devstate_open(&d->s->kernel, rd->dev->device_fd,
+				 rd->dev->name, &ds);
+	if (ret == -ENOTTY || ret == -EOPNOTSUPP) {
+		snprintf(err, errlen, "no VFIO migration");
+		return ret;
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "%s", vmig_strerror(ret));
+		return ret;
+	}
+	rd->ds = ds;
+	rd->dev->mig_state = true;
+	rd->dev->state_bytes = 0;
+	return 0;
+}
+
+static int dst_dev_start(void *opaque, struct vmig_rx *rx, char *err,
+			 size_t errlen)
+{
+	struct vmig_dst *d = opaque;
+	struct vmig_devstate **dsv;
+	size_t n;
+	int ret;
+
+	dsv = calloc(rx->nr_devices + 1, sizeof(*dsv));
+	if (!dsv)
+		return -ENOMEM;
+	n = dst_devs(d, dsv);
+	d->devs_touched = true;
+	ret = vmig_devstate_resume_start(dsv, n);
+	if (ret < 0)
+		snprintf(err, errlen, "%s", dsv_error(dsv, n));
+	free(dsv);
+	return ret;
+}
+
+static int dst_dev_write(void *opaque, struct vmig_rx_device *rd,
+			 const void *buf, size_t len, char *err, size_t errlen)
+{
+	int ret;
+
+	(void)opaque;
+	ret = vmig_devstate_write(rd->ds, buf, len);
+	if (ret < 0) {
+		const char *e = vmig_devstate_error(rd->ds);
+
+		snprintf(err, errlen, "%s", e[0] ? e : vmig_strerror(ret));
+	} else {
+		rd->dev->state_bytes += len;
+	}
+	return ret;
+}
+
+/* COMPLETE: every image is checked and loaded (RESUMING -> STOP). */
 static int dst_devices_load(struct vmig_dst *d, char *err, size_t errlen)
 {
-	(void)d;
-	(void)err;
-	(void)errlen;
-	return 0;
+	struct vmig_devstate **dsv;
+	size_t i, n;
+	int ret = 0;
+
+	if (!d->rx.nr_devices)
+		return 0;
+	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
+	if (!dsv)
+		return -ENOMEM;
+	n = dst_devs(d, dsv);
+	for (i = 0; i < n && ret == 0; i++) {
+		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_STOP);
+		if (ret < 0)
+			snprintf(err, errlen, "%s",
+				 vmig_devstate_error(dsv[i]));
+	}
+	free(dsv);
+	return ret;
 }
 
+/*
+ * COMMIT: every device runs (all answering peer-to-peer first, when there
+ * are several and all offer it, so that none runs while a peer is still
+ * stopped).
+ */
 static int dst_devices_run(struct vmig_dst *d, char *err, size_t errlen)
 {
-	(void)d;
-	(void)err;
-	(void)errlen;
-	return 0;
+	struct vmig_devstate **dsv;
+	bool p2p;
+	size_t i, n;
+	int ret = 0;
+
+	if (!d->rx.nr_devices)
+		return 0;
+	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
+	if (!dsv)
+		return -ENOMEM;
+	n = dst_devs(d, dsv);
+	p2p = n > 1;
+	for (i = 0; i < n; i++) {
+		if (!(vmig_devstate_flags(dsv[i]) & VK_VFIO_MIGRATION_P2P))
+			p2p = false;
+	}
+	for (i = 0; p2p && i < n && ret == 0; i++) {
+		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_RUNNING_P2P);
+		if (ret < 0)
+			snprintf(err, errlen, "%s",
+				 vmig_devstate_error(dsv[i]));
+	}
+	for (i = 0; i < n && ret == 0; i++) {
+		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_RUNNING);
+		if (ret < 0)
+			snprintf(err, errlen, "%s",
+				 vmig_devstate_error(dsv[i]));
+	}
+	free(dsv);
+	return ret;
 }
 
+/* A failure: the devices leave RESUMING (reset), the guest never runs. */
 static void dst_devices_abort(struct vmig_dst *d)
 {
-	(void)d;
+	struct vmig_devstate **dsv;
+	size_t n;
+
+	if (!d->rx.nr_devices || !d->devs_touched)
+		return;
+	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
+	if (!dsv)
+		return;
+	n = dst_devs(d, dsv);
+	if (vmig_devstate_abort(dsv, n) < 0)
+		vmig_logf(d->s, VMIG_LOG_ERROR,
+			  "destination: a device could not be reset: %s",
+			  dsv_error(dsv, n));
+	free(dsv);
 }
 
-/* ------------------------------------------------------------------ */
+static void dst_devices_close(struct vmig_dst *d)
+{
+	uint32_t i;
+
+	for (i = 0; d->rx.devices && i < d->rx.nr_devices; i++) {
+		vmig_devstate_close(d->rx.devices[i].ds);
+		d->rx.devices[i].ds = NULL;
+	}
+}
 
 static void dst_close_conn(struct vmig_dst *d)
 {
@@ -601,7 +777,7 @@ static void dst_linger_expired(uv_timer_t *t)
 /*
  * Ends the destination's part with result err (0: the guest started).
  * With error_frame, the source is told why with an ERROR frame first: the
- * connection closes once it is written, or after a second at most.
+ * connection closes once it is written, or after two seconds at most.
  */
 __attribute__((format(printf, 4, 5))) static void
 dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
@@ -631,7 +807,7 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	if (error_frame && d->conn &&
 	    dst_send(d, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, d->errmsg,
 		     strnlen(d->errmsg, VMIG_ERROR_MAX), true) == 0) {
-		uv_timer_start(&d->linger, dst_linger_expired, 1000, 0);
+		uv_timer_start(&d->linger, dst_linger_expired, 2000, 0);
 		return;
 	}
 	dst_close_conn(d);
@@ -661,6 +837,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 	vmig_session *s = d->s;
 	struct vmig_engine *e = d->e;
 	char msg[512];
+	uint64_t t0;
 	int ret;
 
 	switch (ev) {
@@ -685,7 +862,9 @@ static void dst_event(struct vmig_dst *d, int ev)
 				   msg);
 			return;
 		}
+		t0 = vmig_now_us();
 		e->st.digest = vmig_digest_memory(s);
+		e->st.digest_us = vmig_now_us() - t0;
 		e->st.digest_known = true;
 		vmig_logf(s, VMIG_LOG_INFO,
 			  "destination: all received (%llu pages); digest "
@@ -792,6 +971,7 @@ int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)
 {
 	struct vmig_engine *e = vmig_engine_get(s);
 	struct vmig_dst *d;
+	size_t i;
 	int ret;
 
 	if (!e)
@@ -815,6 +995,14 @@ int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)
 		return ret;
 	}
 	d->cancel.data = d;
+	d->rx.dev_open = dst_dev_open;
+	d->rx.dev_start = dst_dev_start;
+	d->rx.dev_write = dst_dev_write;
+	d->rx.dev_opaque = d;
+	for (i = 0; i < s->nr_devices; i++) {
+		s->devices[i]->mig_state = false;
+		s->devices[i]->state_bytes = 0;
+	}
 	uv_timer_init(loop, &d->linger);
 	d->linger.data = d;
 	ret = vmig_engine_begin(e, &d->cancel, dst_cancelled, d);
@@ -878,6 +1066,8 @@ int vmig_dst_finish(struct vmig_dst *d)
 	st->zero_pages = d->rx.zero_pages;
 	st->device_bytes = d->rx.device_bytes;
 	st->frames = d->rx.frame_no;
+	if (d->rx.last_page_us > d->rx.first_us)
+		st->stream_us = d->rx.last_page_us - d->rx.first_us;
 	st->nr_state_devices = d->rx.nr_devices;
 	st->bandwidth = st->duration_us
 				? st->total_bytes * 1000000u / st->duration_us
@@ -888,6 +1078,7 @@ int vmig_dst_finish(struct vmig_dst *d)
 		snprintf(st->error, sizeof(st->error), "%s", d->errmsg);
 		vmig_fail(s, ret, "%s", d->errmsg);
 	}
+	dst_devices_close(d);
 	vmig_rx_fini(&d->rx);
 	free(d);
 	return ret;
@@ -914,6 +1105,7 @@ static void dst_accepted(void *opaque, struct vmig_conn *c, int err)
 int vmig_dst_run(vmig_session *s)
 {
 	struct vmig_engine *e = vmig_engine_get(s);
+	struct vmig_sigpipe sp;
 	struct vmig_dst *d;
 	uv_loop_t *loop;
 	int ret;
@@ -931,7 +1123,9 @@ int vmig_dst_run(vmig_session *s)
 		return ret;
 	snprintf(e->st.transport, sizeof(e->st.transport), "%s", e->bound);
 	vmig_listener_accept(e->listener, &dst_conn_ops, d, dst_accepted, d);
+	vmig_sigpipe_block(&sp);
 	uv_run(loop, UV_RUN_DEFAULT);
+	vmig_sigpipe_restore(&sp);
 	return vmig_dst_finish(d);
 }
 

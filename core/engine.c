@@ -23,6 +23,31 @@ uint64_t vmig_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void vmig_sigpipe_block(struct vmig_sigpipe *sp)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sp->was_pending = sigpending(&pending) == 0 &&
+			  sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &sp->old);
+}
+
+void vmig_sigpipe_restore(struct vmig_sigpipe *sp)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	/* Ours, raised by the loop's writes: not the caller's business. */
+	if (!sp->was_pending)
+		while (sigtimedwait(&set, NULL, &zero) > 0)
+			;
+	pthread_sigmask(SIG_SETMASK, &sp->old, NULL);
+}
+
 static void policies_default(struct vmig_policies *p)
 {
 	memset(p, 0, sizeof(*p));

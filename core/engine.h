@@ -13,6 +13,7 @@
 #define VMIG_CORE_ENGINE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -61,9 +62,12 @@ struct vmig_mig_stats {
 	uint64_t final_sync_us; /* the last sync */
 	uint64_t final_send_us; /* switchover to COMPLETE written */
 	uint64_t ack_us;        /* COMPLETE written to ACK received */
-	uint64_t digest_us;     /* the source's own digest (in parallel) */
+	uint64_t digest_us;     /* this side's digest (the source's runs in
+				   parallel with the last pages) */
+	uint64_t stream_us;     /* destination: first byte to last page */
 	bool differing_known;
-	uint64_t pages_differing; /* local: destination pages unlike the source */
+	uint64_t pages_differing; /* local: destination pages not the source's */
+	uint64_t devices_differing; /* local, simulated: device states */
 	uint32_t nr_state_devices; /* devices whose state travelled */
 };
 
@@ -139,6 +143,19 @@ int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg);
 
 /* Microseconds of CLOCK_MONOTONIC. */
 uint64_t vmig_now_us(void);
+
+/*
+ * A write to a socket the peer closed raises SIGPIPE, whose default kills
+ * the process: a library must not. While a migration's loop runs, the
+ * calling thread blocks it (the write fails with EPIPE instead); after,
+ * a SIGPIPE the loop raised is consumed and the mask restored.
+ */
+struct vmig_sigpipe {
+	sigset_t old;
+	bool was_pending;
+};
+void vmig_sigpipe_block(struct vmig_sigpipe *sp);
+void vmig_sigpipe_restore(struct vmig_sigpipe *sp);
 
 /* Adds one iteration's record to s->stats; NULL when out of memory. */
 struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s);
@@ -244,7 +261,7 @@ enum vmig_rx_event {
 	VMIG_RX_HELLO = 1,    /* layout accepted: answer WELCOME */
 	VMIG_RX_COMPLETE = 2, /* all received: load devices, answer ACK */
 	VMIG_RX_COMMIT = 3,   /* start the guest */
-	VMIG_RX_PEER_ERROR = 4, /* the source sent ERROR (peer_code, peer_msg) */
+	VMIG_RX_PEER_ERROR = 4, /* the source sent ERROR (peer_code, _msg) */
 };
 
 struct vmig_rx_device {
@@ -275,6 +292,8 @@ struct vmig_rx {
 	struct vmig_rx_device *devices;
 	uint64_t next_iteration;
 	/* Figures. */
+	uint64_t first_us;      /* when the first byte came */
+	uint64_t last_page_us;  /* when the last page was applied */
 	uint64_t bytes;
 	uint64_t pages;         /* PAGES and ZERO pages received */
 	uint64_t zero_pages;
@@ -283,7 +302,15 @@ struct vmig_rx {
 	char err[512];
 	int peer_code;
 	char peer_msg[VMIG_ERROR_MAX + 1];
-	/* Device-state hooks (NULL: no device carries state). */
+	/*
+	 * Device-state hooks (NULL: no device can take state, and a HELLO
+	 * naming one is refused): open a device named in HELLO and check it
+	 * can resume a state; start resuming them all; write a chunk.
+	 */
+	int (*dev_open)(void *opaque, struct vmig_rx_device *d, char *err,
+			size_t errlen);
+	int (*dev_start)(void *opaque, struct vmig_rx *rx, char *err,
+			 size_t errlen);
 	int (*dev_write)(void *opaque, struct vmig_rx_device *d,
 			 const void *buf, size_t len, char *err,
 			 size_t errlen);

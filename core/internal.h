@@ -106,6 +106,9 @@ struct vmig_device_rec {
 	char reason[160];
 	struct vmig_candidate *candidates; /* one per source, when arbitrated */
 	size_t nr_candidates;
+	/* The last migration (engine.h): its state travelled, how much. */
+	bool mig_state;
+	uint64_t state_bytes;
 	/* Built on demand for the plugins: see vmig_device_desc_fill. */
 	struct vmig_device_desc desc;
 	struct vmig_range *ranges;

@@ -217,6 +217,9 @@ struct vk_iommu_test_cmd {
 			uint32_t dev_flags;
 		} mock_domain_flags;
 		struct {
+			uint32_t pt_id; /* in: IOAS or HWPT; out: HWPT */
+		} mock_domain_replace;
+		struct {
 			uint32_t flags;
 			vk_a64 iova;
 			vk_a64 length;
@@ -343,6 +346,7 @@ VK_CHECK_OFF(struct vk_iommu_hwpt_get_dirty_bitmap, data, 40);
 VK_CHECK_SIZE(struct vk_iommu_test_cmd, 72);
 VK_CHECK_OFF(struct vk_iommu_test_cmd, mock_domain.out_stdev_id, 16);
 VK_CHECK_OFF(struct vk_iommu_test_cmd, mock_domain_flags.dev_flags, 28);
+VK_CHECK_OFF(struct vk_iommu_test_cmd, mock_domain_replace.pt_id, 16);
 VK_CHECK_OFF(struct vk_iommu_test_cmd, dirty.iova, 24);
 VK_CHECK_OFF(struct vk_iommu_test_cmd, dirty.uptr, 48);
 VK_CHECK_OFF(struct vk_iommu_test_cmd, dirty.out_nr_dirty, 56);

@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devstate.h"
 #include "engine.h"
+#include "kuapi.h"
 
 #define BATCH_FRAMES 64
 #define BATCH_BYTES (8u << 20)
@@ -31,6 +33,14 @@
 #define PROGRESS_US 100000u  /* progress callback while sending */
 #define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
 #define BROKEN_MS 500u       /* after a write error, wait for the reason */
+#define PREFETCH_PAGES 8     /* zero checks look this far ahead */
+#define DEV_CHUNK (256u << 10) /* device state per DEVICE_STATE frame */
+/*
+ * The digests are part of the downtime (the destination's is computed
+ * once all is received): their cost enters the estimate at this rate,
+ * what one core hashes, conservatively.
+ */
+#define DIGEST_RATE 4e9
 
 enum src_phase {
 	SP_CONNECT, /* connecting */
@@ -93,6 +103,7 @@ struct vmig_src {
 	double wire_rate;        /* stream bytes per second */
 	uint64_t dirty_rate;
 	uint64_t expected_us;
+	uint64_t mem_bytes;      /* all of guest memory */
 	bool want_switchover;    /* the timeout said force */
 	uint64_t last_progress_us;
 
@@ -131,12 +142,24 @@ struct vmig_src {
 	char errmsg[1024];
 	uint64_t start_us, stop_us;
 
+	/* Devices whose state travels (HELLO's order). */
+	struct vmig_device_rec **devs;
+	struct vmig_devstate **dsv;
+	uint64_t *dev_offset;   /* bytes of each device's state sent */
+	uint32_t ndevs;
+	uint32_t tail_dev;      /* FINAL: the device being read to its end */
+	bool devs_touched;      /* some device left RUNNING */
+	bool devs_saved;        /* all STOP after their images */
+
 	/* vmig_migrate_local: the destination on the same loop. */
 	struct vmig_dst *dst;
 };
 
 static void src_pump(struct vmig_src *src);
 static void src_switchover(struct vmig_src *src);
+static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
+		   uint64_t b, uint64_t c, void *payload, size_t len,
+		   bool crc);
 __attribute__((format(printf, 3, 4))) static void
 src_fail(struct vmig_src *src, int err, const char *fmt, ...);
 
@@ -150,61 +173,240 @@ static struct vmig_iter_stats *cur_iter(struct vmig_src *src)
 
 /*
  * Device state goes through core/devstate.h: PRE_COPY data interleaved
- * with the pages, STOP_COPY after the stop, DEVICE_END per device, and
- * recovery to RUNNING on failure. A device without VFIO migration
- * carries no state: the VMM's stop callback quiesces it.
+ * with the pages while the guest runs, the STOP_COPY image after the
+ * stop, DEVICE_END per device, and back to RUNNING on any failure. A
+ * device without VFIO migration carries no state: the VMM's stop
+ * callback quiesces it.
  */
-static int src_devices_setup(struct vmig_src *src)
+static int src_devices_open(struct vmig_src *src)
 {
 	vmig_session *s = src->s;
-	size_t i;
+	size_t i, n = 0;
+	int ret;
 
+	src->devs = calloc(s->nr_devices + 1, sizeof(*src->devs));
+	src->dsv = calloc(s->nr_devices + 1, sizeof(*src->dsv));
+	src->dev_offset = calloc(s->nr_devices + 1, sizeof(*src->dev_offset));
+	if (!src->devs || !src->dsv || !src->dev_offset)
+		return -ENOMEM;
 	for (i = 0; i < s->nr_devices; i++) {
-		const struct vmig_device_rec *dev = s->devices[i];
+		struct vmig_device_rec *dev = s->devices[i];
+		struct vmig_devstate *ds = NULL;
+		uint64_t fl;
 
+		dev->mig_state = false;
+		dev->state_bytes = 0;
 		if (!dev->present)
 			continue;
+		ret = dev->device_fd < 0
+			      ? -ENOTTY
+			      : vmig_devstate_open(&s->kernel, dev->device_fd,
+						   dev->name, &ds);
+		if (ret == -ENOTTY || ret == -EOPNOTSUPP) {
+			vmig_logf(s, VMIG_LOG_INFO,
+				  "device %s: no VFIO migration: the VMM's "
+				  "stop callback quiesces it; it carries no "
+				  "state",
+				  dev->name);
+			continue;
+		}
+		if (ret < 0) {
+			src_fail(src, ret, "device %s: its migration support: "
+				 "%s", dev->name, vmig_strerror(ret));
+			return ret;
+		}
+		fl = vmig_devstate_flags(ds);
 		vmig_logf(s, VMIG_LOG_INFO,
-			  "device %s: no VFIO migration: the VMM's stop "
-			  "callback quiesces it; it carries no state",
-			  dev->name);
+			  "device %s: VFIO migration (stop-copy%s%s): its "
+			  "state travels",
+			  dev->name,
+			  fl & VK_VFIO_MIGRATION_P2P ? ", p2p" : "",
+			  fl & VK_VFIO_MIGRATION_PRE_COPY ? ", pre-copy" : "");
+		dev->mig_state = true;
+		src->devs[n] = dev;
+		src->dsv[n] = ds;
+		n++;
 	}
+	src->ndevs = (uint32_t)n;
 	return 0;
+}
+
+static void src_devices_close(struct vmig_src *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < src->ndevs; i++)
+		vmig_devstate_close(src->dsv[i]);
+	free(src->devs);
+	free(src->dsv);
+	free(src->dev_offset);
+	src->devs = NULL;
+	src->dsv = NULL;
+	src->dev_offset = NULL;
+	src->ndevs = 0;
+}
+
+/* Why a group call failed: the first device that says so. */
+static const char *devs_error(const struct vmig_src *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < src->ndevs; i++) {
+		const char *e = vmig_devstate_error(src->dsv[i]);
+
+		if (e && *e)
+			return e;
+	}
+	return "no device said why";
 }
 
 static uint32_t src_devices_count(const struct vmig_src *src)
 {
-	(void)src;
-	return 0;
+	return src->ndevs;
 }
 
 static const char *src_device_name(const struct vmig_src *src, uint32_t i)
 {
-	(void)src;
-	(void)i;
-	return "";
+	return src->devs[i]->name;
 }
 
-/* Bytes of device state still to send (the downtime estimate). */
+/* The guest runs: devices that offer PRE_COPY start streaming. */
+static int src_devices_precopy_start(struct vmig_src *src)
+{
+	int ret;
+
+	if (!src->ndevs)
+		return 0;
+	src->devs_touched = true;
+	ret = vmig_devstate_precopy_start(src->dsv, src->ndevs);
+	if (ret < 0)
+		src_fail(src, ret, "devices to PRE_COPY: %s", devs_error(src));
+	return ret;
+}
+
+/* Bytes of device state still to move after the stop (the estimate). */
 static uint64_t src_devices_pending(struct vmig_src *src)
 {
-	(void)src;
+	struct vmig_devstate_sizes sz;
+
+	if (!src->ndevs ||
+	    vmig_devstate_sizes_sum(src->dsv, src->ndevs, &sz) < 0)
+		return 0;
+	return sz.precopy_initial + sz.stop_copy;
+}
+
+/* Queues one chunk of device i's state (phase 1 or 2). */
+static int64_t src_device_chunk(struct vmig_src *src, uint32_t i,
+				uint32_t phase)
+{
+	void *buf = malloc(DEV_CHUNK);
+	int64_t n;
+
+	if (!buf) {
+		src_fail(src, -ENOMEM, "out of memory");
+		return -ENOMEM;
+	}
+	n = vmig_devstate_read(src->dsv[i], buf, DEV_CHUNK);
+	if (n <= 0) {
+		const char *e = vmig_devstate_error(src->dsv[i]);
+
+		free(buf);
+		if (n < 0 && n != -EAGAIN)
+			src_fail(src, (int)n, "device %s: reading its state: "
+				 "%s", src->devs[i]->name,
+				 e[0] ? e : vmig_strerror((int)n));
+		return n;
+	}
+	if (src_ctl(src, VMIG_FRAME_DEVICE_STATE, i, src->dev_offset[i], phase,
+		    buf, (size_t)n, true) < 0)
+		return -EIO;
+	src->dev_offset[i] += (uint64_t)n;
+	src->devs[i]->state_bytes += (uint64_t)n;
+	cur_iter(src)->device_bytes += (uint64_t)n;
+	return n;
+}
+
+/* While the guest runs: what the devices have now, a chunk each. */
+static int src_devices_precopy(struct vmig_src *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < src->ndevs && src->inflight < INFLIGHT_MAX; i++) {
+		uint32_t st = vmig_devstate_state(src->dsv[i]);
+
+		if (st != VK_VFIO_STATE_PRE_COPY &&
+		    st != VK_VFIO_STATE_PRE_COPY_P2P)
+			continue;
+		if (src_device_chunk(src, i, VMIG_PHASE_PRECOPY) < 0 &&
+		    src->finished)
+			return -EIO;
+	}
 	return 0;
 }
 
 /* Devices to their stop-copy state, after the VMM's stop. */
 static int src_devices_stop(struct vmig_src *src, char *err, size_t errlen)
 {
-	(void)src;
-	(void)err;
-	(void)errlen;
-	return 0;
+	int ret;
+
+	if (!src->ndevs)
+		return 0;
+	src->devs_touched = true;
+	ret = vmig_devstate_stop_copy(src->dsv, src->ndevs);
+	if (ret < 0)
+		snprintf(err, errlen, "to STOP_COPY: %s", devs_error(src));
+	return ret;
 }
 
-/* Devices back to RUNNING after a failure. */
+/*
+ * FINAL, pages queued: each device's image to its end, its DEVICE_END,
+ * then all to STOP. Returns true once done; false when waiting for the
+ * stream to drain (or failed).
+ */
+static bool src_devices_tail(struct vmig_src *src)
+{
+	int ret;
+
+	while (src->tail_dev < src->ndevs) {
+		uint32_t i = src->tail_dev;
+		int64_t n;
+
+		if (src->inflight >= INFLIGHT_MAX)
+			return false;
+		n = src_device_chunk(src, i, VMIG_PHASE_STOPCOPY);
+		if (n < 0)
+			return false;
+		if (n > 0)
+			continue;
+		if (src_ctl(src, VMIG_FRAME_DEVICE_END, i, src->dev_offset[i],
+			    0, NULL, 0, false) < 0)
+			return false;
+		src->tail_dev++;
+	}
+	if (src->ndevs && !src->devs_saved) {
+		ret = vmig_devstate_save_finish(src->dsv, src->ndevs);
+		if (ret < 0) {
+			src_fail(src, ret, "devices to STOP: %s",
+				 devs_error(src));
+			return false;
+		}
+		src->devs_saved = true;
+	}
+	return true;
+}
+
+/* Devices back to RUNNING after a failure (before the vCPUs run). */
 static void src_devices_recover(struct vmig_src *src)
 {
-	(void)src;
+	int ret;
+
+	if (!src->ndevs || !src->devs_touched)
+		return;
+	ret = vmig_devstate_abort(src->dsv, src->ndevs);
+	if (ret < 0)
+		vmig_logf(src->s, VMIG_LOG_ERROR,
+			  "source: a device could not be brought back: %s",
+			  devs_error(src));
 }
 
 /* ------------------------------------------------------------------ */
@@ -280,6 +482,11 @@ static int batch_submit(struct vmig_src *src, struct batch *b)
 		batch_put(src, b);
 		return 0;
 	}
+	if (!src->conn) {
+		/* Closed after a failure: nothing goes out any more. */
+		batch_put(src, b);
+		return -ENOTCONN;
+	}
 	b->req.data = b;
 	ret = vmig_conn_write(src->conn, &b->req, b->bufs, b->nbufs,
 			      src_written);
@@ -300,9 +507,14 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 		   uint64_t b, uint64_t c, void *payload, size_t len,
 		   bool crc)
 {
-	struct batch *bt = batch_ctl(src);
+	struct batch *bt;
 	int ret;
 
+	if (src->finished) {
+		free(payload);
+		return -ECANCELED;
+	}
+	bt = batch_ctl(src);
 	if (!bt) {
 		free(payload);
 		src_fail(src, -ENOMEM, "out of memory");
@@ -332,7 +544,8 @@ static void src_progress(struct vmig_src *src, bool force)
 	if (!force && now - src->last_progress_us < PROGRESS_US)
 		return;
 	src->last_progress_us = now;
-	p.iteration = src->iteration;
+	p.iteration = src->it < s->stats.nr_iters ? cur_iter(src)->iteration
+						  : src->iteration;
 	p.pages_dirty = src->it < s->stats.nr_iters ? cur_iter(src)->pages_dirty
 						    : 0;
 	p.bytes_left = src->it_pages_left * VMIG_PAGE_SIZE;
@@ -405,10 +618,21 @@ static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
 			max = VMIG_PAGES_MAX;
 		if (zero && max > UINT32_MAX)
 			max = UINT32_MAX;
-		while (n < max &&
-		       vmig_page_is_zero(r->hva + (p + n) * VMIG_PAGE_SIZE) ==
-			       zero)
+		while (n < max) {
+			const uint8_t *pg = r->hva + (p + n) * VMIG_PAGE_SIZE;
+
+			/*
+			 * Each page's first line is a miss the prefetcher
+			 * cannot see coming (it stops at page boundaries):
+			 * ask for a few pages ahead, so the misses overlap.
+			 */
+			if (n + PREFETCH_PAGES < max)
+				__builtin_prefetch(pg + PREFETCH_PAGES *
+							       VMIG_PAGE_SIZE);
+			if (vmig_page_is_zero(pg) != zero)
+				break;
 			n++;
+		}
 		vmig_bitmap_clear(r->dirty, p, n);
 		if (zero) {
 			batch_frame(src, b, VMIG_FRAME_ZERO, src->cur_region, p,
@@ -431,14 +655,9 @@ static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
 /* FINAL, all pages queued: the devices' last state, then COMPLETE. */
 static void queue_tail(struct vmig_src *src)
 {
-	uint32_t i, n = src_devices_count(src);
-
+	if (!src_devices_tail(src))
+		return;
 	src->tail_queued = true;
-	for (i = 0; i < n; i++) {
-		if (src_ctl(src, VMIG_FRAME_DEVICE_END, i, 0, 0, NULL, 0,
-			    false) < 0)
-			return;
-	}
 	if (src_ctl(src, VMIG_FRAME_COMPLETE, src->pages_total, src->frames,
 		    0, NULL, 0, false) < 0)
 		return;
@@ -472,8 +691,10 @@ static uint64_t pace_budget(struct vmig_src *src)
 	src->tokens_us = now;
 	if (src->tokens > burst)
 		src->tokens = burst;
-	if (src->tokens <= 0) {
-		uint64_t ms = (uint64_t)(-src->tokens * 1000 / (double)rate) + 1;
+	/* Wait for a page's worth at least, not for a byte. */
+	if (src->tokens < VMIG_PAGE_SIZE) {
+		uint64_t ms = (uint64_t)((VMIG_PAGE_SIZE - src->tokens) *
+					 1000 / (double)rate) + 1;
 
 		uv_timer_start(&src->pace, pace_expired, ms, 0);
 		return 0;
@@ -508,6 +729,9 @@ static void src_pump(struct vmig_src *src)
 				 vmig_strerror(ret));
 			return;
 		}
+		/* Device state goes between page batches. */
+		if (src->phase == SP_PRECOPY && src_devices_precopy(src) < 0)
+			return;
 	}
 	if (src->phase == SP_FINAL && src->scan_done && !src->tail_queued) {
 		queue_tail(src);
@@ -618,7 +842,8 @@ static void iteration_end(struct vmig_src *src)
 
 	it->duration_us = now - src->it_start_us;
 	it->bytes = src->bytes_total - src->it_bytes0;
-	handled = (it->pages_sent + it->zero_pages) * VMIG_PAGE_SIZE;
+	handled = (it->pages_sent + it->zero_pages) * VMIG_PAGE_SIZE +
+		  it->device_bytes;
 	bytes = it->bytes;
 	/*
 	 * A short iteration measures latency, not throughput: keep the
@@ -632,7 +857,6 @@ static void iteration_end(struct vmig_src *src)
 		src->wire_rate = src->wire_rate ? (src->wire_rate + rate) / 2
 						: rate;
 	}
-	src_progress(src, true);
 
 	if (src->want_switchover) {
 		src_switchover(src);
@@ -662,9 +886,14 @@ static void iteration_end(struct vmig_src *src)
 		src->page_rate > 0
 			? (uint64_t)((double)(n * VMIG_PAGE_SIZE +
 					      src_devices_pending(src)) *
-				     1e6 / src->page_rate)
+					     1e6 / src->page_rate +
+				     (double)src->mem_bytes * 1e6 /
+					     DIGEST_RATE)
 			: UINT64_MAX;
 	limit_us = e->pol.downtime_limit_ms * 1000u;
+	/* What the next iteration (or the stop) has to move, and how long. */
+	src->it_pages_left = n;
+	src_progress(src, true);
 	if (src->expected_us <= limit_us) {
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: converged after %u iteration(s): %llu "
@@ -690,9 +919,10 @@ static void iteration_end(struct vmig_src *src)
 		}
 		e->st.cancelled = true;
 		src_fail(src, -ETIMEDOUT,
-			 "did not converge in %u iteration(s) (max_iterations): "
-			 "%llu pages dirty, expected downtime %llu ms, limit "
-			 "%llu ms; the guest stays on the source",
+			 "did not converge in %u iteration(s) "
+			 "(max_iterations): %llu pages dirty, expected "
+			 "downtime %llu ms, limit %llu ms; the guest stays "
+			 "on the source",
 			 src->iteration + 1, (unsigned long long)n,
 			 (unsigned long long)(src->expected_us == UINT64_MAX
 						      ? 0
@@ -1010,6 +1240,14 @@ static void timeout_fired(uv_timer_t *t)
 	    src->phase > SP_PRECOPY)
 		return; /* switching over already */
 	e->st.cancelled = true;
+	if (src->phase < SP_PRECOPY) {
+		src_fail(src, -ETIMEDOUT,
+			 "timeout after %llu ms (timeout_ms) before the "
+			 "destination welcomed the layout; the guest stays on "
+			 "the source",
+			 (unsigned long long)e->pol.timeout_ms);
+		return;
+	}
 	src_fail(src, -ETIMEDOUT,
 		 "timeout after %llu ms (timeout_ms) at iteration %u, "
 		 "expected downtime %llu ms (limit %llu ms); the guest stays "
@@ -1047,7 +1285,6 @@ static void src_reply(struct vmig_src *src)
 	switch (f->type) {
 	case VMIG_FRAME_WELCOME:
 		src->welcomed = true;
-		src_devices_setup(src);
 		ret = vmig_tracking_start(src->s);
 		if (ret < 0) {
 			src_fail(src, ret, "tracking: %s", vmig_errmsg(src->s));
@@ -1055,9 +1292,8 @@ static void src_reply(struct vmig_src *src)
 		}
 		if (src->e->truth)
 			vmig_truth_reset(src->e->truth);
-		if (src->e->pol.timeout_ms)
-			uv_timer_start(&src->timeout, timeout_fired,
-				       src->e->pol.timeout_ms, 0);
+		if (src_devices_precopy_start(src) < 0)
+			return;
 		src->last_sync_us = vmig_now_us();
 		src->tokens_us = src->last_sync_us;
 		src->phase = SP_PRECOPY;
@@ -1182,11 +1418,19 @@ static const struct vmig_conn_ops src_conn_ops = {
 static void src_hello(struct vmig_src *src)
 {
 	vmig_session *s = src->s;
-	uint32_t nd = src_devices_count(src), i;
-	size_t len = s->nr_regions * VMIG_HELLO_REGION +
-		     nd * VMIG_HELLO_DEVICE;
-	uint8_t *p = calloc(1, len ? len : 1), *q = p;
+	uint32_t nd, i;
+	size_t len;
+	uint8_t *p, *q;
 
+	if (src_devices_open(src) < 0) {
+		if (!src->finished)
+			src_fail(src, -ENOMEM, "out of memory");
+		return;
+	}
+	nd = src_devices_count(src);
+	len = s->nr_regions * VMIG_HELLO_REGION + nd * VMIG_HELLO_DEVICE;
+	p = calloc(1, len ? len : 1);
+	q = p;
 	if (!p) {
 		src_fail(src, -ENOMEM, "out of memory");
 		return;
@@ -1276,6 +1520,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 {
 	struct vmig_engine *e;
 	struct vmig_conn *ca = NULL, *cb = NULL;
+	struct vmig_sigpipe sp;
 	struct vmig_src *src;
 	struct vmig_mig_stats *st;
 	uv_loop_t *loop;
@@ -1304,6 +1549,8 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	src->start_us = vmig_now_us();
 	src->last_progress_us = src->start_us;
 	src->expected_us = UINT64_MAX;
+	for (i = 0; i < s->nr_regions; i++)
+		src->mem_bytes += s->regions[i].length;
 	for (i = 0; i < NR_BATCHES; i++) {
 		src->pool[i].src = src;
 		batch_put(src, &src->pool[i]);
@@ -1329,6 +1576,10 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 		return vmig_fail(s, ret, "migrate: a migration runs");
 	}
 	vmig_engine_stats_reset(e);
+	/* The timeout counts from here: connecting is part of it. */
+	if (e->pol.timeout_ms)
+		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
+			       0);
 	st = &e->st;
 	st->valid = true;
 	st->local = dsts != NULL;
@@ -1362,11 +1613,15 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 		if (ret < 0)
 			src_fail(src, ret, "%s", src->connect_err);
 	}
+	vmig_sigpipe_block(&sp);
 	uv_run(loop, UV_RUN_DEFAULT);
+	vmig_sigpipe_restore(&sp);
 
 	if (src->dst)
 		dret = vmig_dst_finish(src->dst);
 	(void)dret;
+	st->nr_state_devices = src_devices_count(src);
+	src_devices_close(src);
 	st->result = src->result;
 	st->frames = src->frames;
 	st->total_bytes = src->bytes_total;
@@ -1375,7 +1630,6 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	st->bandwidth = st->duration_us
 				? src->bytes_done * 1000000u / st->duration_us
 				: 0;
-	st->nr_state_devices = src_devices_count(src);
 	for (i = 0; i < s->stats.nr_iters; i++) {
 		const struct vmig_iter_stats *it = &s->stats.iters[i];
 

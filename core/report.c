@@ -105,6 +105,12 @@ static bool add_hex(cJSON *o, const char *key, uint64_t v, bool known)
 
 static cJSON *report_build(vmig_session *s);
 
+/* Microseconds, as milliseconds with their fraction. */
+static bool add_ms(cJSON *o, const char *key, uint64_t us)
+{
+	return cJSON_AddNumberToObject(o, key, (double)us / 1000) != NULL;
+}
+
 /* What a migration adds to the report, at the top level. */
 static bool report_migration(vmig_session *s, cJSON *root)
 {
@@ -148,23 +154,24 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !cJSON_AddNumberToObject(root, "expected_downtime_ms",
 				     (double)st->expected_downtime_us / 1000) ||
 	    !add_u64(root, "bandwidth", st->bandwidth, true) ||
+	    !cJSON_AddNumberToObject(root, "digest_ms",
+				     (double)st->digest_us / 1000) ||
+	    (!source && !cJSON_AddNumberToObject(root, "stream_ms",
+						 (double)st->stream_us /
+							 1000)) ||
 	    !add_u64(root, "pages_differing", st->pages_differing,
+		     st->differing_known) ||
+	    !add_u64(root, "devices_differing", st->devices_differing,
 		     st->differing_known))
 		return false;
 	if (source) {
 		cJSON *dt = cJSON_AddObjectToObject(root, "downtime_parts_ms");
 
-		if (!dt ||
-		    !cJSON_AddNumberToObject(dt, "stop",
-					     (double)st->stop_us / 1000) ||
-		    !cJSON_AddNumberToObject(dt, "final_sync",
-					     (double)st->final_sync_us / 1000) ||
-		    !cJSON_AddNumberToObject(dt, "send",
-					     (double)st->final_send_us / 1000) ||
-		    !cJSON_AddNumberToObject(dt, "ack",
-					     (double)st->ack_us / 1000) ||
-		    !cJSON_AddNumberToObject(dt, "source_digest",
-					     (double)st->digest_us / 1000))
+		if (!dt || !add_ms(dt, "stop", st->stop_us) ||
+		    !add_ms(dt, "final_sync", st->final_sync_us) ||
+		    !add_ms(dt, "send", st->final_send_us) ||
+		    !add_ms(dt, "ack", st->ack_us) ||
+		    !add_ms(dt, "source_digest", st->digest_us))
 			return false;
 	}
 	pol = cJSON_AddObjectToObject(root, "policies");
@@ -217,6 +224,11 @@ static cJSON *report_device(vmig_session *s, struct vmig_device_rec *dev)
 		     vmig_precision_name(dev->present ? ds.precision
 						      : VMIG_PRECISION_NONE)) ||
 	    !add_str(o, "reason", dev->present ? ds.reason : "unplugged"))
+		goto fail;
+	/* After a migration: whether its state travelled, and how much. */
+	if (s->engine && s->engine->st.valid &&
+	    (!cJSON_AddBoolToObject(o, "state_migrated", dev->mig_state) ||
+	     !add_u64(o, "state_bytes", dev->state_bytes, dev->mig_state)))
 		goto fail;
 	cands = cJSON_AddArrayToObject(o, "candidates");
 	if (!cands)

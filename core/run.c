@@ -297,7 +297,8 @@ static int local_destination(vmig_session *s, vmig_session **out)
 	if (!e->config_text)
 		return vmig_fail(s, -EINVAL,
 				 "run: a local migration builds its destination "
-				 "from the configuration (vmig_session_configure)");
+				 "from the configuration "
+				 "(vmig_session_configure)");
 	ret = vmig_config_parse(e->config_text, e->config_len,
 				e->config_base, &cfg, err, sizeof(err));
 	if (ret < 0)
@@ -363,6 +364,30 @@ static void compare_memories(vmig_session *s, vmig_session *d)
 		}
 	}
 	st->differing_known = true;
+
+	/*
+	 * Simulated devices whose state travelled: the destination's must
+	 * now be the source's (the source's is stopped, the destination's
+	 * was restored from the stream and nothing stepped it since).
+	 */
+	st->devices_differing = 0;
+	for (i = 0; s->ksim && d->ksim && i < s->nr_devices; i++) {
+		const struct vmig_device_rec *dev = s->devices[i];
+		struct ksim_device *ks, *kd;
+
+		if (!dev->present || !dev->mig_state)
+			continue;
+		ks = ksim_device_find(s->ksim, dev->address);
+		kd = ksim_device_find(d->ksim, dev->address);
+		if (!ks || !kd || ksim_device_state_digest(ks) !=
+					  ksim_device_state_digest(kd)) {
+			vmig_logf(s, VMIG_LOG_ERROR,
+				  "run: device %s: the destination's state "
+				  "differs from the source's",
+				  dev->name);
+			st->devices_differing++;
+		}
+	}
 }
 
 /* A source run, local or to the configured transport. */
@@ -427,6 +452,13 @@ static int migrate_run(vmig_session *s, bool local)
 					"differ from the source",
 					(unsigned long long)
 						e->st.pages_differing);
+		else if (e->st.devices_differing)
+			ret = vmig_fail(s, VMIG_EMISMATCH,
+					"run: the state of %llu device(s) of "
+					"the destination differs from the "
+					"source",
+					(unsigned long long)
+						e->st.devices_differing);
 	}
 	return ret;
 }

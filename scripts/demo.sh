@@ -1,7 +1,8 @@
 #!/bin/sh
-# Installs what vmig needs, builds it and runs the demo: dirty tracking on
-# a simulated kernel with a vfio-pci device and an mdev, whose report
-# compares what the sources reported with what the devices wrote.
+# Installs what vmig needs, builds it and runs the demo: a live migration
+# in one process, on a simulated kernel whose vfio-pci device and mdev
+# keep writing during the pre-copy; its report must say "completed", the
+# memories match and no written page was missed.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -23,6 +23,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +112,15 @@ static bool has(const char *hay, const char *needle)
 	return false;
 }
 
+static bool has_either(const char *hay, const char *a, const char *b)
+{
+	if (strstr(hay, a) || strstr(hay, b))
+		return true;
+	fprintf(stderr, "\n  neither \"%s\" nor \"%s\" in \"%s\"\n", a, b,
+		hay);
+	return false;
+}
+
 /* ------------------------------------------------------------------ */
 /* Processes                                                           */
 
@@ -187,7 +198,7 @@ static int reap(struct proc *p, unsigned int ms)
 /* Reads the destination's "listening on ADDRESS" line (bounded). */
 static bool read_listening(struct proc *p, char *addr, size_t len)
 {
-	char line[256];
+	char line[200];
 	size_t n = 0;
 	uint64_t end = now_ms() + 20000;
 
@@ -283,6 +294,7 @@ static void write_config(const char *name, const char *role,
  */
 #define POLICIES_OK \
 	"\"downtime_limit_ms\": 1, \"max_iterations\": 4, " \
+	"\"bandwidth_limit\": \"32M\", " \
 	"\"timeout_strategy\": \"force\""
 /* Slow (2 MiB/s) and never converging: long enough to be interrupted. */
 #define POLICIES_SLOW \
@@ -293,7 +305,7 @@ static void write_config(const char *name, const char *role,
 struct run {
 	const char *ns_src, *ns_dst;
 	struct proc src, dst;
-	char addr[160];
+	char addr[256];
 	char src_report[128], dst_report[128], src_dump[128], dst_dump[128];
 };
 
@@ -398,9 +410,9 @@ static void show_logs(struct run *r)
 /* A whole migration that must complete, checked on both sides. */
 static void migrate_ok(struct run *r, const char *dst_transport)
 {
-	char transport[200];
+	char transport[300];
 	cJSON *src, *dst, *it;
-	int n = 0, s_st, d_st;
+	int n = 0, busy = 0, s_st, d_st;
 
 	if (!start_destination(r, dst_transport)) {
 		reap(&r->dst, 100);
@@ -426,14 +438,26 @@ static void migrate_ok(struct run *r, const char *dst_transport)
 	CU_ASSERT_EQUAL(num(src, "pages_missed"), 0);
 	CU_ASSERT_STRING_EQUAL(str(src, "guest"), "migrated");
 	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "started");
-	/* The devices wrote in every pre-copy iteration. */
+	/*
+	 * The devices wrote during the pre-copy: between the syncs (most of
+	 * them at least: a loaded machine may not schedule the guest thread
+	 * within a short iteration), all of it seen by the sources.
+	 */
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(src,
 							       "iterations")),
 			5);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(src, "iterations")) {
-		if (n++)
-			CU_ASSERT(num(it, "pages_written") > 0);
+		if (n++ && num(it, "pages_written") > 0)
+			busy++;
 	}
+	if (busy < 3) {
+		char *text = cJSON_Print(cJSON_GetObjectItem(src,
+							     "iterations"));
+
+		fprintf(stderr, "\n  few writes: %s\n", text);
+		free(text);
+	}
+	CU_ASSERT(busy >= 3);
 	/* The destination's memory is the source's, page by page. */
 	CU_ASSERT_EQUAL(dumps_differ(r->src_dump, r->dst_dump, 24 << 20), 0);
 	cJSON_Delete(src);
@@ -578,7 +602,7 @@ static void test_sigint_source(void)
 static void test_kill_destination(void)
 {
 	struct run r = { 0 };
-	char addr[160];
+	char addr[300];
 	cJSON *src;
 	const char *e;
 
@@ -593,8 +617,8 @@ static void test_kill_destination(void)
 	src = check_source_failed(&r, "failed");
 	e = str(src, "error");
 	/* Its reading or its writing notices first; either names where. */
-	CU_ASSERT(has(e, "connection lost at frame ") ||
-		  has(e, "writing to tcp:127.0.0.1:"));
+	CU_ASSERT(has_either(e, "connection lost at frame ",
+			     "writing to tcp:127.0.0.1:"));
 	cJSON_Delete(src);
 }
 
@@ -660,7 +684,8 @@ static void track(struct tracker *t, struct proxy *p, uint8_t *buf,
 static bool write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		/* A peer gone is an answer, not a reason to die (SIGPIPE). */
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -708,7 +733,8 @@ static void *proxy_main(void *opaque)
 			n = read(s, buf, sizeof(buf));
 			if (n <= 0)
 				break;
-			if (p->cut_after && passed + (uint64_t)n >= p->cut_after)
+			if (p->cut_after &&
+			    passed + (uint64_t)n >= p->cut_after)
 				n = (ssize_t)(p->cut_after - passed);
 			track(&t, p, buf, (size_t)n);
 			if (!write_all(d, buf, (size_t)n))
@@ -768,6 +794,7 @@ static void run_through_proxy(struct run *r, struct proxy *p,
 			      const char *policies)
 {
 	char sock[128], addr[160];
+	int s_st, d_st;
 
 	path_in(sock, sizeof(sock), "px-dst.sock");
 	snprintf(addr, sizeof(addr), "unix:%s", sock);
@@ -775,8 +802,12 @@ static void run_through_proxy(struct run *r, struct proxy *p,
 	proxy_start(p, r->addr);
 	snprintf(addr, sizeof(addr), "unix:%s", p->path);
 	start_source(r, addr, policies);
-	CU_ASSERT_EQUAL(reap(&r->src, WAIT_MS), 1);
-	CU_ASSERT_EQUAL(reap(&r->dst, WAIT_MS), 1);
+	s_st = reap(&r->src, WAIT_MS);
+	d_st = reap(&r->dst, WAIT_MS);
+	if (s_st != 1 || d_st != 1)
+		show_logs(r);
+	CU_ASSERT_EQUAL(s_st, 1);
+	CU_ASSERT_EQUAL(d_st, 1);
 	proxy_stop(p);
 	CU_ASSERT_EQUAL(p->error, 0);
 }
@@ -824,8 +855,8 @@ static void test_truncated(void)
 	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "failed");
 	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "not started");
 	src = check_source_failed(&r, "failed");
-	CU_ASSERT(has(str(src, "error"), "connection lost at frame ") ||
-		  has(str(src, "error"), "writing to unix:"));
+	CU_ASSERT(has_either(str(src, "error"), "connection lost at frame ",
+			     "writing to unix:"));
 	cJSON_Delete(src);
 	cJSON_Delete(dst);
 }

@@ -7,8 +7,8 @@
 #      into the cache, so that a clone elsewhere on this machine finds it;
 #   3. the cache: ${XDG_CACHE_HOME:-$HOME/.cache}/vmig/kernel/<key>/bzImage,
 #      where <key> is the kernel version and a hash of config-fragment;
-#   4. a build from Debian's linux-source-6.12 with config-fragment (about
-#      13 minutes on 2 cores), which is then cached.
+#   4. a build from Debian's linux-source-6.12 with config-fragment (13 to 33
+#      minutes on 2 cores), which is then cached.
 # Progress goes to stderr; stdout gets the path only.
 set -eu
 
@@ -106,7 +106,7 @@ else
 fi
 
 # 4. Build it, with the recipe of shared/kernel/README.md.
-say "no cached kernel: building one from $src_pkg (about 13 minutes on 2 cores)"
+say "no cached kernel: building one from $src_pkg (13 to 33 minutes on 2 cores)"
 "$top/scripts/install-deps.sh" "$src_pkg" flex bison bc libelf-dev \
 	libssl-dev cpio xz-utils >&2
 ver=$(source_version)

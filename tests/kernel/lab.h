@@ -65,10 +65,28 @@ enum lab_fd_kind {
 	LAB_FD_DEVICE,
 	LAB_FD_IOMMUFD,
 	LAB_FD_OTHER,
+	LAB_FD_SAVE_DATA,   /* a migration data fd of a saving session */
+	LAB_FD_RESUME_DATA, /* a migration data fd of a resuming session */
+	LAB_FD_MOCK_DEVICE, /* the lab's stand-in for a mock device's cdev */
 };
 
 #define LAB_MAX_FDS 1024
 #define LAB_MAX_PLUGINS 8
+#define LAB_MAX_MOCK_DEVICES 4
+
+/*
+ * A selftest mock device has no VFIO cdev, so nothing to issue
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT on; the lab hands a plugin a descriptor
+ * of its own (/dev/null, never given to the kernel under test) and the
+ * recorder turns an attach on it into what the selftest offers for the
+ * same move, IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE (iommufd_device_replace(),
+ * as a cdev's attach of a bound device is).
+ */
+struct lab_mock_device {
+	int fd;            /* the stand-in, or -1 */
+	int iommufd;       /* where the mock device lives */
+	uint32_t stdev_id; /* its selftest object */
+};
 
 struct lab_plugin {
 	void *dl;
@@ -86,6 +104,9 @@ struct lab {
 	const struct vmig_host *kernel;
 	struct vmig_host host;
 	unsigned char fd_kind[LAB_MAX_FDS];
+	/* The id of the last HWPT that IOMMU_HWPT_ALLOC gave (not said). */
+	uint32_t last_hwpt_id;
+	struct lab_mock_device mock_devices[LAB_MAX_MOCK_DEVICES];
 
 	/* The running scenario. */
 	const char *scenario;
@@ -164,6 +185,8 @@ void lab_fail(struct lab *lab, int line, const char *fmt, ...);
 int lab_open(struct lab *lab, const char *path, int flags);
 int lab_close(struct lab *lab, int fd);
 int lab_ioctl(struct lab *lab, int fd, unsigned long request, void *arg);
+int64_t lab_read(struct lab *lab, int fd, void *buf, size_t len);
+int64_t lab_write(struct lab *lab, int fd, const void *buf, size_t len);
 
 /*
  * Loads a plugin (vmig-<name>.so from the plugin directory) for the
@@ -181,5 +204,75 @@ void lab_mem_free(void *p, size_t len);
 
 /* Names a precision ("ALL_MAPPED"). */
 const char *lab_precision(uint32_t precision);
+
+/* Names a VFIO migration state ("PRE_COPY"). */
+const char *lab_mig_state(uint32_t state);
+
+/*
+ * The stand-in device fd of a mock device (struct lab_mock_device), or a
+ * negative errno. Closed with lab_mock_device_close, or when the
+ * scenario ends.
+ */
+int lab_mock_device_open(struct lab *lab, int iommufd, uint32_t stdev_id);
+void lab_mock_device_close(struct lab *lab, int fd);
+
+/* ------------------------------------------------------------------ */
+/* What scenarios share (lab_common.c)                                 */
+
+/* A plugin instance of a scenario, driven through its operations. */
+struct lab_inst {
+	const struct vmig_plugin *p;
+	void *inst;
+};
+
+/*
+ * Each says the call and its result in the transcript and returns the
+ * operation's result. lab_inst_create loads the plugin (lab_plugin);
+ * lab_inst_destroy accepts an instance never created.
+ */
+int lab_inst_create(struct lab *lab, struct lab_inst *in, const char *name);
+void lab_inst_destroy(struct lab *lab, struct lab_inst *in);
+/* The probe's reason is shown, not compared; *out gets all of it. */
+int lab_inst_probe(struct lab *lab, struct lab_inst *in,
+		   const struct vmig_device_desc *d, struct vmig_probe *out);
+int lab_inst_status(struct lab *lab, struct lab_inst *in, uint32_t id,
+		    uint32_t *precision);
+int lab_inst_attach(struct lab *lab, struct lab_inst *in,
+		    const struct vmig_device_desc *d);
+int lab_inst_detach(struct lab *lab, struct lab_inst *in, uint32_t id);
+int lab_inst_start(struct lab *lab, struct lab_inst *in, uint64_t page_size);
+int lab_inst_stop(struct lab *lab, struct lab_inst *in);
+/*
+ * Reads [iova, iova + len) at page_size (flags: VMIG_READ_*) into bm,
+ * zeroed first (room for len / page_size bits in whole words); says the
+ * bits that came back.
+ */
+int lab_inst_read(struct lab *lab, struct lab_inst *in, uint32_t iommu_id,
+		  uint64_t iova, uint64_t len, uint64_t page_size,
+		  uint32_t flags, uint64_t *bm);
+/* unmap_prepare of the same range; *flags gets what it returned. */
+int lab_inst_unmap_prepare(struct lab *lab, struct lab_inst *in,
+			   uint32_t iommu_id, uint64_t iova, uint64_t len,
+			   uint64_t page_size, uint64_t *bm, uint32_t *flags);
+
+/* Bytes of a bitmap of n bits: whole 64-bit words. */
+uint64_t lab_bitmap_bytes(uint64_t nbits);
+
+/*
+ * Opens dev through its group in a container of its own (type1v2):
+ * *container, *group and *device get the fds (-1 where it failed).
+ * Returns 0 or the first error; lab_vfio_close closes what is open.
+ */
+int lab_vfio_open(struct lab *lab, const struct lab_dev *dev, int *container,
+		  int *group, int *device);
+void lab_vfio_close(struct lab *lab, int *container, int *group,
+		    int *device);
+
+/*
+ * VFIO_DEVICE_FEATURE with up to 32 bytes of payload, copied in and, on
+ * success, back out (when out is not NULL).
+ */
+int lab_feature(struct lab *lab, int devfd, uint32_t flags,
+		const void *payload, size_t len, void *out);
 
 #endif /* VMIG_LAB_H */

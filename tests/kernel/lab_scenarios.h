@@ -20,8 +20,21 @@ void lab_iommufd_devices(struct lab *lab);
 /* Boot "viommu" (lab_feature.c): VFIO_DEVICE_FEATURE of its devices. */
 void lab_vfio_device_features(struct lab *lab);
 
+/* Boot "viommu" (lab_iommufd_plugin.c): the iommufd plugin on edu. */
+void lab_iommufd_plugin_edu(struct lab *lab);
+
+/* Boot "viommu" (lab_devdirty.c): the device-dirty plugin on mtty. */
+void lab_device_dirty_mtty(struct lab *lab);
+
+/* Boot "viommu" (lab_migration.c): VFIO migration v2 between mttys. */
+void lab_migration_v2_mtty(struct lab *lab);
+
 /* Boot "mock" (lab_iommufd.c): iommufd with the selftest mock domain. */
 void lab_iommufd_mock_smoke(struct lab *lab);
 void lab_iommufd_mock_rows(struct lab *lab);
+
+/* Boot "mock" (lab_iommufd_plugin.c): the iommufd plugin on mock domains. */
+void lab_iommufd_plugin_mock(struct lab *lab);
+void lab_iommufd_plugin_huge(struct lab *lab);
 
 #endif /* VMIG_LAB_SCENARIOS_H */

@@ -220,38 +220,6 @@ static uint64_t bitmap_bytes(uint64_t npages)
 /* ------------------------------------------------------------------ */
 /* Driving the plugin                                                  */
 
-/* A plugin instance of one scenario. */
-struct inst {
-	const struct vmig_plugin *p;
-	void *inst;
-};
-
-static int inst_create(struct lab *lab, struct inst *in, const char *name)
-{
-	char eb[32];
-	int ret;
-
-	in->inst = NULL;
-	in->p = lab_plugin(lab, name);
-	if (!in->p)
-		return -ENOENT;
-	ret = in->p->ops->create(&lab->host, &in->inst);
-	lab_say(lab, "plugin %s create = %s", name,
-		lab_err(ret, eb, sizeof(eb)));
-	if (ret)
-		in->inst = NULL;
-	return ret;
-}
-
-static void inst_destroy(struct lab *lab, struct inst *in)
-{
-	if (!in->inst)
-		return;
-	lab_say(lab, "plugin destroy");
-	in->p->ops->destroy(in->inst);
-	in->inst = NULL;
-}
-
 static struct vmig_device_desc device_desc(const struct rig *r,
 					   unsigned int slot, uint32_t id,
 					   const struct lab_dev *dev,
@@ -275,118 +243,14 @@ static struct vmig_device_desc device_desc(const struct rig *r,
 	return d;
 }
 
-static int inst_probe(struct lab *lab, struct inst *in,
+/* A probe of which the precision matters here (the reason is shown). */
+static int inst_probe(struct lab *lab, struct lab_inst *in,
 		      const struct vmig_device_desc *d, uint32_t *precision)
 {
-	struct vmig_probe pr = { .size = sizeof(pr) };
-	char eb[32];
-	int ret = in->p->ops->probe(in->inst, d, &pr);
+	struct vmig_probe pr;
+	int ret = lab_inst_probe(lab, in, d, &pr);
 
-	lab_say(lab, "plugin probe device %u = %s precision=%s", d->id,
-		lab_err(ret, eb, sizeof(eb)), lab_precision(pr.precision));
-	lab_note(lab, "probe: %s", pr.reason);
 	*precision = pr.precision;
-	return ret;
-}
-
-static int inst_status(struct lab *lab, struct inst *in, uint32_t id,
-		       uint32_t *precision)
-{
-	struct vmig_probe pr = { .size = sizeof(pr) };
-	char eb[32];
-	int ret = in->p->ops->status(in->inst, id, &pr);
-
-	lab_say(lab, "plugin status device %u = %s precision=%s", id,
-		lab_err(ret, eb, sizeof(eb)), lab_precision(pr.precision));
-	*precision = pr.precision;
-	return ret;
-}
-
-static int inst_attach(struct lab *lab, struct inst *in,
-		       const struct vmig_device_desc *d)
-{
-	char eb[32];
-	int ret = in->p->ops->attach(in->inst, d);
-
-	lab_say(lab, "plugin attach device %u = %s", d->id,
-		lab_err(ret, eb, sizeof(eb)));
-	return ret;
-}
-
-static int inst_detach(struct lab *lab, struct inst *in, uint32_t id)
-{
-	char eb[32];
-	int ret = in->p->ops->detach(in->inst, id);
-
-	lab_say(lab, "plugin detach device %u = %s", id,
-		lab_err(ret, eb, sizeof(eb)));
-	return ret;
-}
-
-static int inst_start(struct lab *lab, struct inst *in)
-{
-	char eb[32];
-	int ret = in->p->ops->start(in->inst, PG);
-
-	lab_say(lab, "plugin start = %s", lab_err(ret, eb, sizeof(eb)));
-	return ret;
-}
-
-static int inst_stop(struct lab *lab, struct inst *in)
-{
-	char eb[32];
-	int ret = in->p->ops->stop(in->inst);
-
-	lab_say(lab, "plugin stop = %s", lab_err(ret, eb, sizeof(eb)));
-	return ret;
-}
-
-/* Reads [iova, iova + len) at 4 KiB into bm (zeroed first). */
-static int inst_read(struct lab *lab, struct inst *in, uint32_t iommu_id,
-		     uint64_t iova, uint64_t len, uint64_t *bm)
-{
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = iommu_id,
-		.iova = iova,
-		.length = len,
-		.page_size = PG,
-	};
-	char eb[32];
-	int ret;
-
-	memset(bm, 0, bitmap_bytes(len / PG));
-	ret = in->p->ops->read(in->inst, &rq, bm);
-	lab_say(lab, "plugin read 0x%llx+0x%llx = %s",
-		(unsigned long long)iova, (unsigned long long)len,
-		lab_err(ret, eb, sizeof(eb)));
-	if (!ret)
-		lab_say_bitmap(lab, "  read", bm, len / PG);
-	return ret;
-}
-
-static int inst_unmap_prepare(struct lab *lab, struct inst *in,
-			      uint32_t iommu_id, uint64_t iova, uint64_t len,
-			      uint64_t *bm, uint32_t *flags)
-{
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = iommu_id,
-		.iova = iova,
-		.length = len,
-		.page_size = PG,
-	};
-	char eb[32];
-	int ret;
-
-	*flags = 0;
-	memset(bm, 0, bitmap_bytes(len / PG));
-	ret = in->p->ops->unmap_prepare(in->inst, &rq, bm, flags);
-	lab_say(lab, "plugin unmap_prepare 0x%llx+0x%llx = %s flags=0x%x",
-		(unsigned long long)iova, (unsigned long long)len,
-		lab_err(ret, eb, sizeof(eb)), *flags);
-	if (!ret)
-		lab_say_bitmap(lab, "  harvested", bm, len / PG);
 	return ret;
 }
 
@@ -405,7 +269,7 @@ void lab_type1_pci_all_dirty(struct lab *lab)
 	const struct vmig_range ranges[] = { { IOVA_A, LEN_A + LEN_B } };
 	const uint64_t npages = (LEN_A + LEN_B) / PG;
 	struct vmig_device_desc d;
-	struct inst in = { 0 };
+	struct lab_inst in = { 0 };
 	struct rig r;
 	uint64_t *bm = NULL, unmapped;
 	uint8_t *mem = NULL;
@@ -425,22 +289,23 @@ void lab_type1_pci_all_dirty(struct lab *lab)
 	ret = map_dma(lab, r.container, IOVA_B, mem + LEN_A, LEN_B);
 	LAB_REQUIRE(lab, ret == 0, "MAP_DMA of 1 MiB failed: %d", ret);
 
-	ret = inst_create(lab, &in, "vfio-type1");
+	ret = lab_inst_create(lab, &in, "vfio-type1");
 	LAB_REQUIRE(lab, ret == 0, "the plugin cannot be created");
 	d = device_desc(&r, 0, 1, dev, VMIG_DEVICE_VFIO_PCI, ranges, 1);
 	ret = inst_probe(lab, &in, &d, &precision);
 	LAB_EXPECT_RET(lab, ret, 0, "probe");
 	LAB_EXPECT(lab, precision == VMIG_PRECISION_ALL_MAPPED,
 		   "probe says %s, not ALL_MAPPED", lab_precision(precision));
-	LAB_REQUIRE(lab, inst_attach(lab, &in, &d) == 0, "attach failed");
-	LAB_REQUIRE(lab, inst_start(lab, &in) == 0, "start failed");
-	ret = inst_status(lab, &in, 1, &precision);
+	LAB_REQUIRE(lab, lab_inst_attach(lab, &in, &d) == 0, "attach failed");
+	LAB_REQUIRE(lab, lab_inst_start(lab, &in, PG) == 0, "start failed");
+	ret = lab_inst_status(lab, &in, 1, &precision);
 	LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_ALL_MAPPED,
 		   "status says %s, not ALL_MAPPED", lab_precision(precision));
 
 	/* Nothing wrote anything, yet every page is dirty, every time. */
 	for (round = 0; round < 2; round++) {
-		ret = inst_read(lab, &in, r.io.id, IOVA_A, LEN_A, bm);
+		ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, LEN_A, PG, 0,
+				    bm);
 		LAB_EXPECT_RET(lab, ret, 0, "read of the 4 MiB mapping");
 		LAB_EXPECT(lab, !ret && lab_bits_count(bm, 0, LEN_A / PG) ==
 						LEN_A / PG,
@@ -450,8 +315,8 @@ void lab_type1_pci_all_dirty(struct lab *lab)
 	}
 
 	/* The 1 MiB mapping: harvested whole, and gone. */
-	ret = inst_unmap_prepare(lab, &in, r.io.id, IOVA_B, LEN_B, bm,
-				 &flags);
+	ret = lab_inst_unmap_prepare(lab, &in, r.io.id, IOVA_B, LEN_B, PG, bm,
+				     &flags);
 	LAB_EXPECT_RET(lab, ret, 0, "unmap_prepare of the 1 MiB mapping");
 	LAB_EXPECT(lab, flags & VMIG_UNMAP_DONE,
 		   "unmap_prepare did not unmap (flags 0x%x)", flags);
@@ -464,23 +329,24 @@ void lab_type1_pci_all_dirty(struct lab *lab)
 		   "unmapping the range again: %d, 0x%llx bytes", ret,
 		   (unsigned long long)unmapped);
 	/* A read over both: the hole where the mapping was reads clean. */
-	ret = inst_read(lab, &in, r.io.id, IOVA_A, LEN_A + LEN_B, bm);
+	ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, LEN_A + LEN_B, PG, 0,
+			    bm);
 	LAB_EXPECT(lab, ret == 0 &&
 			lab_bits_count(bm, 0, LEN_A / PG) == LEN_A / PG &&
 			lab_bits_count(bm, LEN_A / PG, LEN_B / PG) == 0,
 		   "read over the mapping and the hole: %d", ret);
 
-	LAB_EXPECT_RET(lab, inst_stop(lab, &in), 0, "stop");
+	LAB_EXPECT_RET(lab, lab_inst_stop(lab, &in), 0, "stop");
 	/* Stopped: type1 has no log left to read. */
-	ret = inst_read(lab, &in, r.io.id, IOVA_A, LEN_A, bm);
+	ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, LEN_A, PG, 0, bm);
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "read after stop");
-	LAB_EXPECT_RET(lab, inst_detach(lab, &in, 1), 0, "detach");
+	LAB_EXPECT_RET(lab, lab_inst_detach(lab, &in, 1), 0, "detach");
 	ret = unmap_dma(lab, r.container, IOVA_A, LEN_A, &unmapped);
 	LAB_EXPECT(lab, ret == 0 && unmapped == LEN_A,
 		   "unmapping the 4 MiB mapping: %d, 0x%llx bytes", ret,
 		   (unsigned long long)unmapped);
 out:
-	inst_destroy(lab, &in);
+	lab_inst_destroy(lab, &in);
 	rig_close(lab, &r);
 	lab_mem_free(mem, LEN_A + LEN_B);
 	free(bm);
@@ -500,7 +366,7 @@ void lab_type1_mdev_pinned(struct lab *lab)
 	const struct lab_facts *f = &lab->facts;
 	const struct vmig_range ranges[] = { { IOVA_A, MIB } };
 	struct vmig_device_desc d;
-	struct inst in = { 0 };
+	struct lab_inst in = { 0 };
 	struct rig r;
 	uint64_t bm[MIB / PG / 64];
 	uint8_t *mem = NULL;
@@ -516,20 +382,20 @@ void lab_type1_mdev_pinned(struct lab *lab)
 	ret = map_dma(lab, r.container, IOVA_A, mem, MIB);
 	LAB_REQUIRE(lab, ret == 0, "MAP_DMA failed: %d", ret);
 
-	ret = inst_create(lab, &in, "vfio-type1");
+	ret = lab_inst_create(lab, &in, "vfio-type1");
 	LAB_REQUIRE(lab, ret == 0, "the plugin cannot be created");
 	d = device_desc(&r, 0, 1, &f->mdevs[0], VMIG_DEVICE_MDEV, ranges, 1);
 	ret = inst_probe(lab, &in, &d, &precision);
 	LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_EXACT,
 		   "probe: %d, %s, not EXACT", ret, lab_precision(precision));
-	LAB_REQUIRE(lab, inst_attach(lab, &in, &d) == 0, "attach failed");
-	LAB_REQUIRE(lab, inst_start(lab, &in) == 0, "start failed");
-	ret = inst_status(lab, &in, 1, &precision);
+	LAB_REQUIRE(lab, lab_inst_attach(lab, &in, &d) == 0, "attach failed");
+	LAB_REQUIRE(lab, lab_inst_start(lab, &in, PG) == 0, "start failed");
+	ret = lab_inst_status(lab, &in, 1, &precision);
 	LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_EXACT,
 		   "status: %d, %s, not EXACT", ret, lab_precision(precision));
 
 	for (round = 0; round < 2; round++) {
-		ret = inst_read(lab, &in, r.io.id, IOVA_A, MIB, bm);
+		ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, MIB, PG, 0, bm);
 		LAB_EXPECT(lab,
 			   ret == 0 && lab_bits_count(bm, 0, MIB / PG) == 0,
 			   "read %d: %d, %llu pages dirty", round + 1, ret,
@@ -548,29 +414,31 @@ void lab_type1_mdev_pinned(struct lab *lab)
 		LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_EXACT,
 			   "probe of the second mdev: %d, %s", ret,
 			   lab_precision(precision));
-		LAB_REQUIRE(lab, inst_attach(lab, &in, &d) == 0,
+		LAB_REQUIRE(lab, lab_inst_attach(lab, &in, &d) == 0,
 			    "attach of the second mdev failed");
-		ret = inst_status(lab, &in, 1, &precision);
+		ret = lab_inst_status(lab, &in, 1, &precision);
 		LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_EXACT,
 			   "status with two mdevs: %s",
 			   lab_precision(precision));
-		ret = inst_read(lab, &in, r.io.id, IOVA_A, MIB, bm);
+		ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, MIB, PG, 0, bm);
 		LAB_EXPECT(lab,
 			   ret == 0 && lab_bits_count(bm, 0, MIB / PG) == 0,
 			   "read with two mdevs: %d", ret);
 	}
 
-	ret = inst_unmap_prepare(lab, &in, r.io.id, IOVA_A, MIB, bm, &flags);
+	ret = lab_inst_unmap_prepare(lab, &in, r.io.id, IOVA_A, MIB, PG, bm,
+				     &flags);
 	LAB_EXPECT(lab, ret == 0 && (flags & VMIG_UNMAP_DONE) &&
 			lab_bits_count(bm, 0, MIB / PG) == 0,
 		   "unmap_prepare: %d, flags 0x%x, %llu pages", ret, flags,
 		   (unsigned long long)lab_bits_count(bm, 0, MIB / PG));
-	LAB_EXPECT_RET(lab, inst_stop(lab, &in), 0, "stop");
+	LAB_EXPECT_RET(lab, lab_inst_stop(lab, &in), 0, "stop");
 	if (f->nr_mdevs >= 2)
-		LAB_EXPECT_RET(lab, inst_detach(lab, &in, 2), 0, "detach 2");
-	LAB_EXPECT_RET(lab, inst_detach(lab, &in, 1), 0, "detach 1");
+		LAB_EXPECT_RET(lab, lab_inst_detach(lab, &in, 2), 0,
+			       "detach 2");
+	LAB_EXPECT_RET(lab, lab_inst_detach(lab, &in, 1), 0, "detach 1");
 out:
-	inst_destroy(lab, &in);
+	lab_inst_destroy(lab, &in);
 	rig_close(lab, &r);
 	lab_mem_free(mem, MIB);
 }
@@ -590,7 +458,7 @@ void lab_type1_scope_change(struct lab *lab)
 	const struct lab_facts *f = &lab->facts;
 	const struct vmig_range ranges[] = { { IOVA_A, MIB } };
 	struct vmig_device_desc d;
-	struct inst in = { 0 };
+	struct lab_inst in = { 0 };
 	struct rig r;
 	uint64_t bm[MIB / PG / 64];
 	uint8_t *mem = NULL;
@@ -607,12 +475,12 @@ void lab_type1_scope_change(struct lab *lab)
 	LAB_REQUIRE(lab, ret == 0, "cannot set up the container: %d", ret);
 	ret = map_dma(lab, r.container, IOVA_A, mem, MIB);
 	LAB_REQUIRE(lab, ret == 0, "MAP_DMA failed: %d", ret);
-	ret = inst_create(lab, &in, "vfio-type1");
+	ret = lab_inst_create(lab, &in, "vfio-type1");
 	LAB_REQUIRE(lab, ret == 0, "the plugin cannot be created");
 	d = device_desc(&r, 0, 1, &f->mdevs[0], VMIG_DEVICE_MDEV, ranges, 1);
-	LAB_REQUIRE(lab, inst_attach(lab, &in, &d) == 0, "attach failed");
-	LAB_REQUIRE(lab, inst_start(lab, &in) == 0, "start failed");
-	ret = inst_read(lab, &in, r.io.id, IOVA_A, MIB, bm);
+	LAB_REQUIRE(lab, lab_inst_attach(lab, &in, &d) == 0, "attach failed");
+	LAB_REQUIRE(lab, lab_inst_start(lab, &in, PG) == 0, "start failed");
+	ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, MIB, PG, 0, bm);
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, n) == 0,
 		   "mdev only: %d, %llu pages dirty", ret,
 		   (unsigned long long)lab_bits_count(bm, 0, n));
@@ -621,13 +489,13 @@ void lab_type1_scope_change(struct lab *lab)
 	ret = rig_add(lab, &r, 1, &f->pci, VFIO_TYPE1v2_IOMMU);
 	LAB_REQUIRE(lab, ret == 0, "the edu group cannot join: %d", ret);
 	d = device_desc(&r, 1, 2, &f->pci, VMIG_DEVICE_VFIO_PCI, ranges, 1);
-	LAB_REQUIRE(lab, inst_attach(lab, &in, &d) == 0, "attach of edu");
-	ret = inst_status(lab, &in, 1, &precision);
+	LAB_REQUIRE(lab, lab_inst_attach(lab, &in, &d) == 0, "attach of edu");
+	ret = lab_inst_status(lab, &in, 1, &precision);
 	LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_ALL_MAPPED,
 		   "the mdev with edu beside it: %s",
 		   lab_precision(precision));
 	for (int round = 0; round < 2; round++) {
-		ret = inst_read(lab, &in, r.io.id, IOVA_A, MIB, bm);
+		ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, MIB, PG, 0, bm);
 		LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, n) == n,
 			   "with edu, read %d: %d, %llu pages dirty",
 			   round + 1, ret,
@@ -635,27 +503,28 @@ void lab_type1_scope_change(struct lab *lab)
 	}
 
 	/* It leaves: everything once more, then clean. */
-	LAB_EXPECT_RET(lab, inst_detach(lab, &in, 2), 0, "detach of edu");
+	LAB_EXPECT_RET(lab, lab_inst_detach(lab, &in, 2), 0, "detach of edu");
 	rig_drop(lab, &r, 1);
-	ret = inst_status(lab, &in, 1, &precision);
+	ret = lab_inst_status(lab, &in, 1, &precision);
 	LAB_EXPECT(lab, ret == 0 && precision == VMIG_PRECISION_EXACT,
 		   "the mdev alone again: %s", lab_precision(precision));
-	ret = inst_read(lab, &in, r.io.id, IOVA_A, MIB, bm);
+	ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, MIB, PG, 0, bm);
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, n) == n,
 		   "the read after edu left: %d, %llu pages dirty", ret,
 		   (unsigned long long)lab_bits_count(bm, 0, n));
-	ret = inst_read(lab, &in, r.io.id, IOVA_A, MIB, bm);
+	ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, MIB, PG, 0, bm);
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, n) == 0,
 		   "the second read after edu left: %d, %llu pages dirty",
 		   ret, (unsigned long long)lab_bits_count(bm, 0, n));
 
-	ret = inst_unmap_prepare(lab, &in, r.io.id, IOVA_A, MIB, bm, &flags);
+	ret = lab_inst_unmap_prepare(lab, &in, r.io.id, IOVA_A, MIB, PG, bm,
+				     &flags);
 	LAB_EXPECT(lab, ret == 0 && (flags & VMIG_UNMAP_DONE),
 		   "unmap_prepare: %d, flags 0x%x", ret, flags);
-	LAB_EXPECT_RET(lab, inst_stop(lab, &in), 0, "stop");
-	LAB_EXPECT_RET(lab, inst_detach(lab, &in, 1), 0, "detach");
+	LAB_EXPECT_RET(lab, lab_inst_stop(lab, &in), 0, "stop");
+	LAB_EXPECT_RET(lab, lab_inst_detach(lab, &in, 1), 0, "detach");
 out:
-	inst_destroy(lab, &in);
+	lab_inst_destroy(lab, &in);
 	rig_close(lab, &r);
 	lab_mem_free(mem, MIB);
 }

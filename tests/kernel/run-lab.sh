@@ -116,7 +116,9 @@ for b in $boots; do
 	case "$b" in
 	mock)
 		machine="-machine q35"
-		cmdline=""
+		# Two 2 MiB hugetlb pages: physically contiguous memory, for
+		# the 1 MiB IOPTEs of iommufd-plugin-huge.
+		cmdline="hugepages=2"
 		;;
 	viommu)
 		# aw-bits=48: the address width of the Intel IOMMU that ksim

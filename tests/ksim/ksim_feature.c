@@ -244,6 +244,18 @@ static bool is_saving(uint32_t s)
 	return s == KS_PRE_COPY || s == KS_PRE_COPY_P2P || s == KS_STOP_COPY;
 }
 
+/*
+ * The mtty sample's driver (its DMA logging is the stub): where its
+ * migration differs from mlx5's and pds's, ksim follows it. At the
+ * temporary end of PRE_COPY its read() returns 0 rather than ENOMSG
+ * (mtty_save_read), and its device keeps its migration state across the
+ * last close.
+ */
+static bool mtty_like(const struct ks_dev *f)
+{
+	return f->p.log == KSIM_LOG_STUB;
+}
+
 static bool is_running(uint32_t s)
 {
 	return s == KS_RUNNING || s == KS_RUNNING_P2P || s == KS_PRE_COPY ||
@@ -516,7 +528,7 @@ static int64_t save_read(struct ksim *k, struct ksim_obj *o, void *buf,
 		 */
 		if (s->owner->state == KS_PRE_COPY ||
 		    s->owner->state == KS_PRE_COPY_P2P)
-			return -ENOMSG;
+			return mtty_like(s->owner) ? 0 : -ENOMSG;
 		return -EAGAIN;
 	}
 	session_fill(s);
@@ -570,18 +582,19 @@ static void session_release(struct ksim *k, struct ksim_obj *o)
 }
 
 /*
- * The file operations a data file lacks: the VFS answers EINVAL (ksim
- * would otherwise do them on the pipe end for real).
+ * The direction a data file was not opened for: drivers open a saving
+ * file O_RDONLY and a resuming one O_WRONLY, so the VFS refuses the other
+ * direction with EBADF (vfs_read/vfs_write check FMODE_READ/FMODE_WRITE
+ * first), whatever the session's state.
  */
 static int64_t data_no_read(struct ksim *k, struct ksim_obj *o, void *buf,
 			    size_t len)
 {
-	struct ks_session *s = o->priv;
-
 	(void)k;
+	(void)o;
 	(void)buf;
 	(void)len;
-	return s->disabled ? -ENODEV : -EINVAL;
+	return -EBADF;
 }
 
 static int64_t data_no_write(struct ksim *k, struct ksim_obj *o,
@@ -591,7 +604,7 @@ static int64_t data_no_write(struct ksim *k, struct ksim_obj *o,
 	(void)o;
 	(void)buf;
 	(void)len;
-	return -EINVAL;
+	return -EBADF;
 }
 
 static const struct ksim_obj_ops save_ops = {
@@ -1664,7 +1677,12 @@ static void feature_device_closed(struct ksim *k, struct ksim_devfile *df)
 		return;
 	sessions_end(f);
 	log_stop_driver(f);
-	if (f->blob && f->state != KS_RUNNING) {
+	/*
+	 * mlx5 and pds reset the device to RUNNING on the last close; mtty
+	 * has no such reset (mtty_close only disables the data files), so
+	 * its device stays in its state until it is set again.
+	 */
+	if (f->blob && f->state != KS_RUNNING && !mtty_like(f)) {
 		from = f->state;
 		f->state = KS_RUNNING;
 		arc_notify(k, f, from, KS_RUNNING);

@@ -2034,6 +2034,29 @@ static int test_dirty(struct ifd_ucmd *u, struct vk_iommu_test_cmd *cmd)
 	return ret;
 }
 
+/*
+ * iommufd_test_mock_domain_replace(): moves a mock device (id = its
+ * selftest object) to another IOAS or HWPT with replace semantics, and
+ * returns the HWPT it is on now in pt_id. Another kind of object, or
+ * none, is ENOENT (iommufd_get_object with IOMMUFD_OBJ_SELFTEST).
+ */
+static int test_mock_domain_replace(struct ifd_ucmd *u,
+				    struct vk_iommu_test_cmd *cmd)
+{
+	struct ifd_selftest *s =
+		(struct ifd_selftest *)obj_get(u->c, cmd->id, IFD_SELFTEST);
+	uint32_t pt_id = cmd->mock_domain_replace.pt_id;
+	int ret;
+
+	if (!s)
+		return -ENOENT;
+	ret = change_pt(u->c, s->idev, &pt_id, do_replace);
+	if (ret)
+		return ret;
+	cmd->mock_domain_replace.pt_id = pt_id;
+	return respond(u, cmd, sizeof(*cmd));
+}
+
 static int ifd_test_cmd(struct ifd_ucmd *u, void *buf)
 {
 	struct vk_iommu_test_cmd *cmd = buf;
@@ -2042,6 +2065,8 @@ static int ifd_test_cmd(struct ifd_ucmd *u, void *buf)
 	case VK_IOMMU_TEST_OP_MOCK_DOMAIN:
 	case VK_IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS:
 		return test_mock_domain(u, cmd);
+	case VK_IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE:
+		return test_mock_domain_replace(u, cmd);
 	case VK_IOMMU_TEST_OP_DIRTY:
 		return test_dirty(u, cmd);
 	default:

@@ -1731,6 +1731,59 @@ static void test_mock_enforce(void)
 	sim_free();
 }
 
+static int mock_replace(int fd, uint32_t stdev, uint32_t *pt_id)
+{
+	struct vk_iommu_test_cmd c = {
+		.size = sizeof(c),
+		.op = VK_IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+		.id = stdev,
+	};
+	int ret;
+
+	c.mock_domain_replace.pt_id = *pt_id;
+	ret = xioctl(fd, VK_IOMMU_TEST_CMD, &c);
+	*pt_id = c.mock_domain_replace.pt_id;
+	return ret;
+}
+
+/*
+ * MOCK_DOMAIN_REPLACE moves a mock device to a HWPT (or an IOAS's auto
+ * domain) with replace semantics: the way to put a mock device on a
+ * dirty-tracking HWPT, which the NO_DIRTY one may not join.
+ */
+static void test_mock_replace(void)
+{
+	uint32_t ioas, stdev, nd_stdev, idev, auto_hwpt, dh, pt;
+	int fd;
+
+	sim_new();
+	fd = iommufd();
+	ioas = ioas_alloc(fd);
+	CU_ASSERT(mock_domain(fd, ioas, VK_IOMMU_TEST_OP_MOCK_DOMAIN, 0,
+			      &stdev, &auto_hwpt, &idev) == 0);
+	CU_ASSERT(mock_domain(fd, ioas, VK_IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS,
+			      VK_MOCK_FLAGS_DEVICE_NO_DIRTY, &nd_stdev, NULL,
+			      NULL) == 0);
+	CU_ASSERT(hwpt_alloc(fd, idev, ioas, DIRTY, &dh) == 0);
+	pt = dh;
+	CU_ASSERT(mock_replace(fd, stdev, &pt) == 0);
+	CU_ASSERT_EQUAL(pt, dh);
+	/* The NO_DIRTY device cannot join the dirty HWPT. */
+	pt = dh;
+	CU_ASSERT(mock_replace(fd, nd_stdev, &pt) == -EINVAL);
+	/* Back to the IOAS: an auto domain again (reused, as the kernel). */
+	pt = ioas;
+	CU_ASSERT(mock_replace(fd, stdev, &pt) == 0);
+	CU_ASSERT(pt != dh && pt != ioas);
+	/* Not a selftest object: ENOENT. */
+	pt = dh;
+	CU_ASSERT(mock_replace(fd, ioas, &pt) == -ENOENT);
+	pt = dh;
+	CU_ASSERT(mock_replace(fd, 999, &pt) == -ENOENT);
+	CU_ASSERT(xclose(fd) == 0);
+	sim_free();
+}
+
 /* ------------------------------------------------------------------ */
 /* VFIO device cdevs (2.10)                                            */
 
@@ -2304,6 +2357,7 @@ static CU_TestInfo mock_tests[] = {
 	{ "4.5 dirty sequence, every variant", test_mock_selftest_sequence },
 	{ "4.2/4.4 errnos", test_mock_errnos },
 	{ "enforce_dirty and capability", test_mock_enforce },
+	{ "mock: domain replace", test_mock_replace },
 	CU_TEST_INFO_NULL,
 };
 
