@@ -25,7 +25,15 @@
 /* ------------------------------------------------------------------ */
 /* The receiving state machine                                         */
 
-#define SCRATCH_LEN VMIG_DEVSTATE_MAX /* the largest non-page payload */
+/*
+ * The largest payload read aside: a device-state chunk, or a PAGES frame
+ * with DATA_CRC (applied only once its CRC matches).
+ */
+#define SCRATCH_LEN                                        \
+	(VMIG_DEVSTATE_MAX > VMIG_PAGES_MAX * 4096u ? VMIG_DEVSTATE_MAX \
+						    : VMIG_PAGES_MAX * 4096u)
+_Static_assert(SCRATCH_LEN >= VMIG_HELLO_MAX && SCRATCH_LEN >= VMIG_ERROR_MAX,
+	       "HELLO and ERROR payloads fit the scratch");
 
 static const char *const state_names[] = {
 	[VMIG_RX_START] = "start",
@@ -294,7 +302,13 @@ static int rx_header(struct vmig_rx *rx)
 		/* Every other type with a payload requires length > 0. */
 		return rx_bad(rx, "empty payload");
 	}
-	/* Bounded by the length checks: every limit fits the scratch. */
+	/*
+	 * The length checks bound every payload by its type's limit, and
+	 * every limit fits the scratch; checked again here, because a
+	 * limit raised one day must never turn into an overflow.
+	 */
+	if (f->length > rx->scratch_len)
+		return rx_bad(rx, "payload larger than the receive buffer");
 	rx->dst = rx->scratch;
 	rx->to_scratch = true;
 payload:
