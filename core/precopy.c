@@ -101,6 +101,10 @@ struct vmig_src {
 	uint64_t last_sync_us;
 	double page_rate;        /* page bytes handled per second */
 	double wire_rate;        /* stream bytes per second */
+	/* Every iteration's work and time: the estimate of last resort. */
+	uint64_t all_handled;
+	uint64_t all_bytes;
+	uint64_t all_us;
 	uint64_t dirty_rate;
 	uint64_t expected_us;
 	uint64_t mem_bytes;      /* all of guest memory */
@@ -857,6 +861,20 @@ static void iteration_end(struct vmig_src *src)
 		src->wire_rate = src->wire_rate ? (src->wire_rate + rate) / 2
 						: rate;
 	}
+	src->all_handled += handled;
+	src->all_bytes += bytes;
+	src->all_us += it->duration_us;
+	/*
+	 * A guest so small that no iteration was long enough: the rate
+	 * over all of them. Latency makes it an underestimate, which only
+	 * makes the expected downtime longer: the safe side.
+	 */
+	if (!src->page_rate && src->all_handled) {
+		src->page_rate = (double)src->all_handled * 1e6 /
+				 (double)(src->all_us + 1);
+		src->wire_rate = (double)src->all_bytes * 1e6 /
+				 (double)(src->all_us + 1);
+	}
 
 	if (src->want_switchover) {
 		src_switchover(src);
@@ -917,17 +935,18 @@ static void iteration_end(struct vmig_src *src)
 			src_switchover(src);
 			return;
 		}
+		char expected[32] = "unknown";
+
+		if (src->expected_us != UINT64_MAX)
+			snprintf(expected, sizeof(expected), "%llu ms",
+				 (unsigned long long)src->expected_us / 1000);
 		e->st.cancelled = true;
 		src_fail(src, -ETIMEDOUT,
 			 "did not converge in %u iteration(s) "
 			 "(max_iterations): %llu pages dirty, expected "
-			 "downtime %llu ms, limit %llu ms; the guest stays "
+			 "downtime %s, limit %llu ms; the guest stays "
 			 "on the source",
-			 src->iteration + 1, (unsigned long long)n,
-			 (unsigned long long)(src->expected_us == UINT64_MAX
-						      ? 0
-						      : src->expected_us /
-								1000),
+			 src->iteration + 1, (unsigned long long)n, expected,
 			 (unsigned long long)e->pol.downtime_limit_ms);
 		return;
 	}

@@ -977,6 +977,81 @@ static void test_real_kernel_without_vcpu_source(void)
 	munmap(mem, 64 * PG);
 }
 
+/*
+ * A guest too small for any iteration to measure throughput (a few pages,
+ * one of them always dirty): the engine must still estimate a downtime
+ * and converge, not run out of iterations.
+ */
+static int tiny_read(void *inst, const struct vmig_read *rq, uint64_t *bm)
+{
+	(void)inst;
+	(void)rq;
+	bm[0] |= 1; /* the first page, every time */
+	return 0;
+}
+
+static const struct vmig_source_ops tiny_ops = {
+	.size = sizeof(struct vmig_source_ops),
+	.create = vcpu_create,
+	.read = tiny_read,
+};
+
+static const struct vmig_plugin tiny_desc = {
+	.size = sizeof(struct vmig_plugin),
+	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
+	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
+	.name = "tiny-vcpu",
+	.version = "1",
+	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
+	.precision = VMIG_PRECISION_EXACT,
+	.page_sizes = PG,
+	.ops = &tiny_ops,
+};
+
+static int noop_cb(void *opaque)
+{
+	(void)opaque;
+	return 0;
+}
+
+static void test_tiny_guest_converges(void)
+{
+	struct vmig_session_params sp = { .size = sizeof(sp),
+					  .role = VMIG_ROLE_SOURCE };
+	struct vmig_session_params dp = { .size = sizeof(dp),
+					  .role = VMIG_ROLE_DESTINATION };
+	struct vmig_vmm_ops ops = { .size = sizeof(ops), .stop = noop_cb,
+				    .resume = noop_cb, .start = noop_cb };
+	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
+				   .length = 16 * PG };
+	uint8_t *smem = map_mem(16 * PG), *dmem = map_mem(16 * PG);
+	vmig_session *src, *dst;
+	cJSON *rep;
+
+	memset(smem, 0x5a, 16 * PG);
+	CU_ASSERT_FATAL(vmig_session_new(&sp, &src) == 0);
+	CU_ASSERT_FATAL(vmig_session_new(&dp, &dst) == 0);
+	reg.hva = smem;
+	CU_ASSERT_FATAL(vmig_region_add(src, &reg, NULL) == 0);
+	reg.hva = dmem;
+	CU_ASSERT_FATAL(vmig_region_add(dst, &reg, NULL) == 0);
+	CU_ASSERT_FATAL(vmig_plugin_register(src, &tiny_desc) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(src, &ops, NULL) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(dst, &ops, NULL) == 0);
+	CU_ASSERT_EQUAL(vmig_migrate_local(src, dst), 0);
+	CU_ASSERT(memcmp(smem, dmem, 16 * PG) == 0);
+	rep = report(src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
+	/* Converged on the estimate, long before max_iterations (30). */
+	CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "iterations")) <
+		  5);
+	cJSON_Delete(rep);
+	vmig_session_free(src);
+	vmig_session_free(dst);
+	munmap(smem, 16 * PG);
+	munmap(dmem, 16 * PG);
+}
+
 /* ------------------------------------------------------------------ */
 /* Every kind of device, with state                                    */
 
@@ -1289,6 +1364,7 @@ static CU_TestInfo complete_tests[] = {
 	{ "bandwidth cap", test_bandwidth_cap },
 	{ "timeout, force", test_timeout_force },
 	{ "vCPU source", test_vcpu_source },
+	{ "a tiny guest converges", test_tiny_guest_converges },
 	{ "iommufd, device-dirty, all-dirty; device state with P2P",
 	  test_every_device_kind },
 	CU_TEST_INFO_NULL,
