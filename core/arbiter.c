@@ -150,6 +150,7 @@ static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 	int ret;
 
 	c->precision = VMIG_PRECISION_NONE;
+	c->flags = 0;
 	c->error = 0;
 	c->reason[0] = '\0';
 	if (src->failed) {
@@ -197,6 +198,7 @@ static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 		return;
 	}
 	c->precision = p.precision;
+	c->flags = p.flags;
 	snprintf(c->reason, sizeof(c->reason), "%s",
 		 p.reason[0] ? p.reason
 			     : (p.precision ? "can track it" : "declined"));
@@ -225,6 +227,7 @@ static void fallback(vmig_session *s, struct vmig_device_rec *dev,
 {
 	dev->source = VMIG_SOURCE_FALLBACK;
 	dev->precision = VMIG_PRECISION_ALL_MAPPED;
+	dev->pasids_covered = false;
 	snprintf(dev->reason, sizeof(dev->reason), "%s", why);
 	vmig_logf(s, VMIG_LOG_INFO,
 		  "device %s: no dirty source (%s): its ranges are sent as "
@@ -232,38 +235,36 @@ static void fallback(vmig_session *s, struct vmig_device_rec *dev,
 		  dev->name, why);
 }
 
-int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev)
+/* Every source probes dev: its candidate records, for choosing and report. */
+static int probe_device(vmig_session *s, struct vmig_device_rec *dev)
 {
 	struct vmig_candidate *cands;
-	size_t *order, i, j;
+	size_t i;
 	int ret;
 
-	ret = vmig_arbiter_init(s);
-	if (ret < 0)
-		return ret;
 	ret = vmig_device_desc_fill(s, dev);
 	if (ret < 0)
 		return ret;
 	cands = calloc(s->nr_sources ? s->nr_sources : 1, sizeof(*cands));
-	order = calloc(s->nr_sources ? s->nr_sources : 1, sizeof(*order));
-	if (!cands || !order) {
-		free(cands);
-		free(order);
+	if (!cands)
 		return -ENOMEM;
-	}
 	free(dev->candidates);
 	dev->candidates = cands;
 	dev->nr_candidates = s->nr_sources;
 	for (i = 0; i < s->nr_sources; i++)
 		source_probe(s, &s->sources[i], dev, &cands[i]);
+	return 0;
+}
 
-	if (dev->hotplugged && s->hotplug == VMIG_HOTPLUG_DEGRADE) {
-		free(order);
-		fallback(s, dev, "hot-plugged during migration; policy "
-				 "\"degrade\"");
-		return 0;
-	}
+/* The sources' indexes in preference order (caller frees), or NULL. */
+static size_t *preference_order(const vmig_session *s)
+{
+	size_t *order = calloc(s->nr_sources ? s->nr_sources : 1,
+			       sizeof(*order));
+	size_t i, j;
 
+	if (!order)
+		return NULL;
 	/* Insertion sort by rank: there are only a handful of sources. */
 	for (i = 0; i < s->nr_sources; i++) {
 		size_t r = source_rank(s, &s->sources[i]);
@@ -274,49 +275,176 @@ int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev)
 			order[j] = order[j - 1];
 		order[j] = i;
 	}
+	return order;
+}
 
-	for (i = 0; i < s->nr_sources; i++) {
-		struct vmig_source_rec *src = &s->sources[order[i]];
-		struct vmig_candidate *c = &cands[order[i]];
-		int (*attach)(void *, const struct vmig_device_desc *) =
-			VMIG_SOURCE_OP(src, attach);
-		int (*detach)(void *, uint32_t) = VMIG_SOURCE_OP(src, detach);
+/*
+ * Hands dev to source si, which probed it positively: attach, and start
+ * the source when tracking runs and it was idle. On failure the candidate
+ * record says why and dev is untouched.
+ */
+static int take_device(vmig_session *s, size_t si,
+		       struct vmig_device_rec *dev)
+{
+	struct vmig_source_rec *src = &s->sources[si];
+	struct vmig_candidate *c = &dev->candidates[si];
+	int (*attach)(void *, const struct vmig_device_desc *) =
+		VMIG_SOURCE_OP(src, attach);
+	int (*detach)(void *, uint32_t) = VMIG_SOURCE_OP(src, detach);
+	int ret;
 
-		if (c->precision == VMIG_PRECISION_NONE || src->failed)
-			continue;
-		ret = attach ? attach(src->inst, &dev->desc) : 0;
+	ret = attach ? attach(src->inst, &dev->desc) : 0;
+	if (ret < 0) {
+		c->error = ret;
+		snprintf(c->reason, sizeof(c->reason), "attach failed: %s",
+			 vmig_strerror(ret));
+		return ret;
+	}
+	src->nr_devices++;
+	if (s->tracking) {
+		ret = source_start(s, src);
 		if (ret < 0) {
+			src->nr_devices--;
+			if (detach)
+				detach(src->inst, dev->id);
 			c->error = ret;
 			snprintf(c->reason, sizeof(c->reason),
-				 "attach failed: %s", vmig_strerror(ret));
-			continue;
+				 "start failed: %s", vmig_strerror(ret));
+			if (!src->nr_devices) {
+				src->failed = true;
+				src->error = ret;
+			}
+			return ret;
 		}
-		src->nr_devices++;
-		if (s->tracking) {
-			ret = source_start(s, src);
-			if (ret < 0) {
-				src->nr_devices--;
-				if (detach)
-					detach(src->inst, dev->id);
-				c->error = ret;
-				snprintf(c->reason, sizeof(c->reason),
-					 "start failed: %s",
-					 vmig_strerror(ret));
-				if (!src->nr_devices) {
-					src->failed = true;
-					src->error = ret;
-				}
+	}
+	dev->source = (int)si;
+	dev->precision = c->precision;
+	dev->pasids_covered = dev->nr_pasids && (c->flags & VMIG_PROBE_PASIDS);
+	snprintf(dev->reason, sizeof(dev->reason), "%s", c->reason);
+	vmig_logf(s, VMIG_LOG_INFO, "device %s: tracked by %s (%s)", dev->name,
+		  src->name, vmig_precision_name(c->precision));
+	return 0;
+}
+
+static bool can_take(const vmig_session *s, size_t si,
+		     const struct vmig_device_rec *dev)
+{
+	return !s->sources[si].failed &&
+	       dev->candidates[si].precision != VMIG_PRECISION_NONE;
+}
+
+/*
+ * All or nothing: every device of the address space with one source, the
+ * first in preference order that can take them all, or every one of them
+ * on the fallback. A device arriving in a space already arbitrated joins
+ * the space's source, or sends the whole space to the fallback.
+ */
+static int assign_space(vmig_session *s, struct vmig_device_rec *dev)
+{
+	struct vmig_device_rec **devs;
+	size_t *order = NULL, n = 0, i, k, taken;
+	int current = VMIG_SOURCE_NONE, ret = 0;
+
+	devs = calloc(s->nr_devices ? s->nr_devices : 1, sizeof(*devs));
+	if (!devs)
+		return -ENOMEM;
+	for (i = 0; i < s->nr_devices; i++) {
+		struct vmig_device_rec *d = s->devices[i];
+
+		if (!d->present || d->iommu != dev->iommu)
+			continue;
+		if (d != dev && d->source != VMIG_SOURCE_NONE)
+			current = d->source;
+		devs[n++] = d;
+	}
+	if (current != VMIG_SOURCE_NONE) {
+		/* The space has its mode: the newcomer follows it. */
+		if (current >= 0 && can_take(s, (size_t)current, dev) &&
+		    take_device(s, (size_t)current, dev) == 0)
+			goto out;
+		for (i = 0; i < n; i++) {
+			if (devs[i]->source == VMIG_SOURCE_NONE)
 				continue;
+			/* Its writes since the last read: dirty once. */
+			if (s->tracking)
+				vmig_dirty_mark_space(s, devs[i]->iommu);
+			vmig_arbiter_release(s, devs[i]);
+		}
+		for (i = 0; i < n; i++)
+			fallback(s, devs[i], "all-or-nothing: a device of its "
+					     "address space cannot be tracked "
+					     "by the space's source");
+		goto out;
+	}
+	order = preference_order(s);
+	if (!order) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (k = 0; k < s->nr_sources; k++) {
+		size_t si = order[k];
+
+		for (i = 0; i < n && can_take(s, si, devs[i]); i++)
+			;
+		if (i < n)
+			continue;
+		for (taken = 0; taken < n; taken++) {
+			if (take_device(s, si, devs[taken]) < 0)
+				break;
+		}
+		if (taken == n)
+			goto out;
+		while (taken--)
+			vmig_arbiter_release(s, devs[taken]);
+	}
+	for (i = 0; i < n; i++)
+		fallback(s, devs[i], "all-or-nothing: no single source can "
+				     "track every device of its address space");
+out:
+	free(order);
+	free(devs);
+	return ret;
+}
+
+int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev)
+{
+	size_t *order, i;
+	int ret;
+
+	ret = vmig_arbiter_init(s);
+	if (ret < 0)
+		return ret;
+	ret = probe_device(s, dev);
+	if (ret < 0)
+		return ret;
+	if (dev->hotplugged && s->hotplug == VMIG_HOTPLUG_DEGRADE) {
+		fallback(s, dev, "hot-plugged during migration; policy "
+				 "\"degrade\"");
+		return 0;
+	}
+	if (s->all_or_nothing) {
+		/* The space's other devices are probed as they come. */
+		for (i = 0; i < s->nr_devices; i++) {
+			struct vmig_device_rec *d = s->devices[i];
+
+			if (d != dev && d->present && d->iommu == dev->iommu &&
+			    d->source == VMIG_SOURCE_NONE) {
+				ret = probe_device(s, d);
+				if (ret < 0)
+					return ret;
 			}
 		}
-		dev->source = (int)order[i];
-		dev->precision = c->precision;
-		snprintf(dev->reason, sizeof(dev->reason), "%s", c->reason);
-		vmig_logf(s, VMIG_LOG_INFO, "device %s: tracked by %s (%s)",
-			  dev->name, src->name,
-			  vmig_precision_name(c->precision));
-		free(order);
-		return 0;
+		return assign_space(s, dev);
+	}
+	order = preference_order(s);
+	if (!order)
+		return -ENOMEM;
+	for (i = 0; i < s->nr_sources; i++) {
+		if (can_take(s, order[i], dev) &&
+		    take_device(s, order[i], dev) == 0) {
+			free(order);
+			return 0;
+		}
 	}
 	free(order);
 	fallback(s, dev, s->nr_sources ? "no source can track it"
@@ -341,6 +469,74 @@ void vmig_arbiter_release(vmig_session *s, struct vmig_device_rec *dev)
 		src->nr_devices--;
 	}
 	dev->source = VMIG_SOURCE_NONE;
+	dev->pasids_covered = false;
+}
+
+/* Marks every range dev can write dirty: its space and its PASIDs'. */
+static void device_mark_dirty(vmig_session *s,
+			      const struct vmig_device_rec *dev)
+{
+	uint32_t j;
+
+	vmig_dirty_mark_space(s, dev->iommu);
+	for (j = 0; j < dev->nr_pasids; j++)
+		vmig_dirty_mark_space(s, dev->pasids[j].iommu_id);
+}
+
+/*
+ * A failed source gets one fresh instance, attached to its devices and
+ * started again: a transient failure (a tracker reset under it) should
+ * not cost it its devices. What they wrote since the last good read is
+ * unknown, so their ranges are dirty once. Returns 0 when it runs again.
+ */
+static int source_restart(vmig_session *s, struct vmig_source_rec *src)
+{
+	void (*destroy)(void *) = VMIG_SOURCE_OP(src, destroy);
+	int (*attach)(void *, const struct vmig_device_desc *) =
+		VMIG_SOURCE_OP(src, attach);
+	int (*start)(void *, uint64_t) = VMIG_SOURCE_OP(src, start);
+	bool was_started = src->started;
+	size_t i;
+	int ret;
+
+	if (src->restarted || !src->inst)
+		return -EALREADY;
+	src->restarted = true;
+	if (destroy)
+		destroy(src->inst);
+	src->inst = NULL;
+	src->started = false;
+	ret = src->desc->ops->create(&src->host, &src->inst);
+	if (ret < 0 || !src->inst) {
+		src->inst = NULL;
+		return ret < 0 ? ret : -EINVAL;
+	}
+	for (i = 0; i < s->nr_devices; i++) {
+		struct vmig_device_rec *dev = s->devices[i];
+
+		if (!dev->present || dev->source != (int)src->index)
+			continue;
+		ret = vmig_device_desc_fill(s, dev);
+		if (ret == 0 && attach)
+			ret = attach(src->inst, &dev->desc);
+		if (ret < 0)
+			goto fail;
+		device_mark_dirty(s, dev);
+	}
+	if (was_started || s->tracking) {
+		ret = start ? start(src->inst, VMIG_PAGE_SIZE) : 0;
+		if (ret < 0)
+			goto fail;
+		src->started = true;
+	}
+	return 0;
+fail:
+	/* The devices are released by the caller, from a clean slate. */
+	if (destroy)
+		destroy(src->inst);
+	src->inst = NULL;
+	src->started = false;
+	return ret;
 }
 
 /* Hands the devices of a failed source to others, their ranges dirty. */
@@ -354,10 +550,9 @@ static void source_reassign(vmig_session *s, struct vmig_source_rec *src)
 		if (!dev->present || dev->source != (int)src->index)
 			continue;
 		vmig_arbiter_release(s, dev);
-		if (s->tracking) {
-			/* What it wrote since the last good read is unknown. */
-			vmig_dirty_mark_space(s, dev->iommu);
-		}
+		/* What it wrote since the last good read is unknown. */
+		if (s->tracking)
+			device_mark_dirty(s, dev);
 		if (vmig_arbiter_assign(s, dev) < 0)
 			fallback(s, dev, "out of memory choosing a source");
 	}
@@ -366,14 +561,25 @@ static void source_reassign(vmig_session *s, struct vmig_source_rec *src)
 void vmig_source_fail(vmig_session *s, struct vmig_source_rec *src, int err,
 		      const char *what)
 {
+	int ret;
+
 	if (src->failed)
 		return;
+	ret = source_restart(s, src);
+	if (ret == 0) {
+		vmig_logf(s, VMIG_LOG_WARN,
+			  "%s: %s failed (%s): restarted; its devices' ranges "
+			  "are dirty once",
+			  src->name, what, vmig_strerror(err));
+		return;
+	}
 	src->failed = true;
 	src->error = err;
 	vmig_logf(s, VMIG_LOG_ERROR,
-		  "%s: %s failed (%s): its devices' ranges are dirty and "
+		  "%s: %s failed (%s)%s: its devices' ranges are dirty and "
 		  "they move to another source",
-		  src->name, what, vmig_strerror(err));
+		  src->name, what, vmig_strerror(err),
+		  ret == -EALREADY ? " again" : ", and so did a restart");
 	source_reassign(s, src);
 }
 

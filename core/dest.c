@@ -978,7 +978,11 @@ static void dst_cancelled(void *opaque)
 
 static void dst_cancel_async(uv_async_t *a)
 {
-	dst_cancelled(a->data);
+	struct vmig_dst *d = a->data;
+
+	/* The handle also brings calls from the VMM's thread. */
+	if (vmig_engine_wakeup(d->e))
+		dst_cancelled(d);
 }
 
 int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)

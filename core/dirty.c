@@ -98,6 +98,18 @@ uint64_t vmig_dirty_count(const vmig_session *s)
 }
 
 /* True if a present device writes into io through src (or PASIDs). */
+/* True if dev writes io through one of its PASIDs. */
+static bool pasid_reaches(const struct vmig_device_rec *d, uint32_t io)
+{
+	uint32_t j;
+
+	for (j = 0; j < d->nr_pasids; j++) {
+		if (d->pasids[j].iommu_id == io)
+			return true;
+	}
+	return false;
+}
+
 static bool source_covers(const vmig_session *s, int src, uint32_t io)
 {
 	size_t i;
@@ -105,7 +117,10 @@ static bool source_covers(const vmig_session *s, int src, uint32_t io)
 	for (i = 0; i < s->nr_devices; i++) {
 		const struct vmig_device_rec *d = s->devices[i];
 
-		if (d->present && d->source == src && d->iommu == io)
+		if (!d->present || d->source != src)
+			continue;
+		if (d->iommu == io ||
+		    (d->pasids_covered && pasid_reaches(d, io)))
 			return true;
 	}
 	return false;
@@ -113,7 +128,8 @@ static bool source_covers(const vmig_session *s, int src, uint32_t io)
 
 /*
  * True if some present device can write io without a source seeing it:
- * a device on the fallback, or one that reaches io through a PASID (no
+ * a device on the fallback, or one that reaches io through a PASID its
+ * source does not track (a source says so with VMIG_PROBE_PASIDS; no
  * source tracks PASID domains yet, so those ranges are always dirty).
  */
 static bool space_needs_all(const vmig_session *s, uint32_t io)
@@ -128,7 +144,8 @@ static bool space_needs_all(const vmig_session *s, uint32_t io)
 		if (d->iommu == io && d->source < 0)
 			return true;
 		for (j = 0; j < d->nr_pasids; j++) {
-			if (d->pasids[j].iommu_id == io)
+			if (d->pasids[j].iommu_id == io &&
+			    (d->source < 0 || !d->pasids_covered))
 				return true;
 		}
 	}
@@ -436,9 +453,17 @@ void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev)
 		if (src->started && !src->failed) {
 			int ret = source_read_space(s, src, dev->iommu);
 
+			for (i = 0; ret == 0 && dev->pasids_covered &&
+				    i < dev->nr_pasids;
+			     i++)
+				ret = source_read_space(
+					s, src, dev->pasids[i].iommu_id);
 			if (ret < 0)
 				vmig_source_fail(s, src, ret, "final read");
 		}
+		/* A failed source already marked what it covered. */
+		if (dev->pasids_covered)
+			return;
 	} else {
 		vmig_dirty_mark_space(s, dev->iommu);
 	}

@@ -66,7 +66,13 @@ struct vmig_engine *vmig_engine_get(vmig_session *s)
 	if (!e)
 		return NULL;
 	e->s = s;
+	if (pthread_cond_init(&e->called, NULL)) {
+		free(e);
+		return NULL;
+	}
+	e->calls_tail = &e->calls;
 	if (pthread_mutex_init(&e->lock, NULL)) {
+		pthread_cond_destroy(&e->called);
 		free(e);
 		return NULL;
 	}
@@ -109,6 +115,7 @@ void vmig_engine_free(vmig_session *s)
 	free(e->config_base);
 	free(e->transport);
 	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->called);
 	free(e);
 	s->engine = NULL;
 }
@@ -123,6 +130,8 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 		ret = -EBUSY;
 	} else {
 		e->running = true;
+		e->loop_thread = pthread_self();
+		e->cancel_requested = false;
 		e->cancel = cancel;
 		e->cancel_cb = fn;
 		e->cancel_opaque = opaque;
@@ -131,9 +140,85 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 	return ret;
 }
 
+struct vmig_call {
+	int (*fn)(vmig_session *s, void *arg);
+	vmig_session *s;
+	void *arg;
+	int ret;
+	bool done;
+	struct vmig_call *next;
+};
+
+/* Runs the queued calls; called with e->lock held, returns with it. */
+static void run_calls(struct vmig_engine *e)
+{
+	struct vmig_call *c;
+
+	while ((c = e->calls) != NULL) {
+		e->calls = c->next;
+		if (!e->calls)
+			e->calls_tail = &e->calls;
+		pthread_mutex_unlock(&e->lock);
+		c->ret = c->fn(c->s, c->arg);
+		pthread_mutex_lock(&e->lock);
+		c->done = true;
+		pthread_cond_broadcast(&e->called);
+	}
+}
+
+bool vmig_engine_wakeup(struct vmig_engine *e)
+{
+	bool cancel;
+
+	pthread_mutex_lock(&e->lock);
+	run_calls(e);
+	cancel = e->cancel_requested;
+	e->cancel_requested = false;
+	pthread_mutex_unlock(&e->lock);
+	return cancel;
+}
+
+int vmig_engine_call(vmig_session *s, int (*fn)(vmig_session *s, void *arg),
+		     void *arg)
+{
+	struct vmig_engine *e = __atomic_load_n(&s->engine, __ATOMIC_ACQUIRE);
+	struct vmig_call c = { .fn = fn, .s = s, .arg = arg };
+
+	if (!e)
+		return fn(s, arg);
+	pthread_mutex_lock(&e->lock);
+	if (!e->running || !e->cancel ||
+	    pthread_equal(e->loop_thread, pthread_self())) {
+		pthread_mutex_unlock(&e->lock);
+		return fn(s, arg);
+	}
+	*e->calls_tail = &c;
+	e->calls_tail = &c.next;
+	uv_async_send(e->cancel);
+	while (!c.done)
+		pthread_cond_wait(&e->called, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+	return c.ret;
+}
+
+bool vmig_engine_running(vmig_session *s)
+{
+	struct vmig_engine *e = __atomic_load_n(&s->engine, __ATOMIC_ACQUIRE);
+	bool running;
+
+	if (!e)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	running = e->running;
+	pthread_mutex_unlock(&e->lock);
+	return running;
+}
+
 void vmig_engine_end(struct vmig_engine *e)
 {
 	pthread_mutex_lock(&e->lock);
+	/* Calls that came after the loop's last wakeup run here, its thread. */
+	run_calls(e);
 	e->running = false;
 	e->cancel = NULL;
 	e->cancel_cb = NULL;
@@ -172,6 +257,9 @@ int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg)
 	p.max_iterations = cfg->policies.max_iterations;
 	p.timeout_strategy = (uint32_t)cfg->policies.timeout_strategy;
 	p.timeout_ms = cfg->policies.timeout_ms;
+	p.tracking = cfg->policies.tracking == VMIG_TRACKING_ALL_OR_NOTHING
+			     ? VMIG_TRACKING_POLICY_ALL_OR_NOTHING
+			     : VMIG_TRACKING_POLICY_MIXED;
 	if (vmig_set_policies(s, &p) < 0)
 		return vmig_fail(s, VMIG_ECONFIG, "policies: %s",
 				 vmig_errmsg(s));
@@ -249,6 +337,10 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	if (p->timeout_strategy > VMIG_TIMEOUT_STRATEGY_FORCE)
 		return vmig_fail(s, -EINVAL, "policies: unknown timeout "
 				 "strategy %u", p->timeout_strategy);
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, tracking) &&
+	    p->tracking > VMIG_TRACKING_POLICY_ALL_OR_NOTHING)
+		return vmig_fail(s, -EINVAL, "policies: unknown tracking "
+				 "policy %u", p->tracking);
 	policies_default(&n);
 	n.hotplug = p->hotplug;
 	if (p->downtime_limit_ms)
@@ -258,8 +350,12 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 		n.max_iterations = p->max_iterations;
 	n.timeout_strategy = p->timeout_strategy;
 	n.timeout_ms = p->timeout_ms;
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, tracking))
+		n.tracking = p->tracking;
 	e->pol = n;
 	s->hotplug = (enum vmig_cfg_hotplug)p->hotplug;
+	s->all_or_nothing =
+		n.tracking == VMIG_TRACKING_POLICY_ALL_OR_NOTHING;
 	return 0;
 }
 
@@ -274,8 +370,10 @@ VMIG_API int vmig_cancel(vmig_session *s)
 	if (!e)
 		return -EINVAL;
 	pthread_mutex_lock(&e->lock);
-	if (e->running && e->cancel)
+	if (e->running && e->cancel) {
+		e->cancel_requested = true;
 		ret = uv_async_send(e->cancel);
+	}
 	pthread_mutex_unlock(&e->lock);
 	return ret;
 }

@@ -31,6 +31,7 @@ struct vmig_listener;
 struct vmig_truth;
 struct vmig_src;
 struct vmig_dst;
+struct vmig_call;
 
 /* What one migration did, for the report (both roles). */
 struct vmig_mig_stats {
@@ -86,6 +87,11 @@ struct vmig_engine {
 	 * the lock while a migration runs (cancel_cb then ends it).
 	 */
 	pthread_mutex_t lock;
+	pthread_cond_t called;  /* a queued call is done */
+	pthread_t loop_thread;  /* the thread running the migration */
+	struct vmig_call *calls; /* calls waiting for the loop (FIFO) */
+	struct vmig_call **calls_tail;
+	bool cancel_requested;  /* vmig_cancel ran: the async means cancel */
 	uv_async_t *cancel;
 	void (*cancel_cb)(void *opaque);
 	void *cancel_opaque;
@@ -131,6 +137,26 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 
 /* Marks the migration as over; vmig_cancel() is refused from now on. */
 void vmig_engine_end(struct vmig_engine *e);
+
+/*
+ * Runs fn(s, arg) on the thread that runs the session's migration and
+ * returns what it returns: directly when no migration runs or when
+ * called from that thread (a progress callback), else queued to the
+ * migration's loop (woken through its cancel handle) while the caller
+ * waits. So a VMM may add and remove devices and mappings from its own
+ * thread during a migration without the engine taking locks.
+ */
+int vmig_engine_call(vmig_session *s, int (*fn)(vmig_session *s, void *arg),
+		     void *arg);
+
+/*
+ * The loop's side, from the handle's callback: runs the queued calls,
+ * then returns true when a cancel was requested (and clears the request).
+ */
+bool vmig_engine_wakeup(struct vmig_engine *e);
+
+/* True while a migration of the session runs. */
+bool vmig_engine_running(vmig_session *s);
 
 /* Resets the figures of the last migration. */
 void vmig_engine_stats_reset(struct vmig_engine *e);

@@ -83,6 +83,7 @@ struct vmig_iommu_rec {
 /* What one source said about one device when it was arbitrated. */
 struct vmig_candidate {
 	uint32_t precision;
+	uint32_t flags; /* VMIG_PROBE_* */
 	int error; /* the probe's or the attach's error, or 0 */
 	char reason[160];
 };
@@ -103,6 +104,7 @@ struct vmig_device_rec {
 	bool hotplugged; /* arrived while tracking ran */
 	int source; /* index into sources, or VMIG_SOURCE_* */
 	uint32_t precision;
+	bool pasids_covered; /* its source tracks its PASID spaces too */
 	char reason[160];
 	struct vmig_candidate *candidates; /* one per source, when arbitrated */
 	size_t nr_candidates;
@@ -126,6 +128,7 @@ struct vmig_source_rec {
 	bool gpa;            /* a vCPU source: reads guest-physical space */
 	bool started;
 	bool failed;
+	bool restarted;      /* it failed once and was restarted */
 	int error;           /* why it failed */
 	uint32_t nr_devices; /* devices attached now */
 	uint64_t reads;
@@ -191,6 +194,7 @@ struct vmig_session {
 	bool configured;
 	bool tracking;
 	enum vmig_cfg_hotplug hotplug;
+	bool all_or_nothing; /* one source per address space, or none */
 	uint32_t run_iterations;
 	bool run_track_only; /* vmig_run: a tracking run, no migration */
 	char *report_path;

@@ -1233,6 +1233,9 @@ static void cancel_fired(uv_async_t *a)
 {
 	struct vmig_src *src = a->data;
 
+	/* The handle also brings calls from the VMM's thread. */
+	if (!vmig_engine_wakeup(src->e) || src->finished)
+		return;
 	src->e->st.cancelled = true;
 	src_fail(src, -ECANCELED, "cancelled (vmig_cancel) at iteration %u; "
 		 "the guest stays on the source",

@@ -637,7 +637,21 @@ static struct vmig_iommu_rec *iommu_get(vmig_session *s, uint32_t id)
 	return id < s->nr_iommus ? s->iommus[id] : NULL;
 }
 
+static int dma_map(vmig_session *s, const struct vmig_dma_map *map);
+
+static int dma_map_call(vmig_session *s, void *arg)
+{
+	return dma_map(s, arg);
+}
+
 VMIG_API int vmig_dma_map(vmig_session *s, const struct vmig_dma_map *map)
+{
+	if (!s)
+		return -EINVAL;
+	return vmig_engine_call(s, dma_map_call, (void *)map);
+}
+
+static int dma_map(vmig_session *s, const struct vmig_dma_map *map)
 {
 	struct vmig_mapping_rec m, *arr;
 	struct vmig_iommu_rec *io;
@@ -740,8 +754,34 @@ VMIG_API int vmig_dma_map(vmig_session *s, const struct vmig_dma_map *map)
 	return 0;
 }
 
+static int dma_unmap(vmig_session *s, uint32_t iommu_id, uint64_t iova,
+		     uint64_t length);
+
+struct unmap_args {
+	uint32_t iommu_id;
+	uint64_t iova;
+	uint64_t length;
+};
+
+static int dma_unmap_call(vmig_session *s, void *arg)
+{
+	const struct unmap_args *a = arg;
+
+	return dma_unmap(s, a->iommu_id, a->iova, a->length);
+}
+
 VMIG_API int vmig_dma_unmap(vmig_session *s, uint32_t iommu_id,
 			    uint64_t iova, uint64_t length)
+{
+	struct unmap_args a = { iommu_id, iova, length };
+
+	if (!s)
+		return -EINVAL;
+	return vmig_engine_call(s, dma_unmap_call, &a);
+}
+
+static int dma_unmap(vmig_session *s, uint32_t iommu_id, uint64_t iova,
+		     uint64_t length)
 {
 	struct vmig_iommu_rec *io;
 	size_t first, last;
@@ -857,8 +897,33 @@ int vmig_device_desc_fill(vmig_session *s, struct vmig_device_rec *dev)
 	return 0;
 }
 
+static int device_add(vmig_session *s, const struct vmig_device *d,
+		      uint32_t *out_id);
+
+struct add_args {
+	const struct vmig_device *d;
+	uint32_t *out_id;
+};
+
+static int device_add_call(vmig_session *s, void *arg)
+{
+	const struct add_args *a = arg;
+
+	return device_add(s, a->d, a->out_id);
+}
+
 VMIG_API int vmig_device_add(vmig_session *s, const struct vmig_device *d,
 			     uint32_t *out_id)
+{
+	struct add_args a = { d, out_id };
+
+	if (!s)
+		return -EINVAL;
+	return vmig_engine_call(s, device_add_call, &a);
+}
+
+static int device_add(vmig_session *s, const struct vmig_device *d,
+		      uint32_t *out_id)
 {
 	struct vmig_device_rec **arr, *dev;
 	size_t i;
@@ -954,8 +1019,18 @@ VMIG_API int vmig_device_add(vmig_session *s, const struct vmig_device *d,
 	return 0;
 }
 
+static int device_remove(vmig_session *s, void *arg);
+
 VMIG_API int vmig_device_remove(vmig_session *s, uint32_t id)
 {
+	if (!s)
+		return -EINVAL;
+	return vmig_engine_call(s, device_remove, &id);
+}
+
+static int device_remove(vmig_session *s, void *arg)
+{
+	uint32_t id = *(uint32_t *)arg;
 	struct vmig_device_rec *dev;
 
 	if (!s)
@@ -963,6 +1038,15 @@ VMIG_API int vmig_device_remove(vmig_session *s, uint32_t id)
 	dev = device_get(s, id);
 	if (!dev)
 		return vmig_fail(s, -ENOENT, "device %u: no such device", id);
+	/*
+	 * Its state is part of the stream the destination expects: it
+	 * cannot leave in the middle (one without state can).
+	 */
+	if (dev->mig_state && vmig_engine_running(s))
+		return vmig_fail(s, -EBUSY,
+				 "device %s: its VFIO migration state is being "
+				 "migrated; unplug it before or after",
+				 dev->name);
 	if (s->tracking) {
 		vmig_dirty_harvest_device(s, dev);
 		vmig_arbiter_release(s, dev);

@@ -145,12 +145,19 @@ struct vmig_device_desc {
 	const struct vmig_pasid_desc *pasids;
 };
 
+/*
+ * Probe flags: the source also tracks every PASID attachment of the
+ * device (each domain the device writes through); without it, what a
+ * PASID reaches is treated as dirty on every sync.
+ */
+#define VMIG_PROBE_PASIDS 0x1u
+
 /* What a probe found. */
 struct vmig_probe {
 	uint32_t size;
 	uint32_t precision; /* enum vmig_precision; NONE = declined */
 	uint32_t cost;      /* relative cost per read, lower is cheaper */
-	uint32_t flags;     /* none defined yet */
+	uint32_t flags;     /* VMIG_PROBE_* */
 	char reason[160];   /* why declined, or a note on the precision */
 };
 

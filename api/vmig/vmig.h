@@ -423,6 +423,16 @@ enum vmig_timeout_strategy {
 	VMIG_TIMEOUT_STRATEGY_FORCE = 1,  /* switch over anyway */
 };
 
+enum vmig_tracking_policy {
+	/* Each device its best source, several sources per space. */
+	VMIG_TRACKING_POLICY_MIXED = 0,
+	/*
+	 * One source for all devices of an address space, or none: the
+	 * "one mode per container" policy, for comparison.
+	 */
+	VMIG_TRACKING_POLICY_ALL_OR_NOTHING = 1,
+};
+
 /* How a migration behaves; zero fields take the defaults. */
 struct vmig_policies {
 	uint32_t size;
@@ -432,6 +442,9 @@ struct vmig_policies {
 	uint32_t max_iterations;    /* default 30 */
 	uint32_t timeout_strategy;  /* enum vmig_timeout_strategy */
 	uint64_t timeout_ms;        /* 0 = none */
+	/* Since 0.1: older callers' shorter struct means mixed. */
+	uint32_t tracking;          /* enum vmig_tracking_policy */
+	uint32_t reserved;          /* 0 */
 };
 
 /*

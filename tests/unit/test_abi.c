@@ -286,6 +286,8 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, max_iterations, 24, 4, uint32_t),
 	PIN(struct vmig_policies, timeout_strategy, 28, 4, uint32_t),
 	PIN(struct vmig_policies, timeout_ms, 32, 8, uint64_t),
+	PIN(struct vmig_policies, tracking, 40, 4, uint32_t),
+	PIN(struct vmig_policies, reserved, 44, 4, uint32_t),
 };
 
 static const struct struct_pin struct_pins[] = {
@@ -308,7 +310,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device, 56, 8, vmig_device_pins),
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
 	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
-	STRUCT(struct vmig_policies, 40, 8, vmig_policies_pins),
+	STRUCT(struct vmig_policies, 48, 8, vmig_policies_pins),
 };
 
 /*
@@ -517,6 +519,8 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_HOTPLUG_POLICY_REJECT, 2),
 	ENUM(VMIG_TIMEOUT_STRATEGY_CANCEL, 0),
 	ENUM(VMIG_TIMEOUT_STRATEGY_FORCE, 1),
+	ENUM(VMIG_TRACKING_POLICY_MIXED, 0),
+	ENUM(VMIG_TRACKING_POLICY_ALL_OR_NOTHING, 1),
 	ENUM(VMIG_ROLE_SOURCE, 1),
 	ENUM(VMIG_ROLE_DESTINATION, 2),
 };
@@ -589,6 +593,8 @@ static void test_plugin_constants(void)
 
 	CU_ASSERT_EQUAL(VMIG_READ_NO_CLEAR, 0x1);
 	CU_ASSERT(IS_UINT(VMIG_READ_NO_CLEAR));
+	CU_ASSERT_EQUAL(VMIG_PROBE_PASIDS, 0x1);
+	CU_ASSERT(IS_UINT(VMIG_PROBE_PASIDS));
 	CU_ASSERT_EQUAL(VMIG_UNMAP_DONE, 0x1);
 	CU_ASSERT(IS_UINT(VMIG_UNMAP_DONE));
 	CU_ASSERT_EQUAL(VMIG_PLUGIN_READ_NO_CLEAR, 0x1);

@@ -667,22 +667,34 @@ static void test_source_failure(void)
 	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 
+	/* A first failure: its range is dirty, and it is restarted. */
 	fake_a.read_error = -EIO;
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
+	status(&r, id, &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	CU_ASSERT_EQUAL(fake_a.attaches, 2);
+	CU_ASSERT_EQUAL(fake_a.starts, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
+					     "(Input/output error): restarted"));
+	/* It fails again: the next candidate takes the device over. */
+	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	status(&r, id, &ds);
 	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
 	CU_ASSERT_EQUAL(fake_a.detaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
+					     "(Input/output error) again"));
 
 	/* From now on fake-b alone says what is dirty. */
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	vmig_bitmap_set(fake_b.log[r.io], 7, 1);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 1);
 
-	/* When fake-b fails too, only the fallback is left. */
+	/* When fake-b fails too (twice), only the fallback is left. */
 	fake_b.read_error = -ENODEV;
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	status(&r, id, &ds);
 	CU_ASSERT_STRING_EQUAL(ds.source, "all-dirty");
@@ -695,6 +707,31 @@ static void test_source_failure(void)
 		failed += cJSON_IsTrue(cJSON_GetObjectItem(src, "failed"));
 	CU_ASSERT_EQUAL(failed, 2);
 	cJSON_Delete(root);
+	rig_fini(&r);
+}
+
+/* A transient failure: restarted, the source keeps its device. */
+static void test_source_restart(void)
+{
+	struct rig r;
+	struct vmig_device_status ds;
+	uint32_t id;
+
+	arb_rig(&r, &id);
+	fake_a.precision = VMIG_PRECISION_EXACT;
+	fake_b.precision = VMIG_PRECISION_EXACT;
+	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
+	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
+	fake_a.read_error = -EIO;
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
+	fake_a.read_error = 0;
+	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
+	vmig_bitmap_set(fake_a.log[r.io], 9, 1);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 1);
+	CU_ASSERT(dirty_page(&r, 9));
+	status(&r, id, &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	CU_ASSERT_EQUAL(fake_b.attaches, 0);
 	rig_fini(&r);
 }
 
@@ -914,6 +951,7 @@ static CU_TestInfo tracking_tests[] = {
 	{ "preference order", test_preference },
 	{ "fallback", test_fallback },
 	{ "source failure", test_source_failure },
+	{ "source restart", test_source_restart },
 	{ "attach failure, unknown ranges", test_attach_failure_and_unknown_ranges },
 	{ "hot-plug, map, unplug", test_hotplug_and_map },
 	CU_TEST_INFO_NULL,
