@@ -492,6 +492,8 @@ static void device_mark_dirty(vmig_session *s,
 static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 {
 	void (*destroy)(void *) = VMIG_SOURCE_OP(src, destroy);
+	int (*probe)(void *, const struct vmig_device_desc *,
+		     struct vmig_probe *) = VMIG_SOURCE_OP(src, probe);
 	int (*attach)(void *, const struct vmig_device_desc *) =
 		VMIG_SOURCE_OP(src, attach);
 	int (*start)(void *, uint64_t) = VMIG_SOURCE_OP(src, start);
@@ -517,6 +519,20 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 		if (!dev->present || dev->source != (int)src->index)
 			continue;
 		ret = vmig_device_desc_fill(s, dev);
+		/*
+		 * The new instance probes first, as any instance does: a
+		 * source may base its attach on the verdict it gave (the
+		 * PASIDs it covers), which can have changed.
+		 */
+		if (ret == 0 && probe) {
+			struct vmig_probe p = { .size = sizeof(p) };
+
+			ret = probe(src->inst, &dev->desc, &p);
+			if (ret == 0 && p.precision == VMIG_PRECISION_NONE)
+				ret = -ENODEV;
+			dev->pasids_covered = dev->nr_pasids &&
+					      (p.flags & VMIG_PROBE_PASIDS);
+		}
 		if (ret == 0 && attach)
 			ret = attach(src->inst, &dev->desc);
 		if (ret < 0)

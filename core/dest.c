@@ -1099,6 +1099,8 @@ int vmig_dst_finish(struct vmig_dst *d)
 	dst_devices_close(d);
 	vmig_rx_fini(&d->rx);
 	free(d);
+	/* Calls from other threads may touch the session again. */
+	vmig_engine_idle(e);
 	return ret;
 }
 

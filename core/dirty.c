@@ -129,8 +129,8 @@ static bool source_covers(const vmig_session *s, int src, uint32_t io)
 /*
  * True if some present device can write io without a source seeing it:
  * a device on the fallback, or one that reaches io through a PASID its
- * source does not track (a source says so with VMIG_PROBE_PASIDS; no
- * source tracks PASID domains yet, so those ranges are always dirty).
+ * source does not track (a source that does says so at probe with
+ * VMIG_PROBE_PASIDS).
  */
 static bool space_needs_all(const vmig_session *s, uint32_t io)
 {

@@ -130,6 +130,7 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 		ret = -EBUSY;
 	} else {
 		e->running = true;
+		e->busy = true;
 		e->loop_thread = pthread_self();
 		e->cancel_requested = false;
 		e->cancel = cancel;
@@ -149,6 +150,22 @@ struct vmig_call {
 	struct vmig_call *next;
 };
 
+/*
+ * Runs a call of the VMM. Under the simulator's ground truth, the writes
+ * it covered by marking pages dirty are then settled (vmig_truth_settle):
+ * the engine may send those pages before the next sync sees them.
+ */
+static int call_settled(vmig_session *s,
+			int (*fn)(vmig_session *s, void *arg), void *arg)
+{
+	struct vmig_engine *e = s->engine;
+	int ret = fn(s, arg);
+
+	if (s->tracking && e && e->truth)
+		vmig_truth_settle(e->truth);
+	return ret;
+}
+
 /* Runs the queued calls; called with e->lock held, returns with it. */
 static void run_calls(struct vmig_engine *e)
 {
@@ -159,7 +176,7 @@ static void run_calls(struct vmig_engine *e)
 		if (!e->calls)
 			e->calls_tail = &e->calls;
 		pthread_mutex_unlock(&e->lock);
-		c->ret = c->fn(c->s, c->arg);
+		c->ret = call_settled(c->s, c->fn, c->arg);
 		pthread_mutex_lock(&e->lock);
 		c->done = true;
 		pthread_cond_broadcast(&e->called);
@@ -187,10 +204,20 @@ int vmig_engine_call(vmig_session *s, int (*fn)(vmig_session *s, void *arg),
 	if (!e)
 		return fn(s, arg);
 	pthread_mutex_lock(&e->lock);
+	/*
+	 * After vmig_engine_end the migrating thread still writes the
+	 * session (tracking stops, the figures, the error) until its call
+	 * returns: a call from another thread that comes then would run
+	 * beside it, so it waits for vmig_engine_idle (found by the chaos
+	 * test, whose second thread cannot know when a migration ends).
+	 */
+	while (e->busy && !e->running &&
+	       !pthread_equal(e->loop_thread, pthread_self()))
+		pthread_cond_wait(&e->called, &e->lock);
 	if (!e->running || !e->cancel ||
 	    pthread_equal(e->loop_thread, pthread_self())) {
 		pthread_mutex_unlock(&e->lock);
-		return fn(s, arg);
+		return call_settled(s, fn, arg);
 	}
 	*e->calls_tail = &c;
 	e->calls_tail = &c.next;
@@ -223,6 +250,14 @@ void vmig_engine_end(struct vmig_engine *e)
 	e->cancel = NULL;
 	e->cancel_cb = NULL;
 	e->cancel_opaque = NULL;
+	pthread_mutex_unlock(&e->lock);
+}
+
+void vmig_engine_idle(struct vmig_engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	e->busy = false;
+	pthread_cond_broadcast(&e->called);
 	pthread_mutex_unlock(&e->lock);
 }
 

@@ -96,6 +96,8 @@ struct vmig_engine {
 	void (*cancel_cb)(void *opaque);
 	void *cancel_opaque;
 	bool running;
+	/* From vmig_engine_begin until the migrating call returns. */
+	bool busy;
 
 	/* vmig_listen() binds, vmig_receive() accepts. */
 	struct vmig_listener *listener;
@@ -139,12 +141,22 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 void vmig_engine_end(struct vmig_engine *e);
 
 /*
+ * The migrating call (vmig_migrate, vmig_migrate_local, vmig_receive) no
+ * longer touches the session: calls from other threads that came after
+ * vmig_engine_end and wait (vmig_engine_call) may run now.
+ */
+void vmig_engine_idle(struct vmig_engine *e);
+
+/*
  * Runs fn(s, arg) on the thread that runs the session's migration and
  * returns what it returns: directly when no migration runs or when
  * called from that thread (a progress callback), else queued to the
  * migration's loop (woken through its cancel handle) while the caller
- * waits. So a VMM may add and remove devices and mappings from its own
- * thread during a migration without the engine taking locks.
+ * waits; a call from another thread that comes once the loop is over but
+ * before the migrating call returned waits for that return
+ * (vmig_engine_idle). So a VMM may add and remove devices and mappings
+ * from its own thread during a migration without the engine taking
+ * locks.
  */
 int vmig_engine_call(vmig_session *s, int (*fn)(vmig_session *s, void *arg),
 		     void *arg);
@@ -385,6 +397,13 @@ void vmig_truth_drain(struct vmig_truth *t);
  * pages_written, pages_reported, pages_missed and writes.
  */
 void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it);
+
+/*
+ * After a call of the VMM that may have marked pages dirty between two
+ * syncs (vmig_engine_call): what was written so far to pages dirty now
+ * counts as reported (the engine sends them after this point).
+ */
+void vmig_truth_settle(struct vmig_truth *t);
 
 /* precopy.c, dest.c: one migration on a loop. */
 

@@ -1671,6 +1671,8 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	}
 	free(src->pool);
 	free(src);
+	/* Calls from other threads may touch the session again. */
+	vmig_engine_idle(e);
 	return ret;
 }
 

@@ -384,7 +384,12 @@ VMIG_API int vmig_tracking_stop(vmig_session *s);
 /* ------------------------------------------------------------------ */
 /* Migration                                                           */
 
-/* What the engine needs the VMM to do. Each returns 0 or a negative errno. */
+/*
+ * What the engine needs the VMM to do. Each returns 0 or a negative errno.
+ * They run on the migration's thread: they may call vmig on the session
+ * themselves, but must not wait for another thread that does (its call
+ * waits for the migration's thread).
+ */
 struct vmig_vmm_ops {
 	uint32_t size;
 	uint32_t reserved;

@@ -33,6 +33,24 @@
  * page size is passed through, never converted here; a range the kernel
  * cannot read comes back as its EINVAL.
  *
+ * PASIDs: a device may also write through further domains, one per PASID
+ * attachment (vmig_device_desc's pasids, each an IOAS of the same
+ * iommufd). Those writes never touch the device's own HWPT, so each PASID
+ * is moved the same way to a dirty-tracking HWPT of its IOAS (the same
+ * placement rule; VFIO_DEVICE_ATTACH_IOMMUFD_PT with the PASID flag
+ * replaces its domain), and a read of that IOAS reads it. Linux 6.12 has
+ * no userspace PASID attach (shared docs/kernel-uapi.md 2.11); newer
+ * kernels have it, and the simulator models it. The probe asks the
+ * kernel, without effect, whether it knows the PASID attach, and offers
+ * VMIG_PROBE_PASIDS only then. When it does not, the device is tracked
+ * all the same, its PASIDs are left where they are and vmig treats their
+ * spaces as dirty on every sync; the attach that follows honours that
+ * verdict. Any other attach moves every PASID or fails, undoing what it
+ * did: a kernel may still refuse a dirty-tracking domain on a PASID
+ * (6.12's Intel driver does, with EINVAL), and vmig then tries the
+ * device's next source. So no PASID vmig believes tracked ever writes
+ * through a domain that does not track.
+ *
  * Every kernel call goes through the host table.
  */
 #include <errno.h>
@@ -47,14 +65,31 @@
 
 #define NO_CLEAR VK_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR
 
+/*
+ * A probe's reason when a device's PASIDs are not covered: these words,
+ * then why, in WHY_LEN bytes at most (the rest of the reason).
+ */
+#define PASIDS_DECLINED                                            \
+	"dirty-tracking HWPT bits (huge IOPTE: whole superpage, a " \
+	"superset); PASIDs not covered: "
+#define WHY_LEN                                    \
+	(sizeof(((struct vmig_probe *)0)->reason) + \
+	 1 - sizeof(PASIDS_DECLINED))
+
 /* A dirty-tracking HWPT this instance allocated. */
 struct ifd_hwpt {
 	uint32_t iommu_id; /* vmig's id of the IOAS */
 	int fd;            /* the VMM's iommufd: never closed here */
 	uint32_t ioas_id;
 	uint32_t hwpt_id;
-	uint32_t nr_devices;
+	uint32_t users;    /* devices and PASIDs of ours attached to it */
 	bool tracking;
+};
+
+/* A PASID of a device, moved to one of our HWPTs. */
+struct ifd_pasid {
+	uint32_t pasid;
+	struct ifd_hwpt *hwpt; /* its IOAS is where it goes back to */
 };
 
 struct ifd_device {
@@ -62,6 +97,17 @@ struct ifd_device {
 	int device_fd;     /* the VMM's cdev fd */
 	uint32_t dev_id;   /* the bound device's iommufd id */
 	struct ifd_hwpt *hwpt;
+	/* Its PASIDs, all on our HWPTs; none when the probe declined them. */
+	struct ifd_pasid *pasids;
+	uint32_t nr_pasids;
+	uint32_t left_pasids; /* PASIDs declined: left where they were */
+	char why[WHY_LEN];    /* ... and why, for status */
+};
+
+/* A device whose PASIDs the last probe declined to cover, and why. */
+struct ifd_verdict {
+	uint32_t id;
+	char why[WHY_LEN];
 };
 
 struct ifd {
@@ -70,6 +116,13 @@ struct ifd {
 	size_t nr_hwpts;
 	struct ifd_device *devs;
 	size_t nr_devs;
+	/*
+	 * The devices whose PASIDs the last probe declined to cover (vmig
+	 * then treats their spaces as dirty): their attach leaves the PASIDs
+	 * alone. Any other attach covers every PASID or fails.
+	 */
+	struct ifd_verdict *declined;
+	size_t nr_declined;
 	bool started;
 	uint64_t *buf; /* what the kernel writes into */
 	uint64_t buf_words;
@@ -129,7 +182,33 @@ static int attach_pt(struct ifd *t, int device_fd, uint32_t pt_id)
 	return kio(t, device_fd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
 }
 
-/* Destroys a HWPT without devices; keeps it when the kernel will not. */
+/*
+ * The same with VFIO_DEVICE_ATTACH_PASID (kernels newer than 6.12): one
+ * PASID of the device, attached or its domain replaced. An IOAS as pt_id
+ * puts the PASID on an automatic domain of that IOAS.
+ */
+static int attach_pasid(struct ifd *t, int device_fd, uint32_t pasid,
+			uint32_t pt_id)
+{
+	struct vk_vfio_device_attach_iommufd_pt_pasid a = {
+		.argsz = sizeof(a),
+		.flags = VK_VFIO_DEVICE_ATTACH_PASID,
+		.pt_id = pt_id,
+		.pasid = pasid,
+	};
+
+	return kio(t, device_fd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
+/* PASID 0 stands for the device itself (the kernel's IOMMU_NO_PASID). */
+static int attach_any(struct ifd *t, int device_fd, uint32_t pasid,
+		      uint32_t pt_id)
+{
+	return pasid ? attach_pasid(t, device_fd, pasid, pt_id)
+		     : attach_pt(t, device_fd, pt_id);
+}
+
+/* Destroys a HWPT without users; keeps it when the kernel will not. */
 static void hwpt_release(struct ifd *t, struct ifd_hwpt *h)
 {
 	struct vk_iommu_destroy d = { .size = sizeof(d), .id = h->hwpt_id };
@@ -153,17 +232,18 @@ static void hwpt_release(struct ifd *t, struct ifd_hwpt *h)
 }
 
 /*
- * A new dirty-tracking HWPT on dev's IOAS, tracking already when the
- * instance is, so that the device's first write after its attach counts.
+ * A new dirty-tracking HWPT on the IOAS io for dev (the device's own or
+ * one of its PASIDs'), tracking already when the instance is, so that the
+ * first write after the attach counts.
  */
 static int hwpt_new(struct ifd *t, const struct vmig_device_desc *dev,
-		    struct ifd_hwpt **out)
+		    const struct vmig_iommu_desc *io, struct ifd_hwpt **out)
 {
 	struct vk_iommu_hwpt_alloc a = {
 		.size = sizeof(a),
 		.flags = VK_IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
 		.dev_id = dev->iommufd_id,
-		.pt_id = dev->iommu->ioas_id,
+		.pt_id = io->ioas_id,
 	};
 	struct ifd_hwpt **hs, *h;
 	int ret;
@@ -175,18 +255,18 @@ static int hwpt_new(struct ifd *t, const struct vmig_device_desc *dev,
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	ret = kio(t, dev->iommu->fd, VK_IOMMU_HWPT_ALLOC, &a);
+	ret = kio(t, io->fd, VK_IOMMU_HWPT_ALLOC, &a);
 	if (ret < 0) {
 		vmig_host_logf(t->host, VMIG_LOG_ERROR,
 			       "device %u: IOMMU_HWPT_ALLOC(DIRTY_TRACKING) on "
 			       "IOAS %u: %s",
-			       dev->id, dev->iommu->ioas_id, strerror(-ret));
+			       dev->id, io->ioas_id, strerror(-ret));
 		free(h);
 		return ret;
 	}
-	h->iommu_id = dev->iommu->id;
-	h->fd = dev->iommu->fd;
-	h->ioas_id = dev->iommu->ioas_id;
+	h->iommu_id = io->id;
+	h->fd = io->fd;
+	h->ioas_id = io->ioas_id;
 	h->hwpt_id = a.out_hwpt_id;
 	t->hwpts[t->nr_hwpts++] = h;
 	if (t->started) {
@@ -200,6 +280,247 @@ static int hwpt_new(struct ifd *t, const struct vmig_device_desc *dev,
 	return 0;
 }
 
+/*
+ * Puts the device (pasid 0) or one of its PASIDs on a dirty-tracking HWPT
+ * of io: the first of ours on that IOAS that takes it (EINVAL from the
+ * attach means incompatible: the next one), else a new one.
+ */
+static int place(struct ifd *t, const struct vmig_device_desc *dev,
+		 const struct vmig_iommu_desc *io, uint32_t pasid,
+		 struct ifd_hwpt **out)
+{
+	struct ifd_hwpt *h;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < t->nr_hwpts; i++) {
+		h = t->hwpts[i];
+		if (h->iommu_id != io->id)
+			continue;
+		ret = attach_any(t, dev->device_fd, pasid, h->hwpt_id);
+		if (ret == -EINVAL)
+			continue; /* incompatible: the next one */
+		if (ret < 0)
+			return ret;
+		goto placed;
+	}
+	ret = hwpt_new(t, dev, io, &h);
+	if (ret < 0)
+		return ret;
+	ret = attach_any(t, dev->device_fd, pasid, h->hwpt_id);
+	if (ret < 0) {
+		if (pasid)
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "device %u: cannot attach its PASID %u "
+				       "to its new HWPT %u: %s",
+				       dev->id, pasid, h->hwpt_id,
+				       strerror(-ret));
+		else
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "device %u: cannot attach it to its new "
+				       "HWPT %u: %s",
+				       dev->id, h->hwpt_id, strerror(-ret));
+		hwpt_release(t, h);
+		return ret;
+	}
+placed:
+	h->users++;
+	*out = h;
+	return 0;
+}
+
+/* A PASID of a device goes back to an automatic domain of its IOAS. */
+static void pasid_unplace(struct ifd *t, uint32_t id, int device_fd,
+			  const struct ifd_pasid *p)
+{
+	struct ifd_hwpt *h = p->hwpt;
+	int ret = attach_pasid(t, device_fd, p->pasid, h->ioas_id);
+
+	/* Still on h then: h cannot be destroyed, and is kept. */
+	if (ret < 0)
+		vmig_host_logf(t->host, VMIG_LOG_WARN,
+			       "device %u: cannot move PASID %u back to IOAS "
+			       "%u: %s",
+			       id, p->pasid, h->ioas_id, strerror(-ret));
+	if (!--h->users)
+		hwpt_release(t, h);
+}
+
+/*
+ * The device goes back to an automatic domain of its IOAS. Devices of
+ * one IOMMU group share one domain, so that move takes its group-mates
+ * along: the others still on the HWPT are put back on it, which may keep
+ * the released device there too (tracked, never lost). (PASID domains
+ * are per device: the group's move leaves them where they are.)
+ */
+static void main_unplace(struct ifd *t, uint32_t id, int device_fd,
+			 struct ifd_hwpt *h)
+{
+	size_t i;
+	int ret;
+
+	ret = attach_pt(t, device_fd, h->ioas_id);
+	if (ret < 0)
+		vmig_host_logf(t->host, VMIG_LOG_WARN,
+			       "device %u: cannot move it back to IOAS %u: %s",
+			       id, h->ioas_id, strerror(-ret));
+	h->users--;
+	for (i = 0; i < t->nr_devs; i++) {
+		if (t->devs[i].hwpt != h || t->devs[i].id == id)
+			continue;
+		ret = attach_pt(t, t->devs[i].device_fd, h->hwpt_id);
+		if (ret < 0)
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "device %u: cannot keep it on HWPT %u: "
+				       "%s",
+				       t->devs[i].id, h->hwpt_id,
+				       strerror(-ret));
+	}
+	if (!h->users)
+		hwpt_release(t, h);
+}
+
+/* ------------------------------------------------------------------ */
+/* Which PASIDs are covered                                            */
+
+static uint32_t nr_pasids(const struct vmig_device_desc *dev)
+{
+	if (!VMIG_HAS_FIELD(dev, struct vmig_device_desc, pasids) ||
+	    !dev->pasids)
+		return 0;
+	return dev->nr_pasids;
+}
+
+/* Why the last probe declined id's PASIDs, or NULL when it did not. */
+static const char *declined(const struct ifd *t, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_declined; i++)
+		if (t->declined[i].id == id)
+			return t->declined[i].why;
+	return NULL;
+}
+
+/* Remembers what the probe told vmig of id's PASIDs: why NULL = covered. */
+static int set_declined(struct ifd *t, uint32_t id, const char *why)
+{
+	struct ifd_verdict *v = NULL;
+	size_t i;
+
+	for (i = 0; i < t->nr_declined; i++) {
+		if (t->declined[i].id == id) {
+			v = &t->declined[i];
+			break;
+		}
+	}
+	if (!why) {
+		if (v)
+			*v = t->declined[--t->nr_declined];
+		return 0;
+	}
+	if (!v) {
+		v = realloc(t->declined,
+			    (t->nr_declined + 1) * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		t->declined = v;
+		v = &t->declined[t->nr_declined++];
+		v->id = id;
+	}
+	snprintf(v->why, sizeof(v->why), "%s", why);
+	return 0;
+}
+
+/*
+ * What needs no kernel: each PASID a real one (0 is the device itself)
+ * behind an IOAS of the iommufd the device is bound to, the only one
+ * whose objects its PASIDs can attach to (the same fd: a HWPT allocated
+ * on another iommufd would name another device by this device's id).
+ */
+static bool pasids_well_formed(const struct vmig_device_desc *dev,
+			       char *why, size_t len)
+{
+	uint32_t i;
+
+	if (dev->device_fd < 0) {
+		snprintf(why, len, "no device fd to attach them with");
+		return false;
+	}
+	for (i = 0; i < nr_pasids(dev); i++) {
+		const struct vmig_pasid_desc *p = &dev->pasids[i];
+
+		if (!VMIG_HAS_FIELD(p, struct vmig_pasid_desc, iommu) ||
+		    !p->iommu || p->iommu->kind != VMIG_IOMMU_IOMMUFD ||
+		    p->iommu->fd != dev->iommu->fd) {
+			snprintf(why, len,
+				 "PASID %u is not on an IOAS of the device's "
+				 "iommufd",
+				 VMIG_HAS_FIELD(p, struct vmig_pasid_desc,
+						pasid) ? p->pasid : 0);
+			return false;
+		}
+		if (!p->pasid) {
+			snprintf(why, len, "PASID 0 is the device itself");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Whether this kernel attaches PASIDs (newer than 6.12), asked without
+ * effect: a PASID attach to object 0, which iommufd never allocates (its
+ * IDs start at 1). 6.12 refuses the flag itself with EINVAL; a kernel
+ * that knows it gets as far as looking the object up: ENOENT. Returns
+ * what the kernel answered.
+ */
+static int kernel_attaches_pasids(struct ifd *t,
+				  const struct vmig_device_desc *dev)
+{
+	return attach_pasid(t, dev->device_fd, dev->pasids[0].pasid, 0);
+}
+
+/*
+ * Whether every PASID of dev can be moved to a dirty-tracking HWPT, and
+ * why not in why. The device's IOMMU has dirty tracking already (info):
+ * its PASIDs' domains are allocated for the same device. Anything but a
+ * clear yes is a no: PASIDs declined cost bandwidth (their spaces are
+ * dirty on every sync), PASIDs wrongly claimed would cost writes.
+ */
+static bool pasids_coverable(struct ifd *t, const struct vmig_device_desc *dev,
+			     const struct vk_iommu_hw_info *info, char *why,
+			     size_t len)
+{
+	unsigned int width = info->out_max_pasid_log2;
+	uint32_t i;
+	int ret;
+
+	if (!pasids_well_formed(dev, why, len))
+		return false;
+	if (!width) {
+		snprintf(why, len, "its IOMMU reports no PASID support");
+		return false;
+	}
+	for (i = 0; i < nr_pasids(dev); i++) {
+		if (width < 32 && dev->pasids[i].pasid >> width) {
+			snprintf(why, len, "PASID %u is beyond its %u-bit "
+				 "PASID width", dev->pasids[i].pasid, width);
+			return false;
+		}
+	}
+	ret = kernel_attaches_pasids(t, dev);
+	if (ret == -ENOENT)
+		return true;
+	if (ret == -EINVAL)
+		snprintf(why, len, "this kernel has no PASID attach (Linux "
+			 "6.12 and older)");
+	else
+		snprintf(why, len, "a PASID attach to nothing answered %s",
+			 ret ? strerror(-ret) : "success");
+	return false;
+}
+
 static void explain_exact(struct vmig_probe *out)
 {
 	out->precision = VMIG_PRECISION_EXACT;
@@ -207,6 +528,22 @@ static void explain_exact(struct vmig_probe *out)
 	snprintf(out->reason, sizeof(out->reason),
 		 "IOMMU dirty bits of a dirty-tracking HWPT; a write in a huge "
 		 "IOPTE reports the whole superpage (a superset there)");
+}
+
+/* A device with PASIDs: covered, or why not. */
+static void explain_pasids(struct vmig_probe *out, const char *why)
+{
+	out->precision = VMIG_PRECISION_EXACT;
+	out->cost = 1;
+	if (!why) {
+		out->flags |= VMIG_PROBE_PASIDS;
+		snprintf(out->reason, sizeof(out->reason),
+			 "IOMMU dirty bits of dirty-tracking HWPTs, its "
+			 "PASIDs' too (an attach that cannot move them all "
+			 "fails); huge IOPTE: whole superpage (superset)");
+		return;
+	}
+	snprintf(out->reason, sizeof(out->reason), PASIDS_DECLINED "%s", why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -229,6 +566,7 @@ static void ifd_destroy(void *instance)
 {
 	struct ifd *t = instance;
 	size_t i;
+	uint32_t j;
 
 	for (i = 0; i < t->nr_hwpts; i++)
 		if (t->hwpts[i]->tracking)
@@ -236,8 +574,23 @@ static void ifd_destroy(void *instance)
 	/* Back to automatic domains, as the VMM had them. */
 	for (i = 0; i < t->nr_devs; i++) {
 		struct ifd_device *d = &t->devs[i];
-		int ret = attach_pt(t, d->device_fd, d->hwpt->ioas_id);
+		int ret;
 
+		for (j = 0; j < d->nr_pasids; j++) {
+			const struct ifd_pasid *p = &d->pasids[j];
+
+			ret = attach_pasid(t, d->device_fd, p->pasid,
+					   p->hwpt->ioas_id);
+			if (ret < 0)
+				vmig_host_logf(t->host, VMIG_LOG_WARN,
+					       "device %u: cannot move PASID "
+					       "%u back to IOAS %u: %s",
+					       d->id, p->pasid,
+					       p->hwpt->ioas_id,
+					       strerror(-ret));
+		}
+		free(d->pasids);
+		ret = attach_pt(t, d->device_fd, d->hwpt->ioas_id);
 		if (ret < 0)
 			vmig_host_logf(t->host, VMIG_LOG_WARN,
 				       "device %u: cannot move it back to IOAS "
@@ -257,6 +610,7 @@ static void ifd_destroy(void *instance)
 	}
 	free(t->hwpts);
 	free(t->devs);
+	free(t->declined);
 	free(t->buf);
 	free(t);
 }
@@ -266,8 +620,11 @@ static int ifd_probe(void *instance, const struct vmig_device_desc *dev,
 {
 	struct ifd *t = instance;
 	struct vk_iommu_hw_info info = { .size = sizeof(info) };
+	char why[WHY_LEN];
 	int ret;
 
+	/* Each probe replaces the last one's verdict. */
+	set_declined(t, dev->id, NULL);
 	if (!VMIG_HAS_FIELD(dev, struct vmig_device_desc, iommu) ||
 	    !dev->iommu || dev->iommu->kind != VMIG_IOMMU_IOMMUFD ||
 	    dev->iommu->fd < 0) {
@@ -295,16 +652,36 @@ static int ifd_probe(void *instance, const struct vmig_device_desc *dev,
 			 "(IOMMU_HW_CAP_DIRTY_TRACKING clear)");
 		return 0;
 	}
-	explain_exact(out);
+	if (!nr_pasids(dev)) {
+		explain_exact(out);
+		return 0;
+	}
+	if (pasids_coverable(t, dev, &info, why, sizeof(why))) {
+		explain_pasids(out, NULL);
+		return 0;
+	}
+	/* Tracked all the same: its PASIDs' spaces are dirty in vmig. */
+	ret = set_declined(t, dev->id, why);
+	if (ret < 0)
+		return ret;
+	explain_pasids(out, why);
 	return 0;
 }
 
+/*
+ * The device's own domain, then each PASID's, on dirty-tracking HWPTs.
+ * A PASID that cannot be moved undoes the whole attach: vmig would
+ * otherwise believe it tracked.
+ */
 static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
 {
 	struct ifd *t = instance;
-	struct ifd_device *devs;
-	struct ifd_hwpt *h = NULL;
-	size_t i;
+	struct ifd_pasid *pasids = NULL;
+	struct ifd_device *devs, *d;
+	struct ifd_hwpt *h;
+	uint32_t n, cover;
+	const char *left;
+	char why[WHY_LEN];
 	int ret;
 
 	if (!VMIG_HAS_FIELD(dev, struct vmig_device_desc, iommu) ||
@@ -313,82 +690,83 @@ static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
 		return -EINVAL;
 	if (dev_find(t, dev->id))
 		return -EEXIST;
-	devs = realloc(t->devs, (t->nr_devs + 1) * sizeof(*devs));
-	if (!devs)
-		return -ENOMEM;
-	t->devs = devs;
-	/* A HWPT of ours on this IOAS that takes the device. */
-	for (i = 0; i < t->nr_hwpts; i++) {
-		if (t->hwpts[i]->iommu_id != dev->iommu->id)
-			continue;
-		ret = attach_pt(t, dev->device_fd, t->hwpts[i]->hwpt_id);
-		if (ret == -EINVAL)
-			continue; /* incompatible: the next one */
-		if (ret < 0)
-			return ret;
-		h = t->hwpts[i];
-		break;
+	/* PASIDs the probe declined stay; any others are all moved. */
+	left = declined(t, dev->id);
+	cover = left ? 0 : nr_pasids(dev);
+	if (cover) {
+		if (!pasids_well_formed(dev, why, sizeof(why))) {
+			vmig_host_logf(t->host, VMIG_LOG_ERROR,
+				       "device %u: its PASIDs cannot be "
+				       "covered: %s",
+				       dev->id, why);
+			return -EINVAL;
+		}
+		pasids = calloc(cover, sizeof(*pasids));
+		if (!pasids)
+			return -ENOMEM;
 	}
-	if (!h) {
-		ret = hwpt_new(t, dev, &h);
-		if (ret < 0)
-			return ret;
-		ret = attach_pt(t, dev->device_fd, h->hwpt_id);
+	devs = realloc(t->devs, (t->nr_devs + 1) * sizeof(*devs));
+	if (!devs) {
+		free(pasids);
+		return -ENOMEM;
+	}
+	t->devs = devs;
+	ret = place(t, dev, dev->iommu, 0, &h);
+	if (ret < 0) {
+		free(pasids);
+		return ret;
+	}
+	for (n = 0; n < cover; n++) {
+		const struct vmig_pasid_desc *p = &dev->pasids[n];
+
+		ret = place(t, dev, p->iommu, p->pasid, &pasids[n].hwpt);
 		if (ret < 0) {
 			vmig_host_logf(t->host, VMIG_LOG_ERROR,
-				       "device %u: cannot attach it to its new "
-				       "HWPT %u: %s",
-				       dev->id, h->hwpt_id, strerror(-ret));
-			hwpt_release(t, h);
-			return ret;
+				       "device %u: PASID %u cannot be moved "
+				       "to a dirty-tracking HWPT of IOAS %u: "
+				       "%s; attach undone",
+				       dev->id, p->pasid, p->iommu->ioas_id,
+				       strerror(-ret));
+			goto undo;
 		}
+		pasids[n].pasid = p->pasid;
 	}
-	h->nr_devices++;
-	devs[t->nr_devs].id = dev->id;
-	devs[t->nr_devs].device_fd = dev->device_fd;
-	devs[t->nr_devs].dev_id = dev->iommufd_id;
-	devs[t->nr_devs].hwpt = h;
-	t->nr_devs++;
+	d = &t->devs[t->nr_devs++];
+	d->id = dev->id;
+	d->device_fd = dev->device_fd;
+	d->dev_id = dev->iommufd_id;
+	d->hwpt = h;
+	d->pasids = pasids;
+	d->nr_pasids = cover;
+	d->left_pasids = left ? nr_pasids(dev) : 0;
+	snprintf(d->why, sizeof(d->why), "%s", left ? left : "");
 	return 0;
+undo:
+	while (n--)
+		pasid_unplace(t, dev->id, dev->device_fd, &pasids[n]);
+	main_unplace(t, dev->id, dev->device_fd, h);
+	free(pasids);
+	return ret;
 }
 
-/*
- * The device goes back to an automatic domain of its IOAS. Devices of
- * one IOMMU group share one domain, so that move takes its group-mates
- * along: the others still on the HWPT are put back on it, which may keep
- * the released device there too (tracked, never lost).
- */
+/* The device's PASIDs go back first, then the device (main_unplace). */
 static int ifd_detach(void *instance, uint32_t device_id)
 {
 	struct ifd *t = instance;
 	struct ifd_device *d = dev_find(t, device_id);
 	struct ifd_hwpt *h;
-	size_t i;
-	int ret;
+	int device_fd;
+	uint32_t i;
 
 	if (!d)
 		return -ENOENT;
+	for (i = 0; i < d->nr_pasids; i++)
+		pasid_unplace(t, d->id, d->device_fd, &d->pasids[i]);
+	free(d->pasids);
 	h = d->hwpt;
-	ret = attach_pt(t, d->device_fd, h->ioas_id);
-	if (ret < 0)
-		vmig_host_logf(t->host, VMIG_LOG_WARN,
-			       "device %u: cannot move it back to IOAS %u: %s",
-			       d->id, h->ioas_id, strerror(-ret));
+	device_fd = d->device_fd;
 	*d = t->devs[--t->nr_devs];
-	h->nr_devices--;
-	for (i = 0; i < t->nr_devs; i++) {
-		if (t->devs[i].hwpt != h)
-			continue;
-		ret = attach_pt(t, t->devs[i].device_fd, h->hwpt_id);
-		if (ret < 0)
-			vmig_host_logf(t->host, VMIG_LOG_ERROR,
-				       "device %u: cannot keep it on HWPT %u: "
-				       "%s",
-				       t->devs[i].id, h->hwpt_id,
-				       strerror(-ret));
-	}
-	if (!h->nr_devices)
-		hwpt_release(t, h);
+	main_unplace(t, device_id, device_fd, h);
 	return 0;
 }
 
@@ -531,10 +909,17 @@ static int ifd_status(void *instance, uint32_t device_id,
 		      struct vmig_probe *out)
 {
 	struct ifd *t = instance;
+	const struct ifd_device *d = dev_find(t, device_id);
 
-	if (!dev_find(t, device_id))
+	if (!d)
 		return -ENOENT;
-	explain_exact(out);
+	/* Its PASIDs are covered exactly when they were moved at attach. */
+	if (d->nr_pasids)
+		explain_pasids(out, NULL);
+	else if (d->left_pasids)
+		explain_pasids(out, d->why);
+	else
+		explain_exact(out);
 	return 0;
 }
 

@@ -7,7 +7,9 @@
  * and its decline reasons, HWPT placement checked against the simulator,
  * start/read/stop against the ground truth, holes, NO_CLEAR and the
  * unmap flow, huge and mock IOPTEs, hot-plug while tracking, IOMMU groups
- * and what the plugin returns for each kernel error it can meet.
+ * and what the plugin returns for each kernel error it can meet. Then a
+ * device's PASID domains, with the simulator's PASID attach of kernels
+ * newer than 6.12 (ksim_iommufd_set_pasid_attach) and without it (6.12).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -838,6 +840,553 @@ static void test_unplug(void)
 	rig_fini(&r);
 }
 
+/* ------------------------------------------------------------------ */
+/* PASIDs (kernels newer than 6.12, as the simulator models them)      */
+
+#define IO_A 8u /* vmig's ids of two more IOASes, behind PASIDs */
+#define IO_B 9u
+
+/* Another IOAS of the rig's iommufd, described as vmig's core does. */
+static void rig_ioas(struct rig *r, struct vmig_iommu_desc *io, uint32_t id)
+{
+	struct vk_iommu_ioas_alloc a = { .size = sizeof(a) };
+
+	CU_ASSERT_FATAL(kio(r, r->fd, VK_IOMMU_IOAS_ALLOC, &a) == 0);
+	memset(io, 0, sizeof(*io));
+	io->size = sizeof(*io);
+	io->id = id;
+	io->kind = VMIG_IOMMU_IOMMUFD;
+	io->fd = r->fd;
+	io->ioas_id = a.out_ioas_id;
+}
+
+static int ioas_map(struct rig *r, const struct vmig_iommu_desc *io,
+		    uint64_t iova, uint64_t off, uint64_t len)
+{
+	struct vk_iommu_ioas_map m = {
+		.size = sizeof(m),
+		.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
+			 VK_IOMMU_IOAS_MAP_READABLE |
+			 VK_IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = io->ioas_id,
+		.user_va = (uintptr_t)(r->mem + off),
+		.length = len,
+		.iova = iova,
+	};
+
+	return kio(r, r->fd, VK_IOMMU_IOAS_MAP, &m);
+}
+
+/* What the VMM does for a PASID: attach it to an IOAS (an auto domain). */
+static int vmm_attach_pasid(struct rig *r, struct dev *d, uint32_t pasid,
+			    uint32_t pt_id)
+{
+	struct vk_vfio_device_attach_iommufd_pt_pasid a = {
+		.argsz = sizeof(a),
+		.flags = VK_VFIO_DEVICE_ATTACH_PASID,
+		.pt_id = pt_id,
+		.pasid = pasid,
+	};
+
+	return kio(r, d->dfd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a);
+}
+
+/*
+ * An Intel device with 20-bit PASIDs, PASID n + 1 translating through
+ * ios[n], attached there by the VMM when the kernel can.
+ */
+static struct vmig_pasid_desc pasid_descs[4][2];
+
+static void dev_pasids(struct rig *r, struct dev *d, uint32_t id, int cdev,
+		       bool dirty, const struct vmig_iommu_desc *const *ios,
+		       uint32_t n, bool vmm_attach)
+{
+	struct ksim_iommufd_device_params ip = {
+		.cdev = true, .cdev_index = (uint32_t)cdev,
+		.dirty_tracking = dirty, .max_pasid_log2 = 20,
+	};
+	struct vmig_pasid_desc *pd = pasid_descs[cdev];
+	char name[32];
+	uint32_t i;
+
+	snprintf(name, sizeof(name), "0000:%02x:00.0", cdev + 1);
+	dev_add(r, d, id, strdup(name), KSIM_DEV_PCI, -1, &ip);
+	for (i = 0; i < n; i++) {
+		pd[i].size = sizeof(pd[i]);
+		pd[i].pasid = i + 1;
+		pd[i].iommu = ios[i];
+		if (vmm_attach)
+			CU_ASSERT_FATAL(vmm_attach_pasid(r, d, i + 1,
+							 ios[i]->ioas_id) == 0);
+	}
+	d->desc.nr_pasids = n;
+	d->desc.pasids = pd;
+}
+
+static struct ksim_iommufd_attachment where_pasid(struct dev *d,
+						  uint32_t pasid)
+{
+	struct ksim_iommufd_attachment a;
+
+	CU_ASSERT(ksim_iommufd_attachment(d->k, pasid, &a) == 0);
+	return a;
+}
+
+static int read_io(struct rig *r, uint32_t io, uint64_t iova, uint64_t len,
+		   uint32_t flags, uint64_t *bm)
+{
+	struct vmig_read rq = rq_of(iova, len, PG, flags);
+
+	rq.iommu_id = io;
+	memset(bm, 0, vmig_bitmap_bytes(len / PG));
+	return plug->ops->read(r->inst, &rq, bm);
+}
+
+/* The guest memory pages every drained write landed in. */
+static void truth_mem(void *opaque, const struct ksim_write *w)
+{
+	struct rig *r = the_rig;
+	uint64_t *bm = opaque, p;
+	uint64_t off = (uint64_t)((uint8_t *)w->hva - r->mem);
+
+	for (p = off / PG; p <= (off + w->len - 1) / PG; p++)
+		bm[p / 64] |= 1ull << (p % 64);
+}
+
+static struct vmig_probe probe_of(struct rig *r, struct dev *d)
+{
+	struct vmig_probe p;
+
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	CU_ASSERT(plug->ops->probe(r->inst, &d->desc, &p) == 0);
+	return p;
+}
+
+/*
+ * A device with two PASIDs on two other IOASes. The three spaces map the
+ * same IOVAs to different guest memory, so that a write through one
+ * domain cannot be mistaken for one through another: main 0x100000 is
+ * memory page 0, A's page 64, B's page 128.
+ */
+static void test_pasid_cover(void)
+{
+	struct vmig_iommu_desc a_io, b_io;
+	const struct vmig_iommu_desc *ios[2] = { &a_io, &b_io };
+	struct ksim_iommufd_attachment before, m, p1, p2;
+	uint64_t bm[1], got[4] = { 0 }, truth[4] = { 0 };
+	struct vmig_read rq = rq_of(0x100000, 64 * PG, PG, 0);
+	struct vmig_probe p;
+	uint32_t flags = 0;
+	struct dev d;
+	struct rig r;
+
+	rig_init(&r, 256 * PG);
+	ksim_iommufd_set_pasid_attach(r.k, true);
+	rig_ioas(&r, &a_io, IO_A);
+	rig_ioas(&r, &b_io, IO_B);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &a_io, 0x100000, 64 * PG, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &b_io, 0x100000, 128 * PG, 64 * PG) == 0);
+	dev_pasids(&r, &d, 1, 0, true, ios, 2, true);
+	before = where_pasid(&d, 1);
+	CU_ASSERT(before.attached && before.auto_domain);
+	CU_ASSERT_EQUAL(before.ioas_id, a_io.ioas_id);
+
+	/* Probe: covered, said so, and nothing moved. */
+	p = probe_of(&r, &d);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(p.flags & VMIG_PROBE_PASIDS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "PASIDs' too"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "cannot move them all fails"));
+	CU_ASSERT_EQUAL(where_pasid(&d, 1).pt_id, before.pt_id);
+	CU_ASSERT(where(&d).auto_domain);
+
+	/* Attach: the device and each PASID on a dirty HWPT of its IOAS. */
+	CU_ASSERT(plug->ops->attach(r.inst, &d.desc) == 0);
+	m = where(&d);
+	p1 = where_pasid(&d, 1);
+	p2 = where_pasid(&d, 2);
+	CU_ASSERT(m.dirty_capable && !m.auto_domain && m.ioas_id == r.ioas);
+	CU_ASSERT(p1.dirty_capable && !p1.auto_domain);
+	CU_ASSERT_EQUAL(p1.ioas_id, a_io.ioas_id);
+	CU_ASSERT(p2.dirty_capable && !p2.auto_domain);
+	CU_ASSERT_EQUAL(p2.ioas_id, b_io.ioas_id);
+	CU_ASSERT(m.pt_id != p1.pt_id && p1.pt_id != p2.pt_id);
+	CU_ASSERT(plug->ops->status(r.inst, 1, &p) == 0);
+	CU_ASSERT(p.flags & VMIG_PROBE_PASIDS);
+	/* Read before start: refused for a PASID space too. */
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == -EINVAL);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(where_pasid(&d, 1).tracking && where_pasid(&d, 2).tracking);
+	CU_ASSERT(where(&d).tracking);
+
+	/* Each write comes back from its own space, exactly. */
+	ksim_truth_drain(r.k, NULL, NULL);
+	CU_ASSERT(ksim_dma_write_pasid(d.k, 1, 0x100000 + 3 * PG + 5, "a",
+				       1) == 0);
+	CU_ASSERT(ksim_dma_write_pasid(d.k, 2, 0x100000 + 10 * PG, NULL,
+				       2 * PG) == 0);
+	CU_ASSERT(ksim_dma_write(d.k, 0x100000 + 5 * PG, "m", 1) == 0);
+	CU_ASSERT(ksim_dma_write_pasid(d.k, 2, 0x100000 + 63 * PG, "b", 1) ==
+		  0);
+	CU_ASSERT(ksim_truth_drain(r.k, truth_mem, truth) == 4);
+	CU_ASSERT(read_io(&r, IO_ID, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 5);
+	got[0] |= bm[0];
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 3);
+	got[1] |= bm[0];
+	CU_ASSERT(read_io(&r, IO_B, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], (3ull << 10) | (1ull << 63));
+	got[2] |= bm[0];
+	CU_ASSERT(memcmp(got, truth, sizeof(got)) == 0);
+	/* Read and cleared, in every space. */
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 0);
+	CU_ASSERT(read_io(&r, IO_B, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 0);
+
+	/* Harvest before unmapping a PASID space: NO_CLEAR, core unmaps. */
+	CU_ASSERT(ksim_dma_write_pasid(d.k, 1, 0x100000 + 7 * PG, "c", 1) ==
+		  0);
+	rq.iommu_id = IO_A;
+	bm[0] = 0;
+	CU_ASSERT(plug->ops->unmap_prepare(r.inst, &rq, bm, &flags) == 0);
+	CU_ASSERT(flags == 0 && bm[0] == 1ull << 7);
+	bm[0] = 0;
+	CU_ASSERT(plug->ops->unmap_prepare(r.inst, &rq, bm, &flags) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 7);
+	CU_ASSERT(read_io(&r, IO_B, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 0);
+
+	/* Detach: every domain back to an automatic one, HWPTs gone. */
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT(where(&d).auto_domain && where(&d).ioas_id == r.ioas);
+	CU_ASSERT(where_pasid(&d, 1).auto_domain);
+	CU_ASSERT_EQUAL(where_pasid(&d, 1).ioas_id, a_io.ioas_id);
+	CU_ASSERT(where_pasid(&d, 2).auto_domain);
+	CU_ASSERT_EQUAL(where_pasid(&d, 2).ioas_id, b_io.ioas_id);
+	/*
+	 * Every HWPT destroyed: the instance keeps one the kernel would not
+	 * destroy, and would know its space. (Their ids may name the new
+	 * automatic domains by now: the kernel reuses free ids.)
+	 */
+	CU_ASSERT(read_io(&r, IO_ID, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+	CU_ASSERT(read_io(&r, IO_B, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+	CU_ASSERT_PTR_NULL(strstr(r.log, "cannot"));
+	dev_free_name(&d);
+	rig_fini(&r);
+}
+
+/*
+ * Placement: a PASID on the device's own IOAS shares its HWPT; another
+ * device's PASID joins a HWPT of ours on that IOAS; a PASID arriving
+ * while tracking runs on an IOAS with no HWPT of ours gets a new one,
+ * tracking before the PASID is moved. Destroying the instance puts
+ * everything back.
+ */
+static void test_pasid_placement(void)
+{
+	struct vmig_iommu_desc a_io, b_io;
+	const struct vmig_iommu_desc *ia[2] = { &a_io, NULL };
+	const struct vmig_iommu_desc *ib[2] = { &a_io, &b_io };
+	struct ksim_iommufd_attachment am, a1, b2;
+	unsigned int from, i, allocs = 0;
+	uint64_t bm[1];
+	struct dev a, b;
+	struct rig r;
+
+	rig_init(&r, 256 * PG);
+	ksim_iommufd_set_pasid_attach(r.k, true);
+	rig_ioas(&r, &a_io, IO_A);
+	rig_ioas(&r, &b_io, IO_B);
+	ia[1] = &r.io;
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &a_io, 0x100000, 64 * PG, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &b_io, 0x100000, 128 * PG, 64 * PG) == 0);
+	dev_pasids(&r, &a, 1, 0, true, ia, 2, true);
+	dev_pasids(&r, &b, 2, 1, true, ib, 2, true);
+
+	CU_ASSERT(probe_of(&r, &a).flags & VMIG_PROBE_PASIDS);
+	CU_ASSERT(plug->ops->attach(r.inst, &a.desc) == 0);
+	am = where(&a);
+	a1 = where_pasid(&a, 1);
+	CU_ASSERT_EQUAL(where_pasid(&a, 2).pt_id, am.pt_id);
+	CU_ASSERT(a1.dirty_capable && a1.ioas_id == a_io.ioas_id);
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+
+	CU_ASSERT(probe_of(&r, &b).flags & VMIG_PROBE_PASIDS);
+	from = r.nr_reqs;
+	CU_ASSERT(plug->ops->attach(r.inst, &b.desc) == 0);
+	CU_ASSERT_EQUAL(where(&b).pt_id, am.pt_id);
+	CU_ASSERT_EQUAL(where_pasid(&b, 1).pt_id, a1.pt_id);
+	b2 = where_pasid(&b, 2);
+	CU_ASSERT(b2.dirty_capable && b2.tracking && !b2.auto_domain);
+	CU_ASSERT_EQUAL(b2.ioas_id, b_io.ioas_id);
+	for (i = from; i < r.nr_reqs; i++)
+		allocs += r.reqs[i] == VK_IOMMU_HWPT_ALLOC;
+	CU_ASSERT_EQUAL(allocs, 1);
+	CU_ASSERT(req_seen_after(&r, from, VK_IOMMU_HWPT_ALLOC,
+				 VK_IOMMU_HWPT_SET_DIRTY_TRACKING));
+	CU_ASSERT(req_seen_after(&r, from, VK_IOMMU_HWPT_SET_DIRTY_TRACKING,
+				 VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT));
+	CU_ASSERT_EQUAL(r.reqs[r.nr_reqs - 1],
+			VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT);
+
+	/* At once tracked; a PASID on the main IOAS reads from it. */
+	CU_ASSERT(ksim_dma_write_pasid(b.k, 2, 0x100000 + 2 * PG, "b", 1) ==
+		  0);
+	CU_ASSERT(ksim_dma_write_pasid(b.k, 1, 0x100000 + 4 * PG, "b", 1) ==
+		  0);
+	CU_ASSERT(ksim_dma_write_pasid(a.k, 2, 0x100000 + 9 * PG, "a", 1) ==
+		  0);
+	CU_ASSERT(read_io(&r, IO_B, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 2);
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 4);
+	CU_ASSERT(read_io(&r, IO_ID, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 9);
+
+	/* a goes; b's PASID keeps the HWPT they shared. */
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT(where_pasid(&a, 1).auto_domain);
+	CU_ASSERT(where_pasid(&a, 2).auto_domain);
+	CU_ASSERT_EQUAL(where_pasid(&a, 2).ioas_id, r.ioas);
+	CU_ASSERT_EQUAL(where_pasid(&b, 1).pt_id, a1.pt_id);
+	CU_ASSERT_EQUAL(where(&b).pt_id, am.pt_id);
+	CU_ASSERT(ksim_dma_write_pasid(b.k, 1, 0x100000 + 6 * PG, "b", 1) ==
+		  0);
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 6);
+
+	/* Destroying the instance puts the rest back. */
+	plug->ops->destroy(r.inst);
+	r.inst = NULL;
+	CU_ASSERT(where(&b).auto_domain);
+	CU_ASSERT(where_pasid(&b, 1).auto_domain);
+	CU_ASSERT(where_pasid(&b, 2).auto_domain);
+	CU_ASSERT(!where_pasid(&b, 2).tracking);
+	CU_ASSERT(destroy_id(&r, am.pt_id) == -ENOENT);
+	CU_ASSERT(destroy_id(&r, a1.pt_id) == -ENOENT);
+	CU_ASSERT(destroy_id(&r, b2.pt_id) == -ENOENT);
+	dev_free_name(&a);
+	dev_free_name(&b);
+	rig_fini(&r);
+}
+
+/*
+ * Linux 6.12: no PASID attach. The plugin declines the PASIDs (flag
+ * clear: vmig treats their spaces as dirty) and still tracks the device;
+ * the attach that follows leaves them alone. Without that probe (a fresh
+ * instance, as vmig makes when it restarts a source) the attach must
+ * move them, cannot, and undoes itself.
+ */
+static void test_pasid_6_12(void)
+{
+	struct vmig_iommu_desc a_io, b_io;
+	const struct vmig_iommu_desc *ios[2] = { &a_io, &b_io };
+	struct ksim_iommufd_attachment p1;
+	struct vmig_probe p;
+	uint64_t bm[1];
+	void *fresh;
+	struct dev d, e;
+	struct rig r;
+
+	rig_init(&r, 256 * PG);
+	rig_ioas(&r, &a_io, IO_A);
+	rig_ioas(&r, &b_io, IO_B);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &a_io, 0x100000, 64 * PG, 64 * PG) == 0);
+	dev_pasids(&r, &d, 1, 0, true, ios, 2, false);
+	/* What the VMM meets on 6.12: the flag itself is refused. */
+	CU_ASSERT(vmm_attach_pasid(&r, &d, 1, a_io.ioas_id) == -EINVAL);
+
+	p = probe_of(&r, &d);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(!(p.flags & VMIG_PROBE_PASIDS));
+	CU_ASSERT_STRING_EQUAL(p.reason,
+			       "dirty-tracking HWPT bits (huge IOPTE: whole "
+			       "superpage, a superset); PASIDs not covered: "
+			       "this kernel has no PASID attach (Linux 6.12 "
+			       "and older)");
+	CU_ASSERT(plug->ops->attach(r.inst, &d.desc) == 0);
+	CU_ASSERT(where(&d).dirty_capable);
+	CU_ASSERT(!where_pasid(&d, 1).attached);
+	/* Status says the same, as long as the device stays. */
+	memset(&p, 0, sizeof(p));
+	CU_ASSERT(plug->ops->status(r.inst, 1, &p) == 0);
+	CU_ASSERT(p.precision == VMIG_PRECISION_EXACT &&
+		  !(p.flags & VMIG_PROBE_PASIDS));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "PASIDs not covered: this "
+					       "kernel has no PASID attach"));
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(ksim_dma_write(d.k, 0x100000 + PG, "m", 1) == 0);
+	CU_ASSERT(read_io(&r, IO_ID, 0x100000, 64 * PG, 0, bm) == 0);
+	CU_ASSERT_EQUAL(bm[0], 1ull << 1);
+	/* Nothing of ours behind the PASIDs: vmig never reads them here. */
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+	CU_ASSERT(plug->ops->detach(r.inst, 1) == 0);
+	CU_ASSERT(where(&d).auto_domain);
+
+	/* No probe before: every PASID is moved or the attach fails. */
+	CU_ASSERT_FATAL(plug->ops->create(&r.host, &fresh) == 0);
+	r.log[0] = '\0';
+	CU_ASSERT(plug->ops->attach(fresh, &d.desc) == -EINVAL);
+	CU_ASSERT(where(&d).auto_domain);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "attach undone"));
+	plug->ops->destroy(fresh);
+
+	/*
+	 * PASIDs a newer kernel attached, and a kernel that now refuses the
+	 * attach: declined, and left on the domains they had.
+	 */
+	ksim_iommufd_set_pasid_attach(r.k, true);
+	dev_pasids(&r, &e, 2, 1, true, ios, 1, true);
+	p1 = where_pasid(&e, 1);
+	ksim_iommufd_set_pasid_attach(r.k, false);
+	CU_ASSERT(!(probe_of(&r, &e).flags & VMIG_PROBE_PASIDS));
+	CU_ASSERT(plug->ops->attach(r.inst, &e.desc) == 0);
+	CU_ASSERT_EQUAL(where_pasid(&e, 1).pt_id, p1.pt_id);
+	CU_ASSERT(where_pasid(&e, 1).auto_domain);
+	CU_ASSERT(plug->ops->detach(r.inst, 2) == 0);
+	CU_ASSERT_EQUAL(where_pasid(&e, 1).pt_id, p1.pt_id);
+	/* The kernel can again: a new probe replaces the verdict. */
+	ksim_iommufd_set_pasid_attach(r.k, true);
+	CU_ASSERT(probe_of(&r, &e).flags & VMIG_PROBE_PASIDS);
+	CU_ASSERT(plug->ops->attach(r.inst, &e.desc) == 0);
+	CU_ASSERT(where_pasid(&e, 1).dirty_capable);
+	CU_ASSERT(where_pasid(&e, 1).tracking);
+	dev_free_name(&d);
+	dev_free_name(&e);
+	rig_fini(&r);
+}
+
+/*
+ * A PASID whose domain cannot track: the device's IOMMU has no dirty
+ * tracking (declined before anything moves), a dirty-tracking HWPT on
+ * the PASID's IOAS refused (EOPNOTSUPP, as for an IOMMU without the
+ * capability), a dirty-tracking domain refused on a PASID (EINVAL, as
+ * 6.12's Intel driver does). Each attach undoes all it did.
+ */
+static void test_pasid_no_dirty(void)
+{
+	struct vmig_iommu_desc a_io, b_io;
+	const struct vmig_iommu_desc *ios[2] = { &a_io, &b_io };
+	struct ksim_iommufd_attachment m0, p10, p20;
+	struct vmig_probe p;
+	uint64_t bm[1];
+	struct dev d, nd;
+	struct rig r;
+
+	rig_init(&r, 256 * PG);
+	ksim_iommufd_set_pasid_attach(r.k, true);
+	rig_ioas(&r, &a_io, IO_A);
+	rig_ioas(&r, &b_io, IO_B);
+	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &a_io, 0x100000, 64 * PG, 64 * PG) == 0);
+	CU_ASSERT(ioas_map(&r, &b_io, 0x100000, 128 * PG, 64 * PG) == 0);
+
+	dev_pasids(&r, &nd, 2, 1, false, ios, 2, true);
+	p10 = where_pasid(&nd, 1);
+	p = probe_of(&r, &nd);
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_NONE);
+	CU_ASSERT(!(p.flags & VMIG_PROBE_PASIDS));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "no dirty tracking"));
+	CU_ASSERT(plug->ops->attach(r.inst, &nd.desc) == -EOPNOTSUPP);
+	CU_ASSERT(where(&nd).auto_domain);
+	CU_ASSERT_EQUAL(where_pasid(&nd, 1).pt_id, p10.pt_id);
+
+	dev_pasids(&r, &d, 1, 0, true, ios, 2, true);
+	m0 = where(&d);
+	p10 = where_pasid(&d, 1);
+	p20 = where_pasid(&d, 2);
+	CU_ASSERT(probe_of(&r, &d).flags & VMIG_PROBE_PASIDS);
+	/* The calls: HWPT_ALLOC, ATTACH (device), then each PASID's pair. */
+	ksim_fail_nth(r.k, 5, EOPNOTSUPP);
+	r.log[0] = '\0';
+	CU_ASSERT(plug->ops->attach(r.inst, &d.desc) == -EOPNOTSUPP);
+	CU_ASSERT(where(&d).auto_domain && where(&d).pt_id == m0.pt_id);
+	CU_ASSERT(where_pasid(&d, 1).auto_domain);
+	CU_ASSERT_EQUAL(where_pasid(&d, 1).ioas_id, a_io.ioas_id);
+	CU_ASSERT_EQUAL(where_pasid(&d, 2).pt_id, p20.pt_id);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "PASID 2 cannot be moved"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "attach undone"));
+	/* No HWPT of ours is left anywhere. */
+	CU_ASSERT(plug->ops->start(r.inst, PG) == 0);
+	CU_ASSERT(read_io(&r, IO_ID, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+	CU_ASSERT(plug->ops->status(r.inst, 1, &p) == -ENOENT);
+
+	ksim_fail_nth(r.k, 6, EINVAL); /* + SET_DIRTY_TRACKING: tracking */
+	CU_ASSERT(plug->ops->attach(r.inst, &d.desc) == -EINVAL);
+	CU_ASSERT(where(&d).auto_domain);
+	CU_ASSERT(where_pasid(&d, 1).auto_domain);
+	CU_ASSERT_EQUAL(where_pasid(&d, 1).ioas_id, a_io.ioas_id);
+	CU_ASSERT(where_pasid(&d, 2).auto_domain);
+	CU_ASSERT(read_io(&r, IO_A, 0x100000, 64 * PG, 0, bm) == -ENOENT);
+
+	/* And when nothing refuses, all of it is tracked. */
+	CU_ASSERT(plug->ops->attach(r.inst, &d.desc) == 0);
+	CU_ASSERT(where_pasid(&d, 1).tracking && where_pasid(&d, 2).tracking);
+	CU_ASSERT(where(&d).tracking);
+	dev_free_name(&d);
+	dev_free_name(&nd);
+	rig_fini(&r);
+}
+
+/* PASIDs described so that no kernel could cover them. */
+static void test_pasid_bad_descs(void)
+{
+	struct vmig_iommu_desc t1 = { .size = sizeof(t1), .id = 3,
+				      .kind = VMIG_IOMMU_TYPE1, .fd = 5 };
+	struct vmig_iommu_desc a_io, other;
+	const struct vmig_iommu_desc *ios[1] = { &a_io };
+	struct vmig_pasid_desc *pd;
+	unsigned int n;
+	struct vmig_probe p;
+	void *fresh;
+	struct dev d;
+	struct rig r;
+
+	rig_init(&r, 64 * PG);
+	ksim_iommufd_set_pasid_attach(r.k, true);
+	rig_ioas(&r, &a_io, IO_A);
+	dev_pasids(&r, &d, 1, 0, true, ios, 1, false);
+	pd = pasid_descs[0];
+	CU_ASSERT_FATAL(plug->ops->create(&r.host, &fresh) == 0);
+
+	pd[0].iommu = &t1;
+	p = probe_of(&r, &d);
+	CU_ASSERT(p.precision == VMIG_PRECISION_EXACT &&
+		  !(p.flags & VMIG_PROBE_PASIDS));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "PASID 1 is not on an IOAS "
+					       "of the device's iommufd"));
+	n = r.nr_reqs;
+	CU_ASSERT(plug->ops->attach(fresh, &d.desc) == -EINVAL);
+	CU_ASSERT_EQUAL(r.nr_reqs, n); /* refused before any kernel call */
+	/* Another iommufd: its ids name other objects. */
+	other = a_io;
+	other.fd = r.fd + 100;
+	pd[0].iommu = &other;
+	CU_ASSERT(!(probe_of(&r, &d).flags & VMIG_PROBE_PASIDS));
+	CU_ASSERT(plug->ops->attach(fresh, &d.desc) == -EINVAL);
+	pd[0].iommu = &a_io;
+	pd[0].pasid = 1u << 20;
+	p = probe_of(&r, &d);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "PASID 1048576 is beyond its "
+					       "20-bit PASID width"));
+	pd[0].pasid = 0;
+	p = probe_of(&r, &d);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "PASID 0 is the device"));
+	CU_ASSERT(plug->ops->attach(fresh, &d.desc) == -EINVAL);
+	CU_ASSERT(where(&d).auto_domain);
+	plug->ops->destroy(fresh);
+	dev_free_name(&d);
+	rig_fini(&r);
+}
+
 static CU_TestInfo tests[] = {
 	{ "descriptor", test_descriptor },
 	{ "probe and decline reasons", test_probe },
@@ -851,6 +1400,11 @@ static CU_TestInfo tests[] = {
 	{ "IOMMU group mates", test_group_mates },
 	{ "kernel errors", test_errors },
 	{ "unplug while tracked", test_unplug },
+	{ "PASIDs: covered, read per space", test_pasid_cover },
+	{ "PASIDs: HWPT placement", test_pasid_placement },
+	{ "PASIDs: 6.12 has no PASID attach", test_pasid_6_12 },
+	{ "PASIDs: domains that cannot track", test_pasid_no_dirty },
+	{ "PASIDs: descriptions never covered", test_pasid_bad_descs },
 	CU_TEST_INFO_NULL,
 };
 
