@@ -66,27 +66,10 @@ static void ds_fail(struct vmig_devstate *ds, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* The kernel                                                          */
 
-/*
- * VFIO_DEVICE_FEATURE with a payload of len bytes, the header and payload
- * contiguous as the kernel reads them; the payload is copied back.
- */
 static int feature(struct vmig_devstate *ds, uint32_t flags, void *payload,
 		   size_t len)
 {
-	uint64_t raw[1 + 2];
-	struct vfio_device_feature *f = (void *)raw;
-	int ret;
-
-	memset(raw, 0, sizeof(raw));
-	f->argsz = (uint32_t)(sizeof(*f) + len);
-	f->flags = flags;
-	if (len)
-		memcpy(raw + 1, payload, len);
-	ret = ds->host->ioctl(ds->host->kctx, ds->fd, VFIO_DEVICE_FEATURE,
-			      raw);
-	if (len)
-		memcpy(payload, raw + 1, len);
-	return ret;
+	return vk_device_feature(ds->host, ds->fd, flags, payload, len);
 }
 
 static int get_state(struct vmig_devstate *ds, uint32_t *state)

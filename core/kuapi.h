@@ -13,10 +13,14 @@
 #ifndef VMIG_KUAPI_H
 #define VMIG_KUAPI_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <linux/vfio.h>
+
+#include <vmig/plugin.h>
 
 /* An 8-byte-aligned u64, as __aligned_u64 in the UAPI. */
 typedef uint64_t vk_a64 __attribute__((aligned(8)));
@@ -307,6 +311,38 @@ struct vk_vfio_precopy_info {
 struct vk_vfio_device_feature_mig_data_size {
 	vk_a64 stop_copy_length;
 };
+
+/* ------------------------------------------------------------------ */
+/* Calls                                                               */
+
+/* The largest VFIO_DEVICE_FEATURE payload vmig passes (a DMA-log report). */
+#define VK_FEATURE_PAYLOAD_MAX 32u
+
+/*
+ * VFIO_DEVICE_FEATURE on a device fd through a host table, with a payload
+ * of len bytes: the header and the payload contiguous, as the kernel
+ * reads them; the payload is copied back on success. Returns what the
+ * ioctl returns, or -EINVAL for a payload larger than any feature's.
+ */
+static inline int vk_device_feature(const struct vmig_host *h, int fd,
+				    uint32_t flags, void *payload, size_t len)
+{
+	uint64_t raw[1 + VK_FEATURE_PAYLOAD_MAX / 8];
+	struct vfio_device_feature *f = (struct vfio_device_feature *)raw;
+	int ret;
+
+	if (len > VK_FEATURE_PAYLOAD_MAX)
+		return -EINVAL;
+	memset(raw, 0, sizeof(raw));
+	f->argsz = (uint32_t)(sizeof(*f) + len);
+	f->flags = flags;
+	if (len)
+		memcpy(raw + 1, payload, len);
+	ret = h->ioctl(h->kctx, fd, VFIO_DEVICE_FEATURE, raw);
+	if (ret >= 0 && len)
+		memcpy(payload, raw + 1, len);
+	return ret;
+}
 
 /* ------------------------------------------------------------------ */
 /* Layout checks                                                       */

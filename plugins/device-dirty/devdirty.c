@@ -76,27 +76,10 @@ static uint64_t range_end(const struct vmig_range *r)
 /* ------------------------------------------------------------------ */
 /* The kernel                                                          */
 
-/*
- * VFIO_DEVICE_FEATURE with a payload of len bytes (copied in and, on
- * success, back out): the header and payload contiguous, as the kernel
- * reads them.
- */
 static int dd_feature(struct dd *t, int fd, uint32_t flags, void *payload,
 		      size_t len)
 {
-	uint64_t raw[1 + 4];
-	struct vfio_device_feature *f = (void *)raw;
-	int ret;
-
-	memset(raw, 0, sizeof(raw));
-	f->argsz = (uint32_t)(sizeof(*f) + len);
-	f->flags = flags;
-	if (len)
-		memcpy(raw + 1, payload, len);
-	ret = t->host->ioctl(t->host->kctx, fd, VFIO_DEVICE_FEATURE, raw);
-	if (!ret && len)
-		memcpy(payload, raw + 1, len);
-	return ret;
+	return vk_device_feature(t->host, fd, flags, payload, len);
 }
 
 static int dd_log_stop(struct dd *t, struct dd_dev *d)

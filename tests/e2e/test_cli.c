@@ -6,100 +6,22 @@
  * its exit status, what it printed and the JSON report it wrote.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
+#include "e2e/runner.h"
 #include "unit/testutil.h"
 
 #define VMIG VMIG_BINARY_DIR "/bin/vmig"
 #define CONFIGS VMIG_SOURCE_DIR "/samples/configs/"
 
-extern char **environ;
-
-struct result {
-	int status; /* exit status, or -1 if it did not exit */
-	char out[65536];
-	char err[16384];
-};
+/* Runs the program; a test cannot go on when it cannot even start it. */
+#define run(r, ...) \
+	CU_ASSERT_FATAL(vmig_run_prog(r, tmpdir, VMIG, __VA_ARGS__) == 0)
 
 static char tmpdir[64];
-
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-
-	buf[0] = '\0';
-	if (!f)
-		return;
-	n = fread(buf, 1, len - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
-/*
- * Runs vmig with argv (NULL-terminated, without the program name), with
- * VMIG_PLUGIN_PATH removed from the environment unless plugin_path.
- */
-static void run(struct result *r, const char *plugin_path, ...)
-{
-	char out[96], err[96], env_path[4096];
-	const char *argv[16];
-	char *envp[256];
-	posix_spawn_file_actions_t fa;
-	va_list ap;
-	pid_t pid;
-	int n = 0, e = 0, wstatus, i;
-
-	argv[n++] = VMIG;
-	va_start(ap, plugin_path);
-	while (n < 15 && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
-	va_end(ap);
-	argv[n] = NULL;
-	for (i = 0; environ[i] && e < 254; i++) {
-		if (strncmp(environ[i], "VMIG_PLUGIN_PATH=", 17))
-			envp[e++] = environ[i];
-	}
-	if (plugin_path) {
-		snprintf(env_path, sizeof(env_path), "VMIG_PLUGIN_PATH=%s",
-			 plugin_path);
-		envp[e++] = env_path;
-	}
-	envp[e] = NULL;
-
-	snprintf(out, sizeof(out), "%s/out", tmpdir);
-	snprintf(err, sizeof(err), "%s/err", tmpdir);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, out,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_addopen(&fa, 2, err,
-					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CU_ASSERT_FATAL(posix_spawn(&pid, VMIG, &fa, NULL,
-				    (char *const *)argv, envp) == 0);
-	posix_spawn_file_actions_destroy(&fa);
-	CU_ASSERT_FATAL(waitpid(pid, &wstatus, 0) == pid);
-	r->status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-	slurp(out, r->out, sizeof(r->out));
-	slurp(err, r->err, sizeof(r->err));
-}
-
-static cJSON *load_json(const char *path)
-{
-	static char buf[1 << 20];
-
-	slurp(path, buf, sizeof(buf));
-	return cJSON_Parse(buf);
-}
 
 static int suite_init(void)
 {
@@ -119,26 +41,26 @@ static int suite_fini(void)
 
 static void test_version_and_usage(void)
 {
-	struct result r;
+	struct vmig_run_result r;
 
-	run(&r, NULL, "version", NULL);
+	run(&r, "version", NULL);
 	CU_ASSERT_EQUAL(r.status, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vmig 0."));
-	run(&r, NULL, "frobnicate", NULL);
+	run(&r, "frobnicate", NULL);
 	CU_ASSERT_EQUAL(r.status, 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "unknown command \"frobnicate\""));
-	run(&r, NULL, NULL);
+	run(&r, NULL);
 	CU_ASSERT_EQUAL(r.status, 2);
-	run(&r, NULL, "run", NULL);
+	run(&r, "run", NULL);
 	CU_ASSERT_EQUAL(r.status, 2);
 }
 
 /* The plugins next to libvmig are found without any configuration. */
 static void test_plugins_list(void)
 {
-	struct result r;
+	struct vmig_run_result r;
 
-	run(&r, NULL, "plugins", NULL);
+	run(&r, "plugins", NULL);
 	CU_ASSERT_EQUAL(r.status, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vfio-type1 "));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "devices: vfio-pci, mdev"));
@@ -148,10 +70,10 @@ static void test_plugins_list(void)
 
 static void test_plugins_json(void)
 {
-	struct result r;
+	struct vmig_run_result r;
 	cJSON *root, *p, *t1 = NULL;
 
-	run(&r, NULL, "plugins", "--json", NULL);
+	run(&r, "plugins", "--json", NULL);
 	CU_ASSERT_EQUAL(r.status, 0);
 	root = cJSON_Parse(r.out);
 	CU_ASSERT_FATAL(cJSON_IsArray(root));
@@ -178,9 +100,9 @@ static void test_plugins_json(void)
 /* Broken plugins in the path are listed with what is wrong with each. */
 static void test_plugins_broken(void)
 {
-	struct result r;
+	struct vmig_run_result r;
 
-	run(&r, NULL, "plugins", "--path", VMIG_TEST_PLUGIN_DIR, NULL);
+	run(&r, "plugins", "--path", VMIG_TEST_PLUGIN_DIR, NULL);
 	CU_ASSERT_EQUAL(r.status, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "test-good"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "vmig-test-abi2.so\n    error:"));
@@ -200,10 +122,10 @@ static void write_file(const char *path, const char *text)
 
 static void test_check(void)
 {
-	struct result r;
+	struct vmig_run_result r;
 	char bad[128];
 
-	run(&r, NULL, "check", CONFIGS "demo.json", NULL);
+	run(&r, "check", CONFIGS "demo.json", NULL);
 	CU_ASSERT_EQUAL(r.status, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "demo.json: valid"));
 
@@ -211,13 +133,13 @@ static void test_check(void)
 	write_file(bad, "{ \"memory\": [ { \"gpa\": 0, \"size\": \"1M\" } ],\n"
 			"  \"devices\": [ { \"name\": \"a\", \"kind\": 3,\n"
 			"                   \"group\": 1 } ] }\n");
-	run(&r, NULL, "check", bad, NULL);
+	run(&r, "check", bad, NULL);
 	CU_ASSERT_EQUAL(r.status, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
 		r.err, "devices[0].kind: expected one of \"vfio-pci\", \"mdev\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "bad.json"));
 
-	run(&r, NULL, "check", "/nonexistent/vmig.json", NULL);
+	run(&r, "check", "/nonexistent/vmig.json", NULL);
 	CU_ASSERT_EQUAL(r.status, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/vmig.json"));
 }
@@ -225,16 +147,16 @@ static void test_check(void)
 static cJSON *run_report(const char *config, const char *name)
 {
 	char report[128];
-	struct result r;
+	struct vmig_run_result r;
 	cJSON *root;
 
 	snprintf(report, sizeof(report), "%s/%s", tmpdir, name);
-	run(&r, NULL, "run", config, "--report", report, NULL);
+	run(&r, "run", config, "--report", report, NULL);
 	CU_ASSERT_EQUAL(r.status, 0);
 	if (r.status)
 		fprintf(stderr, "%s", r.err);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.out, "missed 0"));
-	root = load_json(report);
+	root = vmig_load_json(report);
 	CU_ASSERT_FATAL(root != NULL);
 	return root;
 }
@@ -326,10 +248,10 @@ static void test_run_type1_mdev(void)
 
 static void test_run_errors(void)
 {
-	struct result r;
+	struct vmig_run_result r;
 	char path[128];
 
-	run(&r, NULL, "run", "/nonexistent/x.json", NULL);
+	run(&r, "run", "/nonexistent/x.json", NULL);
 	CU_ASSERT_EQUAL(r.status, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/x.json"));
 
@@ -342,7 +264,7 @@ static void test_run_errors(void)
 		   "  \"run\": { \"mode\": \"track\" },\n"
 		   "  \"kernel\": { \"type\": \"simulated\",\n"
 		   "    \"devices\": [ { \"name\": \"a\" } ] } }\n");
-	run(&r, NULL, "run", path, "--report", "/nonexistent/dir/r.json",
+	run(&r, "run", path, "--report", "/nonexistent/dir/r.json",
 	    NULL);
 	CU_ASSERT_EQUAL(r.status, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/dir/r.json"));

@@ -37,6 +37,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "e2e/runner.h"
 #include "unit/testutil.h"
 
 #define VMIG VMIG_BINARY_DIR "/bin/vmig"
@@ -67,26 +68,6 @@ static void path_in(char *buf, size_t len, const char *name)
 	snprintf(buf, len, "%s/%s", tmpdir, name);
 }
 
-static void slurp(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-
-	buf[0] = '\0';
-	if (!f)
-		return;
-	n = fread(buf, 1, len - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
-static cJSON *load_json(const char *path)
-{
-	static char buf[1 << 20];
-
-	slurp(path, buf, sizeof(buf));
-	return cJSON_Parse(buf);
-}
 
 static const char *str(cJSON *o, const char *key)
 {
@@ -232,7 +213,7 @@ static bool wait_for(const char *file, const char *text, unsigned int ms)
 	uint64_t end = now_ms() + ms;
 
 	while (now_ms() < end) {
-		slurp(file, buf, sizeof(buf));
+		vmig_slurp(file, buf, sizeof(buf));
 		if (strstr(buf, text))
 			return true;
 		sleep_ms(20);
@@ -401,9 +382,9 @@ static void show_logs(struct run *r)
 {
 	static char buf[8192];
 
-	slurp(r->src.err, buf, sizeof(buf));
+	vmig_slurp(r->src.err, buf, sizeof(buf));
 	fprintf(stderr, "\n--- source stderr\n%s", buf);
-	slurp(r->dst.err, buf, sizeof(buf));
+	vmig_slurp(r->dst.err, buf, sizeof(buf));
 	fprintf(stderr, "--- destination stderr\n%s", buf);
 }
 
@@ -427,8 +408,8 @@ static void migrate_ok(struct run *r, const char *dst_transport)
 		show_logs(r);
 	CU_ASSERT_EQUAL(s_st, 0);
 	CU_ASSERT_EQUAL(d_st, 0);
-	src = load_json(r->src_report);
-	dst = load_json(r->dst_report);
+	src = vmig_load_json(r->src_report);
+	dst = vmig_load_json(r->dst_report);
 	CU_ASSERT_FATAL(src && dst);
 	CU_ASSERT_STRING_EQUAL(str(src, "result"), "completed");
 	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "completed");
@@ -559,7 +540,7 @@ static void test_netns(void)
 /* The source's report: how it ended, and that its guest runs. */
 static cJSON *check_source_failed(struct run *r, const char *result)
 {
-	cJSON *src = load_json(r->src_report);
+	cJSON *src = vmig_load_json(r->src_report);
 
 	CU_ASSERT_FATAL(src != NULL);
 	CU_ASSERT_STRING_EQUAL(str(src, "result"), result);
@@ -584,12 +565,12 @@ static void test_sigint_source(void)
 	kill(r.src.pid, SIGINT);
 	CU_ASSERT_EQUAL(reap(&r.src, WAIT_MS), 1);
 	CU_ASSERT_EQUAL(reap(&r.dst, WAIT_MS), 1);
-	slurp(r.src.err, err, sizeof(err));
+	vmig_slurp(r.src.err, err, sizeof(err));
 	CU_ASSERT(has(err, "interrupted: cancelling the migration"));
 	src = check_source_failed(&r, "cancelled");
 	CU_ASSERT(has(str(src, "error"), "cancelled (vmig_cancel) at "
 					 "iteration "));
-	dst = load_json(r.dst_report);
+	dst = vmig_load_json(r.dst_report);
 	CU_ASSERT_FATAL(dst != NULL);
 	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "cancelled");
 	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "not started");
@@ -832,7 +813,7 @@ static void test_truncated(void)
 	cJSON *src, *dst;
 
 	run_through_proxy(&r, &p, POLICIES_SLOW);
-	dst = load_json(r.dst_report);
+	dst = vmig_load_json(r.dst_report);
 	CU_ASSERT_FATAL(dst != NULL);
 	if (p.payload_len)
 		snprintf(want, sizeof(want),
@@ -872,7 +853,7 @@ static void test_corrupted(void)
 	run_through_proxy(&r, &p, POLICIES_SLOW);
 	snprintf(want, sizeof(want), "frame %llu: header CRC 0x",
 		 (unsigned long long)p.flip_frame);
-	dst = load_json(r.dst_report);
+	dst = vmig_load_json(r.dst_report);
 	CU_ASSERT_FATAL(dst != NULL);
 	CU_ASSERT(!strncmp(str(dst, "error"), want, strlen(want)));
 	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "not started");

@@ -404,6 +404,33 @@ bool ksim_access_ok(const void *uptr, uint64_t len);
 int ksim_copy_from_user(void *dst, const void *usrc, size_t len);
 int ksim_copy_to_user(void *udst, const void *src, size_t len);
 
+/*
+ * __ffs(): the index of the lowest set bit; 0 for 0, which is what x86's
+ * tzcnt gives once the shift count is reduced modulo 64.
+ */
+static inline unsigned int ksim_ffs64(uint64_t v)
+{
+	unsigned int n = 0;
+
+	if (!v)
+		return 0;
+	while (!(v & 1)) {
+		v >>= 1;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * A user range that pin_user_pages() would refuse: below mmap_min_addr
+ * (where nothing is ever mapped) or past TASK_SIZE_MAX.
+ */
+static inline bool ksim_uva_faults(uint64_t uva, uint64_t len)
+{
+	return uva < KSIM_USER_MIN || len > KSIM_TASK_SIZE_MAX ||
+	       uva > KSIM_TASK_SIZE_MAX - len;
+}
+
 /* splitmix64: the simulator's only source of pseudo-random numbers. */
 uint64_t ksim_rand(uint64_t *state);
 

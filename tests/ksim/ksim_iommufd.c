@@ -222,20 +222,6 @@ static struct ifd_dev *ifd_dev(struct ksim_device *d)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-/* __ffs(): the lowest set bit's index; 0 for 0, as x86's tzcnt wraps. */
-static unsigned int ffs64(uint64_t v)
-{
-	unsigned int n = 0;
-
-	if (!v)
-		return 0;
-	while (!(v & 1)) {
-		v >>= 1;
-		n++;
-	}
-	return n;
-}
-
 /* roundup_pow_of_two() for 0 < v <= 2^63. */
 static uint64_t roundup_pow2(uint64_t v)
 {
@@ -249,13 +235,6 @@ static uint64_t roundup_pow2(uint64_t v)
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
-}
-
-/* A user range pin_user_pages() would refuse: nothing can be there. */
-static bool uva_faults(uint64_t uva, uint64_t len)
-{
-	return uva < KSIM_USER_MIN || len > KSIM_TASK_SIZE_MAX ||
-	       uva > KSIM_TASK_SIZE_MAX - len;
 }
 
 /* clear_user(). */
@@ -330,7 +309,7 @@ static void iommu_of(const struct ksim_iommufd_device_params *p,
 
 static uint64_t iommu_min_page(const struct ifd_iommu *iommu)
 {
-	return 1ull << ffs64(iommu->pgsizes);
+	return 1ull << ksim_ffs64(iommu->pgsizes);
 }
 
 /* The domain geometry of each driver. */
@@ -862,7 +841,7 @@ static int domain_check_add(struct ifd_ioas *ioas, const struct ifd_iommu *m)
 			ret = -EADDRINUSE;
 	free(rs.r);
 	for (i = 0; i < ioas->nr_areas && !ret; i++)
-		if (uva_faults(ioas->areas[i].uva, ioas->areas[i].length))
+		if (ksim_uva_faults(ioas->areas[i].uva, ioas->areas[i].length))
 			ret = -EFAULT;
 	return ret;
 }
@@ -1533,8 +1512,8 @@ static int alloc_iova(struct ifd_ioas *ioas, uint64_t uva, uint64_t length,
 	if (!length || length >= IFD_ULONG_MAX / 2)
 		return -EOVERFLOW;
 	align = roundup_pow2(length);
-	if (uva && (1ull << ffs64(uva)) < align)
-		align = 1ull << ffs64(uva);
+	if (uva && (1ull << ksim_ffs64(uva)) < align)
+		align = 1ull << ksim_ffs64(uva);
 	if (align >= IFD_HPAGE_SIZE)
 		align = IFD_HPAGE_SIZE;
 	if (align < ioas_alignment(ioas, 0))
@@ -1671,7 +1650,7 @@ static int ifd_ioas_map(struct ifd_ucmd *u, void *buf)
 	if ((cmd->user_va % KSIM_PAGE_SIZE) & (align - 1))
 		return -EINVAL;
 	/* With a domain, the pages are pinned and mapped now. */
-	if (ioas->nr_hwpts && uva_faults(cmd->user_va, cmd->length))
+	if (ioas->nr_hwpts && ksim_uva_faults(cmd->user_va, cmd->length))
 		return -EFAULT;
 	na.iova = iova;
 	na.length = cmd->length;
@@ -1905,7 +1884,7 @@ static int ifd_get_dirty_bitmap(struct ifd_ucmd *u, void *buf)
 	if (!hwpt->dirty_ops)
 		return -EOPNOTSUPP;
 	bm.iova = cmd->iova;
-	bm.pgshift = ffs64(cmd->page_size);
+	bm.pgshift = ksim_ffs64(cmd->page_size);
 	bm.nbits = ((cmd->length - 1) >> bm.pgshift) + 1;
 	bm.data = (uint8_t *)(uintptr_t)cmd->data;
 	clear = !(cmd->flags & VK_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR);

@@ -102,23 +102,6 @@ static struct t1_dev *t1dev(struct ksim_device *d)
 	return d->ext[KSIM_EXT_TYPE1];
 }
 
-/*
- * __ffs() of a non-zero value; 0 for 0, which is what x86's tzcnt gives
- * once the shift count is reduced modulo 64.
- */
-static unsigned int ffs64(uint64_t v)
-{
-	unsigned int n = 0;
-
-	if (!v)
-		return 0;
-	while (!(v & 1)) {
-		v >>= 1;
-		n++;
-	}
-	return n;
-}
-
 /* DIRTY_BITMAP_BYTES(): whole 64-bit words, wrapping as the kernel's. */
 static uint64_t dirty_bitmap_bytes(uint64_t npages)
 {
@@ -127,7 +110,7 @@ static uint64_t dirty_bitmap_bytes(uint64_t npages)
 
 static uint64_t min_pgsize(const struct ksim_container *c)
 {
-	return 1ull << ffs64(c->pgsize_bitmap);
+	return 1ull << ksim_ffs64(c->pgsize_bitmap);
 }
 
 /* The page sizes of the simulated IOMMU domain (vfio_update_pgsize_bitmap). */
@@ -142,13 +125,6 @@ static uint64_t domain_pgsizes(const struct ksim *k)
 	if (b & ~T1_PAGE_MASK)
 		b = (b & T1_PAGE_MASK) | KSIM_PAGE_SIZE;
 	return b;
-}
-
-/* A user address range that cannot be pinned (nothing mapped there). */
-static bool vaddr_faults(uint64_t vaddr, uint64_t size)
-{
-	return vaddr < KSIM_USER_MIN || size > KSIM_TASK_SIZE_MAX ||
-	       vaddr > KSIM_TASK_SIZE_MAX - size;
 }
 
 /* ------------------------------------------------------------------ */
@@ -298,7 +274,7 @@ static void group_set_as(struct ksim *k, struct ksim_group *g,
  */
 static int dma_bitmap_reserve(struct t1_dma *dma, uint64_t pgsize)
 {
-	uint64_t npages = dma->size >> ffs64(pgsize);
+	uint64_t npages = dma->size >> ksim_ffs64(pgsize);
 	size_t words = (size_t)(dirty_bitmap_bytes(npages) / 8 + 1);
 	uint64_t *bm;
 
@@ -338,7 +314,7 @@ static void populate_one(void *opaque, uint64_t iova)
 static void dma_populate_pinned(struct ksim *k, struct ksim_container *c,
 				struct t1_dma *dma, uint64_t pgsize)
 {
-	struct populate_ctx p = { dma, ffs64(pgsize) };
+	struct populate_ctx p = { dma, ksim_ffs64(pgsize) };
 
 	ksim_pins_for_each(k, c, dma->iova, dma->size, populate_one, &p);
 }
@@ -362,7 +338,7 @@ static void populate_full(struct ksim_container *c)
 
 		if (dma_bitmap_reserve(dma, pgsize))
 			continue; /* the kernel's bitmap exists already */
-		dma_set_bits(dma, 0, dma->size >> ffs64(pgsize));
+		dma_set_bits(dma, 0, dma->size >> ksim_ffs64(pgsize));
 	}
 }
 
@@ -405,7 +381,7 @@ static int update_user_bitmap(struct ksim_container *c, struct t1_dma *dma,
 			      uint64_t *ubitmap, uint64_t base,
 			      uint64_t pgsize)
 {
-	unsigned int pgshift = ffs64(pgsize);
+	unsigned int pgshift = ksim_ffs64(pgsize);
 	uint64_t nbits = dma->size >> pgshift;
 	uint64_t bit_offset = (dma->iova - base) >> pgshift;
 	uint64_t copy_offset = bit_offset / 64;
@@ -446,7 +422,7 @@ static int update_user_bitmap(struct ksim_container *c, struct t1_dma *dma,
 static void dma_log_reset(struct ksim *k, struct ksim_container *c,
 			  struct t1_dma *dma, uint64_t pgsize)
 {
-	uint64_t i, nbits = dma->size >> ffs64(pgsize);
+	uint64_t i, nbits = dma->size >> ksim_ffs64(pgsize);
 
 	for (i = 0; i < nbits; i++)
 		ksim_bit_clear(dma->bitmap, i);
@@ -545,12 +521,12 @@ static int attach_pci_group(struct ksim *k, struct ksim_container *c)
 	if (c->nr_domain_groups)
 		return 0; /* joins the existing domain: nothing to replay */
 	pgsizes = domain_pgsizes(k);
-	minpg = 1ull << ffs64(pgsizes);
+	minpg = 1ull << ksim_ffs64(pgsizes);
 	for (i = 0; i < c->nr_dmas; i++) {
 		const struct t1_dma *dma = &c->dmas[i];
 
 		/* vfio_iommu_replay(): pin, then iommu_map(). */
-		if (vaddr_faults(dma->vaddr, dma->size))
+		if (ksim_uva_faults(dma->vaddr, dma->size))
 			return -EFAULT;
 		if ((dma->iova | dma->size | dma->vaddr) & (minpg - 1))
 			return -EINVAL;
@@ -908,7 +884,7 @@ static int t1_map_dma(struct ksim *k, struct ksim_container *c, void *arg)
 	new.prot = prot;
 	/* With a domain the pages are pinned and mapped now. */
 	if (c->nr_domain_groups) {
-		if (vaddr_faults(map.vaddr, map.size))
+		if (ksim_uva_faults(map.vaddr, map.size))
 			return -EFAULT;
 		new.iommu_mapped = true;
 	}
@@ -1039,7 +1015,7 @@ static int t1_unmap_dma(struct ksim *k, struct ksim_container *c, void *arg)
 			return ret;
 		if (!ksim_access_ok(bitmap.data, bitmap.size))
 			return -EINVAL;
-		ret = verify_bitmap_size(unmap.size >> ffs64(bitmap.pgsize),
+		ret = verify_bitmap_size(unmap.size >> ksim_ffs64(bitmap.pgsize),
 					 bitmap.size);
 		if (ret)
 			return ret;
@@ -1098,7 +1074,7 @@ static int t1_dirty_pages(struct ksim *k, struct ksim_container *c, void *arg)
 		return -EINVAL;
 	if (!ksim_access_ok(range.bitmap.data, range.bitmap.size))
 		return -EINVAL;
-	ret = verify_bitmap_size(range.size >> ffs64(range.bitmap.pgsize),
+	ret = verify_bitmap_size(range.size >> ksim_ffs64(range.bitmap.pgsize),
 				 range.bitmap.size);
 	if (ret)
 		return ret;
@@ -1146,7 +1122,7 @@ static uint64_t compat_alignment(const struct ksim *k,
 		if (d->as != c && d != extra)
 			continue;
 		need = d->kind == KSIM_DEV_PCI ?
-			       1ull << ffs64(domain_pgsizes(k)) :
+			       1ull << ksim_ffs64(domain_pgsizes(k)) :
 			       KSIM_PAGE_SIZE;
 		if (need > a)
 			a = need;
@@ -1375,7 +1351,7 @@ static int compat_map_dma(struct ksim *k, struct ksim_container *c, void *arg)
 		return -EEXIST;
 	if ((map.vaddr % KSIM_PAGE_SIZE) & (a - 1))
 		return -EINVAL;
-	if (compat_has_domain(k, c) && vaddr_faults(map.vaddr, map.size))
+	if (compat_has_domain(k, c) && ksim_uva_faults(map.vaddr, map.size))
 		return -EFAULT;
 	new.iova = map.iova;
 	new.size = map.size;
@@ -1540,7 +1516,7 @@ static int compat_attach_device(struct ksim *k, struct ksim_container *c,
 		if (last > T1_APERTURE_END ||
 		    (dma->iova <= T1_MSI_END && last >= T1_MSI_START))
 			return -EADDRINUSE;
-		if (vaddr_faults(dma->vaddr, dma->size))
+		if (ksim_uva_faults(dma->vaddr, dma->size))
 			return -EFAULT;
 	}
 	if (domain)
@@ -1880,7 +1856,7 @@ static void t1_written(struct ksim *k, void *as, struct ksim_device *d,
 		       uint64_t iova, uint64_t len)
 {
 	struct ksim_container *c = as;
-	unsigned int pgshift = ffs64(min_pgsize(c));
+	unsigned int pgshift = ksim_ffs64(min_pgsize(c));
 	struct t1_dma *dma;
 	uint64_t off, i;
 
@@ -1928,7 +1904,7 @@ static int t1_pin(struct ksim *k, void *as, struct ksim_device *d,
 		struct t1_dma *dma = dma_find(c, p, KSIM_PAGE_SIZE);
 
 		if (!dma_bitmap_reserve(dma, pg))
-			ksim_bit_set(dma->bitmap, (p - dma->iova) >> ffs64(pg));
+			ksim_bit_set(dma->bitmap, (p - dma->iova) >> ksim_ffs64(pg));
 	}
 	if (!g->t1_pinned_scope) {
 		g->t1_pinned_scope = true;
