@@ -1564,7 +1564,7 @@ static int parse_pasids(struct ctx *c, const cJSON *arr,
 	size_t i = 0, n, m, base, first, dup;
 	struct key_ent *keys;
 	const cJSON *e;
-	int64_t pasid;
+	int64_t pasid = 0;
 	bool found;
 	int rc;
 
@@ -2083,7 +2083,7 @@ static int parse_pin(struct ctx *c, const cJSON *obj,
 		     const struct vmig_config *cfg, size_t di,
 		     struct vmig_cfg_sim_device *sd)
 {
-	int64_t pages;
+	int64_t pages = 0;
 	uint64_t last;
 	int rc;
 

@@ -179,7 +179,7 @@ static int rx_frame_done(struct vmig_rx *rx, int event)
 static int rx_header(struct vmig_rx *rx)
 {
 	struct vmig_frame *f = &rx->f;
-	struct vmig_rx_device *d;
+	struct vmig_rx_device *d = NULL;
 	uint8_t *span = NULL;
 	uint32_t i;
 	int ret;
@@ -441,7 +441,7 @@ static int rx_hello(struct vmig_rx *rx)
 static int rx_payload(struct vmig_rx *rx)
 {
 	struct vmig_frame *f = &rx->f;
-	struct vmig_rx_device *d;
+	struct vmig_rx_device *d = NULL;
 	uint8_t *span;
 	char msg[256];
 	int ret;

@@ -1162,6 +1162,7 @@ static bool src_send_error(struct vmig_src *src, int err)
  * the one that ended it or the connection is gone, the devices and the
  * guest run again, tracking stops.
  */
+__attribute__((format(printf, 4, 0)))
 static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 		      const char *fmt, va_list ap)
 {

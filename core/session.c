@@ -22,6 +22,7 @@
 /* ------------------------------------------------------------------ */
 /* Errors and logging                                                  */
 
+__attribute__((format(printf, 3, 0)))
 static void session_vlog(vmig_session *s, int level, const char *fmt,
 			 va_list ap)
 {

@@ -3,7 +3,8 @@
 # and runs the whole CTest suite on each build:
 #   build-ci    warnings as errors (and the valgrind runs, and the
 #               kernel lab: tests/kernel/run-lab.sh under QEMU),
-#   build-asan  AddressSanitizer and UndefinedBehaviorSanitizer.
+#   build-asan  AddressSanitizer and UndefinedBehaviorSanitizer,
+# then compiles it with clang (-Werror) where clang is installed.
 # Exits non-zero when anything fails.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,5 +31,14 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+# A second compiler catches what the first lets through (format checks of
+# va_list functions, for one); built only, where clang is installed.
+if command -v clang >/dev/null 2>&1; then
+	echo "== build-clang: -Werror (compile only)"
+	CC=clang cmake -S . -B build-clang -DVMIG_WERROR=ON \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-clang -j"$jobs"
+fi
 
 echo "== all tests passed"

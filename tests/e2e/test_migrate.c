@@ -473,6 +473,7 @@ static void test_tcp_loopback(void)
 
 static char ns_a[40], ns_b[40];
 
+__attribute__((format(printf, 1, 2)))
 static int sh(const char *fmt, ...)
 {
 	char cmd[512];

@@ -427,7 +427,7 @@ static void test_migration_flags(void)
 					   .mig_flags = MIG_P2P };
 	struct ksim_feature_params none = { .migration = true };
 	struct rig r;
-	uint64_t v;
+	uint64_t v = 0;
 
 	rig_new(&r);
 	rig_dev(&r, "all", &all_flags);
@@ -1088,7 +1088,7 @@ static void test_data_size(void)
 	struct ksim_feature_params fp = { .migration = true,
 					  .state_size = 10 * KiB };
 	const int64_t full = 16 + 24 + 3 * (16 + 4096) + 16 + 16;
-	uint64_t v;
+	uint64_t v = 0;
 	struct rig r;
 	uint8_t buf[100];
 	int fd;
