@@ -1439,11 +1439,14 @@ static int parse_run(struct ctx *c, const cJSON *root,
 /* ------------------------------------------------------------------ */
 /* Memory                                                              */
 
-static const char *const region_keys[] = { "name", "gpa", "size", NULL };
+static const char *const region_keys[] = { "name", "gpa", "size", "fill",
+					    NULL };
+static const char *const fill_names[] = { "zero", "random", NULL };
 
 static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 			struct vmig_cfg_region *r)
 {
+	int fill = VMIG_CFG_FILL_ZERO;
 	uint64_t last;
 	char name[32];
 	int rc;
@@ -1459,8 +1462,10 @@ static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 	rc = rc ? rc : get_aligned(c, obj, "gpa", U_ADDRESS, &r->gpa);
 	rc = rc ? rc : get_aligned(c, obj, "size", U_SIZE, &r->size);
 	rc = rc ? rc : range_last(c, r->gpa, r->size, &last);
+	rc = rc ? rc : get_enum(c, obj, "fill", fill_names, &fill);
 	if (rc)
 		return rc;
+	r->fill = (enum vmig_cfg_fill)fill;
 	if (!r->name) {
 		snprintf(name, sizeof(name), "ram%zu", idx);
 		r->name = sdup(name);

@@ -43,10 +43,16 @@ struct vmig_cfg_policies {
 	enum vmig_cfg_tracking tracking;
 };
 
+enum vmig_cfg_fill {
+	VMIG_CFG_FILL_ZERO = 0,   /* fresh anonymous memory */
+	VMIG_CFG_FILL_RANDOM = 1, /* pseudo-random bytes, seeded by the gpa */
+};
+
 struct vmig_cfg_region {
 	char *name;    /* default "ram<index>" */
 	uint64_t gpa;  /* 4 KiB aligned */
 	uint64_t size; /* a non-zero multiple of 4 KiB */
+	enum vmig_cfg_fill fill; /* the contents the program starts with */
 };
 
 enum vmig_cfg_iommu_type {

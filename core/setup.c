@@ -410,6 +410,22 @@ static int setup_plugins(struct setup *st)
 	return 0;
 }
 
+/*
+ * "fill": "random": bytes no page of which is zero, the same for the same
+ * gpa on every run (xorshift64, seeded by the region's gpa).
+ */
+static void fill_random(uint8_t *p, uint64_t len, uint64_t gpa)
+{
+	uint64_t x = gpa ^ 0x9E3779B97F4A7C15ull, i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(p + i, &x, 8);
+	}
+}
+
 static int setup_memory(struct setup *st)
 {
 	vmig_session *s = st->s;
@@ -435,6 +451,8 @@ static int setup_memory(struct setup *st)
 					 "memory[%zu]: cannot map %llu bytes: %s",
 					 i, (unsigned long long)cr->size,
 					 vmig_strerror(-errno));
+		if (cr->fill == VMIG_CFG_FILL_RANDOM)
+			fill_random(p, cr->size, cr->gpa);
 		r.hva = p;
 		ret = vmig_region_add(s, &r, NULL);
 		if (ret < 0) {

@@ -568,8 +568,9 @@ static void test_memory(void)
 	vmig_config *cfg;
 
 	cfg = OK(REG("{'gpa': 0, 'size': 1073741824}, "
-		     "{'name': 'high', 'gpa': '0x100000000', 'size': '2GiB'}, "
-		     "{'gpa': '8G', 'size': '512M'}, "
+		     "{'name': 'high', 'gpa': '0x100000000', 'size': '2GiB', "
+		     "'fill': 'random'}, "
+		     "{'gpa': '8G', 'size': '512M', 'fill': 'zero'}, "
 		     "{'gpa': '17179869184', 'size': '4KiB'}, "
 		     "{'gpa': '0X2000000000', 'size': '0x3000'}, "
 		     "{'gpa': '0x3000000000', 'size': '1T'}, "
@@ -580,6 +581,9 @@ static void test_memory(void)
 	CU_ASSERT_EQUAL_FATAL(cfg->nr_regions, 9);
 	CU_ASSERT_STRING_EQUAL(cfg->regions[0].name, "ram0");
 	CU_ASSERT_EQUAL(cfg->regions[0].size, 1ull << 30);
+	CU_ASSERT_EQUAL(cfg->regions[0].fill, VMIG_CFG_FILL_ZERO);
+	CU_ASSERT_EQUAL(cfg->regions[1].fill, VMIG_CFG_FILL_RANDOM);
+	CU_ASSERT_EQUAL(cfg->regions[2].fill, VMIG_CFG_FILL_ZERO);
 	CU_ASSERT_STRING_EQUAL(cfg->regions[1].name, "high");
 	CU_ASSERT_EQUAL(cfg->regions[1].gpa, 1ull << 32);
 	CU_ASSERT_EQUAL(cfg->regions[1].size, 2ull << 30);
@@ -606,6 +610,10 @@ static void test_memory(void)
 	    "memory[0]: unknown key \"flags\"");
 	ERR(REG("{'gpa': 0, 'size': 4096, 'name': ''}"),
 	    "memory[0].name: expected a non-empty string");
+	ERR(REG("{'gpa': 0, 'size': 4096, 'fill': 'ones'}"),
+	    "memory[0].fill: expected one of \"zero\", \"random\"");
+	ERR(REG("{'gpa': 0, 'size': 4096, 'fill': 1}"),
+	    "memory[0].fill: expected one of \"zero\", \"random\"");
 }
 
 static void test_sizes_addresses(void)
