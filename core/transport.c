@@ -281,7 +281,7 @@ int vmig_conn_write(struct vmig_conn *c, uv_write_t *req,
  */
 #define UNIX_SNDBUF (4 << 20)
 
-/* For unix sockets, once the handle has its fd. */
+/* TCP before it connects; unix once the handle has its fd. */
 static void conn_tune(struct vmig_conn *c, bool tcp)
 {
 	int v = UNIX_SNDBUF;

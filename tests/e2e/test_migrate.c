@@ -426,7 +426,7 @@ static void migrate_ok(struct run *r, const char *dst_transport)
 	/*
 	 * The devices wrote during the whole pre-copy, all of it seen by the
 	 * sources: between every two syncs (each pass over the function's
-	 * window of data lasts some 100 ms at 32 MB/s, hundreds of the
+	 * window of data lasts some 200 ms at 32 MB/s, hundreds of the
 	 * simulated guest's steps), and every pass sent the whole window.
 	 */
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(src,
