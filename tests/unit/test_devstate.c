@@ -21,6 +21,7 @@
 #include "core/kuapi.h"
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/ksimutil.h"
 
 #define KiB 1024ull
 #define NDEV 4
@@ -122,11 +123,6 @@ struct rig {
 	struct watch w;
 };
 
-static int kio(struct rig *r, int fd, unsigned long req, void *arg)
-{
-	return r->h->ioctl(r->h->kctx, fd, req, arg);
-}
-
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -147,21 +143,11 @@ static int rig_dev(struct rig *r, const char *name,
 		.group = 30 + r->n,
 		.feature = *fp,
 	};
-	char path[32];
 	int i = r->n++;
 
-	CU_ASSERT_FATAL(ksim_device_add(r->k, &dp, &r->dev[i]) == 0);
-	snprintf(path, sizeof(path), "/dev/vfio/%d", dp.group);
-	r->gfd[i] = r->h->open(r->h->kctx, path, O_RDWR);
-	CU_ASSERT_FATAL(r->gfd[i] >= 0);
-	CU_ASSERT_FATAL(kio(r, r->gfd[i], VFIO_GROUP_SET_CONTAINER,
-			    &r->cfd) == 0);
-	if (i == 0)
-		CU_ASSERT_FATAL(kio(r, r->cfd, VFIO_SET_IOMMU,
-				    (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) ==
-				0);
-	r->dfd[i] = kio(r, r->gfd[i], VFIO_GROUP_GET_DEVICE_FD, (void *)name);
-	CU_ASSERT_FATAL(r->dfd[i] >= 0);
+	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
+			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
+			       &r->gfd[i], &r->dfd[i]);
 	r->w.dev[i] = r->dev[i];
 	r->w.state[i] = ST_RUNNING;
 	r->w.n = r->n;

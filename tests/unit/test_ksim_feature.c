@@ -23,6 +23,7 @@
 
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define KiB 1024ull
@@ -146,23 +147,13 @@ static int rig_dev(struct rig *r, const char *name,
 		.kind = KSIM_DEV_PCI,
 		.group = 10 + r->ndev,
 	};
-	char path[32];
 	int i = r->ndev++;
 
 	if (fp)
 		dp.feature = *fp;
-	CU_ASSERT_FATAL(ksim_device_add(r->k, &dp, &r->dev[i]) == 0);
-	snprintf(path, sizeof(path), "/dev/vfio/%d", dp.group);
-	r->gfd[i] = r->h->open(r->h->kctx, path, O_RDWR);
-	CU_ASSERT_FATAL(r->gfd[i] >= 0);
-	CU_ASSERT_FATAL(kio(r, r->gfd[i], VFIO_GROUP_SET_CONTAINER,
-			    &r->cfd) == 0);
-	if (i == 0)
-		CU_ASSERT_FATAL(kio(r, r->cfd, VFIO_SET_IOMMU,
-				    (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) ==
-				0);
-	r->dfd[i] = kio(r, r->gfd[i], VFIO_GROUP_GET_DEVICE_FD, (void *)name);
-	CU_ASSERT_FATAL(r->dfd[i] >= 0);
+	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
+			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
+			       &r->gfd[i], &r->dfd[i]);
 	return i;
 }
 

@@ -16,6 +16,7 @@
 #include "core/kuapi.h"
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096u
 #define MEM_PAGES 256u
@@ -85,22 +86,13 @@ static struct ksim_device *rig_device(struct rig *r, const char *name,
 		.pins_pages = pins,
 	};
 	struct ksim_device *d;
-	char path[32];
-	int gfd;
+	int gfd, dfd;
 
-	CU_ASSERT_FATAL(ksim_device_add(r->k, &dp, &d) == 0);
-	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
-	gfd = r->h->open(r->h->kctx, path, 2);
-	CU_ASSERT_FATAL(gfd >= 0);
-	CU_ASSERT_FATAL(kio(r, gfd, VFIO_GROUP_SET_CONTAINER, &r->container) ==
-			0);
-	if (r->ngroups == 0)
-		CU_ASSERT_FATAL(kio(r, r->container, VFIO_SET_IOMMU,
-				    (void *)(uintptr_t)iommu_type) == 0);
+	/* The device fd stays open: a device works only while it is. */
+	vmig_test_type1_device(r->k, r->h, r->container, &dp,
+			       r->ngroups == 0 ? iommu_type : 0, &d, &gfd,
+			       &dfd);
 	r->groups[r->ngroups++] = gfd;
-	/* A device works (DMA, pins) while its fd is open, as in Linux. */
-	CU_ASSERT_FATAL(kio(r, gfd, VFIO_GROUP_GET_DEVICE_FD, (void *)name) >=
-			0);
 	return d;
 }
 

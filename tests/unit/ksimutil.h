@@ -1,0 +1,46 @@
+/*
+ * ksimutil.h: what the unit tests do the same way with the simulated
+ * kernel. Include after testutil.h.
+ */
+#ifndef VMIG_KSIMUTIL_H
+#define VMIG_KSIMUTIL_H
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <linux/vfio.h>
+
+#include "ksim/ksim.h"
+
+/*
+ * Adds the device dp describes and opens it as a VMM would, through the
+ * host table h: its group (/dev/vfio/<dp->group>) joins the type1
+ * container cfd, which gets IOMMU type iommu_type when iommu_type is not
+ * 0 (the container's first group), then the device's fd. Every step is
+ * asserted. A device works (DMA, pins) while its fd is open, as in Linux.
+ */
+static inline void vmig_test_type1_device(struct ksim *k,
+					  const struct vmig_host *h, int cfd,
+					  const struct ksim_device_params *dp,
+					  unsigned long iommu_type,
+					  struct ksim_device **dev, int *gfd,
+					  int *dfd)
+{
+	char path[32];
+
+	CU_ASSERT_FATAL(ksim_device_add(k, dp, dev) == 0);
+	snprintf(path, sizeof(path), "/dev/vfio/%d", dp->group);
+	*gfd = h->open(h->kctx, path, O_RDWR);
+	CU_ASSERT_FATAL(*gfd >= 0);
+	CU_ASSERT_FATAL(h->ioctl(h->kctx, *gfd, VFIO_GROUP_SET_CONTAINER,
+				 &cfd) == 0);
+	if (iommu_type)
+		CU_ASSERT_FATAL(h->ioctl(h->kctx, cfd, VFIO_SET_IOMMU,
+					 (void *)(uintptr_t)iommu_type) == 0);
+	*dfd = h->ioctl(h->kctx, *gfd, VFIO_GROUP_GET_DEVICE_FD,
+			(void *)dp->name);
+	CU_ASSERT_FATAL(*dfd >= 0);
+}
+
+#endif /* VMIG_KSIMUTIL_H */
