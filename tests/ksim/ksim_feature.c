@@ -802,29 +802,49 @@ nomem:
 }
 
 /*
- * Opens a saving session on a new pipe whose read end becomes the caller's
- * data fd. final: a STOP_COPY image (it ends); else PRE_COPY.
+ * A session on a new pipe: the caller's data fd is the read end when
+ * saving, the write end when resuming; the session holds the other end,
+ * so that the caller's end never sees the pipe broken.
+ */
+static struct ks_session *session_open(struct ksim *k, struct ks_dev *f,
+				       bool saving, int *out)
+{
+	struct ks_session *s = session_alloc(f, saving);
+	int p[2], fd;
+
+	if (!s) {
+		*out = -ENOMEM;
+		return NULL;
+	}
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+		*out = -errno;
+		session_free(s);
+		return NULL;
+	}
+	fd = ksim_obj_install(k, saving ? &save_ops : &resume_ops, s,
+			      p[saving ? 0 : 1], &s->obj);
+	if (fd < 0) {
+		close(p[saving ? 1 : 0]);
+		session_free(s);
+		*out = fd;
+		return NULL;
+	}
+	s->keep_fd = p[saving ? 1 : 0];
+	*out = fd;
+	return s;
+}
+
+/*
+ * Opens a saving session whose data fd the caller reads. final: a
+ * STOP_COPY image (it ends); else PRE_COPY.
  */
 static int save_open(struct ksim *k, struct ks_dev *f, bool final, int *out)
 {
-	struct ks_session *s = session_alloc(f, true);
-	int p[2], fd;
+	struct ks_session *s = session_open(k, f, true, out);
 	uint32_t i;
 
 	if (!s)
-		return -ENOMEM;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
-		fd = -errno;
-		session_free(s);
-		return fd;
-	}
-	fd = ksim_obj_install(k, &save_ops, s, p[0], &s->obj);
-	if (fd < 0) {
-		close(p[1]);
-		session_free(s);
-		return fd;
-	}
-	s->keep_fd = p[1];
+		return *out;
 	for (i = 0; i < f->nchunks; i++)
 		ksim_bit_set(s->initial, i);
 	s->nr_initial = f->nchunks;
@@ -834,33 +854,17 @@ static int save_open(struct ksim *k, struct ks_dev *f, bool final, int *out)
 						   KS_CHUNK_BYTES;
 	f->save = s;
 	session_fill(s);
-	*out = fd;
 	return 0;
 }
 
-/* Opens a resuming session: the caller gets the write end of a pipe. */
+/* Opens a resuming session: the caller writes the image to its fd. */
 static int resume_open(struct ksim *k, struct ks_dev *f, int *out)
 {
-	struct ks_session *s = session_alloc(f, false);
-	int p[2], fd;
+	struct ks_session *s = session_open(k, f, false, out);
 
 	if (!s)
-		return -ENOMEM;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
-		fd = -errno;
-		session_free(s);
-		return fd;
-	}
-	fd = ksim_obj_install(k, &resume_ops, s, p[1], &s->obj);
-	if (fd < 0) {
-		close(p[0]);
-		session_free(s);
-		return fd;
-	}
-	/* Held so that the caller's end polls writable, never broken. */
-	s->keep_fd = p[0];
+		return *out;
 	f->resume = s;
-	*out = fd;
 	return 0;
 }
 
