@@ -43,4 +43,20 @@ static inline void vmig_test_type1_device(struct ksim *k,
 	CU_ASSERT_FATAL(*dfd >= 0);
 }
 
+/* Maps len bytes at vaddr, readable and writable, at iova in cfd. */
+static inline void vmig_test_type1_map(const struct vmig_host *h, int cfd,
+				       void *vaddr, uint64_t iova,
+				       uint64_t len)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)vaddr,
+		.iova = iova,
+		.size = len,
+	};
+
+	CU_ASSERT_FATAL(h->ioctl(h->kctx, cfd, VFIO_IOMMU_MAP_DMA, &m) == 0);
+}
+
 #endif /* VMIG_KSIMUTIL_H */

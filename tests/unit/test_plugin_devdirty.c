@@ -224,15 +224,8 @@ static int rig_dev(struct rig *r, const char *name,
 /* Maps guest pages [first, first + n) writable at IOVA first * 4 KiB. */
 static void rig_map(struct rig *r, uint64_t first, uint64_t n)
 {
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)(r->mem + first * PG),
-		.iova = first * PG,
-		.size = n * PG,
-	};
-
-	CU_ASSERT_FATAL(kio(r, r->cfd, VFIO_IOMMU_MAP_DMA, &m) == 0);
+	vmig_test_type1_map(r->h, r->cfd, r->mem + first * PG, first * PG,
+			    n * PG);
 }
 
 static void rig_unmap(struct rig *r, uint64_t first, uint64_t n)

@@ -99,15 +99,8 @@ static struct ksim_device *rig_device(struct rig *r, const char *name,
 static void rig_map(struct rig *r, uint64_t iova, uint64_t page,
 		    uint64_t npages)
 {
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)(r->mem + page * PG),
-		.iova = iova,
-		.size = npages * PG,
-	};
-
-	CU_ASSERT_FATAL(kio(r, r->container, VFIO_IOMMU_MAP_DMA, &m) == 0);
+	vmig_test_type1_map(r->h, r->container, r->mem + page * PG, iova,
+			    npages * PG);
 }
 
 static void rig_fini(struct rig *r)
