@@ -112,6 +112,14 @@ struct vmig_engine {
 
 	/* vmig_run: the simulator's ground truth while a migration runs. */
 	struct vmig_truth *truth;
+	/*
+	 * Called on the loop before every pre-copy sync of a migration
+	 * (NULL: nothing). A simulated guest uses it to take a fixed number
+	 * of steps between two syncs, so that what its devices write in an
+	 * iteration does not depend on the machine's speed.
+	 */
+	void (*sync_hook)(void *opaque);
+	void *sync_opaque;
 	/* vmig_run in local mode: the destination, kept for the report. */
 	vmig_session *local_dst;
 
@@ -181,6 +189,28 @@ int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg);
 
 /* Microseconds of CLOCK_MONOTONIC. */
 uint64_t vmig_now_us(void);
+
+/*
+ * The clock the engine reads, for tests: now() replaces the monotonic
+ * clock, and every wait the engine makes for time to pass (the bandwidth
+ * limit's pacing) calls advance() with its length and does not sleep.
+ * A test that advances its clock only there sees a migration whose
+ * timing does not depend on how fast the machine is. NULL restores the
+ * monotonic clock. Process-wide; set it while no migration runs.
+ */
+struct vmig_test_clock {
+	uint64_t (*now)(void *opaque);
+	void (*advance)(void *opaque, uint64_t us);
+	void *opaque;
+};
+void vmig_test_clock_set(const struct vmig_test_clock *clock);
+
+/*
+ * A wait of us microseconds of the engine's clock, as the milliseconds to
+ * give a libuv timer: rounded up on the monotonic clock; 0 with a test
+ * clock, which has been advanced by us.
+ */
+uint64_t vmig_clock_wait_ms(uint64_t us);
 
 /*
  * A write to a socket the peer closed raises SIGPIPE, whose default kills

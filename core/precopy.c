@@ -697,10 +697,11 @@ static uint64_t pace_budget(struct vmig_src *src)
 		src->tokens = burst;
 	/* Wait for a page's worth at least, not for a byte. */
 	if (src->tokens < VMIG_PAGE_SIZE) {
-		uint64_t ms = (uint64_t)((VMIG_PAGE_SIZE - src->tokens) *
-					 1000 / (double)rate) + 1;
+		uint64_t us = (uint64_t)((VMIG_PAGE_SIZE - src->tokens) *
+					 1e6 / (double)rate) + 1;
 
-		uv_timer_start(&src->pace, pace_expired, ms, 0);
+		uv_timer_start(&src->pace, pace_expired,
+			       vmig_clock_wait_ms(us), 0);
 		return 0;
 	}
 	return src->tokens < BATCH_BYTES ? (uint64_t)src->tokens : BATCH_BYTES;
@@ -825,6 +826,8 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 {
 	int64_t n;
 
+	if (src->e->sync_hook)
+		src->e->sync_hook(src->e->sync_opaque);
 	if (src->e->truth)
 		vmig_truth_drain(src->e->truth);
 	n = vmig_dirty_sync(src->s);

@@ -29,6 +29,12 @@
 #include "engine.h"
 
 #define GUEST_STEP_US 250u /* the simulated guest's pace */
+/*
+ * The simulated guest's steps between two pre-copy syncs: exactly this
+ * many, however fast or loaded the machine is, so that every iteration
+ * sees writes and none sees more than this many steps' worth.
+ */
+#define GUEST_STEPS_PER_SYNC 8u
 
 /* ------------------------------------------------------------------ */
 /* Reports                                                             */
@@ -167,8 +173,11 @@ out:
 
 /*
  * With the simulated kernel, the guest is this thread: while it "runs",
- * the simulated devices write guest memory every GUEST_STEP_US. The VMM's
- * stop returns only once no step is under way, so no write follows it.
+ * the simulated devices write guest memory every GUEST_STEP_US, in
+ * GUEST_STEPS_PER_SYNC steps between two syncs of the migration (it
+ * waits for the next sync when it has taken them; the sync waits until
+ * it has). The VMM's stop returns only once no step is under way, so no
+ * write follows it.
  */
 struct sim_guest {
 	struct ksim *k;
@@ -178,8 +187,23 @@ struct sim_guest {
 	bool running;
 	bool stepping;
 	bool quit;
+	bool lockstep; /* a migration's syncs pace the steps */
 	uint64_t steps;
+	uint64_t allowed; /* with lockstep: steps before the next sync */
 };
+
+/* The engine's hook before each pre-copy sync: see struct sim_guest. */
+static void guest_sync(void *opaque)
+{
+	struct sim_guest *g = opaque;
+
+	pthread_mutex_lock(&g->lock);
+	while (g->running && !g->quit && g->steps < g->allowed)
+		pthread_cond_wait(&g->cond, &g->lock);
+	g->allowed = g->steps + GUEST_STEPS_PER_SYNC;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
 
 static void *guest_main(void *opaque)
 {
@@ -188,7 +212,7 @@ static void *guest_main(void *opaque)
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->quit) {
-		if (!g->running) {
+		if (!g->running || (g->lockstep && g->steps >= g->allowed)) {
 			pthread_cond_wait(&g->cond, &g->lock);
 			continue;
 		}
@@ -225,6 +249,8 @@ static int guest_resume(void *opaque)
 
 	pthread_mutex_lock(&g->lock);
 	g->running = true;
+	/* The migration is over: no sync paces the guest any more. */
+	g->lockstep = false;
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 	return 0;
@@ -241,6 +267,8 @@ static int guest_init(struct sim_guest *g, struct ksim *k)
 	memset(g, 0, sizeof(*g));
 	g->k = k;
 	g->running = true;
+	g->lockstep = true;
+	g->allowed = GUEST_STEPS_PER_SYNC;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
 	if (pthread_create(&g->thread, NULL, guest_main, g)) {
@@ -429,6 +457,8 @@ static int migrate_run(vmig_session *s, bool local)
 		e->vmm.start = guest_start;
 		e->vmm_opaque = &g;
 		e->have_vmm = true;
+		e->sync_hook = guest_sync;
+		e->sync_opaque = &g;
 	}
 	ret = vmig_truth_new(s, true, &e->truth);
 	if (ret == 0)
@@ -438,6 +468,8 @@ static int migrate_run(vmig_session *s, bool local)
 		/* Whatever happened, the guest thread ends here. */
 		guest_stop(&g);
 		guest_fini(&g);
+		e->sync_hook = NULL;
+		e->sync_opaque = NULL;
 		e->vmm = saved;
 		e->vmm_opaque = saved_opaque;
 		e->have_vmm = saved_have;

@@ -11,8 +11,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc)
 
-# QEMU and a static busybox for the kernel lab (build-ci only).
-scripts/install-deps.sh valgrind qemu-system-x86 busybox-static
+# Every program a test or script calls that a fresh Debian 12 lacks:
+# QEMU, a static busybox and cpio for the kernel lab, iproute2 for the
+# network-namespace test, valgrind, and clang for the second compile.
+scripts/install-deps.sh valgrind qemu-system-x86 busybox-static cpio \
+	iproute2 clang
 
 # The kernel lab's bzImage, before CTest's time limits apply: from
 # ../shared or the cache in a moment, or built from source (about half

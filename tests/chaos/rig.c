@@ -197,7 +197,8 @@ static void *guest_main(void *opaque)
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->quit) {
-		if (!r->running || r->paused) {
+		if (!r->running || r->paused ||
+		    (r->lockstep && r->steps >= r->allowed)) {
 			pthread_cond_wait(&r->cond, &r->lock);
 			continue;
 		}
@@ -250,6 +251,7 @@ static int vmm_resume(void *opaque)
 	pthread_mutex_lock(&r->lock);
 	r->running = true;
 	r->resumes++;
+	r->lockstep = false; /* the migration is over: it runs freely */
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
@@ -310,6 +312,11 @@ bool rig_wait_steps(struct rig *r, unsigned int n, unsigned int timeout_ms)
 	}
 	pthread_mutex_lock(&r->lock);
 	target = r->steps + n;
+	/* In lockstep, these steps come on top of the iteration's. */
+	if (r->lockstep && r->allowed < target) {
+		r->allowed = target;
+		pthread_cond_broadcast(&r->cond);
+	}
 	while (r->steps < target && r->running && !r->paused &&
 	       pthread_cond_timedwait(&r->cond, &r->lock, &until) == 0)
 		;
@@ -455,6 +462,7 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 	pthread_mutex_init(&r->log_lock, NULL);
 	r->running = true;
 	r->step_us = GUEST_STEP_US;
+	r->steps_per_sync = 4;
 	ret = session_from(r, json, true, &r->src, err, errlen);
 	if (ret == 0)
 		ret = session_from(r, json, false, &r->dst, err, errlen);
@@ -966,6 +974,24 @@ int rig_unplug(struct rig *r, const char *name, bool last_write, bool *wrote,
 /* ------------------------------------------------------------------ */
 /* Migrating and checking                                              */
 
+/*
+ * The engine's hook before each pre-copy sync: waits until the guest took
+ * the steps of this iteration (unless it cannot step now), then allows
+ * the next iteration's.
+ */
+static void rig_sync_hook(void *opaque)
+{
+	struct rig *r = opaque;
+
+	pthread_mutex_lock(&r->lock);
+	while (r->lockstep && r->running && !r->paused && !r->quit &&
+	       r->steps < r->allowed)
+		pthread_cond_wait(&r->cond, &r->lock);
+	r->allowed = r->steps + r->steps_per_sync;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
 int rig_migrate(struct rig *r)
 {
 	struct vmig_engine *e = vmig_engine_get(r->src);
@@ -976,7 +1002,19 @@ int rig_migrate(struct rig *r)
 	ret = vmig_truth_new(r->src, true, &e->truth);
 	if (ret < 0)
 		return ret;
+	pthread_mutex_lock(&r->lock);
+	r->lockstep = true;
+	r->allowed = r->steps + r->steps_per_sync;
+	pthread_mutex_unlock(&r->lock);
+	e->sync_hook = rig_sync_hook;
+	e->sync_opaque = r;
 	ret = vmig_migrate_local(r->src, r->dst);
+	e->sync_hook = NULL;
+	e->sync_opaque = NULL;
+	pthread_mutex_lock(&r->lock);
+	r->lockstep = false;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
 	vmig_truth_free(e->truth);
 	e->truth = NULL;
 	return ret;

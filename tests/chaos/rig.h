@@ -131,6 +131,15 @@ struct rig {
 	uint64_t steps;
 	unsigned int stops, resumes, starts;
 	uint64_t step_us;
+	/*
+	 * While a migration runs, the guest takes exactly steps_per_sync
+	 * steps between two of its syncs (lockstep), so that what the
+	 * devices write per iteration does not depend on the machine's
+	 * speed; `allowed` is the step count it may reach before the next.
+	 */
+	bool lockstep;
+	unsigned int steps_per_sync;
+	uint64_t allowed;
 
 	/* Called from the migration's progress callback (its loop). */
 	void (*progress)(struct rig *r, const struct vmig_progress *p);

@@ -82,7 +82,7 @@ static void hc_progress(struct rig *r, const struct vmig_progress *p)
 		h->did1 = true;
 		/* The devices write during the migration, whatever the pace. */
 		if (!h->no_wait)
-			CU_ASSERT(rig_wait_steps(r, 4, 10000));
+			CU_ASSERT(rig_wait_steps(r, 4, 60000));
 		if (h->at1)
 			h->at1(h);
 	} else if (p->iteration == 2 && !h->did2) {
@@ -1085,7 +1085,7 @@ static void hammer_at1(struct hc *h)
 	struct vmig_engine *e = h->r->src->engine;
 	int i;
 
-	for (i = 0; i < 10000; i++) {
+	for (i = 0; i < 60000; i++) {
 		bool queued;
 
 		pthread_mutex_lock(&e->lock);
@@ -1095,7 +1095,7 @@ static void hammer_at1(struct hc *h)
 			break;
 		usleep(1000);
 	}
-	CU_ASSERT(i < 10000);
+	CU_ASSERT(i < 60000);
 	/* A write during the migration (the guest may be paused). */
 	CU_ASSERT(rig_write(h->r, "m1", 0, "c", NULL, RIG_PAGE, 1) == 0);
 }

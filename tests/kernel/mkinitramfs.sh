@@ -25,6 +25,10 @@ die() {
 [ -x "$lab" ] || die "$lab: not built"
 [ -d "$plugins" ] || die "$plugins: no plugins built"
 [ -x "$busybox" ] || die "$busybox: missing (install busybox-static)"
+for tool in cpio gzip ldd; do
+	command -v "$tool" >/dev/null 2>&1 ||
+		die "$tool: not found (scripts/install-deps.sh cpio installs it)"
+done
 # The static busybox is the only program that runs before any library is
 # there; a dynamic one would fail in the guest with a bare "not found".
 if ldd "$busybox" >/dev/null 2>&1; then
@@ -84,7 +88,17 @@ done
 	[ -n "$(ls "$stage"/opt/vmig/lib/libvmig.so* 2>/dev/null)" ] ||
 	die "$lab is not linked to libvmig"
 
+# Each step writes a file of its own, so that a failing step stops the
+# script here with its cause (sh has no pipefail: a pipeline would have
+# gzip'ed cpio's empty output and reported success).
 mkdir -p "$(dirname "$output")"
-(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
-	gzip -1 >"$output.tmp.$$"
+list="$stage.list"
+archive="$stage.cpio"
+trap 'rm -rf "$stage" "$list" "$archive"' EXIT INT TERM
+(cd "$stage" && find . >"$list") || die "listing $stage failed"
+LC_ALL=C sort -o "$list" "$list" || die "sorting the file list failed"
+(cd "$stage" && cpio -o -H newc -R 0:0 --quiet <"$list" >"$archive") ||
+	die "cpio failed to archive $stage"
+[ -s "$archive" ] || die "cpio wrote an empty archive"
+gzip -1 -c "$archive" >"$output.tmp.$$" || die "gzip failed"
 mv -f "$output.tmp.$$" "$output"

@@ -26,8 +26,13 @@ static inline int vmig_test_run(CU_SuiteInfo *suites)
 	}
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
+	/*
+	 * A suite whose init or cleanup failed ran none (or not all) of its
+	 * tests: that is a failure too, never a quiet pass.
+	 */
 	failures = CU_get_number_of_failures() +
-		   CU_get_number_of_tests_failed();
+		   CU_get_number_of_tests_failed() +
+		   CU_get_number_of_suites_failed();
 	if (CU_get_number_of_tests_run() == 0)
 		failures++; /* a test program that ran nothing is broken */
 	CU_cleanup_registry();
