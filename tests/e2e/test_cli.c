@@ -222,11 +222,15 @@ static void test_run_type1_pci(void)
 	cJSON *it;
 	double mapped = 2 * (64 << 20) / 4096;
 
+	int n = 0;
+
 	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
 		CU_ASSERT_EQUAL(num(it, "pages_reported"), mapped);
 		CU_ASSERT(num(it, "pages_written") > 0);
+		n++;
 	}
+	CU_ASSERT_EQUAL(n, 3); /* run.iterations: the loop checked them */
 	cJSON_Delete(root);
 }
 
@@ -236,13 +240,17 @@ static void test_run_type1_mdev(void)
 	cJSON *root = run_report(CONFIGS "type1-mdev.json", "mdev.json");
 	cJSON *it;
 
+	int n = 0;
+
 	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
 		CU_ASSERT(num(it, "pages_written") > 0);
 		CU_ASSERT(num(it, "pages_reported") <=
 			  num(it, "pages_written") + 8);
 		CU_ASSERT(num(it, "pages_reported") >= 8);
+		n++;
 	}
+	CU_ASSERT_EQUAL(n, 5); /* run.iterations: the loop checked them */
 	cJSON_Delete(root);
 }
 

@@ -3,14 +3,18 @@
  * frame checks (core/proto.c, core/dest.c's receiving state machine).
  *
  * Frames are built in memory and fed to a destination state machine over
- * guest memory that has inaccessible guard pages on both sides, so that a
- * write outside the regions crashes the test. Every check of
+ * guest memory with a canary page on each side, checked after every
+ * stream (a write just outside a region is an assertion that fails, not a
+ * crash), and inaccessible guard pages beyond them, so that a write far
+ * outside crashes the test. Every check of
  * docs/protocol.md is made to fail once, with its exact message; a fuzz
  * loop (fixed seed) feeds thousands of corrupted and truncated streams in
  * random chunk sizes and requires a clean ending every time.
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,24 +34,43 @@
 /* A destination session over guarded memory                          */
 
 struct guarded {
-	uint8_t *base; /* guard, memory, guard */
+	uint8_t *base; /* guard, canary, memory, canary, guard */
 	uint8_t *mem;
 	size_t len;
 };
 
+#define CANARY 0xa5
+
 static void guarded_map(struct guarded *g, size_t pages)
 {
 	g->len = pages * PG;
-	g->base = mmap(NULL, g->len + 2 * PG, PROT_NONE,
+	g->base = mmap(NULL, g->len + 4 * PG, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CU_ASSERT_FATAL(g->base != MAP_FAILED);
-	g->mem = g->base + PG;
-	CU_ASSERT_FATAL(mprotect(g->mem, g->len, PROT_READ | PROT_WRITE) == 0);
+	g->mem = g->base + 2 * PG;
+	CU_ASSERT_FATAL(mprotect(g->mem - PG, g->len + 2 * PG,
+				 PROT_READ | PROT_WRITE) == 0);
+	memset(g->mem - PG, CANARY, PG);
+	memset(g->mem + g->len, CANARY, PG);
+}
+
+/* Whether the pages on both sides of the memory were left alone. */
+static bool guarded_intact(const struct guarded *g)
+{
+	size_t i;
+
+	for (i = 0; i < PG; i++)
+		if (g->mem[-1 - (ptrdiff_t)i] != CANARY ||
+		    g->mem[g->len + i] != CANARY)
+			return false;
+	return true;
 }
 
 static void guarded_unmap(struct guarded *g)
 {
-	munmap(g->base, g->len + 2 * PG);
+	/* Nothing was ever written outside the regions. */
+	CU_ASSERT(guarded_intact(g));
+	munmap(g->base, g->len + 4 * PG);
 }
 
 struct dest {
