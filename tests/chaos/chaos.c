@@ -79,6 +79,13 @@ enum chunk_state { CH_UNMAPPED, CH_MAPPED, CH_BUSY };
 struct cspace {
 	char label[16];
 	enum sp_type type;
+	/*
+	 * Intel: its devices' IOMMUs have the default page sizes (4 KiB,
+	 * 2 MiB, 1 GiB) and its mappings are 2 MiB where the chunks allow,
+	 * so that huge IOPTEs carry them. Its map and unmap events take
+	 * whole mappings (never half of a 2 MiB one).
+	 */
+	bool big;
 	enum chunk_state state[MAX_CHUNKS];
 	bool writable[MAX_CHUNKS];
 };
@@ -105,8 +112,9 @@ struct cdev {
 	int pasid_space;
 	int group;
 	uint32_t cdev;
-	uint32_t pin_pages;  /* mdev */
+	uint32_t pin_pages;  /* mdev, or a vfio-pci that pins pages */
 	int pin_chunk;
+	bool pins;           /* vfio-pci in type1: its driver pins pages */
 	/* While it runs. */
 	bool present;
 	bool claimed;
@@ -120,6 +128,7 @@ enum ev_type {
 	EV_UNPLUG_STATE,
 	EV_MAP,
 	EV_UNMAP,
+	EV_UNMAP_HOLE,
 	EV_FAIL_READ,
 	EV_LOG_BREAK,
 	EV_FAIL_NTH,
@@ -128,8 +137,26 @@ enum ev_type {
 };
 
 static const char *const ev_names[EV_NR] = {
-	"hotplug", "unplug", "unplug-stateful", "map", "unmap", "fail-read",
-	"log-break", "fail-nth", "repair",
+	"hotplug", "unplug", "unplug-stateful", "map", "unmap", "unmap-hole",
+	"fail-read", "log-break", "fail-nth", "repair",
+};
+
+/*
+ * Classes of what a run drew, counted in the summary so that a change of
+ * the generator cannot quietly stop drawing one of them.
+ */
+enum cls {
+	CL_MIXED_CONTAINER, /* a type1 container with an mdev and a function */
+	CL_PINNED_PCI,      /* a vfio-pci function that pins pages */
+	CL_HUGE_DEFAULT,    /* huge IOPTEs at the default page sizes */
+	CL_HOTPLUG_TRACKED, /* a hot-plug into a space already tracked */
+	CL_UNMAP_HOLE,      /* an unmap over mappings with a hole between */
+	CL_NR,
+};
+
+static const char *const cl_names[CL_NR] = {
+	"mixed-container", "pinned-pci", "huge-default", "hotplug-tracked",
+	"unmap-hole",
 };
 
 struct event {
@@ -173,6 +200,7 @@ struct run {
 	uint64_t start_us;
 	char fail[1024];
 	unsigned int ev_done[EV_NR];
+	unsigned int cl_done[CL_NR]; /* events of a class that happened */
 };
 
 static int verbose;
@@ -263,6 +291,7 @@ static void draw_spaces(struct scenario *sc)
 		unsigned int d = (unsigned int)draw(sc, 100);
 
 		sp->type = d < 40 ? SP_T1 : d < 85 ? SP_INTEL : SP_MOCK;
+		sp->big = sp->type == SP_INTEL && chance(sc, 30);
 		if (sp->type == SP_T1)
 			snprintf(sp->label, sizeof(sp->label), "c%d", t1++);
 		else
@@ -329,10 +358,13 @@ static void draw_device(struct scenario *sc, struct cdev *d, int idx)
 			d->log_max_ranges = 1 + (uint32_t)draw(sc, 3);
 		d->log_min_8k = d->log == LOG_MLX5 && chance(sc, 25);
 	}
-	if (d->mdev) {
+	/* A function whose driver pins pages: type1's pinned scope. */
+	d->pins = sp->type == SP_T1 && !d->mdev && chance(sc, 20);
+	if (d->mdev || d->pins) {
 		d->pin_chunk = first_mapped_writable(sc, d->space);
 		d->pin_pages = 1 + (uint32_t)draw(sc, 16);
-	} else if (chance(sc, 40)) {
+	}
+	if (!d->mdev && chance(sc, 40)) {
 		d->mig = true;
 		d->p2p = chance(sc, 50);
 		d->pre_copy = chance(sc, 50);
@@ -384,7 +416,8 @@ static void draw_events(struct scenario *sc)
 
 		ev->type = x < 20 ? EV_HOTPLUG : x < 32 ? EV_UNPLUG :
 			   x < 36 ? EV_UNPLUG_STATE : x < 50 ? EV_MAP :
-			   x < 64 ? EV_UNMAP : x < 76 ? EV_FAIL_READ :
+			   x < 58 ? EV_UNMAP : x < 64 ? EV_UNMAP_HOLE :
+			   x < 76 ? EV_FAIL_READ :
 			   x < 84 ? EV_LOG_BREAK : x < 90 ? EV_FAIL_NTH :
 			   EV_FIX;
 		/* Only the loop knows for sure that the migration runs. */
@@ -510,6 +543,8 @@ static void json_sim_device(struct rig_buf *b, const struct scenario *sc,
 	const struct cspace *sp = &sc->spaces[d->space];
 
 	rig_buf_printf(b, "{ \"name\": \"%s\"", d->name);
+	if (d->pins)
+		rig_buf_printf(b, ", \"pins_pages\": true");
 	if (sp->type != SP_T1)
 		rig_buf_printf(b, ", \"iommu_dirty_tracking\": %s",
 			       d->dirty ? "true" : "false");
@@ -517,11 +552,15 @@ static void json_sim_device(struct rig_buf *b, const struct scenario *sc,
 		rig_buf_printf(b, ", \"iommu\": { \"model\": \"mock\", "
 			       "\"huge_iova\": %s }", d->huge ? "true"
 							      : "false");
+	else if (sp->type == SP_INTEL && !d->mdev && sp->big)
+		/* The default page sizes: 4 KiB, 2 MiB and 1 GiB. */
+		rig_buf_printf(b, ", \"iommu\": { \"max_pasid_log2\": %d }",
+			       d->pasid ? 4 : 0);
 	else if (sp->type == SP_INTEL && !d->mdev)
 		rig_buf_printf(b, ", \"iommu\": { \"page_sizes\": [\"4K\", "
 			       "\"2M\"], \"max_pasid_log2\": %d }",
 			       d->pasid ? 4 : 0);
-	if (d->mdev && d->pin_chunk >= 0)
+	if ((d->mdev || d->pins) && d->pin_chunk >= 0)
 		rig_buf_printf(b,
 			       ", \"pin\": { \"iova\": %llu, \"pages\": %u }",
 			       (unsigned long long)chunk_iova(sc, d->space,
@@ -555,6 +594,22 @@ static void json_sim_device(struct rig_buf *b, const struct scenario *sc,
 	rig_buf_printf(b, " }");
 }
 
+/*
+ * Whether chunk c of a big space is mapped together with the next one as
+ * one 2 MiB mapping that a huge IOPTE can carry: both mapped, alike, and
+ * contiguous from a 2 MiB boundary.
+ */
+static bool merges(const struct scenario *sc, int space, int c)
+{
+	const struct cspace *sp = &sc->spaces[space];
+
+	return sp->big && c + 1 < sc->nr_chunks &&
+	       sp->state[c] == CH_MAPPED && sp->state[c + 1] == CH_MAPPED &&
+	       sp->writable[c] == sp->writable[c + 1] &&
+	       sc->chunk_gpa[c] % (2 * CHUNK) == 0 &&
+	       sc->chunk_gpa[c + 1] == sc->chunk_gpa[c] + CHUNK;
+}
+
 static void json_build(struct rig_buf *b, const struct scenario *sc)
 {
 	int i, c, n = 0;
@@ -581,8 +636,12 @@ static void json_build(struct rig_buf *b, const struct scenario *sc)
 				(sc->devs[d].pasid &&
 				 sc->devs[d].pasid_space == i);
 		for (c = 0; used && c < sc->nr_chunks; c++) {
+			uint64_t len = CHUNK;
+
 			if (sc->spaces[i].state[c] != CH_MAPPED)
 				continue;
+			if (merges(sc, i, c))
+				len = 2 * CHUNK;
 			rig_buf_printf(b,
 				       "%s\n    { \"space\": \"%s\", "
 				       "\"iova\": %llu, \"gpa\": %llu, "
@@ -591,9 +650,11 @@ static void json_build(struct rig_buf *b, const struct scenario *sc)
 				       sc->spaces[i].label,
 				       (unsigned long long)chunk_iova(sc, i, c),
 				       (unsigned long long)sc->chunk_gpa[c],
-				       (unsigned long long)CHUNK,
+				       (unsigned long long)len,
 				       sc->spaces[i].writable[c] ? "true"
 								 : "false");
+			if (len > CHUNK)
+				c++;
 		}
 	}
 	rig_buf_printf(b, " ],\n  \"kernel\": { \"type\": \"simulated\", "
@@ -705,6 +766,8 @@ static void ev_hotplug(struct run *ru, struct event *ev)
 	pthread_mutex_lock(&ru->lock);
 	d->claimed = false;
 	d->present = ret == 0;
+	if (ret == 0)
+		ru->cl_done[CL_HOTPLUG_TRACKED]++;
 	pthread_mutex_unlock(&ru->lock);
 	if (kfail) {
 		/* (Or its space's last device left meanwhile.) */
@@ -798,7 +861,8 @@ static void ev_map(struct run *ru, struct event *ev, bool unmap)
 
 	s = (int)rig_below(&rng, (uint64_t)sc->nr_spaces);
 	sp = &sc->spaces[s];
-	if (rig_space(ru->r, sp->label) < 0)
+	/* (A big space's mappings stay as they are: see struct cspace.) */
+	if (sp->big || rig_space(ru->r, sp->label) < 0)
 		return;
 	pthread_mutex_lock(&ru->lock);
 	for (i = 0; i < sc->nr_chunks; i++) {
@@ -849,6 +913,69 @@ static void ev_map(struct run *ru, struct event *ev, bool unmap)
 		run_fail(ru, "%s of %s 0x%llx: %s", unmap ? "unmap" : "map",
 			 sp->label, (unsigned long long)iova,
 			 vmig_strerror(ret));
+}
+
+/*
+ * One unmap over two mappings with unmapped IOVA between them: every
+ * mapping the range covers gets a last write just before, the one past
+ * the hole included, and each must be harvested (the kernel's dirty
+ * reads stop at a hole without an error).
+ */
+static void ev_unmap_hole(struct run *ru, struct event *ev)
+{
+	struct scenario *sc = ru->sc;
+	uint64_t rng = ev->seed, iova, end, last = UINT64_MAX;
+	int s, c, c1 = -1, c2 = -1, n = 0, ret;
+	struct cdev *w = NULL;
+	struct cspace *sp;
+
+	s = (int)rig_below(&rng, (uint64_t)sc->nr_spaces);
+	sp = &sc->spaces[s];
+	if (sp->big || rig_space(ru->r, sp->label) < 0)
+		return;
+	pthread_mutex_lock(&ru->lock);
+	/* A pair (mapped, unmapped..., mapped), drawn among all. */
+	for (c = 0; c < sc->nr_chunks; c++) {
+		int e;
+
+		if (sp->state[c] != CH_MAPPED || c + 1 >= sc->nr_chunks ||
+		    sp->state[c + 1] != CH_UNMAPPED)
+			continue;
+		for (e = c + 2; e < sc->nr_chunks &&
+				sp->state[e] == CH_UNMAPPED; e++)
+			;
+		if (e >= sc->nr_chunks || sp->state[e] != CH_MAPPED ||
+		    chunk_iova(sc, s, e) < chunk_iova(sc, s, c))
+			continue;
+		if (rig_below(&rng, (uint64_t)++n) == 0) {
+			c1 = c;
+			c2 = e;
+		}
+	}
+	w = c1 >= 0 ? writer_of(sc, s) : NULL;
+	if (w) {
+		sp->state[c1] = CH_BUSY;
+		sp->state[c2] = CH_BUSY;
+		w->claimed = true;
+	}
+	pthread_mutex_unlock(&ru->lock);
+	if (!w)
+		return;
+	iova = chunk_iova(sc, s, c1);
+	end = chunk_iova(sc, s, c2) + CHUNK;
+	ret = rig_unmap(ru->r, sp->label, iova, end - iova, w->name, &last,
+			ev->seed);
+	pthread_mutex_lock(&ru->lock);
+	w->claimed = false;
+	sp->state[c1] = ret == 0 ? CH_UNMAPPED : CH_MAPPED;
+	sp->state[c2] = ret == 0 ? CH_UNMAPPED : CH_MAPPED;
+	if (ret == 0)
+		ru->cl_done[CL_UNMAP_HOLE]++;
+	pthread_mutex_unlock(&ru->lock);
+	if (ret < 0 && !sc->may_abort)
+		run_fail(ru, "unmap of %s 0x%llx+0x%llx (over a hole): %s",
+			 sp->label, (unsigned long long)iova,
+			 (unsigned long long)(end - iova), vmig_strerror(ret));
 }
 
 /*
@@ -914,6 +1041,9 @@ static void run_event(struct run *ru, struct event *ev)
 		break;
 	case EV_UNMAP:
 		ev_map(ru, ev, true);
+		break;
+	case EV_UNMAP_HOLE:
+		ev_unmap_hole(ru, ev);
 		break;
 	case EV_FAIL_READ:
 		ksim_fail_request(r->k, ev->request, EIO, ev->times);
@@ -1090,8 +1220,32 @@ static void check_devices(struct run *ru, cJSON *rep)
 struct tally {
 	unsigned int runs, mismatches, completed, aborted;
 	unsigned int events[EV_NR];
+	unsigned int classes[CL_NR];
 	uint64_t pages_written;
 };
+
+/* The classes a scenario drew in its layout (events count their own). */
+static void scenario_classes(const struct scenario *sc, unsigned int *cl)
+{
+	int i, j;
+
+	for (i = 0; i < sc->nr_devs; i++) {
+		const struct cdev *d = &sc->devs[i];
+
+		if (d->hotplugged)
+			continue;
+		cl[CL_PINNED_PCI] += d->pins;
+		cl[CL_HUGE_DEFAULT] += sc->spaces[d->space].big && !d->mdev;
+		if (sc->spaces[d->space].type != SP_T1 || !d->mdev)
+			continue;
+		for (j = 0; j < sc->nr_devs; j++)
+			if (!sc->devs[j].hotplugged && !sc->devs[j].mdev &&
+			    sc->devs[j].space == d->space) {
+				cl[CL_MIXED_CONTAINER]++;
+				break;
+			}
+	}
+}
 
 static bool run_seed(uint64_t seed, struct tally *t)
 {
@@ -1162,6 +1316,9 @@ static bool run_seed(uint64_t seed, struct tally *t)
 		t->aborted++;
 	for (i = 0; i < EV_NR; i++)
 		t->events[i] += ru.ev_done[i];
+	scenario_classes(&sc, ru.cl_done);
+	for (i = 0; i < CL_NR; i++)
+		t->classes[i] += ru.cl_done[i];
 out:
 	t->runs++;
 	ok = !ru.fail[0];
@@ -1231,6 +1388,9 @@ int main(int argc, char **argv)
 	printf("events:");
 	for (i = 0; i < EV_NR; i++)
 		printf(" %s %u", ev_names[i], t.events[i]);
+	printf("\nclasses:");
+	for (i = 0; i < CL_NR; i++)
+		printf(" %s %u", cl_names[i], t.classes[i]);
 	printf("\n%u runs, %u mismatches\n", t.runs, t.mismatches);
 	return t.mismatches ? 1 : 0;
 }

@@ -720,16 +720,30 @@ int rig_unmap(struct rig *r, const char *space, uint64_t iova, uint64_t len,
 	wait_no_step(r);
 	n = mirror_remove(&r->spaces[sp], iova, len, gone, RIG_MAX_MAPS);
 	pthread_mutex_unlock(&r->lock);
-	for (i = 0; i < n && last_writer && at == UINT64_MAX; i++) {
-		if (!gone[i].writable)
-			continue;
-		at = gone[i].iova +
-		     rig_below(&rng, gone[i].length / RIG_PAGE) * RIG_PAGE;
+	/*
+	 * The range's last writes, just before it goes: where the caller
+	 * said, else one in every writable mapping it covers (an unmap over
+	 * a hole must harvest the mappings past the hole too).
+	 */
+	if (last_writer && at != UINT64_MAX) {
+		wrote = rig_write(r, last_writer, 0, space, &at, RIG_PAGE,
+				  seed) == 0;
+	} else {
+		for (i = 0; i < n && last_writer; i++) {
+			uint64_t w;
+
+			if (!gone[i].writable)
+				continue;
+			w = gone[i].iova + rig_below(&rng, gone[i].length /
+							      RIG_PAGE) *
+						   RIG_PAGE;
+			if (rig_write(r, last_writer, 0, space, &w, RIG_PAGE,
+				      seed) == 0) {
+				wrote = true;
+				at = w;
+			}
+		}
 	}
-	/* The range's last write, just before it goes. */
-	if (last_writer && at != UINT64_MAX &&
-	    rig_write(r, last_writer, 0, space, &at, RIG_PAGE, seed) == 0)
-		wrote = true;
 	ret = vmig_dma_unmap(r->src, r->spaces[sp].id, iova, len);
 	rig_logf(r, "rig: unmap %s 0x%llx+0x%llx (last write %s at 0x%llx): "
 		 "%d", space, (unsigned long long)iova,

@@ -219,8 +219,9 @@ int rig_map(struct rig *r, const char *space, uint64_t iova, uint64_t gpa,
  * Unmaps [iova, iova + len) of space: out of the mirror first (no writer
  * aims there any more), the guest quiesced, then a last write by
  * last_writer (a device that writes that space; NULL for none) of a page
- * inside the range (*last_iova, or a random one when it is UINT64_MAX),
- * then vmig_dma_unmap. *last_iova is then the IOVA written, or
+ * inside the range (*last_iova, or, when it is UINT64_MAX, a random page
+ * of every writable mapping the range covers), then vmig_dma_unmap.
+ * *last_iova is then the IOVA written last, or
  * UINT64_MAX when no last write happened (the guest is stopped, or
  * nothing writable). Returns what vmig_dma_unmap returned (on failure
  * the mirror gets the range back).
