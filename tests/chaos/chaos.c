@@ -5,8 +5,11 @@
  * above 4 GiB when there are several), address spaces (VFIO type1
  * containers, iommufd IOASes behind an Intel IOMMU with 2 MiB IOPTEs
  * where the memory allows, and behind the selftest's mock IOMMU with or
- * without 1 MiB ones) with their DMA mappings, and a device mix: vfio-pci functions in type1 containers,
- * mdevs with pinned pages (in type1 containers or behind iommufd),
+ * without 1 MiB ones; Intel ones at the default page sizes with 2 MiB
+ * mappings, so that huge IOPTEs carry them) with their DMA mappings, and
+ * a device mix: vfio-pci functions in type1 containers (some whose driver
+ * pins pages), mdevs with pinned pages (in type1 containers, beside
+ * functions or alone, or behind iommufd),
  * iommufd functions with and without IOMMU dirty tracking, devices with
  * DMA logging of the mlx5, pds or stub model, devices with VFIO
  * migration state (with and without P2P and PRE_COPY), PASID devices
@@ -18,6 +21,9 @@
  * progress callback (the migration's loop), some from a second thread
  * calling the API: hot-plug, unplug (with a last write just before),
  * map (with a write just after), unmap (with a last write just before),
+ * unmap of two mappings with a hole between (a last write in each), the
+ * vCPU source's reads failing (the guest's vCPUs write memory, logged as
+ * KVM would, when the run has them),
  * injected failures (a read or REPORT failing once, several times or for
  * good, a device's tracker broken, the nth kernel call failing) and
  * their repair.
@@ -129,6 +135,7 @@ enum ev_type {
 	EV_MAP,
 	EV_UNMAP,
 	EV_UNMAP_HOLE,
+	EV_VCPU_FAIL,
 	EV_FAIL_READ,
 	EV_LOG_BREAK,
 	EV_FAIL_NTH,
@@ -138,7 +145,7 @@ enum ev_type {
 
 static const char *const ev_names[EV_NR] = {
 	"hotplug", "unplug", "unplug-stateful", "map", "unmap", "unmap-hole",
-	"fail-read", "log-break", "fail-nth", "repair",
+	"vcpu-fail", "fail-read", "log-break", "fail-nth", "repair",
 };
 
 /*
@@ -151,12 +158,13 @@ enum cls {
 	CL_HUGE_DEFAULT,    /* huge IOPTEs at the default page sizes */
 	CL_HOTPLUG_TRACKED, /* a hot-plug into a space already tracked */
 	CL_UNMAP_HOLE,      /* an unmap over mappings with a hole between */
+	CL_VCPU_RESTART,    /* a vCPU source that failed and was restarted */
 	CL_NR,
 };
 
 static const char *const cl_names[CL_NR] = {
 	"mixed-container", "pinned-pci", "huge-default", "hotplug-tracked",
-	"unmap-hole",
+	"unmap-hole", "vcpu-restart",
 };
 
 struct event {
@@ -186,6 +194,7 @@ struct scenario {
 	struct vmig_policies pol;
 	bool pasid_off;
 	bool any_pasid;
+	uint32_t vcpu_writes; /* vCPUs writing that many pages a step; 0: none */
 	bool stub_dma_ok;
 	bool may_abort; /* an injected failure may end the migration */
 	int next_group, next_cdev, next_hp;
@@ -416,8 +425,8 @@ static void draw_events(struct scenario *sc)
 
 		ev->type = x < 20 ? EV_HOTPLUG : x < 32 ? EV_UNPLUG :
 			   x < 36 ? EV_UNPLUG_STATE : x < 50 ? EV_MAP :
-			   x < 58 ? EV_UNMAP : x < 64 ? EV_UNMAP_HOLE :
-			   x < 76 ? EV_FAIL_READ :
+			   x < 56 ? EV_UNMAP : x < 62 ? EV_UNMAP_HOLE :
+			   x < 68 ? EV_VCPU_FAIL : x < 76 ? EV_FAIL_READ :
 			   x < 84 ? EV_LOG_BREAK : x < 90 ? EV_FAIL_NTH :
 			   EV_FIX;
 		/* Only the loop knows for sure that the migration runs. */
@@ -494,6 +503,8 @@ static void draw_policies(struct scenario *sc)
 	/* Slow enough for events to happen during the migration. */
 	sc->pol.bandwidth_limit = (32 + draw(sc, 96)) * MiB;
 	sc->pasid_off = chance(sc, 40);
+	/* vCPUs with their dirty log, as a VMM registers them. */
+	sc->vcpu_writes = chance(sc, 60) ? 1 + (uint32_t)draw(sc, 16) : 0;
 }
 
 static void draw_scenario(struct scenario *sc, uint64_t seed)
@@ -1045,6 +1056,17 @@ static void run_event(struct run *ru, struct event *ev)
 	case EV_UNMAP_HOLE:
 		ev_unmap_hole(ru, ev);
 		break;
+	case EV_VCPU_FAIL:
+		/* Its reads fail: failed, restarted (or replaced). */
+		if (!ru->sc->vcpu_writes)
+			break;
+		rig_vcpu_fail(r, 1 + (int)(ev->seed % 3));
+		rig_logf(r, "chaos: the vCPU source's next %d read(s) fail",
+			 1 + (int)(ev->seed % 3));
+		pthread_mutex_lock(&ru->lock);
+		ru->cl_done[CL_VCPU_RESTART]++;
+		pthread_mutex_unlock(&ru->lock);
+		break;
 	case EV_FAIL_READ:
 		ksim_fail_request(r->k, ev->request, EIO, ev->times);
 		rig_logf(r, "chaos: %s fails (EIO) %d time(s)",
@@ -1285,6 +1307,14 @@ static bool run_seed(uint64_t seed, struct tally *t)
 		goto out;
 	}
 	add_writers(&ru);
+	if (sc.vcpu_writes) {
+		ret = rig_vcpu_add(ru.r, sc.vcpu_writes, sc.seed);
+		if (ret < 0) {
+			snprintf(ru.fail, sizeof(ru.fail), "vCPUs: %s",
+				 vmig_strerror(ret));
+			goto out;
+		}
+	}
 
 	ru.start_us = now_us();
 	thread = pthread_create(&th, NULL, thread_main, &ru) == 0;

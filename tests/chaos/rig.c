@@ -190,6 +190,147 @@ static void writers_step(struct rig *r)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* vCPUs and their dirty source                                        */
+
+/* The rig whose vCPUs the source reads: create() takes no user pointer. */
+static struct rig *vcpu_rig;
+
+/* One guest step of the vCPUs: data first, then the log's bit. */
+static void vcpu_step(struct rig *r)
+{
+	struct rig_vcpu *v = &r->vcpu;
+	uint32_t i;
+
+	for (i = 0; v->on && i < v->writes; i++) {
+		size_t reg;
+		uint64_t pg;
+
+		pthread_mutex_lock(&v->lock);
+		reg = (size_t)rig_below(&v->rng, v->nr);
+		pg = rig_below(&v->rng, v->npages[reg]);
+		v->hva[reg][pg * RIG_PAGE + rig_below(&v->rng, RIG_PAGE)] +=
+			(uint8_t)(1 + rig_below(&v->rng, 255));
+		v->log[reg][pg / 64] |= 1ull << (pg % 64);
+		v->made++;
+		pthread_mutex_unlock(&v->lock);
+	}
+}
+
+static int vcpu_create(const struct vmig_host *h, void **inst)
+{
+	(void)h;
+	if (!vcpu_rig)
+		return -ENODEV;
+	*inst = vcpu_rig;
+	return 0;
+}
+
+static int vcpu_start(void *inst, uint64_t page_size)
+{
+	struct rig_vcpu *v = &((struct rig *)inst)->vcpu;
+	size_t i;
+
+	if (page_size != RIG_PAGE)
+		return -EINVAL;
+	pthread_mutex_lock(&v->lock);
+	v->starts++;
+	/* As KVM's: enabling the log forgets what was logged before. */
+	for (i = 0; i < v->nr; i++)
+		memset(v->log[i], 0, (v->npages[i] + 63) / 64 * 8);
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+/* Reads and clears the log over [iova, iova + length) of GPA space. */
+static int vcpu_read(void *inst, const struct vmig_read *rq, uint64_t *bm)
+{
+	struct rig_vcpu *v = &((struct rig *)inst)->vcpu;
+	uint64_t n = rq->length / RIG_PAGE, p;
+	size_t i;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->fail_reads > 0) {
+		v->fail_reads--;
+		v->failed_reads++;
+		pthread_mutex_unlock(&v->lock);
+		return -EIO;
+	}
+	for (i = 0; i < v->nr; i++) {
+		for (p = 0; p < n; p++) {
+			uint64_t gpa = rq->iova + p * RIG_PAGE, pg;
+
+			if (gpa < v->gpa[i] ||
+			    gpa >= v->gpa[i] + v->npages[i] * RIG_PAGE)
+				continue;
+			pg = (gpa - v->gpa[i]) / RIG_PAGE;
+			if (!(v->log[i][pg / 64] & (1ull << (pg % 64))))
+				continue;
+			v->log[i][pg / 64] &= ~(1ull << (pg % 64));
+			bm[p / 64] |= 1ull << (p % 64);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+static const struct vmig_source_ops vcpu_ops = {
+	.size = sizeof(struct vmig_source_ops),
+	.create = vcpu_create,
+	.start = vcpu_start,
+	.read = vcpu_read,
+};
+
+static const struct vmig_plugin vcpu_plugin = {
+	.size = sizeof(struct vmig_plugin),
+	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
+	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
+	.name = "rig-vcpu",
+	.version = "1",
+	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
+	.precision = VMIG_PRECISION_EXACT,
+	.page_sizes = RIG_PAGE,
+	.ops = &vcpu_ops,
+};
+
+int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed)
+{
+	struct rig_vcpu *v = &r->vcpu;
+	size_t i;
+	int ret;
+
+	if (r->src->nr_regions > RIG_VCPU_REGIONS)
+		return -E2BIG;
+	for (i = 0; i < r->src->nr_regions; i++) {
+		const struct vmig_region_rec *reg = &r->src->regions[i];
+
+		v->log[i] = calloc((reg->npages + 63) / 64, 8);
+		if (!v->log[i])
+			return -ENOMEM;
+		v->gpa[i] = reg->gpa;
+		v->npages[i] = reg->npages;
+		v->hva[i] = reg->hva;
+	}
+	v->nr = r->src->nr_regions;
+	v->rng = seed | 1;
+	vcpu_rig = r;
+	ret = vmig_plugin_register(r->src, &vcpu_plugin);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&v->lock);
+	v->writes = writes;
+	v->on = true;
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+void rig_vcpu_fail(struct rig *r, int times)
+{
+	pthread_mutex_lock(&r->vcpu.lock);
+	r->vcpu.fail_reads = times;
+	pthread_mutex_unlock(&r->vcpu.lock);
+}
+
 static void *guest_main(void *opaque)
 {
 	struct rig *r = opaque;
@@ -206,6 +347,7 @@ static void *guest_main(void *opaque)
 		pthread_mutex_unlock(&r->lock);
 		ksim_step(r->k);
 		writers_step(r);
+		vcpu_step(r);
 		pthread_mutex_lock(&r->lock);
 		r->stepping = false;
 		r->steps++;
@@ -460,6 +602,7 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	pthread_mutex_init(&r->log_lock, NULL);
+	pthread_mutex_init(&r->vcpu.lock, NULL);
 	r->running = true;
 	r->step_us = GUEST_STEP_US;
 	r->steps_per_sync = 4;
@@ -510,6 +653,11 @@ void rig_free(struct rig *r)
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->log_lock);
+	for (size_t i = 0; i < r->vcpu.nr; i++)
+		free(r->vcpu.log[i]);
+	pthread_mutex_destroy(&r->vcpu.lock);
+	if (vcpu_rig == r)
+		vcpu_rig = NULL;
 	free(r);
 }
 

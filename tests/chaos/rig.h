@@ -105,6 +105,28 @@ struct rig_result {
 	char what[512];           /* what differed, for a message */
 };
 
+/*
+ * The guest's vCPUs, when the rig has them (rig_vcpu_add): each step of
+ * the guest writes some pages of guest memory directly and logs them, as
+ * KVM's dirty log would, and a vCPU dirty source (VMIG_IOMMU_GPA)
+ * registered in the source session reads and clears that log. Its start
+ * discards the log, as KVM's does. Under its own lock.
+ */
+#define RIG_VCPU_REGIONS 8
+struct rig_vcpu {
+	bool on;
+	pthread_mutex_t lock;
+	uint32_t writes;   /* pages written per step */
+	uint64_t rng;
+	int fail_reads;    /* reads left to fail (EIO) */
+	uint64_t made;     /* pages written */
+	unsigned int starts, failed_reads;
+	size_t nr;
+	uint64_t gpa[RIG_VCPU_REGIONS], npages[RIG_VCPU_REGIONS];
+	uint8_t *hva[RIG_VCPU_REGIONS];
+	uint64_t *log[RIG_VCPU_REGIONS];
+};
+
 struct rig {
 	vmig_session *src, *dst;
 	struct ksim *k;  /* the source's simulated kernel (src owns it) */
@@ -140,6 +162,7 @@ struct rig {
 	bool lockstep;
 	unsigned int steps_per_sync;
 	uint64_t allowed;
+	struct rig_vcpu vcpu;
 
 	/* Called from the migration's progress callback (its loop). */
 	void (*progress)(struct rig *r, const struct vmig_progress *p);
@@ -200,6 +223,17 @@ int rig_write(struct rig *r, const char *device, uint32_t pasid,
 
 /* True while the guest runs (before the VMM's stop, or after resume). */
 bool rig_guest_running(struct rig *r);
+
+/*
+ * Gives the guest vCPUs that write `writes` pages of guest memory a step,
+ * tracked by a vCPU dirty source registered in the source session (call
+ * before rig_migrate; one rig with vCPUs at a time per process). Returns
+ * 0 or what vmig_plugin_register returned.
+ */
+int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed);
+
+/* Makes the vCPU source's next `times` reads fail with EIO. */
+void rig_vcpu_fail(struct rig *r, int times);
 
 /*
  * Waits until the guest made n more steps (its devices wrote), at most
