@@ -136,6 +136,7 @@ enum ev_type {
 	EV_UNMAP,
 	EV_UNMAP_HOLE,
 	EV_VCPU_FAIL,
+	EV_SIZE_FAIL,
 	EV_FAIL_READ,
 	EV_LOG_BREAK,
 	EV_FAIL_NTH,
@@ -145,7 +146,7 @@ enum ev_type {
 
 static const char *const ev_names[EV_NR] = {
 	"hotplug", "unplug", "unplug-stateful", "map", "unmap", "unmap-hole",
-	"vcpu-fail", "fail-read", "log-break", "fail-nth", "repair",
+	"vcpu-fail", "size-fail", "fail-read", "log-break", "fail-nth", "repair",
 };
 
 /*
@@ -159,12 +160,13 @@ enum cls {
 	CL_HOTPLUG_TRACKED, /* a hot-plug into a space already tracked */
 	CL_UNMAP_HOLE,      /* an unmap over mappings with a hole between */
 	CL_VCPU_RESTART,    /* a vCPU source that failed and was restarted */
+	CL_SIZE_FAIL,       /* a device's state size query failing */
 	CL_NR,
 };
 
 static const char *const cl_names[CL_NR] = {
 	"mixed-container", "pinned-pci", "huge-default", "hotplug-tracked",
-	"unmap-hole", "vcpu-restart",
+	"unmap-hole", "vcpu-restart", "size-query-fail",
 };
 
 struct event {
@@ -425,8 +427,9 @@ static void draw_events(struct scenario *sc)
 
 		ev->type = x < 20 ? EV_HOTPLUG : x < 32 ? EV_UNPLUG :
 			   x < 36 ? EV_UNPLUG_STATE : x < 50 ? EV_MAP :
-			   x < 56 ? EV_UNMAP : x < 62 ? EV_UNMAP_HOLE :
-			   x < 68 ? EV_VCPU_FAIL : x < 76 ? EV_FAIL_READ :
+			   x < 56 ? EV_UNMAP : x < 61 ? EV_UNMAP_HOLE :
+			   x < 66 ? EV_VCPU_FAIL : x < 71 ? EV_SIZE_FAIL :
+			   x < 76 ? EV_FAIL_READ :
 			   x < 84 ? EV_LOG_BREAK : x < 90 ? EV_FAIL_NTH :
 			   EV_FIX;
 		/* Only the loop knows for sure that the migration runs. */
@@ -1055,6 +1058,25 @@ static void run_event(struct run *ru, struct event *ev)
 		break;
 	case EV_UNMAP_HOLE:
 		ev_unmap_hole(ru, ev);
+		break;
+	case EV_SIZE_FAIL:
+		/*
+		 * The devices' state size cannot be read for a while, or
+		 * until the end: an unknown size is too large to switch
+		 * over, so only the strategy force ends the pre-copy then.
+		 */
+		ksim_fail_feature(r->k, VK_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+				  EIO, ev->times);
+		rig_logf(r, "chaos: MIG_DATA_SIZE fails (EIO) %d time(s)",
+			 ev->times);
+		for (int i = 0; i < ru->sc->nr_devs; i++) {
+			if (!ru->sc->devs[i].mig)
+				continue;
+			pthread_mutex_lock(&ru->lock);
+			ru->cl_done[CL_SIZE_FAIL]++;
+			pthread_mutex_unlock(&ru->lock);
+			break;
+		}
 		break;
 	case EV_VCPU_FAIL:
 		/* Its reads fail: failed, restarted (or replaced). */

@@ -235,10 +235,20 @@ out:
 	unlock(k);
 }
 
+void ksim_fail_feature(struct ksim *k, uint32_t feature, int err, int times)
+{
+	lock(k);
+	k->fail_feature = feature;
+	k->fail_feature_err = errno_of(err);
+	k->fail_feature_times = times;
+	unlock(k);
+}
+
 void ksim_fail_clear(struct ksim *k)
 {
 	lock(k);
 	k->fail_at = 0;
+	k->fail_feature_times = 0;
 	k->nr_fail_reqs = 0;
 	unlock(k);
 }
@@ -319,6 +329,17 @@ static int host_ioctl(void *kctx, int fd, unsigned long request, void *arg)
 
 	lock(k);
 	ret = enter(k, true, request);
+	if (!ret && request == VFIO_DEVICE_FEATURE && k->fail_feature_times &&
+	    arg) {
+		struct vfio_device_feature f;
+
+		memcpy(&f, arg, sizeof(f));
+		if ((f.flags & VFIO_DEVICE_FEATURE_MASK) == k->fail_feature) {
+			ret = -k->fail_feature_err;
+			if (k->fail_feature_times > 0)
+				k->fail_feature_times--;
+		}
+	}
 	if (ret)
 		goto out;
 	o = ksim_obj_get(k, fd);

@@ -189,6 +189,14 @@ void ksim_fail_nth(struct ksim *k, uint64_t nth, int err);
 void ksim_fail_request(struct ksim *k, unsigned long request, int err,
 		       int times);
 
+/*
+ * VFIO_DEVICE_FEATURE calls for feature index `feature` (the low 16 bits
+ * of their flags; any device) fail with -err: the next `times` of them,
+ * or all when times < 0; times == 0 removes it. One feature at a time.
+ */
+void ksim_fail_feature(struct ksim *k, uint32_t feature, int err,
+		       int times);
+
 /* Removes every injected failure. */
 void ksim_fail_clear(struct ksim *k);
 

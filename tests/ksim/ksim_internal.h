@@ -389,6 +389,10 @@ struct ksim {
 	struct ksim_fail_req *fail_reqs;
 	size_t nr_fail_reqs;
 	size_t cap_fail_reqs;
+	/* ksim_fail_feature: one VFIO_DEVICE_FEATURE index that fails. */
+	uint32_t fail_feature;
+	int fail_feature_err;
+	int fail_feature_times; /* < 0: always; 0: none */
 
 	/* Per-simulator state of each part. */
 	void *ext[KSIM_EXT_NR];
