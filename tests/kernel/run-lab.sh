@@ -141,9 +141,12 @@ for b in $boots; do
 	n=$(echo "$scs" | grep -c . || true)
 	total=$((total + n))
 	# shellcheck disable=SC2086
+	# A boot that failed stops the lab here, with its cause (printed
+	# by run_boot): what follows could only report scenarios that did
+	# not run.
 	if ! run_boot "$b" "$cmdline" $machine; then
-		say "boot $b: its $n scenarios did not run"
-		continue
+		say "boot $b failed: stopping (its $n scenarios did not run)"
+		exit 1
 	fi
 	real="$work/$b.real"
 	sim="$work/$b.sim"
