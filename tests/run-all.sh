@@ -13,9 +13,10 @@ jobs=$(nproc)
 
 # Every program a test or script calls that a fresh Debian 12 lacks:
 # QEMU, a static busybox and cpio for the kernel lab, iproute2 for the
-# network-namespace test, valgrind, and clang for the second compile.
+# network-namespace test, valgrind, clang for the second compile, and
+# patch for the planted bugs.
 scripts/install-deps.sh valgrind qemu-system-x86 busybox-static cpio \
-	iproute2 clang
+	iproute2 clang patch
 
 # The kernel lab's bzImage, before CTest's time limits apply: from
 # ../shared or the cache in a moment, or built from source (about half
@@ -34,6 +35,10 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+# The suite must catch each known bug planted in a scratch copy.
+echo "== planted bugs"
+tests/planted/run.sh "$top/build-planted"
 
 # A second compiler catches what the first lets through (format checks of
 # va_list functions, for one); built only, where clang is installed.

@@ -41,8 +41,8 @@ for patch in "$top"/tests/planted/*.patch; do
 		say "$name: no Caught-by line"
 		continue
 	fi
-	if ! (cd "$scratch/src" && git apply "$patch") 2>"$scratch/$name.apply"
-	then
+	if ! (cd "$scratch/src" && patch -s -p1 -N <"$patch") \
+		>"$scratch/$name.apply" 2>&1; then
 		say "$name: the patch no longer applies: $(cat "$scratch/$name.apply")"
 		continue
 	fi
@@ -63,7 +63,7 @@ for patch in "$top"/tests/planted/*.patch; do
 			fi
 		done
 	fi
-	(cd "$scratch/src" && git apply -R "$patch")
+	(cd "$scratch/src" && patch -s -p1 -R <"$patch")
 	if [ -z "$missed" ]; then
 		caught=$((caught + 1))
 		say "$name: caught by $tests ($what)"
