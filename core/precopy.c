@@ -1094,6 +1094,8 @@ static void src_switchover(struct vmig_src *src)
 	 * failed half-way).
 	 */
 	src->stop_called = true;
+	/* The loop's clock is cached: the bound counts from now. */
+	uv_update_time(src->loop);
 	uv_timer_start(&src->stopped, stopped_expired,
 		       e->pol.switchover_timeout_ms, 0);
 	ret = e->vmm.stop(e->vmm_opaque);
