@@ -1094,10 +1094,6 @@ static void src_switchover(struct vmig_src *src)
 	 * failed half-way).
 	 */
 	src->stop_called = true;
-	/* The loop's clock is cached: the bound counts from now. */
-	uv_update_time(src->loop);
-	uv_timer_start(&src->stopped, stopped_expired,
-		       e->pol.switchover_timeout_ms, 0);
 	ret = e->vmm.stop(e->vmm_opaque);
 	if (ret < 0) {
 		src_fail(src, ret, "the VMM could not stop the guest: %s",
@@ -1105,6 +1101,13 @@ static void src_switchover(struct vmig_src *src)
 		return;
 	}
 	e->st.guest_stopped = true;
+	/*
+	 * Every wait from here on is bounded, counted from the stop's
+	 * return (the loop's clock is cached: read it now).
+	 */
+	uv_update_time(src->loop);
+	uv_timer_start(&src->stopped, stopped_expired,
+		       e->pol.switchover_timeout_ms, 0);
 	msg[0] = '\0';
 	ret = src_devices_stop(src, msg, sizeof(msg));
 	if (ret < 0) {

@@ -466,11 +466,12 @@ struct vmig_policies {
 	uint32_t reserved;          /* 0 */
 	/*
 	 * Appended after tracking: the longest the source's guest stays
-	 * stopped waiting for the destination (for the last bytes to drain,
-	 * for ACK, for STARTED), from the VMM's stop callback. When it
-	 * passes before COMMIT was written, the guest resumes on the
-	 * source; after, the outcome is VMIG_EUNRESOLVED. 0 (or an older
-	 * caller's shorter struct) means VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS.
+	 * stopped waiting for the destination (for the last bytes to
+	 * drain, for ACK, for STARTED), from the return of the stop
+	 * callback. When it passes before COMMIT was written, the guest
+	 * resumes on the source; after, the outcome is VMIG_EUNRESOLVED.
+	 * 0 (or an older caller's shorter struct) means
+	 * VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS.
 	 */
 	uint64_t switchover_timeout_ms;
 };

@@ -130,7 +130,9 @@ struct relay {
 	bool stall;           /* at the limit: hold, else cut */
 	int release[2];       /* a byte here ends a stall */
 	pthread_t thread;
-	/* What happened. */
+	/* What happened; fwd[S2D] is also read under lock by cb_stop. */
+	pthread_mutex_t lock;
+	pthread_cond_t moved;
 	uint64_t fwd[2];
 	bool hit;             /* the limit was reached with more to come */
 	struct frame_at frames[2][MAX_FRAMES];
@@ -235,8 +237,10 @@ static void *relay_main(void *opaque)
 				continue;
 			goto out;
 		}
-		if (pf[2].revents)
-			goto out;
+		/*
+		 * Data first: what a peer wrote before the test released the
+		 * relay decides whether the limit was hit.
+		 */
 		for (d = 0; d < 2; d++) {
 			int from = fd[d], to = fd[!d];
 			size_t want = sizeof(buf);
@@ -273,10 +277,15 @@ static void *relay_main(void *opaque)
 				shutdown(to, SHUT_WR);
 				continue;
 			}
+			pthread_mutex_lock(&r->lock);
 			relay_parse(r, d, buf, (size_t)n);
+			pthread_cond_broadcast(&r->moved);
+			pthread_mutex_unlock(&r->lock);
 			if (!send_all(to, buf, (size_t)n))
 				goto out;
 		}
+		if (pf[2].revents)
+			goto out;
 	}
 out:
 	/* A cut: both ends see the connection close at once. */
@@ -293,6 +302,8 @@ static void relay_start(struct relay *r, int id, const char *dst_path,
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->moved, NULL);
 	r->dir = dir;
 	r->limit = limit;
 	r->stall = stall;
@@ -321,6 +332,8 @@ static void relay_stop(struct relay *r)
 	close(r->release[0]);
 	close(r->release[1]);
 	unlink(r->src_addr + 5);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->moved);
 }
 
 /* The offset of the first frame of type t in direction d, or -1. */
@@ -361,11 +374,28 @@ static uint32_t frame_at(const struct relay *r, int d, uint64_t off)
 
 struct vmm {
 	atomic_uint stops, resumes, starts;
+	/*
+	 * The stop waits until the relay forwarded this many bytes from
+	 * the source: all it wrote before the stop (its writes are all
+	 * done when it stops), so a stall at the switchover is in place
+	 * before the bound starts counting.
+	 */
+	struct relay *gate_relay;
+	uint64_t gate_bytes;
 };
 
 static int cb_stop(void *o)
 {
-	atomic_fetch_add(&((struct vmm *)o)->stops, 1);
+	struct vmm *v = o;
+	struct relay *r = v->gate_relay;
+
+	if (r) {
+		pthread_mutex_lock(&r->lock);
+		while (r->fwd[S2D] < v->gate_bytes)
+			pthread_cond_wait(&r->moved, &r->lock);
+		pthread_mutex_unlock(&r->lock);
+	}
+	atomic_fetch_add(&v->stops, 1);
 	return 0;
 }
 
@@ -526,6 +556,9 @@ static void guest_unmap(struct guest *g)
  * (cut, or stall). resolve: settle an unresolved outcome with the
  * destination's answer, as a VMM would after asking it.
  */
+/* Set by a test: cb_stop's gate for the next run_one (0: none). */
+static uint64_t stop_gate;
+
 static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 		    uint64_t limit, bool stall, uint64_t timeout_ms,
 		    uint64_t switchover_ms, struct side *keep_src,
@@ -547,6 +580,10 @@ static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 	CU_ASSERT_FATAL(pthread_create(&dst->thread, NULL, receive_main,
 				       dst) == 0);
 	relay_start(&o->relay, id, dpath, dir, limit, stall);
+	if (stop_gate) {
+		src->vmm.gate_relay = &o->relay;
+		src->vmm.gate_bytes = stop_gate;
+	}
 	o->ret = vmig_migrate(src->s, o->relay.src_addr);
 	snprintf(o->msg, sizeof(o->msg), "%s", vmig_errmsg(src->s));
 	/* The source is done: a stalled relay lets go now. */
@@ -806,9 +843,16 @@ static void test_stall_after_switchover(void)
 	CU_ASSERT_EQUAL_FATAL(o.ret, 0);
 	cal = o.relay;
 	cJSON_Delete(o.rep);
-	at = frame_after(&cal, S2D, VMIG_FRAME_SWITCHOVER + 0);
+	/*
+	 * SWITCHOVER and what follows are held; the stop returns once the
+	 * whole pre-copy went through, so the peer is stalled before the
+	 * bound starts.
+	 */
+	at = frame_off(&cal, S2D, VMIG_FRAME_SWITCHOVER + 0);
 	CU_ASSERT_FATAL(at > 0);
+	stop_gate = (uint64_t)at;
 	run_one(&o, &g, 4, S2D, (uint64_t)at, true, 0, SMALL_MS, NULL, NULL);
+	stop_gate = 0;
 	check_stall_resumed(&o, "the destination to take the last pages "
 				"and device state");
 	cJSON_Delete(o.rep);
