@@ -558,6 +558,10 @@ static void guest_unmap(struct guest *g)
  */
 /* Set by a test: cb_stop's gate for the next run_one (0: none). */
 static uint64_t stop_gate;
+/* Set by a test: cancel the next run_one's source once all is sent. */
+static bool cancel_gate;
+static vmig_session *cancel_target;
+static void cancel_now(void);
 
 static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 		    uint64_t limit, bool stall, uint64_t timeout_ms,
@@ -583,6 +587,11 @@ static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 	if (stop_gate) {
 		src->vmm.gate_relay = &o->relay;
 		src->vmm.gate_bytes = stop_gate;
+	}
+	if (cancel_gate) {
+		cancel_target = src->s;
+		src->gate_on[0] = "source: all sent";
+		src->gate = cancel_now;
 	}
 	o->ret = vmig_migrate(src->s, o->relay.src_addr);
 	snprintf(o->msg, sizeof(o->msg), "%s", vmig_errmsg(src->s));
@@ -972,6 +981,54 @@ static void test_stall_commit_held(void)
 	watchdog_disarm();
 }
 
+/*
+ * Cancelled while the source waits for the ACK: the report says how
+ * long the guest was stopped (not 0) and what vmig waited for, and the
+ * message does not blame an iteration. The cancel comes from the log
+ * line that says everything was sent, so it lands in that wait.
+ */
+static void cancel_now(void)
+{
+	CU_ASSERT_EQUAL(vmig_cancel(cancel_target), 0);
+}
+
+static void test_cancel_awaiting_ack(void)
+{
+	struct guest g;
+	struct relay cal;
+	struct outcome o;
+	static struct side src, dst;
+	int64_t ack;
+
+	watchdog_arm("cancel while awaiting ACK");
+	guest_map(&g, TINY_PAGES * PG, false);
+	calibrate(&g, &cal);
+	ack = frame_off(&cal, D2S, VMIG_FRAME_ACK + 0);
+	CU_ASSERT_FATAL(ack > 0);
+	/* The relay holds the ACK; the bound is far (60 s). */
+	stop_gate = 0;
+	cancel_gate = true;
+	run_one(&o, &g, 8, D2S, (uint64_t)ack, true, 0, 60000, &src, &dst);
+	cancel_gate = false;
+	CU_ASSERT_EQUAL(o.ret, -ECANCELED);
+	CU_ASSERT(has(o.msg, "cancelled (vmig_cancel) after the switchover, "
+			     "waiting for the destination's ACK; the guest "
+			     "resumes on the source"));
+	CU_ASSERT_EQUAL(o.stops, 1);
+	CU_ASSERT_EQUAL(o.resumes, 1);
+	CU_ASSERT_EQUAL(o.starts, 0);
+	CU_ASSERT_STRING_EQUAL(str(o.rep, "result"), "cancelled");
+	CU_ASSERT_STRING_EQUAL(str(o.rep, "awaited"), "the destination's ACK");
+	CU_ASSERT(cJSON_GetNumberValue(cJSON_GetObjectItem(o.rep,
+							   "downtime_ms")) >
+		  0);
+	cJSON_Delete(o.rep);
+	vmig_session_free(src.s);
+	vmig_session_free(dst.s);
+	guest_unmap(&g);
+	watchdog_disarm();
+}
+
 /* ------------------------------------------------------------------ */
 /* A migrated session                                                  */
 
@@ -1006,6 +1063,11 @@ static void test_second_migrate_refused(void)
 	rep = report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
+	/* A policy of 0 is the default bound, never "no bound". */
+	CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(
+				cJSON_GetObjectItem(rep, "policies"),
+				"switchover_timeout_ms")),
+			VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS);
 	cJSON_Delete(rep);
 	CU_ASSERT_STRING_EQUAL(vmig_strerror(VMIG_EMIGRATED),
 			       "the guest was migrated away already");
@@ -1358,6 +1420,7 @@ static CU_TestInfo stall_tests[] = {
 	{ "after COMPLETE (ACK held)", test_stall_after_complete },
 	{ "after COMMIT (STARTED held)", test_stall_after_commit },
 	{ "COMMIT held", test_stall_commit_held },
+	{ "cancelled while awaiting ACK", test_cancel_awaiting_ack },
 	CU_TEST_INFO_NULL,
 };
 
