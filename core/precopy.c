@@ -135,6 +135,12 @@ struct vmig_src {
 	uv_timer_t stopped;
 	bool stop_called;        /* the VMM's stop ran: resume is owed */
 	bool commit_written;     /* COMMIT's write completed */
+	/*
+	 * The destination cannot start the guest: COMMIT never left in
+	 * full, or the destination said ERROR. Only then may a failure
+	 * after COMMIT was queued resume the guest.
+	 */
+	bool no_start;
 	bool peer_gone;          /* the destination closed the connection */
 	int peer_gone_err;
 
@@ -560,9 +566,11 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 		free(payload);
 		return -ECANCELED;
 	}
+	/* A COMMIT that fails here was never written. */
 	bt = batch_ctl(src);
 	if (!bt) {
 		free(payload);
+		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
@@ -572,10 +580,12 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 	bt->complete = type == VMIG_FRAME_COMPLETE;
 	bt->commit = type == VMIG_FRAME_COMMIT;
 	ret = batch_submit(src, bt);
-	if (ret < 0)
+	if (ret < 0) {
+		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, ret, "writing %s to %s: %s",
 			 vmig_frame_name(type), vmig_conn_peer(src->conn),
 			 vmig_strerror(ret));
+	}
 	return ret;
 }
 
@@ -793,6 +803,7 @@ static void src_committed(struct vmig_src *src);
 static void broken_expired(uv_timer_t *t);
 __attribute__((format(printf, 2, 3))) static void
 src_unresolved(struct vmig_src *src, const char *fmt, ...);
+static void src_lost_after_commit(struct vmig_src *src, int err);
 __attribute__((format(printf, 3, 4))) static void
 src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...);
 
@@ -822,6 +833,7 @@ static void src_written(uv_write_t *req, int status)
 		 * ERROR can tell now.
 		 */
 		if (status < 0) {
+			src->no_start = true;
 			src_fail_quiet(src, status,
 				       "writing COMMIT to %s: %s: the "
 				       "destination did not receive it; the "
@@ -832,14 +844,7 @@ static void src_written(uv_write_t *req, int status)
 		}
 		src->commit_written = true;
 		if (src->peer_gone)
-			src_unresolved(src,
-				       "connection lost after COMMIT was "
-				       "written, before the destination's "
-				       "STARTED (%s): it may or may not run the "
-				       "guest; the guest stays paused here",
-				       src->peer_gone_err
-					       ? vmig_strerror(src->peer_gone_err)
-					       : "the destination closed it");
+			src_lost_after_commit(src, src->peer_gone_err);
 		return;
 	}
 	if (status == UV_ECANCELED)
@@ -1336,6 +1341,16 @@ static void src_unresolved(struct vmig_src *src, const char *fmt, ...)
 		vmig_tracking_stop(s);
 }
 
+/* The connection broke (err, 0: closed) once COMMIT was written. */
+static void src_lost_after_commit(struct vmig_src *src, int err)
+{
+	src_unresolved(src,
+		       "connection lost after COMMIT was written, before the "
+		       "destination's STARTED (%s): it may or may not run the "
+		       "guest; the guest stays paused here",
+		       err ? vmig_strerror(err) : "the destination closed it");
+}
+
 /* switchover_timeout_ms passed with the guest stopped. */
 static void stopped_expired(uv_timer_t *t)
 {
@@ -1396,6 +1411,20 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 
 	if (src->finished)
 		return;
+	if (src->phase == SP_COMMIT && !src->no_start) {
+		char msg[768];
+
+		/*
+		 * A failure once COMMIT may have arrived (a malformed reply,
+		 * say) does not tell whether the destination started: the
+		 * guest must not be resumed blindly.
+		 */
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		src_unresolved(src, "%s, after COMMIT was queued: the "
+			       "destination may or may not run the guest; the "
+			       "guest stays paused here", msg);
+		return;
+	}
 	src->finished = true;
 	src->result = err;
 	vsnprintf(src->errmsg, sizeof(src->errmsg), fmt, ap);
@@ -1619,6 +1648,7 @@ static void src_reply(struct vmig_src *src)
 		 * source resumes.
 		 */
 		if (src->phase == SP_COMMIT) {
+			src->no_start = true;
 			src_fail_quiet(src, VMIG_EPROTO,
 				       "the destination did not start the "
 				       "guest after COMMIT: %s%s(%s); the "
@@ -1711,13 +1741,7 @@ static void src_read_end(void *opaque, int err)
 		src->peer_gone_err = err;
 		/* Before its write completed, that completion decides. */
 		if (src->commit_written)
-			src_unresolved(src,
-				       "connection lost after COMMIT was "
-				       "written, before the destination's "
-				       "STARTED (%s): it may or may not run the "
-				       "guest; the guest stays paused here",
-				       err ? vmig_strerror(err)
-					   : "the destination closed it");
+			src_lost_after_commit(src, err);
 		return;
 	}
 	if (src->phase == SP_ACK && src->ack && !src->work_done) {

@@ -690,11 +690,9 @@ static void sweep(int dir)
 			CU_ASSERT_STRING_EQUAL(str(o.rep, "guest"),
 					       "paused (unresolved)");
 			/* The VMM asked the destination; it settles. */
-			CU_ASSERT_EQUAL(vmig_resolve(src.s,
-						     o.dst_runs
-							     ? VMIG_RESOLVE_DESTINATION
-							     : VMIG_RESOLVE_RESUME),
-					0);
+			CU_ASSERT_EQUAL(vmig_resolve(src.s, o.dst_runs
+					? VMIG_RESOLVE_DESTINATION
+					: VMIG_RESOLVE_RESUME), 0);
 			CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes),
 					o.dst_runs ? 0u : 1u);
 			oc = o.dst_runs ? OC_UNRESOLVED_DST : OC_UNRESOLVED_SRC;
@@ -1203,8 +1201,10 @@ static int read_frame(int fd, uint8_t *hdr, uint8_t *buf, size_t len)
 
 struct fake_dst {
 	int lfd;
+	uint64_t digest;   /* what it acknowledges with */
+	bool after_commit; /* wait for COMMIT, then answer garbage */
 	uint64_t pages;
-	bool acked;
+	bool acked, committed;
 };
 
 static void *fake_dst_main(void *opaque)
@@ -1224,12 +1224,18 @@ static void *fake_dst_main(void *opaque)
 		} else if (t == VMIG_FRAME_PAGES || t == VMIG_FRAME_ZERO) {
 			f->pages += get_le(hdr + 48, 8);
 		} else if (t == VMIG_FRAME_COMPLETE) {
-			/* A digest no memory has, then goodbye. */
-			vmig_frame_pack(out, VMIG_FRAME_ACK, 0,
-					0x0123456789abcdefull, f->pages, 0,
-					NULL);
+			vmig_frame_pack(out, VMIG_FRAME_ACK, 0, f->digest,
+					f->pages, 0, NULL);
 			send_all(fd, out, HDR);
 			f->acked = true;
+			/* A wrong digest, then goodbye. */
+			if (!f->after_commit)
+				break;
+		} else if (t == VMIG_FRAME_COMMIT) {
+			/* Not a frame: whether it started, nobody knows. */
+			f->committed = true;
+			memset(out, 0x5a, HDR);
+			send_all(fd, out, HDR);
 			break;
 		}
 	}
@@ -1240,7 +1246,7 @@ static void *fake_dst_main(void *opaque)
 static void test_wrong_digest_then_close(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct fake_dst f = { 0 };
+	struct fake_dst f = { .digest = 0x0123456789abcdefull };
 	struct blockers b;
 	struct guest g;
 	static struct side src;
@@ -1294,6 +1300,57 @@ static void test_wrong_digest_then_close(void)
 					  "the source's"));
 	CU_ASSERT(has(vmig_errmsg(src.s), "(then it closed the connection)"));
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
+	vmig_session_free(src.s);
+	close(f.lfd);
+	unlink(sa.sun_path);
+	guest_unmap(&g);
+	watchdog_disarm();
+}
+
+/*
+ * After COMMIT, the destination answers with bytes that are no frame:
+ * the source cannot tell whether it started the guest, so it must not
+ * resume it: the outcome is unresolved.
+ */
+static void test_garbage_after_commit(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct fake_dst f = { .after_commit = true };
+	static struct side src;
+	struct guest g;
+	pthread_t th;
+	char addr[120];
+	int ret;
+
+	watchdog_arm("garbage after COMMIT");
+	guest_map(&g, TINY_PAGES * PG, true);
+	side_new(&src, VMIG_ROLE_SOURCE, g.smem, g.len, NULL);
+	policies(&src, 0, 0, 0);
+	/* The guest does not change: its digest is known in advance. */
+	CU_ASSERT_FATAL(vmig_memory_digest(src.s, &f.digest) == 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/vmig-end-%d-g",
+		 (int)getpid());
+	unlink(sa.sun_path);
+	snprintf(addr, sizeof(addr), "unix:%s", sa.sun_path);
+	f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(f.lfd >= 0);
+	CU_ASSERT_FATAL(bind(f.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CU_ASSERT_FATAL(listen(f.lfd, 1) == 0);
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, fake_dst_main, &f) == 0);
+	ret = vmig_migrate(src.s, addr);
+	pthread_join(th, NULL);
+	CU_ASSERT(f.committed);
+	CU_ASSERT_EQUAL(ret, VMIG_EUNRESOLVED);
+	CU_ASSERT(has(vmig_errmsg(src.s), "bad reply from the destination: "
+					  "frame 2: bad magic"));
+	CU_ASSERT(has(vmig_errmsg(src.s), "after COMMIT was queued: the "
+					  "destination may or may not run "
+					  "the guest"));
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
+	/* The fake never started it: the VMM resumes it here. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), 0);
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
 	vmig_session_free(src.s);
 	close(f.lfd);
@@ -1430,6 +1487,7 @@ static CU_TestInfo other_tests[] = {
 	{ "the destination cannot start after COMMIT",
 	  test_destination_cannot_start },
 	{ "a wrong digest, then a close", test_wrong_digest_then_close },
+	{ "garbage after COMMIT", test_garbage_after_commit },
 	{ "a device whose state size is unknown",
 	  test_unknown_device_state_size },
 	CU_TEST_INFO_NULL,
