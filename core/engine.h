@@ -44,7 +44,11 @@ struct vmig_mig_stats {
 	bool guest_stopped;  /* source: the VMM's stop ran */
 	bool guest_resumed;  /* source: the VMM's resume ran */
 	bool guest_started;  /* destination: the VMM's start ran */
-	bool committed;      /* COMMIT sent (source) / received (destination) */
+	/*
+	 * Source: STARTED received, or resolved for the destination;
+	 * destination: COMMIT received.
+	 */
+	bool committed;
 	bool digest_known;
 	uint64_t digest;     /* this side's memory digest */
 	bool peer_digest_known;

@@ -17,11 +17,14 @@
  * state, which vmig_resolve() then settles with the destination's
  * answer. The stall tests stop the peer in each phase and check that the
  * source's guest resumes (or stays paused, unresolved, after COMMIT) and
- * that the message names what was awaited. Then: a migrated session
- * refuses a second migration without a callback; an ACK with a wrong
- * digest followed by a close is reported as a digest mismatch; a device
+ * that the message names what was awaited; a cancel while awaiting ACK
+ * reports how long the guest was stopped and what was awaited. Then: a
+ * migrated session refuses a second migration without a callback; a
+ * destination that cannot start after COMMIT makes the source resume; an
+ * ACK with a wrong digest followed by a close is reported as a digest
+ * mismatch; garbage after COMMIT leaves the outcome unresolved; a device
  * whose state size cannot be read keeps the migration from switching
- * over.
+ * over, and is named.
  *
  * Nothing here sleeps to let things happen: the relay acts on bytes, the
  * digest gate on a log line, and timeouts decide only where the wait is
@@ -707,10 +710,11 @@ static void sweep(int dir)
 		vmig_session_free(dst.s);
 	}
 	printf("\n  %s: %llu cuts tried (every byte offset 0..%llu of %llu "
-	       "bytes; COMMIT at byte %lld), %u breach(es) of the table:",
+	       "bytes; COMMIT at byte %lld of %s), %u breach(es) of the "
+	       "table:",
 	       dir_name[dir], (unsigned long long)len + 1,
 	       (unsigned long long)len, (unsigned long long)len,
-	       (long long)commit, bad);
+	       (long long)commit, dir_name[S2D], bad);
 	for (n = 0; n < OC_NR; n++)
 		printf("\n    %-50s %u", oc_name[n], counts[n]);
 	printf("\n");
