@@ -566,8 +566,11 @@ VMIG_API int vmig_migrate_local(vmig_session *src, vmig_session *dst);
 
 /*
  * Cancels the session's migration from any thread: the source sends an
- * error to the destination and resumes the guest. Returns 0, or -EINVAL
- * when nothing runs.
+ * error to the destination and resumes the guest if it had stopped it;
+ * once COMMIT may have left, it cannot know who runs the guest and ends
+ * unresolved (VMIG_EUNRESOLVED). A destination that is cancelled before
+ * COMMIT never starts the guest. Returns 0, or -EINVAL when nothing
+ * runs.
  */
 VMIG_API int vmig_cancel(vmig_session *s);
 
