@@ -165,6 +165,7 @@ static void relay_parse(struct relay *r, int d, const uint8_t *p, size_t n)
 					     : n;
 
 			r->payload_left[d] -= k;
+			r->fwd[d] += k;
 			p += k;
 			n -= (size_t)k;
 			continue;
@@ -423,6 +424,7 @@ static const struct vmig_vmm_ops ops = {
 
 struct side {
 	vmig_session *s;
+	struct ksim *k;    /* its simulated kernel, when it has a device */
 	struct vmm vmm;
 	int ret;
 	pthread_t thread;
@@ -476,6 +478,26 @@ static void policies(struct side *sd, uint64_t timeout_ms,
 	};
 
 	CU_ASSERT_FATAL(vmig_set_policies(sd->s, &p) == 0);
+}
+
+/* The session, then the simulator it talks to. */
+static void side_free(struct side *sd)
+{
+	vmig_session_free(sd->s);
+	sd->s = NULL;
+	if (sd->k)
+		ksim_free(sd->k);
+	sd->k = NULL;
+}
+
+static void add_mig_device(vmig_session *s, struct ksim *k,
+			   const struct vmig_host *h, const char *name,
+			   uint32_t state_size);
+
+/* The VFIO migration state of a side's device "nic0". */
+static int dev_state(struct side *sd)
+{
+	return ksim_device_mig_state(ksim_device_find(sd->k, "nic0"));
 }
 
 static void *receive_main(void *opaque)
@@ -561,6 +583,11 @@ static void guest_unmap(struct guest *g)
  */
 /* Set by a test: cb_stop's gate for the next run_one (0: none). */
 static uint64_t stop_gate;
+/*
+ * Set by a test: both sides of the next run_one have a device with VFIO
+ * migration (stop-copy, 4 KiB of state) on a simulated kernel.
+ */
+static bool with_device;
 /* Set by a test: cancel the next run_one's source once all is sent. */
 static bool cancel_gate;
 static vmig_session *cancel_target;
@@ -577,8 +604,24 @@ static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 	char dpath[108], daddr[120];
 
 	memset(o, 0, sizeof(*o));
-	side_new(src, VMIG_ROLE_SOURCE, g->smem, g->len, NULL);
-	side_new(dst, VMIG_ROLE_DESTINATION, g->dmem, g->len, NULL);
+	if (with_device) {
+		struct ksim *ks, *kd;
+
+		CU_ASSERT_FATAL(ksim_new(NULL, &ks) == 0);
+		CU_ASSERT_FATAL(ksim_new(NULL, &kd) == 0);
+		side_new(src, VMIG_ROLE_SOURCE, g->smem, g->len,
+			 ksim_host(ks));
+		side_new(dst, VMIG_ROLE_DESTINATION, g->dmem, g->len,
+			 ksim_host(kd));
+		src->k = ks;
+		dst->k = kd;
+		/* The smallest state: every byte of it is a cut. */
+		add_mig_device(src->s, ks, ksim_host(ks), "nic0", 4096);
+		add_mig_device(dst->s, kd, ksim_host(kd), "nic0", 4096);
+	} else {
+		side_new(src, VMIG_ROLE_SOURCE, g->smem, g->len, NULL);
+		side_new(dst, VMIG_ROLE_DESTINATION, g->dmem, g->len, NULL);
+	}
 	policies(src, timeout_ms, switchover_ms, 0);
 	snprintf(dpath, sizeof(dpath), "/tmp/vmig-end-%d-%d-d", (int)getpid(),
 		 id);
@@ -611,8 +654,8 @@ static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 	o->rep = report(src->s);
 	if (keep_src)
 		return;
-	vmig_session_free(src->s);
-	vmig_session_free(dst->s);
+	side_free(src);
+	side_free(dst);
 }
 
 /*
@@ -650,6 +693,21 @@ static const char *const oc_name[] = {
 	"unresolved, destination did not start -> resumed",
 };
 
+/*
+ * With devices: the source's device runs exactly when its guest does
+ * (after any resolution); the destination's runs when its guest does
+ * (one that did not start was reset, which also leaves it RUNNING, so
+ * only that way round says anything).
+ */
+static bool devices_ok(struct side *src, struct side *dst, bool src_runs,
+		       bool dst_runs)
+{
+	if (!src->k)
+		return true;
+	return (dev_state(src) == VK_VFIO_STATE_RUNNING) == src_runs &&
+	       (!dst_runs || dev_state(dst) == VK_VFIO_STATE_RUNNING);
+}
+
 static void sweep(int dir)
 {
 	struct guest g;
@@ -673,7 +731,9 @@ static void sweep(int dir)
 		int oc;
 
 		run_one(&o, &g, 1, dir, n, false, 0, 60000, &src, &dst);
-		if (!outcome_ok(&o)) {
+		if (!outcome_ok(&o) ||
+		    (o.ret != VMIG_EUNRESOLVED &&
+		     !devices_ok(&src, &dst, o.src_runs, o.dst_runs))) {
 			bad++;
 			fprintf(stderr,
 				"\n  cut %s at byte %llu of %llu (in frame "
@@ -698,6 +758,8 @@ static void sweep(int dir)
 					: VMIG_RESOLVE_RESUME), 0);
 			CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes),
 					o.dst_runs ? 0u : 1u);
+			CU_ASSERT(devices_ok(&src, &dst, !o.dst_runs,
+					     o.dst_runs));
 			oc = o.dst_runs ? OC_UNRESOLVED_DST : OC_UNRESOLVED_SRC;
 		} else if (o.ret == 0) {
 			oc = OC_COMMITTED;
@@ -706,13 +768,14 @@ static void sweep(int dir)
 		}
 		counts[oc]++;
 		cJSON_Delete(o.rep);
-		vmig_session_free(src.s);
-		vmig_session_free(dst.s);
+		side_free(&src);
+		side_free(&dst);
 	}
-	printf("\n  %s: %llu cuts tried (every byte offset 0..%llu of %llu "
+	printf("\n  %s%s: %llu cuts tried (every byte offset 0..%llu of %llu "
 	       "bytes; COMMIT at byte %lld of %s), %u breach(es) of the "
 	       "table:",
-	       dir_name[dir], (unsigned long long)len + 1,
+	       dir_name[dir], with_device ? " (with device state)" : "",
+	       (unsigned long long)len + 1,
 	       (unsigned long long)len, (unsigned long long)len,
 	       (long long)commit, dir_name[S2D], bad);
 	for (n = 0; n < OC_NR; n++)
@@ -737,6 +800,17 @@ static void test_cut_destination_to_source(void)
 {
 	watchdog_arm("cut sweep, destination to source");
 	sweep(D2S);
+	watchdog_disarm();
+}
+
+/* The same with a device whose state travels (DEVICE_STATE, _END). */
+static void test_cut_with_device(void)
+{
+	watchdog_arm("cut sweep with a device");
+	with_device = true;
+	sweep(S2D);
+	sweep(D2S);
+	with_device = false;
 	watchdog_disarm();
 }
 
@@ -1387,11 +1461,12 @@ static int failing_ioctl(void *kctx, int fd, unsigned long request,
 
 /* A device with VFIO migration (stop-copy) in its own container. */
 static void add_mig_device(vmig_session *s, struct ksim *k,
-			   const struct vmig_host *h, const char *name)
+			   const struct vmig_host *h, const char *name,
+			   uint32_t state_size)
 {
 	struct ksim_device_params dp = {
 		.name = name, .kind = KSIM_DEV_PCI, .group = 1,
-		.feature = { .migration = true, .state_size = 8192 },
+		.feature = { .migration = true, .state_size = state_size },
 	};
 	struct vmig_iommu io = { .size = sizeof(io),
 				 .kind = VMIG_IOMMU_TYPE1, .name = name };
@@ -1434,8 +1509,8 @@ static void test_unknown_device_state_size(void)
 	wrapped.ioctl = failing_ioctl;
 	side_new(&src, VMIG_ROLE_SOURCE, g.smem, g.len, &wrapped);
 	side_new(&dst, VMIG_ROLE_DESTINATION, g.dmem, g.len, ksim_host(kd));
-	add_mig_device(src.s, ks, &wrapped, "nic0");
-	add_mig_device(dst.s, kd, ksim_host(kd), "nic0");
+	add_mig_device(src.s, ks, &wrapped, "nic0", 8192);
+	add_mig_device(dst.s, kd, ksim_host(kd), "nic0", 8192);
 	/*
 	 * A limit a guest of four pages meets at once, and two
 	 * iterations: only the device's unknown state can keep the
@@ -1471,6 +1546,8 @@ static CU_TestInfo cut_tests[] = {
 	  test_cut_source_to_destination },
 	{ "every cut, destination to source",
 	  test_cut_destination_to_source },
+	{ "every cut, both directions, with device state",
+	  test_cut_with_device },
 	CU_TEST_INFO_NULL,
 };
 
