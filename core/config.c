@@ -1354,7 +1354,8 @@ static int parse_preference(struct ctx *c, const cJSON *root,
 
 static const char *const policies_keys[] = {
 	"hotplug", "downtime_limit_ms", "bandwidth_limit", "max_iterations",
-	"timeout_ms", "timeout_strategy", "tracking", NULL,
+	"timeout_ms", "timeout_strategy", "tracking", "switchover_timeout_ms",
+	NULL,
 };
 static const char *const hotplug_names[] = {
 	"track", "degrade", "reject", NULL,
@@ -1372,6 +1373,7 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	int hotplug = VMIG_HOTPLUG_TRACK, strategy = VMIG_TIMEOUT_CANCEL;
 	int tracking = VMIG_TRACKING_MIXED;
 	int64_t downtime = 300, iters = 30, timeout = 0;
+	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 	size_t m;
 	int rc;
 
@@ -1396,6 +1398,10 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 					timeout_names, &strategy);
 		rc = rc ? rc : get_enum(c, obj, "tracking", tracking_names,
 					&tracking);
+		rc = rc ? rc : get_int(c, obj, "switchover_timeout_ms", 1,
+				       EXACT_MAX, "a positive integer "
+				       "(milliseconds, below 2^53)",
+				       &switchover);
 		if (rc)
 			return rc;
 		pop(c, m);
@@ -1404,6 +1410,7 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	p->downtime_limit_ms = (uint64_t)downtime;
 	p->max_iterations = (uint32_t)iters;
 	p->timeout_ms = (uint64_t)timeout;
+	p->switchover_timeout_ms = (uint64_t)switchover;
 	p->timeout_strategy = (enum vmig_cfg_timeout_strategy)strategy;
 	p->tracking = (enum vmig_cfg_tracking)tracking;
 	return 0;

@@ -39,6 +39,7 @@ struct vmig_cfg_policies {
 	uint64_t bandwidth_limit;    /* bytes per second, 0 = none (default) */
 	uint32_t max_iterations;     /* default 30 */
 	uint64_t timeout_ms;         /* default 0 = none */
+	uint64_t switchover_timeout_ms; /* default 30000; never 0 */
 	enum vmig_cfg_timeout_strategy timeout_strategy;
 	enum vmig_cfg_tracking tracking;
 };

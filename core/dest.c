@@ -10,7 +10,12 @@
  * The state machine knows no sockets (test_proto feeds it from memory);
  * the rest of the file runs it on a connection: accept one source, answer
  * WELCOME, load the devices' state, acknowledge with the memory digest,
- * and start the guest only once the source commits.
+ * start the guest only once the source commits, and confirm that it
+ * started (STARTED). A destination that received COMMIT owns the guest:
+ * it runs it even when STARTED cannot reach the source (whose VMM then
+ * resolves the outcome); one that did not never starts it; one that
+ * cannot start it after COMMIT says so with ERROR, so that the source
+ * resumes.
  */
 #include <endian.h>
 #include <errno.h>
@@ -824,6 +829,26 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 		uv_timer_start(&d->linger, dst_linger_expired, 2000, 0);
 		return;
 	}
+	/*
+	 * The guest runs here: say so. Whether or not STARTED arrives,
+	 * this side owns the guest (a source without it stays paused and
+	 * its VMM resolves); so its failure is only logged.
+	 */
+	if (!err && d->e->st.guest_started) {
+		int ret = d->conn ? dst_send(d, VMIG_FRAME_STARTED, 0, 0, NULL,
+					     0, true)
+				  : -ENOTCONN;
+
+		if (ret == 0) {
+			uv_timer_start(&d->linger, dst_linger_expired, 2000,
+				       0);
+			return;
+		}
+		vmig_logf(d->s, VMIG_LOG_WARN,
+			  "destination: the guest runs, but STARTED could not "
+			  "be sent (%s): the source's VMM must resolve",
+			  vmig_strerror(ret));
+	}
 	dst_close_conn(d);
 }
 
@@ -894,22 +919,28 @@ static void dst_event(struct vmig_dst *d, int ev)
 	case VMIG_RX_COMMIT:
 		e->st.committed = true;
 		msg[0] = '\0';
+		/*
+		 * A start that fails is told to the source (ERROR): this side
+		 * will not run the guest, so the source resumes it.
+		 */
 		ret = dst_devices_run(d, msg, sizeof(msg));
 		if (ret < 0) {
-			dst_finish(d, ret, false, "the source committed, but "
+			dst_finish(d, ret, true, "the source committed, but "
 				   "the devices cannot run: %s", msg);
 			return;
 		}
 		if (e->have_vmm && e->vmm.start) {
 			ret = e->vmm.start(e->vmm_opaque);
 			if (ret < 0) {
-				dst_finish(d, ret, false, "the source "
+				dst_finish(d, ret, true, "the source "
 					   "committed, but the VMM's start "
 					   "failed: %s", vmig_strerror(ret));
 				return;
 			}
 		}
 		e->st.guest_started = true;
+		vmig_logf(s, VMIG_LOG_INFO, "destination: the guest started; "
+			  "confirming (STARTED)");
 		dst_finish(d, 0, false, NULL);
 		return;
 	case VMIG_RX_PEER_ERROR:
@@ -953,6 +984,16 @@ static void dst_read_end(void *opaque, int err)
 	if (d->finished)
 		return;
 	dst_position(d, where, sizeof(where));
+	if (d->rx.state == VMIG_RX_ACKED) {
+		dst_finish(d, err ? err : -ECONNRESET, false,
+			   "connection lost at %s, after ACK and before "
+			   "COMMIT: %s; the guest was not started here and "
+			   "will not be (the source resumes it, or, if it "
+			   "wrote COMMIT, its VMM resolves)",
+			   where,
+			   err ? vmig_strerror(err) : "the source closed it");
+		return;
+	}
 	dst_finish(d, err ? err : -ECONNRESET, false,
 		   "connection lost at %s: %s", where,
 		   err ? vmig_strerror(err) : "the source closed it");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "devstate.h"
 #include "engine.h"
 
 /* A test's clock, or NULL: read by every thread of a migration. */
@@ -78,6 +79,7 @@ static void policies_default(struct vmig_policies *p)
 	p->size = sizeof(*p);
 	p->downtime_limit_ms = VMIG_DEFAULT_DOWNTIME_MS;
 	p->max_iterations = VMIG_DEFAULT_MAX_ITERATIONS;
+	p->switchover_timeout_ms = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 }
 
 struct vmig_engine *vmig_engine_get(vmig_session *s)
@@ -135,6 +137,7 @@ void vmig_engine_free(vmig_session *s)
 		uv_run(&e->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&e->loop);
 	}
+	vmig_engine_release_devices(e, false);
 	free(e->config_text);
 	free(e->config_base);
 	free(e->transport);
@@ -316,6 +319,7 @@ int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg)
 	p.max_iterations = cfg->policies.max_iterations;
 	p.timeout_strategy = (uint32_t)cfg->policies.timeout_strategy;
 	p.timeout_ms = cfg->policies.timeout_ms;
+	p.switchover_timeout_ms = cfg->policies.switchover_timeout_ms;
 	p.tracking = cfg->policies.tracking == VMIG_TRACKING_ALL_OR_NOTHING
 			     ? VMIG_TRACKING_POLICY_ALL_OR_NOTHING
 			     : VMIG_TRACKING_POLICY_MIXED;
@@ -411,11 +415,72 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	n.timeout_ms = p->timeout_ms;
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, tracking))
 		n.tracking = p->tracking;
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, switchover_timeout_ms) &&
+	    p->switchover_timeout_ms)
+		n.switchover_timeout_ms = p->switchover_timeout_ms;
 	e->pol = n;
 	s->hotplug = (enum vmig_cfg_hotplug)p->hotplug;
 	s->all_or_nothing =
 		n.tracking == VMIG_TRACKING_POLICY_ALL_OR_NOTHING;
 	return 0;
+}
+
+void vmig_engine_release_devices(struct vmig_engine *e, bool run)
+{
+	uint32_t i;
+
+	if (!e->held_dsv)
+		return;
+	/* Back to RUNNING, before the vCPUs run (vmig_resolve). */
+	if (run && e->held_ndevs &&
+	    vmig_devstate_abort(e->held_dsv, e->held_ndevs) < 0)
+		vmig_logf(e->s, VMIG_LOG_ERROR,
+			  "source: a device could not be brought back");
+	for (i = 0; i < e->held_ndevs; i++)
+		vmig_devstate_close(e->held_dsv[i]);
+	free(e->held_dsv);
+	e->held_dsv = NULL;
+	e->held_ndevs = 0;
+}
+
+VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision)
+{
+	struct vmig_engine *e;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	e = vmig_engine_get(s);
+	if (!e)
+		return -ENOMEM;
+	if (!e->unresolved)
+		return vmig_fail(s, -EINVAL, "resolve: no unresolved "
+				 "migration");
+	switch (decision) {
+	case VMIG_RESOLVE_RESUME:
+		vmig_engine_release_devices(e, true);
+		ret = e->vmm.resume(e->vmm_opaque);
+		if (ret < 0)
+			return vmig_fail(s, ret, "resolve: the VMM could not "
+					 "resume the guest: %s",
+					 vmig_strerror(ret));
+		e->unresolved = false;
+		e->st.unresolved = false;
+		e->st.guest_resumed = true;
+		vmig_logf(s, VMIG_LOG_INFO, "source: resolved: the guest runs "
+			  "on the source again");
+		return 0;
+	case VMIG_RESOLVE_DESTINATION:
+		vmig_engine_release_devices(e, false);
+		e->unresolved = false;
+		e->migrated = true;
+		e->st.unresolved = false;
+		e->st.committed = true;
+		vmig_logf(s, VMIG_LOG_INFO, "source: resolved: the destination "
+			  "runs the guest; it stays stopped here");
+		return 0;
+	}
+	return vmig_fail(s, -EINVAL, "resolve: unknown decision %u", decision);
 }
 
 VMIG_API int vmig_cancel(vmig_session *s)

@@ -44,7 +44,11 @@ struct vmig_mig_stats {
 	bool guest_stopped;  /* source: the VMM's stop ran */
 	bool guest_resumed;  /* source: the VMM's resume ran */
 	bool guest_started;  /* destination: the VMM's start ran */
-	bool committed;      /* COMMIT sent (source) / received (destination) */
+	/*
+	 * Source: STARTED received, or resolved for the destination;
+	 * destination: COMMIT received.
+	 */
+	bool committed;
 	bool digest_known;
 	uint64_t digest;     /* this side's memory digest */
 	bool peer_digest_known;
@@ -54,7 +58,20 @@ struct vmig_mig_stats {
 	uint64_t zero_pages;
 	uint64_t device_bytes;
 	uint64_t frames;
-	uint64_t downtime_us; /* source: from the stop callback to COMMIT */
+	/*
+	 * Source: how long the guest was stopped: from the stop callback
+	 * to STARTED (committed), to the resume (failed), or to the end of
+	 * the call (unresolved: it is still stopped).
+	 */
+	uint64_t downtime_us;
+	bool unresolved;     /* source: COMMIT written, STARTED never came */
+	/* Source, failed or unresolved after the stop: what vmig awaited. */
+	char awaited[160];
+	/*
+	 * Source: devices whose state size could not be read at the last
+	 * estimate, one name a line.
+	 */
+	char unknown_state[256];
 	uint64_t bandwidth;   /* stream bytes per second, whole migration */
 	uint64_t duration_us;
 	uint64_t expected_downtime_us; /* at the switchover decision */
@@ -124,6 +141,17 @@ struct vmig_engine {
 	vmig_session *local_dst;
 
 	struct vmig_mig_stats st;
+
+	/*
+	 * The source's ownership of its guest, across migrations: migrated
+	 * (committed, or resolved for the destination) refuses any later
+	 * migration; unresolved keeps the stopped devices until
+	 * vmig_resolve().
+	 */
+	bool migrated;
+	bool unresolved;
+	struct vmig_devstate **held_dsv;
+	uint32_t held_ndevs;
 };
 
 /* engine.c */
@@ -177,6 +205,12 @@ bool vmig_engine_wakeup(struct vmig_engine *e);
 
 /* True while a migration of the session runs. */
 bool vmig_engine_running(vmig_session *s);
+
+/*
+ * Releases the device-state handles an unresolved migration kept (run:
+ * back to RUNNING first, for a guest that resumes here).
+ */
+void vmig_engine_release_devices(struct vmig_engine *e, bool run);
 
 /* Resets the figures of the last migration. */
 void vmig_engine_stats_reset(struct vmig_engine *e);

@@ -33,6 +33,10 @@ VMIG_API const char *vmig_strerror(int err)
 		return "malformed or rejected migration stream";
 	case VMIG_EMISMATCH:
 		return "destination memory differs from the source";
+	case VMIG_EUNRESOLVED:
+		return "migration outcome unresolved: the guest is paused";
+	case VMIG_EMIGRATED:
+		return "the guest was migrated away already";
 	}
 	if (err < 0 && err > -4096) {
 		/* Unlike strerror, this never writes a shared buffer. */

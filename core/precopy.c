@@ -7,9 +7,14 @@
  * the downtime limit, bounded by max_iterations and the timeout), pacing
  * under a bandwidth limit, the switchover (the VMM's stop, the devices'
  * stop-copy state, the final sync, the rest with DATA_CRC), the digest
- * comparison and COMMIT, and the way back on any failure before COMMIT:
- * ERROR to the destination when it can, devices and guest running again,
- * tracking stopped, and a message that says why.
+ * comparison, COMMIT and the wait for STARTED, and the way back on any
+ * failure before COMMIT is written: ERROR to the destination when it can,
+ * devices and guest running again, tracking stopped, and a message that
+ * says why. Once COMMIT is on the socket only STARTED (committed) or an
+ * ERROR from the destination (it will never start: resume) settles who
+ * runs the guest; anything else leaves it unresolved, the guest paused
+ * for vmig_resolve(). Every wait while the guest is stopped is bounded by
+ * switchover_timeout_ms.
  *
  * Pages go to the socket straight from guest memory: a write is an array
  * [header, pages, header, pages, ...] of up to BATCH_FRAMES frames whose
@@ -41,6 +46,11 @@
  * what one core hashes, conservatively.
  */
 #define DIGEST_RATE 4e9
+/*
+ * A device whose state size cannot be read counts as this much (QEMU's
+ * VFIO_MIG_STOP_COPY_SIZE): too large to switch over, never zero.
+ */
+#define UNKNOWN_STATE_BYTES (100ull << 30)
 
 enum src_phase {
 	SP_CONNECT, /* connecting */
@@ -48,9 +58,10 @@ enum src_phase {
 	SP_PRECOPY, /* iterations while the guest runs */
 	SP_FINAL,   /* guest stopped: the rest, with DATA_CRC */
 	SP_ACK,     /* COMPLETE sent, waiting for ACK */
-	SP_COMMIT,  /* COMMIT queued */
-	SP_DONE,    /* committed */
+	SP_COMMIT,  /* COMMIT queued: waiting for STARTED */
+	SP_DONE,    /* committed: the destination started the guest */
 	SP_FAILED,
+	SP_UNRESOLVED, /* COMMIT written, STARTED never came */
 };
 
 struct batch {
@@ -120,6 +131,18 @@ struct vmig_src {
 	bool linger_closed;
 	uv_async_t cancel;
 	int broken;              /* a write failed: the reason may follow */
+	/* Bounds the time the guest stays stopped (switchover_timeout_ms). */
+	uv_timer_t stopped;
+	bool stop_called;        /* the VMM's stop ran: resume is owed */
+	bool commit_written;     /* COMMIT's write completed */
+	/*
+	 * The destination cannot start the guest: COMMIT never left in
+	 * full, or the destination said ERROR. Only then may a failure
+	 * after COMMIT was queued resume the guest.
+	 */
+	bool no_start;
+	bool peer_gone;          /* the destination closed the connection */
+	int peer_gone_err;
 
 	/* The source's digest, computed while the rest is sent. */
 	uint64_t complete_us;    /* COMPLETE written */
@@ -166,6 +189,7 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 		   bool crc);
 __attribute__((format(printf, 3, 4))) static void
 src_fail(struct vmig_src *src, int err, const char *fmt, ...);
+static void stopped_expired(uv_timer_t *t);
 
 static struct vmig_iter_stats *cur_iter(struct vmig_src *src)
 {
@@ -288,15 +312,39 @@ static int src_devices_precopy_start(struct vmig_src *src)
 	return ret;
 }
 
-/* Bytes of device state still to move after the stop (the estimate). */
+/*
+ * Bytes of device state still to move after the stop (the estimate). A
+ * device whose size cannot be read counts as UNKNOWN_STATE_BYTES, so that
+ * an unknown never lets the migration switch over early; the report and
+ * the messages name it.
+ */
 static uint64_t src_devices_pending(struct vmig_src *src)
 {
+	char *list = src->e->st.unknown_state;
+	size_t cap = sizeof(src->e->st.unknown_state), len = 0;
 	struct vmig_devstate_sizes sz;
+	uint64_t sum = 0;
+	uint32_t i;
+	int ret;
 
-	if (!src->ndevs ||
-	    vmig_devstate_sizes_sum(src->dsv, src->ndevs, &sz) < 0)
-		return 0;
-	return sz.precopy_initial + sz.stop_copy;
+	list[0] = '\0';
+	for (i = 0; i < src->ndevs; i++) {
+		ret = vmig_devstate_sizes(src->dsv[i], &sz);
+		if (ret == 0) {
+			sum += sz.precopy_initial + sz.stop_copy;
+			continue;
+		}
+		sum += UNKNOWN_STATE_BYTES;
+		vmig_logf(src->s, VMIG_LOG_WARN,
+			  "source: device %s: its state size is unknown (%s): "
+			  "counted as 100 GiB, too large to switch over",
+			  src->devs[i]->name, vmig_strerror(ret));
+		if (len < cap)
+			len += (size_t)snprintf(list + len, cap - len, "%s%s",
+						len ? "\n" : "",
+						src->devs[i]->name);
+	}
+	return sum;
 }
 
 /* Queues one chunk of device i's state (phase 1 or 2). */
@@ -518,9 +566,11 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 		free(payload);
 		return -ECANCELED;
 	}
+	/* A COMMIT that fails here was never written. */
 	bt = batch_ctl(src);
 	if (!bt) {
 		free(payload);
+		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
@@ -530,10 +580,12 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 	bt->complete = type == VMIG_FRAME_COMPLETE;
 	bt->commit = type == VMIG_FRAME_COMMIT;
 	ret = batch_submit(src, bt);
-	if (ret < 0)
+	if (ret < 0) {
+		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, ret, "writing %s to %s: %s",
 			 vmig_frame_name(type), vmig_conn_peer(src->conn),
 			 vmig_strerror(ret));
+	}
 	return ret;
 }
 
@@ -750,6 +802,11 @@ static void src_pump(struct vmig_src *src)
 static void src_close_conn(struct vmig_src *src);
 static void src_committed(struct vmig_src *src);
 static void broken_expired(uv_timer_t *t);
+__attribute__((format(printf, 2, 3))) static void
+src_unresolved(struct vmig_src *src, const char *fmt, ...);
+static void src_lost_after_commit(struct vmig_src *src, int err);
+__attribute__((format(printf, 3, 4))) static void
+src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...);
 
 static void src_written(uv_write_t *req, int status)
 {
@@ -766,7 +823,32 @@ static void src_written(uv_write_t *req, int status)
 		src_close_conn(src);
 		return;
 	}
-	if (src->finished || status == UV_ECANCELED)
+	if (src->finished)
+		return;
+	if (commit) {
+		/*
+		 * A COMMIT that failed to go out in full never reached the
+		 * destination as a frame (it acts only on a whole header with
+		 * its CRC): the guest is still the source's. One that went
+		 * out may have arrived: only STARTED or the destination's
+		 * ERROR can tell now.
+		 */
+		if (status < 0) {
+			src->no_start = true;
+			src_fail_quiet(src, status,
+				       "writing COMMIT to %s: %s: the "
+				       "destination did not receive it; the "
+				       "guest resumes on the source",
+				       vmig_conn_peer(src->conn),
+				       vmig_strerror(status));
+			return;
+		}
+		src->commit_written = true;
+		if (src->peer_gone)
+			src_lost_after_commit(src, src->peer_gone_err);
+		return;
+	}
+	if (status == UV_ECANCELED)
 		return;
 	if (status < 0) {
 		/*
@@ -787,10 +869,6 @@ static void src_written(uv_write_t *req, int status)
 		it->duration_us = src->complete_us - src->it_start_us;
 		it->bytes = src->bytes_total - src->it_bytes0;
 		src->e->st.final_send_us = src->complete_us - src->stop_us;
-	}
-	if (commit) {
-		src_committed(src);
-		return;
 	}
 	src_progress(src, false);
 	src_pump(src);
@@ -943,14 +1021,25 @@ static void iteration_end(struct vmig_src *src)
 		if (src->expected_us != UINT64_MAX)
 			snprintf(expected, sizeof(expected), "%llu ms",
 				 (unsigned long long)src->expected_us / 1000);
+		char unknown[sizeof(e->st.unknown_state) + 64] = "";
+		char *c;
+
+		/* Name the devices that made the estimate unknowable. */
+		if (e->st.unknown_state[0])
+			snprintf(unknown, sizeof(unknown),
+				 " (state size unknown, counted as 100 GiB: "
+				 "%s)", e->st.unknown_state);
+		for (c = unknown; *c; c++)
+			if (*c == '\n')
+				*c = ',';
 		e->st.cancelled = true;
 		src_fail(src, -ETIMEDOUT,
 			 "did not converge in %u iteration(s) "
 			 "(max_iterations): %llu pages dirty, expected "
-			 "downtime %s, limit %llu ms; the guest stays "
+			 "downtime %s%s, limit %llu ms; the guest stays "
 			 "on the source",
 			 src->iteration + 1, (unsigned long long)n, expected,
-			 (unsigned long long)e->pol.downtime_limit_ms);
+			 unknown, (unsigned long long)e->pol.downtime_limit_ms);
 		return;
 	}
 	src->iteration++;
@@ -1007,6 +1096,12 @@ static void src_switchover(struct vmig_src *src)
 					     : src->expected_us;
 
 	src->stop_us = vmig_now_us();
+	/*
+	 * From here the guest is stopped: every wait is bounded, and any
+	 * failure before COMMIT owes the VMM a resume (even when its stop
+	 * failed half-way).
+	 */
+	src->stop_called = true;
 	ret = e->vmm.stop(e->vmm_opaque);
 	if (ret < 0) {
 		src_fail(src, ret, "the VMM could not stop the guest: %s",
@@ -1014,6 +1109,13 @@ static void src_switchover(struct vmig_src *src)
 		return;
 	}
 	e->st.guest_stopped = true;
+	/*
+	 * Every wait from here on is bounded, counted from the stop's
+	 * return (the loop's clock is cached: read it now).
+	 */
+	uv_update_time(src->loop);
+	uv_timer_start(&src->stopped, stopped_expired,
+		       e->pol.switchover_timeout_ms, 0);
 	msg[0] = '\0';
 	ret = src_devices_stop(src, msg, sizeof(msg));
 	if (ret < 0) {
@@ -1067,24 +1169,42 @@ static void src_decide(struct vmig_src *src)
 	if (src->ack_pages != src->pages_total) {
 		src_fail(src, VMIG_EPROTO,
 			 "the destination acknowledged %llu pages, %llu were "
-			 "sent",
+			 "sent%s",
 			 (unsigned long long)src->ack_pages,
-			 (unsigned long long)src->pages_total);
+			 (unsigned long long)src->pages_total,
+			 src->peer_gone ? " (then it closed the connection)"
+					: "");
 		return;
 	}
 	if (src->ack_digest != src->digest) {
 		src_fail(src, VMIG_EMISMATCH,
 			 "the destination's memory digest 0x%016llx differs "
-			 "from the source's 0x%016llx",
+			 "from the source's 0x%016llx%s",
 			 (unsigned long long)src->ack_digest,
-			 (unsigned long long)src->digest);
+			 (unsigned long long)src->digest,
+			 src->peer_gone ? " (then it closed the connection)"
+					: "");
+		return;
+	}
+	if (src->peer_gone) {
+		src_fail_quiet(src,
+			       src->peer_gone_err ? src->peer_gone_err
+						  : -ECONNRESET,
+			       "the destination acknowledged (the digests "
+			       "match) and closed the connection before "
+			       "COMMIT: COMMIT was not sent; the guest resumes "
+			       "on the source");
 		return;
 	}
 	vmig_logf(src->s, VMIG_LOG_INFO,
 		  "source: digests match (0x%016llx): commit",
 		  (unsigned long long)src->digest);
-	if (src_ctl(src, VMIG_FRAME_COMMIT, 0, 0, 0, NULL, 0, false) == 0)
-		src->phase = SP_COMMIT;
+	/*
+	 * The phase changes before the write is queued: from the moment
+	 * COMMIT may be on the socket, nothing may resume the guest blindly.
+	 */
+	src->phase = SP_COMMIT;
+	src_ctl(src, VMIG_FRAME_COMMIT, 0, 0, 0, NULL, 0, false);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1113,12 +1233,61 @@ static void src_close_handles(struct vmig_src *src)
 	vmig_engine_end(src->e);
 	uv_timer_stop(&src->pace);
 	uv_timer_stop(&src->timeout);
+	uv_timer_stop(&src->stopped);
 	uv_close((uv_handle_t *)&src->cancel, NULL);
 	uv_close((uv_handle_t *)&src->pace, NULL);
 	uv_close((uv_handle_t *)&src->timeout, NULL);
+	uv_close((uv_handle_t *)&src->stopped, NULL);
 }
 
-/* COMMIT is on its way: the migration succeeded. */
+/*
+ * What the source waits for now, for messages and the report: after the
+ * stop, the thing whose absence keeps the guest stopped.
+ */
+static void src_awaited(const struct vmig_src *src, char *buf, size_t len)
+{
+	unsigned long long done = src->bytes_done, total = src->bytes_total;
+
+	switch (src->phase) {
+	case SP_CONNECT:
+		snprintf(buf, len, "the connection to the destination");
+		return;
+	case SP_HELLO:
+		snprintf(buf, len, "the destination's WELCOME");
+		return;
+	case SP_PRECOPY:
+		snprintf(buf, len, "the destination to take iteration %u "
+			 "(%llu of %llu bytes written)",
+			 src->iteration, done, total);
+		return;
+	case SP_FINAL:
+		snprintf(buf, len, "the destination to take the last pages "
+			 "and device state (%llu of %llu bytes written)",
+			 done, total);
+		return;
+	case SP_ACK:
+		if (!src->complete_us)
+			snprintf(buf, len, "the destination to take the last "
+				 "frames up to COMPLETE (%llu of %llu bytes "
+				 "written)", done, total);
+		else if (!src->ack)
+			snprintf(buf, len, "the destination's ACK");
+		else
+			snprintf(buf, len, "the source's own memory digest");
+		return;
+	case SP_COMMIT:
+		snprintf(buf, len, src->commit_written
+					   ? "the destination's STARTED after "
+					     "COMMIT"
+					   : "COMMIT to be written");
+		return;
+	default:
+		snprintf(buf, len, "nothing");
+		return;
+	}
+}
+
+/* STARTED: the destination runs the guest; the migration succeeded. */
 static void src_committed(struct vmig_src *src)
 {
 	struct vmig_engine *e = src->e;
@@ -1131,12 +1300,82 @@ static void src_committed(struct vmig_src *src)
 	src->phase = SP_DONE;
 	src_close_handles(src);
 	e->st.committed = true;
+	e->migrated = true;
 	e->st.downtime_us = vmig_now_us() - src->stop_us;
-	vmig_logf(s, VMIG_LOG_INFO, "source: committed; downtime %llu ms",
+	vmig_logf(s, VMIG_LOG_INFO, "source: committed: the destination "
+		  "started the guest; downtime %llu ms",
 		  (unsigned long long)e->st.downtime_us / 1000);
 	if (s->tracking)
 		vmig_tracking_stop(s);
 	src_close_conn(src);
+}
+
+/*
+ * COMMIT may have reached the destination, and it did not say that it
+ * started: either side may own the guest. The source must neither
+ * resume it (it may run there) nor drop it (it may not): it stays
+ * paused, its devices stopped and kept, until vmig_resolve().
+ */
+static void src_unresolved(struct vmig_src *src, const char *fmt, ...)
+{
+	struct vmig_engine *e = src->e;
+	vmig_session *s = src->s;
+	va_list ap;
+
+	if (src->finished)
+		return;
+	src->finished = true;
+	src->result = VMIG_EUNRESOLVED;
+	va_start(ap, fmt);
+	vsnprintf(src->errmsg, sizeof(src->errmsg), fmt, ap);
+	va_end(ap);
+	src_awaited(src, e->st.awaited, sizeof(e->st.awaited));
+	src_close_handles(src);
+	src->phase = SP_UNRESOLVED;
+	e->st.unresolved = true;
+	e->unresolved = true;
+	e->st.downtime_us = vmig_now_us() - src->stop_us;
+	vmig_logf(s, VMIG_LOG_ERROR, "source: unresolved: %s; ask the "
+		  "destination whether it started the guest, then call "
+		  "vmig_resolve()", src->errmsg);
+	uv_timer_stop(&src->linger);
+	src_close_conn(src);
+	if (s->tracking)
+		vmig_tracking_stop(s);
+}
+
+/* The connection broke (err, 0: closed) once COMMIT was written. */
+static void src_lost_after_commit(struct vmig_src *src, int err)
+{
+	src_unresolved(src,
+		       "connection lost after COMMIT was written, before the "
+		       "destination's STARTED (%s): it may or may not run the "
+		       "guest; the guest stays paused here",
+		       err ? vmig_strerror(err) : "the destination closed it");
+}
+
+/* switchover_timeout_ms passed with the guest stopped. */
+static void stopped_expired(uv_timer_t *t)
+{
+	struct vmig_src *src = t->data;
+	unsigned long long ms = src->e->pol.switchover_timeout_ms;
+	char what[160];
+
+	src_awaited(src, what, sizeof(what));
+	if (src->phase == SP_COMMIT) {
+		src_unresolved(src,
+			       "switchover timeout: the guest was stopped "
+			       "%llu ms (switchover_timeout_ms) waiting for "
+			       "%s: the destination may or may not run the "
+			       "guest; the guest stays paused here",
+			       ms, what);
+		return;
+	}
+	src_fail(src, -ETIMEDOUT,
+		 "switchover timeout: the guest was stopped %llu ms "
+		 "(switchover_timeout_ms) waiting for %s; COMMIT was not "
+		 "sent: the guest resumes on the source",
+		 ms, what);
 }
 
 /* Queues ERROR (err, the message) as the connection's last frame. */
@@ -1175,9 +1414,25 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 
 	if (src->finished)
 		return;
+	if (src->phase == SP_COMMIT && !src->no_start) {
+		char msg[768];
+
+		/*
+		 * A failure once COMMIT may have arrived (a malformed reply,
+		 * say) does not tell whether the destination started: the
+		 * guest must not be resumed blindly.
+		 */
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		src_unresolved(src, "%s, after COMMIT was queued: the "
+			       "destination may or may not run the guest; the "
+			       "guest stays paused here", msg);
+		return;
+	}
 	src->finished = true;
 	src->result = err;
 	vsnprintf(src->errmsg, sizeof(src->errmsg), fmt, ap);
+	if (src->stop_called)
+		src_awaited(src, e->st.awaited, sizeof(e->st.awaited));
 	src_close_handles(src);
 	vmig_logf(s, VMIG_LOG_ERROR, "source: %s", src->errmsg);
 
@@ -1190,15 +1445,23 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 		src_close_conn(src);
 	src->phase = SP_FAILED;
 
-	/* The guest runs here again, whatever the stream's state. */
+	/*
+	 * The guest runs here again: COMMIT was never written (or never
+	 * left in full), or the destination said it will not start. A
+	 * guest that vmig never stopped runs already: no resume for it.
+	 */
 	src_devices_recover(src);
-	ret = e->vmm.resume(e->vmm_opaque);
-	if (ret < 0)
-		vmig_logf(s, VMIG_LOG_ERROR,
-			  "source: the VMM could not resume the guest: %s",
-			  vmig_strerror(ret));
-	else
-		e->st.guest_resumed = true;
+	if (src->stop_called) {
+		ret = e->vmm.resume(e->vmm_opaque);
+		if (ret < 0)
+			vmig_logf(s, VMIG_LOG_ERROR,
+				  "source: the VMM could not resume the "
+				  "guest: %s",
+				  vmig_strerror(ret));
+		else
+			e->st.guest_resumed = true;
+		e->st.downtime_us = vmig_now_us() - src->stop_us;
+	}
 	if (s->tracking)
 		vmig_tracking_stop(s);
 }
@@ -1241,6 +1504,22 @@ static void cancel_fired(uv_async_t *a)
 	if (!vmig_engine_wakeup(src->e) || src->finished)
 		return;
 	src->e->st.cancelled = true;
+	if (src->phase == SP_COMMIT) {
+		src_unresolved(src, "cancelled (vmig_cancel) after COMMIT was "
+			       "queued, before the destination's STARTED: "
+			       "it may or may not run the guest; the guest "
+			       "stays paused here");
+		return;
+	}
+	if (src->stop_called) {
+		char what[160];
+
+		src_awaited(src, what, sizeof(what));
+		src_fail(src, -ECANCELED, "cancelled (vmig_cancel) after the "
+			 "switchover, waiting for %s; the guest resumes on the "
+			 "source", what);
+		return;
+	}
 	src_fail(src, -ECANCELED, "cancelled (vmig_cancel) at iteration %u; "
 		 "the guest stays on the source",
 		 src->iteration);
@@ -1264,8 +1543,27 @@ static void timeout_fired(uv_timer_t *t)
 	}
 	if (e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE &&
 	    src->phase > SP_PRECOPY)
-		return; /* switching over already */
+		return; /* switching over: switchover_timeout_ms bounds it */
 	e->st.cancelled = true;
+	if (src->phase == SP_COMMIT) {
+		src_unresolved(src, "timeout after %llu ms (timeout_ms) after "
+			       "COMMIT was queued, before the destination's "
+			       "STARTED: it may or may not run the guest; the "
+			       "guest stays paused here",
+			       (unsigned long long)e->pol.timeout_ms);
+		return;
+	}
+	if (src->stop_called) {
+		char what[160];
+
+		src_awaited(src, what, sizeof(what));
+		src_fail(src, -ETIMEDOUT,
+			 "timeout after %llu ms (timeout_ms) after the "
+			 "switchover, waiting for %s; the guest resumes on the "
+			 "source",
+			 (unsigned long long)e->pol.timeout_ms, what);
+		return;
+	}
 	if (src->phase < SP_PRECOPY) {
 		src_fail(src, -ETIMEDOUT,
 			 "timeout after %llu ms (timeout_ms) before the "
@@ -1342,8 +1640,26 @@ static void src_reply(struct vmig_src *src)
 		if (src->work_done)
 			src_decide(src);
 		return;
+	case VMIG_FRAME_STARTED:
+		src_committed(src);
+		return;
 	case VMIG_FRAME_ERROR:
 		vmig_proto_text(msg, sizeof(msg), src->rbuf, src->rwant);
+		/*
+		 * A destination that sends ERROR has not started the guest
+		 * and never will in this migration, COMMIT or not: the
+		 * source resumes.
+		 */
+		if (src->phase == SP_COMMIT) {
+			src->no_start = true;
+			src_fail_quiet(src, VMIG_EPROTO,
+				       "the destination did not start the "
+				       "guest after COMMIT: %s%s(%s); the "
+				       "guest resumes on the source",
+				       msg, msg[0] ? " " : "",
+				       vmig_strerror((int)(int64_t)f->a));
+			return;
+		}
 		src_fail_quiet(src, VMIG_EPROTO,
 			       "the destination rejected the stream: %s%s(%s)",
 			       msg, msg[0] ? " " : "",
@@ -1389,7 +1705,8 @@ static void src_read_done(void *opaque, size_t n)
 	ok = f->type == VMIG_FRAME_ERROR ||
 	     (f->type == VMIG_FRAME_WELCOME && src->phase == SP_HELLO &&
 	      !src->welcomed) ||
-	     (f->type == VMIG_FRAME_ACK && src->phase == SP_ACK && !src->ack);
+	     (f->type == VMIG_FRAME_ACK && src->phase == SP_ACK && !src->ack) ||
+	     (f->type == VMIG_FRAME_STARTED && src->phase == SP_COMMIT);
 	if (!ok) {
 		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
 			 "reply frame %llu (%s) not expected now",
@@ -1422,8 +1739,27 @@ static void src_read_end(void *opaque, int err)
 		src_close_conn(src);
 		return;
 	}
-	if (src->phase == SP_COMMIT)
-		return; /* the COMMIT's write completion decides */
+	if (src->phase == SP_COMMIT) {
+		src->peer_gone = true;
+		src->peer_gone_err = err;
+		/* Before its write completed, that completion decides. */
+		if (src->commit_written)
+			src_lost_after_commit(src, err);
+		return;
+	}
+	if (src->phase == SP_ACK && src->ack && !src->work_done) {
+		/*
+		 * The ACK came, then the close: the digests still say
+		 * whether the memories differ, which is the message.
+		 * COMMIT will not be written (src_decide).
+		 */
+		src->peer_gone = true;
+		src->peer_gone_err = err;
+		vmig_logf(src->s, VMIG_LOG_DEBUG,
+			  "source: the destination closed after its ACK; "
+			  "comparing the digests first");
+		return;
+	}
 	src_fail_quiet(src, err ? err : -ECONNRESET,
 		       "connection lost at frame %llu (%s): %s",
 		       (unsigned long long)(src->frames ? src->frames - 1 : 0),
@@ -1522,6 +1858,22 @@ static int src_check(vmig_session *s, vmig_session *dst)
 				 "the guest (vmig_set_vmm_ops)");
 	if (e->running)
 		return vmig_fail(s, -EBUSY, "migrate: a migration runs");
+	/*
+	 * Refused before anything runs, so that no callback is called: a
+	 * guest migrated away is not this session's to stop or resume.
+	 */
+	if (e->migrated)
+		return vmig_fail(s, VMIG_EMIGRATED,
+				 "migrate: the guest was migrated to %s and "
+				 "committed already; this session no longer "
+				 "owns it",
+				 e->st.transport[0] ? e->st.transport
+						    : "its destination");
+	if (e->unresolved)
+		return vmig_fail(s, -EBUSY,
+				 "migrate: the last migration is unresolved "
+				 "(the guest is paused): call vmig_resolve() "
+				 "first");
 	if (s->tracking)
 		return vmig_fail(s, -EBUSY,
 				 "migrate: tracking runs already (vmig_migrate "
@@ -1589,12 +1941,15 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	src->timeout.data = src;
 	uv_timer_init(loop, &src->linger);
 	src->linger.data = src;
+	uv_timer_init(loop, &src->stopped);
+	src->stopped.data = src;
 	ret = vmig_engine_begin(e, &src->cancel, NULL, src);
 	if (ret < 0) {
 		src->finished = true;
 		uv_close((uv_handle_t *)&src->cancel, NULL);
 		uv_close((uv_handle_t *)&src->pace, NULL);
 		uv_close((uv_handle_t *)&src->timeout, NULL);
+		uv_close((uv_handle_t *)&src->stopped, NULL);
 		uv_close((uv_handle_t *)&src->linger, NULL);
 		uv_run(loop, UV_RUN_DEFAULT);
 		free(src->pool);
@@ -1647,6 +2002,13 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 		dret = vmig_dst_finish(src->dst);
 	(void)dret;
 	st->nr_state_devices = src_devices_count(src);
+	if (src->result == VMIG_EUNRESOLVED) {
+		/* Stopped devices stay the session's until vmig_resolve(). */
+		e->held_dsv = src->dsv;
+		e->held_ndevs = src->ndevs;
+		src->dsv = NULL;
+		src->ndevs = 0;
+	}
 	src_devices_close(src);
 	st->result = src->result;
 	st->frames = src->frames;

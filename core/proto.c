@@ -129,6 +129,7 @@ static const char *const frame_names[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_ACK] = "ACK",
 	[VMIG_FRAME_COMMIT] = "COMMIT",
 	[VMIG_FRAME_ERROR] = "ERROR",
+	[VMIG_FRAME_STARTED] = "STARTED",
 };
 
 const char *vmig_frame_name(uint32_t type)
@@ -280,6 +281,7 @@ static const struct frame_rule rules[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_COMMIT] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
 	[VMIG_FRAME_ERROR] = { LEN_UPTO, VMIG_ERROR_MAX, CRC_MAY,
 			       ZB | ZC | ZD },
+	[VMIG_FRAME_STARTED] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
 };
 
 __attribute__((format(printf, 5, 6))) static int

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMIG_PROTO_VERSION 1u
+#define VMIG_PROTO_VERSION 2u
 #define VMIG_FRAME_HDR 64u         /* bytes of a frame header */
 #define VMIG_FRAME_DATA_CRC 0x1u   /* flags: data_crc covers the payload */
 
@@ -32,6 +32,7 @@ enum vmig_frame_type {
 	VMIG_FRAME_ACK = 10,
 	VMIG_FRAME_COMMIT = 11,
 	VMIG_FRAME_ERROR = 12,
+	VMIG_FRAME_STARTED = 13, /* since version 2 */
 	VMIG_FRAME_NR,
 };
 

@@ -88,6 +88,10 @@ static const char *result_name(const struct vmig_mig_stats *st)
 {
 	if (st->result == 0)
 		return "completed";
+	if (st->unresolved)
+		return "unresolved";
+	if (st->result == VMIG_EUNRESOLVED)
+		return "resolved"; /* by vmig_resolve(): "guest" says how */
 	if (st->cancelled || st->result == -ECANCELED)
 		return "cancelled";
 	return "failed";
@@ -125,6 +129,7 @@ static bool report_migration(vmig_session *s, cJSON *root)
 
 	if (source)
 		guest = st->committed ? "migrated"
+			: st->unresolved ? "paused (unresolved)"
 			: !st->guest_stopped || st->guest_resumed ? "running"
 								  : "stopped";
 	else
@@ -165,7 +170,29 @@ static bool report_migration(vmig_session *s, cJSON *root)
 		     st->differing_known))
 		return false;
 	if (source) {
-		cJSON *dt = cJSON_AddObjectToObject(root, "downtime_parts_ms");
+		cJSON *dt, *unk;
+		char names[sizeof(st->unknown_state)], *tok, *save = NULL;
+
+		/*
+		 * What kept the guest stopped when the migration did not
+		 * commit, and the devices the estimate could not size.
+		 */
+		if (!add_str(root, "awaited", st->awaited))
+			return false;
+		unk = cJSON_AddArrayToObject(root, "state_size_unknown");
+		if (!unk)
+			return false;
+		snprintf(names, sizeof(names), "%s", st->unknown_state);
+		for (tok = strtok_r(names, "\n", &save); tok;
+		     tok = strtok_r(NULL, "\n", &save)) {
+			cJSON *n = cJSON_CreateString(tok);
+
+			if (!n || !cJSON_AddItemToArray(unk, n)) {
+				cJSON_Delete(n);
+				return false;
+			}
+		}
+		dt = cJSON_AddObjectToObject(root, "downtime_parts_ms");
 
 		if (!dt || !add_ms(dt, "stop", st->stop_us) ||
 		    !add_ms(dt, "final_sync", st->final_sync_us) ||
@@ -181,6 +208,8 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !add_u64(pol, "bandwidth_limit", e->pol.bandwidth_limit, true) ||
 	    !add_u64(pol, "max_iterations", e->pol.max_iterations, true) ||
 	    !add_u64(pol, "timeout_ms", e->pol.timeout_ms, true) ||
+	    !add_u64(pol, "switchover_timeout_ms",
+		     e->pol.switchover_timeout_ms, true) ||
 	    !add_str(pol, "timeout_strategy",
 		     e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE
 			     ? "force"

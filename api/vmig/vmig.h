@@ -61,6 +61,17 @@ enum vmig_error {
 	VMIG_EPROTO = -4009,
 	/* The destination's memory differs from the source's. */
 	VMIG_EMISMATCH = -4010,
+	/*
+	 * Source: COMMIT was written but the destination did not confirm
+	 * that it started the guest: either side may own it. The guest
+	 * stays paused until vmig_resolve() says which side runs it.
+	 */
+	VMIG_EUNRESOLVED = -4011,
+	/*
+	 * Source: the guest was migrated away (committed, or resolved in
+	 * favour of the destination): this session no longer owns it.
+	 */
+	VMIG_EMIGRATED = -4012,
 };
 
 /*
@@ -400,9 +411,12 @@ struct vmig_vmm_ops {
 	 */
 	int (*stop)(void *opaque);
 	/*
-	 * Source: the migration failed or was cancelled: run the guest
-	 * again. Called on every failure, also before stop was: it must
-	 * accept a guest that runs already.
+	 * Source: the migration failed or was cancelled after vmig called
+	 * stop (even when stop itself failed, so it must accept a guest that
+	 * runs already), and the destination never started the guest: run
+	 * it again. Never called for a guest that was committed, nor for a
+	 * failure before stop, nor while the outcome is unresolved (until
+	 * vmig_resolve() says so).
 	 */
 	int (*resume)(void *opaque);
 	/* Destination: the source committed: start the guest. */
@@ -450,7 +464,20 @@ struct vmig_policies {
 	/* Since 0.1: older callers' shorter struct means mixed. */
 	uint32_t tracking;          /* enum vmig_tracking_policy */
 	uint32_t reserved;          /* 0 */
+	/*
+	 * Appended after tracking: the longest the source's guest stays
+	 * stopped waiting for the destination (for the last bytes to
+	 * drain, for ACK, for STARTED), from the return of the stop
+	 * callback. When it passes before COMMIT was written, the guest
+	 * resumes on the source; after, the outcome is VMIG_EUNRESOLVED.
+	 * 0 (or an older caller's shorter struct) means
+	 * VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS.
+	 */
+	uint64_t switchover_timeout_ms;
 };
+
+/* The default of vmig_policies.switchover_timeout_ms. */
+#define VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS 30000u
 
 /*
  * Sets the policies (a configuration's "policies" sets them too).
@@ -463,16 +490,50 @@ VMIG_API int vmig_set_policies(vmig_session *s,
 /*
  * Source: connects to address ("unix:/path" or "tcp:host:port") and
  * migrates: pre-copy iterations while the guest runs, then switchover
- * through the VMM's stop callback, the final pages and device state, and
- * commit once the destination's memory digest equals the source's.
- * Blocks until done; progress goes to the progress callback. On any
- * failure before the commit the devices and the guest (resume callback)
- * run again on the source. Returns 0 (committed), -ECANCELED
- * (vmig_cancel), -ETIMEDOUT (timeout with strategy cancel), VMIG_EPROTO
- * (the destination rejected the stream; vmig_errmsg says why), or another
- * error, always with vmig_errmsg naming the cause.
+ * through the VMM's stop callback, the final pages and device state,
+ * COMMIT once the destination's memory digest equals the source's, and
+ * the destination's STARTED. Blocks until done; progress goes to the
+ * progress callback. On any failure before COMMIT is written, the
+ * devices and the guest (resume callback, when stop was called) run
+ * again on the source. Returns 0 (the destination confirmed it runs the
+ * guest), VMIG_EUNRESOLVED (COMMIT was written but STARTED did not
+ * come: the guest stays paused; ask the destination, then call
+ * vmig_resolve()), -ECANCELED (vmig_cancel), -ETIMEDOUT (timeout with
+ * strategy cancel, or switchover_timeout_ms; the message names what was
+ * awaited), VMIG_EPROTO (the destination rejected the stream),
+ * VMIG_EMIGRATED (this session's guest was migrated already: nothing is
+ * done, resume is not called), -EBUSY (a migration runs, or the last one
+ * is unresolved), or another error, always with vmig_errmsg naming the
+ * cause. docs/protocol.md ("Endings") gives who runs the guest at every
+ * point where the connection can break.
  */
 VMIG_API int vmig_migrate(vmig_session *s, const char *address);
+
+/* How vmig_resolve() settles an unresolved migration. */
+enum vmig_resolution {
+	/*
+	 * The destination did not start the guest (its vmig_receive
+	 * failed; it never starts it later): the devices and the guest run
+	 * on the source again (resume callback).
+	 */
+	VMIG_RESOLVE_RESUME = 1,
+	/*
+	 * The destination started the guest (its vmig_receive returned 0):
+	 * the source's guest stays stopped for good; the session counts as
+	 * migrated.
+	 */
+	VMIG_RESOLVE_DESTINATION = 2,
+};
+
+/*
+ * Source: settles a migration that ended with VMIG_EUNRESOLVED, once the
+ * VMM learned by its own means whether the destination runs the guest.
+ * Calling it with the wrong answer runs the guest twice or nowhere: only
+ * the destination knows. Errors: -EINVAL (no unresolved migration, or an
+ * unknown decision), or the resume callback's error (the session stays
+ * unresolved, to try again).
+ */
+VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision);
 
 /*
  * Destination: binds address ("unix:/path" or "tcp:host:port"; port 0
@@ -488,9 +549,12 @@ VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
  * Destination: accepts one source on the address vmig_listen bound and
  * receives its migration into the session's regions and devices, checking
  * every frame before applying it; after the source commits, starts the
- * devices and calls the VMM's start callback. Blocks until done. Returns
- * 0 (started), VMIG_EPROTO (a malformed or hostile stream, rejected:
- * vmig_errmsg names the check), -ECANCELED, or another error.
+ * devices and calls the VMM's start callback, then confirms (STARTED).
+ * Blocks until done. Returns 0 (started: this side owns the guest, even
+ * when the confirmation could not reach the source), VMIG_EPROTO (a
+ * malformed or hostile stream, rejected: vmig_errmsg names the check),
+ * -ECANCELED, or another error; on any error the guest was not started
+ * here and never will be by this call.
  */
 VMIG_API int vmig_receive(vmig_session *s);
 
@@ -502,8 +566,11 @@ VMIG_API int vmig_migrate_local(vmig_session *src, vmig_session *dst);
 
 /*
  * Cancels the session's migration from any thread: the source sends an
- * error to the destination and resumes the guest. Returns 0, or -EINVAL
- * when nothing runs.
+ * error to the destination and resumes the guest if it had stopped it;
+ * once COMMIT may have left, it cannot know who runs the guest and ends
+ * unresolved (VMIG_EUNRESOLVED). A destination that is cancelled before
+ * COMMIT never starts the guest. Returns 0, or -EINVAL when nothing
+ * runs.
  */
 VMIG_API int vmig_cancel(vmig_session *s);
 

@@ -1365,8 +1365,11 @@ bool rig_check(struct rig *r, struct rig_result *res)
 			ok = false;
 		}
 	} else {
-		/* Nothing lost: the guest runs on the source again. */
-		if (res->resumes < 1 || !rig_guest_running(r)) {
+		/*
+		 * Nothing lost: the guest runs on the source again, resumed
+		 * exactly when vmig had stopped it.
+		 */
+		if (res->resumes != res->stops || !rig_guest_running(r)) {
 			what_add(res, "failed (%s) and the guest was not "
 				 "resumed", vmig_strerror(ret));
 			ok = false;

@@ -549,7 +549,11 @@ static cJSON *check_source_failed(struct run *r, const char *result)
 	CU_ASSERT_FATAL(src != NULL);
 	CU_ASSERT_STRING_EQUAL(str(src, "result"), result);
 	CU_ASSERT_STRING_EQUAL(str(src, "guest"), "running");
-	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(src, "guest_resumed")));
+	/* Resumed exactly when vmig had stopped it. */
+	CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItem(src,
+							 "guest_resumed")),
+			cJSON_IsTrue(cJSON_GetObjectItem(src,
+							 "guest_stopped")));
 	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(src, "memory_match")));
 	return src;
 }

@@ -288,6 +288,7 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, timeout_ms, 32, 8, uint64_t),
 	PIN(struct vmig_policies, tracking, 40, 4, uint32_t),
 	PIN(struct vmig_policies, reserved, 44, 4, uint32_t),
+	PIN(struct vmig_policies, switchover_timeout_ms, 48, 8, uint64_t),
 };
 
 static const struct struct_pin struct_pins[] = {
@@ -310,7 +311,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device, 56, 8, vmig_device_pins),
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
 	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
-	STRUCT(struct vmig_policies, 48, 8, vmig_policies_pins),
+	STRUCT(struct vmig_policies, 56, 8, vmig_policies_pins),
 };
 
 /*
@@ -454,6 +455,7 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_receive, int (vmig_session *)),
 	TYPE_PIN(vmig_migrate_local, int (vmig_session *, vmig_session *)),
 	TYPE_PIN(vmig_cancel, int (vmig_session *)),
+	TYPE_PIN(vmig_resolve, int (vmig_session *, uint32_t)),
 	TYPE_PIN(vmig_memory_digest, int (vmig_session *, uint64_t *)),
 	TYPE_PIN(vmig_memory_dump, int (vmig_session *, const char *)),
 	TYPE_PIN(vmig_config_parse,
@@ -514,6 +516,11 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_EMISSED, -4008),
 	ENUM(VMIG_EPROTO, -4009),
 	ENUM(VMIG_EMISMATCH, -4010),
+	ENUM(VMIG_EUNRESOLVED, -4011),
+	ENUM(VMIG_EMIGRATED, -4012),
+	ENUM(VMIG_RESOLVE_RESUME, 1),
+	ENUM(VMIG_RESOLVE_DESTINATION, 2),
+	ENUM(VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS, 30000),
 	ENUM(VMIG_HOTPLUG_POLICY_TRACK, 0),
 	ENUM(VMIG_HOTPLUG_POLICY_DEGRADE, 1),
 	ENUM(VMIG_HOTPLUG_POLICY_REJECT, 2),
@@ -545,6 +552,7 @@ static void test_enums(void)
 	CU_ASSERT_EQUAL(sizeof(enum vmig_role), 4);
 	CU_ASSERT_EQUAL(sizeof(enum vmig_hotplug_policy), 4);
 	CU_ASSERT_EQUAL(sizeof(enum vmig_timeout_strategy), 4);
+	CU_ASSERT_EQUAL(sizeof(enum vmig_resolution), 4);
 }
 
 /* Each of vmig's own codes has its own description. */
@@ -553,7 +561,7 @@ static void test_error_names(void)
 	static const int codes[] = {
 		VMIG_ECONFIG, VMIG_ENOTPLUGIN, VMIG_ENOENTRY, VMIG_EABI,
 		VMIG_EBADPLUGIN, VMIG_EDUPLICATE, VMIG_EREFUSED, VMIG_EMISSED,
-		VMIG_EPROTO, VMIG_EMISMATCH,
+		VMIG_EPROTO, VMIG_EMISMATCH, VMIG_EUNRESOLVED, VMIG_EMIGRATED,
 	};
 	const char *unknown = vmig_strerror(-999999);
 	size_t i, j;

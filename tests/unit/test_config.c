@@ -262,6 +262,8 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg->policies.bandwidth_limit, 0);
 	CU_ASSERT_EQUAL(cfg->policies.max_iterations, 30);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_ms, 0);
+	/* A guest never waits stopped without a bound, by default. */
+	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 30000);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_CANCEL);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_MIXED);
 	CU_ASSERT_EQUAL_FATAL(cfg->nr_regions, 1);
@@ -454,7 +456,8 @@ static void test_policies(void)
 		      "'downtime_limit_ms': 50, 'bandwidth_limit': '1G', "
 		      "'max_iterations': 100000, 'timeout_ms': 60000, "
 		      "'timeout_strategy': 'force', "
-		      "'tracking': 'all-or-nothing'}"));
+		      "'tracking': 'all-or-nothing', "
+		      "'switchover_timeout_ms': 1500}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_REJECT);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 50);
@@ -463,6 +466,7 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.timeout_ms, 60000);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_FORCE);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_ALL_OR_NOTHING);
+	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 1500);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'degrade', "
@@ -510,6 +514,9 @@ static void test_policies(void)
 	    "policies.max_iterations: expected an integer from 1 to 100000");
 	ERR(WITH("'policies': {'max_iterations': 100001}"),
 	    "policies.max_iterations: expected an integer from 1 to 100000");
+	ERR(WITH("'policies': {'switchover_timeout_ms': 0}"),
+	    "policies.switchover_timeout_ms: expected a positive integer "
+	    "(milliseconds, below 2^53)");
 	ERR(WITH("'policies': {'timeout_ms': -1}"),
 	    "policies.timeout_ms: expected a non-negative integer "
 	    "(milliseconds, below 2^53)");

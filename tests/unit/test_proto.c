@@ -315,13 +315,13 @@ static void test_pack(void)
 			2, payload);
 	/* The layout of docs/protocol.md, little-endian. */
 	CU_ASSERT(memcmp(h, "VMIG", 4) == 0);
-	CU_ASSERT(h[4] == 1 && h[5] == 0);
+	CU_ASSERT(h[4] == 2 && h[5] == 0);
 	CU_ASSERT(h[6] == VMIG_FRAME_DEVICE_STATE && h[7] == 0);
 	CU_ASSERT(h[8] == 1 && h[9] == 0 && h[10] == 0 && h[11] == 0);
 	CU_ASSERT(h[24] == 7);
 	CU_ASSERT(h[40] == 0x88 && h[47] == 0x11);
 	vmig_frame_unpack(h, &f);
-	CU_ASSERT_EQUAL(f.version, 1);
+	CU_ASSERT_EQUAL(f.version, 2);
 	CU_ASSERT_EQUAL(f.type, VMIG_FRAME_DEVICE_STATE);
 	CU_ASSERT_EQUAL(f.flags, VMIG_FRAME_DATA_CRC);
 	CU_ASSERT_EQUAL(f.data_crc, vmig_crc32c(0, payload, 7));
@@ -340,7 +340,8 @@ static void test_pack(void)
 	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_HELLO), "HELLO");
 	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_ERROR), "ERROR");
 	CU_ASSERT_PTR_NULL(vmig_frame_name(0));
-	CU_ASSERT_PTR_NULL(vmig_frame_name(13));
+	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_STARTED), "STARTED");
+	CU_ASSERT_PTR_NULL(vmig_frame_name(14));
 }
 
 static void test_text(void)
@@ -452,7 +453,7 @@ static void expect_reject(const struct stream *prefix, uint32_t type,
 }
 
 static void e_magic(uint8_t *h) { h[0] = 'X'; }
-static void e_version(uint8_t *h) { h[4] = 2; }
+static void e_version(uint8_t *h) { h[4] = 3; }
 static void e_crc(uint8_t *h) { h[33] ^= 0x40; }
 static void e_flags(uint8_t *h) { h[8] |= 2; }
 static void e_reserved(uint8_t *h) { set32(h, 20, 1); }
@@ -488,7 +489,7 @@ static void test_rejects(void)
 		      "out of step)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 0, 0, NULL, 0, false,
 		      e_version, true,
-		      "frame 0: version 2, this end speaks version 1");
+		      "frame 0: version 3, this end speaks version 2");
 	vmig_frame_pack(h, VMIG_FRAME_ITERATION, 0, 1, 0, 0, NULL);
 	memcpy(&crc, h + 12, 4);
 	e_crc(h);
