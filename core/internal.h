@@ -304,9 +304,11 @@ void vmig_dirty_mark_iova(vmig_session *s, uint32_t io, uint64_t iova,
 void vmig_dirty_mark_space(vmig_session *s, uint32_t io);
 
 /*
- * Harvests the last dirty bits of [iova, iova + length) of space io before
- * it is unmapped, then unmaps it in the kernel (unless a source did) and
- * tells the sources it is gone. Returns 0 or the kernel's error.
+ * Harvests the last dirty bits of the mapping [iova, iova + length) of
+ * space io before it is unmapped, then unmaps it in the kernel (unless a
+ * source did) and tells the sources it is gone. One mapping per call: a
+ * read across a hole is silently cut short by iommufd. Returns 0 or the
+ * kernel's error.
  */
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 			     uint64_t length);
