@@ -239,7 +239,7 @@ static bool vcpus_unseen(const vmig_session *s)
 	return registered || s->kernel.ioctl == vmig_linux_host.ioctl;
 }
 
-static void mark_all(vmig_session *s)
+void vmig_dirty_mark_all(vmig_session *s)
 {
 	size_t i;
 
@@ -287,7 +287,7 @@ static void sync_gpa(vmig_session *s)
 		}
 	}
 	if (vcpus_unseen(s))
-		mark_all(s);
+		vmig_dirty_mark_all(s);
 }
 
 VMIG_API int vmig_tracking_start(vmig_session *s)
@@ -324,7 +324,7 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 			  "VMM should register its vCPU dirty log as a "
 			  "VMIG_IOMMU_GPA source)");
 	/* Nothing has been sent yet: all of guest memory is dirty. */
-	mark_all(s);
+	vmig_dirty_mark_all(s);
 	return 0;
 }
 

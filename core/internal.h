@@ -316,6 +316,9 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 /* Reads dev's source one last time over its space, before it goes. */
 void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev);
 
+/* Marks all of guest memory dirty. */
+void vmig_dirty_mark_all(vmig_session *s);
+
 /* Total dirty pages in the regions' bitmaps. */
 uint64_t vmig_dirty_count(const vmig_session *s);
 

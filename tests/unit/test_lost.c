@@ -155,6 +155,15 @@ static void start_clean(struct lost *l)
 	clear_all(l);
 }
 
+static bool has(const char *hay, const char *needle)
+{
+	if (hay && strstr(hay, needle))
+		return true;
+	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle,
+		hay ? hay : "(null)");
+	return false;
+}
+
 /* ------------------------------------------------------------------ */
 /* 1.1 iommufd: an unmap across a hole                                 */
 
@@ -210,9 +219,103 @@ static void test_unplug_across_hole(void)
 	lost_fini(&l);
 }
 
+/* ------------------------------------------------------------------ */
+/* 1.2 a vCPU source that fails and is restarted                       */
+
+/*
+ * A vCPU dirty log as a VMM registers it: what the "vCPUs" wrote (the
+ * test sets bits), read and cleared by each read; its start discards the
+ * log, as the sample KVM source does. A read fails while fail_reads > 0.
+ */
+static uint64_t vcpu_log[16]; /* 1024 pages: the 4 MiB guest */
+static int vcpu_fail_reads;
+static int vcpu_starts;
+
+static int vcpu_create(const struct vmig_host *h, void **inst)
+{
+	(void)h;
+	*inst = vcpu_log;
+	return 0;
+}
+
+static int vcpu_start(void *inst, uint64_t page_size)
+{
+	(void)inst;
+	(void)page_size;
+	vcpu_starts++;
+	memset(vcpu_log, 0, sizeof(vcpu_log));
+	return 0;
+}
+
+static int vcpu_read(void *inst, const struct vmig_read *rq, uint64_t *bm)
+{
+	uint64_t i, n = rq->length / PG;
+
+	(void)inst;
+	if (vcpu_fail_reads > 0) {
+		vcpu_fail_reads--;
+		return -EIO;
+	}
+	if (rq->iova != 0 || n > 64 * 16)
+		return 0;
+	for (i = 0; i < (n + 63) / 64; i++) {
+		bm[i] |= vcpu_log[i];
+		vcpu_log[i] = 0;
+	}
+	return 0;
+}
+
+static const struct vmig_source_ops vcpu_ops = {
+	.size = sizeof(struct vmig_source_ops),
+	.create = vcpu_create,
+	.start = vcpu_start,
+	.read = vcpu_read,
+};
+
+static const struct vmig_plugin vcpu_desc = {
+	.size = sizeof(struct vmig_plugin),
+	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
+	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
+	.name = "vcpu-test",
+	.version = "1",
+	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
+	.precision = VMIG_PRECISION_EXACT,
+	.page_sizes = PG,
+	.ops = &vcpu_ops,
+};
+
+static void test_gpa_source_restarted(void)
+{
+	struct lost l;
+
+	memset(vcpu_log, 0, sizeof(vcpu_log));
+	vcpu_fail_reads = 0;
+	vcpu_starts = 0;
+	lost_init(&l, hole_doc, &vcpu_desc);
+	start_clean(&l);
+	CU_ASSERT_EQUAL(vcpu_starts, 1);
+	/* A vCPU wrote page 77; the read fails; the restart drops the log. */
+	vmig_bitmap_set(vcpu_log, 77, 1);
+	vcpu_fail_reads = 1;
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	CU_ASSERT_EQUAL(vcpu_starts, 2);
+	CU_ASSERT(has(l.log, "vcpu-test: read failed"));
+	/* Whatever it covered, all of guest memory, is dirty once. */
+	CU_ASSERT(dirty(&l, 77 * PG));
+	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1024);
+	/* Once: the restarted log is read exactly from then on. */
+	clear_all(&l);
+	vmig_bitmap_set(vcpu_log, 300, 1);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1);
+	CU_ASSERT(dirty(&l, 300 * PG));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
+	{ "a vCPU source fails and is restarted", test_gpa_source_restarted },
 	CU_TEST_INFO_NULL,
 };
 
