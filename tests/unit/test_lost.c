@@ -155,6 +155,14 @@ static void start_clean(struct lost *l)
 	clear_all(l);
 }
 
+static void status(struct lost *l, const char *dev,
+		   struct vmig_device_status *ds)
+{
+	memset(ds, 0, sizeof(*ds));
+	ds->size = sizeof(*ds);
+	CU_ASSERT_FATAL(vmig_device_status(l->s, device(l, dev), ds) == 0);
+}
+
 static bool has(const char *hay, const char *needle)
 {
 	if (hay && strstr(hay, needle))
@@ -312,10 +320,94 @@ static void test_gpa_source_restarted(void)
 	lost_fini(&l);
 }
 
+/* ------------------------------------------------------------------ */
+/* 1.3 type1 with a vfio-pci device that pins pages                    */
+
+/*
+ * p0 pins pages 0 to 3, which promotes its group into pinned-page scope
+ * (kernel-uapi.md 1.8): with every group of the container in that scope,
+ * GET_BITMAP has only the pinned pages, never what the device wrote
+ * through the IOMMU.
+ */
+static const char pins_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [ { 'name': 'p0', 'kind': 'vfio-pci', 'group': 1,\n"
+	"    'container': 'c' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'c', 'iova': 0, 'gpa': 0, 'size': '2M' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'p0', 'pins_pages': true,\n"
+	"      'pin': { 'iova': 0, 'pages': 4 } } ] } }";
+
+static void test_type1_pinning_pci(void)
+{
+	struct vmig_device_status ds;
+	struct lost l;
+
+	lost_init(&l, pins_doc, NULL);
+	start_clean(&l);
+	CU_ASSERT(ksim_dma_write(kdev(&l, "p0"), 100 * PG, NULL, 64) == 0);
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	CU_ASSERT(dirty(&l, 100 * PG));
+	/* The claim matches the bitmap: every mapped page, every sync. */
+	status(&l, "p0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
+	CU_ASSERT(has(ds.reason, "pinned-page scope"));
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
+/* ------------------------------------------------------------------ */
+/* 3.1 honest precision                                                */
+
+/*
+ * An mdev tracked by type1 in a container that also holds a vfio-pci
+ * group, tracked by its DMA log: the kernel counts that group (outside
+ * pinned-page scope) and reports every mapped page to whoever reads the
+ * container (kernel-uapi.md 1.8). The mdev is not "exact" there.
+ */
+static const char mixed_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [\n"
+	"    { 'name': 'm0', 'kind': 'mdev', 'group': 1, 'container': 'c' },\n"
+	"    { 'name': 'l0', 'kind': 'vfio-pci', 'group': 2,\n"
+	"      'container': 'c' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'c', 'iova': 0, 'gpa': 0, 'size': '2M' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'm0', 'pin': { 'iova': 0, 'pages': 4 } },\n"
+	"    { 'name': 'l0', 'dma_logging': 'mlx5' } ] } }";
+
+static void test_type1_mixed_precision(void)
+{
+	struct vmig_device_status ds;
+	struct lost l;
+
+	lost_init(&l, mixed_doc, NULL);
+	start_clean(&l);
+	status(&l, "l0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "device-dirty");
+	status(&l, "m0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
+	CU_ASSERT(has(ds.reason, "a vfio-pci group is in container"));
+	/* What the claim says is what the syncs give: every mapped page. */
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
 	{ "a vCPU source fails and is restarted", test_gpa_source_restarted },
+	{ "type1: a vfio-pci device that pins pages",
+	  test_type1_pinning_pci },
+	{ "type1: an mdev beside a vfio-pci group is all-mapped",
+	  test_type1_mixed_precision },
 	CU_TEST_INFO_NULL,
 };
 
