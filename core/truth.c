@@ -116,11 +116,14 @@ void vmig_truth_reset(struct vmig_truth *t)
 
 		memset(t->written[i], 0, vmig_bitmap_bytes(np));
 		/*
-		 * Tracking's start marks everything dirty: it "reported"
-		 * whatever is written before the sources see writes.
+		 * Nothing "reported before" the first sync. What was written
+		 * before the sources saw writes is drained and forgotten just
+		 * above (tracking has started when this runs), so every write
+		 * from here on must be in the first sync or, drained late, in
+		 * the second; an all-ones set here (tracking's start marks
+		 * everything dirty) let any miss of the first pass through.
 		 */
 		memset(t->prev[i], 0, vmig_bitmap_bytes(np));
-		vmig_bitmap_set(t->prev[i], 0, np);
 	}
 	t->writes = 0;
 	t->stray = 0;
