@@ -882,7 +882,8 @@ static int ifd_read(void *instance, const struct vmig_read *rq,
 /*
  * The last bits of a range about to go. They are read without clearing
  * (the kernel's intended use, and a second read still finds them should
- * the unmap not happen); vmig's core unmaps right after.
+ * the unmap not happen); vmig's core unmaps right after, and
+ * ifd_unmap_complete covers what the device wrote in between.
  */
 static int ifd_unmap_prepare(void *instance, const struct vmig_read *rq,
 			     uint64_t *bitmap, uint32_t *flags)
@@ -895,13 +896,23 @@ static int ifd_unmap_prepare(void *instance, const struct vmig_read *rq,
 	return read_space(t, rq, bitmap, true);
 }
 
-/* Once the range is unmapped, the IOMMU holds nothing more of it. */
+/*
+ * The range is unmapped. iommufd has no unmap that returns the dirty bits
+ * (shared docs/kernel-uapi.md 2.5): the IOPTEs, and any dirty bit a write
+ * set after the read above, went with IOAS_UNMAP. The device could write
+ * until then, so every page of the range is reported, once.
+ */
 static int ifd_unmap_complete(void *instance, const struct vmig_read *rq,
 			      uint64_t *bitmap)
 {
-	(void)instance;
-	(void)rq;
-	(void)bitmap;
+	struct ifd *t = instance;
+
+	if (!VMIG_HAS_FIELD(rq, struct vmig_read, page_size) ||
+	    !rq->page_size || (rq->page_size & (rq->page_size - 1)) ||
+	    (rq->length & (rq->page_size - 1)))
+		return -EINVAL;
+	if (t->started)
+		vmig_bitmap_set(bitmap, 0, rq->length / rq->page_size);
 	return 0;
 }
 

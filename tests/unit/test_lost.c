@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@
 #include "core/bitmap.h"
 #include "core/engine.h"
 #include "core/internal.h"
+#include "core/kuapi.h"
 #include "ksim/ksim.h"
 #include "testutil.h"
 
@@ -441,6 +443,99 @@ static void test_truth_first_pass(void)
 	lost_fini(&l);
 }
 
+/* ------------------------------------------------------------------ */
+/* 1.4 the windows                                                     */
+
+/*
+ * A device write made by the kernel double right before it runs one
+ * kind of ioctl: the write lands in the window between vmig's last read
+ * and the call that removes the range, while the device can still write.
+ */
+static int (*window_ioctl)(void *kctx, int fd, unsigned long req, void *arg);
+static unsigned long window_req;
+static struct ksim_device *window_dev;
+static uint64_t window_iova;
+static int window_writes;
+
+static int window_wrap(void *kctx, int fd, unsigned long req, void *arg)
+{
+	if (req == window_req && window_dev) {
+		if (ksim_dma_write(window_dev, window_iova, NULL, 8) == 0)
+			window_writes++;
+		window_dev = NULL;
+	}
+	return window_ioctl(kctx, fd, req, arg);
+}
+
+/* Wraps the session's kernel before tracking starts (sources copy it). */
+static void window_arm(struct lost *l, unsigned long req,
+		       struct ksim_device *d, uint64_t iova)
+{
+	window_ioctl = l->s->kernel.ioctl;
+	l->s->kernel.ioctl = window_wrap;
+	window_req = req;
+	window_dev = d;
+	window_iova = iova;
+	window_writes = 0;
+}
+
+/*
+ * iommufd has no unmap that returns the dirty bits (kernel-uapi.md 2.5):
+ * the plugin reads them (NO_CLEAR), then vmig unmaps. A write between the
+ * two sets a dirty bit that IOAS_UNMAP destroys with the IOPTE.
+ */
+static void test_window_unmap_iommufd(void)
+{
+	struct lost l;
+
+	lost_init(&l, hole_doc, NULL);
+	window_arm(&l, VK_IOMMU_IOAS_UNMAP, kdev(&l, "i0"),
+		   2 * MiB + 11 * PG);
+	start_clean(&l);
+	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 2 * MiB, MiB) == 0);
+	CU_ASSERT_EQUAL(window_writes, 1);
+	CU_ASSERT(dirty(&l, 2 * MiB + 11 * PG));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
+/*
+ * DMA logging, type1: a device log, a last REPORT after the unmap; type1's
+ * unmap returns the bits itself. Neither has a window: a write right
+ * before the kernel's unmap is found (the device-dirty plugin reports
+ * after the unmap, when the device cannot write the range any more).
+ */
+static const char log_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [\n"
+	"    { 'name': 'l0', 'kind': 'vfio-pci', 'group': 1,\n"
+	"      'container': 'c' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'c', 'iova': 0, 'gpa': 0, 'size': '1M' },\n"
+	"    { 'space': 'c', 'iova': '2M', 'gpa': '2M', 'size': '1M' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'l0', 'dma_logging': 'mlx5' } ] } }";
+
+static void test_window_unmap_log(void)
+{
+	struct vmig_device_status ds;
+	struct lost l;
+
+	lost_init(&l, log_doc, NULL);
+	window_arm(&l, VFIO_IOMMU_UNMAP_DMA, kdev(&l, "l0"),
+		   2 * MiB + 13 * PG);
+	start_clean(&l);
+	status(&l, "l0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "device-dirty");
+	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "c"), 2 * MiB, MiB) == 0);
+	CU_ASSERT_EQUAL(window_writes, 1);
+	CU_ASSERT(dirty(&l, 2 * MiB + 13 * PG));
+	/* Exact all the same: nothing else of the range is dirty. */
+	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1);
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
@@ -450,6 +545,8 @@ static const struct CU_TestInfo lost_tests[] = {
 	{ "type1: an mdev beside a vfio-pci group is all-mapped",
 	  test_type1_mixed_precision },
 	{ "ground truth: a miss in the first pass", test_truth_first_pass },
+	{ "window: iommufd, last read to unmap", test_window_unmap_iommufd },
+	{ "window: DMA log, last read to unmap", test_window_unmap_log },
 	CU_TEST_INFO_NULL,
 };
 

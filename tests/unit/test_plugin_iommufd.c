@@ -536,7 +536,11 @@ static void test_no_clear_and_unmap(void)
 	CU_ASSERT(rig_unmap(&r, 0x100000, 64 * PG) == 0);
 	memset(bm, 0, sizeof(bm));
 	CU_ASSERT(plug->ops->unmap_complete(r.inst, &rq, bm) == 0);
-	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 0);
+	/*
+	 * Every page: a write after the read above set a dirty bit that the
+	 * unmap destroyed (iommufd has no unmap that returns them).
+	 */
+	CU_ASSERT(vmig_bitmap_count(bm, 0, 64) == 64);
 	CU_ASSERT(ksim_dma_write(a.k, 0x100000, "a", 1) == -EFAULT);
 	/* Mapped again, it starts clean. */
 	CU_ASSERT(rig_map(&r, 0x100000, 0, 64 * PG) == 0);
