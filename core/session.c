@@ -752,6 +752,15 @@ static int dma_map(vmig_session *s, const struct vmig_dma_map *map)
 		(io->nr_maps - pos) * sizeof(*io->maps));
 	io->maps[pos] = m;
 	io->nr_maps++;
+	/*
+	 * A range the VMM mapped itself existed before the sources heard of
+	 * it: a device could write it in between, unseen by a DMA log that
+	 * was started with the ranges known then (and restarted only now).
+	 * What it wrote there is unknown: the range is dirty once.
+	 */
+	if (s->tracking && (map->flags & VMIG_DMA_EXISTING) &&
+	    (m.flags & VMIG_DMA_WRITE))
+		vmig_dirty_mark_iova(s, io->desc.id, m.iova, m.length);
 	return 0;
 }
 

@@ -277,7 +277,9 @@ struct vmig_dma_map {
  * Maps guest memory into an address space, through the kernel (MAP_DMA
  * or IOAS_MAP with a fixed IOVA) unless VMIG_DMA_EXISTING. While tracking
  * runs, every source tracking a device of that space is told first, so
- * the range is covered from the moment it exists. Errors: -EINVAL
+ * the range is covered from the moment it exists; a range registered with
+ * VMIG_DMA_EXISTING existed before, so it is also sent as dirty once.
+ * Errors: -EINVAL
  * (unaligned, no READ/WRITE, not inside one region), -ENOENT (no such
  * address space), -EEXIST (overlaps a mapping), or the kernel's error.
  */

@@ -536,6 +536,52 @@ static void test_window_unmap_log(void)
 	lost_fini(&l);
 }
 
+/*
+ * A mapping the VMM made itself while tracking runs, then registered with
+ * VMIG_DMA_EXISTING: the device may write it in between, before its DMA
+ * log (started with the ranges vmig knew) covers it.
+ */
+static void test_existing_under_logging(void)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.iova = 3 * MiB,
+		.size = MiB,
+	};
+	struct vmig_dma_map vm = {
+		.size = sizeof(vm),
+		.flags = VMIG_DMA_READ | VMIG_DMA_WRITE | VMIG_DMA_EXISTING,
+		.iova = 3 * MiB,
+		.length = MiB,
+		.gpa = 3 * MiB,
+	};
+	struct lost l;
+	uint32_t c;
+
+	lost_init(&l, log_doc, NULL);
+	c = space(&l, "c");
+	start_clean(&l);
+	m.vaddr = (uintptr_t)l.s->regions[0].hva + 3 * MiB;
+	CU_ASSERT_FATAL(l.s->kernel.ioctl(l.s->kernel.kctx,
+					  l.s->iommus[c]->desc.fd,
+					  VFIO_IOMMU_MAP_DMA, &m) == 0);
+	CU_ASSERT(ksim_dma_write(kdev(&l, "l0"), 3 * MiB + 7 * PG, NULL,
+				 8) == 0);
+	vm.iommu_id = c;
+	CU_ASSERT(vmig_dma_map(l.s, &vm) == 0);
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	CU_ASSERT(dirty(&l, 3 * MiB + 7 * PG));
+	/* From then on, the log covers it: exact again. */
+	clear_all(&l);
+	CU_ASSERT(ksim_dma_write(kdev(&l, "l0"), 3 * MiB + 9 * PG, NULL,
+				 8) == 0);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1);
+	CU_ASSERT(dirty(&l, 3 * MiB + 9 * PG));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
@@ -547,6 +593,8 @@ static const struct CU_TestInfo lost_tests[] = {
 	{ "ground truth: a miss in the first pass", test_truth_first_pass },
 	{ "window: iommufd, last read to unmap", test_window_unmap_iommufd },
 	{ "window: DMA log, last read to unmap", test_window_unmap_log },
+	{ "VMIG_DMA_EXISTING under DMA logging",
+	  test_existing_under_logging },
 	CU_TEST_INFO_NULL,
 };
 
