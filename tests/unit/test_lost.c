@@ -582,6 +582,42 @@ static void test_existing_under_logging(void)
 	lost_fini(&l);
 }
 
+/*
+ * The top of the 64-bit IOVA space, logged at 64 KiB granules: the last
+ * mapping ends 4 KiB below 2^64, and rounding its end up to a granule
+ * wraps to 0. (An mdev: a type1 container of mdevs has no aperture.)
+ */
+#define TOP_IOVA (0ull - 64 * 1024)
+static const char top_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [\n"
+	"    { 'name': 'm0', 'kind': 'mdev', 'group': 1,\n"
+	"      'container': 'c' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'c', 'iova': 0, 'gpa': 0, 'size': '1M' },\n"
+	"    { 'space': 'c', 'iova': '0xffffffffffff0000', 'gpa': '2M',\n"
+	"      'size': '60K' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'm0', 'dma_logging': { 'model': 'mlx5',\n"
+	"      'min_page_size': '64K' } } ] } }";
+
+static void test_top_of_iova_space(void)
+{
+	struct vmig_device_status ds;
+	struct lost l;
+
+	lost_init(&l, top_doc, NULL);
+	start_clean(&l);
+	status(&l, "m0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "device-dirty");
+	CU_ASSERT(ksim_dma_write(kdev(&l, "m0"), TOP_IOVA + 5 * PG, NULL,
+				 8) == 0);
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	CU_ASSERT(dirty(&l, 2 * MiB + 5 * PG));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
@@ -595,6 +631,8 @@ static const struct CU_TestInfo lost_tests[] = {
 	{ "window: DMA log, last read to unmap", test_window_unmap_log },
 	{ "VMIG_DMA_EXISTING under DMA logging",
 	  test_existing_under_logging },
+	{ "top of the IOVA space, 64 KiB log granule",
+	  test_top_of_iova_space },
 	CU_TEST_INFO_NULL,
 };
 
