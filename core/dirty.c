@@ -191,26 +191,43 @@ static int source_read(vmig_session *s, struct vmig_source_rec *src,
 }
 
 /*
- * Reads src over every writable mapping of io, one request per mapping at
- * the mapping's own IOVA. Never coalesced: the type1 kernel reports stale
- * bits for a mapping that starts mid-word in a request (its bitmap shift
- * leaves the last word unmasked), and a per-mapping request can never cut
- * through a mapping or span an unmapped hole, which iommufd would answer
- * with silent success.
+ * Reads src over every writable mapping of io. A request never spans an
+ * unmapped hole, which iommufd would answer with silent success, having
+ * read only up to the hole (shared docs/kernel-uapi.md 2.9).
+ *
+ * In a type1 container, one request per mapping at the mapping's own
+ * IOVA: the type1 kernel reports stale bits for a mapping that starts
+ * mid-word in a request (its bitmap shift leaves the last word unmasked).
+ * In an iommufd IOAS, one request per run of writable mappings that touch:
+ * vmig's mappings need not be the kernel's (VMIG_DMA_EXISTING registers
+ * what the VMM mapped, possibly one kernel mapping as several), and the
+ * drivers record and clear whole IOPTEs from the request's start in
+ * IOPTE-sized steps. So a request ending inside a 2 MiB IOPTE would clear
+ * it and keep only its own part, and the next mapping's request would
+ * find it clean; a run starts where no mapping touches it, at the start
+ * of a kernel mapping, which is an IOPTE boundary.
  */
 static int source_read_space(vmig_session *s, struct vmig_source_rec *src,
 			     uint32_t io)
 {
 	const struct vmig_iommu_rec *rec = s->iommus[io];
-	size_t i;
+	bool runs = rec->desc.kind == VMIG_IOMMU_IOMMUFD;
+	size_t i, j;
 	int ret;
 
-	for (i = 0; i < rec->nr_maps; i++) {
+	for (i = 0; i < rec->nr_maps; i = j) {
 		const struct vmig_mapping_rec *m = &rec->maps[i];
+		uint64_t end = m->iova + m->length;
 
+		j = i + 1;
 		if (!(m->flags & VMIG_DMA_WRITE))
 			continue;
-		ret = source_read(s, src, io, m->iova, m->length);
+		while (runs && j < rec->nr_maps && rec->maps[j].iova == end &&
+		       (rec->maps[j].flags & VMIG_DMA_WRITE)) {
+			end += rec->maps[j].length;
+			j++;
+		}
+		ret = source_read(s, src, io, m->iova, end - m->iova);
 		if (ret < 0)
 			return ret;
 	}

@@ -618,6 +618,69 @@ static void test_top_of_iova_space(void)
 	lost_fini(&l);
 }
 
+/*
+ * One kernel mapping of 4 MiB, mapped with 2 MiB IOPTEs, registered as
+ * two vmig mappings, [0, 1M) and [1M, 4M) of it. A write at 1.5 MiB dirties
+ * the IOPTE [0, 2M): a read of the first vmig mapping reports it (cut to
+ * its range) and clears it, and the read of the second then finds it
+ * clean.
+ */
+static const char huge_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [ { 'name': 'i0', 'kind': 'vfio-pci',\n"
+	"    'iommu': 'iommufd', 'cdev': '/dev/vfio/devices/vfio0',\n"
+	"    'ioas': 'a' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'a', 'iova': 0, 'gpa': 0, 'size': '1M' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'i0', 'iommu': { 'page_sizes': ['4K', '2M'] } } ] } }";
+
+static void test_split_huge_mapping(void)
+{
+	const uint64_t base = 1ull << 30, len = 4 * MiB;
+	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
+				   .gpa = base, .length = len };
+	struct vmig_dma_map vm = {
+		.size = sizeof(vm),
+		.flags = VMIG_DMA_READ | VMIG_DMA_WRITE | VMIG_DMA_EXISTING,
+	};
+	struct vmig_mapping_rec rec = {
+		.iova = base, .length = len, .gpa = base,
+		.flags = VMIG_DMA_READ | VMIG_DMA_WRITE,
+	};
+	uint8_t *raw, *mem;
+	struct lost l;
+	uint32_t a;
+
+	/* 2 MiB-aligned memory: the IOMMU maps it with 2 MiB IOPTEs. */
+	raw = mmap(NULL, len + 2 * MiB, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CU_ASSERT_FATAL(raw != MAP_FAILED);
+	mem = (uint8_t *)(((uintptr_t)raw + 2 * MiB - 1) & ~(2 * MiB - 1));
+	lost_init(&l, huge_doc, NULL);
+	a = space(&l, "a");
+	reg.hva = mem;
+	CU_ASSERT_FATAL(vmig_region_add(l.s, &reg, &rec.region) == 0);
+	CU_ASSERT_FATAL(vmig_kernel_map(l.s, l.s->iommus[a], &rec) == 0);
+	vm.iommu_id = a;
+	vm.iova = base;
+	vm.length = MiB;
+	vm.gpa = base;
+	CU_ASSERT_FATAL(vmig_dma_map(l.s, &vm) == 0);
+	vm.iova = base + MiB;
+	vm.length = 3 * MiB;
+	vm.gpa = base + MiB;
+	CU_ASSERT_FATAL(vmig_dma_map(l.s, &vm) == 0);
+	start_clean(&l);
+	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), base + MiB + MiB / 2, NULL,
+				 8) == 0);
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	CU_ASSERT(dirty(&l, base + MiB + MiB / 2));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+	munmap(raw, len + 2 * MiB);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
@@ -633,6 +696,8 @@ static const struct CU_TestInfo lost_tests[] = {
 	  test_existing_under_logging },
 	{ "top of the IOVA space, 64 KiB log granule",
 	  test_top_of_iova_space },
+	{ "one kernel mapping, two vmig ones, huge IOPTEs",
+	  test_split_huge_mapping },
 	CU_TEST_INFO_NULL,
 };
 
