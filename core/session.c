@@ -175,6 +175,7 @@ VMIG_API void vmig_session_free(vmig_session *s)
 	vmig_engine_free(s);
 	if (s->tracking)
 		vmig_tracking_stop(s);
+	vmig_dirty_account_free(s);
 	vmig_arbiter_fini(s);
 
 	/* Devices before the spaces they are in: the kernel wants it so. */

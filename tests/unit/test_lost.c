@@ -681,6 +681,106 @@ static void test_split_huge_mapping(void)
 	munmap(raw, len + 2 * MiB);
 }
 
+/* ------------------------------------------------------------------ */
+/* 3.3 figures that compare                                            */
+
+static double num(cJSON *o, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItem(o, key);
+
+	if (!cJSON_IsNumber(v))
+		fprintf(stderr, "\n  \"%s\" is not a number\n", key);
+	CU_ASSERT_FATAL(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static cJSON *report(struct lost *l)
+{
+	int64_t len = vmig_report_json(l->s, NULL, 0);
+	cJSON *root;
+	char *buf;
+
+	CU_ASSERT_FATAL(len > 0);
+	buf = malloc((size_t)len + 1);
+	CU_ASSERT_FATAL(buf != NULL);
+	CU_ASSERT_FATAL(vmig_report_json(l->s, buf, (size_t)len + 1) == len);
+	root = cJSON_Parse(buf);
+	free(buf);
+	CU_ASSERT_FATAL(root != NULL);
+	return root;
+}
+
+static cJSON *report_source(cJSON *root, const char *name)
+{
+	cJSON *o;
+
+	cJSON_ArrayForEach(o, cJSON_GetObjectItem(root, "sources")) {
+		const char *n = cJSON_GetStringValue(
+			cJSON_GetObjectItem(o, "name"));
+
+		if (n && !strcmp(n, name))
+			return o;
+	}
+	CU_FAIL_FATAL("no such source in the report");
+	return NULL;
+}
+
+/*
+ * A tracking run of three syncs: i0 (iommufd, 4 KiB IOPTEs: exact) writes
+ * whole pages of [0, 1M); p0 (type1, a vfio-pci group: all mapped) writes
+ * nothing in [2M, 3M). Each sync's report is judged against what was
+ * written in its interval: iommufd sent nothing unwritten, type1 its
+ * 256 pages every time; and the totals add up.
+ */
+static const char figures_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [\n"
+	"    { 'name': 'i0', 'kind': 'vfio-pci', 'iommu': 'iommufd',\n"
+	"      'cdev': '/dev/vfio/devices/vfio0', 'ioas': 'a' },\n"
+	"    { 'name': 'p0', 'kind': 'vfio-pci', 'group': 1,\n"
+	"      'container': 'c' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'a', 'iova': 0, 'gpa': 0, 'size': '1M' },\n"
+	"    { 'space': 'c', 'iova': '2M', 'gpa': '2M', 'size': '1M' } ],\n"
+	"  'run': { 'mode': 'track', 'iterations': 3 },\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'i0', 'iommu': { 'page_sizes': ['4K'] },\n"
+	"      'dma': { 'pattern': 'random', 'writes_per_step': 16 } },\n"
+	"    { 'name': 'p0' } ] } }";
+
+static void test_figures_compare(void)
+{
+	double written, reported, missed, sum = 0;
+	cJSON *root, *it, *ifd, *t1, *fb;
+	struct lost l;
+
+	lost_init(&l, figures_doc, NULL);
+	CU_ASSERT_FATAL(vmig_run(l.s, NULL) == 0);
+	root = report(&l);
+	written = num(root, "pages_written");
+	reported = num(root, "pages_reported");
+	missed = num(root, "pages_missed");
+	CU_ASSERT(written > 0);
+	CU_ASSERT_EQUAL(missed, 0);
+	ifd = report_source(root, "iommufd");
+	t1 = report_source(root, "vfio-type1");
+	fb = report_source(root, "all-dirty");
+	/* Exact: it reported what was written, and nothing else. */
+	CU_ASSERT_EQUAL(num(ifd, "pages_reported"), written);
+	CU_ASSERT_EQUAL(num(ifd, "pages_unwritten"), 0);
+	/* All mapped: its 256 pages at each of the three syncs, unwritten. */
+	CU_ASSERT_EQUAL(num(t1, "pages_reported"), 3 * 256);
+	CU_ASSERT_EQUAL(num(t1, "pages_unwritten"), 3 * 256);
+	CU_ASSERT_EQUAL(num(fb, "pages_reported"), 0);
+	/* The spaces do not overlap: the totals are the sums. */
+	CU_ASSERT_EQUAL(reported, written + 3 * 256);
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations"))
+		sum += num(it, "pages_reported");
+	CU_ASSERT_EQUAL(sum, reported);
+	cJSON_Delete(root);
+	lost_fini(&l);
+}
+
 static const struct CU_TestInfo lost_tests[] = {
 	{ "iommufd: unmap across a hole", test_unmap_across_hole },
 	{ "iommufd: unplug, mappings with a hole", test_unplug_across_hole },
@@ -698,6 +798,7 @@ static const struct CU_TestInfo lost_tests[] = {
 	  test_top_of_iova_space },
 	{ "one kernel mapping, two vmig ones, huge IOPTEs",
 	  test_split_huge_mapping },
+	{ "written, reported, unwritten per source", test_figures_compare },
 	CU_TEST_INFO_NULL,
 };
 
