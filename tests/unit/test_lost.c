@@ -681,6 +681,38 @@ static void test_split_huge_mapping(void)
 	munmap(raw, len + 2 * MiB);
 }
 
+/*
+ * An iommufd device whose IOMMU maps 2 MiB pages (the VT-d capability's
+ * SLLPS says so): exact while its ranges are too small for one, a
+ * superset once a range that holds an aligned 2 MiB block is mapped; a
+ * write there comes back as the whole IOPTE.
+ */
+static void test_iommufd_huge_precision(void)
+{
+	struct vmig_dma_map vm = {
+		.size = sizeof(vm),
+		.flags = VMIG_DMA_READ | VMIG_DMA_WRITE,
+		.iova = 2 * MiB,
+		.length = 2 * MiB,
+		.gpa = 2 * MiB,
+	};
+	struct vmig_device_status ds;
+	struct lost l;
+
+	lost_init(&l, huge_doc, NULL);
+	start_clean(&l);
+	status(&l, "i0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	vm.iommu_id = space(&l, "a");
+	CU_ASSERT(vmig_dma_map(l.s, &vm) == 0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
+	CU_ASSERT(has(ds.reason, "2048 KiB IOPTEs"));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
 /* ------------------------------------------------------------------ */
 /* 3.3 figures that compare                                            */
 
@@ -798,6 +830,8 @@ static const struct CU_TestInfo lost_tests[] = {
 	  test_top_of_iova_space },
 	{ "one kernel mapping, two vmig ones, huge IOPTEs",
 	  test_split_huge_mapping },
+	{ "iommufd: superset once a range holds a 2 MiB IOPTE",
+	  test_iommufd_huge_precision },
 	{ "written, reported, unwritten per source", test_figures_compare },
 	CU_TEST_INFO_NULL,
 };
