@@ -585,6 +585,18 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 	return 0;
 }
 
+/*
+ * The read comes before the device leaves its source, and nothing could
+ * read after: a DMA log ends with its STOP, and a HWPT the device leaves
+ * may be destroyed with its bits. Between the two, and after, the device
+ * writes through a domain or a log nobody reads; that is safe because
+ * vmig_device_remove() is called once the device has stopped writing
+ * (vmig.h), so there is nothing in that window to see. An unmap is
+ * different: the device stays and can write the range until the kernel
+ * unmaps it, which each plugin's harvest covers (type1 unmaps and reads
+ * in one call, a DMA log reports after the unmap, iommufd reports the
+ * whole range).
+ */
 void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev)
 {
 	uint32_t i;

@@ -330,7 +330,13 @@ VMIG_API int vmig_device_add(vmig_session *s, const struct vmig_device *dev,
 
 /*
  * Unregisters a device (unplug). While tracking runs, its source's last
- * bits are harvested first. Errors: -ENOENT.
+ * bits are harvested first, then it leaves its source (its DMA log stops,
+ * or it moves back from a dirty-tracking HWPT to an automatic domain), so
+ * no source can see a write it makes after the harvest. Call it once the
+ * device has stopped writing guest memory (the guest released it and the
+ * VMM quiesced, reset or closed it), as every unplug does before the
+ * device goes; every write it made before is then in the harvest. Errors:
+ * -ENOENT.
  */
 VMIG_API int vmig_device_remove(vmig_session *s, uint32_t id);
 

@@ -537,6 +537,28 @@ static void test_window_unmap_log(void)
 }
 
 /*
+ * An unplug: the device's last write, right before vmig_device_remove(),
+ * is in the harvest; the call reads first, then the device leaves its
+ * log. After the read nothing can be seen, which is safe because the
+ * VMM calls it once the device has stopped writing (vmig.h), as every
+ * unplug does: nothing writes in that window.
+ */
+static void test_window_unplug_log(void)
+{
+	struct lost l;
+
+	lost_init(&l, log_doc, NULL);
+	start_clean(&l);
+	CU_ASSERT(ksim_dma_write(kdev(&l, "l0"), 2 * MiB + 17 * PG, NULL,
+				 8) == 0);
+	CU_ASSERT(vmig_device_remove(l.s, device(&l, "l0")) == 0);
+	CU_ASSERT(dirty(&l, 2 * MiB + 17 * PG));
+	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1);
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+}
+
+/*
  * A mapping the VMM made itself while tracking runs, then registered with
  * VMIG_DMA_EXISTING: the device may write it in between, before its DMA
  * log (started with the ranges vmig knew) covers it.
@@ -824,6 +846,7 @@ static const struct CU_TestInfo lost_tests[] = {
 	{ "ground truth: a miss in the first pass", test_truth_first_pass },
 	{ "window: iommufd, last read to unmap", test_window_unmap_iommufd },
 	{ "window: DMA log, last read to unmap", test_window_unmap_log },
+	{ "window: DMA log, unplug", test_window_unplug_log },
 	{ "VMIG_DMA_EXISTING under DMA logging",
 	  test_existing_under_logging },
 	{ "top of the IOVA space, 64 KiB log granule",
