@@ -515,6 +515,23 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 		src->inst = NULL;
 		return ret < 0 ? ret : -EINVAL;
 	}
+	/*
+	 * The devices others track are probed too, as at their arbitration:
+	 * a source may base its precision on them (type1 counts every
+	 * vfio-pci group of a container, whoever tracks it).
+	 */
+	for (i = 0; probe && i < s->nr_devices; i++) {
+		struct vmig_device_rec *dev = s->devices[i];
+		struct vmig_probe p = { .size = sizeof(p) };
+
+		if (!dev->present || dev->source == (int)src->index ||
+		    !(src->desc->device_kinds & VMIG_KIND_BIT(dev->kind)) ||
+		    !(src->desc->iommu_kinds &
+		      VMIG_KIND_BIT(s->iommus[dev->iommu]->desc.kind)) ||
+		    vmig_device_desc_fill(s, dev) < 0)
+			continue;
+		(void)probe(src->inst, &dev->desc, &p);
+	}
 	for (i = 0; i < s->nr_devices; i++) {
 		struct vmig_device_rec *dev = s->devices[i];
 

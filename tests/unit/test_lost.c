@@ -165,6 +165,17 @@ static void status(struct lost *l, const char *dev,
 	CU_ASSERT_FATAL(vmig_device_status(l->s, device(l, dev), ds) == 0);
 }
 
+static size_t source_index(struct lost *l, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < l->s->nr_sources; i++)
+		if (!strcmp(l->s->sources[i].name, name))
+			return i;
+	CU_FAIL_FATAL("no such source");
+	return 0;
+}
+
 static bool has(const char *hay, const char *needle)
 {
 	if (hay && strstr(hay, needle))
@@ -397,6 +408,19 @@ static void test_type1_mixed_precision(void)
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 	CU_ASSERT(has(ds.reason, "a vfio-pci group is in container"));
 	/* What the claim says is what the syncs give: every mapped page. */
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	/*
+	 * The source fails once (as a failed read makes it): the restarted
+	 * instance must know l0's group too, which it does not track.
+	 */
+	vmig_source_fail(l.s, &l.s->sources[source_index(&l, "vfio-type1")],
+			 -EIO, "read");
+	CU_ASSERT(has(l.log, "vfio-type1: read failed"));
+	CU_ASSERT(has(l.log, "restarted"));
+	status(&l, "m0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
+	clear_all(&l);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
