@@ -487,7 +487,9 @@ static void device_mark_dirty(vmig_session *s,
  * A failed source gets one fresh instance, attached to its devices and
  * started again: a transient failure (a tracker reset under it) should
  * not cost it its devices. What they wrote since the last good read is
- * unknown, so their ranges are dirty once. Returns 0 when it runs again.
+ * unknown, so whatever the source covered is dirty once: its devices'
+ * ranges, or all of guest memory for a vCPU source. Returns 0 when it
+ * runs again.
  */
 static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 {
@@ -512,6 +514,23 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 	if (ret < 0 || !src->inst) {
 		src->inst = NULL;
 		return ret < 0 ? ret : -EINVAL;
+	}
+	/*
+	 * The devices others track are probed too, as at their arbitration:
+	 * a source may base its precision on them (type1 counts every
+	 * vfio-pci group of a container, whoever tracks it).
+	 */
+	for (i = 0; probe && i < s->nr_devices; i++) {
+		struct vmig_device_rec *dev = s->devices[i];
+		struct vmig_probe p = { .size = sizeof(p) };
+
+		if (!dev->present || dev->source == (int)src->index ||
+		    !(src->desc->device_kinds & VMIG_KIND_BIT(dev->kind)) ||
+		    !(src->desc->iommu_kinds &
+		      VMIG_KIND_BIT(s->iommus[dev->iommu]->desc.kind)) ||
+		    vmig_device_desc_fill(s, dev) < 0)
+			continue;
+		(void)probe(src->inst, &dev->desc, &p);
 	}
 	for (i = 0; i < s->nr_devices; i++) {
 		struct vmig_device_rec *dev = s->devices[i];
@@ -545,6 +564,13 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 			goto fail;
 		src->started = true;
 	}
+	/*
+	 * A vCPU source has no devices, but covers all of guest memory:
+	 * what the vCPUs wrote since its last good read is unknown (and a
+	 * KVM dirty log's start discards what the old one held).
+	 */
+	if (src->gpa && s->tracking)
+		vmig_dirty_mark_all(s);
 	return 0;
 fail:
 	/* The devices are released by the caller, from a clean slate. */

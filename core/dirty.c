@@ -9,11 +9,36 @@
  * range before it is unmapped or of a device before it goes.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
 #define PAGE_SHIFT_4K 12
+
+/* The accounting bitmap of region r for whoever marks now, or NULL. */
+static uint64_t *acct_map(const vmig_session *s, uint32_t r)
+{
+	size_t k;
+
+	if (!s->acct)
+		return NULL;
+	k = s->acct_who >= 0 && (size_t)s->acct_who < s->nr_acct - 1
+		    ? (size_t)s->acct_who
+		    : s->nr_acct - 1;
+	return s->acct[k * s->nr_regions + r];
+}
+
+/* Sets n pages from page first of region r, as dirty and as counted. */
+static void mark_pages(vmig_session *s, uint32_t r, uint64_t first,
+		       uint64_t n)
+{
+	uint64_t *acct = acct_map(s, r);
+
+	vmig_bitmap_set(s->regions[r].dirty, first, n);
+	if (acct)
+		vmig_bitmap_set(acct, first, n);
+}
 
 /* Calls fn for the part of each mapping of io inside [iova, iova + len). */
 static void for_each_mapped(vmig_session *s, uint32_t io, uint64_t iova,
@@ -38,12 +63,18 @@ static void for_each_mapped(vmig_session *s, uint32_t io, uint64_t iova,
 			continue;
 		dst = (m->gpa + (lo - m->iova) - r->gpa) >> PAGE_SHIFT_4K;
 		if (set) {
-			vmig_bitmap_set(r->dirty, dst,
-					(hi - lo) >> PAGE_SHIFT_4K);
+			mark_pages(s, m->region, dst,
+				   (hi - lo) >> PAGE_SHIFT_4K);
 		} else {
+			uint64_t *acct = acct_map(s, m->region);
+
 			vmig_bitmap_or_at(r->dirty, dst, bitmap,
 					  (lo - iova) >> PAGE_SHIFT_4K,
 					  (hi - lo) >> PAGE_SHIFT_4K);
+			if (acct)
+				vmig_bitmap_or_at(acct, dst, bitmap,
+						  (lo - iova) >> PAGE_SHIFT_4K,
+						  (hi - lo) >> PAGE_SHIFT_4K);
 		}
 	}
 }
@@ -80,9 +111,9 @@ void vmig_dirty_mark_space(vmig_session *s, uint32_t io)
 		struct vmig_region_rec *r = &s->regions[m->region];
 
 		if (m->flags & VMIG_DMA_WRITE)
-			vmig_bitmap_set(r->dirty,
-					(m->gpa - r->gpa) >> PAGE_SHIFT_4K,
-					m->length >> PAGE_SHIFT_4K);
+			mark_pages(s, m->region,
+				   (m->gpa - r->gpa) >> PAGE_SHIFT_4K,
+				   m->length >> PAGE_SHIFT_4K);
 	}
 }
 
@@ -191,26 +222,43 @@ static int source_read(vmig_session *s, struct vmig_source_rec *src,
 }
 
 /*
- * Reads src over every writable mapping of io, one request per mapping at
- * the mapping's own IOVA. Never coalesced: the type1 kernel reports stale
- * bits for a mapping that starts mid-word in a request (its bitmap shift
- * leaves the last word unmasked), and a per-mapping request can never cut
- * through a mapping or span an unmapped hole, which iommufd would answer
- * with silent success.
+ * Reads src over every writable mapping of io. A request never spans an
+ * unmapped hole, which iommufd would answer with silent success, having
+ * read only up to the hole (shared docs/kernel-uapi.md 2.9).
+ *
+ * In a type1 container, one request per mapping at the mapping's own
+ * IOVA: the type1 kernel reports stale bits for a mapping that starts
+ * mid-word in a request (its bitmap shift leaves the last word unmasked).
+ * In an iommufd IOAS, one request per run of writable mappings that touch:
+ * vmig's mappings need not be the kernel's (VMIG_DMA_EXISTING registers
+ * what the VMM mapped, possibly one kernel mapping as several), and the
+ * drivers record and clear whole IOPTEs from the request's start in
+ * IOPTE-sized steps. So a request ending inside a 2 MiB IOPTE would clear
+ * it and keep only its own part, and the next mapping's request would
+ * find it clean; a run starts where no mapping touches it, at the start
+ * of a kernel mapping, which is an IOPTE boundary.
  */
 static int source_read_space(vmig_session *s, struct vmig_source_rec *src,
 			     uint32_t io)
 {
 	const struct vmig_iommu_rec *rec = s->iommus[io];
-	size_t i;
+	bool runs = rec->desc.kind == VMIG_IOMMU_IOMMUFD;
+	size_t i, j;
 	int ret;
 
-	for (i = 0; i < rec->nr_maps; i++) {
+	for (i = 0; i < rec->nr_maps; i = j) {
 		const struct vmig_mapping_rec *m = &rec->maps[i];
+		uint64_t end = m->iova + m->length;
 
+		j = i + 1;
 		if (!(m->flags & VMIG_DMA_WRITE))
 			continue;
-		ret = source_read(s, src, io, m->iova, m->length);
+		while (runs && j < rec->nr_maps && rec->maps[j].iova == end &&
+		       (rec->maps[j].flags & VMIG_DMA_WRITE)) {
+			end += rec->maps[j].length;
+			j++;
+		}
+		ret = source_read(s, src, io, m->iova, end - m->iova);
 		if (ret < 0)
 			return ret;
 	}
@@ -239,12 +287,92 @@ static bool vcpus_unseen(const vmig_session *s)
 	return registered || s->kernel.ioctl == vmig_linux_host.ioctl;
 }
 
-static void mark_all(vmig_session *s)
+void vmig_dirty_mark_all(vmig_session *s)
 {
 	size_t i;
 
 	for (i = 0; i < s->nr_regions; i++)
-		vmig_bitmap_set(s->regions[i].dirty, 0, s->regions[i].npages);
+		mark_pages(s, (uint32_t)i, 0, s->regions[i].npages);
+}
+
+void vmig_dirty_account_free(vmig_session *s)
+{
+	size_t i;
+
+	for (i = 0; s->acct && i < s->nr_acct * s->nr_regions; i++)
+		free(s->acct[i]);
+	free(s->acct);
+	s->acct = NULL;
+	s->nr_acct = 0;
+}
+
+/*
+ * (Re)allocates the accounting bitmaps and zeroes the figures, when
+ * tracking starts. Without memory for them nothing is counted: the
+ * figures are a report, not part of tracking.
+ */
+static void account_init(vmig_session *s)
+{
+	size_t i, n = (s->nr_sources + 1) * s->nr_regions;
+
+	vmig_dirty_account_free(s);
+	s->acct_who = VMIG_ACCT_VMIG;
+	s->vmig_reported = 0;
+	s->vmig_unwritten = 0;
+	for (i = 0; i < s->nr_sources; i++) {
+		s->sources[i].pages_reported = 0;
+		s->sources[i].pages_unwritten = 0;
+	}
+	s->acct = calloc(n ? n : 1, sizeof(*s->acct));
+	if (!s->acct)
+		return;
+	s->nr_acct = s->nr_sources + 1;
+	for (i = 0; i < n; i++) {
+		s->acct[i] = calloc(vmig_bitmap_words(
+					    s->regions[i % s->nr_regions].npages),
+				    sizeof(uint64_t));
+		if (!s->acct[i]) {
+			vmig_dirty_account_free(s);
+			return;
+		}
+	}
+}
+
+uint64_t vmig_dirty_account(vmig_session *s, uint64_t *const *written)
+{
+	uint64_t total = 0;
+	size_t r, k, w;
+
+	if (!s->acct)
+		return 0;
+	for (r = 0; r < s->nr_regions; r++) {
+		uint64_t words = vmig_bitmap_words(s->regions[r].npages);
+
+		for (w = 0; w < words; w++) {
+			uint64_t any = 0;
+
+			for (k = 0; k < s->nr_acct; k++) {
+				uint64_t *a = &s->acct[k * s->nr_regions + r][w];
+				uint64_t rep = (uint64_t)__builtin_popcountll(*a);
+				uint64_t unw = written ? (uint64_t)
+					__builtin_popcountll(*a &
+							     ~written[r][w])
+						       : 0;
+
+				if (k < s->nr_sources) {
+					s->sources[k].pages_reported += rep;
+					s->sources[k].pages_unwritten += unw;
+				} else {
+					s->vmig_reported += rep;
+					s->vmig_unwritten += unw;
+				}
+				any |= *a;
+				*a = 0;
+			}
+			total += (uint64_t)__builtin_popcountll(any);
+		}
+	}
+	return total;
 }
 
 /* Reads the vCPU sources over every region (IOVA = GPA). */
@@ -284,10 +412,13 @@ static void sync_gpa(vmig_session *s)
 				break;
 			}
 			vmig_bitmap_or(reg->dirty, s->scratch, reg->npages);
+			if (s->acct)
+				vmig_bitmap_or(s->acct[i * s->nr_regions + r],
+					       s->scratch, reg->npages);
 		}
 	}
 	if (vcpus_unseen(s))
-		mark_all(s);
+		vmig_dirty_mark_all(s);
 }
 
 VMIG_API int vmig_tracking_start(vmig_session *s)
@@ -324,7 +455,9 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 			  "VMM should register its vCPU dirty log as a "
 			  "VMIG_IOMMU_GPA source)");
 	/* Nothing has been sent yet: all of guest memory is dirty. */
-	mark_all(s);
+	vmig_dirty_mark_all(s);
+	/* Counted from here: the start's marks are no source's report. */
+	account_init(s);
 	return 0;
 }
 
@@ -360,7 +493,9 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 			if (!src->started || src->failed ||
 			    !source_covers(s, (int)i, io))
 				continue;
+			s->acct_who = (int)i;
 			ret = source_read_space(s, src, io);
+			s->acct_who = VMIG_ACCT_VMIG;
 			if (ret < 0)
 				vmig_source_fail(s, src, ret, "read");
 		}
@@ -398,8 +533,10 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		if (!src->started || src->failed ||
 		    !source_covers(s, (int)i, io))
 			continue;
+		s->acct_who = (int)i;
 		if (!prepare) {
 			ret = source_read(s, src, io, iova, length);
+			s->acct_who = VMIG_ACCT_VMIG;
 			if (ret < 0)
 				vmig_source_fail(s, src, ret, "read");
 			continue;
@@ -408,10 +545,12 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		ret = prepare(src->inst, &rq, s->scratch, &flags);
 		if (ret < 0) {
 			vmig_dirty_mark_iova(s, io, iova, length);
+			s->acct_who = VMIG_ACCT_VMIG;
 			vmig_source_fail(s, src, ret, "harvest before unmap");
 			continue;
 		}
 		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
+		s->acct_who = VMIG_ACCT_VMIG;
 		if (flags & VMIG_UNMAP_DONE)
 			unmapped = true;
 	}
@@ -432,17 +571,32 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		    !source_covers(s, (int)i, io))
 			continue;
 		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
+		s->acct_who = (int)i;
 		ret = complete(src->inst, &rq, s->scratch);
 		if (ret < 0) {
 			vmig_dirty_mark_iova(s, io, iova, length);
+			s->acct_who = VMIG_ACCT_VMIG;
 			vmig_source_fail(s, src, ret, "harvest after unmap");
 			continue;
 		}
 		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
+		s->acct_who = VMIG_ACCT_VMIG;
 	}
 	return 0;
 }
 
+/*
+ * The read comes before the device leaves its source, and nothing could
+ * read after: a DMA log ends with its STOP, and a HWPT the device leaves
+ * may be destroyed with its bits. Between the two, and after, the device
+ * writes through a domain or a log nobody reads; that is safe because
+ * vmig_device_remove() is called once the device has stopped writing
+ * (vmig.h), so there is nothing in that window to see. An unmap is
+ * different: the device stays and can write the range until the kernel
+ * unmaps it, which each plugin's harvest covers (type1 unmaps and reads
+ * in one call, a DMA log reports after the unmap, iommufd reports the
+ * whole range).
+ */
 void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev)
 {
 	uint32_t i;
@@ -451,13 +605,16 @@ void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev)
 		struct vmig_source_rec *src = &s->sources[dev->source];
 
 		if (src->started && !src->failed) {
-			int ret = source_read_space(s, src, dev->iommu);
+			int ret;
 
+			s->acct_who = dev->source;
+			ret = source_read_space(s, src, dev->iommu);
 			for (i = 0; ret == 0 && dev->pasids_covered &&
 				    i < dev->nr_pasids;
 			     i++)
 				ret = source_read_space(
 					s, src, dev->pasids[i].iommu_id);
+			s->acct_who = VMIG_ACCT_VMIG;
 			if (ret < 0)
 				vmig_source_fail(s, src, ret, "final read");
 		}

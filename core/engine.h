@@ -449,7 +449,11 @@ const char *vmig_rx_state_name(enum vmig_rx_state st);
 int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out);
 void vmig_truth_free(struct vmig_truth *t);
 
-/* Forgets every write so far (what tracking's start covers). */
+/*
+ * Forgets every write so far (what tracking's start covers): call right
+ * after tracking starts. Every later write is checked, from the first
+ * pass on.
+ */
 void vmig_truth_reset(struct vmig_truth *t);
 
 /* Collects the writes made since the last call: call before a sync. */

@@ -133,15 +133,33 @@ struct vmig_source_rec {
 	uint32_t nr_devices; /* devices attached now */
 	uint64_t reads;
 	uint64_t read_errors;
+	/*
+	 * Since tracking started, summed over the syncs (report.md): the
+	 * pages it reported, and of those the pages no device wrote in that
+	 * interval, as far as a simulated kernel's ground truth tells.
+	 */
+	uint64_t pages_reported;
+	uint64_t pages_unwritten;
 };
+
+/*
+ * Who marks pages dirty, for the accounting of what each source reported
+ * (vmig_dirty_account): a source's index, or this for vmig itself (the
+ * fallback's spaces, what a call or a failure makes dirty once).
+ */
+#define VMIG_ACCT_VMIG (-1)
 
 /* Figures of one iteration of a tracking run or a migration. */
 struct vmig_iter_stats {
 	uint32_t iteration;
 	uint64_t duration_us;
+	/*
+	 * Per sync the record holds (its own; the last pre-copy one's also
+	 * the final sync), summed: docs/report.md.
+	 */
 	uint64_t writes;         /* simulated DMA writes made */
-	uint64_t pages_written;  /* distinct guest pages written (simulated) */
-	uint64_t pages_reported; /* pages the sync found dirty */
+	uint64_t pages_written;  /* distinct pages written in the interval */
+	uint64_t pages_reported; /* distinct pages marked in the interval */
 	uint64_t pages_missed;   /* written and not reported */
 	/* Migration (engine.h): what the iteration sent. */
 	bool final;              /* the stop-copy phase (guest stopped) */
@@ -202,6 +220,19 @@ struct vmig_session {
 	/* Scratch bitmap for reads, grown to the largest mapping. */
 	uint64_t *scratch;
 	uint64_t scratch_words;
+
+	/*
+	 * What was marked dirty since the last vmig_dirty_account, per
+	 * marker (each source, then vmig itself) and region: acct[k *
+	 * nr_regions + r]. NULL when tracking has not started, or when it
+	 * could not be allocated (then nothing is counted).
+	 */
+	uint64_t **acct;
+	size_t nr_acct;  /* sources + 1 */
+	int acct_who;    /* a source's index, or VMIG_ACCT_VMIG */
+	/* vmig's own marks (VMIG_ACCT_VMIG), as a source's figures. */
+	uint64_t vmig_reported;
+	uint64_t vmig_unwritten;
 
 	struct vmig_run_stats stats;
 	/* The migration engine (engine.h), created on first use. */
@@ -304,15 +335,32 @@ void vmig_dirty_mark_iova(vmig_session *s, uint32_t io, uint64_t iova,
 void vmig_dirty_mark_space(vmig_session *s, uint32_t io);
 
 /*
- * Harvests the last dirty bits of [iova, iova + length) of space io before
- * it is unmapped, then unmaps it in the kernel (unless a source did) and
- * tells the sources it is gone. Returns 0 or the kernel's error.
+ * Harvests the last dirty bits of the mapping [iova, iova + length) of
+ * space io before it is unmapped, then unmaps it in the kernel (unless a
+ * source did) and tells the sources it is gone. One mapping per call: a
+ * read across a hole is silently cut short by iommufd. Returns 0 or the
+ * kernel's error.
  */
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 			     uint64_t length);
 
 /* Reads dev's source one last time over its space, before it goes. */
 void vmig_dirty_harvest_device(vmig_session *s, struct vmig_device_rec *dev);
+
+/* Marks all of guest memory dirty. */
+void vmig_dirty_mark_all(vmig_session *s);
+
+/*
+ * Counts what was marked dirty since the last call, per marker, then
+ * forgets it: adds to each source's pages_reported (and vmig's own), and
+ * to its pages_unwritten the pages outside written (per region, what the
+ * devices wrote in that time; NULL when unknown). Returns the distinct
+ * pages marked, all markers together.
+ */
+uint64_t vmig_dirty_account(vmig_session *s, uint64_t *const *written);
+
+/* Frees the accounting bitmaps. */
+void vmig_dirty_account_free(vmig_session *s);
 
 /* Total dirty pages in the regions' bitmaps. */
 uint64_t vmig_dirty_count(const vmig_session *s);

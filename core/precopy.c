@@ -912,7 +912,7 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 	if (n >= 0 && src->e->truth)
 		vmig_truth_compare(src->e->truth, it);
 	else if (n >= 0)
-		it->pages_reported = (uint64_t)n;
+		it->pages_reported += vmig_dirty_account(src->s, NULL);
 	return n;
 }
 

@@ -281,9 +281,44 @@ fail:
 	return NULL;
 }
 
+/*
+ * The built-in fallback, as a source: the devices on it, and what vmig
+ * marked dirty itself (their spaces, and what a call or a failure made
+ * dirty once).
+ */
+static bool report_fallback(const vmig_session *s, cJSON *arr)
+{
+	bool truth = s->stats.truth;
+	cJSON *o = cJSON_CreateObject();
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < s->nr_devices; i++)
+		n += s->devices[i]->present &&
+		     s->devices[i]->source == VMIG_SOURCE_FALLBACK;
+	if (!o)
+		return false;
+	if (!cJSON_AddItemToArray(arr, o)) {
+		cJSON_Delete(o);
+		return false;
+	}
+	/* From here o belongs to arr, which the caller deletes on failure. */
+	return add_str(o, "name", VMIG_FALLBACK_NAME) &&
+	       add_str(o, "plugin", "(built-in)") &&
+	       add_u64(o, "devices", n, true) &&
+	       add_u64(o, "reads", 0, true) &&
+	       add_u64(o, "read_errors", 0, true) &&
+	       add_u64(o, "pages_reported", s->vmig_reported, true) &&
+	       add_u64(o, "pages_unwritten", s->vmig_unwritten, truth) &&
+	       cJSON_AddBoolToObject(o, "vcpu", false) &&
+	       cJSON_AddBoolToObject(o, "failed", false) &&
+	       add_str(o, "error", "");
+}
+
 static cJSON *report_sources(const vmig_session *s)
 {
 	cJSON *arr = cJSON_CreateArray();
+	bool truth = s->stats.truth;
 	size_t i;
 
 	if (!arr)
@@ -299,6 +334,10 @@ static cJSON *report_sources(const vmig_session *s)
 		    !add_u64(o, "devices", src->nr_devices, true) ||
 		    !add_u64(o, "reads", src->reads, true) ||
 		    !add_u64(o, "read_errors", src->read_errors, true) ||
+		    !add_u64(o, "pages_reported", src->pages_reported, true) ||
+		    /* The ground truth has DMA writes only, not the vCPUs'. */
+		    !add_u64(o, "pages_unwritten", src->pages_unwritten,
+			     truth && !src->gpa) ||
 		    !cJSON_AddBoolToObject(o, "vcpu", src->gpa) ||
 		    !cJSON_AddBoolToObject(o, "failed",
 					   src->failed || src->create_failed) ||
@@ -309,6 +348,10 @@ static cJSON *report_sources(const vmig_session *s)
 			cJSON_Delete(arr);
 			return NULL;
 		}
+	}
+	if (s->sources && !report_fallback(s, arr)) {
+		cJSON_Delete(arr);
+		return NULL;
 	}
 	return arr;
 }

@@ -139,7 +139,7 @@ static int track_run(vmig_session *s)
 		if (t)
 			vmig_truth_compare(t, it);
 		else
-			it->pages_reported = (uint64_t)n;
+			it->pages_reported += vmig_dirty_account(s, NULL);
 		it->duration_us = vmig_now_us() - t0;
 		st->nr_iters++;
 		st->pages_written += it->pages_written;
@@ -149,10 +149,10 @@ static int track_run(vmig_session *s)
 			vmig_dirty_clear(s, (uint32_t)r);
 		if (s->progress) {
 			p.iteration = it->iteration;
-			p.pages_dirty = it->pages_reported;
-			p.bytes_left = it->pages_reported * VMIG_PAGE_SIZE;
+			p.pages_dirty = (uint64_t)n;
+			p.bytes_left = (uint64_t)n * VMIG_PAGE_SIZE;
 			p.dirty_rate = it->duration_us
-					       ? it->pages_reported *
+					       ? (uint64_t)n *
 							 VMIG_PAGE_SIZE *
 							 1000000u /
 							 it->duration_us

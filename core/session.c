@@ -175,6 +175,7 @@ VMIG_API void vmig_session_free(vmig_session *s)
 	vmig_engine_free(s);
 	if (s->tracking)
 		vmig_tracking_stop(s);
+	vmig_dirty_account_free(s);
 	vmig_arbiter_fini(s);
 
 	/* Devices before the spaces they are in: the kernel wants it so. */
@@ -752,6 +753,15 @@ static int dma_map(vmig_session *s, const struct vmig_dma_map *map)
 		(io->nr_maps - pos) * sizeof(*io->maps));
 	io->maps[pos] = m;
 	io->nr_maps++;
+	/*
+	 * A range the VMM mapped itself existed before the sources heard of
+	 * it: a device could write it in between, unseen by a DMA log that
+	 * was started with the ranges known then (and restarted only now).
+	 * What it wrote there is unknown: the range is dirty once.
+	 */
+	if (s->tracking && (map->flags & VMIG_DMA_EXISTING) &&
+	    (m.flags & VMIG_DMA_WRITE))
+		vmig_dirty_mark_iova(s, io->desc.id, m.iova, m.length);
 	return 0;
 }
 
@@ -819,18 +829,47 @@ static int dma_unmap(vmig_session *s, uint32_t iommu_id, uint64_t iova,
 				 io->name, (unsigned long long)iova,
 				 (unsigned long long)length);
 
-	if (s->tracking)
-		ret = vmig_dirty_harvest_unmap(s, io->desc.id, iova, length);
-	else
+	if (!s->tracking) {
 		ret = vmig_kernel_unmap(s, io, iova, length);
-	if (ret < 0)
-		return vmig_fail(s, ret, "dma unmap %s 0x%llx+0x%llx: %s",
-				 io->name, (unsigned long long)iova,
-				 (unsigned long long)length,
-				 vmig_strerror(ret));
-	memmove(&io->maps[first], &io->maps[last],
-		(io->nr_maps - last) * sizeof(*io->maps));
-	io->nr_maps -= last - first;
+		if (ret < 0)
+			return vmig_fail(s, ret,
+					 "dma unmap %s 0x%llx+0x%llx: %s",
+					 io->name, (unsigned long long)iova,
+					 (unsigned long long)length,
+					 vmig_strerror(ret));
+		memmove(&io->maps[first], &io->maps[last],
+			(io->nr_maps - last) * sizeof(*io->maps));
+		io->nr_maps -= last - first;
+		return 0;
+	}
+	/*
+	 * While tracking, one mapping at a time: iommufd's GET_DIRTY_BITMAP
+	 * stops at the first unmapped hole of its range and still returns
+	 * success (shared docs/kernel-uapi.md 2.9), so a harvest over a
+	 * range with holes would never read the mappings after the first
+	 * hole. Each record goes as soon as its mapping is gone in the
+	 * kernel, so that a failure half-way leaves vmig's records and the
+	 * kernel's mappings alike.
+	 */
+	while (first < last) {
+		const struct vmig_mapping_rec *m = &io->maps[first];
+		uint64_t miova = m->iova, mlen = m->length;
+
+		ret = vmig_dirty_harvest_unmap(s, io->desc.id, miova, mlen);
+		if (ret < 0)
+			return vmig_fail(s, ret,
+					 "dma unmap %s 0x%llx+0x%llx: the "
+					 "mapping at 0x%llx+0x%llx: %s",
+					 io->name, (unsigned long long)iova,
+					 (unsigned long long)length,
+					 (unsigned long long)miova,
+					 (unsigned long long)mlen,
+					 vmig_strerror(ret));
+		memmove(&io->maps[first], &io->maps[first + 1],
+			(io->nr_maps - first - 1) * sizeof(*io->maps));
+		io->nr_maps--;
+		last--;
+	}
 	return 0;
 }
 

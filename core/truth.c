@@ -11,6 +11,10 @@
  * must be in what sync i-1 or sync i reported, else it was missed. When
  * nothing writes concurrently (a tracking run steps the devices itself),
  * the check is strict: sync i must report it.
+ *
+ * The same comparison judges the sources' reports the other way round
+ * (docs/report.md): what a source marked dirty in an interval that no
+ * device wrote then, nor while the sync ran, is its pages_unwritten.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +28,15 @@ struct vmig_truth {
 	bool concurrent;
 	uint64_t **written; /* per region: pages written since the last sync */
 	uint64_t **prev;    /* per region: what the last sync reported */
+	/*
+	 * Per region: written while the sync ran (drained right after it:
+	 * the next interval's, but the sync may have reported them), and
+	 * written pages a call settled since the last compare. Both count
+	 * as written when a source's report is judged.
+	 */
+	uint64_t **late;
+	uint64_t **credit;
+	uint64_t **into;    /* where truth_write puts what it drains */
 	uint64_t writes;    /* writes drained since the last compare */
 	uint64_t stray;     /* writes that landed outside guest memory */
 	uint64_t settled;   /* pages written and settled since then */
@@ -40,9 +53,15 @@ void vmig_truth_free(struct vmig_truth *t)
 			free(t->written[i]);
 		if (t->prev)
 			free(t->prev[i]);
+		if (t->late)
+			free(t->late[i]);
+		if (t->credit)
+			free(t->credit[i]);
 	}
 	free(t->written);
 	free(t->prev);
+	free(t->late);
+	free(t->credit);
 	free(t);
 }
 
@@ -61,7 +80,9 @@ int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out)
 	t->concurrent = concurrent;
 	t->written = calloc(n, sizeof(*t->written));
 	t->prev = calloc(n, sizeof(*t->prev));
-	if (!t->written || !t->prev) {
+	t->late = calloc(n, sizeof(*t->late));
+	t->credit = calloc(n, sizeof(*t->credit));
+	if (!t->written || !t->prev || !t->late || !t->credit) {
 		vmig_truth_free(t);
 		return -ENOMEM;
 	}
@@ -70,11 +91,15 @@ int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out)
 
 		t->written[i] = calloc(words, sizeof(uint64_t));
 		t->prev[i] = calloc(words, sizeof(uint64_t));
-		if (!t->written[i] || !t->prev[i]) {
+		t->late[i] = calloc(words, sizeof(uint64_t));
+		t->credit[i] = calloc(words, sizeof(uint64_t));
+		if (!t->written[i] || !t->prev[i] || !t->late[i] ||
+		    !t->credit[i]) {
 			vmig_truth_free(t);
 			return -ENOMEM;
 		}
 	}
+	t->into = t->written;
 	*out = t;
 	return 0;
 }
@@ -95,13 +120,7 @@ static void truth_write(void *opaque, const struct ksim_write *w)
 	off = (uint64_t)((uint8_t *)w->hva - rec->hva);
 	first = off / VMIG_PAGE_SIZE;
 	last = (off + w->len - 1) / VMIG_PAGE_SIZE;
-	vmig_bitmap_set(t->written[r], first, last - first + 1);
-}
-
-static void truth_ignore(void *opaque, const struct ksim_write *w)
-{
-	(void)opaque;
-	(void)w;
+	vmig_bitmap_set(t->into[r], first, last - first + 1);
 }
 
 void vmig_truth_reset(struct vmig_truth *t)
@@ -110,21 +129,41 @@ void vmig_truth_reset(struct vmig_truth *t)
 
 	if (!t)
 		return;
-	ksim_truth_drain(t->s->ksim, truth_ignore, NULL);
 	for (i = 0; i < t->s->nr_regions; i++) {
 		uint64_t np = t->s->regions[i].npages;
 
 		memset(t->written[i], 0, vmig_bitmap_bytes(np));
+		memset(t->credit[i], 0, vmig_bitmap_bytes(np));
 		/*
-		 * Tracking's start marks everything dirty: it "reported"
-		 * whatever is written before the sources see writes.
+		 * Nothing "reported before" the first sync. What was written
+		 * before the sources saw writes is drained and left unchecked
+		 * below (tracking has started when this runs), so every write
+		 * from here on must be in the first sync or, drained late, in
+		 * the second; an all-ones set here (tracking's start marks
+		 * everything dirty) let any miss of the first pass through.
 		 */
 		memset(t->prev[i], 0, vmig_bitmap_bytes(np));
-		vmig_bitmap_set(t->prev[i], 0, np);
 	}
+	/*
+	 * What was written so far is covered by tracking's start, not to
+	 * be checked; but the sources may have seen the writes made since
+	 * they started, and report them at the first sync: they count as
+	 * written when that report is judged.
+	 */
+	t->into = t->credit;
+	ksim_truth_drain(t->s->ksim, truth_write, t);
+	t->into = t->written;
 	t->writes = 0;
 	t->stray = 0;
 	t->settled = 0;
+	/* Tracking's start marked everything: not a report to judge. */
+	vmig_dirty_account(t->s, NULL);
+	for (i = 0; i < t->s->nr_sources; i++) {
+		t->s->sources[i].pages_reported = 0;
+		t->s->sources[i].pages_unwritten = 0;
+	}
+	t->s->vmig_reported = 0;
+	t->s->vmig_unwritten = 0;
 }
 
 void vmig_truth_drain(struct vmig_truth *t)
@@ -161,6 +200,7 @@ void vmig_truth_settle(struct vmig_truth *t)
 			uint64_t covered = wr[w] & rec->dirty[w];
 
 			t->settled += (uint64_t)__builtin_popcountll(covered);
+			t->credit[r][w] |= covered;
 			wr[w] &= ~covered;
 		}
 	}
@@ -169,15 +209,33 @@ void vmig_truth_settle(struct vmig_truth *t)
 void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it)
 {
 	vmig_session *s = t->s;
-	uint64_t reported = 0, written = 0, missed = 0, w;
+	uint64_t written = 0, missed = 0, w, writes, stray;
 	size_t r;
+
+	/*
+	 * What was written while the sync ran belongs to the next interval
+	 * (its counts wait for the next compare), but the sync may have
+	 * reported it: when the sources' reports are judged, it counts as
+	 * written, as do the pages a call settled.
+	 */
+	writes = t->writes;
+	stray = t->stray;
+	t->into = t->late;
+	vmig_truth_drain(t);
+	t->into = t->written;
+	for (r = 0; r < s->nr_regions; r++) {
+		uint64_t words = vmig_bitmap_words(s->regions[r].npages);
+
+		for (w = 0; w < words; w++)
+			t->credit[r][w] |= t->written[r][w] | t->late[r][w];
+	}
+	it->pages_reported += vmig_dirty_account(s, t->credit);
 
 	for (r = 0; r < s->nr_regions; r++) {
 		const struct vmig_region_rec *rec = &s->regions[r];
 		uint64_t words = vmig_bitmap_words(rec->npages);
 		uint64_t *wr = t->written[r], *pv = t->prev[r];
 
-		reported += vmig_bitmap_count(rec->dirty, 0, rec->npages);
 		written += vmig_bitmap_count(wr, 0, rec->npages);
 		for (w = 0; w < words; w++) {
 			uint64_t seen = rec->dirty[w];
@@ -186,17 +244,20 @@ void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it)
 				seen |= pv[w];
 			missed += (uint64_t)__builtin_popcountll(wr[w] & ~seen);
 		}
-		memset(wr, 0, words * sizeof(uint64_t));
+		/* The late writes are the next interval's first. */
+		memcpy(wr, t->late[r], words * sizeof(uint64_t));
+		memset(t->late[r], 0, words * sizeof(uint64_t));
+		memset(t->credit[r], 0, words * sizeof(uint64_t));
 		if (t->concurrent)
 			memcpy(pv, rec->dirty, words * sizeof(uint64_t));
 	}
-	missed += t->stray;
+	missed += stray;
 	written += t->settled;
-	it->writes += t->writes;
+	it->writes += writes;
 	it->pages_written += written;
 	it->pages_missed += missed;
-	it->pages_reported = reported;
-	t->writes = 0;
-	t->stray = 0;
+	/* The late drain's own counts go to the next compare. */
+	t->writes -= writes;
+	t->stray -= stray;
 	t->settled = 0;
 }

@@ -288,7 +288,9 @@ struct vmig_dma_map {
  * Maps guest memory into an address space, through the kernel (MAP_DMA
  * or IOAS_MAP with a fixed IOVA) unless VMIG_DMA_EXISTING. While tracking
  * runs, every source tracking a device of that space is told first, so
- * the range is covered from the moment it exists. Errors: -EINVAL
+ * the range is covered from the moment it exists; a range registered with
+ * VMIG_DMA_EXISTING existed before, so it is also sent as dirty once.
+ * Errors: -EINVAL
  * (unaligned, no READ/WRITE, not inside one region), -ENOENT (no such
  * address space), -EEXIST (overlaps a mapping), or the kernel's error.
  */
@@ -339,7 +341,13 @@ VMIG_API int vmig_device_add(vmig_session *s, const struct vmig_device *dev,
 
 /*
  * Unregisters a device (unplug). While tracking runs, its source's last
- * bits are harvested first. Errors: -ENOENT.
+ * bits are harvested first, then it leaves its source (its DMA log stops,
+ * or it moves back from a dirty-tracking HWPT to an automatic domain), so
+ * no source can see a write it makes after the harvest. Call it once the
+ * device has stopped writing guest memory (the guest released it and the
+ * VMM quiesced, reset or closed it), as every unplug does before the
+ * device goes; every write it made before is then in the harvest. Errors:
+ * -ENOENT.
  */
 VMIG_API int vmig_device_remove(vmig_session *s, uint32_t id);
 

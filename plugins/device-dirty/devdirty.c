@@ -454,8 +454,18 @@ static int dd_report(struct dd *t, struct dd_dev *d, uint64_t a, uint64_t b,
 	int ret;
 
 	rb = b & ~(rp - 1);
-	if (rb < b)
+	if (rb < b && rb + rp == 0) {
+		/*
+		 * The granule holding b ends at 2^64: a REPORT of it has
+		 * iova + length past ULONG_MAX, which the kernel refuses
+		 * (EOVERFLOW, shared docs/kernel-uapi.md 3.4), and rounding
+		 * up wraps to 0, which would skip every REPORT silently. Its
+		 * part of the request cannot be read: it is dirty.
+		 */
+		mark_pages(bitmap, lo, ps, rb > a ? rb : a, b);
+	} else if (rb < b) {
 		rb += rp;
+	}
 	while (ra < rb) {
 		uint64_t nbits = (rb - ra) / rp;
 

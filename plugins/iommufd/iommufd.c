@@ -51,6 +51,19 @@
  * device's next source. So no PASID vmig believes tracked ever writes
  * through a domain that does not track.
  *
+ * Precision: the drivers record whole IOPTEs, so a write in a 2 MiB IOPTE
+ * reports 2 MiB (kernel-uapi.md 2.9). The IOPTE sizes are not in the UAPI,
+ * but the IOMMU's are: an Intel unit's capability register (GET_HW_INFO,
+ * struct iommu_hw_info_vtd) has the second-stage large page sizes (SLLPS,
+ * bits 34 to 37: 2 MiB, 1 GiB), the page sizes of the dirty-tracking
+ * domains, which are second-stage ones. Other IOMMUs are taken to use
+ * 2 MiB pages (the selftest mock 1 MiB ones, with a flag userspace cannot
+ * see). A device is "superset" when its IOMMU has a large page and one of
+ * the writable ranges of its spaces holds an aligned block of it (the
+ * kernel maps one there when the memory behind is aligned alike, which
+ * userspace cannot see either), else "exact"; the map operation keeps
+ * that up to date as ranges come.
+ *
  * Every kernel call goes through the host table.
  */
 #include <errno.h>
@@ -97,6 +110,8 @@ struct ifd_device {
 	int device_fd;     /* the VMM's cdev fd */
 	uint32_t dev_id;   /* the bound device's iommufd id */
 	struct ifd_hwpt *hwpt;
+	uint64_t huge;     /* its IOMMU's smallest large page, 0: none */
+	bool huge_range;   /* a range of its spaces holds an aligned one */
 	/* Its PASIDs, all on our HWPTs; none when the probe declined them. */
 	struct ifd_pasid *pasids;
 	uint32_t nr_pasids;
@@ -521,19 +536,112 @@ static bool pasids_coverable(struct ifd *t, const struct vmig_device_desc *dev,
 	return false;
 }
 
-static void explain_exact(struct vmig_probe *out)
+#define VTD_SLLPS_SHIFT 34
+#define VTD_SLLPS_2M 0x1ull
+#define VTD_SLLPS_1G 0x2ull
+#define MOCK_HUGE_PAGE (1ull << 20)
+
+/*
+ * The smallest large page the device's IOMMU may map its dirty-tracking
+ * domains with (see the top), or 0 for none, from GET_HW_INFO's payload.
+ */
+static uint64_t iommu_huge(const struct vk_iommu_hw_info *info,
+			   const uint64_t *data)
 {
-	out->precision = VMIG_PRECISION_EXACT;
+	uint64_t sllps;
+
+	switch (info->out_data_type) {
+	case VK_IOMMU_HW_INFO_TYPE_INTEL_VTD:
+		/* struct iommu_hw_info_vtd: flags, __reserved, cap_reg. */
+		if (info->data_len < 16)
+			return 2ull << 20;
+		sllps = (data[1] >> VTD_SLLPS_SHIFT) & 0xf;
+		if (sllps & VTD_SLLPS_2M)
+			return 2ull << 20;
+		return sllps & VTD_SLLPS_1G ? 1ull << 30 : 0;
+	case VK_IOMMU_HW_INFO_TYPE_SELFTEST:
+		return MOCK_HUGE_PAGE;
+	default:
+		return 2ull << 20;
+	}
+}
+
+/* Whether [iova, iova + length) holds an aligned block of size bytes. */
+static bool holds_block(uint64_t iova, uint64_t length, uint64_t size)
+{
+	uint64_t b = (iova + size - 1) & ~(size - 1);
+
+	return size && b >= iova && b - iova <= length &&
+	       length - (b - iova) >= size;
+}
+
+/* Asks the IOMMU for its large pages; 0 on failure (logged). */
+static uint64_t device_huge(struct ifd *t, int fd, uint32_t dev_id)
+{
+	uint64_t data[4] = { 0 };
+	struct vk_iommu_hw_info info = {
+		.size = sizeof(info),
+		.dev_id = dev_id,
+		.data_len = sizeof(data),
+		.data_uptr = (uintptr_t)data,
+	};
+	int ret = kio(t, fd, VK_IOMMU_GET_HW_INFO, &info);
+
+	if (ret < 0) {
+		vmig_host_logf(t->host, VMIG_LOG_WARN,
+			       "device id %u: IOMMU_GET_HW_INFO: %s: taken to "
+			       "map 2 MiB pages", dev_id, strerror(-ret));
+		return 2ull << 20;
+	}
+	return iommu_huge(&info, data);
+}
+
+/* Whether one of dev's writable ranges holds an aligned huge block. */
+static bool ranges_huge(const struct vmig_device_desc *dev, uint64_t huge)
+{
+	uint32_t i;
+
+	if (!huge || !VMIG_HAS_FIELD(dev, struct vmig_device_desc, ranges) ||
+	    !dev->ranges)
+		return false;
+	for (i = 0; i < dev->nr_ranges; i++)
+		if (holds_block(dev->ranges[i].iova, dev->ranges[i].length,
+				huge))
+			return true;
+	return false;
+}
+
+/* Exact, or a superset where large IOPTEs may be (see the top). */
+static void set_precision(struct vmig_probe *out, uint64_t huge,
+			  bool huge_range)
+{
+	out->precision = huge && huge_range ? VMIG_PRECISION_SUPERSET
+					    : VMIG_PRECISION_EXACT;
+}
+
+static void explain_exact(struct vmig_probe *out, uint64_t huge,
+			  bool huge_range)
+{
+	set_precision(out, huge, huge_range);
 	out->cost = 1;
-	snprintf(out->reason, sizeof(out->reason),
-		 "IOMMU dirty bits of a dirty-tracking HWPT; a write in a huge "
-		 "IOPTE reports the whole superpage (a superset there)");
+	if (huge && huge_range)
+		snprintf(out->reason, sizeof(out->reason),
+			 "IOMMU dirty bits of a dirty-tracking HWPT; the IOMMU "
+			 "maps %llu KiB IOPTEs where a range allows (one "
+			 "does): a write reports its whole IOPTE",
+			 (unsigned long long)(huge >> 10));
+	else
+		snprintf(out->reason, sizeof(out->reason),
+			 "IOMMU dirty bits of a dirty-tracking HWPT; %s",
+			 huge ? "no range holds an aligned large IOPTE"
+			      : "the IOMMU has no large page");
 }
 
 /* A device with PASIDs: covered, or why not. */
-static void explain_pasids(struct vmig_probe *out, const char *why)
+static void explain_pasids(struct vmig_probe *out, const char *why,
+			   uint64_t huge, bool huge_range)
 {
-	out->precision = VMIG_PRECISION_EXACT;
+	set_precision(out, huge, huge_range);
 	out->cost = 1;
 	if (!why) {
 		out->flags |= VMIG_PROBE_PASIDS;
@@ -621,6 +729,8 @@ static int ifd_probe(void *instance, const struct vmig_device_desc *dev,
 	struct ifd *t = instance;
 	struct vk_iommu_hw_info info = { .size = sizeof(info) };
 	char why[WHY_LEN];
+	bool huge_range;
+	uint64_t huge;
 	int ret;
 
 	/* Each probe replaces the last one's verdict. */
@@ -652,19 +762,21 @@ static int ifd_probe(void *instance, const struct vmig_device_desc *dev,
 			 "(IOMMU_HW_CAP_DIRTY_TRACKING clear)");
 		return 0;
 	}
+	huge = device_huge(t, dev->iommu->fd, dev->iommufd_id);
+	huge_range = ranges_huge(dev, huge);
 	if (!nr_pasids(dev)) {
-		explain_exact(out);
+		explain_exact(out, huge, huge_range);
 		return 0;
 	}
 	if (pasids_coverable(t, dev, &info, why, sizeof(why))) {
-		explain_pasids(out, NULL);
+		explain_pasids(out, NULL, huge, huge_range);
 		return 0;
 	}
 	/* Tracked all the same: its PASIDs' spaces are dirty in vmig. */
 	ret = set_declined(t, dev->id, why);
 	if (ret < 0)
 		return ret;
-	explain_pasids(out, why);
+	explain_pasids(out, why, huge, huge_range);
 	return 0;
 }
 
@@ -682,6 +794,7 @@ static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
 	uint32_t n, cover;
 	const char *left;
 	char why[WHY_LEN];
+	uint64_t huge;
 	int ret;
 
 	if (!VMIG_HAS_FIELD(dev, struct vmig_device_desc, iommu) ||
@@ -711,6 +824,8 @@ static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
 		return -ENOMEM;
 	}
 	t->devs = devs;
+	/* Asked before the placement, whose attach is the last call. */
+	huge = device_huge(t, dev->iommu->fd, dev->iommufd_id);
 	ret = place(t, dev, dev->iommu, 0, &h);
 	if (ret < 0) {
 		free(pasids);
@@ -736,6 +851,8 @@ static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
 	d->device_fd = dev->device_fd;
 	d->dev_id = dev->iommufd_id;
 	d->hwpt = h;
+	d->huge = huge;
+	d->huge_range = ranges_huge(dev, huge);
 	d->pasids = pasids;
 	d->nr_pasids = cover;
 	d->left_pasids = left ? nr_pasids(dev) : 0;
@@ -882,7 +999,8 @@ static int ifd_read(void *instance, const struct vmig_read *rq,
 /*
  * The last bits of a range about to go. They are read without clearing
  * (the kernel's intended use, and a second read still finds them should
- * the unmap not happen); vmig's core unmaps right after.
+ * the unmap not happen); vmig's core unmaps right after, and
+ * ifd_unmap_complete covers what the device wrote in between.
  */
 static int ifd_unmap_prepare(void *instance, const struct vmig_read *rq,
 			     uint64_t *bitmap, uint32_t *flags)
@@ -895,13 +1013,23 @@ static int ifd_unmap_prepare(void *instance, const struct vmig_read *rq,
 	return read_space(t, rq, bitmap, true);
 }
 
-/* Once the range is unmapped, the IOMMU holds nothing more of it. */
+/*
+ * The range is unmapped. iommufd has no unmap that returns the dirty bits
+ * (shared docs/kernel-uapi.md 2.5): the IOPTEs, and any dirty bit a write
+ * set after the read above, went with IOAS_UNMAP. The device could write
+ * until then, so every page of the range is reported, once.
+ */
 static int ifd_unmap_complete(void *instance, const struct vmig_read *rq,
 			      uint64_t *bitmap)
 {
-	(void)instance;
-	(void)rq;
-	(void)bitmap;
+	struct ifd *t = instance;
+
+	if (!VMIG_HAS_FIELD(rq, struct vmig_read, page_size) ||
+	    !rq->page_size || (rq->page_size & (rq->page_size - 1)) ||
+	    (rq->length & (rq->page_size - 1)))
+		return -EINVAL;
+	if (t->started)
+		vmig_bitmap_set(bitmap, 0, rq->length / rq->page_size);
 	return 0;
 }
 
@@ -915,11 +1043,37 @@ static int ifd_status(void *instance, uint32_t device_id,
 		return -ENOENT;
 	/* Its PASIDs are covered exactly when they were moved at attach. */
 	if (d->nr_pasids)
-		explain_pasids(out, NULL);
+		explain_pasids(out, NULL, d->huge, d->huge_range);
 	else if (d->left_pasids)
-		explain_pasids(out, d->why);
+		explain_pasids(out, d->why, d->huge, d->huge_range);
 	else
-		explain_exact(out);
+		explain_exact(out, d->huge, d->huge_range);
+	return 0;
+}
+
+/*
+ * A range mapped while tracking runs: tracked from its first write with
+ * no help (the HWPT mirrors the IOAS), but it may hold a large IOPTE,
+ * which makes the devices that write it a superset.
+ */
+static int ifd_map(void *instance, uint32_t iommu_id,
+		   const struct vmig_range *range)
+{
+	struct ifd *t = instance;
+	size_t i;
+	uint32_t j;
+
+	if (!range)
+		return -EINVAL;
+	for (i = 0; i < t->nr_devs; i++) {
+		struct ifd_device *d = &t->devs[i];
+		bool reaches = d->hwpt->iommu_id == iommu_id;
+
+		for (j = 0; j < d->nr_pasids && !reaches; j++)
+			reaches = d->pasids[j].hwpt->iommu_id == iommu_id;
+		if (reaches && holds_block(range->iova, range->length, d->huge))
+			d->huge_range = true;
+	}
 	return 0;
 }
 
@@ -933,6 +1087,7 @@ static const struct vmig_source_ops ifd_ops = {
 	.start = ifd_start,
 	.stop = ifd_stop,
 	.read = ifd_read,
+	.map = ifd_map,
 	.unmap_prepare = ifd_unmap_prepare,
 	.unmap_complete = ifd_unmap_complete,
 	.status = ifd_status,

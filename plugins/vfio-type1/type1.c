@@ -10,6 +10,22 @@
  * (exact). Bits are harvested before an unmap by unmapping with
  * VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, the only way type1 offers.
  *
+ * A vfio-pci device's own DMA goes through the IOMMU and is never logged:
+ * it is "seen" only because its group, outside pinned scope, makes the
+ * kernel report everything. But a vfio-pci driver that calls
+ * vfio_pin_pages() promotes its group into pinned scope (shared
+ * docs/kernel-uapi.md 1.8), and once every group is there the bitmap holds
+ * only the pinned pages: the device's other writes vanish. Userspace
+ * cannot tell the group's scope. So with a vfio-pci device in a container
+ * the plugin does not trust the kernel's bitmap and reports every page of
+ * the range itself: the claim "all mapped" then holds whatever the scope.
+ * It sets every page of the range it is asked for, holes included: vmig
+ * reads one mapping at a time.
+ * The kernel counts every group of the container, including those whose
+ * devices another source tracks; so every vfio-pci device this instance
+ * probed in a container counts (until it detaches one it tracked): an mdev
+ * there is "all mapped" too, as the kernel reports it.
+ *
  * Every kernel call goes through the host table.
  */
 #include <errno.h>
@@ -38,12 +54,21 @@ struct t1_device {
 	struct t1_container *c;
 };
 
+/* A vfio-pci device probed in a type1 container. */
+struct t1_pci {
+	uint32_t iommu_id;
+	uint32_t id;
+};
+
 struct t1 {
 	const struct vmig_host *host;
 	struct t1_container **cs;
 	size_t nr_cs;
 	struct t1_device *devs;
 	size_t nr_devs;
+	/* vfio-pci devices probed, whoever tracks them: see the top. */
+	struct t1_pci *pci;
+	size_t nr_pci;
 	bool started;
 	uint64_t *buf; /* kernel-granule bitmap when it differs from ours */
 	uint64_t buf_words;
@@ -182,23 +207,69 @@ static void t1_container_stop(struct t1 *t, struct t1_container *c)
 	c->started = false;
 }
 
-static uint32_t t1_precision(const struct t1_container *c)
+/* Whether a vfio-pci device was probed in container iommu_id. */
+static bool t1_has_pci(const struct t1 *t, uint32_t iommu_id)
 {
-	return c->nr_unpinned ? VMIG_PRECISION_ALL_MAPPED
-			      : VMIG_PRECISION_EXACT;
+	size_t i;
+
+	for (i = 0; i < t->nr_pci; i++) {
+		if (t->pci[i].iommu_id == iommu_id)
+			return true;
+	}
+	return false;
 }
 
-static void t1_explain(const struct t1_container *c, uint32_t precision,
+/* Remembers (or, when forget, forgets) a vfio-pci device. */
+static int t1_pci_note(struct t1 *t, uint32_t iommu_id, uint32_t id,
+		       bool forget)
+{
+	struct t1_pci *p;
+	size_t i;
+
+	for (i = 0; i < t->nr_pci; i++) {
+		if (t->pci[i].id != id)
+			continue;
+		if (forget)
+			t->pci[i] = t->pci[--t->nr_pci];
+		else
+			t->pci[i].iommu_id = iommu_id;
+		return 0;
+	}
+	if (forget)
+		return 0;
+	p = realloc(t->pci, (t->nr_pci + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	t->pci = p;
+	t->pci[t->nr_pci].iommu_id = iommu_id;
+	t->pci[t->nr_pci].id = id;
+	t->nr_pci++;
+	return 0;
+}
+
+static uint32_t t1_precision(const struct t1 *t, const struct t1_container *c)
+{
+	return c->nr_unpinned || t1_has_pci(t, c->iommu_id)
+		       ? VMIG_PRECISION_ALL_MAPPED
+		       : VMIG_PRECISION_EXACT;
+}
+
+static void t1_explain(uint32_t iommu_id, uint32_t kind, uint32_t precision,
 		       struct vmig_probe *out)
 {
 	out->precision = precision;
 	out->cost = 2;
-	if (precision == VMIG_PRECISION_ALL_MAPPED)
+	if (precision == VMIG_PRECISION_ALL_MAPPED && kind != VMIG_DEVICE_MDEV)
 		snprintf(out->reason, sizeof(out->reason),
-			 "type1 reports every mapped page while a vfio-pci "
-			 "group (outside pinned-page scope) is in container "
-			 "%u",
-			 c ? c->iommu_id : 0);
+			 "every mapped page: type1 never logs a vfio-pci "
+			 "device's DMA, and in pinned-page scope (a driver "
+			 "that pins) the kernel reports only pins");
+	else if (precision == VMIG_PRECISION_ALL_MAPPED)
+		snprintf(out->reason, sizeof(out->reason),
+			 "all mapped: a vfio-pci group is in container %u, and "
+			 "the kernel reports every mapped page while one is "
+			 "outside pinned-page scope",
+			 iommu_id);
 	else
 		snprintf(out->reason, sizeof(out->reason),
 			 "pinned-page scope: pages the vendor driver pinned "
@@ -232,6 +303,7 @@ static void t1_destroy(void *instance)
 	}
 	free(t->cs);
 	free(t->devs);
+	free(t->pci);
 	free(t->buf);
 	free(t);
 }
@@ -262,11 +334,19 @@ static int t1_probe(void *instance, const struct vmig_device_desc *dev,
 			 "VFIO_IOMMU_GET_INFO failed: %s", strerror(-ret));
 		return 0;
 	}
+	if (dev->kind != VMIG_DEVICE_MDEV) {
+		ret = t1_pci_note(t, dev->iommu->id, dev->id, false);
+		if (ret < 0)
+			return ret;
+	}
 	c = t1_container_find(t, dev->iommu->id);
-	if (dev->kind == VMIG_DEVICE_MDEV && (!c || !c->nr_unpinned))
-		t1_explain(c, VMIG_PRECISION_EXACT, out);
+	if (dev->kind == VMIG_DEVICE_MDEV &&
+	    !(c && c->nr_unpinned) && !t1_has_pci(t, dev->iommu->id))
+		t1_explain(dev->iommu->id, dev->kind, VMIG_PRECISION_EXACT,
+			   out);
 	else
-		t1_explain(c, VMIG_PRECISION_ALL_MAPPED, out);
+		t1_explain(dev->iommu->id, dev->kind,
+			   VMIG_PRECISION_ALL_MAPPED, out);
 	return 0;
 }
 
@@ -329,8 +409,10 @@ static int t1_detach(void *instance, uint32_t device_id)
 		return -ENOENT;
 	c = d->c;
 	c->nr_devices--;
-	if (d->kind != VMIG_DEVICE_MDEV)
+	if (d->kind != VMIG_DEVICE_MDEV) {
 		c->nr_unpinned--;
+		t1_pci_note(t, c->iommu_id, device_id, true);
+	}
 	*d = t->devs[--t->nr_devs];
 	/* Nobody here needs the container's log any more. */
 	if (!c->nr_devices)
@@ -419,13 +501,23 @@ static int t1_prepare(struct t1 *t, const struct vmig_read *rq,
 	return 0;
 }
 
-static int t1_finish(struct t1_container *c, const struct vmig_read *rq,
-		     uint64_t *bitmap, const uint64_t *kbuf)
+/*
+ * The kernel's bits into the caller's bitmap; every page of the range
+ * when the container has a vfio-pci device, whose writes the kernel's
+ * bitmap may lack (see the top).
+ */
+static int t1_finish(struct t1 *t, struct t1_container *c,
+		     const struct vmig_read *rq, uint64_t *bitmap,
+		     const uint64_t *kbuf)
 {
-	if (kbuf == bitmap)
-		return 0;
-	return vmig_bitmap_convert(bitmap, rq->page_size, kbuf, c->pgsize,
-				   rq->length);
+	int ret = 0;
+
+	if (kbuf != bitmap)
+		ret = vmig_bitmap_convert(bitmap, rq->page_size, kbuf,
+					  c->pgsize, rq->length);
+	if (ret == 0 && t1_precision(t, c) == VMIG_PRECISION_ALL_MAPPED)
+		vmig_bitmap_set(bitmap, 0, rq->length / rq->page_size);
+	return ret;
 }
 
 static int t1_read(void *instance, const struct vmig_read *rq,
@@ -457,7 +549,7 @@ static int t1_read(void *instance, const struct vmig_read *rq,
 	ret = t1_ioctl(t, c->fd, VFIO_IOMMU_DIRTY_PAGES, db);
 	if (ret < 0)
 		return ret;
-	return t1_finish(c, rq, bitmap, kbuf);
+	return t1_finish(t, c, rq, bitmap, kbuf);
 }
 
 static int t1_unmap_prepare(void *instance, const struct vmig_read *rq,
@@ -497,7 +589,7 @@ static int t1_unmap_prepare(void *instance, const struct vmig_read *rq,
 			       c->iommu_id, (unsigned long long)rq->iova,
 			       (unsigned long long)rq->length,
 			       (unsigned long long)unmap->size);
-	return t1_finish(c, rq, bitmap, kbuf);
+	return t1_finish(t, c, rq, bitmap, kbuf);
 }
 
 static int t1_status(void *instance, uint32_t device_id,
@@ -508,7 +600,7 @@ static int t1_status(void *instance, uint32_t device_id,
 
 	if (!d)
 		return -ENOENT;
-	t1_explain(d->c, t1_precision(d->c), out);
+	t1_explain(d->c->iommu_id, d->kind, t1_precision(t, d->c), out);
 	return 0;
 }
 

@@ -328,12 +328,18 @@ void lab_type1_pci_all_dirty(struct lab *lab)
 	LAB_EXPECT(lab, ret == 0 && unmapped == 0,
 		   "unmapping the range again: %d, 0x%llx bytes", ret,
 		   (unsigned long long)unmapped);
-	/* A read over both: the hole where the mapping was reads clean. */
+	/*
+	 * A read over both still succeeds (the kernel accepts a hole), and
+	 * the plugin reports every page of it, the hole where the mapping
+	 * was included: with a vfio-pci device it sets the bits itself,
+	 * since a driver that pins pages would leave the kernel's bitmap
+	 * with only the pins (vmig reads mapping by mapping).
+	 */
 	ret = lab_inst_read(lab, &in, r.io.id, IOVA_A, LEN_A + LEN_B, PG, 0,
 			    bm);
 	LAB_EXPECT(lab, ret == 0 &&
-			lab_bits_count(bm, 0, LEN_A / PG) == LEN_A / PG &&
-			lab_bits_count(bm, LEN_A / PG, LEN_B / PG) == 0,
+			lab_bits_count(bm, 0, (LEN_A + LEN_B) / PG) ==
+				(LEN_A + LEN_B) / PG,
 		   "read over the mapping and the hole: %d", ret);
 
 	LAB_EXPECT_RET(lab, lab_inst_stop(lab, &in), 0, "stop");

@@ -1778,10 +1778,17 @@ static void hw_info_data(const struct ifd_iommu *m, uint32_t *type,
 	} else {
 		/*
 		 * struct iommu_hw_info_vtd: flags, reserved, cap_reg and
-		 * ecap_reg of a made-up unit (ksim decodes neither).
+		 * ecap_reg of a made-up unit, except for the capability's
+		 * SLLPS field (bits 34 to 37: 2 MiB, 1 GiB second-stage
+		 * pages), which the Intel driver turns into its domains'
+		 * page sizes: the device's here.
 		 */
 		uint64_t regs[3] = { 0, 0x00d2008c40660462ull,
 				     0x0002f050da0ull };
+		uint64_t sllps = (m->pgsizes & IFD_SZ_2M ? 1 : 0) |
+				 (m->pgsizes & IFD_SZ_1G ? 2 : 0);
+
+		regs[1] = (regs[1] & ~(0xfull << 34)) | sllps << 34;
 
 		*type = VK_IOMMU_HW_INFO_TYPE_INTEL_VTD;
 		memcpy(data, regs, sizeof(regs));

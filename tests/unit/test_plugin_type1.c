@@ -205,7 +205,12 @@ static void test_probe(void)
 	p.size = sizeof(p);
 	d = desc_of(&r, 2, VMIG_DEVICE_MDEV);
 	CU_ASSERT_EQUAL(plug->ops->probe(r.inst, &d, &p), 0);
-	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_EXACT);
+	/*
+	 * The vfio-pci device probed above shares the container: whoever
+	 * tracks it, the kernel reports every mapped page there.
+	 */
+	CU_ASSERT_EQUAL(p.precision, VMIG_PRECISION_ALL_MAPPED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.reason, "a vfio-pci group is in"));
 
 	memset(&p, 0, sizeof(p));
 	p.size = sizeof(p);
@@ -236,7 +241,12 @@ static void test_probe_compat_container(void)
 	rig_fini(&r);
 }
 
-/* A plain vfio-pci group: every mapped page dirty on every read. */
+/*
+ * A plain vfio-pci group: every page dirty on every read. The plugin sets
+ * them itself (the kernel's bitmap lacks the device's writes once a
+ * driver that pins pages moves the group into pinned scope), so a hole
+ * in the range asked for reads dirty too: vmig reads mapping by mapping.
+ */
 static void test_pci_everything_mapped(void)
 {
 	struct rig r;
@@ -262,7 +272,7 @@ static void test_pci_everything_mapped(void)
 			CU_ASSERT(ksim_dma_write(dev, 5 * PG, NULL, 100) == 0);
 		CU_ASSERT_EQUAL(do_read(&r, 0, 192 * PG, PG, 0, bm), 0);
 		CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 64), 64);
-		CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 64, 64), 0); /* hole */
+		CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 64, 64), 64); /* hole */
 		CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 128, 64), 64);
 	}
 	CU_ASSERT_EQUAL(plug->ops->stop(r.inst), 0);
@@ -377,7 +387,10 @@ static void test_unmap_harvest(void)
 /*
  * A container whose smallest IOMMU page is 16 KiB, read at 4 KiB. An
  * mdev-only container has no IOMMU domain (4 KiB granule), so the device
- * is a vfio-pci one whose driver pins pages: pinned scope, 16 KiB.
+ * is a vfio-pci one whose driver pins pages: pinned scope, 16 KiB. The
+ * kernel's bitmap then has only the pinned granules, never the device's
+ * own DMA, so the plugin reports every page (all mapped): the granule's
+ * rules still hold for the request.
  */
 static void test_coarse_granule(void)
 {
@@ -396,9 +409,9 @@ static void test_coarse_granule(void)
 	CU_ASSERT_FATAL(plug->ops->start(r.inst, PG) == 0);
 	CU_ASSERT_FATAL(ksim_pin(dev, 9 * PG, 1) == 0);
 	CU_ASSERT_EQUAL(do_read(&r, 0, 128 * PG, PG, 0, bm), 0);
-	/* Page 9 lies in the 16 KiB granule of pages 8..11. */
-	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 128), 4);
-	CU_ASSERT(vmig_bitmap_test(bm, 8) && vmig_bitmap_test(bm, 11));
+	/* Page 9 is pinned; page 100 written by DMA, and still reported. */
+	CU_ASSERT_FATAL(ksim_dma_write(dev, 100 * PG, NULL, 8) == 0);
+	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 128), 128);
 	/* A range not aligned to the granule cannot be read. */
 	CU_ASSERT_EQUAL(do_read(&r, 4 * PG, 8 * PG, PG, 0, bm), -EINVAL);
 
@@ -407,8 +420,7 @@ static void test_coarse_granule(void)
 	CU_ASSERT_EQUAL(do_read(&r, 0, 128 * PG, PG, 0, bm), 0);
 	CU_ASSERT_FATAL(ksim_pin(dev, 33 * PG, 1) == 0);
 	CU_ASSERT_EQUAL(do_read(&r, 0, 128 * PG, 65536, 0, bm), 0);
-	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 8), 1);
-	CU_ASSERT(vmig_bitmap_test(bm, 2));
+	CU_ASSERT_EQUAL(vmig_bitmap_count(bm, 0, 8), 8);
 	rig_fini(&r);
 }
 
