@@ -23,7 +23,8 @@
  * map (with a write just after), unmap (with a last write just before),
  * unmap of two mappings with a hole between (a last write in each), the
  * vCPU source's reads failing (the guest's vCPUs write memory, logged as
- * KVM would, when the run has them),
+ * KVM would, when the run has them), and the connection cut around the
+ * switchover (a relay between the two sessions),
  * injected failures (a read or REPORT failing once, several times or for
  * good, a device's tracker broken, the nth kernel call failing) and
  * their repair.
@@ -36,7 +37,10 @@
  * mid-migration, a degraded device is on the all-dirty fallback); or when
  * an injected failure of a call the migration cannot do without (a device
  * state transition, the nth call) ended it, and the guest runs again on
- * the source with nothing missed. Anything else is a mismatch, printed
+ * the source with nothing missed; or, when the connection was cut, when
+ * exactly one side runs the guest (an unresolved ending settled as the
+ * destination says) with the same checks for that side. Anything else is
+ * a mismatch, printed
  * with the seed and what differed.
  *
  * The stub DMA-logging model (the mtty sample) validates START and
@@ -66,6 +70,7 @@
 #include <unistd.h>
 
 #include "rig.h"
+#include "common/relay.h"
 
 #include "core/engine.h"
 #include "core/kuapi.h"
@@ -161,12 +166,13 @@ enum cls {
 	CL_UNMAP_HOLE,      /* an unmap over mappings with a hole between */
 	CL_VCPU_RESTART,    /* a vCPU source that failed and was restarted */
 	CL_SIZE_FAIL,       /* a device's state size query failing */
+	CL_CUT,             /* the connection cut around the switchover */
 	CL_NR,
 };
 
 static const char *const cl_names[CL_NR] = {
 	"mixed-container", "pinned-pci", "huge-default", "hotplug-tracked",
-	"unmap-hole", "vcpu-restart", "size-query-fail",
+	"unmap-hole", "vcpu-restart", "size-query-fail", "cut-switchover",
 };
 
 struct event {
@@ -197,6 +203,8 @@ struct scenario {
 	bool pasid_off;
 	bool any_pasid;
 	uint32_t vcpu_writes; /* vCPUs writing that many pages a step; 0: none */
+	bool cut;             /* the connection is cut around the switchover */
+	struct rig_cut cut_at;
 	bool stub_dma_ok;
 	bool may_abort; /* an injected failure may end the migration */
 	int next_group, next_cdev, next_hp;
@@ -212,6 +220,7 @@ struct run {
 	char fail[1024];
 	unsigned int ev_done[EV_NR];
 	unsigned int cl_done[CL_NR]; /* events of a class that happened */
+	unsigned int cut_src, cut_dst, cut_unresolved; /* who runs it */
 };
 
 static int verbose;
@@ -508,6 +517,20 @@ static void draw_policies(struct scenario *sc)
 	sc->pasid_off = chance(sc, 40);
 	/* vCPUs with their dirty log, as a VMM registers them. */
 	sc->vcpu_writes = chance(sc, 60) ? 1 + (uint32_t)draw(sc, 16) : 0;
+	/*
+	 * The connection cut from the switchover on: in the last pages and
+	 * device state, around COMPLETE and COMMIT, or in ACK and STARTED.
+	 */
+	sc->cut = chance(sc, 20);
+	if (sc->cut) {
+		unsigned int k = (unsigned int)draw(sc, 4);
+
+		sc->cut_at.dir = k == 3 ? RELAY_D2S : RELAY_S2D;
+		sc->cut_at.after_type = k < 2 ? 8 /* SWITCHOVER */
+				      : k == 2 ? 9 /* COMPLETE */
+					       : 10 /* ACK */;
+		sc->cut_at.limit = k < 2 ? draw(sc, 64 << 10) : draw(sc, 200);
+	}
 }
 
 static void draw_scenario(struct scenario *sc, uint64_t seed)
@@ -1265,8 +1288,40 @@ struct tally {
 	unsigned int runs, mismatches, completed, aborted;
 	unsigned int events[EV_NR];
 	unsigned int classes[CL_NR];
+	unsigned int cut_src, cut_dst, cut_unresolved;
 	uint64_t pages_written;
 };
+
+/*
+ * After a cut run: exactly one side runs the guest (an unresolved ending
+ * was settled by what the destination said), and the result that
+ * rig_check judges: 0 when the destination runs it.
+ */
+static void cut_outcome(struct run *ru, const struct rig_cut_result *cr,
+			struct rig_result *res)
+{
+	bool dst_runs = cr->dret == 0;
+	bool src_gave_up = cr->ret == 0 || cr->unresolved;
+
+	if (cr->cut) {
+		ru->cl_done[CL_CUT]++;
+		ru->cut_unresolved += cr->unresolved;
+		ru->cut_dst += cr->dret == 0;
+		ru->cut_src += cr->dret != 0;
+	}
+	if (dst_runs && !src_gave_up)
+		run_fail(ru, "the guest runs twice: the destination started "
+			 "it and the source resumed it (%s)",
+			 vmig_strerror(cr->ret));
+	if (!dst_runs && cr->ret == 0)
+		run_fail(ru, "the guest runs nowhere: the source committed, "
+			 "the destination did not start it (%s)",
+			 vmig_strerror(cr->dret));
+	if (cr->unresolved && cr->resolve_ret)
+		run_fail(ru, "vmig_resolve: %s", vmig_strerror(cr->resolve_ret));
+	res->resolved = cr->unresolved && dst_runs;
+	res->ret = dst_runs ? 0 : cr->ret ? cr->ret : -EPIPE;
+}
 
 /* The classes a scenario drew in its layout (events count their own). */
 static void scenario_classes(const struct scenario *sc, unsigned int *cl)
@@ -1342,7 +1397,14 @@ static bool run_seed(uint64_t seed, struct tally *t)
 	thread = pthread_create(&th, NULL, thread_main, &ru) == 0;
 	if (!thread)
 		run_fail(&ru, "cannot start the event thread");
-	res.ret = rig_migrate(ru.r);
+	if (sc.cut) {
+		struct rig_cut_result cr = { 0 };
+
+		rig_migrate_cut(ru.r, &sc.cut_at, &cr);
+		cut_outcome(&ru, &cr, &res);
+	} else {
+		res.ret = rig_migrate(ru.r);
+	}
 	pthread_mutex_lock(&ru.lock);
 	ru.done = true;
 	pthread_mutex_unlock(&ru.lock);
@@ -1354,7 +1416,7 @@ static bool run_seed(uint64_t seed, struct tally *t)
 	ok = rig_check(ru.r, &res);
 	if (!ok)
 		run_fail(&ru, "%s", res.what);
-	if (res.ret && !sc.may_abort)
+	if (res.ret && !sc.may_abort && !sc.cut)
 		run_fail(&ru, "the migration failed with no failure injected "
 			 "that may end it: %s", vmig_errmsg(ru.r->src));
 	rep = rig_report(ru.r->src);
@@ -1369,6 +1431,9 @@ static bool run_seed(uint64_t seed, struct tally *t)
 	for (i = 0; i < EV_NR; i++)
 		t->events[i] += ru.ev_done[i];
 	scenario_classes(&sc, ru.cl_done);
+	t->cut_src += ru.cut_src;
+	t->cut_dst += ru.cut_dst;
+	t->cut_unresolved += ru.cut_unresolved;
 	for (i = 0; i < CL_NR; i++)
 		t->classes[i] += ru.cl_done[i];
 out:
@@ -1443,6 +1508,10 @@ int main(int argc, char **argv)
 	printf("\nclasses:");
 	for (i = 0; i < CL_NR; i++)
 		printf(" %s %u", cl_names[i], t.classes[i]);
+	printf("\ncuts: the guest ran on the source after %u, on the "
+	       "destination after %u; %u left it unresolved, settled with "
+	       "vmig_resolve",
+	       t.cut_src, t.cut_dst, t.cut_unresolved);
 	printf("\n%u runs, %u mismatches\n", t.runs, t.mismatches);
 	return t.mismatches ? 1 : 0;
 }

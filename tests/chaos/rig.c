@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rig.h"
+#include "common/relay.h"
 
 #include "core/engine.h"
 #include "core/internal.h"
@@ -1154,7 +1155,99 @@ static void rig_sync_hook(void *opaque)
 	pthread_mutex_unlock(&r->lock);
 }
 
+struct receiver {
+	vmig_session *s;
+	int ret;
+	bool done;
+	pthread_mutex_t lock;
+};
+
+static void *receive_main(void *opaque)
+{
+	struct receiver *rc = opaque;
+	int ret = vmig_receive(rc->s);
+
+	pthread_mutex_lock(&rc->lock);
+	rc->ret = ret;
+	rc->done = true;
+	pthread_mutex_unlock(&rc->lock);
+	return NULL;
+}
+
+/*
+ * The source migrates through a relay to the destination receiving on a
+ * socket of its own (cut), or straight over a socket pair (no cut).
+ */
+static int migrate_cut(struct rig *r, const struct rig_cut *cut,
+		       struct rig_cut_result *out)
+{
+	char dpath[108], rpath[108], addr[120];
+	struct receiver rc = { .s = r->dst };
+	struct relay relay;
+	pthread_t th;
+	int ret;
+
+	snprintf(dpath, sizeof(dpath), "/tmp/vmig-rig-%d-d.sock",
+		 (int)getpid());
+	snprintf(rpath, sizeof(rpath), "/tmp/vmig-rig-%d-r.sock",
+		 (int)getpid());
+	snprintf(addr, sizeof(addr), "unix:%s", dpath);
+	unlink(dpath);
+	ret = vmig_listen(r->dst, addr, NULL, 0);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_init(&rc.lock, NULL);
+	ret = relay_start(&relay, rpath, dpath, cut->dir, cut->limit,
+			  cut->after_type, false);
+	if (ret == 0 && pthread_create(&th, NULL, receive_main, &rc)) {
+		relay_stop(&relay);
+		ret = -EAGAIN;
+	}
+	if (ret < 0) {
+		pthread_mutex_destroy(&rc.lock);
+		return ret;
+	}
+	ret = vmig_migrate(r->src, relay.src_addr);
+	relay_stop(&relay);
+	/*
+	 * A source that never reached the relay leaves the destination
+	 * waiting for a connection: cancel it (a no-op, -EINVAL, until it
+	 * waits; nothing of a migration happened there).
+	 */
+	for (;;) {
+		bool done;
+
+		pthread_mutex_lock(&rc.lock);
+		done = rc.done;
+		pthread_mutex_unlock(&rc.lock);
+		if (done || relay.fwd[RELAY_S2D])
+			break;
+		vmig_cancel(r->dst);
+		usleep(1000);
+	}
+	pthread_join(th, NULL);
+	pthread_mutex_destroy(&rc.lock);
+	out->ret = ret;
+	out->dret = rc.ret;
+	out->cut = relay.hit;
+	/* The VMM asks the destination, then settles as it answered. */
+	if (ret == VMIG_EUNRESOLVED) {
+		out->unresolved = true;
+		out->resolve_ret = vmig_resolve(r->src,
+						rc.ret == 0
+							? VMIG_RESOLVE_DESTINATION
+							: VMIG_RESOLVE_RESUME);
+	}
+	return ret;
+}
+
 int rig_migrate(struct rig *r)
+{
+	return rig_migrate_cut(r, NULL, NULL);
+}
+
+int rig_migrate_cut(struct rig *r, const struct rig_cut *cut,
+		    struct rig_cut_result *out)
 {
 	struct vmig_engine *e = vmig_engine_get(r->src);
 	int ret;
@@ -1170,7 +1263,8 @@ int rig_migrate(struct rig *r)
 	pthread_mutex_unlock(&r->lock);
 	e->sync_hook = rig_sync_hook;
 	e->sync_opaque = r;
-	ret = vmig_migrate_local(r->src, r->dst);
+	ret = cut ? migrate_cut(r, cut, out)
+		  : vmig_migrate_local(r->src, r->dst);
 	e->sync_hook = NULL;
 	e->sync_opaque = NULL;
 	pthread_mutex_lock(&r->lock);
@@ -1306,11 +1400,12 @@ bool rig_check(struct rig *r, struct rig_result *res)
 	const struct vmig_run_stats *st = &r->src->stats;
 	cJSON *rep = rig_report(r->src);
 	const char *result = rig_str(rep, "result");
-	bool ok = true;
+	bool ok = true, resolved = res->resolved;
 	int ret = res->ret;
 
 	memset(res, 0, sizeof(*res));
 	res->ret = ret;
+	res->resolved = resolved;
 	pthread_mutex_lock(&r->lock);
 	res->stops = r->stops;
 	res->resumes = r->resumes;
@@ -1353,7 +1448,7 @@ bool rig_check(struct rig *r, struct rig_result *res)
 		compare_devices(r, res);
 		if (res->pages_differing || res->devices_differing)
 			ok = false;
-		if (strcmp(result, "completed")) {
+		if (strcmp(result, resolved ? "resolved" : "completed")) {
 			what_add(res, "returned 0 but the report says \"%s\"",
 				 result);
 			ok = false;

@@ -94,6 +94,9 @@ struct rig_writer {
 /* What rig_check() found. */
 struct rig_result {
 	int ret;                  /* vmig_migrate_local's */
+	/* In: ret 0 stands for an unresolved ending settled in favour of
+	 * the destination (its report says "resolved"). */
+	bool resolved;
 	bool completed;           /* ret == 0 and the report says so */
 	uint64_t pages_differing; /* destination pages unlike the source's */
 	uint64_t devices_differing; /* migrated device states unlike */
@@ -308,6 +311,31 @@ int rig_unplug(struct rig *r, const char *name, bool last_write, bool *wrote,
  * truth on. Returns its result.
  */
 int rig_migrate(struct rig *r);
+
+/* Where a migration's connection is cut (see tests/common/relay.h). */
+struct rig_cut {
+	int dir;             /* RELAY_S2D or RELAY_D2S */
+	uint64_t limit;      /* bytes of dir that pass */
+	uint32_t after_type; /* counted from this frame type's start; 0: all */
+};
+
+struct rig_cut_result {
+	int ret;          /* the source's vmig_migrate */
+	int dret;         /* the destination's vmig_receive */
+	bool cut;         /* the relay did cut (more was to come) */
+	bool unresolved;  /* ret was VMIG_EUNRESOLVED: settled as dret said */
+	int resolve_ret;  /* vmig_resolve's */
+};
+
+/*
+ * rig_migrate over a unix socket through a relay that cuts the
+ * connection as cut says (NULL: rig_migrate), the destination receiving
+ * in a thread of its own; an unresolved ending is settled with
+ * vmig_resolve() as the destination's result says, as a VMM would after
+ * asking it. Returns vmig_migrate's result; *out says the rest.
+ */
+int rig_migrate_cut(struct rig *r, const struct rig_cut *cut,
+		    struct rig_cut_result *out);
 
 /*
  * Checks the migration just made into *res: the report's result, the
