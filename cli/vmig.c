@@ -416,10 +416,18 @@ static void print_summary(vmig_session *s, const char *report)
 	w = cJSON_GetObjectItem(root, "pages_written");
 	r = cJSON_GetObjectItem(root, "pages_reported");
 	m = cJSON_GetObjectItem(root, "pages_missed");
-	if (cJSON_IsNumber(w) && cJSON_IsNumber(m))
-		printf("pages written %.0f, reported %.0f, missed %.0f",
+	if (cJSON_IsNumber(w) && cJSON_IsNumber(m)) {
+		cJSON *src;
+		double unwritten = 0;
+
+		/* What the sources reported that nothing wrote (report.md). */
+		cJSON_ArrayForEach(src, cJSON_GetObjectItem(root, "sources"))
+			unwritten += num_or(src, "pages_unwritten", 0);
+		printf("pages written %.0f, reported %.0f (unwritten %.0f), "
+		       "missed %.0f",
 		       w->valuedouble, cJSON_IsNumber(r) ? r->valuedouble : 0,
-		       m->valuedouble);
+		       unwritten, m->valuedouble);
+	}
 	else if (cJSON_IsNumber(r))
 		printf("pages reported %.0f (no ground truth: real kernel)",
 		       r->valuedouble);

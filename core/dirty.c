@@ -328,9 +328,9 @@ static void account_init(vmig_session *s)
 		return;
 	s->nr_acct = s->nr_sources + 1;
 	for (i = 0; i < n; i++) {
-		s->acct[i] = calloc(vmig_bitmap_words(
-					    s->regions[i % s->nr_regions].npages),
-				    sizeof(uint64_t));
+		uint64_t np = s->regions[i % s->nr_regions].npages;
+
+		s->acct[i] = calloc(vmig_bitmap_words(np), sizeof(uint64_t));
 		if (!s->acct[i]) {
 			vmig_dirty_account_free(s);
 			return;
@@ -352,12 +352,13 @@ uint64_t vmig_dirty_account(vmig_session *s, uint64_t *const *written)
 			uint64_t any = 0;
 
 			for (k = 0; k < s->nr_acct; k++) {
-				uint64_t *a = &s->acct[k * s->nr_regions + r][w];
-				uint64_t rep = (uint64_t)__builtin_popcountll(*a);
-				uint64_t unw = written ? (uint64_t)
-					__builtin_popcountll(*a &
-							     ~written[r][w])
-						       : 0;
+				uint64_t *a, rep, unw = 0;
+
+				a = &s->acct[k * s->nr_regions + r][w];
+				rep = (uint64_t)__builtin_popcountll(*a);
+				if (written)
+					unw = (uint64_t)__builtin_popcountll(
+						*a & ~written[r][w]);
 
 				if (k < s->nr_sources) {
 					s->sources[k].pages_reported += rep;

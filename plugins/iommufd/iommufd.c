@@ -16,12 +16,14 @@
  * GET_DIRTY_BITMAP succeeds silently when tracking is off, when the range
  * starts in or crosses an unmapped hole, and when the bitmap cannot be
  * written. So a read is refused here while tracking is off, the caller
- * (vmig's core) asks for one mapping at a time, and the kernel writes
- * into a buffer of this instance, zeroed before every call since the
- * kernel only ever sets bits, which is then ORed into the caller's. A
- * mapping's start is also an IOPTE boundary, which matters: the drivers
+ * (vmig's core) asks for one run of touching mappings at a time (never
+ * across a hole), and the kernel writes into a buffer of this instance,
+ * zeroed before every call since the kernel only ever sets bits, which is
+ * then ORed into the caller's. A run's start is also the start of a
+ * kernel mapping, hence an IOPTE boundary, which matters: the drivers
  * walk from the request's start in IOPTE-sized steps, so a read starting
- * inside a huge IOPTE misses (and clears) writes in the next one.
+ * inside a huge IOPTE misses (and clears) writes in the next one. An
+ * unmap reports its whole range (ifd_unmap_complete).
  * Enabling tracking clears the dirty bits, even when it is on already:
  * it is enabled once per HWPT and start. A mapping made while tracking
  * runs is tracked from its first write (no map operation is needed).

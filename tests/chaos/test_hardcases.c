@@ -20,7 +20,8 @@
  *  - unplug and unmap: a device's write just before either is found in
  *    the dirty bitmap right after the call, harvested by every kind of
  *    source (type1's unmap with bitmap, iommufd's NO_CLEAR read then
- *    unmap, the device's last REPORT), and arrives;
+ *    unmap, which sends the whole range, the device's last REPORT), and
+ *    arrives;
  *  - map: a write to a range just mapped is reported by the next sync;
  *  - mdev: tracked by its DMA log when it has one, else by type1 exactly
  *    in a container of pinned-scope groups only, else all-mapped, and on
