@@ -534,7 +534,18 @@ static int run_source(const char *address)
 		ret = session_for(&vm, VMIG_ROLE_SOURCE, &s);
 	if (ret == 0) {
 		ret = vmig_migrate(s, address);
-		if (ret < 0)
+		if (ret == VMIG_EUNRESOLVED)
+			/*
+			 * COMMIT left, STARTED never came: only the
+			 * destination knows whether it runs the guest. A VMM
+			 * asks it (through its management channel) and calls
+			 * vmig_resolve(); this sample has no such channel, so
+			 * it keeps the guest paused and says so.
+			 */
+			fprintf(stderr, "vmig-kvm-vmm: unresolved: %s; ask the "
+				"destination whether it started the guest\n",
+				vmig_errmsg(s));
+		else if (ret < 0)
 			fprintf(stderr, "vmig-kvm-vmm: migration: %s\n",
 				vmig_errmsg(s));
 		else
@@ -543,7 +554,7 @@ static int run_source(const char *address)
 	}
 	vmig_session_free(s);
 	vm_destroy(&vm);
-	return ret == 0 ? 0 : 1;
+	return ret == 0 ? 0 : ret == VMIG_EUNRESOLVED ? 3 : 1;
 }
 
 static int run_destination(const char *address)

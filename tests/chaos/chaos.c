@@ -190,7 +190,7 @@ struct scenario {
 	uint64_t seed;
 	uint64_t rng;
 	int nr_regions;
-	uint64_t region_gpa[3], region_len[3];
+	uint64_t region_gpa[4], region_len[4];
 	uint64_t chunk_gpa[MAX_CHUNKS];
 	int nr_chunks;
 	struct cspace spaces[MAX_SPACES];
@@ -203,6 +203,7 @@ struct scenario {
 	bool pasid_off;
 	bool any_pasid;
 	uint32_t vcpu_writes; /* vCPUs writing that many pages a step; 0: none */
+	int vcpu_region;      /* the only region they write, or -1: all */
 	bool cut;             /* the connection is cut around the switchover */
 	struct rig_cut cut_at;
 	bool stub_dma_ok;
@@ -515,8 +516,18 @@ static void draw_policies(struct scenario *sc)
 	/* Slow enough for events to happen during the migration. */
 	sc->pol.bandwidth_limit = (32 + draw(sc, 96)) * MiB;
 	sc->pasid_off = chance(sc, 40);
-	/* vCPUs with their dirty log, as a VMM registers them. */
+	/*
+	 * vCPUs with their dirty log, as a VMM registers them; half of
+	 * them write only a region of their own that no device maps, where
+	 * nothing but the vCPU source can report a write.
+	 */
 	sc->vcpu_writes = chance(sc, 60) ? 1 + (uint32_t)draw(sc, 16) : 0;
+	sc->vcpu_region = -1;
+	if (sc->vcpu_writes && chance(sc, 50)) {
+		sc->vcpu_region = sc->nr_regions++;
+		sc->region_gpa[sc->vcpu_region] = 0x380000000ull;
+		sc->region_len[sc->vcpu_region] = MiB;
+	}
 	/*
 	 * The connection cut from the switchover on: in the last pages and
 	 * device state, around COMPLETE and COMMIT, or in ACK and STARTED.
@@ -1385,7 +1396,8 @@ static bool run_seed(uint64_t seed, struct tally *t)
 	}
 	add_writers(&ru);
 	if (sc.vcpu_writes) {
-		ret = rig_vcpu_add(ru.r, sc.vcpu_writes, sc.seed);
+		ret = rig_vcpu_add(ru.r, sc.vcpu_writes, sc.seed,
+				   sc.vcpu_region);
 		if (ret < 0) {
 			snprintf(ru.fail, sizeof(ru.fail), "vCPUs: %s",
 				 vmig_strerror(ret));

@@ -235,7 +235,19 @@ static int vcpu_start(void *inst, uint64_t page_size)
 	if (page_size != RIG_PAGE)
 		return -EINVAL;
 	pthread_mutex_lock(&v->lock);
-	v->starts++;
+	/*
+	 * A restart: the guest ran on since the failed read, so a vCPU
+	 * write falls between that failure and this start, whose log the
+	 * start then forgets. Only vmig marking all of memory dirty on the
+	 * restart keeps it.
+	 */
+	if (v->starts++ && v->on && v->nr) {
+		size_t reg = (size_t)rig_below(&v->rng, v->nr);
+		uint64_t pg = rig_below(&v->rng, v->npages[reg]);
+
+		v->hva[reg][pg * RIG_PAGE] += 1;
+		v->made++;
+	}
 	/* As KVM's: enabling the log forgets what was logged before. */
 	for (i = 0; i < v->nr; i++)
 		memset(v->log[i], 0, (v->npages[i] + 63) / 64 * 8);
@@ -294,25 +306,32 @@ static const struct vmig_plugin vcpu_plugin = {
 	.ops = &vcpu_ops,
 };
 
-int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed)
+int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed,
+		 int only_region)
 {
 	struct rig_vcpu *v = &r->vcpu;
-	size_t i;
+	size_t i, first = 0, end = r->src->nr_regions;
 	int ret;
 
-	if (r->src->nr_regions > RIG_VCPU_REGIONS)
+	if (only_region >= 0) {
+		if ((size_t)only_region >= end)
+			return -EINVAL;
+		first = (size_t)only_region;
+		end = first + 1;
+	}
+	if (end - first > RIG_VCPU_REGIONS)
 		return -E2BIG;
-	for (i = 0; i < r->src->nr_regions; i++) {
-		const struct vmig_region_rec *reg = &r->src->regions[i];
+	for (i = 0; i < end - first; i++) {
+		const struct vmig_region_rec *reg = &r->src->regions[first + i];
 
 		v->log[i] = calloc((reg->npages + 63) / 64, 8);
 		if (!v->log[i])
 			return -ENOMEM;
+		v->nr = i + 1; /* rig_free frees what is here */
 		v->gpa[i] = reg->gpa;
 		v->npages[i] = reg->npages;
 		v->hva[i] = reg->hva;
 	}
-	v->nr = r->src->nr_regions;
 	v->rng = seed | 1;
 	vcpu_rig = r;
 	ret = vmig_plugin_register(r->src, &vcpu_plugin);

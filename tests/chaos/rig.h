@@ -228,12 +228,15 @@ int rig_write(struct rig *r, const char *device, uint32_t pasid,
 bool rig_guest_running(struct rig *r);
 
 /*
- * Gives the guest vCPUs that write `writes` pages of guest memory a step,
+ * Gives the guest vCPUs that write `writes` pages of guest memory a step
+ * (of region only_region alone, in the configuration's order, or of all
+ * when it is -1),
  * tracked by a vCPU dirty source registered in the source session (call
  * before rig_migrate; one rig with vCPUs at a time per process). Returns
  * 0 or what vmig_plugin_register returned.
  */
-int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed);
+int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed,
+		 int only_region);
 
 /* Makes the vCPU source's next `times` reads fail with EIO. */
 void rig_vcpu_fail(struct rig *r, int times);
