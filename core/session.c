@@ -843,18 +843,27 @@ static int dma_unmap(vmig_session *s, uint32_t iommu_id, uint64_t iova,
 		return 0;
 	}
 	/*
-	 * While tracking, one mapping at a time: iommufd's GET_DIRTY_BITMAP
-	 * stops at the first unmapped hole of its range and still returns
-	 * success (shared docs/kernel-uapi.md 2.9), so a harvest over a
-	 * range with holes would never read the mappings after the first
-	 * hole. Each record goes as soon as its mapping is gone in the
-	 * kernel, so that a failure half-way leaves vmig's records and the
-	 * kernel's mappings alike.
+	 * While tracking, one run of touching mappings at a time: iommufd's
+	 * GET_DIRTY_BITMAP stops at the first unmapped hole of its range and
+	 * still returns success (shared docs/kernel-uapi.md 2.9), so a
+	 * harvest over a range with holes would never read the mappings
+	 * after the first hole. A run, not a mapping: one kernel mapping
+	 * may be registered as several vmig mappings (VMIG_DMA_EXISTING),
+	 * and the kernel refuses to unmap part of one (IOAS_UNMAP: ENOENT,
+	 * 2.5; type1 refuses to split a mapping too). The records of a run
+	 * go as soon as it is gone in the kernel, so that a failure half-way
+	 * leaves vmig's records and the kernel's mappings alike.
 	 */
 	while (first < last) {
 		const struct vmig_mapping_rec *m = &io->maps[first];
 		uint64_t miova = m->iova, mlen = m->length;
+		size_t n = 1;
 
+		while (first + n < last &&
+		       io->maps[first + n].iova == miova + mlen) {
+			mlen += io->maps[first + n].length;
+			n++;
+		}
 		ret = vmig_dirty_harvest_unmap(s, io->desc.id, miova, mlen);
 		if (ret < 0)
 			return vmig_fail(s, ret,
@@ -865,10 +874,10 @@ static int dma_unmap(vmig_session *s, uint32_t iommu_id, uint64_t iova,
 					 (unsigned long long)miova,
 					 (unsigned long long)mlen,
 					 vmig_strerror(ret));
-		memmove(&io->maps[first], &io->maps[first + 1],
-			(io->nr_maps - first - 1) * sizeof(*io->maps));
-		io->nr_maps--;
-		last--;
+		memmove(&io->maps[first], &io->maps[first + n],
+			(io->nr_maps - first - n) * sizeof(*io->maps));
+		io->nr_maps -= n;
+		last -= n;
 	}
 	return 0;
 }

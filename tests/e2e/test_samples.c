@@ -171,11 +171,15 @@ static void test_type1_mdev(void)
 	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
 	CU_ASSERT_STRING_EQUAL(str(device(root, "vgpu0"), "precision"),
 			       "exact");
-	/* It wrote in every iteration, and each sync saw it. */
+	/*
+	 * It wrote in every iteration, and nothing it wrote was missed
+	 * (per iteration, reported need not reach written: a write made
+	 * while a sync runs counts in the next interval, docs/report.md).
+	 */
 	CU_ASSERT(num(root, "pages_written") > 0);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
 		CU_ASSERT(num(it, "pages_written") > 0);
-		CU_ASSERT(num(it, "pages_reported") >= num(it, "pages_written"));
+		CU_ASSERT_EQUAL(num(it, "pages_missed"), 0);
 		n++;
 	}
 	CU_ASSERT_EQUAL(n, 5);

@@ -722,6 +722,21 @@ static void test_split_huge_mapping(void)
 				 8) == 0);
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT(dirty(&l, base + MiB + MiB / 2));
+	/*
+	 * The kernel mapping goes whole, while tracking: one run of two vmig
+	 * mappings, one kernel unmap (the kernel refuses half of one), and
+	 * a write just before it is kept.
+	 */
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	clear_all(&l);
+	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), base + 3 * MiB, NULL, 8) ==
+		  0);
+	CU_ASSERT(vmig_dma_unmap(l.s, a, base, len) == 0);
+	CU_ASSERT(dirty(&l, base + 3 * MiB));
+	for (size_t i = 0; i < l.s->iommus[a]->nr_maps; i++)
+		CU_ASSERT(l.s->iommus[a]->maps[i].iova + l.s->iommus[a]->maps[i]
+				  .length <= base ||
+			  l.s->iommus[a]->maps[i].iova >= base + len);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 	munmap(raw, len + 2 * MiB);
