@@ -140,6 +140,7 @@ enum ev_type {
 	EV_MAP,
 	EV_UNMAP,
 	EV_UNMAP_HOLE,
+	EV_UNMAP_PARTIAL,
 	EV_VCPU_FAIL,
 	EV_SIZE_FAIL,
 	EV_FAIL_READ,
@@ -151,7 +152,7 @@ enum ev_type {
 
 static const char *const ev_names[EV_NR] = {
 	"hotplug", "unplug", "unplug-stateful", "map", "unmap", "unmap-hole",
-	"vcpu-fail", "size-fail", "fail-read", "log-break", "fail-nth", "repair",
+	"unmap-partial", "vcpu-fail", "size-fail", "fail-read", "log-break", "fail-nth", "repair",
 };
 
 /*
@@ -167,12 +168,15 @@ enum cls {
 	CL_VCPU_RESTART,    /* a vCPU source that failed and was restarted */
 	CL_SIZE_FAIL,       /* a device's state size query failing */
 	CL_CUT,             /* the connection cut around the switchover */
+	CL_UNMAP_PARTIAL,   /* an unmap cutting through a mapping (refused) */
+	CL_UNPLUG_HOLE,     /* an unplug from a space with holes */
 	CL_NR,
 };
 
 static const char *const cl_names[CL_NR] = {
 	"mixed-container", "pinned-pci", "huge-default", "hotplug-tracked",
 	"unmap-hole", "vcpu-restart", "size-query-fail", "cut-switchover",
+	"unmap-partial", "unplug-hole",
 };
 
 struct event {
@@ -326,6 +330,13 @@ static void draw_spaces(struct scenario *sc)
 		c = (int)draw(sc, (uint64_t)sc->nr_chunks);
 		sp->state[c] = CH_MAPPED;
 		sp->writable[c] = true;
+		/* Often a hole between two mappings, as a vIOMMU leaves. */
+		if (sc->nr_chunks >= 3 && chance(sc, 40)) {
+			c = 1 + (int)draw(sc, (uint64_t)sc->nr_chunks - 2);
+			sp->state[c - 1] = CH_MAPPED;
+			sp->state[c] = CH_UNMAPPED;
+			sp->state[c + 1] = CH_MAPPED;
+		}
 	}
 }
 
@@ -437,7 +448,8 @@ static void draw_events(struct scenario *sc)
 
 		ev->type = x < 20 ? EV_HOTPLUG : x < 32 ? EV_UNPLUG :
 			   x < 36 ? EV_UNPLUG_STATE : x < 50 ? EV_MAP :
-			   x < 56 ? EV_UNMAP : x < 61 ? EV_UNMAP_HOLE :
+			   x < 52 ? EV_UNMAP : x < 58 ? EV_UNMAP_HOLE :
+			   x < 62 ? EV_UNMAP_PARTIAL :
 			   x < 66 ? EV_VCPU_FAIL : x < 71 ? EV_SIZE_FAIL :
 			   x < 76 ? EV_FAIL_READ :
 			   x < 84 ? EV_LOG_BREAK : x < 90 ? EV_FAIL_NTH :
@@ -844,6 +856,25 @@ static void ev_hotplug(struct run *ru, struct event *ev)
 			 vmig_strerror(ret));
 }
 
+/* Under the lock: an unmapped chunk between two mapped ones. */
+static bool space_has_hole(const struct scenario *sc, int space)
+{
+	const struct cspace *sp = &sc->spaces[space];
+	bool mapped = false, hole = false;
+	int c;
+
+	for (c = 0; c < sc->nr_chunks; c++) {
+		if (sp->state[c] == CH_UNMAPPED) {
+			hole = mapped;
+			continue;
+		}
+		if (hole)
+			return true;
+		mapped = true;
+	}
+	return false;
+}
+
 static void ev_unplug(struct run *ru, struct event *ev)
 {
 	struct scenario *sc = ru->sc;
@@ -869,6 +900,8 @@ static void ev_unplug(struct run *ru, struct event *ev)
 	pthread_mutex_lock(&ru->lock);
 	d->claimed = false;
 	d->present = ret < 0;
+	if (ret == 0 && space_has_hole(sc, d->space))
+		ru->cl_done[CL_UNPLUG_HOLE]++;
 	pthread_mutex_unlock(&ru->lock);
 	if (ret < 0)
 		run_fail(ru, "unplug of %s: vmig_device_remove: %s", d->name,
@@ -1027,6 +1060,49 @@ static void ev_unmap_hole(struct run *ru, struct event *ev)
 }
 
 /*
+ * An unmap that cuts through a mapping (its second half, or from its
+ * middle into the next chunk): vmig refuses it (-EINVAL, as the kernels
+ * refuse to split a mapping) and nothing changes, the mapping still
+ * tracked.
+ */
+static void ev_unmap_partial(struct run *ru, struct event *ev)
+{
+	struct scenario *sc = ru->sc;
+	uint64_t rng = ev->seed, iova, len;
+	int s, c = -1, i, n = 0, sp_idx, ret;
+	struct cspace *sp;
+
+	s = (int)rig_below(&rng, (uint64_t)sc->nr_spaces);
+	sp = &sc->spaces[s];
+	sp_idx = rig_space(ru->r, sp->label);
+	if (sp->big || sp_idx < 0)
+		return;
+	pthread_mutex_lock(&ru->lock);
+	for (i = 0; i < sc->nr_chunks; i++)
+		if (sp->state[i] == CH_MAPPED &&
+		    rig_below(&rng, (uint64_t)++n) == 0)
+			c = i;
+	if (c >= 0)
+		sp->state[c] = CH_BUSY;
+	pthread_mutex_unlock(&ru->lock);
+	if (c < 0)
+		return;
+	iova = chunk_iova(sc, s, c) + CHUNK / 2;
+	len = rig_below(&rng, 2) ? CHUNK / 2 : CHUNK;
+	ret = vmig_dma_unmap(ru->r->src, ru->r->spaces[sp_idx].id, iova, len);
+	pthread_mutex_lock(&ru->lock);
+	sp->state[c] = CH_MAPPED;
+	if (ret == -EINVAL)
+		ru->cl_done[CL_UNMAP_PARTIAL]++;
+	pthread_mutex_unlock(&ru->lock);
+	if (ret != -EINVAL && !(ret < 0 && sc->may_abort))
+		run_fail(ru, "unmap of %s 0x%llx+0x%llx (cutting a mapping): "
+			 "%s, not EINVAL", sp->label, (unsigned long long)iova,
+			 (unsigned long long)len,
+			 ret ? vmig_strerror(ret) : "done");
+}
+
+/*
  * Breaks a random device's DMA log (err), or repairs (err 0) those whose
  * VF was detached from its PF (ENOTCONN: reattached, it logs again). A
  * tracker error (EIO) is not repaired so: the device lost what it did
@@ -1092,6 +1168,9 @@ static void run_event(struct run *ru, struct event *ev)
 		break;
 	case EV_UNMAP_HOLE:
 		ev_unmap_hole(ru, ev);
+		break;
+	case EV_UNMAP_PARTIAL:
+		ev_unmap_partial(ru, ev);
 		break;
 	case EV_SIZE_FAIL:
 		/*
@@ -1253,6 +1332,7 @@ static void check_devices(struct run *ru, cJSON *rep)
 		const struct cdev *d = &sc->devs[i];
 		cJSON *o = rig_report_device(rep, d->name);
 		const char *src, *prec;
+		bool hp;
 
 		if (!d->present)
 			continue;
@@ -1270,12 +1350,20 @@ static void check_devices(struct run *ru, cJSON *rep)
 				run_fail(ru, "%s: no source", d->name);
 			continue;
 		}
-		if (d->hotplugged && !hotplug_policy_reject(sc) &&
+		/*
+		 * A thread's hot-plug can land after the migrating call
+		 * began but before tracking started (the handshake): then
+		 * it is no hot-plug for vmig (the report says so), and its
+		 * policy does not apply.
+		 */
+		hp = d->hotplugged &&
+		     cJSON_IsTrue(cJSON_GetObjectItem(o, "hotplugged"));
+		if (hp && !hotplug_policy_reject(sc) &&
 		    sc->pol.hotplug == VMIG_HOTPLUG_POLICY_DEGRADE &&
 		    strcmp(src, "all-dirty"))
 			run_fail(ru, "%s: hot-plugged with policy degrade, "
 				 "tracked by %s", d->name, src);
-		if (d->hotplugged && hotplug_policy_reject(sc))
+		if (hp && hotplug_policy_reject(sc))
 			run_fail(ru, "%s: hot-plugged with policy reject, "
 				 "tracked by %s", d->name, src);
 		if (d->mdev && !strcmp(src, "iommufd"))
