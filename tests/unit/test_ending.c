@@ -51,6 +51,7 @@
 #include "core/kuapi.h"
 #include "core/proto.h"
 #include "ksim/ksim.h"
+#include "ksim/ksim_feature.h"
 #include "testutil.h"
 
 #define PG 4096u
@@ -1084,6 +1085,106 @@ static void test_stall_commit_held(void)
 	watchdog_disarm();
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static double num(cJSON *o, const char *key)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItem(o, key));
+}
+
+/*
+ * While unresolved, the paused guest and its stopped device belong to
+ * what stopped them: other VMM callbacks are refused, and so is the
+ * device's unplug (its fd is what vmig_resolve() uses). The device then
+ * fails to come back: the resolve says so, yet resumes the guest and
+ * settles, and the downtime runs until that resume.
+ */
+static void test_unresolved_keeps_owners(void)
+{
+	struct guest g;
+	struct relay cal;
+	struct outcome o;
+	static struct side src, dst;
+	struct vmm other;
+	struct vmig_device_status ds = { .size = sizeof(ds) };
+	uint64_t t_end, t_resolve;
+	double before_ms;
+	int64_t commit;
+	uint32_t id;
+
+	watchdog_arm("unresolved: owners kept");
+	guest_map(&g, TINY_PAGES * PG, false);
+	/* The device's state moves COMMIT: calibrate with it. */
+	with_device = true;
+	calibrate(&g, &cal);
+	commit = frame_off(&cal, S2D, VMIG_FRAME_COMMIT + 0);
+	CU_ASSERT_FATAL(commit > 0);
+	run_one(&o, &g, 8, S2D, (uint64_t)commit, true, 0, SMALL_MS, &src,
+		&dst);
+	with_device = false;
+	t_end = mono_us();
+	CU_ASSERT_EQUAL_FATAL(o.ret, VMIG_EUNRESOLVED);
+	CU_ASSERT_EQUAL(o.starts, 0);
+	CU_ASSERT_EQUAL(dev_state(&src), VK_VFIO_STATE_STOP);
+	before_ms = num(o.rep, "downtime_ms");
+
+	/* Neither none nor other callbacks while the guest is paused. */
+	memset(&other, 0, sizeof(other));
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, NULL, NULL), -EBUSY);
+	CU_ASSERT(has(vmig_errmsg(src.s), "unresolved"));
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), -EBUSY);
+
+	/* The device with the held state cannot leave. */
+	for (id = 0; id < 4; id++)
+		if (vmig_device_status(src.s, id, &ds) == 0)
+			break;
+	CU_ASSERT_FATAL(id < 4);
+	CU_ASSERT_EQUAL(vmig_device_remove(src.s, id), -EBUSY);
+	CU_ASSERT(has(vmig_errmsg(src.s), "device nic0: it stays stopped "
+					  "for the unresolved migration"));
+
+	/* Its way back to RUNNING fails; the guest resumes anyway. */
+	ksim_device_fail_arc(ksim_device_find(src.k, "nic0"), KSIM_MIG_ANY,
+			     VK_VFIO_STATE_RUNNING, EIO, false);
+	/* Nor does the reset that vmig tries next bring it back. */
+	ksim_fail_request(src.k, VFIO_DEVICE_RESET, EIO, -1);
+	/*
+	 * Only widens the gap that the downtime must now include; no
+	 * outcome depends on it.
+	 */
+	usleep(20000);
+	t_resolve = mono_us();
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EIO);
+	CU_ASSERT(has(vmig_errmsg(src.s), "a device could not be brought "
+					  "back to RUNNING"));
+	CU_ASSERT(has(src.log, "resolve: device nic0 could not be brought "
+			       "back to RUNNING"));
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
+	CU_ASSERT_EQUAL(atomic_load(&other.resumes), 0);
+	/* Settled: no second resolve, and the device may go now. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_device_remove(src.s, id), 0);
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), 0);
+	cJSON_Delete(o.rep);
+	o.rep = report(src.s);
+	CU_ASSERT_STRING_EQUAL(str(o.rep, "guest"), "running");
+	CU_ASSERT_STRING_EQUAL(str(o.rep, "result"), "resolved");
+	/* From the stop until the resume, not until the ending. */
+	CU_ASSERT(num(o.rep, "downtime_ms") + 0.002 >=
+		  before_ms + (double)(t_resolve - t_end) / 1000);
+	cJSON_Delete(o.rep);
+	side_free(&src);
+	side_free(&dst);
+	guest_unmap(&g);
+	watchdog_disarm();
+}
+
 /*
  * Cancelled while the source waits for the ACK: the report says how
  * long the guest was stopped (not 0) and what vmig waited for, and the
@@ -1585,6 +1686,8 @@ static CU_TestInfo stall_tests[] = {
 	{ "after COMPLETE (ACK held)", test_stall_after_complete },
 	{ "after COMMIT (STARTED held)", test_stall_after_commit },
 	{ "COMMIT held", test_stall_commit_held },
+	{ "COMMIT held: callbacks, device and downtime kept",
+	  test_unresolved_keeps_owners },
 	{ "cancelled while awaiting ACK", test_cancel_awaiting_ack },
 	CU_TEST_INFO_NULL,
 };
