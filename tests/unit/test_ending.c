@@ -15,10 +15,15 @@
  * migration and checks the table of docs/protocol.md ("Endings"): never
  * both running; never neither unless the source reports the unresolved
  * state, which vmig_resolve() then settles with the destination's
- * answer. The stall tests stop the peer in each phase and check that the
+ * answer; and the row each cut's offset falls in (see enum row): no
+ * unresolved ending before COMMIT can have been written, a destination
+ * that runs once COMMIT is whole, and each direction reaching both the
+ * committed and the unresolved endings. The stall tests stop the peer in each phase and check that the
  * source's guest resumes (or stays paused, unresolved, after COMMIT) and
  * that the message names what was awaited; a cancel while awaiting ACK
- * reports how long the guest was stopped and what was awaited. Then: a
+ * reports how long the guest was stopped and what was awaited; while
+ * unresolved, the VMM's callbacks and the held device stay, and the
+ * resolve reports a device that cannot come back. Then: a
  * migrated session refuses a second migration without a callback; a
  * destination that cannot start after COMMIT makes the source resume; an
  * ACK with a wrong digest followed by a close is reported as a digest
@@ -728,13 +733,59 @@ static bool devices_ok(struct side *src, struct side *dst, bool src_runs,
 	       (!dst_runs || dev_state(dst) == VK_VFIO_STATE_RUNNING);
 }
 
+/*
+ * The rows of the table a cut falls in, from where it is (n bytes of
+ * its direction get through, the next is cut). A receiver acts only on a
+ * whole frame, and each side writes the frame that decides only after
+ * the one it answers arrived whole, so the row follows from the offset
+ * alone, whatever the threads do:
+ * - before COMMIT (source->destination, n < COMMIT's offset: the
+ *   COMPLETE before it is not whole, so no ACK and no COMMIT), or before
+ *   the end of ACK (destination->source: the source never has the ACK,
+ *   so it never writes COMMIT): the source resumes, or never stopped;
+ *   never unresolved, and the destination never starts;
+ * - COMMIT written, its frame not whole at the destination
+ *   (source->destination, COMMIT's offset <= n < its end): the
+ *   destination never starts; the source resumes (the write failed) or
+ *   is unresolved ("COMMIT written, lost before the destination");
+ * - COMMIT delivered (source->destination past its end, or
+ *   destination->source past the end of ACK: then only STARTED, written
+ *   after COMMIT arrived, can be cut): the destination runs the guest;
+ *   the source is committed or unresolved ("STARTED lost").
+ */
+enum row { ROW_BEFORE_COMMIT, ROW_COMMIT_PARTIAL, ROW_COMMIT_DELIVERED,
+	   ROW_NR };
+static const char *const row_name[] = {
+	"before COMMIT could be written: resumes, never unresolved",
+	"COMMIT partly delivered: resumes or unresolved, never starts",
+	"COMMIT delivered: the destination runs",
+};
+
+static bool row_ok(const struct outcome *o, enum row r)
+{
+	switch (r) {
+	case ROW_BEFORE_COMMIT:
+		return o->ret != VMIG_EUNRESOLVED && o->ret != 0 &&
+		       o->src_runs && !o->dst_runs;
+	case ROW_COMMIT_PARTIAL:
+		return o->ret != 0 && !o->dst_runs && o->dret != 0 &&
+		       (o->ret == VMIG_EUNRESOLVED || o->src_runs);
+	case ROW_COMMIT_DELIVERED:
+		return (o->ret == 0 || o->ret == VMIG_EUNRESOLVED) &&
+		       o->dst_runs && o->dret == 0;
+	default:
+		return false;
+	}
+}
+
 static void sweep(int dir)
 {
 	struct guest g;
 	struct outcome o;
 	unsigned int counts[OC_NR] = { 0 }, bad = 0;
-	uint64_t len, n;
-	int64_t commit;
+	unsigned int rows[ROW_NR] = { 0 };
+	uint64_t len, n, lo, hi;
+	int64_t commit, commit_end, ack_end;
 
 	guest_map(&g, TINY_PAGES * PG, false);
 	/* The whole stream, uncut, gives its length and frames. */
@@ -744,27 +795,43 @@ static void sweep(int dir)
 	len = o.relay.fwd[dir];
 	commit = frame_off(&o.relay, S2D, VMIG_FRAME_COMMIT + 0);
 	CU_ASSERT_FATAL(commit > 0);
+	/* COMMIT is the source's last frame; it has no payload. */
+	commit_end = frame_after(&o.relay, S2D, VMIG_FRAME_COMMIT + 0);
+	CU_ASSERT_FATAL(commit_end < 0);
+	commit_end = (int64_t)o.relay.fwd[S2D];
+	CU_ASSERT_FATAL(commit_end == commit + HDR);
+	/* STARTED follows the ACK: the ACK ends where it begins. */
 	CU_ASSERT_FATAL(frame_off(&o.relay, D2S, VMIG_FRAME_ACK + 0) > 0);
+	ack_end = frame_after(&o.relay, D2S, VMIG_FRAME_ACK + 0);
+	CU_ASSERT_FATAL(ack_end > 0);
+	CU_ASSERT_FATAL(ack_end ==
+			frame_off(&o.relay, D2S, VMIG_FRAME_STARTED + 0));
+	lo = (uint64_t)(dir == S2D ? commit : ack_end);
+	hi = (uint64_t)(dir == S2D ? commit_end : ack_end);
 
 	for (n = 0; n <= len; n++) {
 		static struct side src, dst;
+		enum row r = n < lo	? ROW_BEFORE_COMMIT
+			     : n < hi ? ROW_COMMIT_PARTIAL
+				      : ROW_COMMIT_DELIVERED;
 		int oc;
 
+		rows[r]++;
 		run_one(&o, &g, 1, dir, n, false, 0, 60000, &src, &dst);
-		if (!outcome_ok(&o) ||
+		if (!outcome_ok(&o) || !row_ok(&o, r) ||
 		    (o.ret != VMIG_EUNRESOLVED &&
 		     !devices_ok(&src, &dst, o.src_runs, o.dst_runs))) {
 			bad++;
 			fprintf(stderr,
 				"\n  cut %s at byte %llu of %llu (in frame "
-				"%u): source %d (%s), %u stop(s) %u "
-				"resume(s); destination %d (%s), %u "
-				"start(s)\n",
+				"%u; row \"%s\"): source %d (%s), %u "
+				"stop(s) %u resume(s); destination %d (%s), "
+				"%u start(s)\n",
 				dir_name[dir], (unsigned long long)n,
 				(unsigned long long)len,
-				frame_at(&o.relay, dir, n), o.ret, o.msg,
-				o.stops, o.resumes, o.dret, o.dmsg,
-				o.starts);
+				frame_at(&o.relay, dir, n), row_name[r],
+				o.ret, o.msg, o.stops, o.resumes, o.dret,
+				o.dmsg, o.starts);
 		}
 		if (o.ret == VMIG_EUNRESOLVED) {
 			/* The report says so, and the guest is paused. */
@@ -800,12 +867,22 @@ static void sweep(int dir)
 	       (long long)commit, dir_name[S2D], bad);
 	for (n = 0; n < OC_NR; n++)
 		printf("\n    %-50s %u", oc_name[n], counts[n]);
+	if (lo < hi)
+		printf("\n  cuts per row of the table (COMMIT partly "
+		       "delivered: cuts at bytes %llu..%llu):",
+		       (unsigned long long)lo, (unsigned long long)hi - 1);
+	else
+		printf("\n  cuts per row of the table (COMMIT delivered from "
+		       "the end of ACK, byte %llu):", (unsigned long long)lo);
+	for (n = 0; n < ROW_NR; n++)
+		printf("\n    %-60s %u", row_name[n], rows[n]);
 	printf("\n");
 	CU_ASSERT_EQUAL(bad, 0);
 	/* Every ending was reached: the sweep covers the whole table. */
 	CU_ASSERT(counts[OC_COMMITTED] > 0);
 	CU_ASSERT(counts[OC_RESUMED] > 0);
 	CU_ASSERT(counts[OC_NEVER_STOPPED] > 0);
+	CU_ASSERT(counts[OC_UNRESOLVED_DST] + counts[OC_UNRESOLVED_SRC] > 0);
 	guest_unmap(&g);
 }
 
