@@ -477,6 +477,9 @@ bool vmig_engine_holds_device(vmig_session *s, uint32_t id)
 /* Settles for the source: devices first, then the guest's vCPUs. */
 static int resolve_resume(vmig_session *s, struct vmig_engine *e)
 {
+	static const char gone[] = "the guest was stopped by vmig_run's "
+				   "simulated guest, which ended with the "
+				   "run: nothing can resume it";
 	int dret, ret;
 
 	/*
@@ -488,13 +491,9 @@ static int resolve_resume(vmig_session *s, struct vmig_engine *e)
 				 "resolve: %s; the session stays unresolved "
 				 "(VMIG_RESOLVE_DESTINATION, or freeing the "
 				 "session, ends it)",
-				 e->vmm_gone
-					 ? "the guest was stopped by vmig_run's "
-					   "simulated guest, which ended with "
-					   "the run: nothing can resume it"
-					   : "no resume callback "
-					   "(vmig_set_vmm_ops) to run the "
-					   "guest again");
+				 e->vmm_gone ? gone : "no resume callback "
+						     "(vmig_set_vmm_ops) to "
+						     "run the guest again");
 	dret = vmig_engine_release_devices(e, true);
 	/*
 	 * A device that failed to come back does not keep the others, nor

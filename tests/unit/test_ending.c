@@ -18,18 +18,19 @@
  * answer; and the row each cut's offset falls in (see enum row): no
  * unresolved ending before COMMIT can have been written, a destination
  * that runs once COMMIT is whole, and each direction reaching both the
- * committed and the unresolved endings. The stall tests stop the peer in each phase and check that the
- * source's guest resumes (or stays paused, unresolved, after COMMIT) and
- * that the message names what was awaited; a cancel while awaiting ACK
- * reports how long the guest was stopped and what was awaited; while
- * unresolved, the VMM's callbacks and the held device stay, and the
- * resolve reports a device that cannot come back. Then: a
- * migrated session refuses a second migration without a callback; a
- * destination that cannot start after COMMIT makes the source resume; an
- * ACK with a wrong digest followed by a close is reported as a digest
- * mismatch; garbage after COMMIT leaves the outcome unresolved; a device
- * whose state size cannot be read keeps the migration from switching
- * over, and is named.
+ * committed and the unresolved endings. The stall tests stop the peer
+ * in each phase and check that the source's guest resumes (or stays
+ * paused, unresolved, after COMMIT) and that the message names what was
+ * awaited; a cancel while awaiting ACK reports how long the guest was
+ * stopped and what was awaited; while unresolved, the VMM's callbacks
+ * and the held device stay, the resolve reports a device that cannot
+ * come back, and after vmig_run's simulated guest it refuses to resume.
+ * Then: a migrated session refuses a second migration without a
+ * callback; a destination that cannot start after COMMIT makes the
+ * source resume; an ACK with a wrong digest followed by a close is
+ * reported as a digest mismatch; garbage after COMMIT leaves the outcome
+ * unresolved; a device whose state size cannot be read keeps the
+ * migration from switching over, and is named.
  *
  * Nothing here sleeps to let things happen: the relay acts on bytes, the
  * digest gate on a log line, and timeouts decide only where the wait is
@@ -1263,6 +1264,86 @@ static void test_unresolved_keeps_owners(void)
 }
 
 /*
+ * vmig_run with its simulated guest, STARTED held: the guest that the
+ * run stopped ends with the run, and no callbacks are left. The session
+ * stays unresolved and says so; resuming is refused with the reason
+ * (not a call through a freed guest); the destination's answer settles.
+ */
+static void test_run_simulated_unresolved(void)
+{
+	static struct side dst, src;
+	struct session_params_holder {
+		struct vmig_session_params p;
+	} h = { { .size = sizeof(h.p), .role = VMIG_ROLE_SOURCE,
+		  .log = side_log, .log_opaque = &src,
+		  .log_level = VMIG_LOG_DEBUG } };
+	struct guest g;
+	struct relay cal, relay;
+	char dpath[108], daddr[120], text[1024], err[256];
+	vmig_config *cfg;
+	cJSON *rep;
+	int64_t started;
+	int ret;
+
+	watchdog_arm("vmig_run, simulated guest, STARTED held");
+	guest_map(&g, TINY_PAGES * PG, false);
+	calibrate(&g, &cal);
+	started = frame_off(&cal, D2S, VMIG_FRAME_STARTED + 0);
+	CU_ASSERT_FATAL(started > 0);
+
+	side_new(&dst, VMIG_ROLE_DESTINATION, g.dmem, g.len, NULL);
+	snprintf(dpath, sizeof(dpath), "/tmp/vmig-end-%d-9-d", (int)getpid());
+	snprintf(daddr, sizeof(daddr), "unix:%s", dpath);
+	CU_ASSERT_FATAL(vmig_listen(dst.s, daddr, NULL, 0) == 0);
+	CU_ASSERT_FATAL(pthread_create(&dst.thread, NULL, receive_main,
+				       &dst) == 0);
+	relay_start(&relay, 9, dpath, D2S, (uint64_t)started, true);
+
+	memset(&src, 0, sizeof(src));
+	snprintf(text, sizeof(text),
+		 "{ \"role\": \"source\", \"transport\": \"%s\",\n"
+		 "  \"memory\": [ { \"name\": \"ram\", \"gpa\": 0,\n"
+		 "                  \"size\": %u } ],\n"
+		 "  \"policies\": { \"downtime_limit_ms\": 60000,\n"
+		 "                  \"switchover_timeout_ms\": %u },\n"
+		 "  \"kernel\": { \"type\": \"simulated\",\n"
+		 "              \"devices\": [] } }\n",
+		 relay.src_addr, TINY_PAGES * PG, SMALL_MS);
+	ret = vmig_config_parse(text, strlen(text), NULL, &cfg, err,
+				sizeof(err));
+	if (ret < 0)
+		fprintf(stderr, "\n  config: %s\n", err);
+	CU_ASSERT_FATAL(ret == 0);
+	CU_ASSERT_FATAL(vmig_session_new(&h.p, &src.s) == 0);
+	CU_ASSERT_FATAL(vmig_session_configure(src.s, cfg) == 0);
+	vmig_config_free(cfg);
+	ret = vmig_run(src.s, NULL);
+	relay_stop(&relay);
+	pthread_join(dst.thread, NULL);
+	CU_ASSERT_EQUAL(ret, VMIG_EUNRESOLVED);
+	CU_ASSERT_EQUAL(dst.ret, 0);
+	rep = report(src.s);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "unresolved");
+	cJSON_Delete(rep);
+
+	/* Nothing is left to resume the guest: refused, still unresolved. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(src.s), "vmig_run's simulated guest, "
+					  "which ended with the run"));
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &src.vmm), -EBUSY);
+	rep = report(src.s);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "unresolved");
+	cJSON_Delete(rep);
+	/* The destination runs it: that settles. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_DESTINATION), 0);
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
+	vmig_session_free(src.s);
+	side_free(&dst);
+	guest_unmap(&g);
+	watchdog_disarm();
+}
+
+/*
  * Cancelled while the source waits for the ACK: the report says how
  * long the guest was stopped (not 0) and what vmig waited for, and the
  * message does not blame an iteration. The cancel comes from the log
@@ -1765,6 +1846,8 @@ static CU_TestInfo stall_tests[] = {
 	{ "COMMIT held", test_stall_commit_held },
 	{ "COMMIT held: callbacks, device and downtime kept",
 	  test_unresolved_keeps_owners },
+	{ "vmig_run's simulated guest, STARTED held",
+	  test_run_simulated_unresolved },
 	{ "cancelled while awaiting ACK", test_cancel_awaiting_ack },
 	CU_TEST_INFO_NULL,
 };
