@@ -60,8 +60,9 @@ struct vmig_mig_stats {
 	uint64_t frames;
 	/*
 	 * Source: how long the guest was stopped: from the stop callback
-	 * to STARTED (committed), to the resume (failed), or to the end of
-	 * the call (unresolved: it is still stopped).
+	 * to STARTED (committed), to the resume (failed, or resolved with
+	 * VMIG_RESOLVE_RESUME), or to the end of the call (unresolved: it
+	 * is still stopped).
 	 */
 	uint64_t downtime_us;
 	bool unresolved;     /* source: COMMIT written, STARTED never came */
