@@ -495,6 +495,9 @@ static int resolve_resume(vmig_session *s, struct vmig_engine *e)
 						     "(vmig_set_vmm_ops) to "
 						     "run the guest again");
 	dret = vmig_engine_release_devices(e, true);
+	if (dret < 0)
+		e->held_err = dret;
+	dret = e->held_err;
 	/*
 	 * A device that failed to come back does not keep the others, nor
 	 * the vCPUs, stopped: they are resumed, and the error returned.
@@ -507,6 +510,7 @@ static int resolve_resume(vmig_session *s, struct vmig_engine *e)
 					    "brought back to RUNNING)"
 					  : "");
 	e->unresolved = false;
+	e->held_err = 0;
 	e->st.unresolved = false;
 	e->st.guest_resumed = true;
 	/* The guest was stopped from the stop callback until now. */
@@ -541,6 +545,7 @@ VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision)
 		vmig_engine_release_devices(e, false);
 		e->unresolved = false;
 		e->vmm_gone = false;
+		e->held_err = 0;
 		e->migrated = true;
 		e->st.unresolved = false;
 		e->st.committed = true;

@@ -165,6 +165,11 @@ struct vmig_engine {
 	 * simulated guest of vmig_run ended), so nothing can resume it.
 	 */
 	bool vmm_gone;
+	/*
+	 * A held device's failure to come back, kept until the resume
+	 * callback succeeds: a retried vmig_resolve() still returns it.
+	 */
+	int held_err;
 };
 
 /* engine.c */

@@ -403,6 +403,7 @@ static uint32_t frame_at(const struct relay *r, int d, uint64_t off)
 
 struct vmm {
 	atomic_uint stops, resumes, starts;
+	atomic_uint resume_failures; /* the next resumes fail (-EAGAIN) */
 	/*
 	 * The stop waits until the relay forwarded this many bytes from
 	 * the source: all it wrote before the stop (its writes are all
@@ -430,7 +431,14 @@ static int cb_stop(void *o)
 
 static int cb_resume(void *o)
 {
-	atomic_fetch_add(&((struct vmm *)o)->resumes, 1);
+	struct vmm *v = o;
+	unsigned int n = atomic_load(&v->resume_failures);
+
+	if (n) {
+		atomic_store(&v->resume_failures, n - 1);
+		return -EAGAIN;
+	}
+	atomic_fetch_add(&v->resumes, 1);
 	return 0;
 }
 
@@ -1238,6 +1246,16 @@ static void test_unresolved_keeps_owners(void)
 	 */
 	usleep(20000);
 	t_resolve = mono_us();
+	/*
+	 * The VMM fails the first resume: still unresolved, and the retry
+	 * still reports the device, although it was released before.
+	 */
+	atomic_store(&src.vmm.resume_failures, 1);
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EAGAIN);
+	CU_ASSERT(has(vmig_errmsg(src.s), "(and a device could not be "
+					  "brought back to RUNNING)"));
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), -EBUSY);
 	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EIO);
 	CU_ASSERT(has(vmig_errmsg(src.s), "a device could not be brought "
 					  "back to RUNNING"));
