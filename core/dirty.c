@@ -545,8 +545,12 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
 		ret = prepare(src->inst, &rq, s->scratch, &flags);
 		if (ret < 0) {
-			vmig_dirty_mark_iova(s, io, iova, length);
+			/*
+			 * The source saw nothing: marking the whole range is
+			 * vmig's own caution, counted as vmig's.
+			 */
 			s->acct_who = VMIG_ACCT_VMIG;
+			vmig_dirty_mark_iova(s, io, iova, length);
 			vmig_source_fail(s, src, ret, "harvest before unmap");
 			continue;
 		}
@@ -575,8 +579,12 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		s->acct_who = (int)i;
 		ret = complete(src->inst, &rq, s->scratch);
 		if (ret < 0) {
-			vmig_dirty_mark_iova(s, io, iova, length);
+			/*
+			 * The source saw nothing: marking the whole range is
+			 * vmig's own caution, counted as vmig's.
+			 */
 			s->acct_who = VMIG_ACCT_VMIG;
+			vmig_dirty_mark_iova(s, io, iova, length);
 			vmig_source_fail(s, src, ret, "harvest after unmap");
 			continue;
 		}

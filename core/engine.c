@@ -363,6 +363,14 @@ VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
 		return -ENOMEM;
 	if (e->running)
 		return vmig_fail(s, -EBUSY, "vmm ops: a migration runs");
+	/*
+	 * The stopped guest belongs to the callbacks that stopped it:
+	 * vmig_resolve() must resume that one, not another VMM's.
+	 */
+	if (e->unresolved)
+		return vmig_fail(s, -EBUSY, "vmm ops: the last migration is "
+				 "unresolved (the guest is paused): call "
+				 "vmig_resolve() first");
 	if (!ops) {
 		memset(&e->vmm, 0, sizeof(e->vmm));
 		e->have_vmm = false;
@@ -425,28 +433,102 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	return 0;
 }
 
-void vmig_engine_release_devices(struct vmig_engine *e, bool run)
+int vmig_engine_release_devices(struct vmig_engine *e, bool run)
 {
 	uint32_t i;
+	int ret = 0;
 
 	if (!e->held_dsv)
-		return;
+		return 0;
 	/* Back to RUNNING, before the vCPUs run (vmig_resolve). */
-	if (run && e->held_ndevs &&
-	    vmig_devstate_abort(e->held_dsv, e->held_ndevs) < 0)
-		vmig_logf(e->s, VMIG_LOG_ERROR,
-			  "source: a device could not be brought back");
-	for (i = 0; i < e->held_ndevs; i++)
+	if (run && e->held_ndevs)
+		ret = vmig_devstate_abort(e->held_dsv, e->held_ndevs);
+	for (i = 0; i < e->held_ndevs; i++) {
+		const char *err = vmig_devstate_error(e->held_dsv[i]);
+
+		if (ret < 0 && err && *err)
+			vmig_logf(e->s, VMIG_LOG_ERROR,
+				  "source: resolve: device %s could not be "
+				  "brought back to RUNNING: %s",
+				  vmig_devstate_name(e->held_dsv[i]), err);
 		vmig_devstate_close(e->held_dsv[i]);
+	}
 	free(e->held_dsv);
+	free(e->held_ids);
 	e->held_dsv = NULL;
+	e->held_ids = NULL;
 	e->held_ndevs = 0;
+	return ret;
+}
+
+bool vmig_engine_holds_device(vmig_session *s, uint32_t id)
+{
+	struct vmig_engine *e = s->engine;
+	uint32_t i;
+
+	if (!e || !e->unresolved || !e->held_dsv || !e->held_ids)
+		return false;
+	for (i = 0; i < e->held_ndevs; i++)
+		if (e->held_ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Settles for the source: devices first, then the guest's vCPUs. */
+static int resolve_resume(vmig_session *s, struct vmig_engine *e)
+{
+	static const char gone[] = "the guest was stopped by vmig_run's "
+				   "simulated guest, which ended with the "
+				   "run: nothing can resume it";
+	int dret, ret;
+
+	/*
+	 * Refused before anything changes: the handles stay held and the
+	 * session unresolved, so that the VMM can still settle it.
+	 */
+	if (!e->vmm.resume)
+		return vmig_fail(s, -EINVAL,
+				 "resolve: %s; the session stays unresolved "
+				 "(VMIG_RESOLVE_DESTINATION, or freeing the "
+				 "session, ends it)",
+				 e->vmm_gone ? gone : "no resume callback "
+						     "(vmig_set_vmm_ops) to "
+						     "run the guest again");
+	dret = vmig_engine_release_devices(e, true);
+	if (dret < 0)
+		e->held_err = dret;
+	dret = e->held_err;
+	/*
+	 * A device that failed to come back does not keep the others, nor
+	 * the vCPUs, stopped: they are resumed, and the error returned.
+	 */
+	ret = e->vmm.resume(e->vmm_opaque);
+	if (ret < 0)
+		return vmig_fail(s, ret, "resolve: the VMM could not resume "
+				 "the guest: %s%s", vmig_strerror(ret),
+				 dret < 0 ? " (and a device could not be "
+					    "brought back to RUNNING)"
+					  : "");
+	e->unresolved = false;
+	e->held_err = 0;
+	e->st.unresolved = false;
+	e->st.guest_resumed = true;
+	/* The guest was stopped from the stop callback until now. */
+	e->st.downtime_us = vmig_now_us() - e->held_stop_us;
+	if (dret < 0)
+		return vmig_fail(s, dret, "resolve: the guest runs on the "
+				 "source again, but a device could not be "
+				 "brought back to RUNNING (%s): see the log "
+				 "for which", vmig_strerror(dret));
+	vmig_logf(s, VMIG_LOG_INFO, "source: resolved: the guest runs on the "
+		  "source again; downtime %llu ms",
+		  (unsigned long long)e->st.downtime_us / 1000);
+	return 0;
 }
 
 VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision)
 {
 	struct vmig_engine *e;
-	int ret;
 
 	if (!s)
 		return -EINVAL;
@@ -458,21 +540,12 @@ VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision)
 				 "migration");
 	switch (decision) {
 	case VMIG_RESOLVE_RESUME:
-		vmig_engine_release_devices(e, true);
-		ret = e->vmm.resume(e->vmm_opaque);
-		if (ret < 0)
-			return vmig_fail(s, ret, "resolve: the VMM could not "
-					 "resume the guest: %s",
-					 vmig_strerror(ret));
-		e->unresolved = false;
-		e->st.unresolved = false;
-		e->st.guest_resumed = true;
-		vmig_logf(s, VMIG_LOG_INFO, "source: resolved: the guest runs "
-			  "on the source again");
-		return 0;
+		return resolve_resume(s, e);
 	case VMIG_RESOLVE_DESTINATION:
 		vmig_engine_release_devices(e, false);
 		e->unresolved = false;
+		e->vmm_gone = false;
+		e->held_err = 0;
 		e->migrated = true;
 		e->st.unresolved = false;
 		e->st.committed = true;

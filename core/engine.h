@@ -60,8 +60,9 @@ struct vmig_mig_stats {
 	uint64_t frames;
 	/*
 	 * Source: how long the guest was stopped: from the stop callback
-	 * to STARTED (committed), to the resume (failed), or to the end of
-	 * the call (unresolved: it is still stopped).
+	 * to STARTED (committed), to the resume (failed, or resolved with
+	 * VMIG_RESOLVE_RESUME), or to the end of the call (unresolved: it
+	 * is still stopped).
 	 */
 	uint64_t downtime_us;
 	bool unresolved;     /* source: COMMIT written, STARTED never came */
@@ -152,6 +153,23 @@ struct vmig_engine {
 	bool unresolved;
 	struct vmig_devstate **held_dsv;
 	uint32_t held_ndevs;
+	/*
+	 * The ids of the devices behind held_dsv: their fds are in use
+	 * until vmig_resolve(), so vmig_device_remove() refuses them.
+	 */
+	uint32_t *held_ids;
+	/* Unresolved: when the guest was stopped (the downtime's start). */
+	uint64_t held_stop_us;
+	/*
+	 * Unresolved: the callbacks that stopped the guest are gone (the
+	 * simulated guest of vmig_run ended), so nothing can resume it.
+	 */
+	bool vmm_gone;
+	/*
+	 * A held device's failure to come back, kept until the resume
+	 * callback succeeds: a retried vmig_resolve() still returns it.
+	 */
+	int held_err;
 };
 
 /* engine.c */
@@ -208,9 +226,17 @@ bool vmig_engine_running(vmig_session *s);
 
 /*
  * Releases the device-state handles an unresolved migration kept (run:
- * back to RUNNING first, for a guest that resumes here).
+ * back to RUNNING first, for a guest that resumes here). Returns 0, or
+ * the first device's error when run and a device could not be brought
+ * back (each one is logged, and all handles are released anyway).
  */
-void vmig_engine_release_devices(struct vmig_engine *e, bool run);
+int vmig_engine_release_devices(struct vmig_engine *e, bool run);
+
+/*
+ * True when device id's state handle is kept for an unresolved
+ * migration: its fd is still used by vmig_resolve().
+ */
+bool vmig_engine_holds_device(vmig_session *s, uint32_t id);
 
 /* Resets the figures of the last migration. */
 void vmig_engine_stats_reset(struct vmig_engine *e);

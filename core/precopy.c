@@ -1335,6 +1335,7 @@ static void src_unresolved(struct vmig_src *src, const char *fmt, ...)
 	e->st.unresolved = true;
 	e->unresolved = true;
 	e->st.downtime_us = vmig_now_us() - src->stop_us;
+	e->held_stop_us = src->stop_us;
 	vmig_logf(s, VMIG_LOG_ERROR, "source: unresolved: %s; ask the "
 		  "destination whether it started the guest, then call "
 		  "vmig_resolve()", src->errmsg);
@@ -2004,10 +2005,25 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	st->nr_state_devices = src_devices_count(src);
 	if (src->result == VMIG_EUNRESOLVED) {
 		/* Stopped devices stay the session's until vmig_resolve(). */
-		e->held_dsv = src->dsv;
-		e->held_ndevs = src->ndevs;
-		src->dsv = NULL;
-		src->ndevs = 0;
+		uint32_t k;
+
+		e->held_ids = calloc(src->ndevs + 1, sizeof(*e->held_ids));
+		for (k = 0; e->held_ids && k < src->ndevs; k++)
+			e->held_ids[k] = src->devs[k]->id;
+		/*
+		 * Without the ids no device could be told held: none is
+		 * kept then, and resolving cannot resume them (logged).
+		 */
+		if (!e->held_ids) {
+			vmig_logf(s, VMIG_LOG_ERROR,
+				  "source: unresolved: out of memory keeping "
+				  "the stopped devices; they stay stopped");
+		} else {
+			e->held_dsv = src->dsv;
+			e->held_ndevs = src->ndevs;
+			src->dsv = NULL;
+			src->ndevs = 0;
+		}
 	}
 	src_devices_close(src);
 	st->result = src->result;

@@ -473,6 +473,15 @@ static int migrate_run(vmig_session *s, bool local)
 		e->vmm = saved;
 		e->vmm_opaque = saved_opaque;
 		e->have_vmm = saved_have;
+		/*
+		 * The simulated guest cannot ask its peer whether it
+		 * started, so the outcome stays unresolved, as the report
+		 * says. Its callbacks pointed at the guest just freed:
+		 * none are left (the caller had none), and vmig_resolve()
+		 * refuses to resume, saying why, rather than call them.
+		 */
+		if (e->unresolved)
+			e->vmm_gone = true;
 	}
 	vmig_truth_free(e->truth);
 	e->truth = NULL;

@@ -1096,6 +1096,16 @@ static int device_remove(vmig_session *s, void *arg)
 				 "device %s: its VFIO migration state is being "
 				 "migrated; unplug it before or after",
 				 dev->name);
+	/*
+	 * The stopped device's handle is kept on its fd until the outcome
+	 * is settled: vmig_resolve() may still bring it back to RUNNING.
+	 */
+	if (vmig_engine_holds_device(s, dev->id))
+		return vmig_fail(s, -EBUSY,
+				 "device %s: it stays stopped for the "
+				 "unresolved migration (its VFIO state is "
+				 "held); unplug it after vmig_resolve()",
+				 dev->name);
 	if (s->tracking) {
 		vmig_dirty_harvest_device(s, dev);
 		vmig_arbiter_release(s, dev);

@@ -347,7 +347,9 @@ VMIG_API int vmig_device_add(vmig_session *s, const struct vmig_device *dev,
  * device has stopped writing guest memory (the guest released it and the
  * VMM quiesced, reset or closed it), as every unplug does before the
  * device goes; every write it made before is then in the harvest. Errors:
- * -ENOENT.
+ * -ENOENT, -EBUSY (its VFIO state is being migrated, or the device is
+ * held stopped by an unresolved migration: vmig_resolve() first, which
+ * may still bring it back through its fd).
  */
 VMIG_API int vmig_device_remove(vmig_session *s, uint32_t id);
 
@@ -434,7 +436,9 @@ struct vmig_vmm_ops {
 /*
  * Sets the VMM's callbacks (copied; opaque is passed back). Without them a
  * source cannot stop the guest: vmig_migrate then fails with -EINVAL.
- * Errors: -EINVAL (size too small), -EBUSY (a migration runs).
+ * Errors: -EINVAL (size too small), -EBUSY (a migration runs, or the last
+ * one is unresolved: the paused guest belongs to the callbacks that
+ * stopped it, which vmig_resolve() calls; set others after it).
  */
 VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
 			      void *opaque);
@@ -537,9 +541,16 @@ enum vmig_resolution {
  * Source: settles a migration that ended with VMIG_EUNRESOLVED, once the
  * VMM learned by its own means whether the destination runs the guest.
  * Calling it with the wrong answer runs the guest twice or nowhere: only
- * the destination knows. Errors: -EINVAL (no unresolved migration, or an
- * unknown decision), or the resume callback's error (the session stays
- * unresolved, to try again).
+ * the destination knows. VMIG_RESOLVE_RESUME brings the devices back to
+ * RUNNING, then calls the resume callback, and sets the report's
+ * downtime to the time from the stop to that resume. Errors: -EINVAL (no
+ * unresolved migration, an unknown decision, or no resume callback: after
+ * vmig_run with its simulated guest, whose guest ended with the run;
+ * nothing changes), the resume callback's error (the session stays
+ * unresolved, to try again), or a device's error when one could not be
+ * brought back to RUNNING: the guest and the other devices were resumed
+ * all the same and the outcome is settled (vmig_errmsg and the log name
+ * the device).
  */
 VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision);
 
@@ -637,7 +648,12 @@ VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg);
  * report_path (NULL: the configuration's "report", if any). With the
  * simulated kernel, the report compares what the sources reported with
  * what the simulated devices wrote. Returns 0, VMIG_EMISSED when a write
- * was missed, or another error.
+ * was missed, or another error. A source run without VMM callbacks drives
+ * a simulated guest, which ends with the run and cannot ask its peer:
+ * after VMIG_EUNRESOLVED the session stays unresolved (the report says
+ * so), vmig_resolve(VMIG_RESOLVE_RESUME) fails with -EINVAL (nothing is
+ * left to resume), and VMIG_RESOLVE_DESTINATION or freeing the session
+ * ends it.
  */
 VMIG_API int vmig_run(vmig_session *s, const char *report_path);
 

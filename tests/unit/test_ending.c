@@ -15,16 +15,22 @@
  * migration and checks the table of docs/protocol.md ("Endings"): never
  * both running; never neither unless the source reports the unresolved
  * state, which vmig_resolve() then settles with the destination's
- * answer. The stall tests stop the peer in each phase and check that the
- * source's guest resumes (or stays paused, unresolved, after COMMIT) and
- * that the message names what was awaited; a cancel while awaiting ACK
- * reports how long the guest was stopped and what was awaited. Then: a
- * migrated session refuses a second migration without a callback; a
- * destination that cannot start after COMMIT makes the source resume; an
- * ACK with a wrong digest followed by a close is reported as a digest
- * mismatch; garbage after COMMIT leaves the outcome unresolved; a device
- * whose state size cannot be read keeps the migration from switching
- * over, and is named.
+ * answer; and the row each cut's offset falls in (see enum row): no
+ * unresolved ending before COMMIT can have been written, a destination
+ * that runs once COMMIT is whole, and each direction reaching both the
+ * committed and the unresolved endings. The stall tests stop the peer
+ * in each phase and check that the source's guest resumes (or stays
+ * paused, unresolved, after COMMIT) and that the message names what was
+ * awaited; a cancel while awaiting ACK reports how long the guest was
+ * stopped and what was awaited; while unresolved, the VMM's callbacks
+ * and the held device stay, the resolve reports a device that cannot
+ * come back, and after vmig_run's simulated guest it refuses to resume.
+ * Then: a migrated session refuses a second migration without a
+ * callback; a destination that cannot start after COMMIT makes the
+ * source resume; an ACK with a wrong digest followed by a close is
+ * reported as a digest mismatch; garbage after COMMIT leaves the outcome
+ * unresolved; a device whose state size cannot be read keeps the
+ * migration from switching over, and is named.
  *
  * Nothing here sleeps to let things happen: the relay acts on bytes, the
  * digest gate on a log line, and timeouts decide only where the wait is
@@ -51,6 +57,7 @@
 #include "core/kuapi.h"
 #include "core/proto.h"
 #include "ksim/ksim.h"
+#include "ksim/ksim_feature.h"
 #include "testutil.h"
 
 #define PG 4096u
@@ -396,6 +403,7 @@ static uint32_t frame_at(const struct relay *r, int d, uint64_t off)
 
 struct vmm {
 	atomic_uint stops, resumes, starts;
+	atomic_uint resume_failures; /* the next resumes fail (-EAGAIN) */
 	/*
 	 * The stop waits until the relay forwarded this many bytes from
 	 * the source: all it wrote before the stop (its writes are all
@@ -423,7 +431,14 @@ static int cb_stop(void *o)
 
 static int cb_resume(void *o)
 {
-	atomic_fetch_add(&((struct vmm *)o)->resumes, 1);
+	struct vmm *v = o;
+	unsigned int n = atomic_load(&v->resume_failures);
+
+	if (n) {
+		atomic_store(&v->resume_failures, n - 1);
+		return -EAGAIN;
+	}
+	atomic_fetch_add(&v->resumes, 1);
 	return 0;
 }
 
@@ -727,13 +742,59 @@ static bool devices_ok(struct side *src, struct side *dst, bool src_runs,
 	       (!dst_runs || dev_state(dst) == VK_VFIO_STATE_RUNNING);
 }
 
+/*
+ * The rows of the table a cut falls in, from where it is (n bytes of
+ * its direction get through, the next is cut). A receiver acts only on a
+ * whole frame, and each side writes the frame that decides only after
+ * the one it answers arrived whole, so the row follows from the offset
+ * alone, whatever the threads do:
+ * - before COMMIT (source->destination, n < COMMIT's offset: the
+ *   COMPLETE before it is not whole, so no ACK and no COMMIT), or before
+ *   the end of ACK (destination->source: the source never has the ACK,
+ *   so it never writes COMMIT): the source resumes, or never stopped;
+ *   never unresolved, and the destination never starts;
+ * - COMMIT written, its frame not whole at the destination
+ *   (source->destination, COMMIT's offset <= n < its end): the
+ *   destination never starts; the source resumes (the write failed) or
+ *   is unresolved ("COMMIT written, lost before the destination");
+ * - COMMIT delivered (source->destination past its end, or
+ *   destination->source past the end of ACK: then only STARTED, written
+ *   after COMMIT arrived, can be cut): the destination runs the guest;
+ *   the source is committed or unresolved ("STARTED lost").
+ */
+enum row { ROW_BEFORE_COMMIT, ROW_COMMIT_PARTIAL, ROW_COMMIT_DELIVERED,
+	   ROW_NR };
+static const char *const row_name[] = {
+	"before COMMIT could be written: resumes, never unresolved",
+	"COMMIT partly delivered: resumes or unresolved, never starts",
+	"COMMIT delivered: the destination runs",
+};
+
+static bool row_ok(const struct outcome *o, enum row r)
+{
+	switch (r) {
+	case ROW_BEFORE_COMMIT:
+		return o->ret != VMIG_EUNRESOLVED && o->ret != 0 &&
+		       o->src_runs && !o->dst_runs;
+	case ROW_COMMIT_PARTIAL:
+		return o->ret != 0 && !o->dst_runs && o->dret != 0 &&
+		       (o->ret == VMIG_EUNRESOLVED || o->src_runs);
+	case ROW_COMMIT_DELIVERED:
+		return (o->ret == 0 || o->ret == VMIG_EUNRESOLVED) &&
+		       o->dst_runs && o->dret == 0;
+	default:
+		return false;
+	}
+}
+
 static void sweep(int dir)
 {
 	struct guest g;
 	struct outcome o;
 	unsigned int counts[OC_NR] = { 0 }, bad = 0;
-	uint64_t len, n;
-	int64_t commit;
+	unsigned int rows[ROW_NR] = { 0 };
+	uint64_t len, n, lo, hi;
+	int64_t commit, commit_end, ack_end;
 
 	guest_map(&g, TINY_PAGES * PG, false);
 	/* The whole stream, uncut, gives its length and frames. */
@@ -743,27 +804,43 @@ static void sweep(int dir)
 	len = o.relay.fwd[dir];
 	commit = frame_off(&o.relay, S2D, VMIG_FRAME_COMMIT + 0);
 	CU_ASSERT_FATAL(commit > 0);
+	/* COMMIT is the source's last frame; it has no payload. */
+	commit_end = frame_after(&o.relay, S2D, VMIG_FRAME_COMMIT + 0);
+	CU_ASSERT_FATAL(commit_end < 0);
+	commit_end = (int64_t)o.relay.fwd[S2D];
+	CU_ASSERT_FATAL(commit_end == commit + HDR);
+	/* STARTED follows the ACK: the ACK ends where it begins. */
 	CU_ASSERT_FATAL(frame_off(&o.relay, D2S, VMIG_FRAME_ACK + 0) > 0);
+	ack_end = frame_after(&o.relay, D2S, VMIG_FRAME_ACK + 0);
+	CU_ASSERT_FATAL(ack_end > 0);
+	CU_ASSERT_FATAL(ack_end ==
+			frame_off(&o.relay, D2S, VMIG_FRAME_STARTED + 0));
+	lo = (uint64_t)(dir == S2D ? commit : ack_end);
+	hi = (uint64_t)(dir == S2D ? commit_end : ack_end);
 
 	for (n = 0; n <= len; n++) {
 		static struct side src, dst;
+		enum row r = n < lo	? ROW_BEFORE_COMMIT
+			     : n < hi ? ROW_COMMIT_PARTIAL
+				      : ROW_COMMIT_DELIVERED;
 		int oc;
 
+		rows[r]++;
 		run_one(&o, &g, 1, dir, n, false, 0, 60000, &src, &dst);
-		if (!outcome_ok(&o) ||
+		if (!outcome_ok(&o) || !row_ok(&o, r) ||
 		    (o.ret != VMIG_EUNRESOLVED &&
 		     !devices_ok(&src, &dst, o.src_runs, o.dst_runs))) {
 			bad++;
 			fprintf(stderr,
 				"\n  cut %s at byte %llu of %llu (in frame "
-				"%u): source %d (%s), %u stop(s) %u "
-				"resume(s); destination %d (%s), %u "
-				"start(s)\n",
+				"%u; row \"%s\"): source %d (%s), %u "
+				"stop(s) %u resume(s); destination %d (%s), "
+				"%u start(s)\n",
 				dir_name[dir], (unsigned long long)n,
 				(unsigned long long)len,
-				frame_at(&o.relay, dir, n), o.ret, o.msg,
-				o.stops, o.resumes, o.dret, o.dmsg,
-				o.starts);
+				frame_at(&o.relay, dir, n), row_name[r],
+				o.ret, o.msg, o.stops, o.resumes, o.dret,
+				o.dmsg, o.starts);
 		}
 		if (o.ret == VMIG_EUNRESOLVED) {
 			/* The report says so, and the guest is paused. */
@@ -799,12 +876,22 @@ static void sweep(int dir)
 	       (long long)commit, dir_name[S2D], bad);
 	for (n = 0; n < OC_NR; n++)
 		printf("\n    %-50s %u", oc_name[n], counts[n]);
+	if (lo < hi)
+		printf("\n  cuts per row of the table (COMMIT partly "
+		       "delivered: cuts at bytes %llu..%llu):",
+		       (unsigned long long)lo, (unsigned long long)hi - 1);
+	else
+		printf("\n  cuts per row of the table (COMMIT delivered from "
+		       "the end of ACK, byte %llu):", (unsigned long long)lo);
+	for (n = 0; n < ROW_NR; n++)
+		printf("\n    %-60s %u", row_name[n], rows[n]);
 	printf("\n");
 	CU_ASSERT_EQUAL(bad, 0);
 	/* Every ending was reached: the sweep covers the whole table. */
 	CU_ASSERT(counts[OC_COMMITTED] > 0);
 	CU_ASSERT(counts[OC_RESUMED] > 0);
 	CU_ASSERT(counts[OC_NEVER_STOPPED] > 0);
+	CU_ASSERT(counts[OC_UNRESOLVED_DST] + counts[OC_UNRESOLVED_SRC] > 0);
 	guest_unmap(&g);
 }
 
@@ -1080,6 +1167,196 @@ static void test_stall_commit_held(void)
 	cJSON_Delete(o.rep);
 	vmig_session_free(src.s);
 	vmig_session_free(dst.s);
+	guest_unmap(&g);
+	watchdog_disarm();
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static double num(cJSON *o, const char *key)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItem(o, key));
+}
+
+/*
+ * While unresolved, the paused guest and its stopped device belong to
+ * what stopped them: other VMM callbacks are refused, and so is the
+ * device's unplug (its fd is what vmig_resolve() uses). The device then
+ * fails to come back: the resolve says so, yet resumes the guest and
+ * settles, and the downtime runs until that resume.
+ */
+static void test_unresolved_keeps_owners(void)
+{
+	struct guest g;
+	struct relay cal;
+	struct outcome o;
+	static struct side src, dst;
+	struct vmm other;
+	struct vmig_device_status ds = { .size = sizeof(ds) };
+	uint64_t t_end, t_resolve;
+	double before_ms;
+	int64_t commit;
+	uint32_t id;
+
+	watchdog_arm("unresolved: owners kept");
+	guest_map(&g, TINY_PAGES * PG, false);
+	/* The device's state moves COMMIT: calibrate with it. */
+	with_device = true;
+	calibrate(&g, &cal);
+	commit = frame_off(&cal, S2D, VMIG_FRAME_COMMIT + 0);
+	CU_ASSERT_FATAL(commit > 0);
+	run_one(&o, &g, 8, S2D, (uint64_t)commit, true, 0, SMALL_MS, &src,
+		&dst);
+	with_device = false;
+	t_end = mono_us();
+	CU_ASSERT_EQUAL_FATAL(o.ret, VMIG_EUNRESOLVED);
+	CU_ASSERT_EQUAL(o.starts, 0);
+	CU_ASSERT_EQUAL(dev_state(&src), VK_VFIO_STATE_STOP);
+	before_ms = num(o.rep, "downtime_ms");
+
+	/* Neither none nor other callbacks while the guest is paused. */
+	memset(&other, 0, sizeof(other));
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, NULL, NULL), -EBUSY);
+	CU_ASSERT(has(vmig_errmsg(src.s), "unresolved"));
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), -EBUSY);
+
+	/* The device with the held state cannot leave. */
+	for (id = 0; id < 4; id++)
+		if (vmig_device_status(src.s, id, &ds) == 0)
+			break;
+	CU_ASSERT_FATAL(id < 4);
+	CU_ASSERT_EQUAL(vmig_device_remove(src.s, id), -EBUSY);
+	CU_ASSERT(has(vmig_errmsg(src.s), "device nic0: it stays stopped "
+					  "for the unresolved migration"));
+
+	/* Its way back to RUNNING fails; the guest resumes anyway. */
+	ksim_device_fail_arc(ksim_device_find(src.k, "nic0"), KSIM_MIG_ANY,
+			     VK_VFIO_STATE_RUNNING, EIO, false);
+	/* Nor does the reset that vmig tries next bring it back. */
+	ksim_fail_request(src.k, VFIO_DEVICE_RESET, EIO, -1);
+	/*
+	 * Only widens the gap that the downtime must now include; no
+	 * outcome depends on it.
+	 */
+	usleep(20000);
+	t_resolve = mono_us();
+	/*
+	 * The VMM fails the first resume: still unresolved, and the retry
+	 * still reports the device, although it was released before.
+	 */
+	atomic_store(&src.vmm.resume_failures, 1);
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EAGAIN);
+	CU_ASSERT(has(vmig_errmsg(src.s), "(and a device could not be "
+					  "brought back to RUNNING)"));
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), -EBUSY);
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EIO);
+	CU_ASSERT(has(vmig_errmsg(src.s), "a device could not be brought "
+					  "back to RUNNING"));
+	CU_ASSERT(has(src.log, "resolve: device nic0 could not be brought "
+			       "back to RUNNING"));
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
+	CU_ASSERT_EQUAL(atomic_load(&other.resumes), 0);
+	/* Settled: no second resolve, and the device may go now. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EINVAL);
+	CU_ASSERT_EQUAL(vmig_device_remove(src.s, id), 0);
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), 0);
+	cJSON_Delete(o.rep);
+	o.rep = report(src.s);
+	CU_ASSERT_STRING_EQUAL(str(o.rep, "guest"), "running");
+	CU_ASSERT_STRING_EQUAL(str(o.rep, "result"), "resolved");
+	/* From the stop until the resume, not until the ending. */
+	CU_ASSERT(num(o.rep, "downtime_ms") + 0.002 >=
+		  before_ms + (double)(t_resolve - t_end) / 1000);
+	cJSON_Delete(o.rep);
+	side_free(&src);
+	side_free(&dst);
+	guest_unmap(&g);
+	watchdog_disarm();
+}
+
+/*
+ * vmig_run with its simulated guest, STARTED held: the guest that the
+ * run stopped ends with the run, and no callbacks are left. The session
+ * stays unresolved and says so; resuming is refused with the reason
+ * (not a call through a freed guest); the destination's answer settles.
+ */
+static void test_run_simulated_unresolved(void)
+{
+	static struct side dst, src;
+	struct session_params_holder {
+		struct vmig_session_params p;
+	} h = { { .size = sizeof(h.p), .role = VMIG_ROLE_SOURCE,
+		  .log = side_log, .log_opaque = &src,
+		  .log_level = VMIG_LOG_DEBUG } };
+	struct guest g;
+	struct relay cal, relay;
+	char dpath[108], daddr[120], text[1024], err[256];
+	vmig_config *cfg;
+	cJSON *rep;
+	int64_t started;
+	int ret;
+
+	watchdog_arm("vmig_run, simulated guest, STARTED held");
+	guest_map(&g, TINY_PAGES * PG, false);
+	calibrate(&g, &cal);
+	started = frame_off(&cal, D2S, VMIG_FRAME_STARTED + 0);
+	CU_ASSERT_FATAL(started > 0);
+
+	side_new(&dst, VMIG_ROLE_DESTINATION, g.dmem, g.len, NULL);
+	snprintf(dpath, sizeof(dpath), "/tmp/vmig-end-%d-9-d", (int)getpid());
+	snprintf(daddr, sizeof(daddr), "unix:%s", dpath);
+	CU_ASSERT_FATAL(vmig_listen(dst.s, daddr, NULL, 0) == 0);
+	CU_ASSERT_FATAL(pthread_create(&dst.thread, NULL, receive_main,
+				       &dst) == 0);
+	relay_start(&relay, 9, dpath, D2S, (uint64_t)started, true);
+
+	memset(&src, 0, sizeof(src));
+	snprintf(text, sizeof(text),
+		 "{ \"role\": \"source\", \"transport\": \"%s\",\n"
+		 "  \"memory\": [ { \"name\": \"ram\", \"gpa\": 0,\n"
+		 "                  \"size\": %u } ],\n"
+		 "  \"policies\": { \"downtime_limit_ms\": 60000,\n"
+		 "                  \"switchover_timeout_ms\": %u },\n"
+		 "  \"kernel\": { \"type\": \"simulated\",\n"
+		 "              \"devices\": [] } }\n",
+		 relay.src_addr, TINY_PAGES * PG, SMALL_MS);
+	ret = vmig_config_parse(text, strlen(text), NULL, &cfg, err,
+				sizeof(err));
+	if (ret < 0)
+		fprintf(stderr, "\n  config: %s\n", err);
+	CU_ASSERT_FATAL(ret == 0);
+	CU_ASSERT_FATAL(vmig_session_new(&h.p, &src.s) == 0);
+	CU_ASSERT_FATAL(vmig_session_configure(src.s, cfg) == 0);
+	vmig_config_free(cfg);
+	ret = vmig_run(src.s, NULL);
+	relay_stop(&relay);
+	pthread_join(dst.thread, NULL);
+	CU_ASSERT_EQUAL(ret, VMIG_EUNRESOLVED);
+	CU_ASSERT_EQUAL(dst.ret, 0);
+	rep = report(src.s);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "unresolved");
+	cJSON_Delete(rep);
+
+	/* Nothing is left to resume the guest: refused, still unresolved. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(src.s), "vmig_run's simulated guest, "
+					  "which ended with the run"));
+	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &src.vmm), -EBUSY);
+	rep = report(src.s);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "unresolved");
+	cJSON_Delete(rep);
+	/* The destination runs it: that settles. */
+	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_DESTINATION), 0);
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
+	vmig_session_free(src.s);
+	side_free(&dst);
 	guest_unmap(&g);
 	watchdog_disarm();
 }
@@ -1585,6 +1862,10 @@ static CU_TestInfo stall_tests[] = {
 	{ "after COMPLETE (ACK held)", test_stall_after_complete },
 	{ "after COMMIT (STARTED held)", test_stall_after_commit },
 	{ "COMMIT held", test_stall_commit_held },
+	{ "COMMIT held: callbacks, device and downtime kept",
+	  test_unresolved_keeps_owners },
+	{ "vmig_run's simulated guest, STARTED held",
+	  test_run_simulated_unresolved },
 	{ "cancelled while awaiting ACK", test_cancel_awaiting_ack },
 	CU_TEST_INFO_NULL,
 };
