@@ -131,12 +131,14 @@ struct vmig_engine {
 	/* vmig_run: the simulator's ground truth while a migration runs. */
 	struct vmig_truth *truth;
 	/*
-	 * Called on the loop before every pre-copy sync of a migration
-	 * (NULL: nothing). A simulated guest uses it to take a fixed number
-	 * of steps between two syncs, so that what its devices write in an
-	 * iteration does not depend on the machine's speed.
+	 * Called on the loop before every pre-copy sync of a migration and
+	 * after it (after: true), NULL: nothing. A simulated guest uses it
+	 * to take a fixed number of steps between two syncs (waiting before
+	 * one until it took them, allowed the next ones only after it), so
+	 * that what its devices write in an interval does not depend on the
+	 * machine's speed.
 	 */
-	void (*sync_hook)(void *opaque);
+	void (*sync_hook)(void *opaque, bool after);
 	void *sync_opaque;
 	/* vmig_run in local mode: the destination, kept for the report. */
 	vmig_session *local_dst;

@@ -905,7 +905,7 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 	int64_t n;
 
 	if (src->e->sync_hook)
-		src->e->sync_hook(src->e->sync_opaque);
+		src->e->sync_hook(src->e->sync_opaque, false);
 	if (src->e->truth)
 		vmig_truth_drain(src->e->truth);
 	n = vmig_dirty_sync(src->s);
@@ -913,6 +913,8 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 		vmig_truth_compare(src->e->truth, it);
 	else if (n >= 0)
 		it->pages_reported += vmig_dirty_account(src->s, NULL);
+	if (src->e->sync_hook)
+		src->e->sync_hook(src->e->sync_opaque, true);
 	return n;
 }
 

@@ -192,16 +192,24 @@ struct sim_guest {
 	uint64_t allowed; /* with lockstep: steps before the next sync */
 };
 
-/* The engine's hook before each pre-copy sync: see struct sim_guest. */
-static void guest_sync(void *opaque)
+/*
+ * The engine's hook around each pre-copy sync (see struct sim_guest):
+ * before it, waits until the guest took this interval's steps; after it
+ * (the sync and its ground truth done), allows the next interval's, so
+ * that no step of the next interval lands in this one.
+ */
+static void guest_sync(void *opaque, bool after)
 {
 	struct sim_guest *g = opaque;
 
 	pthread_mutex_lock(&g->lock);
-	while (g->running && !g->quit && g->steps < g->allowed)
-		pthread_cond_wait(&g->cond, &g->lock);
-	g->allowed = g->steps + GUEST_STEPS_PER_SYNC;
-	pthread_cond_broadcast(&g->cond);
+	if (after) {
+		g->allowed = g->steps + GUEST_STEPS_PER_SYNC;
+		pthread_cond_broadcast(&g->cond);
+	} else {
+		while (g->running && !g->quit && g->steps < g->allowed)
+			pthread_cond_wait(&g->cond, &g->lock);
+	}
 	pthread_mutex_unlock(&g->lock);
 }
 

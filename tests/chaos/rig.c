@@ -1157,20 +1157,23 @@ int rig_unplug(struct rig *r, const char *name, bool last_write, bool *wrote,
 /* Migrating and checking                                              */
 
 /*
- * The engine's hook before each pre-copy sync: waits until the guest took
- * the steps of this iteration (unless it cannot step now), then allows
- * the next iteration's.
+ * The engine's hook around each pre-copy sync: before it, waits until the
+ * guest took the steps of this interval (unless it cannot step now);
+ * after it, allows the next interval's.
  */
-static void rig_sync_hook(void *opaque)
+static void rig_sync_hook(void *opaque, bool after)
 {
 	struct rig *r = opaque;
 
 	pthread_mutex_lock(&r->lock);
-	while (r->lockstep && r->running && !r->paused && !r->quit &&
-	       r->steps < r->allowed)
-		pthread_cond_wait(&r->cond, &r->lock);
-	r->allowed = r->steps + r->steps_per_sync;
-	pthread_cond_broadcast(&r->cond);
+	if (after) {
+		r->allowed = r->steps + r->steps_per_sync;
+		pthread_cond_broadcast(&r->cond);
+	} else {
+		while (r->lockstep && r->running && !r->paused && !r->quit &&
+		       r->steps < r->allowed)
+			pthread_cond_wait(&r->cond, &r->lock);
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 

@@ -148,16 +148,23 @@ static int vmm_start(void *opaque)
 
 #define STEPS_PER_SYNC 4u
 
-/* The engine's hook before every pre-copy sync: see struct guest. */
-static void guest_sync(void *opaque)
+/*
+ * The engine's hook around every pre-copy sync (see struct guest): waits
+ * before it for the interval's steps, allows the next ones after it.
+ */
+static void guest_sync(void *opaque, bool after)
 {
 	struct guest *g = opaque;
 
 	pthread_mutex_lock(&g->lock);
-	while (g->lockstep && g->running && !g->quit && g->steps < g->allowed)
-		pthread_cond_wait(&g->cond, &g->lock);
-	g->allowed = g->steps + STEPS_PER_SYNC;
-	pthread_cond_broadcast(&g->cond);
+	if (after) {
+		g->allowed = g->steps + STEPS_PER_SYNC;
+		pthread_cond_broadcast(&g->cond);
+	} else {
+		while (g->lockstep && g->running && !g->quit &&
+		       g->steps < g->allowed)
+			pthread_cond_wait(&g->cond, &g->lock);
+	}
 	pthread_mutex_unlock(&g->lock);
 }
 
