@@ -188,6 +188,7 @@ struct sim_guest {
 	bool stepping;
 	bool quit;
 	bool lockstep; /* a migration's syncs pace the steps */
+	bool granted;  /* a sync allowed steps already */
 	uint64_t steps;
 	uint64_t allowed; /* with lockstep: steps before the next sync */
 };
@@ -203,13 +204,19 @@ static void guest_sync(void *opaque, bool after)
 	struct sim_guest *g = opaque;
 
 	pthread_mutex_lock(&g->lock);
-	if (after) {
+	/*
+	 * The first interval's steps are allowed at its end: what the guest
+	 * did before tracking started (its steps before the first sync) is
+	 * not this interval's.
+	 */
+	if (after || !g->granted) {
 		g->allowed = g->steps + GUEST_STEPS_PER_SYNC;
+		g->granted = true;
 		pthread_cond_broadcast(&g->cond);
-	} else {
+	}
+	if (!after)
 		while (g->running && !g->quit && g->steps < g->allowed)
 			pthread_cond_wait(&g->cond, &g->lock);
-	}
 	pthread_mutex_unlock(&g->lock);
 }
 

@@ -1166,14 +1166,16 @@ static void rig_sync_hook(void *opaque, bool after)
 	struct rig *r = opaque;
 
 	pthread_mutex_lock(&r->lock);
-	if (after) {
+	/* The first sync allows the first interval's steps itself. */
+	if (after || !r->granted) {
 		r->allowed = r->steps + r->steps_per_sync;
+		r->granted = true;
 		pthread_cond_broadcast(&r->cond);
-	} else {
+	}
+	if (!after)
 		while (r->lockstep && r->running && !r->paused && !r->quit &&
 		       r->steps < r->allowed)
 			pthread_cond_wait(&r->cond, &r->lock);
-	}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1281,6 +1283,7 @@ int rig_migrate_cut(struct rig *r, const struct rig_cut *cut,
 		return ret;
 	pthread_mutex_lock(&r->lock);
 	r->lockstep = true;
+	r->granted = false;
 	r->allowed = r->steps + r->steps_per_sync;
 	pthread_mutex_unlock(&r->lock);
 	e->sync_hook = rig_sync_hook;

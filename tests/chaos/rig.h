@@ -163,6 +163,7 @@ struct rig {
 	 * speed; `allowed` is the step count it may reach before the next.
 	 */
 	bool lockstep;
+	bool granted; /* a sync of this migration allowed steps already */
 	unsigned int steps_per_sync;
 	uint64_t allowed;
 	struct rig_vcpu vcpu;

@@ -67,6 +67,7 @@ struct guest {
 	 * the devices write per iteration does not depend on the machine.
 	 */
 	bool lockstep;
+	bool granted; /* a sync allowed steps already */
 	uint64_t allowed;
 	/* Set by the progress callback: a migration runs. */
 	bool progressed;
@@ -157,14 +158,16 @@ static void guest_sync(void *opaque, bool after)
 	struct guest *g = opaque;
 
 	pthread_mutex_lock(&g->lock);
-	if (after) {
+	/* The first sync allows the first interval's steps itself. */
+	if (after || !g->granted) {
 		g->allowed = g->steps + STEPS_PER_SYNC;
+		g->granted = true;
 		pthread_cond_broadcast(&g->cond);
-	} else {
+	}
+	if (!after)
 		while (g->lockstep && g->running && !g->quit &&
 		       g->steps < g->allowed)
 			pthread_cond_wait(&g->cond, &g->lock);
-	}
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -559,10 +562,11 @@ static void test_converges_zero_pages(void)
 	zero_pages = num(it0, "zero_pages");
 	/*
 	 * r0: 2 MiB data of 8; r1: 2 of 4; less what the devices wrote
-	 * before the first sync: STEPS_PER_SYNC steps of 8 + 8 writes of a
-	 * page (two, where a write straddles a page boundary).
+	 * before the first sync: STEPS_PER_SYNC steps before the migration
+	 * and as many in the first interval, each of 8 + 8 writes of a page
+	 * (two, where a write straddles a page boundary).
 	 */
-	dev_pages = 2.0 * STEPS_PER_SYNC * (8 + 8);
+	dev_pages = 2.0 * 2 * STEPS_PER_SYNC * (8 + 8);
 	CU_ASSERT(zero_pages >= (6 * MiB + 2 * MiB) / PG - dev_pages);
 	CU_ASSERT_EQUAL(num(it0, "pages_sent") + zero_pages,
 			(R0_LEN + R1_LEN) / PG);
