@@ -56,6 +56,7 @@
 
 #include "core/kuapi.h"
 #include "core/proto.h"
+#include "common/relay.h"
 #include "ksim/ksim.h"
 #include "ksim/ksim_feature.h"
 #include "testutil.h"
@@ -64,7 +65,6 @@
 #define TINY_PAGES 4u          /* the sweep's guest: all zero pages */
 #define BIG_LEN (64u << 20)    /* more than the source keeps in flight */
 #define HDR 64u
-#define MAX_FRAMES 1024
 
 /* ------------------------------------------------------------------ */
 /* Watchdog                                                            */
@@ -140,36 +140,26 @@ static void watchdog_disarm(void)
 /* ------------------------------------------------------------------ */
 /* The relay                                                           */
 
-enum { S2D = 0, D2S = 1 };
+#define S2D RELAY_S2D
+#define D2S RELAY_D2S
 static const char *const dir_name[] = { "source->destination",
 					"destination->source" };
 
-struct frame_at {
-	uint32_t type;
-	uint64_t off;
-};
+/*
+ * A relay (tests/common/relay.h) between the source and the destination
+ * listening at dst_path, limiting direction dir to limit bytes from the
+ * start of the stream: a cut, or a stall until relay_stop().
+ */
+static void relay_begin(struct relay *r, int id, const char *dst_path,
+			int dir, uint64_t limit, bool stall)
+{
+	char path[108];
 
-struct relay {
-	int lfd;              /* the source connects here */
-	char src_addr[120];   /* "unix:..." for vmig_migrate */
-	char dst_path[108];   /* where the destination listens */
-	int dir;              /* the direction limited */
-	uint64_t limit;       /* bytes of dir forwarded at most */
-	bool stall;           /* at the limit: hold, else cut */
-	int release[2];       /* a byte here ends a stall */
-	pthread_t thread;
-	/* What happened; fwd[S2D] is also read under lock by cb_stop. */
-	pthread_mutex_t lock;
-	pthread_cond_t moved;
-	uint64_t fwd[2];
-	bool hit;             /* the limit was reached with more to come */
-	struct frame_at frames[2][MAX_FRAMES];
-	unsigned int nframes[2];
-	/* Frame parsing, per direction. */
-	uint8_t hdr[2][HDR];
-	uint64_t hdr_have[2];
-	uint64_t payload_left[2];
-};
+	snprintf(path, sizeof(path), "/tmp/vmig-end-%d-%d-r", (int)getpid(),
+		 id);
+	CU_ASSERT_FATAL(relay_start(r, path, dst_path, dir, limit, 0, stall) ==
+			0);
+}
 
 static uint64_t get_le(const uint8_t *p, unsigned int n)
 {
@@ -178,39 +168,6 @@ static uint64_t get_le(const uint8_t *p, unsigned int n)
 	while (n--)
 		v = (v << 8) | p[n];
 	return v;
-}
-
-/* Notes where each frame of a direction begins (for the messages). */
-static void relay_parse(struct relay *r, int d, const uint8_t *p, size_t n)
-{
-	while (n) {
-		if (r->payload_left[d]) {
-			uint64_t k = r->payload_left[d] < n
-					     ? r->payload_left[d]
-					     : n;
-
-			r->payload_left[d] -= k;
-			r->fwd[d] += k;
-			p += k;
-			n -= (size_t)k;
-			continue;
-		}
-		if (r->hdr_have[d] == 0 && r->nframes[d] < MAX_FRAMES) {
-			r->frames[d][r->nframes[d]].off = r->fwd[d];
-			r->frames[d][r->nframes[d]].type = 0;
-		}
-		r->hdr[d][r->hdr_have[d]++] = *p++;
-		n--;
-		r->fwd[d]++;
-		if (r->hdr_have[d] == HDR) {
-			r->hdr_have[d] = 0;
-			if (r->nframes[d] < MAX_FRAMES)
-				r->frames[d][r->nframes[d]++].type =
-					(uint32_t)get_le(r->hdr[d] + 6, 2);
-			r->payload_left[d] = get_le(r->hdr[d] + 24, 8);
-		}
-		continue;
-	}
 }
 
 static bool send_all(int fd, const uint8_t *p, size_t n)
@@ -226,143 +183,6 @@ static bool send_all(int fd, const uint8_t *p, size_t n)
 		n -= (size_t)k;
 	}
 	return true;
-}
-
-static void *relay_main(void *opaque)
-{
-	struct relay *r = opaque;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd[2] = { -1, -1 }; /* [S2D]: the source's end, [D2S]: dest's */
-	bool eof[2] = { false, false };
-	static __thread uint8_t buf[1 << 16];
-	struct pollfd pf[3];
-
-	/* The source connects; the destination listens already. */
-	pf[0].fd = r->lfd;
-	pf[0].events = POLLIN;
-	pf[1].fd = r->release[0];
-	pf[1].events = POLLIN;
-	if (poll(pf, 2, -1) <= 0 || (pf[1].revents & POLLIN))
-		goto out;
-	fd[S2D] = accept(r->lfd, NULL, NULL);
-	if (fd[S2D] < 0)
-		goto out;
-	fd[D2S] = socket(AF_UNIX, SOCK_STREAM, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->dst_path);
-	if (fd[D2S] < 0 ||
-	    connect(fd[D2S], (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto out;
-	while (!eof[S2D] || !eof[D2S]) {
-		int d;
-
-		pf[0].fd = eof[S2D] ? -1 : fd[S2D];
-		pf[0].events = POLLIN;
-		pf[1].fd = eof[D2S] ? -1 : fd[D2S];
-		pf[1].events = POLLIN;
-		pf[2].fd = r->release[0];
-		pf[2].events = POLLIN;
-		if (poll(pf, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			goto out;
-		}
-		/*
-		 * Data first: what a peer wrote before the test released the
-		 * relay decides whether the limit was hit.
-		 */
-		for (d = 0; d < 2; d++) {
-			int from = fd[d], to = fd[!d];
-			size_t want = sizeof(buf);
-			ssize_t n;
-
-			if (!pf[d].revents)
-				continue;
-			if (d == r->dir && r->fwd[d] >= r->limit) {
-				uint8_t c;
-
-				n = recv(from, &c, 1, MSG_PEEK);
-				if (n > 0) {
-					r->hit = true;
-					if (!r->stall)
-						goto out;
-					/* Hold everything until released. */
-					pf[0].fd = r->release[0];
-					pf[0].events = POLLIN;
-					while (poll(pf, 1, -1) < 0 &&
-					       errno == EINTR)
-						;
-					goto out;
-				}
-			} else if (d == r->dir && r->limit - r->fwd[d] < want) {
-				want = (size_t)(r->limit - r->fwd[d]);
-			}
-			n = recv(from, buf, want, 0);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				goto out;
-			if (n == 0) {
-				eof[d] = true;
-				shutdown(to, SHUT_WR);
-				continue;
-			}
-			pthread_mutex_lock(&r->lock);
-			relay_parse(r, d, buf, (size_t)n);
-			pthread_cond_broadcast(&r->moved);
-			pthread_mutex_unlock(&r->lock);
-			if (!send_all(to, buf, (size_t)n))
-				goto out;
-		}
-		if (pf[2].revents)
-			goto out;
-	}
-out:
-	/* A cut: both ends see the connection close at once. */
-	if (fd[S2D] >= 0)
-		close(fd[S2D]);
-	if (fd[D2S] >= 0)
-		close(fd[D2S]);
-	return NULL;
-}
-
-static void relay_start(struct relay *r, int id, const char *dst_path,
-			int dir, uint64_t limit, bool stall)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	memset(r, 0, sizeof(*r));
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->moved, NULL);
-	r->dir = dir;
-	r->limit = limit;
-	r->stall = stall;
-	snprintf(r->dst_path, sizeof(r->dst_path), "%s", dst_path);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/vmig-end-%d-%d-r",
-		 (int)getpid(), id);
-	unlink(sa.sun_path);
-	snprintf(r->src_addr, sizeof(r->src_addr), "unix:%s", sa.sun_path);
-	r->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(r->lfd >= 0);
-	CU_ASSERT_FATAL(bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) ==
-			0);
-	CU_ASSERT_FATAL(listen(r->lfd, 1) == 0);
-	CU_ASSERT_FATAL(pipe(r->release) == 0);
-	CU_ASSERT_FATAL(pthread_create(&r->thread, NULL, relay_main, r) == 0);
-}
-
-/* Ends a stall (or an idle relay), then waits for the thread. */
-static void relay_stop(struct relay *r)
-{
-	char c = 1;
-
-	CU_ASSERT(write(r->release[1], &c, 1) == 1);
-	pthread_join(r->thread, NULL);
-	close(r->lfd);
-	close(r->release[0]);
-	close(r->release[1]);
-	unlink(r->src_addr + 5);
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->moved);
 }
 
 /* The offset of the first frame of type t in direction d, or -1. */
@@ -663,7 +483,7 @@ static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 	CU_ASSERT_FATAL(vmig_listen(dst->s, daddr, NULL, 0) == 0);
 	CU_ASSERT_FATAL(pthread_create(&dst->thread, NULL, receive_main,
 				       dst) == 0);
-	relay_start(&o->relay, id, dpath, dir, limit, stall);
+	relay_begin(&o->relay, id, dpath, dir, limit, stall);
 	if (stop_gate) {
 		src->vmm.gate_relay = &o->relay;
 		src->vmm.gate_bytes = stop_gate;
@@ -1315,7 +1135,7 @@ static void test_run_simulated_unresolved(void)
 	CU_ASSERT_FATAL(vmig_listen(dst.s, daddr, NULL, 0) == 0);
 	CU_ASSERT_FATAL(pthread_create(&dst.thread, NULL, receive_main,
 				       &dst) == 0);
-	relay_start(&relay, 9, dpath, D2S, (uint64_t)started, true);
+	relay_begin(&relay, 9, dpath, D2S, (uint64_t)started, true);
 
 	memset(&src, 0, sizeof(src));
 	snprintf(text, sizeof(text),
