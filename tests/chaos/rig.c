@@ -885,6 +885,8 @@ int rig_unmap(struct rig *r, const char *space, uint64_t iova, uint64_t len,
 	/* Nothing aims at the range any more; the guest is quiesced. */
 	pthread_mutex_lock(&r->lock);
 	r->paused++;
+	/* The sync hook waits for steps only while the guest can take them. */
+	pthread_cond_broadcast(&r->cond);
 	wait_no_step(r);
 	n = mirror_remove(&r->spaces[sp], iova, len, gone, RIG_MAX_MAPS);
 	pthread_mutex_unlock(&r->lock);
