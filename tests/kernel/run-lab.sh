@@ -35,6 +35,8 @@ say() {
 	echo "kernel lab: $*"
 }
 
+# The lab's own programs, before anything uses them (a no-op when present).
+"$here/../../scripts/install-deps.sh" >&2 || true
 if ! command -v "$qemu" >/dev/null 2>&1; then
 	say "$qemu not found: scripts/install-deps.sh qemu-system-x86 busybox-static"
 	exit 77
