@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "source.h"
 
 #define PAGE_SHIFT_4K 12
 
@@ -187,8 +188,6 @@ static bool space_needs_all(const vmig_session *s, uint32_t io)
 static int source_read(vmig_session *s, struct vmig_source_rec *src,
 		       uint32_t io, uint64_t iova, uint64_t length)
 {
-	int (*read)(void *, const struct vmig_read *, uint64_t *) =
-		VMIG_SOURCE_OP(src, read);
 	struct vmig_read rq = {
 		.size = sizeof(rq),
 		.iommu_id = io,
@@ -199,7 +198,7 @@ static int source_read(vmig_session *s, struct vmig_source_rec *src,
 	uint64_t npages = length / VMIG_PAGE_SIZE;
 	int ret;
 
-	if (!read) {
+	if (!vmig_src_reads(src)) {
 		/* A source that cannot read says nothing: all dirty. */
 		vmig_dirty_mark_iova(s, io, iova, length);
 		return 0;
@@ -211,7 +210,7 @@ static int source_read(vmig_session *s, struct vmig_source_rec *src,
 	}
 	memset(s->scratch, 0, vmig_bitmap_bytes(npages));
 	src->reads++;
-	ret = read(src->inst, &rq, s->scratch);
+	ret = vmig_src_read(src, &rq, s->scratch);
 	if (ret < 0) {
 		src->read_errors++;
 		vmig_dirty_mark_iova(s, io, iova, length);
@@ -384,8 +383,6 @@ static void sync_gpa(vmig_session *s)
 
 	for (i = 0; i < s->nr_sources; i++) {
 		struct vmig_source_rec *src = &s->sources[i];
-		int (*read)(void *, const struct vmig_read *, uint64_t *) =
-			VMIG_SOURCE_OP(src, read);
 
 		if (!src->gpa || !src->started || src->failed)
 			continue;
@@ -399,13 +396,12 @@ static void sync_gpa(vmig_session *s)
 				.page_size = VMIG_PAGE_SIZE,
 			};
 
-			ret = read ? vmig_scratch_reserve(s, reg->npages)
-				   : -ENOTSUP;
+			ret = vmig_scratch_reserve(s, reg->npages);
 			if (ret == 0) {
 				memset(s->scratch, 0,
 				       vmig_bitmap_bytes(reg->npages));
 				src->reads++;
-				ret = read(src->inst, &rq, s->scratch);
+				ret = vmig_src_read(src, &rq, s->scratch);
 			}
 			if (ret < 0) {
 				src->read_errors++;
@@ -527,23 +523,14 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		return ret;
 	for (i = 0; i < s->nr_sources; i++) {
 		struct vmig_source_rec *src = &s->sources[i];
-		int (*prepare)(void *, const struct vmig_read *, uint64_t *,
-			       uint32_t *) = VMIG_SOURCE_OP(src, unmap_prepare);
-		uint32_t flags = 0;
+		uint32_t flags;
 
 		if (!src->started || src->failed ||
 		    !source_covers(s, (int)i, io))
 			continue;
 		s->acct_who = (int)i;
-		if (!prepare) {
-			ret = source_read(s, src, io, iova, length);
-			s->acct_who = VMIG_ACCT_VMIG;
-			if (ret < 0)
-				vmig_source_fail(s, src, ret, "read");
-			continue;
-		}
 		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
-		ret = prepare(src->inst, &rq, s->scratch, &flags);
+		ret = vmig_src_unmap_prepare(src, &rq, s->scratch, &flags);
 		if (ret < 0) {
 			/*
 			 * The source saw nothing: marking the whole range is
@@ -568,16 +555,13 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 	}
 	for (i = 0; i < s->nr_sources; i++) {
 		struct vmig_source_rec *src = &s->sources[i];
-		int (*complete)(void *, const struct vmig_read *,
-				uint64_t *) = VMIG_SOURCE_OP(src,
-							    unmap_complete);
 
-		if (!src->started || src->failed || !complete ||
+		if (!src->started || src->failed ||
 		    !source_covers(s, (int)i, io))
 			continue;
 		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
 		s->acct_who = (int)i;
-		ret = complete(src->inst, &rq, s->scratch);
+		ret = vmig_src_unmap_complete(src, &rq, s->scratch);
 		if (ret < 0) {
 			/*
 			 * The source saw nothing: marking the whole range is

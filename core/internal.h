@@ -24,16 +24,6 @@
 
 struct ksim;
 
-/*
- * A source's operation, or NULL when the plugin lacks it (NULL in its
- * table, or a table from an older ABI minor that ends before it).
- */
-#define VMIG_SOURCE_OP(src, op)                                        \
-	((src)->desc->ops->size >= offsetof(struct vmig_source_ops, op) + \
-				   sizeof(void *)                        \
-		 ? (src)->desc->ops->op                                  \
-		 : NULL)
-
 /* A device tracked by nothing: its ranges are dirty on every sync. */
 #define VMIG_SOURCE_FALLBACK (-1)
 /* A device not arbitrated yet (tracking not started, or just plugged). */
@@ -291,6 +281,12 @@ int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev);
 
 /* Detaches dev from its source (its last bits were harvested). */
 void vmig_arbiter_release(vmig_session *s, struct vmig_device_rec *dev);
+/*
+ * Tells every source that dev has left the session (after its release):
+ * a source that based a precision on it may become finer again.
+ */
+void vmig_arbiter_device_gone(vmig_session *s,
+			      const struct vmig_device_rec *dev);
 
 /* Starts every source that has devices; a source that fails to start
  * hands its devices to the next candidates. */

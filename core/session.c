@@ -17,6 +17,7 @@
 #include "../tests/ksim/ksim.h"
 #include "engine.h"
 #include "internal.h"
+#include "source.h"
 #include "kuapi.h"
 
 /* ------------------------------------------------------------------ */
@@ -727,13 +728,9 @@ static int dma_map(vmig_session *s, const struct vmig_dma_map *map)
 		for (i = 0; i < s->nr_sources; i++) {
 			struct vmig_source_rec *src = &s->sources[i];
 
-			int (*op)(void *, uint32_t, const struct vmig_range *) =
-				VMIG_SOURCE_OP(src, map);
-
-			if (!src->started || src->failed || !src->nr_devices ||
-			    !op)
+			if (!src->started || src->failed || !src->nr_devices)
 				continue;
-			ret = op(src->inst, io->desc.id, &r);
+			ret = vmig_src_map(src, io->desc.id, &r);
 			if (ret < 0)
 				vmig_source_fail(s, src, ret, "map");
 		}
@@ -1111,6 +1108,7 @@ static int device_remove(vmig_session *s, void *arg)
 		vmig_arbiter_release(s, dev);
 	}
 	dev->present = false;
+	vmig_arbiter_device_gone(s, dev);
 	if (dev->owned_fd)
 		close_owned(s, &dev->device_fd);
 	return 0;
@@ -1132,23 +1130,16 @@ VMIG_API int vmig_device_status(vmig_session *s, uint32_t id,
 
 	if (dev->source >= 0) {
 		struct vmig_source_rec *src = &s->sources[dev->source];
-		int (*status)(void *, uint32_t, struct vmig_probe *) =
-			VMIG_SOURCE_OP(src, status);
+		struct vmig_probe p;
 
 		name = src->name;
 		/* The precision may have changed since the probe. */
-		if (status) {
-			struct vmig_probe p = { .size = sizeof(p) };
-
-			if (status(src->inst, dev->id, &p) == 0 &&
-			    p.precision != VMIG_PRECISION_NONE) {
-				dev->precision = p.precision;
-				if (p.reason[0])
-					snprintf(dev->reason,
-						 sizeof(dev->reason), "%.*s",
-						 (int)sizeof(p.reason) - 1,
-						 p.reason);
-			}
+		if (vmig_src_status(src, dev->id, &p) == 0 &&
+		    p.precision != VMIG_PRECISION_NONE) {
+			dev->precision = p.precision;
+			if (p.reason[0])
+				snprintf(dev->reason, sizeof(dev->reason),
+					 "%s", p.reason);
 		}
 	} else if (dev->source == VMIG_SOURCE_FALLBACK) {
 		name = VMIG_FALLBACK_NAME;

@@ -304,6 +304,18 @@ struct vmig_source_ops {
 	 */
 	int (*status)(void *instance, uint32_t device_id,
 		      struct vmig_probe *out);
+
+	/* Since 1.1. */
+
+	/*
+	 * A device has left the session (unplugged), whichever source
+	 * tracked it; called on every instance, after the tracking source's
+	 * detach. A source that based anything on the device's probe (type1
+	 * counts every vfio-pci group of a container, whoever tracks it)
+	 * forgets it, so that a precision it coarsened can become finer
+	 * again. Unknown ids are ignored.
+	 */
+	void (*device_gone)(void *instance, uint32_t device_id);
 };
 
 /* Descriptor flags. */

@@ -23,6 +23,6 @@
 
 /* The dirty-source plugin ABI (see vmig/plugin.h). */
 #define VMIG_PLUGIN_ABI_MAJOR 1
-#define VMIG_PLUGIN_ABI_MINOR 0
+#define VMIG_PLUGIN_ABI_MINOR 1
 
 #endif /* VMIG_VERSION_H */

@@ -164,6 +164,9 @@ static const struct field_pin vmig_source_ops_pins[] = {
 	    int (*)(void *, const struct vmig_read *, uint64_t *)),
 	PIN(struct vmig_source_ops, status, 96, 8,
 	    int (*)(void *, uint32_t, struct vmig_probe *)),
+	/* Since plugin ABI 1.1. */
+	PIN(struct vmig_source_ops, device_gone, 104, 8,
+	    void (*)(void *, uint32_t)),
 };
 
 static const struct field_pin vmig_plugin_pins[] = {
@@ -299,7 +302,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_probe, 176, 4, vmig_probe_pins),
 	STRUCT(struct vmig_read, 40, 8, vmig_read_pins),
 	STRUCT(struct vmig_host, 104, 8, vmig_host_pins),
-	STRUCT(struct vmig_source_ops, 104, 8, vmig_source_ops_pins),
+	STRUCT(struct vmig_source_ops, 112, 8, vmig_source_ops_pins),
 	STRUCT(struct vmig_plugin, 80, 8, vmig_plugin_pins),
 	STRUCT(struct vmig_progress, 48, 8, vmig_progress_pins),
 	STRUCT(struct vmig_session_params, 56, 8, vmig_session_params_pins),
@@ -615,7 +618,7 @@ static void test_plugin_constants(void)
 		  IS_UINT(VMIG_DMA_EXISTING));
 
 	CU_ASSERT_EQUAL(VMIG_PLUGIN_ABI_MAJOR, 1);
-	CU_ASSERT_EQUAL(VMIG_PLUGIN_ABI_MINOR, 0);
+	CU_ASSERT_EQUAL(VMIG_PLUGIN_ABI_MINOR, 1);
 }
 
 /* VMIG_HAS_FIELD is true exactly when the size covers the whole field. */

@@ -398,6 +398,7 @@ static void test_type1_mixed_precision(void)
 {
 	struct vmig_device_status ds;
 	struct lost l;
+	int l0;
 
 	lost_init(&l, mixed_doc, NULL);
 	start_clean(&l);
@@ -422,6 +423,28 @@ static void test_type1_mixed_precision(void)
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 	clear_all(&l);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	/*
+	 * l0 is unplugged: its group leaves the container, the kernel
+	 * reports the pinned pages only, and the claim follows (type1 hears
+	 * of it through device_gone, although it never tracked l0).
+	 */
+	l0 = l.s->devices[device(&l, "l0")]->group_fd;
+	CU_ASSERT(vmig_device_remove(l.s, device(&l, "l0")) == 0);
+	/* ... as the VMM's unplug takes the group out of the container. */
+	CU_ASSERT(l.s->kernel.ioctl(l.s->kernel.kctx, l0,
+				    VFIO_GROUP_UNSET_CONTAINER, NULL) == 0);
+	status(&l, "m0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(has(ds.reason, "pinned-page scope"));
+	/*
+	 * The kernel fills the bitmap once as the group leaves (it could
+	 * have written until then: kernel-uapi.md 1.8), then reports pins.
+	 */
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 4);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 }
@@ -681,6 +704,17 @@ static const char huge_doc[] =
 	"  'kernel': { 'type': 'simulated', 'devices': [\n"
 	"    { 'name': 'i0', 'iommu': { 'page_sizes': ['4K', '2M'] } } ] } }";
 
+static const char huge_split_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [ { 'name': 'i0', 'kind': 'vfio-pci',\n"
+	"    'iommu': 'iommufd', 'cdev': '/dev/vfio/devices/vfio0',\n"
+	"    'ioas': 'a' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'a', 'iova': '4M', 'gpa': 0, 'size': '1M' },\n"
+	"    { 'space': 'a', 'iova': '5M', 'gpa': '1M', 'size': '3M' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'i0', 'iommu': { 'page_sizes': ['4K', '2M'] } } ] } }";
+
 static void test_split_huge_mapping(void)
 {
 	const uint64_t base = 1ull << 30, len = 4 * MiB;
@@ -770,6 +804,31 @@ static void test_iommufd_huge_precision(void)
 	status(&l, "i0", &ds);
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
 	CU_ASSERT(has(ds.reason, "2048 KiB IOPTEs"));
+	/* The large range goes, and its IOPTEs with it: exact again. */
+	CU_ASSERT(vmig_dma_unmap(l.s, vm.iommu_id, 2 * MiB, 2 * MiB) == 0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(has(ds.reason, "no range holds an aligned large IOPTE"));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+
+	/*
+	 * Partial unmaps: two mappings that touch, [4M, 5M) and [5M, 8M),
+	 * are one range [4M, 8M) to the device, with two aligned blocks.
+	 * Without its first MiB, [6M, 8M) still holds one; without the
+	 * rest, nothing does.
+	 */
+	lost_init(&l, huge_split_doc, NULL);
+	start_clean(&l);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
+	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 4 * MiB, MiB) == 0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
+	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 5 * MiB, 3 * MiB) ==
+		  0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 }
