@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ioas.h"
 #include "source.h"
 
 static const char *const default_preference[] = {
@@ -134,10 +135,6 @@ static const char *kind_name(uint32_t kind)
 	return kind == VMIG_DEVICE_MDEV ? "mdev" : "vfio-pci";
 }
 
-static const char *iommu_kind_name(uint32_t kind)
-{
-	return kind == VMIG_IOMMU_IOMMUFD ? "iommufd" : "type1";
-}
 
 /* Asks one source about dev; fills the candidate record. */
 static void source_probe(vmig_session *s, struct vmig_source_rec *src,
@@ -163,8 +160,7 @@ static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 	}
 	if (!(src->desc->iommu_kinds & VMIG_KIND_BIT(io->desc.kind))) {
 		snprintf(c->reason, sizeof(c->reason),
-			 "does not track devices behind %s",
-			 iommu_kind_name(io->desc.kind));
+			 "does not track devices behind %s", io->be->name);
 		return;
 	}
 	ret = source_instance(s, src);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ioas.h"
 #include "source.h"
 
 #define PAGE_SHIFT_4K 12
@@ -241,7 +242,7 @@ static int source_read_space(vmig_session *s, struct vmig_source_rec *src,
 			     uint32_t io)
 {
 	const struct vmig_iommu_rec *rec = s->iommus[io];
-	bool runs = rec->desc.kind == VMIG_IOMMU_IOMMUFD;
+	bool runs = rec->be->read_runs;
 	size_t i, j;
 	int ret;
 

@@ -23,6 +23,7 @@
 #include "loader.h"
 
 struct ksim;
+struct vmig_ioas_backend;
 
 /* A device tracked by nothing: its ranges are dirty on every sync. */
 #define VMIG_SOURCE_FALLBACK (-1)
@@ -60,6 +61,7 @@ struct vmig_mapping_rec {
 
 struct vmig_iommu_rec {
 	struct vmig_iommu_desc desc;
+	const struct vmig_ioas_backend *be; /* its kind's (ioas.h) */
 	char *name;
 	struct vmig_mapping_rec *maps; /* sorted by iova, disjoint */
 	size_t nr_maps;

@@ -17,6 +17,7 @@
 #include "../tests/ksim/ksim.h"
 #include "engine.h"
 #include "internal.h"
+#include "ioas.h"
 #include "source.h"
 #include "kuapi.h"
 
@@ -512,6 +513,7 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 			    uint32_t *out_id)
 {
+	const struct vmig_ioas_backend *be;
 	struct vmig_iommu_rec **arr, *rec;
 
 	if (!s)
@@ -519,7 +521,8 @@ VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 	if (!io || io->size < offsetof(struct vmig_iommu, ioas_id) +
 				      sizeof(io->ioas_id))
 		return vmig_fail(s, -EINVAL, "iommu: size field too small");
-	if (io->kind != VMIG_IOMMU_TYPE1 && io->kind != VMIG_IOMMU_IOMMUFD)
+	be = vmig_ioas_backend(io->kind);
+	if (!be)
 		return vmig_fail(s, -EINVAL, "iommu: unknown kind %u",
 				 io->kind);
 	if (io->fd < 0)
@@ -533,6 +536,7 @@ VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 		free(rec);
 		return -ENOMEM;
 	}
+	rec->be = be;
 	rec->desc.size = sizeof(rec->desc);
 	rec->desc.id = (uint32_t)s->nr_iommus;
 	rec->desc.kind = io->kind;
@@ -541,8 +545,7 @@ VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 	if (io->name)
 		rec->name = strdup(io->name);
 	else if (asprintf(&rec->name, "%s%zu",
-			  io->kind == VMIG_IOMMU_TYPE1 ? "container" : "ioas",
-			  s->nr_iommus) < 0)
+			  be->noun, s->nr_iommus) < 0)
 		rec->name = NULL;
 	if (!rec->name) {
 		free(rec);
@@ -577,62 +580,13 @@ int vmig_kernel_map(vmig_session *s, const struct vmig_iommu_rec *io,
 	void *hva = s->regions[m->region].hva + (m->gpa -
 						 s->regions[m->region].gpa);
 
-	if (io->desc.kind == VMIG_IOMMU_TYPE1) {
-		struct vfio_iommu_type1_dma_map map = {
-			.argsz = sizeof(map),
-			.vaddr = (uintptr_t)hva,
-			.iova = m->iova,
-			.size = m->length,
-		};
-
-		if (m->flags & VMIG_DMA_READ)
-			map.flags |= VFIO_DMA_MAP_FLAG_READ;
-		if (m->flags & VMIG_DMA_WRITE)
-			map.flags |= VFIO_DMA_MAP_FLAG_WRITE;
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VFIO_IOMMU_MAP_DMA, &map);
-	} else {
-		struct vk_iommu_ioas_map map = {
-			.size = sizeof(map),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA,
-			.ioas_id = io->desc.ioas_id,
-			.user_va = (uintptr_t)hva,
-			.length = m->length,
-			.iova = m->iova,
-		};
-
-		if (m->flags & VMIG_DMA_READ)
-			map.flags |= VK_IOMMU_IOAS_MAP_READABLE;
-		if (m->flags & VMIG_DMA_WRITE)
-			map.flags |= VK_IOMMU_IOAS_MAP_WRITEABLE;
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VK_IOMMU_IOAS_MAP, &map);
-	}
+	return io->be->map(s, io, m, hva);
 }
 
 int vmig_kernel_unmap(vmig_session *s, const struct vmig_iommu_rec *io,
 		      uint64_t iova, uint64_t length)
 {
-	if (io->desc.kind == VMIG_IOMMU_TYPE1) {
-		struct vfio_iommu_type1_dma_unmap unmap = {
-			.argsz = sizeof(unmap),
-			.iova = iova,
-			.size = length,
-		};
-
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VFIO_IOMMU_UNMAP_DMA, &unmap);
-	} else {
-		struct vk_iommu_ioas_unmap unmap = {
-			.size = sizeof(unmap),
-			.ioas_id = io->desc.ioas_id,
-			.iova = iova,
-			.length = length,
-		};
-
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VK_IOMMU_IOAS_UNMAP, &unmap);
-	}
+	return io->be->unmap(s, io, iova, length);
 }
 
 static struct vmig_iommu_rec *iommu_get(vmig_session *s, uint32_t id)
