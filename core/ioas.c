@@ -7,7 +7,7 @@
 
 #include "internal.h"
 #include "ioas.h"
-#include "kuapi.h"
+#include <vmig/linux-uapi.h>
 
 static int type1_map(vmig_session *s, const struct vmig_iommu_rec *io,
 		     const struct vmig_mapping_rec *m, void *hva)

@@ -19,7 +19,7 @@
 #include "internal.h"
 #include "ioas.h"
 #include "source.h"
-#include "kuapi.h"
+#include <vmig/linux-uapi.h>
 
 /* ------------------------------------------------------------------ */
 /* Errors and logging                                                  */

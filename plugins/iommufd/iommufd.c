@@ -75,8 +75,8 @@
 
 #include <vmig/plugin.h>
 
-#include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/bitmap.h>
+#include <vmig/linux-uapi.h>
 
 #define NO_CLEAR VK_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR
 

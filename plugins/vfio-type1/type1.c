@@ -35,8 +35,8 @@
 
 #include <vmig/plugin.h>
 
-#include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/bitmap.h>
+#include <vmig/linux-uapi.h>
 
 struct t1_container {
 	uint32_t iommu_id;

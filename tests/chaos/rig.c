@@ -16,7 +16,7 @@
 
 #include "core/engine.h"
 #include "core/internal.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 
 #define GUEST_STEP_US 250u /* the guest's pace: one DMA step per period */
 

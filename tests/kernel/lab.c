@@ -28,7 +28,7 @@
 
 #include <linux/vfio.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "lab.h"
 #include "lab_scenarios.h"

@@ -21,7 +21,7 @@
 #include <linux/vfio.h>
 
 #include "core/config.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "unit/testutil.h"
 
 static char msg[512];

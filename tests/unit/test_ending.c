@@ -54,7 +54,7 @@
 #include <uv.h>
 #include <vmig/vmig.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "core/proto.h"
 #include "common/relay.h"
 #include "ksim/ksim.h"

@@ -33,7 +33,7 @@
 #include "core/bitmap.h"
 #include "core/engine.h"
 #include "core/internal.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
 

@@ -19,7 +19,7 @@
 #include <vmig/vmig.h>
 
 #include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
 
