@@ -504,6 +504,53 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 	return (int64_t)vmig_dirty_count(s);
 }
 
+/*
+ * One step of an unmap's harvest from every source that covers io: before
+ * the kernel unmap (after false) or after it. Returns whether a source
+ * unmapped the range itself (VMIG_UNMAP_DONE).
+ */
+static bool harvest_step(vmig_session *s, const struct vmig_read *rq,
+			 bool after)
+{
+	uint64_t npages = rq->length / VMIG_PAGE_SIZE;
+	bool unmapped = false;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < s->nr_sources; i++) {
+		struct vmig_source_rec *src = &s->sources[i];
+		uint32_t flags = 0;
+
+		if (!src->started || src->failed ||
+		    !source_covers(s, (int)i, rq->iommu_id))
+			continue;
+		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
+		s->acct_who = (int)i;
+		ret = after ? vmig_src_unmap_complete(src, rq, s->scratch)
+			    : vmig_src_unmap_prepare(src, rq, s->scratch,
+						     &flags);
+		if (ret < 0) {
+			/*
+			 * The source saw nothing: marking the whole range is
+			 * vmig's own caution, counted as vmig's.
+			 */
+			s->acct_who = VMIG_ACCT_VMIG;
+			vmig_dirty_mark_iova(s, rq->iommu_id, rq->iova,
+					     rq->length);
+			vmig_source_fail(s, src, ret,
+					 after ? "harvest after unmap"
+					       : "harvest before unmap");
+			continue;
+		}
+		vmig_dirty_or_iova(s, rq->iommu_id, rq->iova, rq->length,
+				   s->scratch);
+		s->acct_who = VMIG_ACCT_VMIG;
+		if (flags & VMIG_UNMAP_DONE)
+			unmapped = true;
+	}
+	return unmapped;
+}
+
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 			     uint64_t length)
 {
@@ -514,39 +561,13 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		.length = length,
 		.page_size = VMIG_PAGE_SIZE,
 	};
-	uint64_t npages = length / VMIG_PAGE_SIZE;
-	bool unmapped = false;
-	size_t i;
+	bool unmapped;
 	int ret;
 
-	ret = vmig_scratch_reserve(s, npages);
+	ret = vmig_scratch_reserve(s, length / VMIG_PAGE_SIZE);
 	if (ret < 0)
 		return ret;
-	for (i = 0; i < s->nr_sources; i++) {
-		struct vmig_source_rec *src = &s->sources[i];
-		uint32_t flags;
-
-		if (!src->started || src->failed ||
-		    !source_covers(s, (int)i, io))
-			continue;
-		s->acct_who = (int)i;
-		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
-		ret = vmig_src_unmap_prepare(src, &rq, s->scratch, &flags);
-		if (ret < 0) {
-			/*
-			 * The source saw nothing: marking the whole range is
-			 * vmig's own caution, counted as vmig's.
-			 */
-			s->acct_who = VMIG_ACCT_VMIG;
-			vmig_dirty_mark_iova(s, io, iova, length);
-			vmig_source_fail(s, src, ret, "harvest before unmap");
-			continue;
-		}
-		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
-		s->acct_who = VMIG_ACCT_VMIG;
-		if (flags & VMIG_UNMAP_DONE)
-			unmapped = true;
-	}
+	unmapped = harvest_step(s, &rq, false);
 	if (space_needs_all(s, io))
 		vmig_dirty_mark_iova(s, io, iova, length);
 	if (!unmapped) {
@@ -554,28 +575,7 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		if (ret < 0)
 			return ret;
 	}
-	for (i = 0; i < s->nr_sources; i++) {
-		struct vmig_source_rec *src = &s->sources[i];
-
-		if (!src->started || src->failed ||
-		    !source_covers(s, (int)i, io))
-			continue;
-		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
-		s->acct_who = (int)i;
-		ret = vmig_src_unmap_complete(src, &rq, s->scratch);
-		if (ret < 0) {
-			/*
-			 * The source saw nothing: marking the whole range is
-			 * vmig's own caution, counted as vmig's.
-			 */
-			s->acct_who = VMIG_ACCT_VMIG;
-			vmig_dirty_mark_iova(s, io, iova, length);
-			vmig_source_fail(s, src, ret, "harvest after unmap");
-			continue;
-		}
-		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
-		s->acct_who = VMIG_ACCT_VMIG;
-	}
+	(void)harvest_step(s, &rq, true);
 	return 0;
 }
 
