@@ -302,10 +302,7 @@ uint64_t vmig_bitmap_count(const uint64_t *map, uint64_t start, uint64_t n)
 
 	if (!n)
 		return 0;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
+	vmig_bm_span(start, n, &w, &last, &lo, &hi);
 	if (w == last)
 		return __builtin_popcountll(map[w] & vmig_bm_mask_range(lo, hi));
 	cnt = __builtin_popcountll(map[w] & (~0ULL << lo));

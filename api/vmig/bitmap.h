@@ -125,6 +125,20 @@ static inline void vmig_bm_orw_flush(struct vmig_bm_or_writer *ow)
 	ow->carry = 0;
 }
 
+/*
+ * The words of bits [start, start + n), n > 0: the first and last word,
+ * and the bits [lo, 64) of the first and [0, hi) of the last it covers.
+ */
+static inline void vmig_bm_span(uint64_t start, uint64_t n, uint64_t *w,
+				uint64_t *last, unsigned int *lo,
+				unsigned int *hi)
+{
+	*w = start / 64;
+	*last = (start + n - 1) / 64;
+	*lo = start % 64;
+	*hi = (start + n - 1) % 64 + 1;
+}
+
 /* Sets bits [start, start + n). */
 static inline void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n)
 {
@@ -133,10 +147,7 @@ static inline void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n)
 
 	if (!n)
 		return;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
+	vmig_bm_span(start, n, &w, &last, &lo, &hi);
 	if (w == last) {
 		map[w] |= vmig_bm_mask_range(lo, hi);
 		return;
@@ -155,10 +166,7 @@ static inline void vmig_bitmap_clear(uint64_t *map, uint64_t start, uint64_t n)
 
 	if (!n)
 		return;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
+	vmig_bm_span(start, n, &w, &last, &lo, &hi);
 	if (w == last) {
 		map[w] &= ~vmig_bm_mask_range(lo, hi);
 		return;
@@ -178,10 +186,7 @@ static inline bool vmig_bitmap_any(const uint64_t *map, uint64_t start,
 
 	if (!n)
 		return false;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
+	vmig_bm_span(start, n, &w, &last, &lo, &hi);
 	if (w == last)
 		return map[w] & vmig_bm_mask_range(lo, hi);
 	if (map[w] & (~0ULL << lo))
