@@ -37,4 +37,10 @@ void lab_iommufd_mock_rows(struct lab *lab);
 void lab_iommufd_plugin_mock(struct lab *lab);
 void lab_iommufd_plugin_huge(struct lab *lab);
 
+/*
+ * Boot "viommu" (lab_e2e.c): whole migrations through libvmig, with the
+ * edu device writing by DMA during pre-copy.
+ */
+void lab_e2e_type1_edu(struct lab *lab);
+
 #endif /* VMIG_LAB_SCENARIOS_H */
