@@ -13,7 +13,10 @@
  * EDU_MIN_WRITES transfers first, so the device writes during pre-copy on
  * either kernel, then stops it. At the end the destination's memory must
  * equal the source's page by page, and every page the device wrote must
- * hold the pattern on both.
+ * hold the pattern on both. In the same migration, the first mtty mdev's
+ * VFIO migration v2 state travels in the stream to the second mtty, in
+ * the destination process, which must end RUNNING there (vmig takes it
+ * through RESUMING), and the source's must end STOP.
  *
  * Compared with the simulator: the set-up calls one by one; during the
  * migration (whose number of iterations depends on timing) each distinct
@@ -33,7 +36,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <linux/vfio.h>
+
+#include <vmig/linux-uapi.h>
 
 #include "lab.h"
 #include "lab_scenarios.h"
@@ -162,14 +168,70 @@ static int vmm_start(void *opaque)
 	return 0;
 }
 
+/* What the destination sends back before its memory. */
+struct dst_result {
+	int ret;        /* vmig_receive's */
+	int state_ret;  /* the GET of its mtty's state */
+	uint32_t state; /* ... and the state */
+};
+
+/* A device's VFIO migration state, through host h. */
+static int mig_state(const struct vmig_host *h, int fd, uint32_t *state)
+{
+	uint64_t raw[2] = { 0 };
+	struct vfio_device_feature *f = (void *)raw;
+	struct vfio_device_feature_mig_state *m = (void *)f->data;
+	int ret;
+
+	f->argsz = sizeof(*f) + sizeof(*m);
+	f->flags = VFIO_DEVICE_FEATURE_GET |
+		   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	ret = h->ioctl(h->kctx, fd, VFIO_DEVICE_FEATURE, f);
+	*state = ret ? ~0u : m->device_state;
+	return ret;
+}
+
+/*
+ * The destination's mtty: its own container, through host h (not the
+ * recorder: this process's calls are not in the transcript).
+ */
+static int dst_mdev(const struct vmig_host *h, const struct lab_dev *dev,
+		    int *container, int *group, int *device)
+{
+	char path[64];
+	int ret;
+
+	*container = h->open(h->kctx, "/dev/vfio/vfio", O_RDWR);
+	snprintf(path, sizeof(path), "/dev/vfio/%d", dev->group);
+	*group = h->open(h->kctx, path, O_RDWR);
+	if (*container < 0 || *group < 0)
+		return -ENODEV;
+	ret = h->ioctl(h->kctx, *group, VFIO_GROUP_SET_CONTAINER, container);
+	if (!ret)
+		ret = h->ioctl(h->kctx, *container, VFIO_SET_IOMMU,
+			       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+	if (ret)
+		return ret;
+	*device = h->ioctl(h->kctx, *group, VFIO_GROUP_GET_DEVICE_FD,
+			   (void *)dev->name);
+	return *device < 0 ? *device : 0;
+}
+
 /*
  * Receives into fresh memory, then writes its result and the memory to
  * out. Never returns.
  */
-static void destination(int ready, int out)
+static void destination(const struct vmig_host *h, const struct lab_dev *mdev,
+			int ready, int out)
 {
 	struct vmig_session_params sp = { .size = sizeof(sp),
-					  .role = VMIG_ROLE_DESTINATION };
+					  .role = VMIG_ROLE_DESTINATION,
+					  .kernel = h };
+	struct vmig_iommu io = { .size = sizeof(io), .kind = VMIG_IOMMU_TYPE1 };
+	struct vmig_device vd = { .size = sizeof(vd), .kind = VMIG_DEVICE_MDEV,
+				  .name = "mtty0", .address = mdev->name };
+	int container = -1, group = -1, device = -1;
+	struct dst_result res = { .state_ret = -1 };
 	struct vmig_vmm_ops ops = { .size = sizeof(ops), .start = vmm_start };
 	struct vmig_region r = { .size = sizeof(r), .fd = -1,
 				 .length = GUEST_LEN };
@@ -185,6 +247,15 @@ static void destination(int ready, int out)
 	if (!ret)
 		ret = vmig_region_add(s, &r, NULL);
 	if (!ret)
+		ret = dst_mdev(h, mdev, &container, &group, &device);
+	io.fd = container;
+	if (!ret)
+		ret = vmig_iommu_add(s, &io, &vd.iommu_id);
+	vd.device_fd = device;
+	vd.group_fd = group;
+	if (!ret)
+		ret = vmig_device_add(s, &vd, NULL);
+	if (!ret)
 		ret = vmig_set_vmm_ops(s, &ops, NULL);
 	if (!ret)
 		ret = vmig_listen(s, DST_SOCKET, NULL, 0);
@@ -193,7 +264,10 @@ static void destination(int ready, int out)
 	ret = vmig_receive(s);
 	if (ret)
 		fprintf(stderr, "~ destination: %s\n", vmig_errmsg(s));
-	if (write(out, &ret, sizeof(ret)) != sizeof(ret))
+	res.ret = ret;
+	if (!ret)
+		res.state_ret = mig_state(h, device, &res.state);
+	if (write(out, &res, sizeof(res)) != sizeof(res))
 		_exit(1);
 	while (!ret && off < GUEST_LEN) {
 		ssize_t n = write(out, mem + off, GUEST_LEN - off);
@@ -203,6 +277,12 @@ static void destination(int ready, int out)
 		off += (size_t)n;
 	}
 	vmig_session_free(s);
+	if (device >= 0)
+		h->close(h->kctx, device);
+	if (group >= 0)
+		h->close(h->kctx, group);
+	if (container >= 0)
+		h->close(h->kctx, container);
 	_exit(0);
 }
 
@@ -261,8 +341,15 @@ void lab_e2e_type1_edu(struct lab *lab)
 	struct vmig_device vd = { .size = sizeof(vd),
 				  .kind = VMIG_DEVICE_VFIO_PCI,
 				  .name = "edu" };
+	struct vmig_device md = { .size = sizeof(md), .kind = VMIG_DEVICE_MDEV,
+				  .name = "mtty0" };
+	struct vmig_iommu mio = { .size = sizeof(mio),
+				  .kind = VMIG_IOMMU_TYPE1 };
 	int container = -1, group = -1, device = -1, ready[2] = { -1, -1 };
+	int mc = -1, mg = -1, mdev = -1;
 	int result[2] = { -1, -1 }, ret, dret = -1, st;
+	struct dst_result dres = { .ret = -1 };
+	uint32_t sstate = ~0u;
 	struct edu e = { .lab = lab, .fd = -1 };
 	struct writer w = { .e = &e };
 	uint8_t pat[EDU_XFER], *mem = NULL, *dmem = NULL;
@@ -273,6 +360,8 @@ void lab_e2e_type1_edu(struct lab *lab)
 	unsigned int i;
 
 	LAB_REQUIRE(lab, dev->name, "this boot has no vfio-pci device");
+	LAB_REQUIRE(lab, lab->facts.nr_mdevs >= 2,
+		    "this boot has fewer than 2 mdevs");
 	/* The destination first, before this process opens anything. */
 	LAB_REQUIRE(lab, pipe(ready) == 0 && pipe(result) == 0, "pipe: %s",
 		    strerror(errno));
@@ -282,7 +371,8 @@ void lab_e2e_type1_edu(struct lab *lab)
 	if (child == 0) {
 		close(ready[0]);
 		close(result[0]);
-		destination(ready[1], result[1]);
+		destination(lab->real ? vmig_linux_kernel() : lab->kernel,
+			    &lab->facts.mdevs[1], ready[1], result[1]);
 	}
 	close(ready[1]);
 	close(result[1]);
@@ -333,6 +423,17 @@ void lab_e2e_type1_edu(struct lab *lab)
 	vd.group_fd = group;
 	LAB_REQUIRE(lab, vmig_device_add(s, &vd, NULL) == 0, "device: %s",
 		    vmig_errmsg(s));
+	/* The first mtty, in a container of its own: its state migrates. */
+	ret = lab_vfio_open(lab, &lab->facts.mdevs[0], &mc, &mg, &mdev);
+	LAB_REQUIRE(lab, ret == 0, "cannot open the first mtty: %d", ret);
+	mio.fd = mc;
+	LAB_REQUIRE(lab, vmig_iommu_add(s, &mio, &md.iommu_id) == 0,
+		    "mtty's container: %s", vmig_errmsg(s));
+	md.address = lab->facts.mdevs[0].name;
+	md.device_fd = mdev;
+	md.group_fd = mg;
+	LAB_REQUIRE(lab, vmig_device_add(s, &md, NULL) == 0, "mtty: %s",
+		    vmig_errmsg(s));
 	LAB_REQUIRE(lab, vmig_set_vmm_ops(s, &ops, &w) == 0, "ops: %s",
 		    vmig_errmsg(s));
 
@@ -362,11 +463,23 @@ void lab_e2e_type1_edu(struct lab *lab)
 	lab_say(lab, "device wrote during pre-copy: %s",
 		atomic_load(&w.done) >= EDU_MIN_WRITES ? "yes" : "no");
 
-	LAB_REQUIRE(lab, read_all(result[0], &dret, sizeof(dret)),
+	LAB_REQUIRE(lab, read_all(result[0], &dres, sizeof(dres)),
 		    "no result from the destination");
+	dret = dres.ret;
 	LAB_EXPECT(lab, dret == 0, "the destination's vmig_receive: %d",
 		   dret);
 	lab_say(lab, "destination: %s", dret == 0 ? "started" : "failed");
+	/* The state went through RESUMING into RUNNING there. */
+	LAB_EXPECT(lab, dres.state_ret == 0 &&
+				dres.state == VK_VFIO_STATE_RUNNING,
+		   "the destination's mtty is in state %u (GET: %d)",
+		   dres.state, dres.state_ret);
+	lab_say(lab, "destination's mtty: %s",
+		lab_mig_state(dres.state_ret ? ~0u : dres.state));
+	ret = mig_state(&lab->host, mdev, &sstate);
+	LAB_EXPECT(lab, ret == 0 && sstate == VK_VFIO_STATE_STOP,
+		   "the source's mtty is in state %u", sstate);
+	lab_say(lab, "source's mtty: %s", lab_mig_state(sstate));
 	LAB_REQUIRE(lab, dret == 0 && read_all(result[0], dmem, GUEST_LEN),
 		    "no memory from the destination");
 	for (i = 0; i < GUEST_LEN / PG; i++)
@@ -398,6 +511,7 @@ out:
 		if (result[i] >= 0)
 			close(result[i]);
 	}
+	lab_vfio_close(lab, &mc, &mg, &mdev);
 	lab_vfio_close(lab, &container, &group, &device);
 	if (mem)
 		lab_mem_free(mem, GUEST_LEN);
