@@ -47,6 +47,7 @@ static const struct lab_scenario {
 	{ "iommufd-mock-rows", LAB_BOOT_MOCK, lab_iommufd_mock_rows },
 	{ "iommufd-plugin-mock", LAB_BOOT_MOCK, lab_iommufd_plugin_mock },
 	{ "iommufd-plugin-huge", LAB_BOOT_MOCK, lab_iommufd_plugin_huge },
+	{ "e2e-iommufd-mock", LAB_BOOT_MOCK, lab_e2e_iommufd_mock },
 	{ "type1-info", LAB_BOOT_VIOMMU, lab_type1_info },
 	{ "type1-pci-all-dirty", LAB_BOOT_VIOMMU, lab_type1_pci_all_dirty },
 	{ "type1-mdev-pinned", LAB_BOOT_VIOMMU, lab_type1_mdev_pinned },

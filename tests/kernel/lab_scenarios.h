@@ -42,5 +42,7 @@ void lab_iommufd_plugin_huge(struct lab *lab);
  * edu device writing by DMA during pre-copy.
  */
 void lab_e2e_type1_edu(struct lab *lab);
+/* Boot "mock" (lab_e2e.c): a migration tracked by the iommufd plugin. */
+void lab_e2e_iommufd_mock(struct lab *lab);
 
 #endif /* VMIG_LAB_SCENARIOS_H */
