@@ -9,9 +9,10 @@
  * memory) and the source session (vfio-type1 tracking the container, the
  * kernel calls recorded) migrate that memory while a thread keeps the
  * device's DMA engine copying a pattern from its buffer into pages of
- * the guest. The VMM's stop callback lets the engine finish at least
- * EDU_MIN_WRITES transfers first, so the device writes during pre-copy on
- * either kernel, then stops it. At the end the destination's memory must
+ * the guest. The VMM's stop callback first unmaps the second mapping
+ * (with its harvest) while the engine writes the first, lets the engine
+ * finish at least EDU_MIN_WRITES transfers, so the device writes during
+ * pre-copy on either kernel, then stops it. At the end the destination's memory must
  * equal the source's page by page, and every page the device wrote must
  * hold the pattern on both. In the same migration, the first mtty mdev's
  * VFIO migration v2 state travels in the stream to the second mtty, in
@@ -116,9 +117,10 @@ static uint32_t target_iova(unsigned int i)
 
 /*
  * What happens to the guest while it runs: the edu engine writing (a
- * thread), and changes the VMM makes once during pre-copy (events: from
- * the first progress callback, or at the latest from the stop callback,
- * before it returns; both run on the migration's thread).
+ * thread), and changes the VMM makes once during pre-copy (events), from
+ * the stop callback before it stops anything: after at least one
+ * pre-copy sync, before the final one, at the same point on both
+ * kernels, so that the calls around them do not depend on timing.
  */
 struct writer {
 	struct edu *e;
@@ -127,7 +129,6 @@ struct writer {
 	atomic_uint done;
 	int error;
 	bool running;
-	bool stopped;        /* the VMM's stop ran: no more guest writes */
 	bool events_done;
 	void (*events)(void *opaque);
 	void *events_opaque;
@@ -141,14 +142,6 @@ static void run_events(struct writer *w)
 	w->events(w->events_opaque);
 }
 
-static void on_progress(void *opaque, const struct vmig_progress *p)
-{
-	struct writer *w = opaque;
-
-	(void)p;
-	if (!w->stopped)
-		run_events(w);
-}
 
 static void *writer_main(void *arg)
 {
@@ -179,7 +172,6 @@ static int vmm_stop(void *opaque)
 	if (w->running)
 		pthread_join(w->th, NULL);
 	w->running = false;
-	w->stopped = true;
 	return 0;
 }
 
@@ -201,6 +193,8 @@ static int vmm_start(void *opaque)
 /* What the destination sends back before its memory. */
 struct dst_result {
 	int ret;        /* vmig_receive's */
+	int digest_ret;
+	uint64_t digest; /* vmig_memory_digest of what it received */
 	int state_ret;  /* the GET of its mtty's state */
 	uint32_t state; /* ... and the state */
 };
@@ -299,6 +293,7 @@ static void destination(const struct vmig_host *h, const struct lab_dev *mdev,
 	res.ret = ret;
 	if (!ret && mdev)
 		res.state_ret = mig_state(h, device, &res.state);
+	res.digest_ret = ret ? ret : vmig_memory_digest(s, &res.digest);
 	if (write(out, &res, sizeof(res)) != sizeof(res))
 		_exit(1);
 	while (!ret && off < GUEST_LEN) {
@@ -437,9 +432,7 @@ static vmig_session *src_session(struct lab *lab, const char *plugin,
 {
 	struct vmig_session_params sp = { .size = sizeof(sp),
 					  .role = VMIG_ROLE_SOURCE,
-					  .kernel = &lab->host,
-					  .progress = on_progress,
-					  .progress_opaque = w };
+					  .kernel = &lab->host };
 	struct vmig_vmm_ops ops = { .size = sizeof(ops), .stop = vmm_stop,
 				    .resume = vmm_resume };
 	struct vmig_region r = { .size = sizeof(r), .fd = -1, .hva = mem,
@@ -484,8 +477,8 @@ static int migrate_and_check(struct lab *lab, vmig_session *s,
 			     struct dst *d, const uint8_t *mem,
 			     uint8_t *dmem)
 {
-	uint64_t differ;
-	int ret;
+	uint64_t differ, digest = 0;
+	int ret, dg;
 
 	lab_quiet_begin(lab);
 	ret = vmig_migrate(s, DST_SOCKET);
@@ -501,6 +494,15 @@ static int migrate_and_check(struct lab *lab, vmig_session *s,
 	lab_say(lab, "destination: %s", d->res.ret == 0 ? "started" : "failed");
 	if (d->res.ret)
 		return d->res.ret;
+	dg = vmig_memory_digest(s, &digest);
+	LAB_EXPECT(lab, dg == 0 && d->res.digest_ret == 0 &&
+				digest == d->res.digest,
+		   "digests: source %d 0x%llx, destination %d 0x%llx", dg,
+		   (unsigned long long)digest, d->res.digest_ret,
+		   (unsigned long long)d->res.digest);
+	lab_say(lab, "memory digests equal: %s",
+		!dg && !d->res.digest_ret && digest == d->res.digest ? "yes"
+								      : "no");
 	differ = pages_differ(mem, dmem);
 	LAB_EXPECT(lab, differ == 0, "%llu pages differ",
 		   (unsigned long long)differ);
@@ -759,9 +761,10 @@ static void mock_write(struct mock_events *ev, uint64_t iova_mib,
 }
 
 /*
- * During pre-copy: writes into A and B; B unmapped (a read that does not
- * clear, then IOAS_UNMAP); a second mock device plugged into the IOAS;
- * writes into A again, marked in the HWPT the plugin now uses.
+ * Before the stop, after a pre-copy sync: writes into A and B; B
+ * unmapped (a read that does not clear, then IOAS_UNMAP); a second mock
+ * device plugged into the IOAS; writes into A again, marked in the HWPT
+ * the plugin now uses.
  */
 static void mock_events(void *opaque)
 {
