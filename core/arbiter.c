@@ -89,6 +89,7 @@ int vmig_arbiter_init(vmig_session *s)
 		src->host.ctx = src;
 		src->host.log = source_log;
 		src->host.ranges_unknown = source_ranges_unknown;
+		src->host.user = vmig_pluginset_user(s->plugins, i);
 	}
 	return 0;
 }

@@ -33,12 +33,6 @@ struct vmig_ioas_backend;
 /* The name the report gives the built-in fallback. */
 #define VMIG_FALLBACK_NAME "all-dirty"
 
-/*
- * The address-space id vCPU sources (VMIG_IOMMU_GPA) are read with: their
- * "IOVA" is the guest-physical address, read region by region.
- */
-#define VMIG_GPA_SPACE UINT32_MAX
-
 struct vmig_region_rec {
 	char *name;
 	uint64_t gpa;

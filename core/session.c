@@ -285,8 +285,9 @@ VMIG_API int vmig_plugin_load(vmig_session *s, const char *name_or_path)
 	return 0;
 }
 
-VMIG_API int vmig_plugin_register(vmig_session *s,
-				  const struct vmig_plugin *desc)
+VMIG_API int vmig_plugin_register_user(vmig_session *s,
+				       const struct vmig_plugin *desc,
+				       void *user)
 {
 	char err[512];
 	int ret;
@@ -300,7 +301,14 @@ VMIG_API int vmig_plugin_register(vmig_session *s,
 	ret = vmig_pluginset_register(s->plugins, desc, err, sizeof(err));
 	if (ret < 0)
 		return vmig_fail(s, ret, "%s", err);
+	vmig_pluginset_set_user(s->plugins, (size_t)ret, user);
 	return 0;
+}
+
+VMIG_API int vmig_plugin_register(vmig_session *s,
+				  const struct vmig_plugin *desc)
+{
+	return vmig_plugin_register_user(s, desc, NULL);
 }
 
 struct scan_ctx {

@@ -195,6 +195,17 @@ VMIG_API int vmig_plugin_register(vmig_session *s,
 				  const struct vmig_plugin *desc);
 
 /*
+ * vmig_plugin_register() with a pointer for the source: its instances
+ * find it in their host table (struct vmig_host's user, plugin ABI 1.1),
+ * so that a source linked into the program reaches its VM without a
+ * global. Registering the same descriptor again keeps one source and the
+ * last pointer. Errors: as vmig_plugin_register.
+ */
+VMIG_API int vmig_plugin_register_user(vmig_session *s,
+				       const struct vmig_plugin *desc,
+				       void *user);
+
+/*
  * What vmig_plugins_scan() found about one plugin file. The pointers are
  * valid during the callback only: the file is unloaded right after.
  */

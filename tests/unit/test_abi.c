@@ -138,6 +138,8 @@ static const struct field_pin vmig_host_pins[] = {
 	PIN(struct vmig_host, log, 88, 8, void (*)(void *, int, const char *)),
 	PIN(struct vmig_host, ranges_unknown, 96, 8,
 	    void (*)(void *, uint32_t, const struct vmig_range *, uint32_t)),
+	/* Since plugin ABI 1.1. */
+	PIN(struct vmig_host, user, 104, 8, void *),
 };
 
 static const struct field_pin vmig_source_ops_pins[] = {
@@ -301,7 +303,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device_desc, 72, 8, vmig_device_desc_pins),
 	STRUCT(struct vmig_probe, 176, 4, vmig_probe_pins),
 	STRUCT(struct vmig_read, 40, 8, vmig_read_pins),
-	STRUCT(struct vmig_host, 104, 8, vmig_host_pins),
+	STRUCT(struct vmig_host, 112, 8, vmig_host_pins),
 	STRUCT(struct vmig_source_ops, 112, 8, vmig_source_ops_pins),
 	STRUCT(struct vmig_plugin, 80, 8, vmig_plugin_pins),
 	STRUCT(struct vmig_progress, 48, 8, vmig_progress_pins),

@@ -61,6 +61,9 @@ static void lost_log(void *opaque, enum vmig_log_level level,
  * plug, when not NULL, is registered after it (as a VMM registers its
  * vCPU source).
  */
+/* The vCPU source's dirty log (section 1.2): 1024 pages, the 4 MiB guest. */
+static uint64_t vcpu_log[16];
+
 static void lost_init(struct lost *l, const char *doc,
 		      const struct vmig_plugin *plug)
 {
@@ -90,8 +93,10 @@ static void lost_init(struct lost *l, const char *doc,
 	if (ret < 0)
 		fprintf(stderr, "\n  configure: %s\n", vmig_errmsg(l->s));
 	CU_ASSERT_FATAL(ret == 0);
+	/* A vCPU source finds its log through its user pointer. */
 	if (plug)
-		CU_ASSERT_FATAL(vmig_plugin_register(l->s, plug) == 0);
+		CU_ASSERT_FATAL(vmig_plugin_register_user(l->s, plug,
+							  vcpu_log) == 0);
 	CU_ASSERT_FATAL(l->s->ksim != NULL);
 }
 
@@ -248,14 +253,17 @@ static void test_unplug_across_hole(void)
  * test sets bits), read and cleared by each read; its start discards the
  * log, as the sample KVM source does. A read fails while fail_reads > 0.
  */
-static uint64_t vcpu_log[16]; /* 1024 pages: the 4 MiB guest */
 static int vcpu_fail_reads;
 static int vcpu_starts;
 
 static int vcpu_create(const struct vmig_host *h, void **inst)
 {
-	(void)h;
-	*inst = vcpu_log;
+	/* Its state comes with the registration (plugin ABI 1.1). */
+	CU_ASSERT(VMIG_HAS_FIELD(h, struct vmig_host, user) &&
+		  h->user == vcpu_log);
+	if (!h->user)
+		return -EINVAL;
+	*inst = h->user;
 	return 0;
 }
 
