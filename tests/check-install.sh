@@ -47,4 +47,26 @@ for p in vfio-type1/type1.c iommufd/iommufd.c device-dirty/devdirty.c; do
 	nm -D --defined-only "$out" | grep -q ' vmig_plugin_init$' ||
 		{ echo "plugin $p: no vmig_plugin_init"; exit 1; }
 done
-echo "install: find_package, pkg-config, the installed vmig and plugins built from installed headers all work"
+# A vendor's plugin outside the tree: find_package(vmig) gives the headers
+# and the plugin directory (relative to the moved prefix), pkg-config the
+# same; the installed vmig loads the result.
+cmake -S "$src/samples/vendor-plugin" -B "$tmp/vendor" \
+	-DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" >/dev/null
+cmake --build "$tmp/vendor" >/dev/null
+cmake --install "$tmp/vendor" >/dev/null
+found=$(find "$prefix" -name vmig-acme.so | head -n1)
+case "$found" in
+*/vmig/plugins/vmig-acme.so) ;;
+*) echo "find_package: the vendor plugin was not installed into vmig_PLUGIN_DIR under $prefix"; exit 1 ;;
+esac
+"$prefix/bin/vmig" plugins | grep -q "^acme " ||
+	{ "$prefix/bin/vmig" plugins; echo "installed vmig: the vendor plugin is not listed"; exit 1; }
+mkdir -p "$tmp/pcplug"
+# shellcheck disable=SC2086
+"$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -shared -fPIC \
+	-fvisibility=hidden -Wl,--no-undefined \
+	$(PKG_CONFIG_PATH="$pc" pkg-config --cflags vmig) \
+	"$src/samples/vendor-plugin/acme.c" -o "$tmp/pcplug/vmig-acme.so"
+"$prefix/bin/vmig" plugins --path "$tmp/pcplug" | grep -q "^acme " ||
+	{ echo "pkg-config: the vendor plugin does not load"; exit 1; }
+echo "install: find_package, pkg-config, the installed vmig, the in-tree plugins and a vendor's built from installed headers all work"
