@@ -459,6 +459,7 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 	vmig_dirty_mark_all(s);
 	/* Counted from here: the start's marks are no source's report. */
 	account_init(s);
+	vmig_observe_tracking_started(s);
 	return 0;
 }
 
@@ -473,15 +474,11 @@ VMIG_API int vmig_tracking_stop(vmig_session *s)
 	return 0;
 }
 
-VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
+static void sync_sources(vmig_session *s)
 {
 	uint32_t io;
 	size_t i;
 
-	if (!s)
-		return -EINVAL;
-	if (!s->tracking)
-		return vmig_fail(s, -EINVAL, "sync: tracking not started");
 	for (io = 0; io < s->nr_iommus; io++) {
 		/*
 		 * Sources may fail and hand devices over during the loop;
@@ -504,7 +501,21 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 			vmig_dirty_mark_space(s, io);
 	}
 	sync_gpa(s);
-	return (int64_t)vmig_dirty_count(s);
+}
+
+VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
+{
+	int64_t n;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->tracking)
+		return vmig_fail(s, -EINVAL, "sync: tracking not started");
+	vmig_observe_sync(s, false, false);
+	sync_sources(s);
+	n = (int64_t)vmig_dirty_count(s);
+	vmig_observe_sync(s, true, true);
+	return n;
 }
 
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,

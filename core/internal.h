@@ -6,8 +6,8 @@
  * dirty-source instances that track them. session.c owns the records and
  * the public calls that edit them; arbiter.c decides which source tracks
  * which device; dirty.c moves dirty bits from sources into the regions'
- * bitmaps; setup.c applies a configuration; run.c and report.c run and
- * describe a tracking run.
+ * bitmaps; observer.c calls the session's observer; report.c describes
+ * the last run.
  */
 #ifndef VMIG_CORE_INTERNAL_H
 #define VMIG_CORE_INTERNAL_H
@@ -19,10 +19,7 @@
 #include <vmig/vmig.h>
 
 #include "bitmap.h"
-#include "config.h"
 #include "loader.h"
-
-struct ksim;
 
 /*
  * A source's operation, or NULL when the plugin lacks it (NULL in its
@@ -193,7 +190,8 @@ struct vmig_session {
 
 	/* Kernel operations (real, simulated or the caller's) and kctx. */
 	struct vmig_host kernel;
-	struct ksim *ksim; /* a simulated kernel the session owns */
+	/* How the report names the kernel; NULL: from its operations. */
+	const char *kernel_name;
 
 	struct vmig_pluginset *plugins;
 	char **preference;
@@ -211,11 +209,15 @@ struct vmig_session {
 
 	bool configured;
 	bool tracking;
-	enum vmig_cfg_hotplug hotplug;
+	uint32_t hotplug;    /* enum vmig_hotplug_policy */
 	bool all_or_nothing; /* one source per address space, or none */
-	uint32_t run_iterations;
-	bool run_track_only; /* vmig_run: a tracking run, no migration */
-	char *report_path;
+	/*
+	 * What the layer that set the session up (the tool: a
+	 * configuration, a simulated kernel) keeps with it, freed by
+	 * attached_free when the session is, after every fd is closed.
+	 */
+	void *attached;
+	void (*attached_free)(void *attached);
 
 	/* Scratch bitmap for reads, grown to the largest mapping. */
 	uint64_t *scratch;
@@ -235,6 +237,11 @@ struct vmig_session {
 	uint64_t vmig_unwritten;
 
 	struct vmig_run_stats stats;
+	/* vmig_set_observer (observer.c); observer.size 0: none. */
+	struct vmig_observer observer;
+	void *observer_opaque;
+	/* The figures of the last observed sync (observer.c). */
+	struct vmig_iter_stats synced;
 	/* The migration engine (engine.h), created on first use. */
 	struct vmig_engine *engine;
 	char errmsg[1024];
@@ -364,6 +371,30 @@ void vmig_dirty_account_free(vmig_session *s);
 
 /* Total dirty pages in the regions' bitmaps. */
 uint64_t vmig_dirty_count(const vmig_session *s);
+
+/* observer.c: the session's observer (vmig_set_observer) */
+
+/* Tracking started (vmig_tracking_start). */
+void vmig_observe_tracking_started(vmig_session *s);
+
+/*
+ * Before a sync, and after it (ok: it succeeded): the observer's
+ * callback, then, after a sync, what each source reported is counted,
+ * judged by the observer's truth, into s->synced.
+ */
+void vmig_observe_sync(vmig_session *s, bool after, bool ok);
+
+/* A call of the VMM ran between two syncs. */
+void vmig_observe_vmm_call(vmig_session *s);
+
+/* True when the observer's figures are the ground truth. */
+bool vmig_observer_judges(const vmig_session *s);
+
+/*
+ * After a successful sync: adds its figures to it (what the observed
+ * sync counted; without an observer, what the sources reported).
+ */
+void vmig_sync_figures(vmig_session *s, struct vmig_iter_stats *it);
 
 /* session.c: kernel-side mapping of a range (MAP_DMA / IOAS_MAP). */
 int vmig_kernel_map(vmig_session *s, const struct vmig_iommu_rec *io,

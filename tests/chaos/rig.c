@@ -17,6 +17,8 @@
 #include "core/engine.h"
 #include "core/internal.h"
 #include "core/kuapi.h"
+#include "sim/truth.h"
+#include "tool/vmig_tool.h"
 
 #define GUEST_STEP_US 250u /* the guest's pace: one DMA step per period */
 
@@ -552,7 +554,7 @@ static int session_from(struct rig *r, const char *json, bool source,
 		snprintf(err, errlen, "session: %s", vmig_strerror(ret));
 	}
 	vmig_config_free(cfg);
-	if (ret == 0 && !s->ksim) {
+	if (ret == 0 && !vmig_tool_ksim(s)) {
 		snprintf(err, errlen, "the configuration's kernel is not "
 			 "simulated");
 		ret = -EINVAL;
@@ -630,8 +632,8 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 	if (ret == 0)
 		ret = session_from(r, json, false, &r->dst, err, errlen);
 	if (ret == 0) {
-		r->k = r->src->ksim;
-		r->dk = r->dst->ksim;
+		r->k = vmig_tool_ksim(r->src);
+		r->dk = vmig_tool_ksim(r->dst);
 		ret = mirror_init(r);
 		if (ret < 0)
 			snprintf(err, errlen,
@@ -1181,6 +1183,51 @@ static void rig_sync_hook(void *opaque, bool after)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/*
+ * The source's observer while it migrates: the ground truth around every
+ * sync, composed with the guest's pacing (the guest takes its steps
+ * before the truth drains, and is allowed the next ones once the truth
+ * has compared).
+ */
+struct rig_observer {
+	struct rig *r;
+	struct vmig_truth *truth;
+};
+
+static void rig_observe_started(void *opaque)
+{
+	struct rig_observer *o = opaque;
+
+	vmig_truth_reset(o->truth);
+}
+
+static void rig_observe_sync(void *opaque, bool after,
+			     struct vmig_sync_truth *truth)
+{
+	struct rig_observer *o = opaque;
+
+	if (!after)
+		rig_sync_hook(o->r, false);
+	vmig_truth_on_sync(o->truth, after, truth);
+	if (after)
+		rig_sync_hook(o->r, true);
+}
+
+static void rig_observe_call(void *opaque)
+{
+	struct rig_observer *o = opaque;
+
+	vmig_truth_settle(o->truth);
+}
+
+static const struct vmig_observer rig_observer_ops = {
+	.size = sizeof(struct vmig_observer),
+	.flags = VMIG_OBSERVER_TRUTH,
+	.tracking_started = rig_observe_started,
+	.sync = rig_observe_sync,
+	.vmm_call_done = rig_observe_call,
+};
+
 struct receiver {
 	vmig_session *s;
 	int ret;
@@ -1275,31 +1322,30 @@ int rig_migrate(struct rig *r)
 int rig_migrate_cut(struct rig *r, const struct rig_cut *cut,
 		    struct rig_cut_result *out)
 {
-	struct vmig_engine *e = vmig_engine_get(r->src);
+	struct rig_observer o = { .r = r };
 	int ret;
 
-	if (!e)
-		return -ENOMEM;
-	ret = vmig_truth_new(r->src, true, &e->truth);
+	ret = vmig_truth_new(r->src, r->k, true, &o.truth);
 	if (ret < 0)
 		return ret;
+	ret = vmig_set_observer(r->src, &rig_observer_ops, &o);
+	if (ret < 0) {
+		vmig_truth_free(o.truth);
+		return ret;
+	}
 	pthread_mutex_lock(&r->lock);
 	r->lockstep = true;
 	r->granted = false;
 	r->allowed = r->steps + r->steps_per_sync;
 	pthread_mutex_unlock(&r->lock);
-	e->sync_hook = rig_sync_hook;
-	e->sync_opaque = r;
 	ret = cut ? migrate_cut(r, cut, out)
 		  : vmig_migrate_local(r->src, r->dst);
-	e->sync_hook = NULL;
-	e->sync_opaque = NULL;
+	vmig_set_observer(r->src, NULL, NULL);
 	pthread_mutex_lock(&r->lock);
 	r->lockstep = false;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	vmig_truth_free(e->truth);
-	e->truth = NULL;
+	vmig_truth_free(o.truth);
 	return ret;
 }
 

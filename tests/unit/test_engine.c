@@ -34,6 +34,7 @@
 #include "core/kuapi.h"
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 #define MiB (1u << 20)
@@ -170,6 +171,19 @@ static void guest_sync(void *opaque, bool after)
 			pthread_cond_wait(&g->cond, &g->lock);
 	pthread_mutex_unlock(&g->lock);
 }
+
+/* The guest observes the source session's syncs. */
+static void guest_observe_sync(void *opaque, bool after,
+			       struct vmig_sync_truth *truth)
+{
+	(void)truth;
+	guest_sync(opaque, after);
+}
+
+static const struct vmig_observer guest_observer = {
+	.size = sizeof(struct vmig_observer),
+	.sync = guest_observe_sync,
+};
 
 static const struct vmig_vmm_ops vmm_ops = {
 	.size = sizeof(struct vmig_vmm_ops),
@@ -368,9 +382,8 @@ static void rig_init(struct rig *r, size_t data0, uint32_t nic_writes,
 	guest_init(&r->dg, NULL);
 	r->g.lockstep = true;
 	r->g.allowed = STEPS_PER_SYNC;
-	CU_ASSERT_FATAL(vmig_engine_get(r->src) != NULL);
-	r->src->engine->sync_hook = guest_sync;
-	r->src->engine->sync_opaque = &r->g;
+	CU_ASSERT_FATAL(vmig_set_observer(r->src, &guest_observer, &r->g) ==
+			0);
 	CU_ASSERT_FATAL(pthread_create(&r->g.thread, NULL, guest_main,
 				       &r->g) == 0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r->src, &vmm_ops, &r->g) == 0);
@@ -1220,7 +1233,7 @@ static vmig_session *feature_session(int role, struct rig *r)
 	if (vmig_session_configure(s, cfg) < 0)
 		fprintf(stderr, "\n  configure: %s\n", vmig_errmsg(s));
 	vmig_config_free(cfg);
-	CU_ASSERT_FATAL(s->ksim != NULL);
+	CU_ASSERT_FATAL(vmig_tool_ksim(s) != NULL);
 	return s;
 }
 
@@ -1275,21 +1288,21 @@ static void test_every_device_kind(void)
 	memset(&r, 0, sizeof(r));
 	r.src = feature_session(VMIG_ROLE_SOURCE, &r);
 	r.dst = feature_session(VMIG_ROLE_DESTINATION, &r);
-	guest_init(&r.g, r.src->ksim);
+	guest_init(&r.g, vmig_tool_ksim(r.src));
 	guest_init(&r.dg, NULL);
 	CU_ASSERT_FATAL(pthread_create(&r.g.thread, NULL, guest_main,
 				       &r.g) == 0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r.src, &vmm_ops, &r.g) == 0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r.dst, &vmm_ops, &r.dg) == 0);
 	policies(&r, 1, 3, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
-	ksim_feature_set_arc_hook(r.src->ksim, record_arc, &sarcs);
-	ksim_feature_set_arc_hook(r.dst->ksim, record_arc, &darcs);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.src), record_arc, &sarcs);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.dst), record_arc, &darcs);
 	ret = vmig_migrate_local(r.src, r.dst);
 	if (ret)
 		fprintf(stderr, "\n  migration: %s\n", vmig_errmsg(r.src));
 	CU_ASSERT_EQUAL_FATAL(ret, 0);
-	ksim_feature_set_arc_hook(r.src->ksim, NULL, NULL);
-	ksim_feature_set_arc_hook(r.dst->ksim, NULL, NULL);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.src), NULL, NULL);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.dst), NULL, NULL);
 
 	/* Guest memory, page by page, and every device's state. */
 	for (i = 0; i < 2; i++) {
@@ -1299,9 +1312,9 @@ static void test_every_device_kind(void)
 				 r.src->regions[i].length) == 0);
 	}
 	for (i = 0; i < 3; i++) {
-		struct ksim_device *ks = ksim_device_find(r.src->ksim,
+		struct ksim_device *ks = ksim_device_find(vmig_tool_ksim(r.src),
 							  migrating[i]);
-		struct ksim_device *kd = ksim_device_find(r.dst->ksim,
+		struct ksim_device *kd = ksim_device_find(vmig_tool_ksim(r.dst),
 							  migrating[i]);
 
 		CU_ASSERT_FATAL(ks && kd);
@@ -1362,7 +1375,7 @@ static void test_devices_recover(void)
 	memset(&r, 0, sizeof(r));
 	r.src = feature_session(VMIG_ROLE_SOURCE, &r);
 	r.dst = feature_session(VMIG_ROLE_DESTINATION, &r);
-	guest_init(&r.g, r.src->ksim);
+	guest_init(&r.g, vmig_tool_ksim(r.src));
 	guest_init(&r.dg, NULL);
 	CU_ASSERT_FATAL(pthread_create(&r.g.thread, NULL, guest_main,
 				       &r.g) == 0);
@@ -1378,9 +1391,9 @@ static void test_devices_recover(void)
 	CU_ASSERT_EQUAL(r.g.resumes, r.g.stops);
 	CU_ASSERT_EQUAL(r.dg.starts, 0);
 	for (i = 0; i < 3; i++) {
-		struct ksim_device *ks = ksim_device_find(r.src->ksim,
+		struct ksim_device *ks = ksim_device_find(vmig_tool_ksim(r.src),
 							  migrating[i]);
-		struct ksim_device *kd = ksim_device_find(r.dst->ksim,
+		struct ksim_device *kd = ksim_device_find(vmig_tool_ksim(r.dst),
 							  migrating[i]);
 
 		CU_ASSERT_EQUAL(ksim_device_mig_state(ks),

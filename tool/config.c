@@ -30,7 +30,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "kuapi.h"
+#include "core/kuapi.h"
 
 #define PAGE_4K 4096u
 /* Doubles hold every integer below 2^53 exactly, and no wider range. */
@@ -1370,8 +1370,8 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 {
 	struct vmig_cfg_policies *p = &cfg->policies;
 	const cJSON *obj = item(root, "policies");
-	int hotplug = VMIG_HOTPLUG_TRACK, strategy = VMIG_TIMEOUT_CANCEL;
-	int tracking = VMIG_TRACKING_MIXED;
+	int hotplug = VMIG_HOTPLUG_POLICY_TRACK, strategy = VMIG_TIMEOUT_STRATEGY_CANCEL;
+	int tracking = VMIG_TRACKING_POLICY_MIXED;
 	int64_t downtime = 300, iters = 30, timeout = 0;
 	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 	size_t m;
@@ -1406,13 +1406,13 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 			return rc;
 		pop(c, m);
 	}
-	p->hotplug = (enum vmig_cfg_hotplug)hotplug;
+	p->hotplug = (enum vmig_hotplug_policy)hotplug;
 	p->downtime_limit_ms = (uint64_t)downtime;
 	p->max_iterations = (uint32_t)iters;
 	p->timeout_ms = (uint64_t)timeout;
 	p->switchover_timeout_ms = (uint64_t)switchover;
-	p->timeout_strategy = (enum vmig_cfg_timeout_strategy)strategy;
-	p->tracking = (enum vmig_cfg_tracking)tracking;
+	p->timeout_strategy = (enum vmig_timeout_strategy)strategy;
+	p->tracking = (enum vmig_tracking_policy)tracking;
 	return 0;
 }
 
@@ -2553,7 +2553,7 @@ static int parse_root(struct ctx *c, const cJSON *root,
 	return rc ? rc : parse_kernel(c, root, cfg);
 }
 
-VMIG_API int vmig_config_parse(const char *json, size_t len,
+int vmig_config_parse(const char *json, size_t len,
 			       const char *base_dir, vmig_config **out,
 			       char *err, size_t errlen)
 {
@@ -2674,7 +2674,7 @@ static int read_file(int fd, char **buf, size_t *len)
 	return 0;
 }
 
-VMIG_API int vmig_config_load(const char *path, vmig_config **out,
+int vmig_config_load(const char *path, vmig_config **out,
 			      char *err, size_t errlen)
 {
 	char msg[512], *buf = NULL, *dir;
@@ -2738,7 +2738,7 @@ static void free_strv(char **v, size_t n)
 	xfree(v);
 }
 
-VMIG_API void vmig_config_free(vmig_config *cfg)
+void vmig_config_free(vmig_config *cfg)
 {
 	size_t i, j;
 

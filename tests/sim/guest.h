@@ -1,0 +1,76 @@
+/*
+ * guest.h: the simulated guest, a thread that steps a simulated kernel's
+ * devices (their DMA engines write guest memory) while the guest runs.
+ *
+ * Its VMM callbacks (sim_guest_vmm_ops) stop it, resume it and count. While
+ * a migration runs it goes in lockstep with the syncs (sim_guest_sync,
+ * from the session's observer): exactly steps_per_sync steps between two
+ * syncs, however fast or loaded the machine is, so that every iteration
+ * sees writes and none sees more than that many steps' worth.
+ */
+#ifndef VMIG_SIM_GUEST_H
+#define VMIG_SIM_GUEST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vmig/vmig.h>
+
+struct ksim;
+
+struct sim_guest_params {
+	struct ksim *k;               /* whose devices to step; NULL: none */
+	unsigned int step_us;         /* the pause after each step */
+	unsigned int steps_per_sync;  /* in lockstep */
+	/* Called after each device step, unlocked (a "vCPU"); may be NULL. */
+	void (*step)(void *opaque, uint64_t n);
+	void *step_opaque;
+};
+
+struct sim_guest {
+	struct sim_guest_params p;
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool running;  /* the VMM's view: the guest runs */
+	bool stepping; /* a step is under way (unlocked) */
+	bool quit;
+	bool lockstep; /* a migration's syncs pace the steps */
+	bool granted;  /* a sync allowed steps already */
+	uint64_t steps;
+	uint64_t allowed; /* with lockstep: steps before the next sync */
+	unsigned int stops, resumes, starts; /* the VMM callbacks' calls */
+};
+
+/*
+ * Starts a guest that runs, in lockstep (thread: false, a guest that is
+ * only a VMM's callbacks, the destination's). Returns 0 or -EAGAIN.
+ */
+int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
+		   bool thread);
+
+/* Stops the thread and frees what the guest holds. */
+void sim_guest_fini(struct sim_guest *g);
+
+/*
+ * Around each sync of a migration (the session's observer): before it,
+ * waits until the guest took this interval's steps; after it, allows the
+ * next interval's, so that no step of the next interval lands in this
+ * one. The first sync allows the first interval's steps itself: what the
+ * guest did before tracking started is not that interval's.
+ */
+void sim_guest_sync(struct sim_guest *g, bool after);
+
+/*
+ * The VMM's callbacks, opaque the guest: stop returns once no step is
+ * under way (no write follows it); resume runs it again, out of lockstep
+ * (the migration is over); start counts.
+ */
+int sim_guest_stop(void *opaque);
+int sim_guest_resume(void *opaque);
+int sim_guest_start(void *opaque);
+extern const struct vmig_vmm_ops sim_guest_vmm_ops;
+
+#endif /* VMIG_SIM_GUEST_H */
