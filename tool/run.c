@@ -390,6 +390,7 @@ static int migrate_simulated(vmig_session *s, const char *transport,
 		.k = vmig_tool_ksim(s),
 		.step_us = GUEST_STEP_US,
 		.steps_per_sync = GUEST_STEPS_PER_SYNC,
+		.lockstep = true,
 	};
 	struct sim_guest g;
 	int ret;

@@ -44,7 +44,7 @@ int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
 	memset(g, 0, sizeof(*g));
 	g->p = *p;
 	g->running = true;
-	g->lockstep = true;
+	g->lockstep = p->lockstep;
 	g->allowed = p->steps_per_sync;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
@@ -59,7 +59,7 @@ int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
 	return 0;
 }
 
-void sim_guest_fini(struct sim_guest *g)
+void sim_guest_quit(struct sim_guest *g)
 {
 	pthread_mutex_lock(&g->lock);
 	g->quit = true;
@@ -68,6 +68,11 @@ void sim_guest_fini(struct sim_guest *g)
 	if (g->thread_started)
 		pthread_join(g->thread, NULL);
 	g->thread_started = false;
+}
+
+void sim_guest_fini(struct sim_guest *g)
+{
+	sim_guest_quit(g);
 	pthread_cond_destroy(&g->cond);
 	pthread_mutex_destroy(&g->lock);
 }

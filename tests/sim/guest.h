@@ -23,6 +23,7 @@ struct sim_guest_params {
 	struct ksim *k;               /* whose devices to step; NULL: none */
 	unsigned int step_us;         /* the pause after each step */
 	unsigned int steps_per_sync;  /* in lockstep */
+	bool lockstep;                /* from the start (a migration's) */
 	/* Called after each device step, unlocked (a "vCPU"); may be NULL. */
 	void (*step)(void *opaque, uint64_t n);
 	void *step_opaque;
@@ -45,13 +46,16 @@ struct sim_guest {
 };
 
 /*
- * Starts a guest that runs, in lockstep (thread: false, a guest that is
- * only a VMM's callbacks, the destination's). Returns 0 or -EAGAIN.
+ * Starts a guest that runs (thread: false, a guest that is only a VMM's
+ * callbacks, the destination's). Returns 0 or -EAGAIN.
  */
 int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
 		   bool thread);
 
-/* Stops the thread and frees what the guest holds. */
+/* Ends the thread: no step is taken from now on. */
+void sim_guest_quit(struct sim_guest *g);
+
+/* Ends the thread if it runs, and frees what the guest holds. */
 void sim_guest_fini(struct sim_guest *g);
 
 /*
