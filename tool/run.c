@@ -399,10 +399,13 @@ static int migrate_simulated(vmig_session *s, const char *transport,
 		return tool_fail(s, -EINVAL,
 				 "run: no VMM callbacks (vmig_set_vmm_"
 				 "ops) to stop and resume the guest");
-	ret = sim_guest_init(&g, &gp, true);
-	if (ret < 0)
+	sim_guest_init(&g, &gp);
+	ret = sim_guest_spawn(&g);
+	if (ret < 0) {
+		sim_guest_fini(&g);
 		return tool_fail(s, ret, "run: cannot start the "
 				 "simulated guest");
+	}
 	/* Set as the session's own (an unresolved session refuses others). */
 	e->vmm = sim_guest_vmm_ops;
 	e->vmm_opaque = &g;

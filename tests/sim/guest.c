@@ -16,7 +16,8 @@ static void *guest_main(void *opaque)
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->quit) {
-		if (!g->running || (g->lockstep && g->steps >= g->allowed)) {
+		if (!g->running || g->paused ||
+		    (g->lockstep && g->steps >= g->allowed)) {
 			pthread_cond_wait(&g->cond, &g->lock);
 			continue;
 		}
@@ -38,8 +39,7 @@ static void *guest_main(void *opaque)
 	return NULL;
 }
 
-int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
-		   bool thread)
+void sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p)
 {
 	memset(g, 0, sizeof(*g));
 	g->p = *p;
@@ -48,13 +48,12 @@ int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
 	g->allowed = p->steps_per_sync;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, NULL);
-	if (!thread)
-		return 0;
-	if (pthread_create(&g->thread, NULL, guest_main, g)) {
-		pthread_cond_destroy(&g->cond);
-		pthread_mutex_destroy(&g->lock);
+}
+
+int sim_guest_spawn(struct sim_guest *g)
+{
+	if (pthread_create(&g->thread, NULL, guest_main, g))
 		return -EAGAIN;
-	}
 	g->thread_started = true;
 	return 0;
 }
@@ -86,7 +85,7 @@ void sim_guest_sync(struct sim_guest *g, bool after)
 		pthread_cond_broadcast(&g->cond);
 	}
 	if (!after)
-		while (g->lockstep && g->running && !g->quit &&
+		while (g->lockstep && g->running && !g->paused && !g->quit &&
 		       g->steps < g->allowed)
 			pthread_cond_wait(&g->cond, &g->lock);
 	pthread_mutex_unlock(&g->lock);
@@ -98,7 +97,7 @@ int sim_guest_stop(void *opaque)
 
 	pthread_mutex_lock(&g->lock);
 	g->running = false;
-	while (g->stepping)
+	while (g->stepping || g->busy)
 		pthread_cond_wait(&g->cond, &g->lock);
 	g->stops++;
 	pthread_mutex_unlock(&g->lock);

@@ -38,6 +38,14 @@ struct sim_guest {
 	bool running;  /* the VMM's view: the guest runs */
 	bool stepping; /* a step is under way (unlocked) */
 	bool quit;
+	/*
+	 * The owner's, under lock: while paused, no step starts (a caller
+	 * quiesces the devices) and a sync does not wait for steps; busy
+	 * counts guest writes other threads make, which the stop waits
+	 * for as it waits for a step.
+	 */
+	unsigned int paused;
+	unsigned int busy;
 	bool lockstep; /* a migration's syncs pace the steps */
 	bool granted;  /* a sync allowed steps already */
 	uint64_t steps;
@@ -45,12 +53,14 @@ struct sim_guest {
 	unsigned int stops, resumes, starts; /* the VMM callbacks' calls */
 };
 
+/* Prepares a guest that runs, without its thread yet. */
+void sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p);
+
 /*
- * Starts a guest that runs (thread: false, a guest that is only a VMM's
- * callbacks, the destination's). Returns 0 or -EAGAIN.
+ * Starts its thread, which steps g->p.k's devices (a guest without one
+ * is only a VMM's callbacks: the destination's). Returns 0 or -EAGAIN.
  */
-int sim_guest_init(struct sim_guest *g, const struct sim_guest_params *p,
-		   bool thread);
+int sim_guest_spawn(struct sim_guest *g);
 
 /* Ends the thread: no step is taken from now on. */
 void sim_guest_quit(struct sim_guest *g);
@@ -68,9 +78,9 @@ void sim_guest_fini(struct sim_guest *g);
 void sim_guest_sync(struct sim_guest *g, bool after);
 
 /*
- * The VMM's callbacks, opaque the guest: stop returns once no step is
- * under way (no write follows it); resume runs it again, out of lockstep
- * (the migration is over); start counts.
+ * The VMM's callbacks, opaque the guest: stop returns once no step and
+ * no write of another thread is under way (no write follows it); resume
+ * runs it again, out of lockstep (the migration is over); start counts.
  */
 int sim_guest_stop(void *opaque);
 int sim_guest_resume(void *opaque);
