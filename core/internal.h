@@ -207,7 +207,6 @@ struct vmig_session {
 	struct vmig_source_rec *sources; /* one per plugin, once tracking starts */
 	size_t nr_sources;
 
-	bool configured;
 	bool tracking;
 	uint32_t hotplug;    /* enum vmig_hotplug_policy */
 	bool all_or_nothing; /* one source per address space, or none */

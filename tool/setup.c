@@ -709,14 +709,13 @@ int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 	if (!cfg)
 		return tool_fail(s, -EINVAL,
 				      "configure: no configuration");
-	if (s->configured || s->tracking || s->nr_regions || s->nr_iommus ||
-	    s->nr_devices || vmig_tool_state(s, false))
+	if (vmig_tool_state(s, false) || s->tracking || s->nr_regions ||
+	    s->nr_iommus || s->nr_devices)
 		return tool_fail(s, -EBUSY,
 				      "configure: the session is not fresh");
 	st.tst = vmig_tool_state(s, true);
 	if (!st.tst)
 		return tool_fail(s, -ENOMEM, "configure: out of memory");
-	s->configured = true;
 	s->role = cfg->role;
 	ret = setup_run(&st);
 	if (ret == 0)
