@@ -511,10 +511,10 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 		return -EINVAL;
 	if (!s->tracking)
 		return vmig_fail(s, -EINVAL, "sync: tracking not started");
-	vmig_observe_sync(s, false, false);
+	vmig_observe_sync_before(s);
 	sync_sources(s);
 	n = (int64_t)vmig_dirty_count(s);
-	vmig_observe_sync(s, true, true);
+	vmig_observe_sync_after(s, n);
 	return n;
 }
 

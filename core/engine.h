@@ -151,7 +151,7 @@ struct vmig_engine {
 	uint64_t held_stop_us;
 	/*
 	 * Unresolved: the callbacks that stopped the guest are gone (the
-	 * simulated guest of vmig_run ended), so nothing can resume it.
+	 * simulated guest of a tool run ended), so nothing can resume it.
 	 */
 	bool vmm_gone;
 	/*

@@ -170,7 +170,7 @@ struct vmig_iter_stats {
 
 struct vmig_run_stats {
 	bool valid;
-	bool truth; /* the kernel was simulated: the written figures are real */
+	bool truth; /* an observer gave the ground truth: written figures real */
 	bool migration; /* a migration's iterations, not a tracking run's */
 	struct vmig_iter_stats *iters;
 	size_t nr_iters;
@@ -241,6 +241,14 @@ struct vmig_session {
 	void *observer_opaque;
 	/* The figures of the last observed sync (observer.c). */
 	struct vmig_iter_stats synced;
+	/*
+	 * Observed tracking outside a migration is recorded in stats as a
+	 * tracking run (observer.c): since when, and since when the sync
+	 * under way.
+	 */
+	bool track_recording;
+	uint64_t track_start_us;
+	uint64_t sync_start_us;
 	/* The migration engine (engine.h), created on first use. */
 	struct vmig_engine *engine;
 	char errmsg[1024];
@@ -376,12 +384,16 @@ uint64_t vmig_dirty_count(const vmig_session *s);
 /* Tracking started (vmig_tracking_start). */
 void vmig_observe_tracking_started(vmig_session *s);
 
+/* Before a sync: the observer's callback. */
+void vmig_observe_sync_before(vmig_session *s);
+
 /*
- * Before a sync, and after it (ok: it succeeded): the observer's
- * callback, then, after a sync, what each source reported is counted,
- * judged by the observer's truth, into s->synced.
+ * After a sync that found n dirty pages (n < 0: it failed): the
+ * observer's callback, then what each source reported is counted,
+ * judged by the observer's truth, into s->synced; outside a migration,
+ * recorded as an iteration of a tracking run.
  */
-void vmig_observe_sync(vmig_session *s, bool after, bool ok);
+void vmig_observe_sync_after(vmig_session *s, int64_t n);
 
 /* A call of the VMM ran between two syncs. */
 void vmig_observe_vmm_call(vmig_session *s);

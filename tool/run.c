@@ -53,6 +53,7 @@
 struct run_observer {
 	struct vmig_truth *truth; /* NULL: a real kernel */
 	struct sim_guest *guest;  /* NULL: the embedder's VMM */
+	uint64_t pages_missed;    /* by the truth, over the run's syncs */
 };
 
 static void observe_started(void *opaque)
@@ -72,6 +73,8 @@ static void observe_sync(void *opaque, bool after,
 		sim_guest_sync(o->guest, false);
 	if (o->truth)
 		vmig_truth_on_sync(o->truth, after, truth);
+	if (after && truth)
+		o->pages_missed += truth->pages_missed;
 	if (after && o->guest)
 		sim_guest_sync(o->guest, true);
 }
@@ -101,113 +104,66 @@ static int observe(vmig_session *s, struct run_observer *o)
 /* ------------------------------------------------------------------ */
 /* A tracking run                                                      */
 
-/* One sync of a tracking run, into it. Returns the dirty pages or an error. */
-static int64_t track_sync(vmig_session *s, struct ksim *k,
-			  struct vmig_iter_stats *it)
+/* Clears every region's dirty bitmap: what was found counts as sent. */
+static void clear_all(vmig_session *s)
 {
-	int64_t n;
+	uint32_t r;
 
-	if (k)
-		ksim_step(k);
-	n = vmig_dirty_sync(s);
-	if (n < 0)
-		return n;
-	/* What the observed sync counted (observer.c). */
-	it->writes += s->synced.writes;
-	it->pages_written += s->synced.pages_written;
-	it->pages_reported += s->synced.pages_reported;
-	it->pages_missed += s->synced.pages_missed;
-	return n;
+	for (r = 0; r < s->nr_regions; r++)
+		vmig_dirty_clear(s, r);
 }
 
-static void track_progress(vmig_session *s, const struct vmig_iter_stats *it,
-			   int64_t n)
-{
-	struct vmig_progress p = { .size = sizeof(p) };
-
-	if (!s->progress)
-		return;
-	p.iteration = it->iteration;
-	p.pages_dirty = (uint64_t)n;
-	p.bytes_left = (uint64_t)n * VMIG_PAGE_SIZE;
-	p.dirty_rate = it->duration_us ? (uint64_t)n * VMIG_PAGE_SIZE *
-						 1000000u / it->duration_us
-				       : 0;
-	s->progress(s->progress_opaque, &p);
-}
-
+/*
+ * Steps the simulated devices, then syncs, the given number of times;
+ * libvmig records each observed sync as an iteration of the run.
+ */
 static int track_iterations(vmig_session *s, struct ksim *k,
 			    uint32_t iterations)
 {
-	struct vmig_run_stats *st = &s->stats;
-	uint32_t i, r;
+	uint32_t i;
 	int64_t n;
 
 	for (i = 0; i < iterations; i++) {
-		struct vmig_iter_stats *it = &st->iters[i];
-		uint64_t t0 = vmig_tool_now_us();
-
-		it->iteration = i + 1;
-		n = track_sync(s, k, it);
+		if (k)
+			ksim_step(k);
+		n = vmig_dirty_sync(s);
 		if (n < 0)
 			return (int)n;
-		it->duration_us = vmig_tool_now_us() - t0;
-		st->nr_iters++;
-		st->pages_written += it->pages_written;
-		st->pages_reported += it->pages_reported;
-		st->pages_missed += it->pages_missed;
-		for (r = 0; r < s->nr_regions; r++)
-			vmig_dirty_clear(s, r);
-		track_progress(s, it, n);
+		clear_all(s);
 	}
 	return 0;
 }
 
-static int track_run(vmig_session *s, const struct vmig_tool_state *tst)
+static int track_run(vmig_session *s, const struct vmig_tool_state *tst,
+		     struct run_observer *o)
 {
-	struct vmig_run_stats *st = &s->stats;
 	uint32_t iterations = tst ? tst->run_iterations : 5;
 	struct ksim *k = tst ? tst->ksim : NULL;
-	struct run_observer o = { 0 };
-	uint64_t start;
-	uint32_t r;
 	int ret;
 
 	if (s->role != VMIG_ROLE_SOURCE)
 		return tool_fail(s, -EINVAL, "run: a tracking run needs "
 				 "a source session");
-	free(st->iters);
-	memset(st, 0, sizeof(*st));
-	st->iters = calloc(iterations ? iterations : 1, sizeof(*st->iters));
-	if (!st->iters)
-		return -ENOMEM;
-	ret = vmig_truth_new(s, k, false, &o.truth);
+	ret = vmig_truth_new(s, k, false, &o->truth);
 	if (ret == 0)
-		ret = observe(s, &o);
-	if (ret < 0) {
-		vmig_truth_free(o.truth);
-		return ret;
-	}
-	st->truth = o.truth != NULL;
-
-	start = vmig_tool_now_us();
+		ret = observe(s, o);
+	if (ret < 0)
+		goto out;
 	/*
 	 * Iteration 0 of a migration sends all of memory; here it is taken
-	 * as sent, and what the devices wrote before is forgotten (the
-	 * truth, when tracking started).
+	 * as sent, and what the devices wrote before is forgotten (by the
+	 * truth, when tracking starts).
 	 */
 	ret = vmig_tracking_start(s);
 	if (ret < 0)
 		goto out;
-	for (r = 0; r < s->nr_regions; r++)
-		vmig_dirty_clear(s, r);
+	clear_all(s);
 	ret = track_iterations(s, k, iterations);
 	vmig_tracking_stop(s);
-	st->duration_us = vmig_tool_now_us() - start;
-	st->valid = true;
 out:
 	vmig_set_observer(s, NULL, NULL);
-	vmig_truth_free(o.truth);
+	vmig_truth_free(o->truth);
+	o->truth = NULL;
 	return ret;
 }
 
@@ -363,18 +319,18 @@ static void compare_memories(vmig_session *s, vmig_session *d)
 
 /* The migration itself, under the run's observer. */
 static int migrate_observed(vmig_session *s, const char *transport,
-			    vmig_session *d, struct sim_guest *g)
+			    vmig_session *d, struct run_observer *o)
 {
-	struct run_observer o = { .guest = g };
 	int ret;
 
-	ret = vmig_truth_new(s, vmig_tool_ksim(s), true, &o.truth);
-	if (ret == 0 && (o.truth || o.guest))
-		ret = observe(s, &o);
+	ret = vmig_truth_new(s, vmig_tool_ksim(s), true, &o->truth);
+	if (ret == 0 && (o->truth || o->guest))
+		ret = observe(s, o);
 	if (ret == 0)
 		ret = d ? vmig_migrate_local(s, d) : vmig_migrate(s, transport);
 	vmig_set_observer(s, NULL, NULL);
-	vmig_truth_free(o.truth);
+	vmig_truth_free(o->truth);
+	o->truth = NULL;
 	return ret;
 }
 
@@ -383,7 +339,7 @@ static int migrate_observed(vmig_session *s, const char *transport,
  * kernel's devices while it runs, and ends with the call.
  */
 static int migrate_simulated(vmig_session *s, const char *transport,
-			     vmig_session *d)
+			     vmig_session *d, struct run_observer *o)
 {
 	struct vmig_engine *e = s->engine;
 	struct sim_guest_params gp = {
@@ -410,7 +366,9 @@ static int migrate_simulated(vmig_session *s, const char *transport,
 	e->vmm = sim_guest_vmm_ops;
 	e->vmm_opaque = &g;
 	e->have_vmm = true;
-	ret = migrate_observed(s, transport, d, &g);
+	o->guest = &g;
+	ret = migrate_observed(s, transport, d, o);
+	o->guest = NULL;
 	/* Whatever happened, the guest thread ends here. */
 	sim_guest_stop(&g);
 	sim_guest_fini(&g);
@@ -431,7 +389,7 @@ static int migrate_simulated(vmig_session *s, const char *transport,
 
 /* A source run, local or to the configured transport. */
 static int migrate_run(vmig_session *s, const struct vmig_tool_state *tst,
-		       bool local)
+		       bool local, struct run_observer *o)
 {
 	struct vmig_engine *e = s->engine;
 	const char *transport = tst ? tst->transport : NULL;
@@ -452,9 +410,9 @@ static int migrate_run(vmig_session *s, const struct vmig_tool_state *tst,
 		e->local_dst = d;
 	}
 	if (e->have_vmm)
-		ret = migrate_observed(s, transport, d, NULL);
+		ret = migrate_observed(s, transport, d, o);
 	else
-		ret = migrate_simulated(s, transport, d);
+		ret = migrate_simulated(s, transport, d, o);
 	if (!local || ret != 0)
 		return ret;
 	compare_memories(s, d);
@@ -490,16 +448,18 @@ static int receive_run(vmig_session *s, const struct vmig_tool_state *tst)
 }
 
 /* A migration as the session's role says; s has an engine. */
-static int migration_run(vmig_session *s, const struct vmig_tool_state *tst)
+static int migration_run(vmig_session *s, const struct vmig_tool_state *tst,
+			 struct run_observer *o)
 {
 	if (s->role == VMIG_ROLE_DESTINATION)
 		return receive_run(s, tst);
 	return migrate_run(s, tst, (tst && tst->local) ||
-				   !(tst && tst->transport));
+				   !(tst && tst->transport), o);
 }
 
 int vmig_run(vmig_session *s, const char *report_path)
 {
+	struct run_observer o = { 0 };
 	struct vmig_tool_state *tst;
 	int ret, wret;
 
@@ -509,11 +469,11 @@ int vmig_run(vmig_session *s, const char *report_path)
 	if (!report_path && tst)
 		report_path = tst->report_path;
 	if (!tst || tst->run_track_only)
-		ret = track_run(s, tst);
+		ret = track_run(s, tst, &o);
 	else if (!s->engine)
 		ret = -ENOMEM; /* configured sessions have one */
 	else
-		ret = migration_run(s, tst);
+		ret = migration_run(s, tst, &o);
 	if (report_path) {
 		char msg[sizeof(s->errmsg)];
 
@@ -525,10 +485,10 @@ int vmig_run(vmig_session *s, const char *report_path)
 		else
 			memcpy(s->errmsg, msg, sizeof(msg));
 	}
-	if (ret == 0 && s->stats.truth && s->stats.pages_missed)
+	if (ret == 0 && o.pages_missed)
 		ret = tool_fail(s, VMIG_EMISSED,
 				"run: %llu written page(s) were not "
 				"reported",
-				(unsigned long long)s->stats.pages_missed);
+				(unsigned long long)o.pages_missed);
 	return ret;
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/internal.h"
 #include "ksim/ksim.h"
@@ -89,12 +88,4 @@ int tool_fail(vmig_session *s, int err, const char *fmt, ...)
 	tool_logf(s, VMIG_LOG_DEBUG, "error: %s (%s)", s->errmsg,
 		  vmig_strerror(err));
 	return err;
-}
-
-uint64_t vmig_tool_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

@@ -2,11 +2,12 @@
  * tool.h: what the files of tool/ share.
  *
  * The tool sets sessions up and runs them through libvmig's public API.
- * Where that API has no call yet for what a configuration needs (the
- * session's records: memory and fds it opened for the session, a
- * simulated kernel, the figures of a tracking run), it reads and writes
- * them through core/internal.h; it never calls an internal function, so
- * that the program links the shared libvmig.
+ * Where that API has no call yet for what a configuration needs (memory
+ * and fds the session frees or closes with itself, a simulated kernel as
+ * its kernel, its attachment, its last error, a local run's comparison
+ * of both ends for the report), it reads and writes the session's records
+ * through core/internal.h; it never calls an internal function, so that
+ * the program links the shared libvmig.
  *
  * state.c owns what the tool keeps with a session and its messages;
  * config.c parses configurations; setup.c applies them; run.c runs them;
@@ -54,8 +55,5 @@ int tool_fail(vmig_session *s, int err, const char *fmt, ...)
 /* Logs a formatted message through the session's log callback. */
 void tool_logf(vmig_session *s, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-
-/* Microseconds of CLOCK_MONOTONIC. */
-uint64_t vmig_tool_now_us(void);
 
 #endif /* VMIG_TOOL_TOOL_H */

@@ -668,8 +668,10 @@ struct vmig_observer {
 
 /*
  * Sets the session's observer (copied; opaque is passed back), or clears
- * it (NULL). Errors: -EINVAL (size too small, unknown flags), -EBUSY (a
- * migration runs).
+ * it (NULL). While one is set, tracking started outside a migration is
+ * recorded as a tracking run (each sync an iteration; vmig_report_json
+ * describes it) and the progress callback hears of each sync. Errors:
+ * -EINVAL (size too small, unknown flags), -EBUSY (a migration runs).
  */
 VMIG_API int vmig_set_observer(vmig_session *s,
 			       const struct vmig_observer *obs, void *opaque);
