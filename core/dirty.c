@@ -474,11 +474,18 @@ VMIG_API int vmig_tracking_stop(vmig_session *s)
 	return 0;
 }
 
-static void sync_sources(vmig_session *s)
+VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 {
 	uint32_t io;
 	size_t i;
+	int64_t n;
 
+	if (!s)
+		return -EINVAL;
+	if (!s->tracking)
+		return vmig_fail(s, -EINVAL, "sync: tracking not started");
+	/* The observer (observer.c) sees every sync. */
+	vmig_observe_sync_before(s);
 	for (io = 0; io < s->nr_iommus; io++) {
 		/*
 		 * Sources may fail and hand devices over during the loop;
@@ -501,18 +508,6 @@ static void sync_sources(vmig_session *s)
 			vmig_dirty_mark_space(s, io);
 	}
 	sync_gpa(s);
-}
-
-VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
-{
-	int64_t n;
-
-	if (!s)
-		return -EINVAL;
-	if (!s->tracking)
-		return vmig_fail(s, -EINVAL, "sync: tracking not started");
-	vmig_observe_sync_before(s);
-	sync_sources(s);
 	n = (int64_t)vmig_dirty_count(s);
 	vmig_observe_sync_after(s, n);
 	return n;
