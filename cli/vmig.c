@@ -6,9 +6,10 @@
  *   vmig run CONFIG [--report FILE] [--dump-memory FILE]
  *                                          run what it says
  *
- * Everything here goes through the public API (vmig/vmig.h); the program
- * adds only argument parsing, logging to stderr, the progress line, and
- * turning SIGINT and SIGTERM into vmig_cancel() (from a thread of its own
+ * Everything here goes through the public API (vmig/vmig.h) and the tool
+ * on top of it (tool/vmig_tool.h: configurations, runs, the report
+ * file); the program adds only argument parsing, logging to stderr, the
+ * progress line, and turning SIGINT and SIGTERM into vmig_cancel() (from a thread of its own
  * that waits for them, so nothing runs in a signal handler).
  */
 #include <errno.h>
@@ -23,6 +24,8 @@
 
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
+
+#include "tool/vmig_tool.h"
 
 /* Exit statuses. */
 enum {

@@ -392,7 +392,7 @@ int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev)
 	ret = probe_device(s, dev);
 	if (ret < 0)
 		return ret;
-	if (dev->hotplugged && s->hotplug == VMIG_HOTPLUG_DEGRADE) {
+	if (dev->hotplugged && s->hotplug == VMIG_HOTPLUG_POLICY_DEGRADE) {
 		fallback(s, dev, "hot-plugged during migration; policy "
 				 "\"degrade\"");
 		return 0;

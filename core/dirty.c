@@ -456,6 +456,7 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 	vmig_dirty_mark_all(s);
 	/* Counted from here: the start's marks are no source's report. */
 	account_init(s);
+	vmig_observe_tracking_started(s);
 	return 0;
 }
 
@@ -474,11 +475,14 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 {
 	uint32_t io;
 	size_t i;
+	int64_t n;
 
 	if (!s)
 		return -EINVAL;
 	if (!s->tracking)
 		return vmig_fail(s, -EINVAL, "sync: tracking not started");
+	/* The observer (observer.c) sees every sync. */
+	vmig_observe_sync_before(s);
 	for (io = 0; io < s->nr_iommus; io++) {
 		/*
 		 * Sources may fail and hand devices over during the loop;
@@ -501,7 +505,9 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 			vmig_dirty_mark_space(s, io);
 	}
 	sync_gpa(s);
-	return (int64_t)vmig_dirty_count(s);
+	n = (int64_t)vmig_dirty_count(s);
+	vmig_observe_sync_after(s, n);
+	return n;
 }
 
 /*

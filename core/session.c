@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../tests/ksim/ksim.h"
 #include "engine.h"
 #include "internal.h"
 #include "ioas.h"
@@ -97,9 +96,7 @@ VMIG_API int vmig_session_new(const struct vmig_session_params *params,
 		return -ENOMEM;
 	s->role = VMIG_ROLE_SOURCE;
 	s->kernel = vmig_linux_host;
-	s->hotplug = VMIG_HOTPLUG_TRACK;
-	s->run_iterations = 5;
-	s->run_track_only = true;
+	s->hotplug = VMIG_HOTPLUG_POLICY_TRACK;
 
 	if (p) {
 		if (p->role == VMIG_ROLE_SOURCE ||
@@ -208,15 +205,14 @@ VMIG_API void vmig_session_free(vmig_session *s)
 		free(r->dirty);
 	}
 	free(s->regions);
-	if (s->ksim)
-		ksim_free(s->ksim);
+	if (s->attached_free)
+		s->attached_free(s->attached);
 	vmig_pluginset_free(s->plugins);
 	for (i = 0; i < s->nr_preference; i++)
 		free(s->preference[i]);
 	free(s->preference);
 	free(s->scratch);
 	free(s->stats.iters);
-	free(s->report_path);
 	free(s);
 }
 
@@ -969,7 +965,7 @@ static int device_add(vmig_session *s, const struct vmig_device *d,
 					 "device %s: the name is taken",
 					 d->name);
 	}
-	if (s->tracking && s->hotplug == VMIG_HOTPLUG_REJECT)
+	if (s->tracking && s->hotplug == VMIG_HOTPLUG_POLICY_REJECT)
 		return vmig_fail(s, -EBUSY,
 				 "device %s: hot-plug during migration is "
 				 "rejected by policy",

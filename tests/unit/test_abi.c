@@ -296,6 +296,24 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, switchover_timeout_ms, 48, 8, uint64_t),
 };
 
+static const struct field_pin vmig_sync_truth_pins[] = {
+	PIN(struct vmig_sync_truth, size, 0, 4, uint32_t),
+	PIN(struct vmig_sync_truth, reserved, 4, 4, uint32_t),
+	PIN(struct vmig_sync_truth, writes, 8, 8, uint64_t),
+	PIN(struct vmig_sync_truth, pages_written, 16, 8, uint64_t),
+	PIN(struct vmig_sync_truth, pages_missed, 24, 8, uint64_t),
+	PIN(struct vmig_sync_truth, written, 32, 8, uint64_t *const *),
+};
+
+static const struct field_pin vmig_observer_pins[] = {
+	PIN(struct vmig_observer, size, 0, 4, uint32_t),
+	PIN(struct vmig_observer, flags, 4, 4, uint32_t),
+	PIN(struct vmig_observer, tracking_started, 8, 8, void (*)(void *)),
+	PIN(struct vmig_observer, sync, 16, 8,
+	    void (*)(void *, bool, struct vmig_sync_truth *)),
+	PIN(struct vmig_observer, vmm_call_done, 24, 8, void (*)(void *)),
+};
+
 static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_range, 16, 8, vmig_range_pins),
 	STRUCT(struct vmig_iommu_desc, 24, 4, vmig_iommu_desc_pins),
@@ -317,6 +335,8 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
 	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
 	STRUCT(struct vmig_policies, 56, 8, vmig_policies_pins),
+	STRUCT(struct vmig_sync_truth, 40, 8, vmig_sync_truth_pins),
+	STRUCT(struct vmig_observer, 32, 8, vmig_observer_pins),
 };
 
 /*
@@ -329,7 +349,7 @@ static void test_layouts(void)
 {
 	size_t i, j;
 
-	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 20);
+	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 22);
 	for (i = 0; i < ARRAY_SIZE(struct_pins); i++) {
 		const struct struct_pin *sp = &struct_pins[i];
 		size_t end = 0, sum = 0;
@@ -403,8 +423,6 @@ static const struct type_pin type_pins[] = {
 		   void (*)(void *, const struct vmig_progress *)) },
 	{ "vmig_session", HAS_TYPE(VALUE_OF(vmig_session *),
 				   struct vmig_session *) },
-	{ "vmig_config", HAS_TYPE(VALUE_OF(vmig_config *),
-				  struct vmig_config *) },
 	/* The prototype plugin.h gives plugins for their entry point. */
 	{ STR(VMIG_PLUGIN_ENTRY),
 	  HAS_TYPE(VMIG_PLUGIN_ENTRY,
@@ -463,15 +481,8 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_resolve, int (vmig_session *, uint32_t)),
 	TYPE_PIN(vmig_memory_digest, int (vmig_session *, uint64_t *)),
 	TYPE_PIN(vmig_memory_dump, int (vmig_session *, const char *)),
-	TYPE_PIN(vmig_config_parse,
-		 int (const char *, size_t, const char *, vmig_config **,
-		      char *, size_t)),
-	TYPE_PIN(vmig_config_load,
-		 int (const char *, vmig_config **, char *, size_t)),
-	TYPE_PIN(vmig_config_free, void (vmig_config *)),
-	TYPE_PIN(vmig_session_configure,
-		 int (vmig_session *, const vmig_config *)),
-	TYPE_PIN(vmig_run, int (vmig_session *, const char *)),
+	TYPE_PIN(vmig_set_observer,
+		 int (vmig_session *, const struct vmig_observer *, void *)),
 	TYPE_PIN(vmig_report_json, int64_t (vmig_session *, char *, size_t)),
 };
 
@@ -535,6 +546,7 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_TRACKING_POLICY_ALL_OR_NOTHING, 1),
 	ENUM(VMIG_ROLE_SOURCE, 1),
 	ENUM(VMIG_ROLE_DESTINATION, 2),
+	ENUM(VMIG_OBSERVER_TRUTH, 1),
 };
 
 static void test_enums(void)
@@ -694,10 +706,10 @@ static void test_version(void)
 	char composed[32];
 
 	CU_ASSERT_EQUAL(VMIG_VERSION_MAJOR, 0);
-	CU_ASSERT_EQUAL(VMIG_VERSION_MINOR, 1);
+	CU_ASSERT_EQUAL(VMIG_VERSION_MINOR, 2);
 	CU_ASSERT_EQUAL(VMIG_VERSION_PATCH, 0);
-	CU_ASSERT_STRING_EQUAL(VMIG_VERSION_STRING, "0.1.0");
-	CU_ASSERT_EQUAL(VMIG_VERSION, 0x000100);
+	CU_ASSERT_STRING_EQUAL(VMIG_VERSION_STRING, "0.2.0");
+	CU_ASSERT_EQUAL(VMIG_VERSION, 0x000200);
 	CU_ASSERT_EQUAL(VMIG_VERSION_HEX(1, 2, 3), 0x010203);
 	CU_ASSERT_EQUAL(VMIG_VERSION_HEX(0, 255, 255), 0x00ffff);
 

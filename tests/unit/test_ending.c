@@ -60,6 +60,7 @@
 #include "ksim/ksim.h"
 #include "ksim/ksim_feature.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 #define TINY_PAGES 4u          /* the sweep's guest: all zero pages */

@@ -35,7 +35,9 @@
 #include "core/internal.h"
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
+#include "sim/truth.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
@@ -97,7 +99,7 @@ static void lost_init(struct lost *l, const char *doc,
 	if (plug)
 		CU_ASSERT_FATAL(vmig_plugin_register_user(l->s, plug,
 							  vcpu_log) == 0);
-	CU_ASSERT_FATAL(l->s->ksim != NULL);
+	CU_ASSERT_FATAL(vmig_tool_ksim(l->s) != NULL);
 }
 
 static void lost_fini(struct lost *l)
@@ -107,7 +109,7 @@ static void lost_fini(struct lost *l)
 
 static struct ksim_device *kdev(struct lost *l, const char *name)
 {
-	struct ksim_device *d = ksim_device_find(l->s->ksim, name);
+	struct ksim_device *d = ksim_device_find(vmig_tool_ksim(l->s), name);
 
 	CU_ASSERT_FATAL(d != NULL);
 	return d;
@@ -469,14 +471,15 @@ static void test_type1_mixed_precision(void)
  */
 static void test_truth_first_pass(void)
 {
-	struct vmig_iter_stats it;
+	struct vmig_sync_truth it;
 	struct vmig_truth *t;
 	struct lost l;
 	int pass;
 
 	lost_init(&l, hole_doc, NULL);
 	CU_ASSERT_FATAL(vmig_tracking_start(l.s) == 0);
-	CU_ASSERT_FATAL(vmig_truth_new(l.s, true, &t) == 0);
+	CU_ASSERT_FATAL(vmig_truth_new(l.s, vmig_tool_ksim(l.s), true, &t) ==
+			0);
 	CU_ASSERT_FATAL(t != NULL);
 	vmig_truth_reset(t);
 	for (pass = 0; pass < 3; pass++) {

@@ -22,6 +22,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 
