@@ -31,6 +31,15 @@ grep -q "plugin vfio-type1" "$tmp/out2" || { cat "$tmp/out2"; echo "pkg-config: 
 
 # The installed program finds its library and plugins by itself.
 "$prefix/bin/vmig" plugins | grep -q "^vfio-type1 " || { echo "installed vmig: no plugins"; exit 1; }
+# The manual page and the documentation are installed, and man reads it.
+[ -f "$prefix/share/man/man1/vmig.1" ] || { echo "missing man page"; exit 1; }
+for d in config.md report.md protocol.md plugin-guide.md; do
+	[ -f "$prefix/share/doc/vmig/$d" ] || { echo "missing doc $d"; exit 1; }
+done
+if command -v man >/dev/null 2>&1; then
+	MANPATH="$prefix/share/man" man -P cat vmig 2>/dev/null |
+		grep -q "EXIT STATUS" || { echo "man vmig does not show the page"; exit 1; }
+fi
 for h in vmig.h plugin.h version.h bitmap.h linux-uapi.h; do
 	[ -f "$prefix/include/vmig/$h" ] || { echo "missing header $h"; exit 1; }
 done
