@@ -35,7 +35,7 @@ enum {
 	EXIT_MISSED = 3,     /* a run missed writes: a broken promise */
 	EXIT_CONFIG = 4,     /* the configuration is invalid */
 	EXIT_UNRESOLVED = 5, /* the source cannot know who runs the guest */
-	EXIT_CANCELLED = 6,  /* cancelled (SIGINT, SIGTERM) */
+	EXIT_CANCELLED = 6,  /* cancelled (a signal, or the source) */
 };
 
 static const char *prog = "vmig";
@@ -377,13 +377,15 @@ static int load_config(const char *path, vmig_config **cfg)
 static int cmd_check(int argc, char **argv)
 {
 	vmig_config *cfg;
+	int ret;
 
 	if (argc != 2) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (load_config(argv[1], &cfg) < 0)
-		return EXIT_CONFIG;
+	ret = load_config(argv[1], &cfg);
+	if (ret < 0)
+		return ret == VMIG_ECONFIG ? EXIT_CONFIG : EXIT_FAIL;
 	vmig_config_free(cfg);
 	printf("%s: valid\n", argv[1]);
 	return EXIT_OK;
@@ -595,8 +597,9 @@ static int cmd_run(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (load_config(argv[optind], &cfg) < 0)
-		return EXIT_CONFIG;
+	ret = load_config(argv[optind], &cfg);
+	if (ret < 0)
+		return ret == VMIG_ECONFIG ? EXIT_CONFIG : EXIT_FAIL;
 	if (new_session(&s) < 0) {
 		vmig_config_free(cfg);
 		return EXIT_FAIL;
