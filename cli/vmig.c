@@ -363,14 +363,23 @@ static int cmd_plugins(int argc, char **argv)
 
 static int load_config(const char *path, vmig_config **cfg)
 {
-	char err[1024];
+	char err[4096];
+	const char *line;
 	int ret = vmig_config_load(path, cfg, err, sizeof(err));
 
-	/* The message names the file (and where in it) once. */
-	if (ret < 0 && !strncmp(err, path, strlen(path)))
-		fprintf(stderr, "%s: %s\n", prog, err);
-	else if (ret < 0)
-		fprintf(stderr, "%s: %s: %s\n", prog, path, err);
+	if (ret >= 0)
+		return ret;
+	/* Every error found, one a line, each naming the file once. */
+	for (line = err; *line;) {
+		size_t n = strcspn(line, "\n");
+
+		if (!strncmp(line, path, strlen(path)))
+			fprintf(stderr, "%s: %.*s\n", prog, (int)n, line);
+		else
+			fprintf(stderr, "%s: %s: %.*s\n", prog, path, (int)n,
+				line);
+		line += n + (line[n] == '\n');
+	}
 	return ret;
 }
 

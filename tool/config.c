@@ -493,7 +493,7 @@ static int parse_memory(struct ctx *c, const cJSON *root,
 {
 	const cJSON *arr = cfg_item(root, "memory"), *e;
 	size_t m, i = 0, n;
-	int rc;
+	int rc, bad = 0;
 
 	if (!arr)
 		return cfg_missing(c, "memory");
@@ -511,11 +511,14 @@ static int parse_memory(struct ctx *c, const cJSON *root,
 		size_t mi = cfg_push_index(c, i);
 
 		rc = parse_region(c, e, i, &cfg->regions[i]);
-		if (rc)
-			return rc;
 		cfg_pop(c, mi);
+		if (rc == -ENOMEM)
+			return rc;
+		bad = bad ? bad : rc;
 		i++;
 	}
+	if (bad)
+		return bad;
 	rc = check_regions(c, cfg);
 	if (rc)
 		return rc;
@@ -712,7 +715,7 @@ static int parse_devices(struct ctx *c, const cJSON *root,
 	size_t m, i = 0, n, first, dup;
 	struct key_ent *keys;
 	struct json_qstr q;
-	int rc;
+	int rc, bad = 0;
 
 	if (!arr)
 		return 0;
@@ -732,11 +735,14 @@ static int parse_devices(struct ctx *c, const cJSON *root,
 		size_t mi = cfg_push_index(c, i);
 
 		rc = parse_device(c, e, &cfg->devices[i]);
-		if (rc)
-			return rc;
 		cfg_pop(c, mi);
+		if (rc == -ENOMEM)
+			return rc;
+		bad = bad ? bad : rc;
 		i++;
 	}
+	if (bad)
+		return bad;
 	keys = c->names = cfg_zalloc(n, sizeof(*keys));
 	if (!keys)
 		return cfg_nomem(c);
@@ -823,7 +829,7 @@ static int parse_mappings(struct ctx *c, const cJSON *root,
 	size_t m, i = 0, n;
 	struct span *spans, a, b;
 	struct json_qstr q;
-	int rc;
+	int rc, bad = 0;
 
 	if (!v)
 		return 0;
@@ -851,11 +857,14 @@ static int parse_mappings(struct ctx *c, const cJSON *root,
 		size_t mi = cfg_push_index(c, i);
 
 		rc = parse_mapping(c, e, &cfg->mappings[i]);
-		if (rc)
-			return rc;
 		cfg_pop(c, mi);
+		if (rc == -ENOMEM)
+			return rc;
+		bad = bad ? bad : rc;
 		i++;
 	}
+	if (bad)
+		return bad;
 	spans = c->maps = cfg_zalloc(n, sizeof(*spans));
 	if (!spans)
 		return cfg_nomem(c);
@@ -889,15 +898,45 @@ static const char *const root_keys[] = {
 static const char *const role_names[] = { "source", "destination", "local",
 					   NULL };
 
+/*
+ * One section of the document: its error is kept and the parse goes on
+ * with the next (out of memory stops it), so that one run names every
+ * error it can find. Returns the section's result.
+ */
+static int section(struct ctx *c, int *rc, int r)
+{
+	cfg_pop(c, 0);
+	if (r && (!*rc || r == -ENOMEM))
+		*rc = r;
+	return r;
+}
+
+static int parse_report(struct ctx *c, const cJSON *root,
+			struct vmig_config *cfg)
+{
+	const cJSON *v = cfg_item(root, "report");
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsString(v) || !v->valuestring[0])
+		return cfg_fail_key(c, "report", "expected a non-empty string");
+	return cfg_resolve(c, v->valuestring, &cfg->report);
+}
+
 static int parse_root(struct ctx *c, const cJSON *root,
 		      struct vmig_config *cfg)
 {
-	const cJSON *v;
-	int role = -1, rc;
+	int role = -1, rc = 0, mem, dev, maps = -1;
 
+	/*
+	 * A key the schema does not know, or one given twice, may change
+	 * what the rest means (a typo of "role"): nothing more is said.
+	 */
 	rc = cfg_check_object(c, root, root_keys);
-	rc = rc ? rc : cfg_get_enum(c, root, "role", role_names, &role);
 	if (rc)
+		return rc;
+	if (section(c, &rc, cfg_get_enum(c, root, "role", role_names,
+					 &role)) == -ENOMEM)
 		return rc;
 	/* Without a role: local without a transport, else a source. */
 	if (role < 0)
@@ -908,37 +947,34 @@ static int parse_root(struct ctx *c, const cJSON *root,
 							   : ".");
 	if (!cfg->base_dir)
 		return cfg_nomem(c);
-	rc = parse_transport(c, root, cfg);
-	if (rc == 0 && !cfg->local && !cfg->transport)
-		return cfg_fail_key(
-			c, "transport",
-			"required for role \"%s\" (\"unix:<path>\" or "
-			"\"tcp:<host>:<port>\")",
-			role_names[role]);
-	if (rc == 0 && cfg->local && cfg->transport)
-		return cfg_fail_key(
-			c, "transport",
-			"not used with role \"local\" (both ends run "
-			"in one process)");
-	rc = rc ? rc : parse_plugins(c, root, cfg);
-	rc = rc ? rc : parse_preference(c, root, cfg);
-	rc = rc ? rc : parse_policies(c, root, cfg);
-	rc = rc ? rc : parse_memory(c, root, cfg);
-	rc = rc ? rc : parse_devices(c, root, cfg);
-	rc = rc ? rc : parse_mappings(c, root, cfg);
-	if (rc)
-		return rc;
-	v = cfg_item(root, "report");
-	if (v) {
-		if (!cJSON_IsString(v) || !v->valuestring[0])
-			return cfg_fail_key(c, "report",
-					    "expected a non-empty string");
-		rc = cfg_resolve(c, v->valuestring, &cfg->report);
-		if (rc)
-			return rc;
+	if (!section(c, &rc, parse_transport(c, root, cfg))) {
+		if (!cfg->local && !cfg->transport)
+			section(c, &rc,
+				cfg_fail_key(c, "transport",
+					     "required for role \"%s\" "
+					     "(\"unix:<path>\" or "
+					     "\"tcp:<host>:<port>\")",
+					     role_names[role]));
+		else if (cfg->local && cfg->transport)
+			section(c, &rc,
+				cfg_fail_key(c, "transport",
+					     "not used with role \"local\" "
+					     "(both ends run in one process)"));
 	}
-	rc = parse_run(c, root, cfg);
-	return rc ? rc : cfg_parse_kernel(c, root, cfg);
+	section(c, &rc, parse_plugins(c, root, cfg));
+	section(c, &rc, parse_preference(c, root, cfg));
+	section(c, &rc, parse_policies(c, root, cfg));
+	mem = section(c, &rc, parse_memory(c, root, cfg));
+	dev = section(c, &rc, parse_devices(c, root, cfg));
+	/* The mappings refer to both, the kernel to the devices. */
+	if (!mem && !dev)
+		maps = section(c, &rc, parse_mappings(c, root, cfg));
+	section(c, &rc, parse_report(c, root, cfg));
+	section(c, &rc, parse_run(c, root, cfg));
+	/* The simulated kernel's devices pin and write what is mapped. */
+	if (!maps && rc != -ENOMEM)
+		section(c, &rc, cfg_parse_kernel(c, root, cfg));
+	return rc;
 }
 
 int vmig_config_parse(const char *json, size_t len, const char *base_dir,
@@ -1013,6 +1049,25 @@ static int file_error(const char *path, int e, char *err, size_t errlen)
 	return -e;
 }
 
+/* Each line of msg, "path: " in front, into err. */
+static void prefix_lines(char *err, size_t errlen, const char *path,
+			 const char *msg)
+{
+	size_t used = 0;
+
+	err[0] = '\0';
+	while (*msg && used + 1 < errlen) {
+		size_t n = strcspn(msg, "\n");
+		int w = snprintf(err + used, errlen - used, "%s%s: %.*s",
+				 used ? "\n" : "", path, (int)n, msg);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+		msg += n + (msg[n] == '\n');
+	}
+}
+
 /* Reads a whole file into a buffer allocated with cJSON_malloc. */
 static int read_file(int fd, char **buf, size_t *len)
 {
@@ -1063,7 +1118,7 @@ static int read_file(int fd, char **buf, size_t *len)
 int vmig_config_load(const char *path, vmig_config **out, char *err,
 		     size_t errlen)
 {
-	char msg[512], *buf = NULL, *dir;
+	char msg[4096], *buf = NULL, *dir;
 	const char *slash;
 	size_t len = 0, dlen;
 	int fd, rc;
@@ -1108,7 +1163,7 @@ int vmig_config_load(const char *path, vmig_config **out, char *err,
 	cJSON_free(dir);
 	cJSON_free(buf);
 	if (rc && err && errlen)
-		snprintf(err, errlen, "%s: %s", path, msg);
+		prefix_lines(err, errlen, path, msg);
 	return rc;
 }
 

@@ -57,17 +57,30 @@ char *cfg_sdup(const char *s)
 /* Messages and the JSON path                                          */
 
 /* Writes "<path>: <what>" and returns VMIG_ECONFIG. */
+/*
+ * Adds a message, on a line of its own after the ones before (a parse
+ * goes on where it can, so that one run names every error it can find).
+ */
 int cfg_fail(struct ctx *c, const char *fmt, ...)
 {
+	size_t used = 0;
 	va_list ap;
 	int n;
 
-	if (!c->err || !c->errlen)
+	if (!c->err || !c->errlen || c->nr_errors++ >= CFG_MAX_ERRORS)
 		return VMIG_ECONFIG;
-	n = snprintf(c->err, c->errlen, "%s: ", c->plen ? c->path : "(root)");
-	if (n >= 0 && (size_t)n < c->errlen) {
+	if (c->nr_errors > 1) {
+		used = strlen(c->err);
+		if (used + 2 >= c->errlen)
+			return VMIG_ECONFIG;
+		c->err[used++] = '\n';
+	}
+	n = snprintf(c->err + used, c->errlen - used, "%s: ",
+		     c->plen ? c->path : "(root)");
+	if (n >= 0 && (size_t)n < c->errlen - used) {
 		va_start(ap, fmt);
-		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+		vsnprintf(c->err + used + (size_t)n,
+			  c->errlen - used - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
 	return VMIG_ECONFIG;

@@ -28,9 +28,13 @@
 struct key_ent;
 struct span;
 
+/* The errors one parse reports at most (the rest are counted). */
+#define CFG_MAX_ERRORS 20
+
 struct ctx {
-	char *err;
+	char *err;         /* the messages, one a line */
 	size_t errlen;
+	unsigned int nr_errors;
 	const char *base_dir; /* NULL or "": relative paths stay as written */
 	char path[256];       /* the JSON path of the value being read */
 	size_t plen;

@@ -21,9 +21,11 @@ typedef struct vmig_config vmig_config;
 
 /*
  * Parses a configuration. Relative paths in it are taken from base_dir
- * (NULL: the current directory). On error writes a message naming the
- * JSON path and what was expected into err (if errlen > 0). Errors:
- * VMIG_ECONFIG, -ENOMEM.
+ * (NULL: the current directory). On error writes into err (if errlen >
+ * 0) every error it found, at most 20, one a line, each naming the JSON
+ * path and what was expected: independent sections, and the elements of
+ * an array, are checked after one fails (what depends on a broken
+ * section is not). Errors: VMIG_ECONFIG, -ENOMEM.
  */
 int vmig_config_parse(const char *json, size_t len, const char *base_dir,
 		      vmig_config **out, char *err, size_t errlen);

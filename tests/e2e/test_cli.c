@@ -142,6 +142,18 @@ static void test_check(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "bad.json"));
 	CU_ASSERT_PTR_NULL(strstr(strstr(r.err, "bad.json") + 1, "bad.json"));
 
+	/* Every error, one a line, each naming the file. */
+	write_file(bad, "{ \"role\": \"local\",\n"
+			"  \"memory\": [ { \"gpa\": 1, \"size\": \"1M\" } ],\n"
+			"  \"run\": { \"mode\": \"x\" } }\n");
+	run(&r, "check", bad, NULL);
+	CU_ASSERT_EQUAL(r.status, 4);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "bad.json: memory[0].gpa: 0x1 "
+					     "is not a multiple of 4 KiB\n"
+					     "vmig: "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "bad.json: run.mode: expected "
+					     "one of"));
+
 	run(&r, "check", "/nonexistent/vmig.json", NULL);
 	CU_ASSERT_EQUAL(r.status, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/vmig.json"));

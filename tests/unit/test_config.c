@@ -207,6 +207,30 @@ static void test_syntax_accepted(void)
 	vmig_config_free(cfg);
 }
 
+/*
+ * Independent errors are all named, one a line, in document order; an
+ * element's error does not hide its siblings'; what depends on a broken
+ * section (mappings on memory and devices, the kernel on the mappings)
+ * is not checked against it.
+ */
+static void test_many_errors(void)
+{
+	vmig_config *cfg = (vmig_config *)&cfg;
+
+	ERR("{'role': 'local', 'policies': {'max_iterations': 'x'}, "
+	    "'memory': [{'gpa': 0, 'size': '1M'}, {'gpa': 1, 'size': '1M'}],"
+	    " 'devices': [{'name': 'a', 'kind': 3, 'group': 1}, "
+	    "{'name': 'b', 'kind': 'mdev'}], "
+	    "'dma_mappings': [{'space': 'nowhere', 'iova': 0, 'gpa': 0, "
+	    "'size': '1M'}], 'run': {'mode': 'fly'}}",
+	    "policies.max_iterations: expected an integer from 1 to 100000\n"
+	    "memory[1].gpa: 0x1 is not a multiple of 4 KiB\n"
+	    "devices[0].kind: expected one of \"vfio-pci\", \"mdev\"\n"
+	    "devices[1]: missing key \"group\" (required for a type1 "
+	    "device)\n"
+	    "run.mode: expected one of \"migrate\", \"track\"");
+}
+
 static void test_root(void)
 {
 	vmig_config *cfg = (vmig_config *)&cfg;
@@ -1945,6 +1969,7 @@ static CU_TestInfo syntax_tests[] = {
 	{ "syntax errors", test_syntax_errors },
 	{ "accepted syntax", test_syntax_accepted },
 	{ "root", test_root },
+	{ "many errors at once", test_many_errors },
 	CU_TEST_INFO_NULL,
 };
 
