@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "converge.h"
 #include "devstate.h"
 #include "engine.h"
 #include "kuapi.h"
@@ -40,17 +41,6 @@
 #define BROKEN_MS 500u       /* after a write error, wait for the reason */
 #define PREFETCH_PAGES 8     /* zero checks look this far ahead */
 #define DEV_CHUNK (256u << 10) /* device state per DEVICE_STATE frame */
-/*
- * The digests are part of the downtime (the destination's is computed
- * once all is received): their cost enters the estimate at this rate,
- * what one core hashes, conservatively.
- */
-#define DIGEST_RATE 4e9
-/*
- * A device whose state size cannot be read counts as this much (QEMU's
- * VFIO_MIG_STOP_COPY_SIZE): too large to switch over, never zero.
- */
-#define UNKNOWN_STATE_BYTES (100ull << 30)
 
 enum src_phase {
 	SP_CONNECT, /* connecting */
@@ -110,12 +100,7 @@ struct vmig_src {
 	uint64_t it_bytes0;
 	uint64_t it_pages_left;  /* dirty pages not handled yet */
 	uint64_t last_sync_us;
-	double page_rate;        /* page bytes handled per second */
-	double wire_rate;        /* stream bytes per second */
-	/* Every iteration's work and time: the estimate of last resort. */
-	uint64_t all_handled;
-	uint64_t all_bytes;
-	uint64_t all_us;
+	struct vmig_converge_rates rates; /* the throughput estimate */
 	uint64_t dirty_rate;
 	uint64_t expected_us;
 	uint64_t mem_bytes;      /* all of guest memory */
@@ -314,7 +299,7 @@ static int src_devices_precopy_start(struct vmig_src *src)
 
 /*
  * Bytes of device state still to move after the stop (the estimate). A
- * device whose size cannot be read counts as UNKNOWN_STATE_BYTES, so that
+ * device whose size cannot be read counts as VMIG_CONVERGE_UNKNOWN_STATE, so that
  * an unknown never lets the migration switch over early; the report and
  * the messages name it.
  */
@@ -334,7 +319,7 @@ static uint64_t src_devices_pending(struct vmig_src *src)
 			sum += sz.precopy_initial + sz.stop_copy;
 			continue;
 		}
-		sum += UNKNOWN_STATE_BYTES;
+		sum += VMIG_CONVERGE_UNKNOWN_STATE;
 		vmig_logf(src->s, VMIG_LOG_WARN,
 			  "source: device %s: its state size is unknown (%s): "
 			  "counted as 100 GiB, too large to switch over",
@@ -606,7 +591,7 @@ static void src_progress(struct vmig_src *src, bool force)
 						    : 0;
 	p.bytes_left = src->it_pages_left * VMIG_PAGE_SIZE;
 	p.dirty_rate = src->dirty_rate;
-	p.bandwidth = (uint64_t)src->wire_rate;
+	p.bandwidth = (uint64_t)src->rates.wire_rate;
 	if (!p.bandwidth && now > src->it_start_us)
 		p.bandwidth = (src->bytes_done - src->it_bytes0) * 1000000u /
 			      (now - src->it_start_us + 1);
@@ -918,46 +903,108 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 	return n;
 }
 
+/*
+ * The source gives up: max_iterations passed over the limit. The message
+ * names the devices that made the estimate unknowable.
+ */
+static void iteration_give_up(struct vmig_src *src, uint64_t n)
+{
+	struct vmig_engine *e = src->e;
+	char unknown[sizeof(e->st.unknown_state) + 64] = "";
+	char expected[32] = "unknown";
+	char *c;
+
+	if (src->expected_us != UINT64_MAX)
+		snprintf(expected, sizeof(expected), "%llu ms",
+			 (unsigned long long)src->expected_us / 1000);
+	if (e->st.unknown_state[0])
+		snprintf(unknown, sizeof(unknown),
+			 " (state size unknown, counted as 100 GiB: %s)",
+			 e->st.unknown_state);
+	for (c = unknown; *c; c++)
+		if (*c == '\n')
+			*c = ',';
+	e->st.cancelled = true;
+	src_fail(src, -ETIMEDOUT,
+		 "did not converge in %u iteration(s) (max_iterations): %llu "
+		 "pages dirty, expected downtime %s%s, limit %llu ms; the "
+		 "guest stays on the source",
+		 src->iteration + 1, (unsigned long long)n, expected, unknown,
+		 (unsigned long long)e->pol.downtime_limit_ms);
+}
+
+/* After a sync that found n dirty pages: the policy decides, we act. */
+static void iteration_decide(struct vmig_src *src, uint64_t n)
+{
+	struct vmig_engine *e = src->e;
+	struct vmig_converge_input in = {
+		.page_rate = src->rates.page_rate,
+		.dirty_bytes = n * VMIG_PAGE_SIZE,
+		.verify_bytes = src->mem_bytes,
+		.downtime_limit_us = e->pol.downtime_limit_ms * 1000u,
+		.iterations = src->iteration + 1,
+		.max_iterations = e->pol.max_iterations,
+		.force = e->pol.timeout_strategy ==
+			 VMIG_TIMEOUT_STRATEGY_FORCE,
+	};
+	struct vmig_converge_decision d;
+	char why[256];
+
+	/* Read only with a rate: an unknown size is logged when it counts. */
+	if (in.page_rate > 0)
+		in.device_bytes = src_devices_pending(src);
+	vmig_converge_decide(&in, &d);
+	src->expected_us = d.expected_us;
+	/* What the next iteration (or the stop) has to move, and how long. */
+	src->it_pages_left = n;
+	src_progress(src, true);
+	vmig_converge_describe(&d, why, sizeof(why));
+	vmig_logf(src->s, VMIG_LOG_DEBUG, "source: iteration %u: %s: %s",
+		  src->iteration, vmig_converge_action_name(d.action), why);
+	switch (d.reason) {
+	case VMIG_CONVERGE_WITHIN_LIMIT:
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: converged after %u iteration(s): %llu "
+			  "dirty pages, expected downtime %llu ms (limit %llu "
+			  "ms)",
+			  src->iteration + 1, (unsigned long long)n,
+			  (unsigned long long)src->expected_us / 1000,
+			  (unsigned long long)e->pol.downtime_limit_ms);
+		src_switchover(src);
+		return;
+	case VMIG_CONVERGE_FORCED:
+		vmig_logf(src->s, VMIG_LOG_WARN,
+			  "source: not converged after %u iteration(s) "
+			  "(expected downtime %llu ms, limit %llu ms): "
+			  "switching over anyway (strategy force)",
+			  src->iteration + 1,
+			  (unsigned long long)src->expected_us / 1000,
+			  (unsigned long long)e->pol.downtime_limit_ms);
+		src_switchover(src);
+		return;
+	case VMIG_CONVERGE_MAX_ITERATIONS:
+		iteration_give_up(src, n);
+		return;
+	case VMIG_CONVERGE_OVER_LIMIT:
+		break;
+	}
+	src->iteration++;
+	iteration_begin(src, n);
+}
+
 /* The figures of the iteration just sent, then what comes next. */
 static void iteration_end(struct vmig_src *src)
 {
-	struct vmig_engine *e = src->e;
 	struct vmig_iter_stats *it = cur_iter(src);
-	uint64_t now = vmig_now_us(), handled, bytes, n, limit_us;
-	double rate;
+	uint64_t now = vmig_now_us(), handled, n;
 	int64_t ret;
 
 	it->duration_us = now - src->it_start_us;
 	it->bytes = src->bytes_total - src->it_bytes0;
 	handled = (it->pages_sent + it->zero_pages) * VMIG_PAGE_SIZE +
 		  it->device_bytes;
-	bytes = it->bytes;
-	/*
-	 * A short iteration measures latency, not throughput: keep the
-	 * estimate of the longer ones.
-	 */
-	if (it->duration_us >= 5000 || handled >= (4u << 20)) {
-		rate = (double)handled * 1e6 / (double)(it->duration_us + 1);
-		src->page_rate = src->page_rate ? (src->page_rate + rate) / 2
-						: rate;
-		rate = (double)bytes * 1e6 / (double)(it->duration_us + 1);
-		src->wire_rate = src->wire_rate ? (src->wire_rate + rate) / 2
-						: rate;
-	}
-	src->all_handled += handled;
-	src->all_bytes += bytes;
-	src->all_us += it->duration_us;
-	/*
-	 * A guest so small that no iteration was long enough: the rate
-	 * over all of them. Latency makes it an underestimate, which only
-	 * makes the expected downtime longer: the safe side.
-	 */
-	if (!src->page_rate && src->all_handled) {
-		src->page_rate = (double)src->all_handled * 1e6 /
-				 (double)(src->all_us + 1);
-		src->wire_rate = (double)src->all_bytes * 1e6 /
-				 (double)(src->all_us + 1);
-	}
+	vmig_converge_measure(&src->rates, handled, it->bytes,
+			      it->duration_us);
 
 	if (src->want_switchover) {
 		src_switchover(src);
@@ -983,69 +1030,7 @@ static void iteration_end(struct vmig_src *src)
 			  (now - src->last_sync_us + 1);
 	it->dirty_rate = src->dirty_rate;
 	src->last_sync_us = now;
-	src->expected_us =
-		src->page_rate > 0
-			? (uint64_t)((double)(n * VMIG_PAGE_SIZE +
-					      src_devices_pending(src)) *
-					     1e6 / src->page_rate +
-				     (double)src->mem_bytes * 1e6 /
-					     DIGEST_RATE)
-			: UINT64_MAX;
-	limit_us = e->pol.downtime_limit_ms * 1000u;
-	/* What the next iteration (or the stop) has to move, and how long. */
-	src->it_pages_left = n;
-	src_progress(src, true);
-	if (src->expected_us <= limit_us) {
-		vmig_logf(src->s, VMIG_LOG_INFO,
-			  "source: converged after %u iteration(s): %llu "
-			  "dirty pages, expected downtime %llu ms (limit %llu "
-			  "ms)",
-			  src->iteration + 1, (unsigned long long)n,
-			  (unsigned long long)src->expected_us / 1000,
-			  (unsigned long long)e->pol.downtime_limit_ms);
-		src_switchover(src);
-		return;
-	}
-	if (src->iteration + 1 >= e->pol.max_iterations) {
-		if (e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE) {
-			vmig_logf(src->s, VMIG_LOG_WARN,
-				  "source: not converged after %u iteration(s) "
-				  "(expected downtime %llu ms, limit %llu ms): "
-				  "switching over anyway (strategy force)",
-				  src->iteration + 1,
-				  (unsigned long long)src->expected_us / 1000,
-				  (unsigned long long)e->pol.downtime_limit_ms);
-			src_switchover(src);
-			return;
-		}
-		char expected[32] = "unknown";
-
-		if (src->expected_us != UINT64_MAX)
-			snprintf(expected, sizeof(expected), "%llu ms",
-				 (unsigned long long)src->expected_us / 1000);
-		char unknown[sizeof(e->st.unknown_state) + 64] = "";
-		char *c;
-
-		/* Name the devices that made the estimate unknowable. */
-		if (e->st.unknown_state[0])
-			snprintf(unknown, sizeof(unknown),
-				 " (state size unknown, counted as 100 GiB: "
-				 "%s)", e->st.unknown_state);
-		for (c = unknown; *c; c++)
-			if (*c == '\n')
-				*c = ',';
-		e->st.cancelled = true;
-		src_fail(src, -ETIMEDOUT,
-			 "did not converge in %u iteration(s) "
-			 "(max_iterations): %llu pages dirty, expected "
-			 "downtime %s%s, limit %llu ms; the guest stays "
-			 "on the source",
-			 src->iteration + 1, (unsigned long long)n, expected,
-			 unknown, (unsigned long long)e->pol.downtime_limit_ms);
-		return;
-	}
-	src->iteration++;
-	iteration_begin(src, n);
+	iteration_decide(src, n);
 }
 
 static void digest_work(uv_work_t *w)
