@@ -17,7 +17,6 @@
  * cannot start it after COMMIT says so with ERROR, so that the source
  * resumes.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,36 +128,38 @@ void vmig_rx_buf(struct vmig_rx *rx, void **buf, size_t *len)
 /* The region and page range of a PAGES or ZERO frame, checked. */
 static int rx_check_pages(struct vmig_rx *rx, uint8_t **span)
 {
-	const struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
 	const struct vmig_region_rec *r;
 
-	if (f->a >= rx->nr_regions)
+	if (m->pages.region >= rx->nr_regions)
 		return rx_bad(rx, "no region %llu (the layout has %u)",
-			      (unsigned long long)f->a, rx->nr_regions);
-	r = &rx->s->regions[rx->region_map[f->a]];
-	if (f->b >= r->npages || f->c > r->npages - f->b)
+			      (unsigned long long)m->pages.region, rx->nr_regions);
+	r = &rx->s->regions[rx->region_map[m->pages.region]];
+	if (m->pages.first >= r->npages || m->pages.count > r->npages - m->pages.first)
 		return rx_bad(rx,
 			      "page range %llu+%llu outside region %llu "
 			      "(%llu pages)",
-			      (unsigned long long)f->b,
-			      (unsigned long long)f->c,
-			      (unsigned long long)f->a,
+			      (unsigned long long)m->pages.first,
+			      (unsigned long long)m->pages.count,
+			      (unsigned long long)m->pages.region,
 			      (unsigned long long)r->npages);
-	*span = r->hva + f->b * VMIG_PAGE_SIZE;
+	*span = r->hva + m->pages.first * VMIG_PAGE_SIZE;
 	return 0;
 }
 
 static int rx_check_device(struct vmig_rx *rx, struct vmig_rx_device **out)
 {
-	const struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
+	uint64_t i = m->type == VMIG_FRAME_DEVICE_END ? m->end.device
+						   : m->state.device;
 
-	if (f->a >= rx->nr_devices)
+	if (i >= rx->nr_devices)
 		return rx_bad(rx, "no device %llu (the layout has %u)",
-			      (unsigned long long)f->a, rx->nr_devices);
-	*out = &rx->devices[f->a];
+			      (unsigned long long)i, rx->nr_devices);
+	*out = &rx->devices[i];
 	if ((*out)->ended)
 		return rx_bad(rx, "device %llu (%s) has already ended",
-			      (unsigned long long)f->a, (*out)->dev->name);
+			      (unsigned long long)i, (*out)->dev->name);
 	return 0;
 }
 
@@ -184,6 +185,7 @@ static int rx_frame_done(struct vmig_rx *rx, int event)
 static int rx_header(struct vmig_rx *rx)
 {
 	struct vmig_frame *f = &rx->f;
+	struct vmig_msg *m = &rx->m;
 	struct vmig_rx_device *d = NULL;
 	uint8_t *span = NULL;
 	uint32_t i;
@@ -203,8 +205,9 @@ static int rx_header(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FAILED;
 		return ret;
 	}
+	vmig_frame_decode(f, m);
 
-	switch (f->type) {
+	switch (m->type) {
 	case VMIG_FRAME_HELLO:
 	case VMIG_FRAME_ERROR:
 		break;
@@ -218,10 +221,10 @@ static int rx_header(struct vmig_rx *rx)
 		 * page goes through the scratch buffer.
 		 */
 		if (rx->state == VMIG_RX_FINAL &&
-		    !(f->flags & VMIG_FRAME_DATA_CRC))
+		    !m->crc)
 			return rx_bad(rx, "DATA_CRC missing after "
 					  "SWITCHOVER");
-		if (!(f->flags & VMIG_FRAME_DATA_CRC)) {
+		if (!m->crc) {
 			rx->dst = span;
 			rx->to_scratch = false;
 			goto payload;
@@ -231,9 +234,9 @@ static int rx_header(struct vmig_rx *rx)
 		ret = rx_check_pages(rx, &span);
 		if (ret < 0)
 			return ret;
-		rx_zero(span, f->c);
-		rx->pages += f->c;
-		rx->zero_pages += f->c;
+		rx_zero(span, m->pages.count);
+		rx->pages += m->pages.count;
+		rx->zero_pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
@@ -241,32 +244,32 @@ static int rx_header(struct vmig_rx *rx)
 		if (ret < 0)
 			return ret;
 		if (rx->state == VMIG_RX_RECEIVING &&
-		    f->c != VMIG_PHASE_PRECOPY)
+		    m->state.phase != VMIG_PHASE_PRECOPY)
 			return rx_bad(rx, "phase %llu before SWITCHOVER",
-				      (unsigned long long)f->c);
+				      (unsigned long long)m->state.phase);
 		if (rx->state == VMIG_RX_FINAL &&
-		    f->c != VMIG_PHASE_STOPCOPY)
+		    m->state.phase != VMIG_PHASE_STOPCOPY)
 			return rx_bad(rx, "phase %llu after SWITCHOVER",
-				      (unsigned long long)f->c);
-		if (f->b != d->offset)
+				      (unsigned long long)m->state.phase);
+		if (m->state.offset != d->offset)
 			return rx_bad(rx, "offset %llu, expected %llu",
-				      (unsigned long long)f->b,
+				      (unsigned long long)m->state.offset,
 				      (unsigned long long)d->offset);
 		break;
 	case VMIG_FRAME_DEVICE_END:
 		ret = rx_check_device(rx, &d);
 		if (ret < 0)
 			return ret;
-		if (f->b != d->offset)
+		if (m->end.total != d->offset)
 			return rx_bad(rx, "total %llu bytes, %llu received",
-				      (unsigned long long)f->b,
+				      (unsigned long long)m->end.total,
 				      (unsigned long long)d->offset);
 		d->ended = true;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_ITERATION:
-		if (f->a != rx->next_iteration)
+		if (m->iteration.number != rx->next_iteration)
 			return rx_bad(rx, "iteration %llu, expected %llu",
-				      (unsigned long long)f->a,
+				      (unsigned long long)m->iteration.number,
 				      (unsigned long long)rx->next_iteration);
 		rx->next_iteration++;
 		return rx_frame_done(rx, VMIG_RX_MORE);
@@ -274,15 +277,15 @@ static int rx_header(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FINAL;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_COMPLETE:
-		if (f->a != rx->pages)
+		if (m->complete.pages != rx->pages)
 			return rx_bad(rx, "the source sent %llu pages, %llu "
 					  "arrived",
-				      (unsigned long long)f->a,
+				      (unsigned long long)m->complete.pages,
 				      (unsigned long long)rx->pages);
-		if (f->b != rx->frame_no)
+		if (m->complete.frames != rx->frame_no)
 			return rx_bad(rx, "the source sent %llu frames before "
 					  "it, %llu arrived",
-				      (unsigned long long)f->b,
+				      (unsigned long long)m->complete.frames,
 				      (unsigned long long)rx->frame_no);
 		for (i = 0; i < rx->nr_devices; i++) {
 			if (!rx->devices[i].ended)
@@ -297,9 +300,9 @@ static int rx_header(struct vmig_rx *rx)
 		return rx_frame_done(rx, VMIG_RX_COMMIT);
 	}
 
-	if (!f->length) {
-		if (f->type == VMIG_FRAME_ERROR) {
-			rx->peer_code = (int)(int64_t)f->a;
+	if (!m->length) {
+		if (m->type == VMIG_FRAME_ERROR) {
+			rx->peer_code = m->error.code;
 			rx->peer_msg[0] = '\0';
 			rx->state = VMIG_RX_FAILED;
 			return rx_frame_done(rx, VMIG_RX_PEER_ERROR);
@@ -312,29 +315,21 @@ static int rx_header(struct vmig_rx *rx)
 	 * every limit fits the scratch; checked again here, because a
 	 * limit raised one day must never turn into an overflow.
 	 */
-	if (f->length > rx->scratch_len)
+	if (m->length > rx->scratch_len)
 		return rx_bad(rx, "payload larger than the receive buffer");
 	rx->dst = rx->scratch;
 	rx->to_scratch = true;
 payload:
-	rx->want = (size_t)f->length;
+	rx->want = (size_t)rx->m.length;
 	rx->have = 0;
 	rx->in_payload = true;
 	return VMIG_RX_MORE;
 }
 
-/* A region or device name of HELLO, printable. */
-static void hello_name(char *out, size_t outlen, const uint8_t *p,
-		       size_t len)
-{
-	size_t n = strnlen((const char *)p, len);
-
-	vmig_proto_text(out, outlen, p, n);
-}
 
 static int rx_hello(struct vmig_rx *rx)
 {
-	const struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
 	vmig_session *s = rx->s;
 	const uint8_t *p = rx->scratch;
 	char name[4 * VMIG_HELLO_DEVICE + 1], msg[256];
@@ -342,12 +337,13 @@ static int rx_hello(struct vmig_rx *rx)
 	bool *used;
 	int ret;
 
-	if (f->b != s->nr_regions)
+	if (m->hello.nr_regions != s->nr_regions)
 		return rx_bad(rx, "the source has %llu region(s), this "
 				  "destination %zu",
-			      (unsigned long long)f->b, s->nr_regions);
-	rx->nr_regions = (uint32_t)f->b;
-	rx->nr_devices = (uint32_t)f->c;
+			      (unsigned long long)m->hello.nr_regions,
+			      s->nr_regions);
+	rx->nr_regions = (uint32_t)m->hello.nr_regions;
+	rx->nr_devices = (uint32_t)m->hello.nr_devices;
 	rx->region_map = calloc(rx->nr_regions ? rx->nr_regions : 1,
 				sizeof(*rx->region_map));
 	rx->devices = calloc(rx->nr_devices ? rx->nr_devices : 1,
@@ -359,14 +355,14 @@ static int rx_hello(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FAILED;
 		return -ENOMEM;
 	}
-	for (i = 0; i < rx->nr_regions; i++, p += VMIG_HELLO_REGION) {
+	for (i = 0; i < rx->nr_regions; i++) {
+		struct vmig_hello_region hr;
 		uint64_t gpa, size;
 
-		memcpy(&gpa, p, 8);
-		memcpy(&size, p + 8, 8);
-		gpa = le64toh(gpa);
-		size = le64toh(size);
-		hello_name(name, sizeof(name), p + 16, VMIG_HELLO_NAME);
+		vmig_hello_get_region(p, i, &hr);
+		gpa = hr.gpa;
+		size = hr.size;
+		vmig_proto_text(name, sizeof(name), hr.name, hr.name_len);
 		if (!size || size % VMIG_PAGE_SIZE) {
 			free(used);
 			return rx_bad(rx, "region %u: size 0x%llx is not a "
@@ -395,15 +391,17 @@ static int rx_hello(struct vmig_rx *rx)
 		rx->region_map[i] = j;
 	}
 	memset(used, 0, (s->nr_regions + s->nr_devices + 1) * sizeof(*used));
-	for (i = 0; i < rx->nr_devices; i++, p += VMIG_HELLO_DEVICE) {
-		size_t n = strnlen((const char *)p, VMIG_HELLO_DEVICE);
+	for (i = 0; i < rx->nr_devices; i++) {
+		const uint8_t *dn;
+		size_t n;
 
-		hello_name(name, sizeof(name), p, VMIG_HELLO_DEVICE);
+		vmig_hello_get_device(p, rx->nr_regions, i, &dn, &n);
+		vmig_proto_text(name, sizeof(name), dn, n);
 		for (j = 0; j < s->nr_devices; j++) {
 			const struct vmig_device_rec *dev = s->devices[j];
 
 			if (dev->present && n && strlen(dev->name) == n &&
-			    !memcmp(dev->name, p, n))
+			    !memcmp(dev->name, dn, n))
 				break;
 		}
 		if (j == s->nr_devices) {
@@ -445,21 +443,21 @@ static int rx_hello(struct vmig_rx *rx)
 /* A payload arrived in full: check its CRC, then apply it. */
 static int rx_payload(struct vmig_rx *rx)
 {
-	struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
 	struct vmig_rx_device *d = NULL;
 	uint8_t *span;
 	char msg[256];
 	int ret;
 
 	rx->in_payload = false;
-	if (f->flags & VMIG_FRAME_DATA_CRC) {
+	if (m->crc) {
 		uint32_t crc = vmig_crc32c(0, rx->dst, rx->want);
 
-		if (crc != f->data_crc)
+		if (crc != m->data_crc)
 			return rx_bad(rx, "data CRC 0x%08x, computed 0x%08x",
-				      f->data_crc, crc);
+				      m->data_crc, crc);
 	}
-	switch (f->type) {
+	switch (m->type) {
 	case VMIG_FRAME_HELLO:
 		ret = rx_hello(rx);
 		if (ret < 0)
@@ -471,28 +469,30 @@ static int rx_payload(struct vmig_rx *rx)
 			rx_check_pages(rx, &span);
 			memcpy(span, rx->scratch, rx->want);
 		}
-		rx->pages += f->c;
+		rx->pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
-		d = &rx->devices[f->a];
+		d = &rx->devices[m->state.device];
 		if (!rx->dev_write)
 			return rx_bad(rx, "device %llu (%s): no device can "
 					  "take state here",
-				      (unsigned long long)f->a, d->dev->name);
+				      (unsigned long long)m->state.device,
+				      d->dev->name);
 		msg[0] = '\0';
 		ret = rx->dev_write(rx->dev_opaque, d, rx->scratch, rx->want,
 				    msg, sizeof(msg));
 		if (ret < 0) {
 			rx_bad(rx, "device %llu (%s): %s",
-			       (unsigned long long)f->a, d->dev->name, msg);
+			       (unsigned long long)m->state.device,
+			       d->dev->name, msg);
 			return ret;
 		}
 		d->offset += rx->want;
 		rx->device_bytes += rx->want;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_ERROR:
-		rx->peer_code = (int)(int64_t)f->a;
+		rx->peer_code = m->error.code;
 		vmig_proto_text(rx->peer_msg, sizeof(rx->peer_msg), rx->scratch,
 				rx->want);
 		rx->state = VMIG_RX_FAILED;
@@ -760,9 +760,12 @@ static void dst_ctl_written(uv_write_t *req, int status)
 	free(w);
 }
 
-/* Sends a small frame; `last` closes the connection after it. */
-static int dst_send(struct vmig_dst *d, uint32_t type, uint64_t a,
-		    uint64_t b, const void *payload, size_t len, bool last)
+/*
+ * Sends a small frame whose header hdr was encoded over payload (len
+ * bytes, copied); `last` closes the connection after it.
+ */
+static int dst_send(struct vmig_dst *d, const uint8_t hdr[VMIG_FRAME_HDR],
+		    const void *payload, size_t len, bool last)
 {
 	struct ctl_write *w;
 	uv_buf_t bufs[2];
@@ -778,7 +781,7 @@ static int dst_send(struct vmig_dst *d, uint32_t type, uint64_t a,
 	w->last = last;
 	if (len)
 		memcpy(w->payload, payload, len);
-	vmig_frame_pack(w->hdr, type, len, a, b, 0, len ? w->payload : NULL);
+	memcpy(w->hdr, hdr, VMIG_FRAME_HDR);
 	bufs[0] = uv_buf_init((char *)w->hdr, VMIG_FRAME_HDR);
 	bufs[1] = uv_buf_init((char *)w->payload, (unsigned int)len);
 	ret = vmig_conn_write(d->conn, &w->req, bufs, len ? 2 : 1,
@@ -802,7 +805,9 @@ __attribute__((format(printf, 4, 5))) static void
 dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	   ...)
 {
+	uint8_t hdr[VMIG_FRAME_HDR];
 	va_list ap;
+	size_t len;
 
 	if (d->finished)
 		return;
@@ -823,9 +828,10 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	}
 	if (d->conn)
 		vmig_conn_read_stop(d->conn);
+	len = strnlen(d->errmsg, VMIG_ERROR_MAX);
+	vmig_enc_error(hdr, err, len ? d->errmsg : NULL, len);
 	if (error_frame && d->conn &&
-	    dst_send(d, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, d->errmsg,
-		     strnlen(d->errmsg, VMIG_ERROR_MAX), true) == 0) {
+	    dst_send(d, hdr, d->errmsg, len, true) == 0) {
 		uv_timer_start(&d->linger, dst_linger_expired, 2000, 0);
 		return;
 	}
@@ -835,9 +841,10 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	 * its VMM resolves); so its failure is only logged.
 	 */
 	if (!err && d->e->st.guest_started) {
-		int ret = d->conn ? dst_send(d, VMIG_FRAME_STARTED, 0, 0, NULL,
-					     0, true)
-				  : -ENOTCONN;
+		int ret;
+
+		vmig_enc_started(hdr);
+		ret = d->conn ? dst_send(d, hdr, NULL, 0, true) : -ENOTCONN;
 
 		if (ret == 0) {
 			uv_timer_start(&d->linger, dst_linger_expired, 2000,
@@ -875,6 +882,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 {
 	vmig_session *s = d->s;
 	struct vmig_engine *e = d->e;
+	uint8_t hdr[VMIG_FRAME_HDR];
 	char msg[512];
 	uint64_t t0;
 	int ret;
@@ -888,7 +896,8 @@ static void dst_event(struct vmig_dst *d, int ev)
 			  "device(s))",
 			  vmig_conn_peer(d->conn), d->rx.nr_regions,
 			  d->rx.nr_devices);
-		ret = dst_send(d, VMIG_FRAME_WELCOME, 0, 0, NULL, 0, false);
+		vmig_enc_welcome(hdr);
+		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
 			dst_finish(d, ret, false, "cannot answer WELCOME: %s",
 				   vmig_strerror(ret));
@@ -910,8 +919,8 @@ static void dst_event(struct vmig_dst *d, int ev)
 			  "0x%016llx",
 			  (unsigned long long)d->rx.pages,
 			  (unsigned long long)e->st.digest);
-		ret = dst_send(d, VMIG_FRAME_ACK, e->st.digest, d->rx.pages,
-			       NULL, 0, false);
+		vmig_enc_ack(hdr, e->st.digest, d->rx.pages);
+		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
 			dst_finish(d, ret, false, "cannot answer ACK: %s",
 				   vmig_strerror(ret));

@@ -410,6 +410,7 @@ struct vmig_rx {
 	size_t hdr_have;
 	bool in_payload;
 	struct vmig_frame f;
+	struct vmig_msg m;      /* f, decoded once checked */
 	uint8_t *dst;           /* where the payload goes */
 	size_t want, have;
 	bool to_scratch;

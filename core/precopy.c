@@ -143,6 +143,7 @@ struct vmig_src {
 	size_t rhave;
 	bool rpayload;
 	struct vmig_frame rf;
+	struct vmig_msg rm;      /* rf, decoded once checked */
 	uint8_t rbuf[VMIG_ERROR_MAX];
 	size_t rwant, rgot;
 	uint64_t rframes;
@@ -169,9 +170,8 @@ struct vmig_src {
 
 static void src_pump(struct vmig_src *src);
 static void src_switchover(struct vmig_src *src);
-static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
-		   uint64_t b, uint64_t c, void *payload, size_t len,
-		   bool crc);
+static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
+		   void *payload, size_t len);
 __attribute__((format(printf, 3, 4))) static void
 src_fail(struct vmig_src *src, int err, const char *fmt, ...);
 static void stopped_expired(uv_timer_t *t);
@@ -336,6 +336,7 @@ static uint64_t src_devices_pending(struct vmig_src *src)
 static int64_t src_device_chunk(struct vmig_src *src, uint32_t i,
 				uint32_t phase)
 {
+	uint8_t hdr[VMIG_FRAME_HDR];
 	void *buf = malloc(DEV_CHUNK);
 	int64_t n;
 
@@ -354,8 +355,9 @@ static int64_t src_device_chunk(struct vmig_src *src, uint32_t i,
 				 e[0] ? e : vmig_strerror((int)n));
 		return n;
 	}
-	if (src_ctl(src, VMIG_FRAME_DEVICE_STATE, i, src->dev_offset[i], phase,
-		    buf, (size_t)n, true) < 0)
+	vmig_enc_device_state(hdr, i, src->dev_offset[i], phase, buf,
+			      (size_t)n);
+	if (src_ctl(src, hdr, buf, (size_t)n) < 0)
 		return -EIO;
 	src->dev_offset[i] += (uint64_t)n;
 	src->devs[i]->state_bytes += (uint64_t)n;
@@ -402,6 +404,7 @@ static int src_devices_stop(struct vmig_src *src, char *err, size_t errlen)
  */
 static bool src_devices_tail(struct vmig_src *src)
 {
+	uint8_t hdr[VMIG_FRAME_HDR];
 	int ret;
 
 	while (src->tail_dev < src->ndevs) {
@@ -415,8 +418,8 @@ static bool src_devices_tail(struct vmig_src *src)
 			return false;
 		if (n > 0)
 			continue;
-		if (src_ctl(src, VMIG_FRAME_DEVICE_END, i, src->dev_offset[i],
-			    0, NULL, 0, false) < 0)
+		vmig_enc_device_end(hdr, i, src->dev_offset[i]);
+		if (src_ctl(src, hdr, NULL, 0) < 0)
 			return false;
 		src->tail_dev++;
 	}
@@ -489,24 +492,28 @@ static struct batch *batch_ctl(struct vmig_src *src)
 	return b;
 }
 
-/* Adds a frame; data (length bytes) is referenced, not copied. */
-static void batch_frame(struct vmig_src *src, struct batch *b, uint32_t type,
-			uint64_t a, uint64_t bb, uint64_t c, const void *data,
-			uint64_t length, bool crc)
+/* Where the next frame's header is encoded (then batch_frame). */
+static uint8_t *batch_hdr(struct batch *b)
+{
+	return b->hdr[b->nframes];
+}
+
+/*
+ * Adds the frame whose header was encoded at batch_hdr(b); data (length
+ * bytes) is referenced, not copied.
+ */
+static void batch_frame(struct vmig_src *src, struct batch *b,
+			const void *data, uint64_t length)
 {
 	uint8_t *h = b->hdr[b->nframes++];
 
-	if (crc)
-		vmig_frame_pack(h, type, length, a, bb, c, data);
-	else
-		vmig_frame_pack(h, type, length, a, bb, c, NULL);
 	b->bufs[b->nbufs++] = uv_buf_init((char *)h, VMIG_FRAME_HDR);
 	if (length)
 		b->bufs[b->nbufs++] =
 			uv_buf_init((char *)data, (unsigned int)length);
 	b->bytes += VMIG_FRAME_HDR + length;
 	src->frames++;
-	src->last_type = type;
+	src->last_type = vmig_frame_type_of(h);
 }
 
 static void src_written(uv_write_t *req, int status);
@@ -539,11 +546,14 @@ static int batch_submit(struct vmig_src *src, struct batch *b)
 	return 0;
 }
 
-/* Queues one control frame (with an optional payload it takes). */
-static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
-		   uint64_t b, uint64_t c, void *payload, size_t len,
-		   bool crc)
+/*
+ * Queues one control frame, its header encoded, with an optional payload
+ * it takes.
+ */
+static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
+		   void *payload, size_t len)
 {
+	uint32_t type = vmig_frame_type_of(hdr);
 	struct batch *bt;
 	int ret;
 
@@ -561,7 +571,8 @@ static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
 	}
 	if (payload)
 		bt->heap[bt->nheap++] = payload;
-	batch_frame(src, bt, type, a, b, c, payload, len, crc);
+	memcpy(batch_hdr(bt), hdr, VMIG_FRAME_HDR);
+	batch_frame(src, bt, payload, len);
 	bt->complete = type == VMIG_FRAME_COMPLETE;
 	bt->commit = type == VMIG_FRAME_COMMIT;
 	ret = batch_submit(src, bt);
@@ -676,13 +687,15 @@ static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
 		}
 		vmig_bitmap_clear(r->dirty, p, n);
 		if (zero) {
-			batch_frame(src, b, VMIG_FRAME_ZERO, src->cur_region, p,
-				    n, NULL, 0, false);
+			vmig_enc_zero(batch_hdr(b), src->cur_region, p, n);
+			batch_frame(src, b, NULL, 0);
 			it->zero_pages += n;
 		} else {
-			batch_frame(src, b, VMIG_FRAME_PAGES, src->cur_region,
-				    p, n, r->hva + p * VMIG_PAGE_SIZE,
-				    n * VMIG_PAGE_SIZE, crc);
+			const uint8_t *data = r->hva + p * VMIG_PAGE_SIZE;
+
+			vmig_enc_pages(batch_hdr(b), src->cur_region, p, n,
+				       data, crc);
+			batch_frame(src, b, data, n * VMIG_PAGE_SIZE);
 			it->pages_sent += n;
 		}
 		src->pages_total += n;
@@ -696,11 +709,13 @@ static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
 /* FINAL, all pages queued: the devices' last state, then COMPLETE. */
 static void queue_tail(struct vmig_src *src)
 {
+	uint8_t hdr[VMIG_FRAME_HDR];
+
 	if (!src_devices_tail(src))
 		return;
 	src->tail_queued = true;
-	if (src_ctl(src, VMIG_FRAME_COMPLETE, src->pages_total, src->frames,
-		    0, NULL, 0, false) < 0)
+	vmig_enc_complete(hdr, src->pages_total, src->frames);
+	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	src->phase = SP_ACK;
 	vmig_logf(src->s, VMIG_LOG_INFO,
@@ -865,6 +880,7 @@ static void src_written(uv_write_t *req, int status)
 static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 {
 	struct vmig_iter_stats *it = cur_iter(src);
+	uint8_t hdr[VMIG_FRAME_HDR];
 
 	it->iteration = src->iteration;
 	it->pages_dirty = dirty;
@@ -875,8 +891,8 @@ static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 	src->cur_page = 0;
 	src->run_start = src->run_end = 0;
 	src->scan_done = false;
-	if (src_ctl(src, VMIG_FRAME_ITERATION, src->iteration, 0, 0, NULL, 0,
-		    false) < 0)
+	vmig_enc_iteration(hdr, src->iteration);
+	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	vmig_logf(src->s, VMIG_LOG_INFO,
 		  "source: iteration %u: %llu dirty pages",
@@ -1060,6 +1076,7 @@ static void src_switchover(struct vmig_src *src)
 	struct vmig_engine *e = src->e;
 	vmig_session *s = src->s;
 	struct vmig_iter_stats *it;
+	uint8_t hdr[VMIG_FRAME_HDR];
 	char msg[256];
 	uint64_t t0;
 	int64_t n;
@@ -1111,7 +1128,8 @@ static void src_switchover(struct vmig_src *src)
 	}
 	t0 = vmig_now_us();
 	e->st.stop_us = t0 - src->stop_us;
-	if (src_ctl(src, VMIG_FRAME_SWITCHOVER, 0, 0, 0, NULL, 0, false) < 0)
+	vmig_enc_switchover(hdr);
+	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	/* Nothing writes guest memory now: this sync is the last. */
 	n = src_sync(src, it);
@@ -1148,6 +1166,7 @@ static void src_switchover(struct vmig_src *src)
 static void src_decide(struct vmig_src *src)
 {
 	struct vmig_engine *e = src->e;
+	uint8_t hdr[VMIG_FRAME_HDR];
 
 	e->st.digest = src->digest;
 	e->st.digest_known = true;
@@ -1191,7 +1210,8 @@ static void src_decide(struct vmig_src *src)
 	 * COMMIT may be on the socket, nothing may resume the guest blindly.
 	 */
 	src->phase = SP_COMMIT;
-	src_ctl(src, VMIG_FRAME_COMMIT, 0, 0, 0, NULL, 0, false);
+	vmig_enc_commit(hdr);
+	src_ctl(src, hdr, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1381,8 +1401,8 @@ static bool src_send_error(struct vmig_src *src, int err)
 	memcpy(msg, src->errmsg, len);
 	b->heap[b->nheap++] = msg;
 	b->last = true;
-	batch_frame(src, b, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, 0,
-		    msg, len, true);
+	vmig_enc_error(batch_hdr(b), err, msg, len);
+	batch_frame(src, b, msg, len);
 	return batch_submit(src, b) == 0;
 }
 
@@ -1589,12 +1609,12 @@ static void src_read_buf(void *opaque, void **buf, size_t *len)
 
 static void src_reply(struct vmig_src *src)
 {
-	struct vmig_frame *f = &src->rf;
+	const struct vmig_msg *m = &src->rm;
 	char msg[VMIG_ERROR_MAX + 1];
 	int ret;
 
 	src->rframes++;
-	switch (f->type) {
+	switch (m->type) {
 	case VMIG_FRAME_WELCOME:
 		src->welcomed = true;
 		ret = vmig_tracking_start(src->s);
@@ -1623,8 +1643,8 @@ static void src_reply(struct vmig_src *src)
 		if (src->complete_us)
 			src->e->st.ack_us = vmig_now_us() - src->complete_us;
 		src->ack = true;
-		src->ack_digest = f->a;
-		src->ack_pages = f->b;
+		src->ack_digest = m->ack.digest;
+		src->ack_pages = m->ack.pages;
 		if (src->work_done)
 			src_decide(src);
 		return;
@@ -1645,13 +1665,13 @@ static void src_reply(struct vmig_src *src)
 				       "guest after COMMIT: %s%s(%s); the "
 				       "guest resumes on the source",
 				       msg, msg[0] ? " " : "",
-				       vmig_strerror((int)(int64_t)f->a));
+				       vmig_strerror(m->error.code));
 			return;
 		}
 		src_fail_quiet(src, VMIG_EPROTO,
 			       "the destination rejected the stream: %s%s(%s)",
 			       msg, msg[0] ? " " : "",
-			       vmig_strerror((int)(int64_t)f->a));
+			       vmig_strerror(m->error.code));
 		return;
 	}
 }
@@ -1670,8 +1690,8 @@ static void src_read_done(void *opaque, size_t n)
 		if (src->rgot < src->rwant)
 			return;
 		src->rpayload = false;
-		if ((f->flags & VMIG_FRAME_DATA_CRC) &&
-		    vmig_crc32c(0, src->rbuf, src->rwant) != f->data_crc) {
+		if (src->rm.crc && vmig_crc32c(0, src->rbuf, src->rwant) !=
+					   src->rm.data_crc) {
 			src_fail(src, VMIG_EPROTO, "reply frame %llu (ERROR): "
 				 "data CRC mismatch",
 				 (unsigned long long)src->rframes);
@@ -1707,6 +1727,7 @@ static void src_read_done(void *opaque, size_t n)
 			 "%s", err);
 		return;
 	}
+	vmig_frame_decode(f, &src->rm);
 	if (f->length) {
 		src->rpayload = true;
 		src->rwant = (size_t)f->length;
@@ -1768,9 +1789,10 @@ static const struct vmig_conn_ops src_conn_ops = {
 static void src_hello(struct vmig_src *src)
 {
 	vmig_session *s = src->s;
-	uint32_t nd, i;
+	uint8_t hdr[VMIG_FRAME_HDR];
+	uint32_t nr = (uint32_t)s->nr_regions, nd, i;
 	size_t len;
-	uint8_t *p, *q;
+	uint8_t *p;
 
 	if (src_devices_open(src) < 0) {
 		if (!src->finished)
@@ -1778,25 +1800,20 @@ static void src_hello(struct vmig_src *src)
 		return;
 	}
 	nd = src_devices_count(src);
-	len = s->nr_regions * VMIG_HELLO_REGION + nd * VMIG_HELLO_DEVICE;
+	len = vmig_hello_len(nr, nd);
 	p = calloc(1, len ? len : 1);
-	q = p;
 	if (!p) {
 		src_fail(src, -ENOMEM, "out of memory");
 		return;
 	}
-	for (i = 0; i < s->nr_regions; i++, q += VMIG_HELLO_REGION) {
-		uint64_t gpa = htole64(s->regions[i].gpa);
-		uint64_t size = htole64(s->regions[i].length);
-
-		memcpy(q, &gpa, 8);
-		memcpy(q + 8, &size, 8);
-		strncpy((char *)q + 16, s->regions[i].name, VMIG_HELLO_NAME);
-	}
-	for (i = 0; i < nd; i++, q += VMIG_HELLO_DEVICE)
-		strncpy((char *)q, src_device_name(src, i), VMIG_HELLO_DEVICE);
-	if (src_ctl(src, VMIG_FRAME_HELLO, 0, s->nr_regions, nd, p, len,
-		    true) == 0)
+	for (i = 0; i < nr; i++)
+		vmig_hello_put_region(p, i, s->regions[i].gpa,
+				      s->regions[i].length,
+				      s->regions[i].name);
+	for (i = 0; i < nd; i++)
+		vmig_hello_put_device(p, nr, i, src_device_name(src, i));
+	vmig_enc_hello(hdr, nr, nd, p, len);
+	if (src_ctl(src, hdr, p, len) == 0)
 		src->phase = SP_HELLO;
 }
 
