@@ -532,7 +532,6 @@ int vmig_rx_feed(struct vmig_rx *rx, size_t n)
 /* The destination on a connection                                     */
 
 struct ctl_write {
-	uv_write_t req;
 	struct vmig_dst *d;
 	bool last;    /* close the connection once written */
 	uint8_t hdr[VMIG_FRAME_HDR];
@@ -749,9 +748,9 @@ static void dst_close_conn(struct vmig_dst *d)
 	}
 }
 
-static void dst_ctl_written(uv_write_t *req, int status)
+static void dst_ctl_written(void *opaque, int status)
 {
-	struct ctl_write *w = req->data;
+	struct ctl_write *w = opaque;
 	struct vmig_dst *d = w->d;
 
 	(void)status;
@@ -768,7 +767,7 @@ static int dst_send(struct vmig_dst *d, const uint8_t hdr[VMIG_FRAME_HDR],
 		    const void *payload, size_t len, bool last)
 {
 	struct ctl_write *w;
-	uv_buf_t bufs[2];
+	struct vmig_iov bufs[2];
 	int ret;
 
 	if (!d->conn)
@@ -776,16 +775,14 @@ static int dst_send(struct vmig_dst *d, const uint8_t hdr[VMIG_FRAME_HDR],
 	w = malloc(sizeof(*w) + len);
 	if (!w)
 		return -ENOMEM;
-	w->req.data = w;
 	w->d = d;
 	w->last = last;
 	if (len)
 		memcpy(w->payload, payload, len);
 	memcpy(w->hdr, hdr, VMIG_FRAME_HDR);
-	bufs[0] = uv_buf_init((char *)w->hdr, VMIG_FRAME_HDR);
-	bufs[1] = uv_buf_init((char *)w->payload, (unsigned int)len);
-	ret = vmig_conn_write(d->conn, &w->req, bufs, len ? 2 : 1,
-			      dst_ctl_written);
+	bufs[0] = (struct vmig_iov){ w->hdr, VMIG_FRAME_HDR };
+	bufs[1] = (struct vmig_iov){ w->payload, len };
+	ret = vmig_conn_write(d->conn, bufs, len ? 2 : 1, dst_ctl_written, w);
 	if (ret < 0)
 		free(w);
 	return ret;

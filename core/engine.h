@@ -3,8 +3,10 @@
  *
  * engine.c owns the per-session engine state (the libuv loop the session
  * runs, the VMM's callbacks, the policies, cancellation, the figures the
- * report gives); transport.c the sockets (addresses, listen, connect,
- * socket pairs, reading into buffers its owner chooses); precopy.c the
+ * report gives); core/transport/ the transports behind one table
+ * (addresses, listen, connect, socket pairs, reading into buffers its
+ * owner chooses, writing arrays of buffers); converge.c the convergence
+ * policy; precopy.c the
  * source; dest.c the destination and its frame-checking state machine;
  * digest.c the memory digest; truth.c the simulator's ground truth; run.c
  * the runs a configuration describes. The wire format is proto.h's.
@@ -298,7 +300,16 @@ uint64_t vmig_digest_memory(const vmig_session *s);
 /* True when the 4 KiB page at p is all zero (stops at the first word). */
 bool vmig_page_is_zero(const void *p);
 
-/* transport.c */
+/* core/transport/: the connections a stream runs over */
+
+/* One buffer of a write. */
+struct vmig_iov {
+	const void *base;
+	size_t len;
+};
+
+/* A write is done: status 0, or a negative errno (-ECANCELED: closed). */
+typedef void (*vmig_write_fn)(void *opaque, int status);
 
 /* Callbacks of a connection. */
 struct vmig_conn_ops {
@@ -337,9 +348,14 @@ int vmig_conn_read_start(struct vmig_conn *c);
 /* Stops reading. */
 void vmig_conn_read_stop(struct vmig_conn *c);
 
-/* Queues a write (uv_write on the connection's stream). */
-int vmig_conn_write(struct vmig_conn *c, uv_write_t *req,
-		    const uv_buf_t *bufs, unsigned int n, uv_write_cb cb);
+/*
+ * Queues a write of iov[0..n) (the buffers must live until done runs;
+ * the array need not): done(opaque, status) runs once it is written or
+ * failed. Writes complete in order. Returns 0 or an error (then done
+ * never runs).
+ */
+int vmig_conn_write(struct vmig_conn *c, const struct vmig_iov *iov,
+		    unsigned int n, vmig_write_fn done, void *opaque);
 
 /*
  * Closes the connection: pending writes complete with UV_ECANCELED, then
@@ -347,7 +363,10 @@ int vmig_conn_write(struct vmig_conn *c, uv_write_t *req,
  */
 void vmig_conn_close(struct vmig_conn *c);
 
-/* The peer's address as text ("unix:/path", "tcp:1.2.3.4:5"). */
+/*
+ * The peer's address as text ("unix:/path", "tcp:1.2.3.4:5",
+ * "socketpair").
+ */
 const char *vmig_conn_peer(const struct vmig_conn *c);
 
 /*

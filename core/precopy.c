@@ -55,7 +55,6 @@ enum src_phase {
 };
 
 struct batch {
-	uv_write_t req;
 	struct vmig_src *src;
 	struct batch *next;
 	unsigned int nframes, nbufs, nheap;
@@ -66,7 +65,7 @@ struct batch {
 	bool own;       /* allocated for a control frame, not pooled */
 	void *heap[4];  /* payloads to free once written */
 	uint8_t hdr[BATCH_FRAMES][VMIG_FRAME_HDR];
-	uv_buf_t bufs[2 * BATCH_FRAMES];
+	struct vmig_iov bufs[2 * BATCH_FRAMES];
 };
 
 struct vmig_src {
@@ -507,16 +506,15 @@ static void batch_frame(struct vmig_src *src, struct batch *b,
 {
 	uint8_t *h = b->hdr[b->nframes++];
 
-	b->bufs[b->nbufs++] = uv_buf_init((char *)h, VMIG_FRAME_HDR);
+	b->bufs[b->nbufs++] = (struct vmig_iov){ h, VMIG_FRAME_HDR };
 	if (length)
-		b->bufs[b->nbufs++] =
-			uv_buf_init((char *)data, (unsigned int)length);
+		b->bufs[b->nbufs++] = (struct vmig_iov){ data, length };
 	b->bytes += VMIG_FRAME_HDR + length;
 	src->frames++;
 	src->last_type = vmig_frame_type_of(h);
 }
 
-static void src_written(uv_write_t *req, int status);
+static void src_written(void *opaque, int status);
 
 static int batch_submit(struct vmig_src *src, struct batch *b)
 {
@@ -531,9 +529,7 @@ static int batch_submit(struct vmig_src *src, struct batch *b)
 		batch_put(src, b);
 		return -ENOTCONN;
 	}
-	b->req.data = b;
-	ret = vmig_conn_write(src->conn, &b->req, b->bufs, b->nbufs,
-			      src_written);
+	ret = vmig_conn_write(src->conn, b->bufs, b->nbufs, src_written, b);
 	if (ret < 0) {
 		batch_put(src, b);
 		return ret;
@@ -808,9 +804,9 @@ static void src_lost_after_commit(struct vmig_src *src, int err);
 __attribute__((format(printf, 3, 4))) static void
 src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...);
 
-static void src_written(uv_write_t *req, int status)
+static void src_written(void *opaque, int status)
 {
-	struct batch *b = req->data;
+	struct batch *b = opaque;
 	struct vmig_src *src = b->src;
 	bool complete = b->complete, commit = b->commit, last = b->last;
 
@@ -848,7 +844,7 @@ static void src_written(uv_write_t *req, int status)
 			src_lost_after_commit(src, src->peer_gone_err);
 		return;
 	}
-	if (status == UV_ECANCELED)
+	if (status == -ECANCELED)
 		return;
 	if (status < 0) {
 		/*
