@@ -22,9 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devstate.h"
 #include "engine.h"
-#include "kuapi.h"
+#include "section.h"
 
 /* ------------------------------------------------------------------ */
 /* The receiving state machine                                         */
@@ -80,17 +79,27 @@ int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
 	if (!rx->scratch)
 		return -ENOMEM;
 	rx->scratch_len = SCRATCH_LEN;
+	rx->ram = &vmig_section_ram_loader;
 	return 0;
 }
 
 void vmig_rx_fini(struct vmig_rx *rx)
 {
+	if (rx->devs && rx->devices)
+		rx->devs->close(rx);
 	free(rx->scratch);
 	free(rx->region_map);
 	free(rx->devices);
 	rx->scratch = NULL;
 	rx->region_map = NULL;
 	rx->devices = NULL;
+}
+
+/* A failure: the devices leave RESUMING (reset), the guest never runs. */
+static void rx_devices_abort(struct vmig_rx *rx)
+{
+	if (rx->devs && rx->devices)
+		rx->devs->abort(rx);
 }
 
 /* Ends the stream with a message naming the frame and the check. */
@@ -143,7 +152,7 @@ static int rx_check_pages(struct vmig_rx *rx, uint8_t **span)
 			      (unsigned long long)m->pages.count,
 			      (unsigned long long)m->pages.region,
 			      (unsigned long long)r->npages);
-	*span = r->hva + m->pages.first * VMIG_PAGE_SIZE;
+	*span = rx->ram->span(rx, m->pages.region, m->pages.first);
 	return 0;
 }
 
@@ -161,18 +170,6 @@ static int rx_check_device(struct vmig_rx *rx, struct vmig_rx_device **out)
 		return rx_bad(rx, "device %llu (%s) has already ended",
 			      (unsigned long long)i, (*out)->dev->name);
 	return 0;
-}
-
-/* Zeroes the pages of a ZERO frame, writing only those that are not. */
-static void rx_zero(uint8_t *p, uint64_t n)
-{
-	uint64_t i;
-
-	/* Reading a page never touched costs nothing; writing allocates. */
-	for (i = 0; i < n; i++, p += VMIG_PAGE_SIZE) {
-		if (!vmig_page_is_zero(p))
-			memset(p, 0, VMIG_PAGE_SIZE);
-	}
 }
 
 static int rx_frame_done(struct vmig_rx *rx, int event)
@@ -234,7 +231,7 @@ static int rx_header(struct vmig_rx *rx)
 		ret = rx_check_pages(rx, &span);
 		if (ret < 0)
 			return ret;
-		rx_zero(span, m->pages.count);
+		rx->ram->zero(rx, span, m->pages.count);
 		rx->pages += m->pages.count;
 		rx->zero_pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
@@ -417,10 +414,9 @@ static int rx_hello(struct vmig_rx *rx)
 		used[j] = true;
 		rx->devices[i].dev = s->devices[j];
 		msg[0] = '\0';
-		ret = rx->dev_open ? rx->dev_open(rx->dev_opaque,
-						  &rx->devices[i], msg,
-						  sizeof(msg))
-				   : -ENOTTY;
+		ret = rx->devs ? rx->devs->open(rx, &rx->devices[i], msg,
+						sizeof(msg))
+			       : -ENOTTY;
 		if (ret < 0) {
 			free(used);
 			return rx_bad(rx, "device %u (\"%s\") cannot resume a "
@@ -430,9 +426,9 @@ static int rx_hello(struct vmig_rx *rx)
 		}
 	}
 	free(used);
-	if (rx->nr_devices && rx->dev_start) {
+	if (rx->nr_devices && rx->devs) {
 		msg[0] = '\0';
-		ret = rx->dev_start(rx->dev_opaque, rx, msg, sizeof(msg));
+		ret = rx->devs->start(rx, msg, sizeof(msg));
 		if (ret < 0)
 			return rx_bad(rx, "devices to RESUMING: %s", msg);
 	}
@@ -474,14 +470,14 @@ static int rx_payload(struct vmig_rx *rx)
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
 		d = &rx->devices[m->state.device];
-		if (!rx->dev_write)
+		if (!rx->devs)
 			return rx_bad(rx, "device %llu (%s): no device can "
 					  "take state here",
 				      (unsigned long long)m->state.device,
 				      d->dev->name);
 		msg[0] = '\0';
-		ret = rx->dev_write(rx->dev_opaque, d, rx->scratch, rx->want,
-				    msg, sizeof(msg));
+		ret = rx->devs->write(rx, d, rx->scratch, rx->want, msg,
+				      sizeof(msg));
 		if (ret < 0) {
 			rx_bad(rx, "device %llu (%s): %s",
 			       (unsigned long long)m->state.device,
@@ -552,189 +548,7 @@ struct vmig_dst {
 	int result;
 	uint64_t start_us;
 	char errmsg[1024];
-	bool devs_touched; /* some device left RUNNING */
 };
-
-/* ------------------------------------------------------------------ */
-/* Devices (VFIO migration v2: RESUMING, then STOP, then RUNNING)      */
-
-/* The devices HELLO named, their state handles in HELLO's order. */
-static size_t dst_devs(struct vmig_dst *d, struct vmig_devstate **dsv)
-{
-	size_t i;
-
-	for (i = 0; i < d->rx.nr_devices; i++)
-		dsv[i] = d->rx.devices[i].ds;
-	return d->rx.nr_devices;
-}
-
-static const char *dsv_error(struct vmig_devstate *const *dsv, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		const char *e = dsv[i] ? vmig_devstate_error(dsv[i]) : "";
-
-		if (e && *e)
-			return e;
-	}
-	return "no device said why";
-}
-
-static int dst_dev_open(void *opaque, struct vmig_rx_device *rd, char *err,
-			size_t errlen)
-{
-	struct vmig_dst *d = opaque;
-	struct vmig_devstate *ds;
-	int ret;
-
-	if (rd->dev->device_fd < 0) {
-		snprintf(err, errlen, "it has no device fd");
-		return -ENOTTY;
-	}
-	ret = vmig_devstate_open(&d->s->kernel, rd->dev->device_fd,
-				 rd->dev->name, &ds);
-	if (ret == -ENOTTY || ret == -EOPNOTSUPP) {
-		snprintf(err, errlen, "no VFIO migration");
-		return ret;
-	}
-	if (ret < 0) {
-		snprintf(err, errlen, "%s", vmig_strerror(ret));
-		return ret;
-	}
-	rd->ds = ds;
-	rd->dev->mig_state = true;
-	rd->dev->state_bytes = 0;
-	return 0;
-}
-
-static int dst_dev_start(void *opaque, struct vmig_rx *rx, char *err,
-			 size_t errlen)
-{
-	struct vmig_dst *d = opaque;
-	struct vmig_devstate **dsv;
-	size_t n;
-	int ret;
-
-	dsv = calloc(rx->nr_devices + 1, sizeof(*dsv));
-	if (!dsv)
-		return -ENOMEM;
-	n = dst_devs(d, dsv);
-	d->devs_touched = true;
-	ret = vmig_devstate_resume_start(dsv, n);
-	if (ret < 0)
-		snprintf(err, errlen, "%s", dsv_error(dsv, n));
-	free(dsv);
-	return ret;
-}
-
-static int dst_dev_write(void *opaque, struct vmig_rx_device *rd,
-			 const void *buf, size_t len, char *err, size_t errlen)
-{
-	int ret;
-
-	(void)opaque;
-	ret = vmig_devstate_write(rd->ds, buf, len);
-	if (ret < 0) {
-		const char *e = vmig_devstate_error(rd->ds);
-
-		snprintf(err, errlen, "%s", e[0] ? e : vmig_strerror(ret));
-	} else {
-		rd->dev->state_bytes += len;
-	}
-	return ret;
-}
-
-/* COMPLETE: every image is checked and loaded (RESUMING -> STOP). */
-static int dst_devices_load(struct vmig_dst *d, char *err, size_t errlen)
-{
-	struct vmig_devstate **dsv;
-	size_t i, n;
-	int ret = 0;
-
-	if (!d->rx.nr_devices)
-		return 0;
-	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
-	if (!dsv)
-		return -ENOMEM;
-	n = dst_devs(d, dsv);
-	for (i = 0; i < n && ret == 0; i++) {
-		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_STOP);
-		if (ret < 0)
-			snprintf(err, errlen, "%s",
-				 vmig_devstate_error(dsv[i]));
-	}
-	free(dsv);
-	return ret;
-}
-
-/*
- * COMMIT: every device runs (all answering peer-to-peer first, when there
- * are several and all offer it, so that none runs while a peer is still
- * stopped).
- */
-static int dst_devices_run(struct vmig_dst *d, char *err, size_t errlen)
-{
-	struct vmig_devstate **dsv;
-	bool p2p;
-	size_t i, n;
-	int ret = 0;
-
-	if (!d->rx.nr_devices)
-		return 0;
-	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
-	if (!dsv)
-		return -ENOMEM;
-	n = dst_devs(d, dsv);
-	p2p = n > 1;
-	for (i = 0; i < n; i++) {
-		if (!(vmig_devstate_flags(dsv[i]) & VK_VFIO_MIGRATION_P2P))
-			p2p = false;
-	}
-	for (i = 0; p2p && i < n && ret == 0; i++) {
-		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_RUNNING_P2P);
-		if (ret < 0)
-			snprintf(err, errlen, "%s",
-				 vmig_devstate_error(dsv[i]));
-	}
-	for (i = 0; i < n && ret == 0; i++) {
-		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_RUNNING);
-		if (ret < 0)
-			snprintf(err, errlen, "%s",
-				 vmig_devstate_error(dsv[i]));
-	}
-	free(dsv);
-	return ret;
-}
-
-/* A failure: the devices leave RESUMING (reset), the guest never runs. */
-static void dst_devices_abort(struct vmig_dst *d)
-{
-	struct vmig_devstate **dsv;
-	size_t n;
-
-	if (!d->rx.nr_devices || !d->devs_touched)
-		return;
-	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
-	if (!dsv)
-		return;
-	n = dst_devs(d, dsv);
-	if (vmig_devstate_abort(dsv, n) < 0)
-		vmig_logf(d->s, VMIG_LOG_ERROR,
-			  "destination: a device could not be reset: %s",
-			  dsv_error(dsv, n));
-	free(dsv);
-}
-
-static void dst_devices_close(struct vmig_dst *d)
-{
-	uint32_t i;
-
-	for (i = 0; d->rx.devices && i < d->rx.nr_devices; i++) {
-		vmig_devstate_close(d->rx.devices[i].ds);
-		d->rx.devices[i].ds = NULL;
-	}
-}
 
 static void dst_close_conn(struct vmig_dst *d)
 {
@@ -816,7 +630,7 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 		va_end(ap);
 	}
 	if (err)
-		dst_devices_abort(d);
+		rx_devices_abort(&d->rx);
 	vmig_engine_end(d->e);
 	uv_close((uv_handle_t *)&d->cancel, NULL);
 	if (d->e->listener) {
@@ -901,7 +715,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 		return;
 	case VMIG_RX_COMPLETE:
 		msg[0] = '\0';
-		ret = dst_devices_load(d, msg, sizeof(msg));
+		ret = d->rx.devs->load(&d->rx, msg, sizeof(msg));
 		if (ret < 0) {
 			dst_finish(d, ret, true, "loading the device state: %s",
 				   msg);
@@ -929,7 +743,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 		 * A start that fails is told to the source (ERROR): this side
 		 * will not run the guest, so the source resumes it.
 		 */
-		ret = dst_devices_run(d, msg, sizeof(msg));
+		ret = d->rx.devs->run(&d->rx, msg, sizeof(msg));
 		if (ret < 0) {
 			dst_finish(d, ret, true, "the source committed, but "
 				   "the devices cannot run: %s", msg);
@@ -1060,10 +874,7 @@ int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)
 		return ret;
 	}
 	d->cancel.data = d;
-	d->rx.dev_open = dst_dev_open;
-	d->rx.dev_start = dst_dev_start;
-	d->rx.dev_write = dst_dev_write;
-	d->rx.dev_opaque = d;
+	d->rx.devs = &vmig_section_devstate_loader;
 	for (i = 0; i < s->nr_devices; i++) {
 		s->devices[i]->mig_state = false;
 		s->devices[i]->state_bytes = 0;
@@ -1143,7 +954,6 @@ int vmig_dst_finish(struct vmig_dst *d)
 		snprintf(st->error, sizeof(st->error), "%s", d->errmsg);
 		vmig_fail(s, ret, "%s", d->errmsg);
 	}
-	dst_devices_close(d);
 	vmig_rx_fini(&d->rx);
 	free(d);
 	/* Calls from other threads may touch the session again. */

@@ -34,6 +34,7 @@ struct vmig_truth;
 struct vmig_src;
 struct vmig_dst;
 struct vmig_call;
+struct vmig_section_loader;
 
 /* What one migration did, for the report (both roles). */
 struct vmig_mig_stats {
@@ -453,18 +454,13 @@ struct vmig_rx {
 	int peer_code;
 	char peer_msg[VMIG_ERROR_MAX + 1];
 	/*
-	 * Device-state hooks (NULL: no device can take state, and a HELLO
-	 * naming one is refused): open a device named in HELLO and check it
-	 * can resume a state; start resuming them all; write a chunk.
+	 * Where frames are applied (core/section.h): guest RAM's loader
+	 * (vmig_rx_init sets it), and the devices' (NULL: no device can take
+	 * state, and a HELLO naming one is refused).
 	 */
-	int (*dev_open)(void *opaque, struct vmig_rx_device *d, char *err,
-			size_t errlen);
-	int (*dev_start)(void *opaque, struct vmig_rx *rx, char *err,
-			 size_t errlen);
-	int (*dev_write)(void *opaque, struct vmig_rx_device *d,
-			 const void *buf, size_t len, char *err,
-			 size_t errlen);
-	void *dev_opaque;
+	const struct vmig_section_loader *ram;
+	const struct vmig_section_loader *devs;
+	bool devs_touched;      /* some device left RUNNING */
 };
 
 /* Prepares rx for a stream into s's regions. Returns 0 or -ENOMEM. */

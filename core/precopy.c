@@ -28,9 +28,8 @@
 #include <string.h>
 
 #include "converge.h"
-#include "devstate.h"
 #include "engine.h"
-#include "kuapi.h"
+#include "section.h"
 
 #define BATCH_FRAMES 64
 #define BATCH_BYTES (8u << 20)
@@ -39,8 +38,17 @@
 #define PROGRESS_US 100000u  /* progress callback while sending */
 #define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
 #define BROKEN_MS 500u       /* after a write error, wait for the reason */
-#define PREFETCH_PAGES 8     /* zero checks look this far ahead */
-#define DEV_CHUNK (256u << 10) /* device state per DEVICE_STATE frame */
+
+enum src_section {
+	SEC_RAM,
+	SEC_DEVICES,
+	SEC_NR,
+};
+
+static const struct vmig_section_ops *const section_ops[SEC_NR] = {
+	[SEC_RAM] = &vmig_section_ram,
+	[SEC_DEVICES] = &vmig_section_devstate,
+};
 
 enum src_phase {
 	SP_CONNECT, /* connecting */
@@ -81,10 +89,7 @@ struct vmig_src {
 	struct batch *free_batches;
 	unsigned int batches_out;
 	uint64_t inflight;
-	uint32_t cur_region;    /* the bitmap cursor */
-	uint64_t cur_page;
-	uint64_t run_start, run_end; /* the dirty run under the cursor */
-	bool scan_done;
+	bool scan_done;         /* the batched sections' pass is over */
 	bool tail_queued;       /* FINAL: device state, ends, COMPLETE */
 	uint64_t frames;        /* frames queued */
 	uint32_t last_type;     /* type of the last frame queued */
@@ -97,7 +102,6 @@ struct vmig_src {
 	size_t it;
 	uint64_t it_start_us;
 	uint64_t it_bytes0;
-	uint64_t it_pages_left;  /* dirty pages not handled yet */
 	uint64_t last_sync_us;
 	struct vmig_converge_rates rates; /* the throughput estimate */
 	uint64_t dirty_rate;
@@ -154,14 +158,14 @@ struct vmig_src {
 	char errmsg[1024];
 	uint64_t start_us, stop_us;
 
-	/* Devices whose state travels (HELLO's order). */
-	struct vmig_device_rec **devs;
-	struct vmig_devstate **dsv;
-	uint64_t *dev_offset;   /* bytes of each device's state sent */
-	uint32_t ndevs;
-	uint32_t tail_dev;      /* FINAL: the device being read to its end */
-	bool devs_touched;      /* some device left RUNNING */
-	bool devs_saved;        /* all STOP after their images */
+	/*
+	 * What travels: guest RAM, then device state. The pass over the
+	 * batched ones (RAM) paces the iteration; the others put their
+	 * frames between its batches, and their rest after its last pass.
+	 */
+	struct vmig_section sec[SEC_NR];
+	uint32_t fill_sec;      /* the batched section being passed over */
+	uint32_t tail_sec;      /* FINAL: the section being saved to its end */
 
 	/* vmig_migrate_local: the destination on the same loop. */
 	struct vmig_dst *dst;
@@ -178,274 +182,6 @@ static void stopped_expired(uv_timer_t *t);
 static struct vmig_iter_stats *cur_iter(struct vmig_src *src)
 {
 	return &src->s->stats.iters[src->it];
-}
-
-/* ------------------------------------------------------------------ */
-/* Devices (VFIO migration v2)                                         */
-
-/*
- * Device state goes through core/devstate.h: PRE_COPY data interleaved
- * with the pages while the guest runs, the STOP_COPY image after the
- * stop, DEVICE_END per device, and back to RUNNING on any failure. A
- * device without VFIO migration carries no state: the VMM's stop
- * callback quiesces it.
- */
-static int src_devices_open(struct vmig_src *src)
-{
-	vmig_session *s = src->s;
-	size_t i, n = 0;
-	int ret;
-
-	src->devs = calloc(s->nr_devices + 1, sizeof(*src->devs));
-	src->dsv = calloc(s->nr_devices + 1, sizeof(*src->dsv));
-	src->dev_offset = calloc(s->nr_devices + 1, sizeof(*src->dev_offset));
-	if (!src->devs || !src->dsv || !src->dev_offset)
-		return -ENOMEM;
-	for (i = 0; i < s->nr_devices; i++) {
-		struct vmig_device_rec *dev = s->devices[i];
-		struct vmig_devstate *ds = NULL;
-		uint64_t fl;
-
-		dev->mig_state = false;
-		dev->state_bytes = 0;
-		if (!dev->present)
-			continue;
-		ret = dev->device_fd < 0
-			      ? -ENOTTY
-			      : vmig_devstate_open(&s->kernel, dev->device_fd,
-						   dev->name, &ds);
-		if (ret == -ENOTTY || ret == -EOPNOTSUPP) {
-			vmig_logf(s, VMIG_LOG_INFO,
-				  "device %s: no VFIO migration: the VMM's "
-				  "stop callback quiesces it; it carries no "
-				  "state",
-				  dev->name);
-			continue;
-		}
-		if (ret < 0) {
-			src_fail(src, ret, "device %s: its migration support: "
-				 "%s", dev->name, vmig_strerror(ret));
-			return ret;
-		}
-		fl = vmig_devstate_flags(ds);
-		vmig_logf(s, VMIG_LOG_INFO,
-			  "device %s: VFIO migration (stop-copy%s%s): its "
-			  "state travels",
-			  dev->name,
-			  fl & VK_VFIO_MIGRATION_P2P ? ", p2p" : "",
-			  fl & VK_VFIO_MIGRATION_PRE_COPY ? ", pre-copy" : "");
-		dev->mig_state = true;
-		src->devs[n] = dev;
-		src->dsv[n] = ds;
-		n++;
-	}
-	src->ndevs = (uint32_t)n;
-	return 0;
-}
-
-static void src_devices_close(struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < src->ndevs; i++)
-		vmig_devstate_close(src->dsv[i]);
-	free(src->devs);
-	free(src->dsv);
-	free(src->dev_offset);
-	src->devs = NULL;
-	src->dsv = NULL;
-	src->dev_offset = NULL;
-	src->ndevs = 0;
-}
-
-/* Why a group call failed: the first device that says so. */
-static const char *devs_error(const struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < src->ndevs; i++) {
-		const char *e = vmig_devstate_error(src->dsv[i]);
-
-		if (e && *e)
-			return e;
-	}
-	return "no device said why";
-}
-
-static uint32_t src_devices_count(const struct vmig_src *src)
-{
-	return src->ndevs;
-}
-
-static const char *src_device_name(const struct vmig_src *src, uint32_t i)
-{
-	return src->devs[i]->name;
-}
-
-/* The guest runs: devices that offer PRE_COPY start streaming. */
-static int src_devices_precopy_start(struct vmig_src *src)
-{
-	int ret;
-
-	if (!src->ndevs)
-		return 0;
-	src->devs_touched = true;
-	ret = vmig_devstate_precopy_start(src->dsv, src->ndevs);
-	if (ret < 0)
-		src_fail(src, ret, "devices to PRE_COPY: %s", devs_error(src));
-	return ret;
-}
-
-/*
- * Bytes of device state still to move after the stop (the estimate). A
- * device whose size cannot be read counts as VMIG_CONVERGE_UNKNOWN_STATE, so that
- * an unknown never lets the migration switch over early; the report and
- * the messages name it.
- */
-static uint64_t src_devices_pending(struct vmig_src *src)
-{
-	char *list = src->e->st.unknown_state;
-	size_t cap = sizeof(src->e->st.unknown_state), len = 0;
-	struct vmig_devstate_sizes sz;
-	uint64_t sum = 0;
-	uint32_t i;
-	int ret;
-
-	list[0] = '\0';
-	for (i = 0; i < src->ndevs; i++) {
-		ret = vmig_devstate_sizes(src->dsv[i], &sz);
-		if (ret == 0) {
-			sum += sz.precopy_initial + sz.stop_copy;
-			continue;
-		}
-		sum += VMIG_CONVERGE_UNKNOWN_STATE;
-		vmig_logf(src->s, VMIG_LOG_WARN,
-			  "source: device %s: its state size is unknown (%s): "
-			  "counted as 100 GiB, too large to switch over",
-			  src->devs[i]->name, vmig_strerror(ret));
-		if (len < cap)
-			len += (size_t)snprintf(list + len, cap - len, "%s%s",
-						len ? "\n" : "",
-						src->devs[i]->name);
-	}
-	return sum;
-}
-
-/* Queues one chunk of device i's state (phase 1 or 2). */
-static int64_t src_device_chunk(struct vmig_src *src, uint32_t i,
-				uint32_t phase)
-{
-	uint8_t hdr[VMIG_FRAME_HDR];
-	void *buf = malloc(DEV_CHUNK);
-	int64_t n;
-
-	if (!buf) {
-		src_fail(src, -ENOMEM, "out of memory");
-		return -ENOMEM;
-	}
-	n = vmig_devstate_read(src->dsv[i], buf, DEV_CHUNK);
-	if (n <= 0) {
-		const char *e = vmig_devstate_error(src->dsv[i]);
-
-		free(buf);
-		if (n < 0 && n != -EAGAIN)
-			src_fail(src, (int)n, "device %s: reading its state: "
-				 "%s", src->devs[i]->name,
-				 e[0] ? e : vmig_strerror((int)n));
-		return n;
-	}
-	vmig_enc_device_state(hdr, i, src->dev_offset[i], phase, buf,
-			      (size_t)n);
-	if (src_ctl(src, hdr, buf, (size_t)n) < 0)
-		return -EIO;
-	src->dev_offset[i] += (uint64_t)n;
-	src->devs[i]->state_bytes += (uint64_t)n;
-	cur_iter(src)->device_bytes += (uint64_t)n;
-	return n;
-}
-
-/* While the guest runs: what the devices have now, a chunk each. */
-static int src_devices_precopy(struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < src->ndevs && src->inflight < INFLIGHT_MAX; i++) {
-		uint32_t st = vmig_devstate_state(src->dsv[i]);
-
-		if (st != VK_VFIO_STATE_PRE_COPY &&
-		    st != VK_VFIO_STATE_PRE_COPY_P2P)
-			continue;
-		if (src_device_chunk(src, i, VMIG_PHASE_PRECOPY) < 0 &&
-		    src->finished)
-			return -EIO;
-	}
-	return 0;
-}
-
-/* Devices to their stop-copy state, after the VMM's stop. */
-static int src_devices_stop(struct vmig_src *src, char *err, size_t errlen)
-{
-	int ret;
-
-	if (!src->ndevs)
-		return 0;
-	src->devs_touched = true;
-	ret = vmig_devstate_stop_copy(src->dsv, src->ndevs);
-	if (ret < 0)
-		snprintf(err, errlen, "to STOP_COPY: %s", devs_error(src));
-	return ret;
-}
-
-/*
- * FINAL, pages queued: each device's image to its end, its DEVICE_END,
- * then all to STOP. Returns true once done; false when waiting for the
- * stream to drain (or failed).
- */
-static bool src_devices_tail(struct vmig_src *src)
-{
-	uint8_t hdr[VMIG_FRAME_HDR];
-	int ret;
-
-	while (src->tail_dev < src->ndevs) {
-		uint32_t i = src->tail_dev;
-		int64_t n;
-
-		if (src->inflight >= INFLIGHT_MAX)
-			return false;
-		n = src_device_chunk(src, i, VMIG_PHASE_STOPCOPY);
-		if (n < 0)
-			return false;
-		if (n > 0)
-			continue;
-		vmig_enc_device_end(hdr, i, src->dev_offset[i]);
-		if (src_ctl(src, hdr, NULL, 0) < 0)
-			return false;
-		src->tail_dev++;
-	}
-	if (src->ndevs && !src->devs_saved) {
-		ret = vmig_devstate_save_finish(src->dsv, src->ndevs);
-		if (ret < 0) {
-			src_fail(src, ret, "devices to STOP: %s",
-				 devs_error(src));
-			return false;
-		}
-		src->devs_saved = true;
-	}
-	return true;
-}
-
-/* Devices back to RUNNING after a failure (before the vCPUs run). */
-static void src_devices_recover(struct vmig_src *src)
-{
-	int ret;
-
-	if (!src->ndevs || !src->devs_touched)
-		return;
-	ret = vmig_devstate_abort(src->dsv, src->ndevs);
-	if (ret < 0)
-		vmig_logf(src->s, VMIG_LOG_ERROR,
-			  "source: a device could not be brought back: %s",
-			  devs_error(src));
 }
 
 /* ------------------------------------------------------------------ */
@@ -543,29 +279,33 @@ static int batch_submit(struct vmig_src *src, struct batch *b)
 }
 
 /*
- * Queues one control frame, its header encoded, with an optional payload
- * it takes.
+ * Queues one control frame, its header encoded, with an optional payload:
+ * with own, it takes the payload (freed once written, or now on failure);
+ * without, the payload must live until written.
  */
-static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
-		   void *payload, size_t len)
+static int src_ctl_frame(struct vmig_src *src,
+			 const uint8_t hdr[VMIG_FRAME_HDR], void *payload,
+			 size_t len, bool own)
 {
 	uint32_t type = vmig_frame_type_of(hdr);
 	struct batch *bt;
 	int ret;
 
 	if (src->finished) {
-		free(payload);
+		if (own)
+			free(payload);
 		return -ECANCELED;
 	}
 	/* A COMMIT that fails here was never written. */
 	bt = batch_ctl(src);
 	if (!bt) {
-		free(payload);
+		if (own)
+			free(payload);
 		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
-	if (payload)
+	if (payload && own)
 		bt->heap[bt->nheap++] = payload;
 	memcpy(batch_hdr(bt), hdr, VMIG_FRAME_HDR);
 	batch_frame(src, bt, payload, len);
@@ -579,6 +319,13 @@ static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
 			 vmig_strerror(ret));
 	}
 	return ret;
+}
+
+/* Queues one control frame with a payload it takes (or none). */
+static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
+		   void *payload, size_t len)
+{
+	return src_ctl_frame(src, hdr, payload, len, true);
 }
 
 static void src_progress(struct vmig_src *src, bool force)
@@ -596,7 +343,8 @@ static void src_progress(struct vmig_src *src, bool force)
 						  : src->iteration;
 	p.pages_dirty = src->it < s->stats.nr_iters ? cur_iter(src)->pages_dirty
 						    : 0;
-	p.bytes_left = src->it_pages_left * VMIG_PAGE_SIZE;
+	p.bytes_left = vmig_section_ram_left(&src->sec[SEC_RAM]) *
+		       VMIG_PAGE_SIZE;
 	p.dirty_rate = src->dirty_rate;
 	p.bandwidth = (uint64_t)src->rates.wire_rate;
 	if (!p.bandwidth && now > src->it_start_us)
@@ -607,108 +355,250 @@ static void src_progress(struct vmig_src *src, bool force)
 }
 
 /* ------------------------------------------------------------------ */
-/* Filling batches from the bitmap                                     */
+/* Sections and their sinks                                            */
 
-/*
- * Moves the cursor's run forward: the next run of dirty pages at or after
- * the cursor. False at the end of memory.
- */
-static bool next_run(struct vmig_src *src)
+/* The batch being filled from guest memory, within budget bytes. */
+struct batch_sink {
+	struct vmig_src *src;
+	struct batch *b;
+	uint64_t budget;
+};
+
+static uint8_t *batch_sink_next(void *opaque)
 {
-	vmig_session *s = src->s;
+	struct batch_sink *bs = opaque;
+	struct batch *b = bs->b;
 
-	while (src->cur_region < s->nr_regions) {
-		struct vmig_region_rec *r = &s->regions[src->cur_region];
-		uint64_t pos = src->cur_page, start, len;
-
-		if (src->cur_page < src->run_end)
-			return true;
-		if (vmig_bitmap_next_run(r->dirty, r->npages, &pos, &start,
-					 &len)) {
-			src->run_start = start;
-			src->run_end = start + len;
-			src->cur_page = start;
-			return true;
-		}
-		src->cur_region++;
-		src->cur_page = 0;
-		src->run_start = src->run_end = 0;
-	}
-	return false;
+	if (b->nframes >= BATCH_FRAMES || b->bytes >= bs->budget ||
+	    b->nheap >= sizeof(b->heap) / sizeof(b->heap[0]))
+		return NULL;
+	return batch_hdr(b);
 }
 
-/*
- * Fills b with page frames from the cursor, within budget bytes: runs of
- * data pages as PAGES (at most 256 a frame), runs of zero pages as ZERO.
- * The pages' bits are cleared as they are queued: a write after the sync
- * that found them is caught by the next sync.
- */
-static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
+static int batch_sink_add(void *opaque, const void *data, size_t len,
+			  bool own)
 {
-	vmig_session *s = src->s;
-	struct vmig_iter_stats *it = cur_iter(src);
-	bool crc = src->phase == SP_FINAL;
+	struct batch_sink *bs = opaque;
 
-	while (b->nframes < BATCH_FRAMES && b->bytes < budget) {
-		struct vmig_region_rec *r;
-		uint64_t p, n = 1, max;
-		bool zero;
+	if (own)
+		bs->b->heap[bs->b->nheap++] = (void *)data;
+	batch_frame(bs->src, bs->b, data, len);
+	return 0;
+}
 
-		if (!next_run(src)) {
-			src->scan_done = true;
-			return;
-		}
-		r = &s->regions[src->cur_region];
-		p = src->cur_page;
-		zero = vmig_page_is_zero(r->hva + p * VMIG_PAGE_SIZE);
-		max = src->run_end - p;
-		if (!zero && max > VMIG_PAGES_MAX)
-			max = VMIG_PAGES_MAX;
-		if (zero && max > UINT32_MAX)
-			max = UINT32_MAX;
-		while (n < max) {
-			const uint8_t *pg = r->hva + (p + n) * VMIG_PAGE_SIZE;
+/* Control frames, one write each, while less than INFLIGHT_MAX waits. */
+struct ctl_sink {
+	struct vmig_src *src;
+	uint8_t hdr[VMIG_FRAME_HDR];
+};
 
-			/*
-			 * Each page's first line is a miss the prefetcher
-			 * cannot see coming (it stops at page boundaries):
-			 * ask for a few pages ahead, so the misses overlap.
-			 */
-			if (n + PREFETCH_PAGES < max)
-				__builtin_prefetch(pg + PREFETCH_PAGES *
-							       VMIG_PAGE_SIZE);
-			if (vmig_page_is_zero(pg) != zero)
-				break;
-			n++;
-		}
-		vmig_bitmap_clear(r->dirty, p, n);
-		if (zero) {
-			vmig_enc_zero(batch_hdr(b), src->cur_region, p, n);
-			batch_frame(src, b, NULL, 0);
-			it->zero_pages += n;
-		} else {
-			const uint8_t *data = r->hva + p * VMIG_PAGE_SIZE;
+static uint8_t *ctl_sink_next(void *opaque)
+{
+	struct ctl_sink *cs = opaque;
 
-			vmig_enc_pages(batch_hdr(b), src->cur_region, p, n,
-				       data, crc);
-			batch_frame(src, b, data, n * VMIG_PAGE_SIZE);
-			it->pages_sent += n;
-		}
-		src->pages_total += n;
-		src->cur_page = p + n;
-		src->it_pages_left -= src->it_pages_left >= n
-					      ? n
-					      : src->it_pages_left;
+	return cs->src->inflight < INFLIGHT_MAX ? cs->hdr : NULL;
+}
+
+static int ctl_sink_add(void *opaque, const void *data, size_t len, bool own)
+{
+	struct ctl_sink *cs = opaque;
+
+	return src_ctl_frame(cs->src, cs->hdr, (void *)data, len, own);
+}
+
+/* Gives every section its ops; setup comes with the connection. */
+static void src_sections_init(struct vmig_src *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < SEC_NR; i++) {
+		src->sec[i].ops = section_ops[i];
+		src->sec[i].s = src->s;
+		src->sec[i].e = src->e;
 	}
 }
 
-/* FINAL, all pages queued: the devices' last state, then COMPLETE. */
+static int src_sections_setup(struct vmig_src *src)
+{
+	struct vmig_section *sec;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < SEC_NR; i++) {
+		sec = &src->sec[i];
+		ret = sec->ops->setup(sec);
+		if (ret < 0) {
+			src_fail(src, ret, "%s", sec->err);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void src_sections_cleanup(struct vmig_src *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < SEC_NR; i++)
+		src->sec[i].ops->cleanup(&src->sec[i]);
+}
+
+/* Tracking started: every section goes live (devices to PRE_COPY). */
+static int src_sections_live(struct vmig_src *src)
+{
+	struct vmig_section *sec;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < SEC_NR; i++) {
+		sec = &src->sec[i];
+		if (!sec->ops->live_start)
+			continue;
+		ret = sec->ops->live_start(sec);
+		if (ret < 0) {
+			src_fail(src, ret, "%s", sec->err);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* The guest stopped: every section stops (devices to STOP_COPY). */
+static int src_sections_stop(struct vmig_src *src)
+{
+	struct vmig_section *sec;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < SEC_NR; i++) {
+		sec = &src->sec[i];
+		if (!sec->ops->stop)
+			continue;
+		ret = sec->ops->stop(sec);
+		if (ret < 0) {
+			src_fail(src, ret, "%s", sec->err);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* A failure before COMMIT: every section runs again. */
+static void src_sections_recover(struct vmig_src *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < SEC_NR; i++) {
+		if (src->sec[i].ops->recover)
+			src->sec[i].ops->recover(&src->sec[i]);
+	}
+}
+
+/* A pass begins: the batched sections over dirty pages. */
+static void src_sections_pass(struct vmig_src *src, uint64_t dirty,
+			      bool final)
+{
+	uint32_t i;
+
+	for (i = 0; i < SEC_NR; i++) {
+		if (src->sec[i].ops->pass_begin)
+			src->sec[i].ops->pass_begin(&src->sec[i], dirty,
+						    final);
+	}
+	src->fill_sec = 0;
+	src->scan_done = false;
+}
+
+/* Bytes the sections other than RAM have still to move. */
+static uint64_t src_sections_pending(struct vmig_src *src)
+{
+	uint64_t sum = 0;
+	uint32_t i;
+
+	for (i = 0; i < SEC_NR; i++) {
+		if (i != SEC_RAM && src->sec[i].ops->pending)
+			sum += src->sec[i].ops->pending(&src->sec[i]);
+	}
+	return sum;
+}
+
+/*
+ * Fills b from the batched sections, within budget bytes; scan_done once
+ * every one of them ended its pass.
+ */
+static void src_fill(struct vmig_src *src, struct batch *b, uint64_t budget)
+{
+	struct batch_sink bs = { src, b, budget };
+	struct vmig_section_sink out = {
+		batch_sink_next, batch_sink_add, &bs, cur_iter(src), 0,
+	};
+	struct vmig_section *sec;
+	int ret = 1;
+
+	while (src->fill_sec < SEC_NR && ret == 1) {
+		sec = &src->sec[src->fill_sec];
+		if (sec->ops->batched)
+			ret = src->phase == SP_FINAL
+				      ? sec->ops->save_final(sec, &out)
+				      : sec->ops->save_live(sec, &out);
+		if (ret == 1)
+			src->fill_sec++;
+	}
+	src->pages_total += out.pages;
+	src->scan_done = src->fill_sec == SEC_NR;
+}
+
+/* While the guest runs: what the other sections have now. */
+static int src_save_live(struct vmig_src *src)
+{
+	struct ctl_sink cs = { .src = src };
+	struct vmig_section_sink out = {
+		ctl_sink_next, ctl_sink_add, &cs, cur_iter(src), 0,
+	};
+	struct vmig_section *sec;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < SEC_NR; i++) {
+		sec = &src->sec[i];
+		if (sec->ops->batched || !sec->ops->save_live)
+			continue;
+		ret = sec->ops->save_live(sec, &out);
+		if (ret < 0) {
+			src_fail(src, ret, "%s", sec->err);
+			return ret;
+		}
+	}
+	src->pages_total += out.pages;
+	return 0;
+}
+
+/*
+ * FINAL, the batched sections' last pass queued: the others' rest, then
+ * COMPLETE.
+ */
 static void queue_tail(struct vmig_src *src)
 {
+	struct ctl_sink cs = { .src = src };
+	struct vmig_section_sink out = {
+		ctl_sink_next, ctl_sink_add, &cs, cur_iter(src), 0,
+	};
 	uint8_t hdr[VMIG_FRAME_HDR];
+	struct vmig_section *sec;
+	int ret;
 
-	if (!src_devices_tail(src))
-		return;
+	for (; src->tail_sec < SEC_NR; src->tail_sec++) {
+		sec = &src->sec[src->tail_sec];
+		if (sec->ops->batched || !sec->ops->save_final)
+			continue;
+		ret = sec->ops->save_final(sec, &out);
+		src->pages_total += out.pages;
+		out.pages = 0;
+		if (ret < 0)
+			src_fail(src, ret, "%s", sec->err);
+		if (ret <= 0)
+			return;
+	}
 	src->tail_queued = true;
 	vmig_enc_complete(hdr, src->pages_total, src->frames);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
@@ -774,7 +664,7 @@ static void src_pump(struct vmig_src *src)
 		b = batch_get(src);
 		if (!b)
 			break;
-		fill_pages(src, b, budget);
+		src_fill(src, b, budget);
 		ret = batch_submit(src, b);
 		if (ret < 0) {
 			src_fail(src, ret, "writing to %s: %s",
@@ -783,7 +673,7 @@ static void src_pump(struct vmig_src *src)
 			return;
 		}
 		/* Device state goes between page batches. */
-		if (src->phase == SP_PRECOPY && src_devices_precopy(src) < 0)
+		if (src->phase == SP_PRECOPY && src_save_live(src) < 0)
 			return;
 	}
 	if (src->phase == SP_FINAL && src->scan_done && !src->tail_queued) {
@@ -882,11 +772,7 @@ static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 	it->pages_dirty = dirty;
 	src->it_start_us = vmig_now_us();
 	src->it_bytes0 = src->bytes_total;
-	src->it_pages_left = dirty;
-	src->cur_region = 0;
-	src->cur_page = 0;
-	src->run_start = src->run_end = 0;
-	src->scan_done = false;
+	src_sections_pass(src, dirty, false);
 	vmig_enc_iteration(hdr, src->iteration);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
@@ -951,7 +837,6 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 	struct vmig_engine *e = src->e;
 	struct vmig_converge_input in = {
 		.page_rate = src->rates.page_rate,
-		.dirty_bytes = n * VMIG_PAGE_SIZE,
 		.verify_bytes = src->mem_bytes,
 		.downtime_limit_us = e->pol.downtime_limit_ms * 1000u,
 		.iterations = src->iteration + 1,
@@ -962,13 +847,14 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 	struct vmig_converge_decision d;
 	char why[256];
 
+	/* What the next iteration (or the stop) has to move, and how long. */
+	src_sections_pass(src, n, false);
+	in.dirty_bytes = src->sec[SEC_RAM].ops->pending(&src->sec[SEC_RAM]);
 	/* Read only with a rate: an unknown size is logged when it counts. */
 	if (in.page_rate > 0)
-		in.device_bytes = src_devices_pending(src);
+		in.device_bytes = src_sections_pending(src);
 	vmig_converge_decide(&in, &d);
 	src->expected_us = d.expected_us;
-	/* What the next iteration (or the stop) has to move, and how long. */
-	src->it_pages_left = n;
 	src_progress(src, true);
 	vmig_converge_describe(&d, why, sizeof(why));
 	vmig_logf(src->s, VMIG_LOG_DEBUG, "source: iteration %u: %s: %s",
@@ -1073,7 +959,6 @@ static void src_switchover(struct vmig_src *src)
 	vmig_session *s = src->s;
 	struct vmig_iter_stats *it;
 	uint8_t hdr[VMIG_FRAME_HDR];
-	char msg[256];
 	uint64_t t0;
 	int64_t n;
 	int ret;
@@ -1116,12 +1001,8 @@ static void src_switchover(struct vmig_src *src)
 	uv_update_time(src->loop);
 	uv_timer_start(&src->stopped, stopped_expired,
 		       e->pol.switchover_timeout_ms, 0);
-	msg[0] = '\0';
-	ret = src_devices_stop(src, msg, sizeof(msg));
-	if (ret < 0) {
-		src_fail(src, ret, "stopping the devices: %s", msg);
+	if (src_sections_stop(src) < 0)
 		return;
-	}
 	t0 = vmig_now_us();
 	e->st.stop_us = t0 - src->stop_us;
 	vmig_enc_switchover(hdr);
@@ -1150,11 +1031,7 @@ static void src_switchover(struct vmig_src *src)
 	src->want_switchover = false;
 	src->it_start_us = vmig_now_us();
 	src->it_bytes0 = src->bytes_total;
-	src->it_pages_left = (uint64_t)n;
-	src->cur_region = 0;
-	src->cur_page = 0;
-	src->run_start = src->run_end = 0;
-	src->scan_done = false;
+	src_sections_pass(src, (uint64_t)n, true);
 	src_pump(src);
 }
 
@@ -1454,7 +1331,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 	 * left in full), or the destination said it will not start. A
 	 * guest that vmig never stopped runs already: no resume for it.
 	 */
-	src_devices_recover(src);
+	src_sections_recover(src);
 	if (src->stop_called) {
 		ret = e->vmm.resume(e->vmm_opaque);
 		if (ret < 0)
@@ -1620,7 +1497,7 @@ static void src_reply(struct vmig_src *src)
 		}
 		if (src->e->truth)
 			vmig_truth_reset(src->e->truth);
-		if (src_devices_precopy_start(src) < 0)
+		if (src_sections_live(src) < 0)
 			return;
 		src->last_sync_us = vmig_now_us();
 		src->tokens_us = src->last_sync_us;
@@ -1790,12 +1667,9 @@ static void src_hello(struct vmig_src *src)
 	size_t len;
 	uint8_t *p;
 
-	if (src_devices_open(src) < 0) {
-		if (!src->finished)
-			src_fail(src, -ENOMEM, "out of memory");
+	if (src_sections_setup(src) < 0)
 		return;
-	}
-	nd = src_devices_count(src);
+	nd = vmig_section_devstate_count(&src->sec[SEC_DEVICES]);
 	len = vmig_hello_len(nr, nd);
 	p = calloc(1, len ? len : 1);
 	if (!p) {
@@ -1807,7 +1681,9 @@ static void src_hello(struct vmig_src *src)
 				      s->regions[i].length,
 				      s->regions[i].name);
 	for (i = 0; i < nd; i++)
-		vmig_hello_put_device(p, nr, i, src_device_name(src, i));
+		vmig_hello_put_device(p, nr, i,
+				      vmig_section_devstate_name(
+					      &src->sec[SEC_DEVICES], i));
 	vmig_enc_hello(hdr, nr, nd, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)
 		src->phase = SP_HELLO;
@@ -1928,6 +1804,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	src->start_us = vmig_now_us();
 	src->last_progress_us = src->start_us;
 	src->expected_us = UINT64_MAX;
+	src_sections_init(src);
 	for (i = 0; i < s->nr_regions; i++)
 		src->mem_bytes += s->regions[i].length;
 	for (i = 0; i < NR_BATCHES; i++) {
@@ -2002,30 +1879,19 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	if (src->dst)
 		dret = vmig_dst_finish(src->dst);
 	(void)dret;
-	st->nr_state_devices = src_devices_count(src);
-	if (src->result == VMIG_EUNRESOLVED) {
-		/* Stopped devices stay the session's until vmig_resolve(). */
-		uint32_t k;
-
-		e->held_ids = calloc(src->ndevs + 1, sizeof(*e->held_ids));
-		for (k = 0; e->held_ids && k < src->ndevs; k++)
-			e->held_ids[k] = src->devs[k]->id;
-		/*
-		 * Without the ids no device could be told held: none is
-		 * kept then, and resolving cannot resume them (logged).
-		 */
-		if (!e->held_ids) {
-			vmig_logf(s, VMIG_LOG_ERROR,
-				  "source: unresolved: out of memory keeping "
-				  "the stopped devices; they stay stopped");
-		} else {
-			e->held_dsv = src->dsv;
-			e->held_ndevs = src->ndevs;
-			src->dsv = NULL;
-			src->ndevs = 0;
-		}
-	}
-	src_devices_close(src);
+	st->nr_state_devices =
+		vmig_section_devstate_count(&src->sec[SEC_DEVICES]);
+	/*
+	 * Stopped devices stay the session's until vmig_resolve(). Without
+	 * the ids no device could be told held: none is kept then, and
+	 * resolving cannot resume them (logged).
+	 */
+	if (src->result == VMIG_EUNRESOLVED &&
+	    !vmig_section_devstate_hold(&src->sec[SEC_DEVICES], e))
+		vmig_logf(s, VMIG_LOG_ERROR,
+			  "source: unresolved: out of memory keeping the "
+			  "stopped devices; they stay stopped");
+	src_sections_cleanup(src);
 	st->result = src->result;
 	st->frames = src->frames;
 	st->total_bytes = src->bytes_total;
