@@ -29,6 +29,7 @@
 
 #include "converge.h"
 #include "engine.h"
+#include "pace.h"
 #include "section.h"
 
 #define BATCH_FRAMES 64
@@ -112,8 +113,7 @@ struct vmig_src {
 
 	/* Pacing under bandwidth_limit: a token bucket. */
 	uv_timer_t pace;
-	double tokens;
-	uint64_t tokens_us;
+	struct vmig_pace bucket;
 	uv_timer_t timeout;
 	uv_timer_t linger;       /* bounds a last wait before closing */
 	bool linger_closed;
@@ -273,8 +273,8 @@ static int batch_submit(struct vmig_src *src, struct batch *b)
 	src->batches_out++;
 	src->inflight += b->bytes;
 	src->bytes_total += b->bytes;
-	if (src->e->pol.bandwidth_limit)
-		src->tokens -= (double)b->bytes;
+	src->bucket.rate = src->e->pol.bandwidth_limit;
+	vmig_pace_spend(&src->bucket, b->bytes);
 	return 0;
 }
 
@@ -616,33 +616,24 @@ static void pace_expired(uv_timer_t *t)
 	src_pump(t->data);
 }
 
-/* The bytes the token bucket allows now (bandwidth_limit). */
+/*
+ * The bytes the bandwidth limit allows now; 0 with the pace timer set
+ * for when a page's worth will be there.
+ */
 static uint64_t pace_budget(struct vmig_src *src)
 {
-	uint64_t rate = src->e->pol.bandwidth_limit, now;
-	double burst;
+	uint64_t budget, wait_us;
 
-	if (!rate)
+	/* The limit may change while a migration runs (vmig_set_policies). */
+	src->bucket.rate = src->e->pol.bandwidth_limit;
+	if (!src->bucket.rate)
 		return BATCH_BYTES;
-	now = vmig_now_us();
-	/* A burst of 50 ms, or one largest frame at the least. */
-	burst = (double)rate / 20;
-	if (burst < VMIG_PAGES_MAX * 4096.0 + VMIG_FRAME_HDR)
-		burst = VMIG_PAGES_MAX * 4096.0 + VMIG_FRAME_HDR;
-	src->tokens += (double)(now - src->tokens_us) * (double)rate / 1e6;
-	src->tokens_us = now;
-	if (src->tokens > burst)
-		src->tokens = burst;
-	/* Wait for a page's worth at least, not for a byte. */
-	if (src->tokens < VMIG_PAGE_SIZE) {
-		uint64_t us = (uint64_t)((VMIG_PAGE_SIZE - src->tokens) *
-					 1e6 / (double)rate) + 1;
-
+	budget = vmig_pace_budget(&src->bucket, vmig_now_us(), BATCH_BYTES,
+				  &wait_us);
+	if (!budget)
 		uv_timer_start(&src->pace, pace_expired,
-			       vmig_clock_wait_ms(us), 0);
-		return 0;
-	}
-	return src->tokens < BATCH_BYTES ? (uint64_t)src->tokens : BATCH_BYTES;
+			       vmig_clock_wait_ms(wait_us), 0);
+	return budget;
 }
 
 static void iteration_end(struct vmig_src *src);
@@ -1500,7 +1491,8 @@ static void src_reply(struct vmig_src *src)
 		if (src_sections_live(src) < 0)
 			return;
 		src->last_sync_us = vmig_now_us();
-		src->tokens_us = src->last_sync_us;
+		vmig_pace_start(&src->bucket, src->e->pol.bandwidth_limit,
+				src->last_sync_us);
 		src->phase = SP_PRECOPY;
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: %s welcomed the layout",
