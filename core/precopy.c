@@ -1,26 +1,24 @@
 /*
- * precopy.c: the source of a migration.
+ * precopy.c: the source of a migration, its phase machine.
  *
- * This file owns the source's side of the stream: HELLO and the wait for
- * WELCOME, the pre-copy iterations (sync, then send what is dirty while
- * the guest runs), the convergence decision (measured throughput against
- * the downtime limit, bounded by max_iterations and the timeout), pacing
- * under a bandwidth limit, the switchover (the VMM's stop, the devices'
- * stop-copy state, the final sync, the rest with DATA_CRC), the digest
- * comparison, COMMIT and the wait for STARTED, and the way back on any
- * failure before COMMIT is written: ERROR to the destination when it can,
- * devices and guest running again, tracking stopped, and a message that
- * says why. Once COMMIT is on the socket only STARTED (committed) or an
- * ERROR from the destination (it will never start: resume) settles who
- * runs the guest; anything else leaves it unresolved, the guest paused
- * for vmig_resolve(). Every wait while the guest is stopped is bounded by
- * switchover_timeout_ms.
+ * This file owns the source's phases and what moves it from one to the
+ * next: connecting, HELLO and the wait for WELCOME, the pre-copy
+ * iterations (sync, then a pass of the sections while the guest runs;
+ * converge.c decides what follows), the switchover (the VMM's stop, the
+ * sections' stop, the final sync, the last pass with DATA_CRC), the
+ * digest comparison, COMMIT and the wait for STARTED, and the way back
+ * on any failure before COMMIT is written: ERROR to the destination when
+ * it can, the sections and the guest running again, tracking stopped,
+ * and a message that says why. Once COMMIT is on the socket only
+ * STARTED (committed) or an ERROR from the destination (it will never
+ * start: resume) settles who runs the guest; anything else leaves it
+ * unresolved, the guest paused for vmig_resolve(). Every wait while the
+ * guest is stopped is bounded by switchover_timeout_ms.
  *
- * Pages go to the socket straight from guest memory: a write is an array
- * [header, pages, header, pages, ...] of up to BATCH_FRAMES frames whose
- * headers live in the batch until its write completes; at most
- * INFLIGHT_MAX bytes are queued, refilled from the bitmap cursor on each
- * completion. Nothing is allocated per page.
+ * What travels is the sections' (section_ram.c, section_devstate.c);
+ * the writes are writer.c's (at most INFLIGHT_MAX bytes queued, refilled
+ * on each completion), the pacing arithmetic pace.c's, the replies'
+ * checks reply.c's, the frames proto.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,11 +28,10 @@
 #include "converge.h"
 #include "engine.h"
 #include "pace.h"
+#include "reply.h"
 #include "section.h"
+#include "writer.h"
 
-#define BATCH_FRAMES 64
-#define BATCH_BYTES (8u << 20)
-#define NR_BATCHES 16
 #define INFLIGHT_MAX (32ull << 20)
 #define PROGRESS_US 100000u  /* progress callback while sending */
 #define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
@@ -63,40 +60,18 @@ enum src_phase {
 	SP_UNRESOLVED, /* COMMIT written, STARTED never came */
 };
 
-struct batch {
-	struct vmig_src *src;
-	struct batch *next;
-	unsigned int nframes, nbufs, nheap;
-	uint64_t bytes;
-	bool complete;  /* carries COMPLETE */
-	bool commit;    /* carries COMMIT */
-	bool last;      /* ERROR: close the connection after it */
-	bool own;       /* allocated for a control frame, not pooled */
-	void *heap[4];  /* payloads to free once written */
-	uint8_t hdr[BATCH_FRAMES][VMIG_FRAME_HDR];
-	struct vmig_iov bufs[2 * BATCH_FRAMES];
-};
-
 struct vmig_src {
 	vmig_session *s;
 	struct vmig_engine *e;
 	uv_loop_t *loop;
-	struct vmig_conn *conn;
 	enum src_phase phase;
 	char connect_err[512];
 
 	/* Sending. */
-	struct batch *pool;
-	struct batch *free_batches;
-	unsigned int batches_out;
-	uint64_t inflight;
+	struct vmig_writer w;
 	bool scan_done;         /* the batched sections' pass is over */
 	bool tail_queued;       /* FINAL: device state, ends, COMPLETE */
-	uint64_t frames;        /* frames queued */
-	uint32_t last_type;     /* type of the last frame queued */
 	uint64_t pages_total;   /* PAGES and ZERO pages queued */
-	uint64_t bytes_total;   /* bytes queued */
-	uint64_t bytes_done;    /* bytes written */
 
 	/* The iteration being sent: its record is s->stats.iters[it]. */
 	uint32_t iteration;
@@ -142,14 +117,7 @@ struct vmig_src {
 	uint64_t ack_digest, ack_pages;
 
 	/* Replies: header, then an ERROR's message. */
-	uint8_t rhdr[VMIG_FRAME_HDR];
-	size_t rhave;
-	bool rpayload;
-	struct vmig_frame rf;
-	struct vmig_msg rm;      /* rf, decoded once checked */
-	uint8_t rbuf[VMIG_ERROR_MAX];
-	size_t rwant, rgot;
-	uint64_t rframes;
+	struct vmig_reply reply;
 	bool welcomed;
 
 	/* The outcome. */
@@ -187,95 +155,18 @@ static struct vmig_iter_stats *cur_iter(struct vmig_src *src)
 /* ------------------------------------------------------------------ */
 /* Writes                                                              */
 
-static struct batch *batch_get(struct vmig_src *src)
+/* Writes b, and spends its bytes from the bandwidth limit's bucket. */
+static int src_submit(struct vmig_src *src, struct vmig_batch *b)
 {
-	struct batch *b = src->free_batches;
-
-	if (!b)
-		return NULL;
-	src->free_batches = b->next;
-	b->nframes = b->nbufs = b->nheap = 0;
-	b->bytes = 0;
-	b->complete = b->commit = b->last = false;
-	return b;
-}
-
-static void batch_put(struct vmig_src *src, struct batch *b)
-{
-	unsigned int i;
-
-	for (i = 0; i < b->nheap; i++)
-		free(b->heap[i]);
-	b->nheap = 0;
-	if (b->own) {
-		free(b);
-		return;
-	}
-	b->next = src->free_batches;
-	src->free_batches = b;
-}
-
-/* A batch of its own for a control frame (pooled ones carry pages). */
-static struct batch *batch_ctl(struct vmig_src *src)
-{
-	struct batch *b = calloc(1, sizeof(*b));
-
-	if (b) {
-		b->src = src;
-		b->own = true;
-	}
-	return b;
-}
-
-/* Where the next frame's header is encoded (then batch_frame). */
-static uint8_t *batch_hdr(struct batch *b)
-{
-	return b->hdr[b->nframes];
-}
-
-/*
- * Adds the frame whose header was encoded at batch_hdr(b); data (length
- * bytes) is referenced, not copied.
- */
-static void batch_frame(struct vmig_src *src, struct batch *b,
-			const void *data, uint64_t length)
-{
-	uint8_t *h = b->hdr[b->nframes++];
-
-	b->bufs[b->nbufs++] = (struct vmig_iov){ h, VMIG_FRAME_HDR };
-	if (length)
-		b->bufs[b->nbufs++] = (struct vmig_iov){ data, length };
-	b->bytes += VMIG_FRAME_HDR + length;
-	src->frames++;
-	src->last_type = vmig_frame_type_of(h);
-}
-
-static void src_written(void *opaque, int status);
-
-static int batch_submit(struct vmig_src *src, struct batch *b)
-{
+	uint64_t bytes = b->bytes;
 	int ret;
 
-	if (!b->nframes) {
-		batch_put(src, b);
-		return 0;
+	ret = vmig_batch_submit(b);
+	if (ret == 0) {
+		src->bucket.rate = src->e->pol.bandwidth_limit;
+		vmig_pace_spend(&src->bucket, bytes);
 	}
-	if (!src->conn) {
-		/* Closed after a failure: nothing goes out any more. */
-		batch_put(src, b);
-		return -ENOTCONN;
-	}
-	ret = vmig_conn_write(src->conn, b->bufs, b->nbufs, src_written, b);
-	if (ret < 0) {
-		batch_put(src, b);
-		return ret;
-	}
-	src->batches_out++;
-	src->inflight += b->bytes;
-	src->bytes_total += b->bytes;
-	src->bucket.rate = src->e->pol.bandwidth_limit;
-	vmig_pace_spend(&src->bucket, b->bytes);
-	return 0;
+	return ret;
 }
 
 /*
@@ -288,7 +179,7 @@ static int src_ctl_frame(struct vmig_src *src,
 			 size_t len, bool own)
 {
 	uint32_t type = vmig_frame_type_of(hdr);
-	struct batch *bt;
+	struct vmig_batch *bt;
 	int ret;
 
 	if (src->finished) {
@@ -297,7 +188,7 @@ static int src_ctl_frame(struct vmig_src *src,
 		return -ECANCELED;
 	}
 	/* A COMMIT that fails here was never written. */
-	bt = batch_ctl(src);
+	bt = vmig_batch_ctl(&src->w);
 	if (!bt) {
 		if (own)
 			free(payload);
@@ -307,15 +198,15 @@ static int src_ctl_frame(struct vmig_src *src,
 	}
 	if (payload && own)
 		bt->heap[bt->nheap++] = payload;
-	memcpy(batch_hdr(bt), hdr, VMIG_FRAME_HDR);
-	batch_frame(src, bt, payload, len);
+	memcpy(vmig_batch_hdr(bt), hdr, VMIG_FRAME_HDR);
+	vmig_batch_frame(bt, payload, len);
 	bt->complete = type == VMIG_FRAME_COMPLETE;
 	bt->commit = type == VMIG_FRAME_COMMIT;
-	ret = batch_submit(src, bt);
+	ret = src_submit(src, bt);
 	if (ret < 0) {
 		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, ret, "writing %s to %s: %s",
-			 vmig_frame_name(type), vmig_conn_peer(src->conn),
+			 vmig_frame_name(type), vmig_conn_peer(src->w.conn),
 			 vmig_strerror(ret));
 	}
 	return ret;
@@ -348,7 +239,7 @@ static void src_progress(struct vmig_src *src, bool force)
 	p.dirty_rate = src->dirty_rate;
 	p.bandwidth = (uint64_t)src->rates.wire_rate;
 	if (!p.bandwidth && now > src->it_start_us)
-		p.bandwidth = (src->bytes_done - src->it_bytes0) * 1000000u /
+		p.bandwidth = (src->w.bytes_done - src->it_bytes0) * 1000000u /
 			      (now - src->it_start_us + 1);
 	p.expected_downtime_us = src->expected_us;
 	s->progress(s->progress_opaque, &p);
@@ -356,35 +247,6 @@ static void src_progress(struct vmig_src *src, bool force)
 
 /* ------------------------------------------------------------------ */
 /* Sections and their sinks                                            */
-
-/* The batch being filled from guest memory, within budget bytes. */
-struct batch_sink {
-	struct vmig_src *src;
-	struct batch *b;
-	uint64_t budget;
-};
-
-static uint8_t *batch_sink_next(void *opaque)
-{
-	struct batch_sink *bs = opaque;
-	struct batch *b = bs->b;
-
-	if (b->nframes >= BATCH_FRAMES || b->bytes >= bs->budget ||
-	    b->nheap >= sizeof(b->heap) / sizeof(b->heap[0]))
-		return NULL;
-	return batch_hdr(b);
-}
-
-static int batch_sink_add(void *opaque, const void *data, size_t len,
-			  bool own)
-{
-	struct batch_sink *bs = opaque;
-
-	if (own)
-		bs->b->heap[bs->b->nheap++] = (void *)data;
-	batch_frame(bs->src, bs->b, data, len);
-	return 0;
-}
 
 /* Control frames, one write each, while less than INFLIGHT_MAX waits. */
 struct ctl_sink {
@@ -396,7 +258,7 @@ static uint8_t *ctl_sink_next(void *opaque)
 {
 	struct ctl_sink *cs = opaque;
 
-	return cs->src->inflight < INFLIGHT_MAX ? cs->hdr : NULL;
+	return cs->src->w.inflight < INFLIGHT_MAX ? cs->hdr : NULL;
 }
 
 static int ctl_sink_add(void *opaque, const void *data, size_t len, bool own)
@@ -526,15 +388,15 @@ static uint64_t src_sections_pending(struct vmig_src *src)
  * Fills b from the batched sections, within budget bytes; scan_done once
  * every one of them ended its pass.
  */
-static void src_fill(struct vmig_src *src, struct batch *b, uint64_t budget)
+static void src_fill(struct vmig_src *src, struct vmig_batch *b,
+		     uint64_t budget)
 {
-	struct batch_sink bs = { src, b, budget };
-	struct vmig_section_sink out = {
-		batch_sink_next, batch_sink_add, &bs, cur_iter(src), 0,
-	};
+	struct vmig_batch_sink_state bs;
+	struct vmig_section_sink out = { .it = cur_iter(src) };
 	struct vmig_section *sec;
 	int ret = 1;
 
+	vmig_batch_sink(b, budget, &out, &bs);
 	while (src->fill_sec < SEC_NR && ret == 1) {
 		sec = &src->sec[src->fill_sec];
 		if (sec->ops->batched)
@@ -600,7 +462,7 @@ static void queue_tail(struct vmig_src *src)
 			return;
 	}
 	src->tail_queued = true;
-	vmig_enc_complete(hdr, src->pages_total, src->frames);
+	vmig_enc_complete(hdr, src->pages_total, src->w.frames);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	src->phase = SP_ACK;
@@ -608,7 +470,7 @@ static void queue_tail(struct vmig_src *src)
 		  "source: all sent (%llu pages, %llu frames); waiting for the "
 		  "destination's digest",
 		  (unsigned long long)src->pages_total,
-		  (unsigned long long)src->frames);
+		  (unsigned long long)src->w.frames);
 }
 
 static void pace_expired(uv_timer_t *t)
@@ -627,8 +489,8 @@ static uint64_t pace_budget(struct vmig_src *src)
 	/* The limit may change while a migration runs (vmig_set_policies). */
 	src->bucket.rate = src->e->pol.bandwidth_limit;
 	if (!src->bucket.rate)
-		return BATCH_BYTES;
-	budget = vmig_pace_budget(&src->bucket, vmig_now_us(), BATCH_BYTES,
+		return VMIG_BATCH_BYTES;
+	budget = vmig_pace_budget(&src->bucket, vmig_now_us(), VMIG_BATCH_BYTES,
 				  &wait_us);
 	if (!budget)
 		uv_timer_start(&src->pace, pace_expired,
@@ -645,21 +507,21 @@ static void src_pump(struct vmig_src *src)
 	if (src->broken)
 		return;
 	while (!src->scan_done && !src->want_switchover &&
-	       src->inflight < INFLIGHT_MAX) {
-		struct batch *b;
+	       src->w.inflight < INFLIGHT_MAX) {
+		struct vmig_batch *b;
 		uint64_t budget = pace_budget(src);
 		int ret;
 
 		if (!budget)
 			break;
-		b = batch_get(src);
+		b = vmig_batch_get(&src->w);
 		if (!b)
 			break;
 		src_fill(src, b, budget);
-		ret = batch_submit(src, b);
+		ret = src_submit(src, b);
 		if (ret < 0) {
 			src_fail(src, ret, "writing to %s: %s",
-				 vmig_conn_peer(src->conn),
+				 vmig_conn_peer(src->w.conn),
 				 vmig_strerror(ret));
 			return;
 		}
@@ -671,7 +533,7 @@ static void src_pump(struct vmig_src *src)
 		queue_tail(src);
 		return;
 	}
-	if (src->phase == SP_PRECOPY && src->batches_out == 0 &&
+	if (src->phase == SP_PRECOPY && src->w.batches_out == 0 &&
 	    (src->scan_done || src->want_switchover))
 		iteration_end(src);
 }
@@ -685,17 +547,12 @@ static void src_lost_after_commit(struct vmig_src *src, int err);
 __attribute__((format(printf, 3, 4))) static void
 src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...);
 
-static void src_written(void *opaque, int status)
+static void src_written(void *opaque, const struct vmig_written *wr,
+			int status)
 {
-	struct batch *b = opaque;
-	struct vmig_src *src = b->src;
-	bool complete = b->complete, commit = b->commit, last = b->last;
+	struct vmig_src *src = opaque;
+	bool complete = wr->complete, commit = wr->commit, last = wr->last;
 
-	src->batches_out--;
-	src->inflight -= b->bytes;
-	if (status == 0)
-		src->bytes_done += b->bytes;
-	batch_put(src, b);
 	if (last) {
 		src_close_conn(src);
 		return;
@@ -716,7 +573,7 @@ static void src_written(void *opaque, int status)
 				       "writing COMMIT to %s: %s: the "
 				       "destination did not receive it; the "
 				       "guest resumes on the source",
-				       vmig_conn_peer(src->conn),
+				       vmig_conn_peer(src->w.conn),
 				       vmig_strerror(status));
 			return;
 		}
@@ -744,7 +601,7 @@ static void src_written(void *opaque, int status)
 
 		src->complete_us = vmig_now_us();
 		it->duration_us = src->complete_us - src->it_start_us;
-		it->bytes = src->bytes_total - src->it_bytes0;
+		it->bytes = src->w.bytes_total - src->it_bytes0;
 		src->e->st.final_send_us = src->complete_us - src->stop_us;
 	}
 	src_progress(src, false);
@@ -762,7 +619,7 @@ static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 	it->iteration = src->iteration;
 	it->pages_dirty = dirty;
 	src->it_start_us = vmig_now_us();
-	src->it_bytes0 = src->bytes_total;
+	src->it_bytes0 = src->w.bytes_total;
 	src_sections_pass(src, dirty, false);
 	vmig_enc_iteration(hdr, src->iteration);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
@@ -889,7 +746,7 @@ static void iteration_end(struct vmig_src *src)
 	int64_t ret;
 
 	it->duration_us = now - src->it_start_us;
-	it->bytes = src->bytes_total - src->it_bytes0;
+	it->bytes = src->w.bytes_total - src->it_bytes0;
 	handled = (it->pages_sent + it->zero_pages) * VMIG_PAGE_SIZE +
 		  it->device_bytes;
 	vmig_converge_measure(&src->rates, handled, it->bytes,
@@ -1021,7 +878,7 @@ static void src_switchover(struct vmig_src *src)
 	src->phase = SP_FINAL;
 	src->want_switchover = false;
 	src->it_start_us = vmig_now_us();
-	src->it_bytes0 = src->bytes_total;
+	src->it_bytes0 = src->w.bytes_total;
 	src_sections_pass(src, (uint64_t)n, true);
 	src_pump(src);
 }
@@ -1084,9 +941,9 @@ static void src_decide(struct vmig_src *src)
 /* Closes the connection and the linger timer, once. */
 static void src_close_conn(struct vmig_src *src)
 {
-	if (src->conn) {
-		vmig_conn_close(src->conn);
-		src->conn = NULL;
+	if (src->w.conn) {
+		vmig_conn_close(src->w.conn);
+		src->w.conn = NULL;
 	}
 	if (!src->linger_closed) {
 		src->linger_closed = true;
@@ -1117,7 +974,7 @@ static void src_close_handles(struct vmig_src *src)
  */
 static void src_awaited(const struct vmig_src *src, char *buf, size_t len)
 {
-	unsigned long long done = src->bytes_done, total = src->bytes_total;
+	unsigned long long done = src->w.bytes_done, total = src->w.bytes_total;
 
 	switch (src->phase) {
 	case SP_CONNECT:
@@ -1254,7 +1111,7 @@ static void stopped_expired(uv_timer_t *t)
 static bool src_send_error(struct vmig_src *src, int err)
 {
 	size_t len = strnlen(src->errmsg, VMIG_ERROR_MAX);
-	struct batch *b = batch_ctl(src);
+	struct vmig_batch *b = vmig_batch_ctl(&src->w);
 	char *msg = malloc(len ? len : 1);
 
 	if (!msg || !b) {
@@ -1265,9 +1122,9 @@ static bool src_send_error(struct vmig_src *src, int err)
 	memcpy(msg, src->errmsg, len);
 	b->heap[b->nheap++] = msg;
 	b->last = true;
-	vmig_enc_error(batch_hdr(b), err, msg, len);
-	batch_frame(src, b, msg, len);
-	return batch_submit(src, b) == 0;
+	vmig_enc_error(vmig_batch_hdr(b), err, msg, len);
+	vmig_batch_frame(b, msg, len);
+	return src_submit(src, b) == 0;
 }
 
 /*
@@ -1310,7 +1167,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 
 	/* Say why, and let it go before closing (bounded). */
 	uv_timer_stop(&src->linger);
-	if (tell_peer && src->conn && !src->broken &&
+	if (tell_peer && src->w.conn && !src->broken &&
 	    src->phase != SP_CONNECT && src_send_error(src, err))
 		uv_timer_start(&src->linger, linger_expired, LINGER_MS, 0);
 	else
@@ -1363,8 +1220,8 @@ static void broken_expired(uv_timer_t *t)
 	struct vmig_src *src = t->data;
 
 	src_fail_quiet(src, src->broken, "writing to %s at frame %llu: %s",
-		       src->conn ? vmig_conn_peer(src->conn) : "?",
-		       (unsigned long long)src->frames,
+		       src->w.conn ? vmig_conn_peer(src->w.conn) : "?",
+		       (unsigned long long)src->w.frames,
 		       vmig_strerror(src->broken));
 }
 
@@ -1462,22 +1319,16 @@ static void src_read_buf(void *opaque, void **buf, size_t *len)
 {
 	struct vmig_src *src = opaque;
 
-	if (!src->rpayload) {
-		*buf = src->rhdr + src->rhave;
-		*len = VMIG_FRAME_HDR - src->rhave;
-	} else {
-		*buf = src->rbuf + src->rgot;
-		*len = src->rwant - src->rgot;
-	}
+	vmig_reply_buf(&src->reply, buf, len);
 }
 
 static void src_reply(struct vmig_src *src)
 {
-	const struct vmig_msg *m = &src->rm;
+	const struct vmig_msg *m = &src->reply.m;
 	char msg[VMIG_ERROR_MAX + 1];
 	int ret;
 
-	src->rframes++;
+	vmig_reply_done(&src->reply);
 	switch (m->type) {
 	case VMIG_FRAME_WELCOME:
 		src->welcomed = true;
@@ -1496,7 +1347,7 @@ static void src_reply(struct vmig_src *src)
 		src->phase = SP_PRECOPY;
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: %s welcomed the layout",
-			  vmig_conn_peer(src->conn));
+			  vmig_conn_peer(src->w.conn));
 		if (!vmig_stats_iter_add(src->s)) {
 			src_fail(src, -ENOMEM, "out of memory");
 			return;
@@ -1517,7 +1368,8 @@ static void src_reply(struct vmig_src *src)
 		src_committed(src);
 		return;
 	case VMIG_FRAME_ERROR:
-		vmig_proto_text(msg, sizeof(msg), src->rbuf, src->rwant);
+		vmig_proto_text(msg, sizeof(msg), src->reply.payload,
+				src->reply.want);
 		/*
 		 * A destination that sends ERROR has not started the guest
 		 * and never will in this migration, COMMIT or not: the
@@ -1541,72 +1393,40 @@ static void src_reply(struct vmig_src *src)
 	}
 }
 
+/* The replies the source awaits where it is (ERROR is always). */
+static bool src_expects(uint32_t type, void *opaque)
+{
+	const struct vmig_src *src = opaque;
+
+	switch (type) {
+	case VMIG_FRAME_WELCOME:
+		return src->phase == SP_HELLO && !src->welcomed;
+	case VMIG_FRAME_ACK:
+		return src->phase == SP_ACK && !src->ack;
+	case VMIG_FRAME_STARTED:
+		return src->phase == SP_COMMIT;
+	}
+	return false;
+}
+
 static void src_read_done(void *opaque, size_t n)
 {
 	struct vmig_src *src = opaque;
-	struct vmig_frame *f = &src->rf;
-	char err[384];
-	bool ok;
+	int ret;
 
 	if (src->finished)
 		return;
-	if (src->rpayload) {
-		src->rgot += n;
-		if (src->rgot < src->rwant)
-			return;
-		src->rpayload = false;
-		if (src->rm.crc && vmig_crc32c(0, src->rbuf, src->rwant) !=
-					   src->rm.data_crc) {
-			src_fail(src, VMIG_EPROTO, "reply frame %llu (ERROR): "
-				 "data CRC mismatch",
-				 (unsigned long long)src->rframes);
-			return;
-		}
+	ret = vmig_reply_feed(&src->reply, n, src_expects, src);
+	if (ret < 0)
+		src_fail(src, VMIG_EPROTO, "%s", src->reply.err);
+	else if (ret > 0)
 		src_reply(src);
-		return;
-	}
-	src->rhave += n;
-	if (src->rhave < VMIG_FRAME_HDR)
-		return;
-	src->rhave = 0;
-	if (vmig_frame_check_head(src->rhdr, src->rframes, f, err,
-				  sizeof(err)) < 0) {
-		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
-			 "%s", err);
-		return;
-	}
-	ok = f->type == VMIG_FRAME_ERROR ||
-	     (f->type == VMIG_FRAME_WELCOME && src->phase == SP_HELLO &&
-	      !src->welcomed) ||
-	     (f->type == VMIG_FRAME_ACK && src->phase == SP_ACK && !src->ack) ||
-	     (f->type == VMIG_FRAME_STARTED && src->phase == SP_COMMIT);
-	if (!ok) {
-		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
-			 "reply frame %llu (%s) not expected now",
-			 (unsigned long long)src->rframes,
-			 vmig_frame_name(f->type));
-		return;
-	}
-	if (vmig_frame_check_body(f, src->rframes, err, sizeof(err)) < 0) {
-		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
-			 "%s", err);
-		return;
-	}
-	vmig_frame_decode(f, &src->rm);
-	if (f->length) {
-		src->rpayload = true;
-		src->rwant = (size_t)f->length;
-		src->rgot = 0;
-		return;
-	}
-	src->rwant = 0;
-	src_reply(src);
 }
 
 static void src_read_end(void *opaque, int err)
 {
 	struct vmig_src *src = opaque;
-	const char *last = vmig_frame_name(src->last_type);
+	const char *last = vmig_frame_name(src->w.last_type);
 
 	if (src->finished) {
 		/* The destination closed after our ERROR: we may close. */
@@ -1636,7 +1456,7 @@ static void src_read_end(void *opaque, int err)
 	}
 	src_fail_quiet(src, err ? err : -ECONNRESET,
 		       "connection lost at frame %llu (%s): %s",
-		       (unsigned long long)(src->frames ? src->frames - 1 : 0),
+		       (unsigned long long)(src->w.frames ? src->w.frames - 1 : 0),
 		       last ? last : "none",
 		       err ? vmig_strerror(err)
 			   : "the destination closed the connection");
@@ -1690,11 +1510,11 @@ static void src_connected(void *opaque, struct vmig_conn *c, int err)
 		src_fail(src, err, "%s", src->connect_err);
 		return;
 	}
-	src->conn = c;
+	src->w.conn = c;
 	if (src->finished) {
 		/* Cancelled while connecting. */
 		vmig_conn_close(c);
-		src->conn = NULL;
+		src->w.conn = NULL;
 		return;
 	}
 	snprintf(src->e->st.transport, sizeof(src->e->st.transport), "%s",
@@ -1782,11 +1602,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	if (ret < 0)
 		return vmig_fail(s, ret, "migrate: %s", vmig_strerror(ret));
 	src = calloc(1, sizeof(*src));
-	if (src)
-		src->pool = calloc(NR_BATCHES, sizeof(*src->pool));
-	if (!src || !src->pool) {
-		if (src)
-			free(src->pool);
+	if (!src || vmig_writer_init(&src->w, src_written, src) < 0) {
 		free(src);
 		return -ENOMEM;
 	}
@@ -1799,10 +1615,6 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	src_sections_init(src);
 	for (i = 0; i < s->nr_regions; i++)
 		src->mem_bytes += s->regions[i].length;
-	for (i = 0; i < NR_BATCHES; i++) {
-		src->pool[i].src = src;
-		batch_put(src, &src->pool[i]);
-	}
 	uv_async_init(loop, &src->cancel, cancel_fired);
 	src->cancel.data = src;
 	uv_timer_init(loop, &src->pace);
@@ -1822,7 +1634,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 		uv_close((uv_handle_t *)&src->stopped, NULL);
 		uv_close((uv_handle_t *)&src->linger, NULL);
 		uv_run(loop, UV_RUN_DEFAULT);
-		free(src->pool);
+		vmig_writer_fini(&src->w);
 		free(src);
 		return vmig_fail(s, ret, "migrate: a migration runs");
 	}
@@ -1885,12 +1697,12 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 			  "stopped devices; they stay stopped");
 	src_sections_cleanup(src);
 	st->result = src->result;
-	st->frames = src->frames;
-	st->total_bytes = src->bytes_total;
+	st->frames = src->w.frames;
+	st->total_bytes = src->w.bytes_total;
 	st->total_pages = src->pages_total;
 	st->duration_us = vmig_now_us() - src->start_us;
 	st->bandwidth = st->duration_us
-				? src->bytes_done * 1000000u / st->duration_us
+				? src->w.bytes_done * 1000000u / st->duration_us
 				: 0;
 	for (i = 0; i < s->stats.nr_iters; i++) {
 		const struct vmig_iter_stats *it = &s->stats.iters[i];
@@ -1909,7 +1721,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 		snprintf(st->error, sizeof(st->error), "%s", src->errmsg);
 		vmig_fail(s, ret, "%s", src->errmsg);
 	}
-	free(src->pool);
+	vmig_writer_fini(&src->w);
 	free(src);
 	/* Calls from other threads may touch the session again. */
 	vmig_engine_idle(e);

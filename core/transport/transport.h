@@ -113,7 +113,10 @@ struct vmig_conn *vmig_stream_conn_new(uv_loop_t *loop, bool tcp,
 				       void *opaque);
 /* Its handle (a uv_pipe_t or uv_tcp_t, initialised). */
 uv_stream_t *vmig_stream_conn_handle(struct vmig_conn *c);
-/* Frees a connection whose handle was never used (no close). */
+/*
+ * Closes a connection nobody owns yet (it never connected, or accepting
+ * it failed): its owner's callbacks are not called.
+ */
 void vmig_stream_conn_discard(struct vmig_conn *c);
 /*
  * Connects with req (the connection's own); connected(opaque, c, 0) or
@@ -127,9 +130,9 @@ void vmig_stream_connected(uv_connect_t *req, int status);
 void vmig_stream_tune(struct vmig_conn *c, bool tcp);
 
 /*
- * A listener on a libuv stream: handle is its uv_pipe_t or uv_tcp_t,
- * bound by the transport; listen starts it. unlink_path (or NULL) is
- * removed on close.
+ * A listener on a libuv stream: its handle (a uv_pipe_t or uv_tcp_t) is
+ * bound by the transport, then vmig_stream_listen() starts it. A path
+ * set with vmig_stream_listener_set_path() is removed when it closes.
  */
 struct vmig_listener *vmig_stream_listener_new(uv_loop_t *loop, bool tcp);
 uv_stream_t *vmig_stream_listener_handle(struct vmig_listener *l);
