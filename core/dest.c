@@ -7,7 +7,9 @@
  * stream may go: page payloads straight into the span of guest memory
  * that their checked header names, everything else into a bounded
  * scratch buffer. Nothing outside the session's regions is ever written.
- * The state machine knows no sockets (test_proto feeds it from memory);
+ * What a checked frame carries is applied by its section's loader
+ * (section.h: guest RAM, device state). The state machine knows no
+ * sockets (test_proto feeds it from memory);
  * the rest of the file runs it on a connection: accept one source, answer
  * WELCOME, load the devices' state, acknowledge with the memory digest,
  * start the guest only once the source commits, and confirm that it

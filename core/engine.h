@@ -5,11 +5,14 @@
  * runs, the VMM's callbacks, the policies, cancellation, the figures the
  * report gives); core/transport/ the transports behind one table
  * (addresses, listen, connect, socket pairs, reading into buffers its
- * owner chooses, writing arrays of buffers); converge.c the convergence
- * policy; precopy.c the
- * source; dest.c the destination and its frame-checking state machine;
- * digest.c the memory digest; truth.c the simulator's ground truth; run.c
- * the runs a configuration describes. The wire format is proto.h's.
+ * owner chooses, writing arrays of buffers); precopy.c the source's
+ * phase machine, with converge.c (the convergence policy), pace.c (the
+ * bandwidth limit), writer.c (its writes) and reply.c (the checks of
+ * the destination's replies); dest.c the destination and its
+ * frame-checking state machine; section.h what travels (guest RAM,
+ * device state); digest.c the memory digest; truth.c the simulator's
+ * ground truth; run.c the runs a configuration describes. The wire
+ * format is proto.h's.
  */
 #ifndef VMIG_CORE_ENGINE_H
 #define VMIG_CORE_ENGINE_H

@@ -7,7 +7,7 @@
  * bits, the length and the fields each type requires), a typed encoder
  * for every frame and one typed decoder of a checked header, and the
  * HELLO payload's layout. The receivers (dest.c for the destination,
- * precopy.c for the source's side) add the checks that depend on where
+ * reply.c for the source's side) add the checks that depend on where
  * the stream is and on their own memory; no other file knows which field
  * of a header means what, so a change of the format touches this module
  * and docs/protocol.md only.

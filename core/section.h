@@ -4,9 +4,9 @@
  *
  * A section says what it still has to move (pending), saves while the
  * guest runs (save_live) and after it stopped (save_final), and puts its
- * frames into a sink the source's phase machine gives it (precopy.c owns
- * the sinks: pooled batches that reference guest memory, or control
- * frames with payloads of their own). On the destination, a section's
+ * frames into a sink the source's phase machine gives it (a pooled
+ * batch that references guest memory, writer.c's, or control frames
+ * with payloads of their own, precopy.c's). On the destination, a section's
  * loader applies what the checked frames carry. section_ram.c is guest
  * RAM (the dirty bitmaps, PAGES and ZERO); section_devstate.c the VFIO
  * devices' state over core/devstate.c (DEVICE_STATE and DEVICE_END).

@@ -175,7 +175,9 @@ const struct vmig_section_ops vmig_section_ram = {
 
 uint64_t vmig_section_ram_left(const struct vmig_section *sec)
 {
-	return ram_of(sec)->left;
+	const struct ram *r = ram_of(sec);
+
+	return r ? r->left : 0;
 }
 
 /* ------------------------------------------------------------------ */
