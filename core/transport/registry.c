@@ -51,6 +51,11 @@ int vmig_address_parse(const char *address, bool listen,
 			   errlen);
 }
 
+const char *vmig_address_scheme(const struct vmig_address *a)
+{
+	return a->t->scheme;
+}
+
 int vmig_conn_connect(uv_loop_t *loop, const char *address,
 		      const struct vmig_conn_ops *ops, void *opaque,
 		      void (*connected)(void *opaque, struct vmig_conn *c,

@@ -3,9 +3,10 @@
  * table (inside core/transport/ only; the engine sees core/engine.h's
  * vmig_conn_* and vmig_listener_* calls).
  *
- * registry.c owns the table of transports, addresses (which transport
- * an address names, and its parsing and validation), and the dispatch
- * of the engine's calls to a connection's or a listener's class. A
+ * registry.c owns the table of transports, addresses (address.h: which
+ * transport an address names, and its parsing and validation), and the
+ * dispatch of the engine's calls to a connection's or a listener's
+ * class. A
  * transport is a struct vmig_transport in a file of its own (unix.c,
  * tcp.c) and one line in registry.c's table; pair.c makes the socket
  * pair of a migration inside one process; stream.c is what the libuv
@@ -17,22 +18,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/un.h>
 
+#include "address.h"
 #include "core/engine.h"
 
 #define VMIG_PEER_MAX 160
 
 struct vmig_transport;
-
-/* An address, parsed and validated ("unix:/path", "tcp:host:port"). */
-struct vmig_address {
-	const struct vmig_transport *t;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix */
-	char host[256];  /* tcp: a name, an IPv4 or an IPv6 (no brackets) */
-	char port[12];   /* tcp: decimal, 0 only for a listener */
-	const char *text; /* the address as given (for messages) */
-};
 
 typedef void (*vmig_connected_fn)(void *opaque, struct vmig_conn *c,
 				  int err);
@@ -94,16 +86,6 @@ struct vmig_transport {
 
 extern const struct vmig_transport vmig_transport_unix;
 extern const struct vmig_transport vmig_transport_tcp;
-
-/*
- * Parses and validates an address: finds its transport by the scheme,
- * which parses the rest. Resolves nothing (a TCP host name is looked up
- * when connecting or listening). The one parser of addresses: the
- * configuration may call it to validate one. Returns 0, or an error
- * with the reason in err ("<address>: expected ...").
- */
-int vmig_address_parse(const char *address, bool listen,
-		       struct vmig_address *a, char *err, size_t errlen);
 
 /* stream.c: libuv streams (unix sockets, TCP, socket pairs). */
 
