@@ -1583,31 +1583,18 @@ static int src_check(vmig_session *s, vmig_session *dst)
 	return 0;
 }
 
-int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
+/* A source on loop, its handles initialised; NULL when out of memory. */
+static struct vmig_src *src_new(vmig_session *s, uv_loop_t *loop)
 {
-	struct vmig_engine *e;
-	struct vmig_conn *ca = NULL, *cb = NULL;
-	struct vmig_sigpipe sp;
-	struct vmig_src *src;
-	struct vmig_mig_stats *st;
-	uv_loop_t *loop;
+	struct vmig_src *src = calloc(1, sizeof(*src));
 	unsigned int i;
-	int ret, dret = 0;
 
-	ret = src_check(s, dsts);
-	if (ret < 0)
-		return ret;
-	e = s->engine;
-	ret = vmig_engine_loop(e, &loop);
-	if (ret < 0)
-		return vmig_fail(s, ret, "migrate: %s", vmig_strerror(ret));
-	src = calloc(1, sizeof(*src));
 	if (!src || vmig_writer_init(&src->w, src_written, src) < 0) {
 		free(src);
-		return -ENOMEM;
+		return NULL;
 	}
 	src->s = s;
-	src->e = e;
+	src->e = s->engine;
 	src->loop = loop;
 	src->start_us = vmig_now_us();
 	src->last_progress_us = src->start_us;
@@ -1625,77 +1612,65 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	src->linger.data = src;
 	uv_timer_init(loop, &src->stopped);
 	src->stopped.data = src;
-	ret = vmig_engine_begin(e, &src->cancel, NULL, src);
-	if (ret < 0) {
-		src->finished = true;
-		uv_close((uv_handle_t *)&src->cancel, NULL);
-		uv_close((uv_handle_t *)&src->pace, NULL);
-		uv_close((uv_handle_t *)&src->timeout, NULL);
-		uv_close((uv_handle_t *)&src->stopped, NULL);
-		uv_close((uv_handle_t *)&src->linger, NULL);
-		uv_run(loop, UV_RUN_DEFAULT);
-		vmig_writer_fini(&src->w);
-		free(src);
-		return vmig_fail(s, ret, "migrate: a migration runs");
-	}
-	vmig_engine_stats_reset(e);
-	/* The timeout counts from here: connecting is part of it. */
-	if (e->pol.timeout_ms)
-		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
-			       0);
-	st = &e->st;
-	st->valid = true;
-	st->local = dsts != NULL;
-	free(s->stats.iters);
-	memset(&s->stats, 0, sizeof(s->stats));
-	s->stats.truth = e->truth != NULL;
+	return src;
+}
 
-	if (dsts) {
-		char err[256];
+/* A source that never ran: its handles closed, its memory freed. */
+static void src_discard(struct vmig_src *src)
+{
+	src->finished = true;
+	uv_close((uv_handle_t *)&src->cancel, NULL);
+	uv_close((uv_handle_t *)&src->pace, NULL);
+	uv_close((uv_handle_t *)&src->timeout, NULL);
+	uv_close((uv_handle_t *)&src->stopped, NULL);
+	uv_close((uv_handle_t *)&src->linger, NULL);
+	uv_run(src->loop, UV_RUN_DEFAULT);
+	vmig_writer_fini(&src->w);
+	free(src);
+}
 
-		ret = vmig_dst_start(dsts, loop, &src->dst);
-		if (ret == 0)
-			ret = vmig_conn_pair(loop, &src_conn_ops, src,
-					     vmig_dst_conn_ops(), src->dst, &ca,
-					     &cb, err, sizeof(err));
-		else
-			snprintf(err, sizeof(err), "%s", vmig_errmsg(dsts));
-		if (ret < 0) {
-			if (src->dst)
-				vmig_dst_abort(src->dst, ret, err);
-			src_fail(src, ret, "local destination: %s", err);
-		} else {
-			vmig_dst_attach(src->dst, cb);
-			src_connected(src, ca, 0);
-		}
-	} else {
-		snprintf(st->transport, sizeof(st->transport), "%s", address);
-		ret = vmig_conn_connect(loop, address, &src_conn_ops, src,
+/* Connects: a socket pair to the local destination dsts, or address. */
+static void src_start(struct vmig_src *src, const char *address,
+		      vmig_session *dsts)
+{
+	struct vmig_conn *ca = NULL, *cb = NULL;
+	char err[256];
+	int ret;
+
+	if (!dsts) {
+		snprintf(src->e->st.transport, sizeof(src->e->st.transport),
+			 "%s", address);
+		ret = vmig_conn_connect(src->loop, address, &src_conn_ops, src,
 					src_connected, src->connect_err,
 					sizeof(src->connect_err));
 		if (ret < 0)
 			src_fail(src, ret, "%s", src->connect_err);
+		return;
 	}
-	vmig_sigpipe_block(&sp);
-	uv_run(loop, UV_RUN_DEFAULT);
-	vmig_sigpipe_restore(&sp);
+	ret = vmig_dst_start(dsts, src->loop, &src->dst);
+	if (ret == 0)
+		ret = vmig_conn_pair(src->loop, &src_conn_ops, src,
+				     vmig_dst_conn_ops(), src->dst, &ca, &cb,
+				     err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", vmig_errmsg(dsts));
+	if (ret < 0) {
+		if (src->dst)
+			vmig_dst_abort(src->dst, ret, err);
+		src_fail(src, ret, "local destination: %s", err);
+		return;
+	}
+	vmig_dst_attach(src->dst, cb);
+	src_connected(src, ca, 0);
+}
 
-	if (src->dst)
-		dret = vmig_dst_finish(src->dst);
-	(void)dret;
-	st->nr_state_devices =
-		vmig_section_devstate_count(&src->sec[SEC_DEVICES]);
-	/*
-	 * Stopped devices stay the session's until vmig_resolve(). Without
-	 * the ids no device could be told held: none is kept then, and
-	 * resolving cannot resume them (logged).
-	 */
-	if (src->result == VMIG_EUNRESOLVED &&
-	    !vmig_section_devstate_hold(&src->sec[SEC_DEVICES], e))
-		vmig_logf(s, VMIG_LOG_ERROR,
-			  "source: unresolved: out of memory keeping the "
-			  "stopped devices; they stay stopped");
-	src_sections_cleanup(src);
+/* The loop ran dry: the figures of the migration, for the report. */
+static void src_record(struct vmig_src *src)
+{
+	vmig_session *s = src->s;
+	struct vmig_mig_stats *st = &src->e->st;
+	size_t i;
+
 	st->result = src->result;
 	st->frames = src->w.frames;
 	st->total_bytes = src->w.bytes_total;
@@ -1716,11 +1691,74 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	s->stats.duration_us = st->duration_us;
 	s->stats.valid = true;
 	s->stats.migration = true;
-	ret = src->result;
-	if (ret < 0) {
+	if (src->result < 0)
 		snprintf(st->error, sizeof(st->error), "%s", src->errmsg);
-		vmig_fail(s, ret, "%s", src->errmsg);
+}
+
+/*
+ * The sections' end: stopped devices stay the session's until
+ * vmig_resolve() when unresolved. Without the ids no device could be told
+ * held: none is kept then, and resolving cannot resume them (logged).
+ */
+static void src_sections_end(struct vmig_src *src)
+{
+	struct vmig_section *devs = &src->sec[SEC_DEVICES];
+
+	src->e->st.nr_state_devices = vmig_section_devstate_count(devs);
+	if (src->result == VMIG_EUNRESOLVED &&
+	    !vmig_section_devstate_hold(devs, src->e))
+		vmig_logf(src->s, VMIG_LOG_ERROR,
+			  "source: unresolved: out of memory keeping the "
+			  "stopped devices; they stay stopped");
+	src_sections_cleanup(src);
+}
+
+int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
+{
+	struct vmig_engine *e;
+	struct vmig_sigpipe sp;
+	struct vmig_src *src;
+	uv_loop_t *loop;
+	int ret;
+
+	ret = src_check(s, dsts);
+	if (ret < 0)
+		return ret;
+	e = s->engine;
+	ret = vmig_engine_loop(e, &loop);
+	if (ret < 0)
+		return vmig_fail(s, ret, "migrate: %s", vmig_strerror(ret));
+	src = src_new(s, loop);
+	if (!src)
+		return -ENOMEM;
+	ret = vmig_engine_begin(e, &src->cancel, NULL, src);
+	if (ret < 0) {
+		src_discard(src);
+		return vmig_fail(s, ret, "migrate: a migration runs");
 	}
+	vmig_engine_stats_reset(e);
+	/* The timeout counts from here: connecting is part of it. */
+	if (e->pol.timeout_ms)
+		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
+			       0);
+	e->st.valid = true;
+	e->st.local = dsts != NULL;
+	free(s->stats.iters);
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.truth = e->truth != NULL;
+
+	src_start(src, address, dsts);
+	vmig_sigpipe_block(&sp);
+	uv_run(loop, UV_RUN_DEFAULT);
+	vmig_sigpipe_restore(&sp);
+
+	if (src->dst)
+		vmig_dst_finish(src->dst);
+	src_sections_end(src);
+	src_record(src);
+	ret = src->result;
+	if (ret < 0)
+		vmig_fail(s, ret, "%s", src->errmsg);
 	vmig_writer_fini(&src->w);
 	free(src);
 	/* Calls from other threads may touch the session again. */
