@@ -801,32 +801,38 @@ static void digest_done(uv_work_t *w, int status)
 		src_decide(src);
 }
 
-static void src_switchover(struct vmig_src *src)
+/*
+ * The record of the stop-copy phase (the decision made it, or not);
+ * NULL when out of memory (failed).
+ */
+static struct vmig_iter_stats *switchover_record(struct vmig_src *src)
 {
-	struct vmig_engine *e = src->e;
-	vmig_session *s = src->s;
-	struct vmig_iter_stats *it;
-	uint8_t hdr[VMIG_FRAME_HDR];
-	uint64_t t0;
-	int64_t n;
-	int ret;
+	struct vmig_iter_stats *it = cur_iter(src);
 
-	/* The record of the stop-copy phase (the decision made it, or not). */
-	it = cur_iter(src);
 	if (it->iteration != src->iteration + 1 || it->final) {
-		if (!vmig_stats_iter_add(s)) {
+		if (!vmig_stats_iter_add(src->s)) {
 			src_fail(src, -ENOMEM, "out of memory");
-			return;
+			return NULL;
 		}
-		src->it = s->stats.nr_iters - 1;
+		src->it = src->s->stats.nr_iters - 1;
 		it = cur_iter(src);
 	}
 	src->iteration++;
 	it->iteration = src->iteration;
 	it->final = true;
-	e->st.expected_downtime_us = src->expected_us == UINT64_MAX
-					     ? 0
-					     : src->expected_us;
+	src->e->st.expected_downtime_us =
+		src->expected_us == UINT64_MAX ? 0 : src->expected_us;
+	return it;
+}
+
+/*
+ * The VMM stops the guest, then the sections stop; from here every wait
+ * is bounded. Returns 0, or an error (failed).
+ */
+static int switchover_stop(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	int ret;
 
 	src->stop_us = vmig_now_us();
 	/*
@@ -839,7 +845,7 @@ static void src_switchover(struct vmig_src *src)
 	if (ret < 0) {
 		src_fail(src, ret, "the VMM could not stop the guest: %s",
 			 vmig_strerror(ret));
-		return;
+		return ret;
 	}
 	e->st.guest_stopped = true;
 	/*
@@ -849,7 +855,21 @@ static void src_switchover(struct vmig_src *src)
 	uv_update_time(src->loop);
 	uv_timer_start(&src->stopped, stopped_expired,
 		       e->pol.switchover_timeout_ms, 0);
-	if (src_sections_stop(src) < 0)
+	return src_sections_stop(src);
+}
+
+static void src_switchover(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	vmig_session *s = src->s;
+	struct vmig_iter_stats *it;
+	uint8_t hdr[VMIG_FRAME_HDR];
+	uint64_t t0;
+	int64_t n;
+	int ret;
+
+	it = switchover_record(src);
+	if (!it || switchover_stop(src) < 0)
 		return;
 	t0 = vmig_now_us();
 	e->st.stop_us = t0 - src->stop_us;
