@@ -37,17 +37,6 @@
 #define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
 #define BROKEN_MS 500u       /* after a write error, wait for the reason */
 
-enum src_section {
-	SEC_RAM,
-	SEC_DEVICES,
-	SEC_NR,
-};
-
-static const struct vmig_section_ops *const section_ops[SEC_NR] = {
-	[SEC_RAM] = &vmig_section_ram,
-	[SEC_DEVICES] = &vmig_section_devstate,
-};
-
 enum src_phase {
 	SP_CONNECT, /* connecting */
 	SP_HELLO,   /* HELLO sent, waiting for WELCOME */
@@ -131,9 +120,7 @@ struct vmig_src {
 	 * batched ones (RAM) paces the iteration; the others put their
 	 * frames between its batches, and their rest after its last pass.
 	 */
-	struct vmig_section sec[SEC_NR];
-	uint32_t fill_sec;      /* the batched section being passed over */
-	uint32_t tail_sec;      /* FINAL: the section being saved to its end */
+	struct vmig_sections set;
 
 	/* vmig_migrate_local: the destination on the same loop. */
 	struct vmig_dst *dst;
@@ -234,7 +221,7 @@ static void src_progress(struct vmig_src *src, bool force)
 						  : src->iteration;
 	p.pages_dirty = src->it < s->stats.nr_iters ? cur_iter(src)->pages_dirty
 						    : 0;
-	p.bytes_left = vmig_section_ram_left(&src->sec[SEC_RAM]) *
+	p.bytes_left = vmig_section_ram_left(&src->set.sec[VMIG_SECTION_RAM]) *
 		       VMIG_PAGE_SIZE;
 	p.dirty_rate = src->dirty_rate;
 	p.bandwidth = (uint64_t)src->rates.wire_rate;
@@ -268,120 +255,11 @@ static int ctl_sink_add(void *opaque, const void *data, size_t len, bool own)
 	return src_ctl_frame(cs->src, cs->hdr, (void *)data, len, own);
 }
 
-/* Gives every section its ops; setup comes with the connection. */
-static void src_sections_init(struct vmig_src *src)
+/* A section failed (err): the source fails with its message. */
+static int src_section_failed(struct vmig_src *src, int err)
 {
-	uint32_t i;
-
-	for (i = 0; i < SEC_NR; i++) {
-		src->sec[i].ops = section_ops[i];
-		src->sec[i].s = src->s;
-		src->sec[i].e = src->e;
-	}
-}
-
-static int src_sections_setup(struct vmig_src *src)
-{
-	struct vmig_section *sec;
-	uint32_t i;
-	int ret;
-
-	for (i = 0; i < SEC_NR; i++) {
-		sec = &src->sec[i];
-		ret = sec->ops->setup(sec);
-		if (ret < 0) {
-			src_fail(src, ret, "%s", sec->err);
-			return ret;
-		}
-	}
-	return 0;
-}
-
-static void src_sections_cleanup(struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < SEC_NR; i++)
-		src->sec[i].ops->cleanup(&src->sec[i]);
-}
-
-/* Tracking started: every section goes live (devices to PRE_COPY). */
-static int src_sections_live(struct vmig_src *src)
-{
-	struct vmig_section *sec;
-	uint32_t i;
-	int ret;
-
-	for (i = 0; i < SEC_NR; i++) {
-		sec = &src->sec[i];
-		if (!sec->ops->live_start)
-			continue;
-		ret = sec->ops->live_start(sec);
-		if (ret < 0) {
-			src_fail(src, ret, "%s", sec->err);
-			return ret;
-		}
-	}
-	return 0;
-}
-
-/* The guest stopped: every section stops (devices to STOP_COPY). */
-static int src_sections_stop(struct vmig_src *src)
-{
-	struct vmig_section *sec;
-	uint32_t i;
-	int ret;
-
-	for (i = 0; i < SEC_NR; i++) {
-		sec = &src->sec[i];
-		if (!sec->ops->stop)
-			continue;
-		ret = sec->ops->stop(sec);
-		if (ret < 0) {
-			src_fail(src, ret, "%s", sec->err);
-			return ret;
-		}
-	}
-	return 0;
-}
-
-/* A failure before COMMIT: every section runs again. */
-static void src_sections_recover(struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < SEC_NR; i++) {
-		if (src->sec[i].ops->recover)
-			src->sec[i].ops->recover(&src->sec[i]);
-	}
-}
-
-/* A pass begins: the batched sections over dirty pages. */
-static void src_sections_pass(struct vmig_src *src, uint64_t dirty,
-			      bool final)
-{
-	uint32_t i;
-
-	for (i = 0; i < SEC_NR; i++) {
-		if (src->sec[i].ops->pass_begin)
-			src->sec[i].ops->pass_begin(&src->sec[i], dirty,
-						    final);
-	}
-	src->fill_sec = 0;
-	src->scan_done = false;
-}
-
-/* Bytes the sections other than RAM have still to move. */
-static uint64_t src_sections_pending(struct vmig_src *src)
-{
-	uint64_t sum = 0;
-	uint32_t i;
-
-	for (i = 0; i < SEC_NR; i++) {
-		if (i != SEC_RAM && src->sec[i].ops->pending)
-			sum += src->sec[i].ops->pending(&src->sec[i]);
-	}
-	return sum;
+	src_fail(src, err, "%s", src->set.why);
+	return err;
 }
 
 /*
@@ -393,21 +271,11 @@ static void src_fill(struct vmig_src *src, struct vmig_batch *b,
 {
 	struct vmig_batch_sink_state bs;
 	struct vmig_section_sink out = { .it = cur_iter(src) };
-	struct vmig_section *sec;
-	int ret = 1;
 
 	vmig_batch_sink(b, budget, &out, &bs);
-	while (src->fill_sec < SEC_NR && ret == 1) {
-		sec = &src->sec[src->fill_sec];
-		if (sec->ops->batched)
-			ret = src->phase == SP_FINAL
-				      ? sec->ops->save_final(sec, &out)
-				      : sec->ops->save_live(sec, &out);
-		if (ret == 1)
-			src->fill_sec++;
-	}
+	src->scan_done = vmig_sections_fill(&src->set, &out,
+					    src->phase == SP_FINAL);
 	src->pages_total += out.pages;
-	src->scan_done = src->fill_sec == SEC_NR;
 }
 
 /* While the guest runs: what the other sections have now. */
@@ -417,22 +285,11 @@ static int src_save_live(struct vmig_src *src)
 	struct vmig_section_sink out = {
 		ctl_sink_next, ctl_sink_add, &cs, cur_iter(src), 0,
 	};
-	struct vmig_section *sec;
-	uint32_t i;
 	int ret;
 
-	for (i = 0; i < SEC_NR; i++) {
-		sec = &src->sec[i];
-		if (sec->ops->batched || !sec->ops->save_live)
-			continue;
-		ret = sec->ops->save_live(sec, &out);
-		if (ret < 0) {
-			src_fail(src, ret, "%s", sec->err);
-			return ret;
-		}
-	}
+	ret = vmig_sections_save_live(&src->set, &out);
 	src->pages_total += out.pages;
-	return 0;
+	return ret < 0 ? src_section_failed(src, ret) : 0;
 }
 
 /*
@@ -446,21 +303,14 @@ static void queue_tail(struct vmig_src *src)
 		ctl_sink_next, ctl_sink_add, &cs, cur_iter(src), 0,
 	};
 	uint8_t hdr[VMIG_FRAME_HDR];
-	struct vmig_section *sec;
 	int ret;
 
-	for (; src->tail_sec < SEC_NR; src->tail_sec++) {
-		sec = &src->sec[src->tail_sec];
-		if (sec->ops->batched || !sec->ops->save_final)
-			continue;
-		ret = sec->ops->save_final(sec, &out);
-		src->pages_total += out.pages;
-		out.pages = 0;
-		if (ret < 0)
-			src_fail(src, ret, "%s", sec->err);
-		if (ret <= 0)
-			return;
-	}
+	ret = vmig_sections_save_final(&src->set, &out);
+	src->pages_total += out.pages;
+	if (ret < 0)
+		src_section_failed(src, ret);
+	if (ret <= 0)
+		return;
 	src->tail_queued = true;
 	vmig_enc_complete(hdr, src->pages_total, src->w.frames);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
@@ -620,7 +470,8 @@ static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 	it->pages_dirty = dirty;
 	src->it_start_us = vmig_now_us();
 	src->it_bytes0 = src->w.bytes_total;
-	src_sections_pass(src, dirty, false);
+	vmig_sections_pass(&src->set, dirty, false);
+	src->scan_done = false;
 	vmig_enc_iteration(hdr, src->iteration);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
@@ -696,11 +547,12 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 	char why[256];
 
 	/* What the next iteration (or the stop) has to move, and how long. */
-	src_sections_pass(src, n, false);
-	in.dirty_bytes = src->sec[SEC_RAM].ops->pending(&src->sec[SEC_RAM]);
+	vmig_sections_pass(&src->set, n, false);
+	src->scan_done = false;
+	in.dirty_bytes = vmig_sections_dirty(&src->set);
 	/* Read only with a rate: an unknown size is logged when it counts. */
 	if (in.page_rate > 0)
-		in.device_bytes = src_sections_pending(src);
+		in.device_bytes = vmig_sections_pending(&src->set);
 	vmig_converge_decide(&in, &d);
 	src->expected_us = d.expected_us;
 	src_progress(src, true);
@@ -855,7 +707,8 @@ static int switchover_stop(struct vmig_src *src)
 	uv_update_time(src->loop);
 	uv_timer_start(&src->stopped, stopped_expired,
 		       e->pol.switchover_timeout_ms, 0);
-	return src_sections_stop(src);
+	ret = vmig_sections_stop(&src->set);
+	return ret < 0 ? src_section_failed(src, ret) : 0;
 }
 
 static void src_switchover(struct vmig_src *src)
@@ -899,7 +752,8 @@ static void src_switchover(struct vmig_src *src)
 	src->want_switchover = false;
 	src->it_start_us = vmig_now_us();
 	src->it_bytes0 = src->w.bytes_total;
-	src_sections_pass(src, (uint64_t)n, true);
+	vmig_sections_pass(&src->set, (uint64_t)n, true);
+	src->scan_done = false;
 	src_pump(src);
 }
 
@@ -1199,7 +1053,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 	 * left in full), or the destination said it will not start. A
 	 * guest that vmig never stopped runs already: no resume for it.
 	 */
-	src_sections_recover(src);
+	vmig_sections_recover(&src->set);
 	if (src->stop_called) {
 		ret = e->vmm.resume(e->vmm_opaque);
 		if (ret < 0)
@@ -1359,8 +1213,11 @@ static void src_reply(struct vmig_src *src)
 		}
 		if (src->e->truth)
 			vmig_truth_reset(src->e->truth);
-		if (src_sections_live(src) < 0)
+		ret = vmig_sections_live(&src->set);
+		if (ret < 0) {
+			src_section_failed(src, ret);
 			return;
+		}
 		src->last_sync_us = vmig_now_us();
 		vmig_pace_start(&src->bucket, src->e->pol.bandwidth_limit,
 				src->last_sync_us);
@@ -1498,10 +1355,14 @@ static void src_hello(struct vmig_src *src)
 	uint32_t nr = (uint32_t)s->nr_regions, nd, i;
 	size_t len;
 	uint8_t *p;
+	int ret;
 
-	if (src_sections_setup(src) < 0)
+	ret = vmig_sections_setup(&src->set);
+	if (ret < 0) {
+		src_section_failed(src, ret);
 		return;
-	nd = vmig_section_devstate_count(&src->sec[SEC_DEVICES]);
+	}
+	nd = vmig_section_devstate_count(&src->set.sec[VMIG_SECTION_DEVICES]);
 	len = vmig_hello_len(nr, nd);
 	p = calloc(1, len ? len : 1);
 	if (!p) {
@@ -1515,7 +1376,8 @@ static void src_hello(struct vmig_src *src)
 	for (i = 0; i < nd; i++)
 		vmig_hello_put_device(p, nr, i,
 				      vmig_section_devstate_name(
-					      &src->sec[SEC_DEVICES], i));
+					      &src->set.sec[VMIG_SECTION_DEVICES],
+					      i));
 	vmig_enc_hello(hdr, nr, nd, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)
 		src->phase = SP_HELLO;
@@ -1619,7 +1481,7 @@ static struct vmig_src *src_new(vmig_session *s, uv_loop_t *loop)
 	src->start_us = vmig_now_us();
 	src->last_progress_us = src->start_us;
 	src->expected_us = UINT64_MAX;
-	src_sections_init(src);
+	vmig_sections_init(&src->set, s, src->e);
 	for (i = 0; i < s->nr_regions; i++)
 		src->mem_bytes += s->regions[i].length;
 	uv_async_init(loop, &src->cancel, cancel_fired);
@@ -1722,7 +1584,7 @@ static void src_record(struct vmig_src *src)
  */
 static void src_sections_end(struct vmig_src *src)
 {
-	struct vmig_section *devs = &src->sec[SEC_DEVICES];
+	struct vmig_section *devs = &src->set.sec[VMIG_SECTION_DEVICES];
 
 	src->e->st.nr_state_devices = vmig_section_devstate_count(devs);
 	if (src->result == VMIG_EUNRESOLVED &&
@@ -1730,7 +1592,7 @@ static void src_sections_end(struct vmig_src *src)
 		vmig_logf(src->s, VMIG_LOG_ERROR,
 			  "source: unresolved: out of memory keeping the "
 			  "stopped devices; they stay stopped");
-	src_sections_cleanup(src);
+	vmig_sections_cleanup(&src->set);
 }
 
 int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)

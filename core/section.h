@@ -9,7 +9,9 @@
  * with payloads of their own, precopy.c's). On the destination, a section's
  * loader applies what the checked frames carry. section_ram.c is guest
  * RAM (the dirty bitmaps, PAGES and ZERO); section_devstate.c the VFIO
- * devices' state over core/devstate.c (DEVICE_STATE and DEVICE_END).
+ * devices' state over core/devstate.c (DEVICE_STATE and DEVICE_END);
+ * sections.c the set of them a migration moves, in order (a new section
+ * is its file and one line there).
  */
 #ifndef VMIG_CORE_SECTION_H
 #define VMIG_CORE_SECTION_H
@@ -139,5 +141,56 @@ const char *vmig_section_devstate_name(const struct vmig_section *sec,
 bool vmig_section_devstate_hold(struct vmig_section *sec,
 				struct vmig_engine *e);
 extern const struct vmig_section_loader vmig_section_devstate_loader;
+
+/* ------------------------------------------------------------------ */
+/* sections.c: the sections a migration moves, in their order          */
+
+enum vmig_section_id {
+	VMIG_SECTION_RAM,      /* batched: paces each pass */
+	VMIG_SECTION_DEVICES,  /* between RAM's batches, then after it */
+	VMIG_SECTION_NR,
+};
+
+struct vmig_sections {
+	struct vmig_section sec[VMIG_SECTION_NR];
+	uint32_t fill;         /* the batched section being passed over */
+	uint32_t tail;         /* stopped: the section being saved to its end */
+	const char *why;       /* why the last call failed */
+};
+
+/* Gives every section its ops (setup comes with the connection). */
+void vmig_sections_init(struct vmig_sections *set, vmig_session *s,
+			struct vmig_engine *e);
+/*
+ * Each of these calls the sections in order and stops at the first that
+ * fails, with its error returned and its message in set->why.
+ */
+int vmig_sections_setup(struct vmig_sections *set);
+int vmig_sections_live(struct vmig_sections *set);
+int vmig_sections_stop(struct vmig_sections *set);
+void vmig_sections_recover(struct vmig_sections *set);
+void vmig_sections_cleanup(struct vmig_sections *set);
+/* A pass begins over what a sync found (final: the guest is stopped). */
+void vmig_sections_pass(struct vmig_sections *set, uint64_t dirty,
+			bool final);
+/* Bytes of guest memory dirty and not queued in this pass. */
+uint64_t vmig_sections_dirty(struct vmig_sections *set);
+/* Bytes the other sections (device state) have still to move. */
+uint64_t vmig_sections_pending(struct vmig_sections *set);
+/*
+ * Fills out (a pooled batch) from the batched sections; true once every
+ * one of them ended its pass.
+ */
+bool vmig_sections_fill(struct vmig_sections *set,
+			struct vmig_section_sink *out, bool final);
+/* The guest runs: what the other sections have now, into out. */
+int vmig_sections_save_live(struct vmig_sections *set,
+			    struct vmig_section_sink *out);
+/*
+ * The guest is stopped and the batched sections' last pass queued: the
+ * others' rest. 1 once all is queued, 0 when out is full, or an error.
+ */
+int vmig_sections_save_final(struct vmig_sections *set,
+			     struct vmig_section_sink *out);
 
 #endif /* VMIG_CORE_SECTION_H */
