@@ -6,9 +6,10 @@
  *   vmig run CONFIG [--report FILE] [--dump-memory FILE]
  *                                          run what it says
  *
- * Everything here goes through the public API (vmig/vmig.h); the program
- * adds only argument parsing, logging to stderr, the progress line, and
- * turning SIGINT and SIGTERM into vmig_cancel() (from a thread of its own
+ * Everything here goes through the public API (vmig/vmig.h) and the tool
+ * on top of it (tool/vmig_tool.h: configurations, runs, the report
+ * file); the program adds only argument parsing, logging to stderr, the
+ * progress line, and turning SIGINT and SIGTERM into vmig_cancel() (from a thread of its own
  * that waits for them, so nothing runs in a signal handler).
  */
 #include <errno.h>
@@ -24,17 +25,24 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
-/* Exit statuses. */
+#include "tool/vmig_tool.h"
+
+/* Exit statuses (vmig(1), EXIT STATUS). */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,
-	EXIT_USAGE = 2,
-	EXIT_MISSED = 3, /* a run missed writes: a broken promise */
+	EXIT_FAIL = 1,       /* failed; a source's guest runs on the source */
+	EXIT_USAGE = 2,      /* bad command line */
+	EXIT_MISSED = 3,     /* a run missed writes: a broken promise */
+	EXIT_CONFIG = 4,     /* the configuration is invalid */
+	EXIT_UNRESOLVED = 5, /* the source cannot know who runs the guest */
+	EXIT_CANCELLED = 6,  /* cancelled (a signal, or the source) */
 };
 
 static const char *prog = "vmig";
 static int verbosity = VMIG_LOG_WARN;
 static int progress_shown;
+/* The last error the log printed, so that the end does not repeat it. */
+static char last_error[1024];
 
 static void usage(FILE *f)
 {
@@ -76,6 +84,31 @@ static void log_stderr(void *opaque, enum vmig_log_level level,
 	}
 	fprintf(stderr, "%s: %s: %s\n", prog,
 		names[level <= VMIG_LOG_DEBUG ? level : VMIG_LOG_DEBUG], msg);
+	if (level == VMIG_LOG_ERROR)
+		snprintf(last_error, sizeof(last_error), "%s", msg);
+}
+
+/* Prints a failure's message, unless the log just printed it. */
+static void print_failure(const char *msg)
+{
+	size_t n = strlen(msg), m = strlen(last_error);
+
+	if (!n || (m && (strstr(last_error, msg) ||
+			 (n >= m && !strcmp(msg + n - m, last_error)))))
+		return;
+	fprintf(stderr, "%s: %s\n", prog, msg);
+}
+
+/*
+ * A 64-bit figure as a JSON integer, exact whatever its size (a double
+ * would print 2^63 as 9.2233720368547758e+18).
+ */
+static void add_u64(cJSON *o, const char *key, uint64_t v)
+{
+	char text[24];
+
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)v);
+	cJSON_AddRawToObject(o, key, text);
 }
 
 static double mib(uint64_t bytes)
@@ -249,15 +282,13 @@ static void list_one(void *opaque, const struct vmig_plugin_info *info)
 	if (d->iommu_kinds & VMIG_KIND_BIT(VMIG_IOMMU_GPA))
 		cJSON_AddItemToArray(a, cJSON_CreateString("gpa"));
 	cJSON_AddStringToObject(o, "precision", precision_name(d->precision));
-	cJSON_AddNumberToObject(o, "min_page_size",
-				(double)(d->page_sizes & -d->page_sizes));
-	cJSON_AddNumberToObject(
-		o, "max_page_size",
-		(double)(1ull << (63 - __builtin_clzll(d->page_sizes))));
+	add_u64(o, "min_page_size", d->page_sizes & -d->page_sizes);
+	add_u64(o, "max_page_size",
+		1ull << (63 - __builtin_clzll(d->page_sizes)));
 	cJSON_AddBoolToObject(o, "read_no_clear",
 			      (d->flags & VMIG_PLUGIN_READ_NO_CLEAR) != 0);
 	cJSON_AddNumberToObject(o, "max_ranges", d->max_ranges);
-	cJSON_AddNumberToObject(o, "max_read_bytes", (double)d->max_read_bytes);
+	add_u64(o, "max_read_bytes", d->max_read_bytes);
 	cJSON_AddItemToArray(l->arr, o);
 }
 
@@ -335,25 +366,26 @@ static int load_config(const char *path, vmig_config **cfg)
 	char err[1024];
 	int ret = vmig_config_load(path, cfg, err, sizeof(err));
 
-	if (ret < 0) {
-		if (ret == VMIG_ECONFIG)
-			fprintf(stderr, "%s: %s: %s\n", prog, path, err);
-		else
-			fprintf(stderr, "%s: %s\n", prog, err);
-	}
+	/* The message names the file (and where in it) once. */
+	if (ret < 0 && !strncmp(err, path, strlen(path)))
+		fprintf(stderr, "%s: %s\n", prog, err);
+	else if (ret < 0)
+		fprintf(stderr, "%s: %s: %s\n", prog, path, err);
 	return ret;
 }
 
 static int cmd_check(int argc, char **argv)
 {
 	vmig_config *cfg;
+	int ret;
 
 	if (argc != 2) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (load_config(argv[1], &cfg) < 0)
-		return EXIT_FAIL;
+	ret = load_config(argv[1], &cfg);
+	if (ret < 0)
+		return ret == VMIG_ECONFIG ? EXIT_CONFIG : EXIT_FAIL;
 	vmig_config_free(cfg);
 	printf("%s: valid\n", argv[1]);
 	return EXIT_OK;
@@ -565,8 +597,9 @@ static int cmd_run(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (load_config(argv[optind], &cfg) < 0)
-		return EXIT_FAIL;
+	ret = load_config(argv[optind], &cfg);
+	if (ret < 0)
+		return ret == VMIG_ECONFIG ? EXIT_CONFIG : EXIT_FAIL;
 	if (new_session(&s) < 0) {
 		vmig_config_free(cfg);
 		return EXIT_FAIL;
@@ -605,13 +638,20 @@ static int cmd_run(int argc, char **argv)
 	}
 	print_summary(s, report);
 	if (ret < 0)
-		fprintf(stderr, "%s: %s\n", prog, msg);
+		print_failure(msg);
 out:
 	signals_stop(&sig);
 	vmig_session_free(s);
-	if (ret == VMIG_EMISSED)
+	switch (ret) {
+	case VMIG_EMISSED:
 		return EXIT_MISSED;
-	return ret < 0 || dret < 0 ? EXIT_FAIL : EXIT_OK;
+	case VMIG_EUNRESOLVED:
+		return EXIT_UNRESOLVED;
+	case -ECANCELED:
+		return EXIT_CANCELLED;
+	default:
+		return ret < 0 || dret < 0 ? EXIT_FAIL : EXIT_OK;
+	}
 }
 
 int main(int argc, char **argv)

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ioas.h"
+#include "source.h"
 
 static const char *const default_preference[] = {
 	"iommufd",
@@ -87,6 +89,7 @@ int vmig_arbiter_init(vmig_session *s)
 		src->host.ctx = src;
 		src->host.log = source_log;
 		src->host.ranges_unknown = source_ranges_unknown;
+		src->host.user = vmig_pluginset_user(s->plugins, i);
 	}
 	return 0;
 }
@@ -99,11 +102,10 @@ static int source_instance(vmig_session *s, struct vmig_source_rec *src)
 		return 0;
 	if (src->create_failed)
 		return src->error;
-	ret = src->desc->ops->create(&src->host, &src->inst);
-	if (ret < 0 || !src->inst) {
+	ret = vmig_src_create(src);
+	if (ret < 0) {
 		src->create_failed = true;
-		src->error = ret < 0 ? ret : -EINVAL;
-		src->inst = NULL;
+		src->error = ret;
 		vmig_logf(s, VMIG_LOG_WARN, "%s: cannot create an instance: %s",
 			  src->name, vmig_strerror(src->error));
 		return src->error;
@@ -134,18 +136,12 @@ static const char *kind_name(uint32_t kind)
 	return kind == VMIG_DEVICE_MDEV ? "mdev" : "vfio-pci";
 }
 
-static const char *iommu_kind_name(uint32_t kind)
-{
-	return kind == VMIG_IOMMU_IOMMUFD ? "iommufd" : "type1";
-}
 
 /* Asks one source about dev; fills the candidate record. */
 static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 			 struct vmig_device_rec *dev, struct vmig_candidate *c)
 {
 	const struct vmig_iommu_rec *io = s->iommus[dev->iommu];
-	int (*probe)(void *, const struct vmig_device_desc *,
-		     struct vmig_probe *);
 	struct vmig_probe p;
 	int ret;
 
@@ -165,8 +161,7 @@ static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 	}
 	if (!(src->desc->iommu_kinds & VMIG_KIND_BIT(io->desc.kind))) {
 		snprintf(c->reason, sizeof(c->reason),
-			 "does not track devices behind %s",
-			 iommu_kind_name(io->desc.kind));
+			 "does not track devices behind %s", io->be->name);
 		return;
 	}
 	ret = source_instance(s, src);
@@ -176,25 +171,11 @@ static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 			 "cannot create an instance: %s", vmig_strerror(ret));
 		return;
 	}
-	probe = VMIG_SOURCE_OP(src, probe);
-	if (!probe) {
-		snprintf(c->reason, sizeof(c->reason), "cannot probe devices");
-		return;
-	}
-	memset(&p, 0, sizeof(p));
-	p.size = sizeof(p);
-	ret = probe(src->inst, &dev->desc, &p);
+	ret = vmig_src_probe(src, &dev->desc, &p);
 	if (ret < 0) {
 		c->error = ret;
 		snprintf(c->reason, sizeof(c->reason), "probe failed: %s",
 			 vmig_strerror(ret));
-		return;
-	}
-	p.reason[sizeof(p.reason) - 1] = '\0';
-	if (p.precision > VMIG_PRECISION_ALL_MAPPED) {
-		snprintf(c->reason, sizeof(c->reason),
-			 "probe answered an unknown precision %u",
-			 p.precision);
 		return;
 	}
 	c->precision = p.precision;
@@ -207,13 +188,11 @@ static void source_probe(vmig_session *s, struct vmig_source_rec *src,
 /* Starts a source; on failure it is marked failed and 0 is not returned. */
 static int source_start(vmig_session *s, struct vmig_source_rec *src)
 {
-	int (*start)(void *, uint64_t) = VMIG_SOURCE_OP(src, start);
-	int ret = 0;
+	int ret;
 
 	if (src->started)
 		return 0;
-	if (start)
-		ret = start(src->inst, VMIG_PAGE_SIZE);
+	ret = vmig_src_start(src, VMIG_PAGE_SIZE);
 	if (ret < 0)
 		return ret;
 	src->started = true;
@@ -288,12 +267,9 @@ static int take_device(vmig_session *s, size_t si,
 {
 	struct vmig_source_rec *src = &s->sources[si];
 	struct vmig_candidate *c = &dev->candidates[si];
-	int (*attach)(void *, const struct vmig_device_desc *) =
-		VMIG_SOURCE_OP(src, attach);
-	int (*detach)(void *, uint32_t) = VMIG_SOURCE_OP(src, detach);
 	int ret;
 
-	ret = attach ? attach(src->inst, &dev->desc) : 0;
+	ret = vmig_src_attach(src, &dev->desc);
 	if (ret < 0) {
 		c->error = ret;
 		snprintf(c->reason, sizeof(c->reason), "attach failed: %s",
@@ -305,8 +281,7 @@ static int take_device(vmig_session *s, size_t si,
 		ret = source_start(s, src);
 		if (ret < 0) {
 			src->nr_devices--;
-			if (detach)
-				detach(src->inst, dev->id);
+			(void)vmig_src_detach(src, dev->id);
 			c->error = ret;
 			snprintf(c->reason, sizeof(c->reason),
 				 "start failed: %s", vmig_strerror(ret));
@@ -417,7 +392,7 @@ int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev)
 	ret = probe_device(s, dev);
 	if (ret < 0)
 		return ret;
-	if (dev->hotplugged && s->hotplug == VMIG_HOTPLUG_DEGRADE) {
+	if (dev->hotplugged && s->hotplug == VMIG_HOTPLUG_POLICY_DEGRADE) {
 		fallback(s, dev, "hot-plugged during migration; policy "
 				 "\"degrade\"");
 		return 0;
@@ -456,20 +431,24 @@ void vmig_arbiter_release(vmig_session *s, struct vmig_device_rec *dev)
 {
 	if (dev->source >= 0) {
 		struct vmig_source_rec *src = &s->sources[dev->source];
-		int (*detach)(void *, uint32_t) = VMIG_SOURCE_OP(src, detach);
+		int ret = vmig_src_detach(src, dev->id);
 
-		if (detach && src->inst) {
-			int ret = detach(src->inst, dev->id);
-
-			if (ret < 0)
-				vmig_logf(s, VMIG_LOG_WARN,
-					  "%s: detach of %s: %s", src->name,
-					  dev->name, vmig_strerror(ret));
-		}
+		if (ret < 0)
+			vmig_logf(s, VMIG_LOG_WARN, "%s: detach of %s: %s",
+				  src->name, dev->name, vmig_strerror(ret));
 		src->nr_devices--;
 	}
 	dev->source = VMIG_SOURCE_NONE;
 	dev->pasids_covered = false;
+}
+
+void vmig_arbiter_device_gone(vmig_session *s,
+			      const struct vmig_device_rec *dev)
+{
+	size_t i;
+
+	for (i = 0; i < s->nr_sources; i++)
+		vmig_src_device_gone(&s->sources[i], dev->id);
 }
 
 /* Marks every range dev can write dirty: its space and its PASIDs'. */
@@ -493,12 +472,6 @@ static void device_mark_dirty(vmig_session *s,
  */
 static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 {
-	void (*destroy)(void *) = VMIG_SOURCE_OP(src, destroy);
-	int (*probe)(void *, const struct vmig_device_desc *,
-		     struct vmig_probe *) = VMIG_SOURCE_OP(src, probe);
-	int (*attach)(void *, const struct vmig_device_desc *) =
-		VMIG_SOURCE_OP(src, attach);
-	int (*start)(void *, uint64_t) = VMIG_SOURCE_OP(src, start);
 	bool was_started = src->started;
 	size_t i;
 	int ret;
@@ -506,23 +479,19 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 	if (src->restarted || !src->inst)
 		return -EALREADY;
 	src->restarted = true;
-	if (destroy)
-		destroy(src->inst);
-	src->inst = NULL;
+	vmig_src_destroy(src);
 	src->started = false;
-	ret = src->desc->ops->create(&src->host, &src->inst);
-	if (ret < 0 || !src->inst) {
-		src->inst = NULL;
-		return ret < 0 ? ret : -EINVAL;
-	}
+	ret = vmig_src_create(src);
+	if (ret < 0)
+		return ret;
 	/*
 	 * The devices others track are probed too, as at their arbitration:
 	 * a source may base its precision on them (type1 counts every
 	 * vfio-pci group of a container, whoever tracks it).
 	 */
-	for (i = 0; probe && i < s->nr_devices; i++) {
+	for (i = 0; i < s->nr_devices; i++) {
 		struct vmig_device_rec *dev = s->devices[i];
-		struct vmig_probe p = { .size = sizeof(p) };
+		struct vmig_probe p;
 
 		if (!dev->present || dev->source == (int)src->index ||
 		    !(src->desc->device_kinds & VMIG_KIND_BIT(dev->kind)) ||
@@ -530,7 +499,7 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 		      VMIG_KIND_BIT(s->iommus[dev->iommu]->desc.kind)) ||
 		    vmig_device_desc_fill(s, dev) < 0)
 			continue;
-		(void)probe(src->inst, &dev->desc, &p);
+		(void)vmig_src_probe(src, &dev->desc, &p);
 	}
 	for (i = 0; i < s->nr_devices; i++) {
 		struct vmig_device_rec *dev = s->devices[i];
@@ -543,23 +512,23 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 		 * source may base its attach on the verdict it gave (the
 		 * PASIDs it covers), which can have changed.
 		 */
-		if (ret == 0 && probe) {
-			struct vmig_probe p = { .size = sizeof(p) };
+		if (ret == 0) {
+			struct vmig_probe p;
 
-			ret = probe(src->inst, &dev->desc, &p);
+			ret = vmig_src_probe(src, &dev->desc, &p);
 			if (ret == 0 && p.precision == VMIG_PRECISION_NONE)
 				ret = -ENODEV;
 			dev->pasids_covered = dev->nr_pasids &&
 					      (p.flags & VMIG_PROBE_PASIDS);
 		}
-		if (ret == 0 && attach)
-			ret = attach(src->inst, &dev->desc);
+		if (ret == 0)
+			ret = vmig_src_attach(src, &dev->desc);
 		if (ret < 0)
 			goto fail;
 		device_mark_dirty(s, dev);
 	}
 	if (was_started || s->tracking) {
-		ret = start ? start(src->inst, VMIG_PAGE_SIZE) : 0;
+		ret = vmig_src_start(src, VMIG_PAGE_SIZE);
 		if (ret < 0)
 			goto fail;
 		src->started = true;
@@ -574,9 +543,7 @@ static int source_restart(vmig_session *s, struct vmig_source_rec *src)
 	return 0;
 fail:
 	/* The devices are released by the caller, from a clean slate. */
-	if (destroy)
-		destroy(src->inst);
-	src->inst = NULL;
+	vmig_src_destroy(src);
 	src->started = false;
 	return ret;
 }
@@ -673,17 +640,14 @@ void vmig_arbiter_stop(vmig_session *s)
 
 	for (i = 0; i < s->nr_sources; i++) {
 		struct vmig_source_rec *src = &s->sources[i];
-		int (*stop)(void *) = VMIG_SOURCE_OP(src, stop);
+		int ret;
 
 		if (!src->started)
 			continue;
-		if (stop) {
-			int ret = stop(src->inst);
-
-			if (ret < 0)
-				vmig_logf(s, VMIG_LOG_WARN, "%s: stop: %s",
-					  src->name, vmig_strerror(ret));
-		}
+		ret = vmig_src_stop(src);
+		if (ret < 0)
+			vmig_logf(s, VMIG_LOG_WARN, "%s: stop: %s", src->name,
+				  vmig_strerror(ret));
 		src->started = false;
 	}
 }
@@ -697,12 +661,7 @@ void vmig_arbiter_fini(vmig_session *s)
 			vmig_arbiter_release(s, s->devices[i]);
 	}
 	for (i = 0; i < s->nr_sources; i++) {
-		struct vmig_source_rec *src = &s->sources[i];
-		void (*destroy)(void *) = VMIG_SOURCE_OP(src, destroy);
-
-		if (src->inst && destroy)
-			destroy(src->inst);
-		src->inst = NULL;
+		vmig_src_destroy(&s->sources[i]);
 	}
 	free(s->sources);
 	s->sources = NULL;

@@ -26,103 +26,16 @@
 /* Word helpers                                                       */
 
 /* Unlike vmig_bitmap_words, cannot wrap for nbits near 2^64. */
-static inline uint64_t nwords(uint64_t nbits)
-{
-	return nbits / 64 + (nbits % 64 != 0);
-}
-
 /* The low n bits, n in 0..64. */
-static inline uint64_t mask_low(unsigned int n)
-{
-	return n >= 64 ? ~0ULL : (1ULL << n) - 1;
-}
-
 /* Bits [lo, hi) of a word, 0 <= lo < hi <= 64. */
-static inline uint64_t mask_range(unsigned int lo, unsigned int hi)
-{
-	return mask_low(hi) & (~0ULL << lo);
-}
-
-static inline uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
 static inline uint64_t max_u64(uint64_t a, uint64_t b)
 {
 	return a > b ? a : b;
 }
 
-static inline bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
-
 static inline void bit_set(uint64_t *map, uint64_t bit)
 {
 	map[bit / 64] |= 1ULL << (bit % 64);
-}
-
-/*
- * Returns bits [pos, end) of src in the low end - pos bits, 0 < end - pos
- * <= 64. The second word is read only when the range reaches into it, so
- * that nothing past the range is touched.
- */
-static inline uint64_t read_bits(const uint64_t *src, uint64_t pos,
-				 uint64_t end)
-{
-	uint64_t w = pos / 64;
-	unsigned int off = pos % 64;
-	unsigned int n = end - pos;
-	uint64_t v = src[w] >> off;
-
-	if (off + n > 64)
-		v |= src[w + 1] << (64 - off);
-	return v & mask_low(n);
-}
-
-/*
- * ORs a stream of 64-bit chunks into a bitmap from any bit position. Each
- * chunk costs one read-modify-write of one word: the part that spills into
- * the next word is carried until the next chunk or the flush. Bits of the
- * stream past the range must be zero, so that the flush, which writes only
- * a non-zero carry, never touches a word past the range.
- */
-struct or_writer {
-	uint64_t *dst;
-	uint64_t w;
-	unsigned int off;
-	uint64_t carry;
-};
-
-static inline void orw_init(struct or_writer *ow, uint64_t *dst, uint64_t pos)
-{
-	ow->dst = dst;
-	ow->w = pos / 64;
-	ow->off = pos % 64;
-	ow->carry = 0;
-}
-
-static inline void orw_put(struct or_writer *ow, uint64_t v)
-{
-	uint64_t x;
-
-	if (!ow->off) {
-		x = v;
-	} else {
-		x = (v << ow->off) | ow->carry;
-		ow->carry = v >> (64 - ow->off);
-	}
-	if (x)
-		ow->dst[ow->w] |= x;
-	ow->w++;
-}
-
-static inline void orw_flush(struct or_writer *ow)
-{
-	if (ow->carry)
-		ow->dst[ow->w] |= ow->carry;
-	ow->carry = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -382,69 +295,6 @@ const char *vmig_bitmap_impl_name(void)
 /* ------------------------------------------------------------------ */
 /* Ranges                                                             */
 
-void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n)
-{
-	uint64_t w, last;
-	unsigned int lo, hi;
-
-	if (!n)
-		return;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
-	if (w == last) {
-		map[w] |= mask_range(lo, hi);
-		return;
-	}
-	map[w++] |= ~0ULL << lo;
-	if (last > w)
-		memset(map + w, 0xff, (last - w) * sizeof(*map));
-	map[last] |= mask_low(hi);
-}
-
-void vmig_bitmap_clear(uint64_t *map, uint64_t start, uint64_t n)
-{
-	uint64_t w, last;
-	unsigned int lo, hi;
-
-	if (!n)
-		return;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
-	if (w == last) {
-		map[w] &= ~mask_range(lo, hi);
-		return;
-	}
-	map[w++] &= ~(~0ULL << lo);
-	if (last > w)
-		memset(map + w, 0, (last - w) * sizeof(*map));
-	map[last] &= ~mask_low(hi);
-}
-
-bool vmig_bitmap_any(const uint64_t *map, uint64_t start, uint64_t n)
-{
-	uint64_t w, last;
-	unsigned int lo, hi;
-
-	if (!n)
-		return false;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
-	if (w == last)
-		return map[w] & mask_range(lo, hi);
-	if (map[w] & (~0ULL << lo))
-		return true;
-	for (w++; w < last; w++)
-		if (map[w])
-			return true;
-	return map[last] & mask_low(hi);
-}
-
 uint64_t vmig_bitmap_count(const uint64_t *map, uint64_t start, uint64_t n)
 {
 	uint64_t w, last, cnt;
@@ -452,14 +302,11 @@ uint64_t vmig_bitmap_count(const uint64_t *map, uint64_t start, uint64_t n)
 
 	if (!n)
 		return 0;
-	w = start / 64;
-	last = (start + n - 1) / 64;
-	lo = start % 64;
-	hi = (start + n - 1) % 64 + 1;
+	vmig_bm_span(start, n, &w, &last, &lo, &hi);
 	if (w == last)
-		return __builtin_popcountll(map[w] & mask_range(lo, hi));
+		return __builtin_popcountll(map[w] & vmig_bm_mask_range(lo, hi));
 	cnt = __builtin_popcountll(map[w] & (~0ULL << lo));
-	cnt += __builtin_popcountll(map[last] & mask_low(hi));
+	cnt += __builtin_popcountll(map[last] & vmig_bm_mask_low(hi));
 	if (last > w + 1)
 		cnt += impl_get()->count(map + w + 1, last - w - 1);
 	return cnt;
@@ -467,16 +314,6 @@ uint64_t vmig_bitmap_count(const uint64_t *map, uint64_t start, uint64_t n)
 
 /* ------------------------------------------------------------------ */
 /* ORs                                                                */
-
-void vmig_bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits)
-{
-	uint64_t full = nbits / 64, i;
-
-	for (i = 0; i < full; i++)
-		dst[i] |= src[i];
-	if (nbits % 64)
-		dst[full] |= src[full] & mask_low(nbits % 64);
-}
 
 void vmig_bitmap_or_at(uint64_t *dst, uint64_t dst_start,
 		       const uint64_t *src, uint64_t src_start, uint64_t n)
@@ -492,11 +329,11 @@ void vmig_bitmap_or_at(uint64_t *dst, uint64_t dst_start,
 	s = src_start;
 	s_end = src_start + n;
 	if (dw == dlast) {
-		dst[dw] |= read_bits(src, s, s_end) << lo;
+		dst[dw] |= vmig_bm_read_bits(src, s, s_end) << lo;
 		return;
 	}
 	if (lo) {
-		dst[dw++] |= read_bits(src, s, s + 64 - lo) << lo;
+		dst[dw++] |= vmig_bm_read_bits(src, s, s + 64 - lo) << lo;
 		s += 64 - lo;
 	}
 	/*
@@ -514,7 +351,7 @@ void vmig_bitmap_or_at(uint64_t *dst, uint64_t dst_start,
 			dst[dw] |= (src[sw] >> sh) | (src[sw + 1] << (64 - sh));
 	}
 	s = sw * 64 + sh;
-	dst[dlast] |= read_bits(src, s, s_end);
+	dst[dlast] |= vmig_bm_read_bits(src, s, s_end);
 }
 
 #define MERGE_CHUNK 512 /* words: 4 KiB of dst, revisited while in L1 */
@@ -524,7 +361,7 @@ uint64_t vmig_bitmap_merge_count(uint64_t *dst, const uint64_t *const *src,
 {
 	const struct bitmap_impl *im = impl_get();
 	const uint64_t *in[4];
-	uint64_t nw = nwords(nbits), total = 0, i, c, cnt, extra;
+	uint64_t nw = vmig_bm_nwords(nbits), total = 0, i, c, cnt, extra;
 	unsigned int tail = nbits % 64, k;
 	size_t j;
 
@@ -543,12 +380,12 @@ uint64_t vmig_bitmap_merge_count(uint64_t *dst, const uint64_t *const *src,
 		 * read once. Only the last pass's count is the chunk's.
 		 */
 		for (i = 0; i < nw; i += MERGE_CHUNK) {
-			c = min_u64(MERGE_CHUNK, nw - i);
+			c = vmig_bm_min(MERGE_CHUNK, nw - i);
 			for (k = 0; k < 4; k++)
 				in[k] = src[k] + i;
 			cnt = im->or_count(dst + i, in, 4, c);
 			for (j = 4; j < nsrc; j += k) {
-				k = min_u64(3, nsrc - j);
+				k = vmig_bm_min(3, nsrc - j);
 				in[0] = dst + i;
 				in[1] = src[j] + i;
 				in[2] = src[j + (k > 1)] + i;
@@ -559,9 +396,9 @@ uint64_t vmig_bitmap_merge_count(uint64_t *dst, const uint64_t *const *src,
 		}
 	}
 	if (tail) {
-		extra = dst[nw - 1] & ~mask_low(tail);
+		extra = dst[nw - 1] & ~vmig_bm_mask_low(tail);
 		total -= __builtin_popcountll(extra);
-		dst[nw - 1] &= mask_low(tail);
+		dst[nw - 1] &= vmig_bm_mask_low(tail);
 	}
 	return total;
 }
@@ -569,205 +406,12 @@ uint64_t vmig_bitmap_merge_count(uint64_t *dst, const uint64_t *const *src,
 /* ------------------------------------------------------------------ */
 /* Runs                                                               */
 
-bool vmig_bitmap_next_run(const uint64_t *map, uint64_t nbits, uint64_t *pos,
-			  uint64_t *start, uint64_t *len)
-{
-	uint64_t p = *pos, nw = nwords(nbits), w, x, first, end;
-
-	if (p >= nbits)
-		return false;
-	w = p / 64;
-	x = map[w] & (~0ULL << (p % 64));
-	while (!x) {
-		if (++w >= nw)
-			return false;
-		x = map[w];
-	}
-	first = w * 64 + __builtin_ctzll(x);
-	if (first >= nbits)
-		return false;
-	/* The run ends at the first clear bit after its start. */
-	x = ~map[w] & (~0ULL << (first % 64));
-	while (!x) {
-		if (++w >= nw)
-			break;
-		x = ~map[w];
-	}
-	end = w < nw ? min_u64(w * 64 + __builtin_ctzll(x), nbits) : nbits;
-	*start = first;
-	*len = end - first;
-	*pos = end;
-	return true;
-}
-
 /* ------------------------------------------------------------------ */
 /* Granularity conversion                                             */
 
 /* The low gs bits of every ds-bit block of a word; ds is a power of two. */
-static uint64_t block_mask(unsigned int gs, unsigned int ds)
-{
-	uint64_t every = ds >= 64 ? 1 : ~0ULL / mask_low(ds);
-
-	return every * mask_low(gs);
-}
-
-/*
- * For a ratio r = 2^lg < 64: the masks that gather the bits r apart into
- * the low 64 / r bits (compress) and spread them back (expand), in the
- * log2(64 / r) steps of the classic bit-permutation network.
- */
-struct ratio_masks {
-	unsigned int lg;
-	unsigned int nsteps;
-	uint64_t keep;     /* bits at multiples of r */
-	uint64_t step[6];  /* after gathering step i: groups of 2^(i+1) */
-};
-
-static void ratio_masks_init(struct ratio_masks *m, unsigned int lg)
-{
-	unsigned int r = 1U << lg, g = 1, d = r, i = 0;
-
-	m->lg = lg;
-	m->keep = block_mask(1, r);
-	while (d < 64) {
-		m->step[i++] = block_mask(2 * g, 2 * d);
-		g *= 2;
-		d *= 2;
-	}
-	m->nsteps = i;
-}
-
 /* The 64 / r bits that say "any of each r-bit group", packed low. */
-static inline uint64_t compress_any(const struct ratio_masks *m, uint64_t x)
-{
-	unsigned int r = 1U << m->lg, s, g = 1, d = r, i;
-
-	for (s = 1; s < r; s <<= 1)
-		x |= x >> s;
-	x &= m->keep;
-	for (i = 0; i < m->nsteps; i++) {
-		x = (x | (x >> (d - g))) & m->step[i];
-		g *= 2;
-		d *= 2;
-	}
-	return x;
-}
-
 /* The inverse: each of the low 64 / r bits fills an r-bit group. */
-static inline uint64_t expand_fill(const struct ratio_masks *m, uint64_t x)
-{
-	unsigned int r = 1U << m->lg, g = 64 >> m->lg, d = 64, i;
-
-	for (i = m->nsteps; i-- > 0;) {
-		/* Undo gathering step i: groups of g at d apart. */
-		x = (x | (x << (d / 2 - g / 2)));
-		x &= i ? m->step[i - 1] : m->keep;
-		g /= 2;
-		d /= 2;
-	}
-	/* Groups are disjoint, so the product has no carries. */
-	return x * mask_low(r);
-}
-
-/*
- * Finer to coarser: n destination bits from bit d, each the OR of 2^lg
- * source bits from bit s.
- */
-static void convert_finer(uint64_t *dst, uint64_t d, const uint64_t *src,
-			  uint64_t s, uint64_t n, unsigned int lg)
-{
-	struct ratio_masks m;
-	struct or_writer ow;
-	uint64_t s_end, k, j, v, x, pos, r, per, cnt;
-
-	orw_init(&ow, dst, d);
-	if (lg >= 6) {
-		/* Each destination bit covers whole words' worth of bits. */
-		r = 1ULL << lg;
-		for (k = 0; k < n; k += 64) {
-			cnt = min_u64(64, n - k);
-			v = 0;
-			for (j = 0; j < cnt; j++)
-				if (vmig_bitmap_any(src, s + ((k + j) << lg),
-						    r))
-					v |= 1ULL << j;
-			orw_put(&ow, v);
-		}
-		orw_flush(&ow);
-		return;
-	}
-	ratio_masks_init(&m, lg);
-	r = 1ULL << lg;
-	per = 64 >> lg;
-	s_end = s + (n << lg);
-	/* Each destination word takes r source words' worth of bits. */
-	for (k = 0; k < n; k += 64) {
-		v = 0;
-		for (j = 0; j < r; j++) {
-			pos = s + (k << lg) + j * 64;
-			if (pos >= s_end)
-				break;
-			x = read_bits(src, pos, min_u64(pos + 64, s_end));
-			if (x)
-				v |= compress_any(&m, x) << (j * per);
-		}
-		orw_put(&ow, v);
-	}
-	orw_flush(&ow);
-}
-
-/*
- * Coarser to finer: n source bits from bit s, each filling 2^lg
- * destination bits from bit d.
- */
-static void convert_coarser(uint64_t *dst, uint64_t d, const uint64_t *src,
-			    uint64_t s, uint64_t n, unsigned int lg)
-{
-	struct ratio_masks m;
-	struct or_writer ow;
-	uint64_t pos, start, len, k, sp, x, per, ndst;
-
-	if (lg >= 6) {
-		/* Every run fills whole words' worth of bits. */
-		pos = s;
-		while (vmig_bitmap_next_run(src, s + n, &pos, &start, &len))
-			vmig_bitmap_set(dst, d + ((start - s) << lg),
-					len << lg);
-		return;
-	}
-	ratio_masks_init(&m, lg);
-	per = 64 >> lg;
-	ndst = n << lg;
-	orw_init(&ow, dst, d);
-	/* Each destination word takes 64 / r source bits. */
-	for (k = 0; k < ndst; k += 64) {
-		sp = s + (k >> lg);
-		x = read_bits(src, sp, min_u64(sp + per, s + n));
-		orw_put(&ow, x ? expand_fill(&m, x) : 0);
-	}
-	orw_flush(&ow);
-}
-
-int vmig_bitmap_convert(uint64_t *dst, uint64_t dst_pgsize,
-			const uint64_t *src, uint64_t src_pgsize,
-			uint64_t length)
-{
-	unsigned int lgd, lgs;
-
-	if (!is_pow2(dst_pgsize) || !is_pow2(src_pgsize) ||
-	    length % dst_pgsize || length % src_pgsize)
-		return -EINVAL;
-	lgd = __builtin_ctzll(dst_pgsize);
-	lgs = __builtin_ctzll(src_pgsize);
-	if (lgs == lgd)
-		vmig_bitmap_or(dst, src, length >> lgs);
-	else if (lgs < lgd)
-		convert_finer(dst, 0, src, 0, length >> lgd, lgd - lgs);
-	else
-		convert_coarser(dst, 0, src, 0, length >> lgs, lgs - lgd);
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Bitmaps indexed by address                                         */
 
@@ -778,13 +422,13 @@ int vmig_dbitmap_init(struct vmig_dbitmap *b, uint64_t base, uint64_t length,
 	uint64_t *words = NULL;
 
 	memset(b, 0, sizeof(*b));
-	if (!is_pow2(pgsize) || base % pgsize || length % pgsize)
+	if (!vmig_bm_is_pow2(pgsize) || base % pgsize || length % pgsize)
 		return -EINVAL;
 	/* The range may end at 2^64, not past it. */
 	if (length && length - 1 > UINT64_MAX - base)
 		return -EINVAL;
 	nbits = length >> __builtin_ctzll(pgsize);
-	nw = nwords(nbits);
+	nw = vmig_bm_nwords(nbits);
 	if (nw > SIZE_MAX / sizeof(*words))
 		return -ENOMEM;
 	if (nw) {
@@ -820,7 +464,7 @@ static bool dbm_clip(const struct vmig_dbitmap *b, uint64_t addr,
 	last = len - 1 > UINT64_MAX - addr ? UINT64_MAX : addr + (len - 1);
 	blast = b->base + ((b->nbits << __builtin_ctzll(b->pgsize)) - 1);
 	*lo = max_u64(addr, b->base);
-	*hi = min_u64(last, blast);
+	*hi = vmig_bm_min(last, blast);
 	return *lo <= *hi;
 }
 
@@ -901,7 +545,7 @@ static void dbm_or_finer(struct vmig_dbitmap *b, uint64_t lo, uint64_t hi,
 		p_end--;
 	}
 	if (p0 < p_end)
-		convert_finer(b->words, p0, src, s0, p_end - p0, lgd - lgs);
+		vmig_bm_convert_finer(b->words, p0, src, s0, p_end - p0, lgd - lgs);
 }
 
 /*
@@ -943,7 +587,7 @@ static void dbm_or_coarser(struct vmig_dbitmap *b, uint64_t lo, uint64_t hi,
 		g_end--;
 	}
 	if (g0 < g_end)
-		convert_coarser(b->words, p0, src, g0, g_end - g0, lgs - lgd);
+		vmig_bm_convert_coarser(b->words, p0, src, g0, g_end - g0, lgs - lgd);
 }
 
 int vmig_dbitmap_or_bitmap(struct vmig_dbitmap *b, uint64_t src_base,
@@ -953,7 +597,7 @@ int vmig_dbitmap_or_bitmap(struct vmig_dbitmap *b, uint64_t src_base,
 	unsigned int lgd, lgs;
 	uint64_t lo, hi;
 
-	if (!is_pow2(src_pgsize) || src_base % src_pgsize ||
+	if (!vmig_bm_is_pow2(src_pgsize) || src_base % src_pgsize ||
 	    src_len % src_pgsize)
 		return -EINVAL;
 	if (src_len && src_len - 1 > UINT64_MAX - src_base)

@@ -14,38 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Words needed for nbits bits. */
-static inline uint64_t vmig_bitmap_words(uint64_t nbits)
-{
-	return (nbits + 63) / 64;
-}
-
-/* Bytes needed for nbits bits, in whole words. */
-static inline uint64_t vmig_bitmap_bytes(uint64_t nbits)
-{
-	return vmig_bitmap_words(nbits) * 8;
-}
-
-/* Sets bits [start, start + n). */
-void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n);
-
-/* Clears bits [start, start + n). */
-void vmig_bitmap_clear(uint64_t *map, uint64_t start, uint64_t n);
-
-/* Tests one bit. */
-static inline bool vmig_bitmap_test(const uint64_t *map, uint64_t bit)
-{
-	return (map[bit / 64] >> (bit % 64)) & 1;
-}
-
-/* True if any bit of [start, start + n) is set. */
-bool vmig_bitmap_any(const uint64_t *map, uint64_t start, uint64_t n);
+#include <vmig/bitmap.h>
 
 /* Number of set bits in [start, start + n). */
 uint64_t vmig_bitmap_count(const uint64_t *map, uint64_t start, uint64_t n);
-
-/* dst |= src over the first nbits bits (bits past nbits are untouched). */
-void vmig_bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits);
 
 /*
  * ORs n bits of src starting at bit src_start into dst starting at bit
@@ -73,30 +45,6 @@ int vmig_bitmap_select_impl(const char *name);
 
 /* The name of the variant in use. */
 const char *vmig_bitmap_impl_name(void);
-
-/*
- * Finds the next run of set bits at or after *pos and below nbits. On
- * success stores the run in *start and *len, moves *pos past the run and
- * returns true; returns false when there is none.
- */
-bool vmig_bitmap_next_run(const uint64_t *map, uint64_t nbits, uint64_t *pos,
-			  uint64_t *start, uint64_t *len);
-
-/*
- * Converts a bitmap of src_pgsize granules into one of dst_pgsize pages
- * covering the same `length` bytes from the same base address; both page
- * sizes are powers of two and length is a multiple of both. ORs into dst
- * (callers zero it first for a plain conversion):
- *   finer source (src_pgsize < dst_pgsize): a page is dirty if any of its
- *     granules is;
- *   coarser source: every page of a dirty granule is dirty;
- *   equal: a plain OR.
- * Returns 0, or -EINVAL when a size is not a power of two or length is not
- * a multiple of both.
- */
-int vmig_bitmap_convert(uint64_t *dst, uint64_t dst_pgsize,
-			const uint64_t *src, uint64_t src_pgsize,
-			uint64_t length);
 
 /*
  * A bitmap indexed by address: bit n covers

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "devstate.h"
-#include "kuapi.h"
+#include <vmig/linux-uapi.h>
 
 struct vmig_devstate {
 	const struct vmig_host *host;

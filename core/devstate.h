@@ -5,7 +5,7 @@
  * One struct vmig_devstate per passthrough device, opened from its VFIO
  * device fd. Every kernel call goes through the host table given at open
  * (the real system calls or ksim). States are the kernel's enum
- * vfio_device_mig_state (VK_VFIO_STATE_* in core/kuapi.h).
+ * vfio_device_mig_state (VK_VFIO_STATE_* in <vmig/linux-uapi.h>).
  *
  * How the engine uses it (devs is the array of every migrating device;
  * the same array goes to each group call):

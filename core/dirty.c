@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ioas.h"
+#include "source.h"
 
 #define PAGE_SHIFT_4K 12
 
@@ -187,8 +189,6 @@ static bool space_needs_all(const vmig_session *s, uint32_t io)
 static int source_read(vmig_session *s, struct vmig_source_rec *src,
 		       uint32_t io, uint64_t iova, uint64_t length)
 {
-	int (*read)(void *, const struct vmig_read *, uint64_t *) =
-		VMIG_SOURCE_OP(src, read);
 	struct vmig_read rq = {
 		.size = sizeof(rq),
 		.iommu_id = io,
@@ -199,7 +199,7 @@ static int source_read(vmig_session *s, struct vmig_source_rec *src,
 	uint64_t npages = length / VMIG_PAGE_SIZE;
 	int ret;
 
-	if (!read) {
+	if (!vmig_src_reads(src)) {
 		/* A source that cannot read says nothing: all dirty. */
 		vmig_dirty_mark_iova(s, io, iova, length);
 		return 0;
@@ -211,7 +211,7 @@ static int source_read(vmig_session *s, struct vmig_source_rec *src,
 	}
 	memset(s->scratch, 0, vmig_bitmap_bytes(npages));
 	src->reads++;
-	ret = read(src->inst, &rq, s->scratch);
+	ret = vmig_src_read(src, &rq, s->scratch);
 	if (ret < 0) {
 		src->read_errors++;
 		vmig_dirty_mark_iova(s, io, iova, length);
@@ -242,7 +242,7 @@ static int source_read_space(vmig_session *s, struct vmig_source_rec *src,
 			     uint32_t io)
 {
 	const struct vmig_iommu_rec *rec = s->iommus[io];
-	bool runs = rec->desc.kind == VMIG_IOMMU_IOMMUFD;
+	bool runs = rec->be->read_runs;
 	size_t i, j;
 	int ret;
 
@@ -384,8 +384,6 @@ static void sync_gpa(vmig_session *s)
 
 	for (i = 0; i < s->nr_sources; i++) {
 		struct vmig_source_rec *src = &s->sources[i];
-		int (*read)(void *, const struct vmig_read *, uint64_t *) =
-			VMIG_SOURCE_OP(src, read);
 
 		if (!src->gpa || !src->started || src->failed)
 			continue;
@@ -399,13 +397,12 @@ static void sync_gpa(vmig_session *s)
 				.page_size = VMIG_PAGE_SIZE,
 			};
 
-			ret = read ? vmig_scratch_reserve(s, reg->npages)
-				   : -ENOTSUP;
+			ret = vmig_scratch_reserve(s, reg->npages);
 			if (ret == 0) {
 				memset(s->scratch, 0,
 				       vmig_bitmap_bytes(reg->npages));
 				src->reads++;
-				ret = read(src->inst, &rq, s->scratch);
+				ret = vmig_src_read(src, &rq, s->scratch);
 			}
 			if (ret < 0) {
 				src->read_errors++;
@@ -459,6 +456,7 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 	vmig_dirty_mark_all(s);
 	/* Counted from here: the start's marks are no source's report. */
 	account_init(s);
+	vmig_observe_tracking_started(s);
 	return 0;
 }
 
@@ -477,11 +475,14 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 {
 	uint32_t io;
 	size_t i;
+	int64_t n;
 
 	if (!s)
 		return -EINVAL;
 	if (!s->tracking)
 		return vmig_fail(s, -EINVAL, "sync: tracking not started");
+	/* The observer (observer.c) sees every sync. */
+	vmig_observe_sync_before(s);
 	for (io = 0; io < s->nr_iommus; io++) {
 		/*
 		 * Sources may fail and hand devices over during the loop;
@@ -504,7 +505,56 @@ VMIG_API int64_t vmig_dirty_sync(vmig_session *s)
 			vmig_dirty_mark_space(s, io);
 	}
 	sync_gpa(s);
-	return (int64_t)vmig_dirty_count(s);
+	n = (int64_t)vmig_dirty_count(s);
+	vmig_observe_sync_after(s, n);
+	return n;
+}
+
+/*
+ * One step of an unmap's harvest from every source that covers io: before
+ * the kernel unmap (after false) or after it. Returns whether a source
+ * unmapped the range itself (VMIG_UNMAP_DONE).
+ */
+static bool harvest_step(vmig_session *s, const struct vmig_read *rq,
+			 bool after)
+{
+	uint64_t npages = rq->length / VMIG_PAGE_SIZE;
+	bool unmapped = false;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < s->nr_sources; i++) {
+		struct vmig_source_rec *src = &s->sources[i];
+		uint32_t flags = 0;
+
+		if (!src->started || src->failed ||
+		    !source_covers(s, (int)i, rq->iommu_id))
+			continue;
+		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
+		s->acct_who = (int)i;
+		ret = after ? vmig_src_unmap_complete(src, rq, s->scratch)
+			    : vmig_src_unmap_prepare(src, rq, s->scratch,
+						     &flags);
+		if (ret < 0) {
+			/*
+			 * The source saw nothing: marking the whole range is
+			 * vmig's own caution, counted as vmig's.
+			 */
+			s->acct_who = VMIG_ACCT_VMIG;
+			vmig_dirty_mark_iova(s, rq->iommu_id, rq->iova,
+					     rq->length);
+			vmig_source_fail(s, src, ret,
+					 after ? "harvest after unmap"
+					       : "harvest before unmap");
+			continue;
+		}
+		vmig_dirty_or_iova(s, rq->iommu_id, rq->iova, rq->length,
+				   s->scratch);
+		s->acct_who = VMIG_ACCT_VMIG;
+		if (flags & VMIG_UNMAP_DONE)
+			unmapped = true;
+	}
+	return unmapped;
 }
 
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
@@ -517,48 +567,13 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		.length = length,
 		.page_size = VMIG_PAGE_SIZE,
 	};
-	uint64_t npages = length / VMIG_PAGE_SIZE;
-	bool unmapped = false;
-	size_t i;
+	bool unmapped;
 	int ret;
 
-	ret = vmig_scratch_reserve(s, npages);
+	ret = vmig_scratch_reserve(s, length / VMIG_PAGE_SIZE);
 	if (ret < 0)
 		return ret;
-	for (i = 0; i < s->nr_sources; i++) {
-		struct vmig_source_rec *src = &s->sources[i];
-		int (*prepare)(void *, const struct vmig_read *, uint64_t *,
-			       uint32_t *) = VMIG_SOURCE_OP(src, unmap_prepare);
-		uint32_t flags = 0;
-
-		if (!src->started || src->failed ||
-		    !source_covers(s, (int)i, io))
-			continue;
-		s->acct_who = (int)i;
-		if (!prepare) {
-			ret = source_read(s, src, io, iova, length);
-			s->acct_who = VMIG_ACCT_VMIG;
-			if (ret < 0)
-				vmig_source_fail(s, src, ret, "read");
-			continue;
-		}
-		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
-		ret = prepare(src->inst, &rq, s->scratch, &flags);
-		if (ret < 0) {
-			/*
-			 * The source saw nothing: marking the whole range is
-			 * vmig's own caution, counted as vmig's.
-			 */
-			s->acct_who = VMIG_ACCT_VMIG;
-			vmig_dirty_mark_iova(s, io, iova, length);
-			vmig_source_fail(s, src, ret, "harvest before unmap");
-			continue;
-		}
-		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
-		s->acct_who = VMIG_ACCT_VMIG;
-		if (flags & VMIG_UNMAP_DONE)
-			unmapped = true;
-	}
+	unmapped = harvest_step(s, &rq, false);
 	if (space_needs_all(s, io))
 		vmig_dirty_mark_iova(s, io, iova, length);
 	if (!unmapped) {
@@ -566,31 +581,7 @@ int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 		if (ret < 0)
 			return ret;
 	}
-	for (i = 0; i < s->nr_sources; i++) {
-		struct vmig_source_rec *src = &s->sources[i];
-		int (*complete)(void *, const struct vmig_read *,
-				uint64_t *) = VMIG_SOURCE_OP(src,
-							    unmap_complete);
-
-		if (!src->started || src->failed || !complete ||
-		    !source_covers(s, (int)i, io))
-			continue;
-		memset(s->scratch, 0, vmig_bitmap_bytes(npages));
-		s->acct_who = (int)i;
-		ret = complete(src->inst, &rq, s->scratch);
-		if (ret < 0) {
-			/*
-			 * The source saw nothing: marking the whole range is
-			 * vmig's own caution, counted as vmig's.
-			 */
-			s->acct_who = VMIG_ACCT_VMIG;
-			vmig_dirty_mark_iova(s, io, iova, length);
-			vmig_source_fail(s, src, ret, "harvest after unmap");
-			continue;
-		}
-		vmig_dirty_or_iova(s, io, iova, length, s->scratch);
-		s->acct_who = VMIG_ACCT_VMIG;
-	}
+	(void)harvest_step(s, &rq, true);
 	return 0;
 }
 

@@ -138,8 +138,6 @@ void vmig_engine_free(vmig_session *s)
 		uv_loop_close(&e->loop);
 	}
 	vmig_engine_release_devices(e, false);
-	free(e->config_text);
-	free(e->config_base);
 	free(e->transport);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->called);
@@ -178,18 +176,17 @@ struct vmig_call {
 };
 
 /*
- * Runs a call of the VMM. Under the simulator's ground truth, the writes
- * it covered by marking pages dirty are then settled (vmig_truth_settle):
- * the engine may send those pages before the next sync sees them.
+ * Runs a call of the VMM, then tells the observer: a ground truth settles
+ * the writes the call covered by marking pages dirty, which the engine
+ * may send before the next sync sees them.
  */
 static int call_settled(vmig_session *s,
 			int (*fn)(vmig_session *s, void *arg), void *arg)
 {
-	struct vmig_engine *e = s->engine;
 	int ret = fn(s, arg);
 
-	if (s->tracking && e && e->truth)
-		vmig_truth_settle(e->truth);
+	if (s->tracking)
+		vmig_observe_vmm_call(s);
 	return ret;
 }
 
@@ -306,48 +303,6 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s)
 	return &arr[st->nr_iters++];
 }
 
-int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg)
-{
-	struct vmig_engine *e = vmig_engine_get(s);
-	struct vmig_policies p = { .size = sizeof(p) };
-
-	if (!e)
-		return -ENOMEM;
-	p.hotplug = (uint32_t)cfg->policies.hotplug;
-	p.downtime_limit_ms = cfg->policies.downtime_limit_ms;
-	p.bandwidth_limit = cfg->policies.bandwidth_limit;
-	p.max_iterations = cfg->policies.max_iterations;
-	p.timeout_strategy = (uint32_t)cfg->policies.timeout_strategy;
-	p.timeout_ms = cfg->policies.timeout_ms;
-	p.switchover_timeout_ms = cfg->policies.switchover_timeout_ms;
-	p.tracking = cfg->policies.tracking == VMIG_TRACKING_ALL_OR_NOTHING
-			     ? VMIG_TRACKING_POLICY_ALL_OR_NOTHING
-			     : VMIG_TRACKING_POLICY_MIXED;
-	if (vmig_set_policies(s, &p) < 0)
-		return vmig_fail(s, VMIG_ECONFIG, "policies: %s",
-				 vmig_errmsg(s));
-	e->local = cfg->local;
-	if (cfg->transport) {
-		e->transport = strdup(cfg->transport);
-		if (!e->transport)
-			return -ENOMEM;
-	}
-	if (cfg->text) {
-		e->config_text = malloc(cfg->text_len + 1);
-		if (!e->config_text)
-			return -ENOMEM;
-		memcpy(e->config_text, cfg->text, cfg->text_len);
-		e->config_text[cfg->text_len] = '\0';
-		e->config_len = cfg->text_len;
-	}
-	if (cfg->base_dir) {
-		e->config_base = strdup(cfg->base_dir);
-		if (!e->config_base)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Public calls                                                        */
 
@@ -427,7 +382,7 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	    p->switchover_timeout_ms)
 		n.switchover_timeout_ms = p->switchover_timeout_ms;
 	e->pol = n;
-	s->hotplug = (enum vmig_cfg_hotplug)p->hotplug;
+	s->hotplug = p->hotplug;
 	s->all_or_nothing =
 		n.tracking == VMIG_TRACKING_POLICY_ALL_OR_NOTHING;
 	return 0;

@@ -10,9 +10,8 @@
  * bandwidth limit), writer.c (its writes) and reply.c (the checks of
  * the destination's replies); dest.c the destination and its
  * frame-checking state machine; section.h what travels (guest RAM,
- * device state); digest.c the memory digest; truth.c the simulator's
- * ground truth; run.c the runs a configuration describes. The wire
- * format is proto.h's.
+ * device state); digest.c the memory digest. The wire format is
+ * proto.h's.
  */
 #ifndef VMIG_CORE_ENGINE_H
 #define VMIG_CORE_ENGINE_H
@@ -33,7 +32,6 @@
 
 struct vmig_conn;
 struct vmig_listener;
-struct vmig_truth;
 struct vmig_src;
 struct vmig_dst;
 struct vmig_call;
@@ -127,26 +125,15 @@ struct vmig_engine {
 	struct vmig_listener *listener;
 	char bound[160];
 
-	/* What the configuration said (vmig_run). */
-	char *config_text;
-	size_t config_len;
-	char *config_base;
-	char *transport;
-	bool local;
-
-	/* vmig_run: the simulator's ground truth while a migration runs. */
-	struct vmig_truth *truth;
 	/*
-	 * Called on the loop before every pre-copy sync of a migration and
-	 * after it (after: true), NULL: nothing. A simulated guest uses it
-	 * to take a fixed number of steps between two syncs (waiting before
-	 * one until it took them, allowed the next ones only after it), so
-	 * that what its devices write in an interval does not depend on the
-	 * machine's speed.
+	 * The address vmig_listen(s, NULL) binds: a configuration's
+	 * transport (set by the layer that set the session up; freed here).
 	 */
-	void (*sync_hook)(void *opaque, bool after);
-	void *sync_opaque;
-	/* vmig_run in local mode: the destination, kept for the report. */
+	char *transport;
+	/*
+	 * A local run's destination, kept for the report (whoever ran it
+	 * sets it; freed with the engine).
+	 */
 	vmig_session *local_dst;
 
 	struct vmig_mig_stats st;
@@ -170,7 +157,7 @@ struct vmig_engine {
 	uint64_t held_stop_us;
 	/*
 	 * Unresolved: the callbacks that stopped the guest are gone (the
-	 * simulated guest of vmig_run ended), so nothing can resume it.
+	 * simulated guest of a tool run ended), so nothing can resume it.
 	 */
 	bool vmm_gone;
 	/*
@@ -248,12 +235,6 @@ bool vmig_engine_holds_device(vmig_session *s, uint32_t id);
 
 /* Resets the figures of the last migration. */
 void vmig_engine_stats_reset(struct vmig_engine *e);
-
-/*
- * Takes what the engine needs from a configuration: its text (to build a
- * local destination), transport, role and policies.
- */
-int vmig_engine_configure(vmig_session *s, const struct vmig_config *cfg);
 
 /* Microseconds of CLOCK_MONOTONIC. */
 uint64_t vmig_now_us(void);
@@ -489,36 +470,6 @@ int vmig_rx_feed(struct vmig_rx *rx, size_t n);
 
 /* The state's name as messages give it ("receiving"). */
 const char *vmig_rx_state_name(enum vmig_rx_state st);
-
-/* truth.c */
-
-/* Ground truth of a simulated kernel for a session; NULL without one. */
-int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out);
-void vmig_truth_free(struct vmig_truth *t);
-
-/*
- * Forgets every write so far (what tracking's start covers): call right
- * after tracking starts. Every later write is checked, from the first
- * pass on.
- */
-void vmig_truth_reset(struct vmig_truth *t);
-
-/* Collects the writes made since the last call: call before a sync. */
-void vmig_truth_drain(struct vmig_truth *t);
-
-/*
- * After a sync: compares the writes collected with what this sync (and,
- * with concurrent writers, the sync before it) reported, into it's
- * pages_written, pages_reported, pages_missed and writes.
- */
-void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it);
-
-/*
- * After a call of the VMM that may have marked pages dirty between two
- * syncs (vmig_engine_call): what was written so far to pages dirty now
- * counts as reported (the engine sends them after this point).
- */
-void vmig_truth_settle(struct vmig_truth *t);
 
 /* precopy.c, dest.c: one migration on a loop. */
 

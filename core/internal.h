@@ -6,8 +6,8 @@
  * dirty-source instances that track them. session.c owns the records and
  * the public calls that edit them; arbiter.c decides which source tracks
  * which device; dirty.c moves dirty bits from sources into the regions'
- * bitmaps; setup.c applies a configuration; run.c and report.c run and
- * describe a tracking run.
+ * bitmaps; observer.c calls the session's observer; report.c describes
+ * the last run.
  */
 #ifndef VMIG_CORE_INTERNAL_H
 #define VMIG_CORE_INTERNAL_H
@@ -19,20 +19,9 @@
 #include <vmig/vmig.h>
 
 #include "bitmap.h"
-#include "config.h"
 #include "loader.h"
 
-struct ksim;
-
-/*
- * A source's operation, or NULL when the plugin lacks it (NULL in its
- * table, or a table from an older ABI minor that ends before it).
- */
-#define VMIG_SOURCE_OP(src, op)                                        \
-	((src)->desc->ops->size >= offsetof(struct vmig_source_ops, op) + \
-				   sizeof(void *)                        \
-		 ? (src)->desc->ops->op                                  \
-		 : NULL)
+struct vmig_ioas_backend;
 
 /* A device tracked by nothing: its ranges are dirty on every sync. */
 #define VMIG_SOURCE_FALLBACK (-1)
@@ -41,12 +30,6 @@ struct ksim;
 
 /* The name the report gives the built-in fallback. */
 #define VMIG_FALLBACK_NAME "all-dirty"
-
-/*
- * The address-space id vCPU sources (VMIG_IOMMU_GPA) are read with: their
- * "IOVA" is the guest-physical address, read region by region.
- */
-#define VMIG_GPA_SPACE UINT32_MAX
 
 struct vmig_region_rec {
 	char *name;
@@ -70,6 +53,7 @@ struct vmig_mapping_rec {
 
 struct vmig_iommu_rec {
 	struct vmig_iommu_desc desc;
+	const struct vmig_ioas_backend *be; /* its kind's (ioas.h) */
 	char *name;
 	struct vmig_mapping_rec *maps; /* sorted by iova, disjoint */
 	size_t nr_maps;
@@ -173,7 +157,7 @@ struct vmig_iter_stats {
 
 struct vmig_run_stats {
 	bool valid;
-	bool truth; /* the kernel was simulated: the written figures are real */
+	bool truth; /* an observer gave the ground truth: written figures real */
 	bool migration; /* a migration's iterations, not a tracking run's */
 	struct vmig_iter_stats *iters;
 	size_t nr_iters;
@@ -193,7 +177,8 @@ struct vmig_session {
 
 	/* Kernel operations (real, simulated or the caller's) and kctx. */
 	struct vmig_host kernel;
-	struct ksim *ksim; /* a simulated kernel the session owns */
+	/* How the report names the kernel; NULL: from its operations. */
+	const char *kernel_name;
 
 	struct vmig_pluginset *plugins;
 	char **preference;
@@ -209,13 +194,16 @@ struct vmig_session {
 	struct vmig_source_rec *sources; /* one per plugin, once tracking starts */
 	size_t nr_sources;
 
-	bool configured;
 	bool tracking;
-	enum vmig_cfg_hotplug hotplug;
+	uint32_t hotplug;    /* enum vmig_hotplug_policy */
 	bool all_or_nothing; /* one source per address space, or none */
-	uint32_t run_iterations;
-	bool run_track_only; /* vmig_run: a tracking run, no migration */
-	char *report_path;
+	/*
+	 * What the layer that set the session up (the tool: a
+	 * configuration, a simulated kernel) keeps with it, freed by
+	 * attached_free when the session is, after every fd is closed.
+	 */
+	void *attached;
+	void (*attached_free)(void *attached);
 
 	/* Scratch bitmap for reads, grown to the largest mapping. */
 	uint64_t *scratch;
@@ -235,6 +223,19 @@ struct vmig_session {
 	uint64_t vmig_unwritten;
 
 	struct vmig_run_stats stats;
+	/* vmig_set_observer (observer.c); observer.size 0: none. */
+	struct vmig_observer observer;
+	void *observer_opaque;
+	/* The figures of the last observed sync (observer.c). */
+	struct vmig_iter_stats synced;
+	/*
+	 * Observed tracking outside a migration is recorded in stats as a
+	 * tracking run (observer.c): since when, and since when the sync
+	 * under way.
+	 */
+	bool track_recording;
+	uint64_t track_start_us;
+	uint64_t sync_start_us;
 	/* The migration engine (engine.h), created on first use. */
 	struct vmig_engine *engine;
 	char errmsg[1024];
@@ -291,6 +292,12 @@ int vmig_arbiter_assign(vmig_session *s, struct vmig_device_rec *dev);
 
 /* Detaches dev from its source (its last bits were harvested). */
 void vmig_arbiter_release(vmig_session *s, struct vmig_device_rec *dev);
+/*
+ * Tells every source that dev has left the session (after its release):
+ * a source that based a precision on it may become finer again.
+ */
+void vmig_arbiter_device_gone(vmig_session *s,
+			      const struct vmig_device_rec *dev);
 
 /* Starts every source that has devices; a source that fails to start
  * hands its devices to the next candidates. */
@@ -364,6 +371,34 @@ void vmig_dirty_account_free(vmig_session *s);
 
 /* Total dirty pages in the regions' bitmaps. */
 uint64_t vmig_dirty_count(const vmig_session *s);
+
+/* observer.c: the session's observer (vmig_set_observer) */
+
+/* Tracking started (vmig_tracking_start). */
+void vmig_observe_tracking_started(vmig_session *s);
+
+/* Before a sync: the observer's callback. */
+void vmig_observe_sync_before(vmig_session *s);
+
+/*
+ * After a sync that found n dirty pages (n < 0: it failed): the
+ * observer's callback, then what each source reported is counted,
+ * judged by the observer's truth, into s->synced; outside a migration,
+ * recorded as an iteration of a tracking run.
+ */
+void vmig_observe_sync_after(vmig_session *s, int64_t n);
+
+/* A call of the VMM ran between two syncs. */
+void vmig_observe_vmm_call(vmig_session *s);
+
+/* True when the observer's figures are the ground truth. */
+bool vmig_observer_judges(const vmig_session *s);
+
+/*
+ * After a successful sync: adds its figures to it (what the observed
+ * sync counted; without an observer, what the sources reported).
+ */
+void vmig_sync_figures(vmig_session *s, struct vmig_iter_stats *it);
 
 /* session.c: kernel-side mapping of a range (MAP_DMA / IOAS_MAP). */
 int vmig_kernel_map(vmig_session *s, const struct vmig_iommu_rec *io,

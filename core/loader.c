@@ -61,6 +61,7 @@ struct set_plugin {
 	const struct vmig_plugin *desc;
 	struct loaded_file *file;
 	char *path; /* as this set reached the file */
+	void *user; /* a registered one's user pointer */
 };
 
 struct vmig_pluginset {
@@ -665,6 +666,7 @@ static int set_append(struct vmig_pluginset *set,
 	sp->desc = desc;
 	sp->file = file;
 	sp->path = NULL;
+	sp->user = NULL;
 	if (path) {
 		sp->path = strdup(path);
 		if (!sp->path)
@@ -785,6 +787,18 @@ int vmig_pluginset_register(struct vmig_pluginset *set,
 	if (ret < 0)
 		set_err(err, errlen, REGISTERED_ORIGIN ": out of memory");
 	return ret;
+}
+
+void vmig_pluginset_set_user(struct vmig_pluginset *set, size_t i,
+			     void *user)
+{
+	if (set && i < set->nr_plugins && !set->plugins[i].file)
+		set->plugins[i].user = user;
+}
+
+void *vmig_pluginset_user(const struct vmig_pluginset *set, size_t i)
+{
+	return set && i < set->nr_plugins ? set->plugins[i].user : NULL;
 }
 
 size_t vmig_pluginset_count(const struct vmig_pluginset *set)

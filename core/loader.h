@@ -74,6 +74,14 @@ int vmig_pluginset_register(struct vmig_pluginset *set,
 			    const struct vmig_plugin *desc, char *err,
 			    size_t errlen);
 
+/*
+ * The user pointer of registered plugin i (vmig_plugin_register_user),
+ * given to its instances in their host table; NULL for a file's.
+ */
+void vmig_pluginset_set_user(struct vmig_pluginset *set, size_t i,
+			     void *user);
+void *vmig_pluginset_user(const struct vmig_pluginset *set, size_t i);
+
 /* Number of plugins in the set. */
 size_t vmig_pluginset_count(const struct vmig_pluginset *set);
 

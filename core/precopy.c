@@ -481,22 +481,13 @@ static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 	src_pump(src);
 }
 
-/* Syncs every source (after draining the simulator's truth). */
+/* Syncs every source (the session's observer sees it). */
 static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 {
-	int64_t n;
+	int64_t n = vmig_dirty_sync(src->s);
 
-	if (src->e->sync_hook)
-		src->e->sync_hook(src->e->sync_opaque, false);
-	if (src->e->truth)
-		vmig_truth_drain(src->e->truth);
-	n = vmig_dirty_sync(src->s);
-	if (n >= 0 && src->e->truth)
-		vmig_truth_compare(src->e->truth, it);
-	else if (n >= 0)
-		it->pages_reported += vmig_dirty_account(src->s, NULL);
-	if (src->e->sync_hook)
-		src->e->sync_hook(src->e->sync_opaque, true);
+	if (n >= 0)
+		vmig_sync_figures(src->s, it);
 	return n;
 }
 
@@ -1211,8 +1202,6 @@ static void src_reply(struct vmig_src *src)
 			src_fail(src, ret, "tracking: %s", vmig_errmsg(src->s));
 			return;
 		}
-		if (src->e->truth)
-			vmig_truth_reset(src->e->truth);
 		ret = vmig_sections_live(&src->set);
 		if (ret < 0) {
 			src_section_failed(src, ret);
@@ -1627,7 +1616,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	e->st.local = dsts != NULL;
 	free(s->stats.iters);
 	memset(&s->stats, 0, sizeof(s->stats));
-	s->stats.truth = e->truth != NULL;
+	s->stats.truth = vmig_observer_judges(s);
 
 	src_start(src, address, dsts);
 	vmig_sigpipe_block(&sp);

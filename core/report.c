@@ -38,8 +38,8 @@ static bool add_str(cJSON *o, const char *key, const char *v)
 
 static const char *kernel_name(const vmig_session *s)
 {
-	if (s->ksim)
-		return "simulated";
+	if (s->kernel_name)
+		return s->kernel_name;
 	if (s->kernel.ioctl == vmig_linux_host.ioctl)
 		return "linux";
 	return "embedder";

@@ -14,10 +14,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../tests/ksim/ksim.h"
 #include "engine.h"
 #include "internal.h"
-#include "kuapi.h"
+#include "ioas.h"
+#include "source.h"
+#include <vmig/linux-uapi.h>
 
 /* ------------------------------------------------------------------ */
 /* Errors and logging                                                  */
@@ -95,9 +96,7 @@ VMIG_API int vmig_session_new(const struct vmig_session_params *params,
 		return -ENOMEM;
 	s->role = VMIG_ROLE_SOURCE;
 	s->kernel = vmig_linux_host;
-	s->hotplug = VMIG_HOTPLUG_TRACK;
-	s->run_iterations = 5;
-	s->run_track_only = true;
+	s->hotplug = VMIG_HOTPLUG_POLICY_TRACK;
 
 	if (p) {
 		if (p->role == VMIG_ROLE_SOURCE ||
@@ -206,15 +205,14 @@ VMIG_API void vmig_session_free(vmig_session *s)
 		free(r->dirty);
 	}
 	free(s->regions);
-	if (s->ksim)
-		ksim_free(s->ksim);
+	if (s->attached_free)
+		s->attached_free(s->attached);
 	vmig_pluginset_free(s->plugins);
 	for (i = 0; i < s->nr_preference; i++)
 		free(s->preference[i]);
 	free(s->preference);
 	free(s->scratch);
 	free(s->stats.iters);
-	free(s->report_path);
 	free(s);
 }
 
@@ -283,8 +281,9 @@ VMIG_API int vmig_plugin_load(vmig_session *s, const char *name_or_path)
 	return 0;
 }
 
-VMIG_API int vmig_plugin_register(vmig_session *s,
-				  const struct vmig_plugin *desc)
+VMIG_API int vmig_plugin_register_user(vmig_session *s,
+				       const struct vmig_plugin *desc,
+				       void *user)
 {
 	char err[512];
 	int ret;
@@ -298,7 +297,14 @@ VMIG_API int vmig_plugin_register(vmig_session *s,
 	ret = vmig_pluginset_register(s->plugins, desc, err, sizeof(err));
 	if (ret < 0)
 		return vmig_fail(s, ret, "%s", err);
+	vmig_pluginset_set_user(s->plugins, (size_t)ret, user);
 	return 0;
+}
+
+VMIG_API int vmig_plugin_register(vmig_session *s,
+				  const struct vmig_plugin *desc)
+{
+	return vmig_plugin_register_user(s, desc, NULL);
 }
 
 struct scan_ctx {
@@ -511,6 +517,7 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 			    uint32_t *out_id)
 {
+	const struct vmig_ioas_backend *be;
 	struct vmig_iommu_rec **arr, *rec;
 
 	if (!s)
@@ -518,7 +525,8 @@ VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 	if (!io || io->size < offsetof(struct vmig_iommu, ioas_id) +
 				      sizeof(io->ioas_id))
 		return vmig_fail(s, -EINVAL, "iommu: size field too small");
-	if (io->kind != VMIG_IOMMU_TYPE1 && io->kind != VMIG_IOMMU_IOMMUFD)
+	be = vmig_ioas_backend(io->kind);
+	if (!be)
 		return vmig_fail(s, -EINVAL, "iommu: unknown kind %u",
 				 io->kind);
 	if (io->fd < 0)
@@ -532,6 +540,7 @@ VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 		free(rec);
 		return -ENOMEM;
 	}
+	rec->be = be;
 	rec->desc.size = sizeof(rec->desc);
 	rec->desc.id = (uint32_t)s->nr_iommus;
 	rec->desc.kind = io->kind;
@@ -540,8 +549,7 @@ VMIG_API int vmig_iommu_add(vmig_session *s, const struct vmig_iommu *io,
 	if (io->name)
 		rec->name = strdup(io->name);
 	else if (asprintf(&rec->name, "%s%zu",
-			  io->kind == VMIG_IOMMU_TYPE1 ? "container" : "ioas",
-			  s->nr_iommus) < 0)
+			  be->noun, s->nr_iommus) < 0)
 		rec->name = NULL;
 	if (!rec->name) {
 		free(rec);
@@ -576,62 +584,13 @@ int vmig_kernel_map(vmig_session *s, const struct vmig_iommu_rec *io,
 	void *hva = s->regions[m->region].hva + (m->gpa -
 						 s->regions[m->region].gpa);
 
-	if (io->desc.kind == VMIG_IOMMU_TYPE1) {
-		struct vfio_iommu_type1_dma_map map = {
-			.argsz = sizeof(map),
-			.vaddr = (uintptr_t)hva,
-			.iova = m->iova,
-			.size = m->length,
-		};
-
-		if (m->flags & VMIG_DMA_READ)
-			map.flags |= VFIO_DMA_MAP_FLAG_READ;
-		if (m->flags & VMIG_DMA_WRITE)
-			map.flags |= VFIO_DMA_MAP_FLAG_WRITE;
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VFIO_IOMMU_MAP_DMA, &map);
-	} else {
-		struct vk_iommu_ioas_map map = {
-			.size = sizeof(map),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA,
-			.ioas_id = io->desc.ioas_id,
-			.user_va = (uintptr_t)hva,
-			.length = m->length,
-			.iova = m->iova,
-		};
-
-		if (m->flags & VMIG_DMA_READ)
-			map.flags |= VK_IOMMU_IOAS_MAP_READABLE;
-		if (m->flags & VMIG_DMA_WRITE)
-			map.flags |= VK_IOMMU_IOAS_MAP_WRITEABLE;
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VK_IOMMU_IOAS_MAP, &map);
-	}
+	return io->be->map(s, io, m, hva);
 }
 
 int vmig_kernel_unmap(vmig_session *s, const struct vmig_iommu_rec *io,
 		      uint64_t iova, uint64_t length)
 {
-	if (io->desc.kind == VMIG_IOMMU_TYPE1) {
-		struct vfio_iommu_type1_dma_unmap unmap = {
-			.argsz = sizeof(unmap),
-			.iova = iova,
-			.size = length,
-		};
-
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VFIO_IOMMU_UNMAP_DMA, &unmap);
-	} else {
-		struct vk_iommu_ioas_unmap unmap = {
-			.size = sizeof(unmap),
-			.ioas_id = io->desc.ioas_id,
-			.iova = iova,
-			.length = length,
-		};
-
-		return s->kernel.ioctl(s->kernel.kctx, io->desc.fd,
-				       VK_IOMMU_IOAS_UNMAP, &unmap);
-	}
+	return io->be->unmap(s, io, iova, length);
 }
 
 static struct vmig_iommu_rec *iommu_get(vmig_session *s, uint32_t id)
@@ -727,13 +686,9 @@ static int dma_map(vmig_session *s, const struct vmig_dma_map *map)
 		for (i = 0; i < s->nr_sources; i++) {
 			struct vmig_source_rec *src = &s->sources[i];
 
-			int (*op)(void *, uint32_t, const struct vmig_range *) =
-				VMIG_SOURCE_OP(src, map);
-
-			if (!src->started || src->failed || !src->nr_devices ||
-			    !op)
+			if (!src->started || src->failed || !src->nr_devices)
 				continue;
-			ret = op(src->inst, io->desc.id, &r);
+			ret = vmig_src_map(src, io->desc.id, &r);
 			if (ret < 0)
 				vmig_source_fail(s, src, ret, "map");
 		}
@@ -1010,7 +965,7 @@ static int device_add(vmig_session *s, const struct vmig_device *d,
 					 "device %s: the name is taken",
 					 d->name);
 	}
-	if (s->tracking && s->hotplug == VMIG_HOTPLUG_REJECT)
+	if (s->tracking && s->hotplug == VMIG_HOTPLUG_POLICY_REJECT)
 		return vmig_fail(s, -EBUSY,
 				 "device %s: hot-plug during migration is "
 				 "rejected by policy",
@@ -1111,6 +1066,7 @@ static int device_remove(vmig_session *s, void *arg)
 		vmig_arbiter_release(s, dev);
 	}
 	dev->present = false;
+	vmig_arbiter_device_gone(s, dev);
 	if (dev->owned_fd)
 		close_owned(s, &dev->device_fd);
 	return 0;
@@ -1132,23 +1088,16 @@ VMIG_API int vmig_device_status(vmig_session *s, uint32_t id,
 
 	if (dev->source >= 0) {
 		struct vmig_source_rec *src = &s->sources[dev->source];
-		int (*status)(void *, uint32_t, struct vmig_probe *) =
-			VMIG_SOURCE_OP(src, status);
+		struct vmig_probe p;
 
 		name = src->name;
 		/* The precision may have changed since the probe. */
-		if (status) {
-			struct vmig_probe p = { .size = sizeof(p) };
-
-			if (status(src->inst, dev->id, &p) == 0 &&
-			    p.precision != VMIG_PRECISION_NONE) {
-				dev->precision = p.precision;
-				if (p.reason[0])
-					snprintf(dev->reason,
-						 sizeof(dev->reason), "%.*s",
-						 (int)sizeof(p.reason) - 1,
-						 p.reason);
-			}
+		if (vmig_src_status(src, dev->id, &p) == 0 &&
+		    p.precision != VMIG_PRECISION_NONE) {
+			dev->precision = p.precision;
+			if (p.reason[0])
+				snprintf(dev->reason, sizeof(dev->reason),
+					 "%s", p.reason);
 		}
 	} else if (dev->source == VMIG_SOURCE_FALLBACK) {
 		name = VMIG_FALLBACK_NAME;

@@ -14,9 +14,10 @@ jobs=$(nproc)
 # Every program a test or script calls that a fresh Debian 12 lacks:
 # QEMU, a static busybox and cpio for the kernel lab, iproute2 for the
 # network-namespace test, valgrind, clang for the second compile, and
-# patch for the planted bugs.
+# patch for the planted bugs, libclang-rt for the fuzzers, man-db for
+# the manual page check.
 scripts/install-deps.sh valgrind qemu-system-x86 busybox-static cpio \
-	iproute2 clang patch
+	iproute2 clang libclang-rt-14-dev patch man-db
 
 # The kernel lab's bzImage, before CTest's time limits apply: from
 # ../shared or the cache in a moment, or built from source (about half

@@ -98,6 +98,13 @@ enum vmig_iommu_kind {
 
 #define VMIG_KIND_BIT(kind) (1u << (kind))
 
+/*
+ * The iommu_id of a vCPU source's reads (a source whose iommu_kinds is
+ * VMIG_KIND_BIT(VMIG_IOMMU_GPA)): its "IOVA" is the guest-physical
+ * address, read region by region (docs/plugin-guide.md).
+ */
+#define VMIG_GPA_SPACE 0xffffffffu
+
 /* A range of I/O virtual addresses, [iova, iova + length). */
 struct vmig_range {
 	uint64_t iova;
@@ -214,6 +221,14 @@ struct vmig_host {
 	 */
 	void (*ranges_unknown)(void *ctx, uint32_t iommu_id,
 			       const struct vmig_range *ranges, uint32_t n);
+
+	/*
+	 * Since 1.1: the pointer the program gave vmig_plugin_register_user()
+	 * for this source (its VM, for a vCPU source), NULL for a plugin
+	 * loaded from a file. Only in the tables given to instances (check
+	 * VMIG_HAS_FIELD(host, struct vmig_host, user) first).
+	 */
+	void *user;
 };
 
 /*
@@ -304,6 +319,18 @@ struct vmig_source_ops {
 	 */
 	int (*status)(void *instance, uint32_t device_id,
 		      struct vmig_probe *out);
+
+	/* Since 1.1. */
+
+	/*
+	 * A device has left the session (unplugged), whichever source
+	 * tracked it; called on every instance, after the tracking source's
+	 * detach. A source that based anything on the device's probe (type1
+	 * counts every vfio-pci group of a container, whoever tracks it)
+	 * forgets it, so that a precision it coarsened can become finer
+	 * again. Unknown ids are ignored.
+	 */
+	void (*device_gone)(void *instance, uint32_t device_id);
 };
 
 /* Descriptor flags. */

@@ -10,9 +10,9 @@
 #define VMIG_VERSION_H
 
 #define VMIG_VERSION_MAJOR 0
-#define VMIG_VERSION_MINOR 1
+#define VMIG_VERSION_MINOR 2
 #define VMIG_VERSION_PATCH 0
-#define VMIG_VERSION_STRING "0.1.0"
+#define VMIG_VERSION_STRING "0.2.0"
 
 /* Packs a version into one integer: 0x00MMmmpp. */
 #define VMIG_VERSION_HEX(major, minor, patch) \
@@ -23,6 +23,6 @@
 
 /* The dirty-source plugin ABI (see vmig/plugin.h). */
 #define VMIG_PLUGIN_ABI_MAJOR 1
-#define VMIG_PLUGIN_ABI_MINOR 0
+#define VMIG_PLUGIN_ABI_MINOR 1
 
 #endif /* VMIG_VERSION_H */

@@ -6,8 +6,8 @@
  * memory (regions), I/O address spaces (a VFIO type1 container or an
  * iommufd IOAS), the DMA mappings in them and the devices behind them,
  * and vmig picks, device by device, a dirty source that sees the device's
- * writes. A session can also be set up entirely from a JSON configuration
- * (see docs/config.md).
+ * writes. (The vmig program sets sessions up from a JSON configuration,
+ * docs/config.md, through this API.)
  *
  * Conventions:
  *  - Every function that can fail returns 0 (or a count) on success and a
@@ -23,6 +23,7 @@
 #ifndef VMIG_VMIG_H
 #define VMIG_VMIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -193,6 +194,17 @@ VMIG_API int vmig_plugin_load(vmig_session *s, const char *name_or_path);
  */
 VMIG_API int vmig_plugin_register(vmig_session *s,
 				  const struct vmig_plugin *desc);
+
+/*
+ * vmig_plugin_register() with a pointer for the source: its instances
+ * find it in their host table (struct vmig_host's user, plugin ABI 1.1),
+ * so that a source linked into the program reaches its VM without a
+ * global. Registering the same descriptor again keeps one source and the
+ * last pointer. Errors: as vmig_plugin_register.
+ */
+VMIG_API int vmig_plugin_register_user(vmig_session *s,
+				       const struct vmig_plugin *desc,
+				       void *user);
 
 /*
  * What vmig_plugins_scan() found about one plugin file. The pointers are
@@ -545,8 +557,8 @@ enum vmig_resolution {
  * RUNNING, then calls the resume callback, and sets the report's
  * downtime to the time from the stop to that resume. Errors: -EINVAL (no
  * unresolved migration, an unknown decision, or no resume callback: after
- * vmig_run with its simulated guest, whose guest ended with the run;
- * nothing changes), the resume callback's error (the session stays
+ * a run of the vmig program with its simulated guest, whose guest ended
+ * with the run; nothing changes), the resume callback's error (the session stays
  * unresolved, to try again), or a device's error when one could not be
  * brought back to RUNNING: the guest and the other devices were resumed
  * all the same and the outcome is settled (vmig_errmsg and the log name
@@ -556,7 +568,8 @@ VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision);
 
 /*
  * Destination: binds address ("unix:/path" or "tcp:host:port"; port 0
- * picks one; NULL: the configuration's transport) and writes the bound
+ * picks one; NULL: the transport of the configuration the session was
+ * set up from, by the vmig program's tool) and writes the bound
  * address into bound (NUL-terminated, truncated to len; may be NULL).
  * Call vmig_receive next. Errors: -EINVAL (bad address), -EADDRINUSE,
  * the socket's errors.
@@ -607,55 +620,75 @@ VMIG_API int vmig_memory_digest(vmig_session *s, uint64_t *digest);
 VMIG_API int vmig_memory_dump(vmig_session *s, const char *path);
 
 /* ------------------------------------------------------------------ */
-/* Configuration and runs                                              */
-
-/* A parsed, validated JSON configuration (docs/config.md). */
-typedef struct vmig_config vmig_config;
+/* Observing a session (since 0.2)                                     */
 
 /*
- * Parses a configuration. Relative paths in it are taken from base_dir
- * (NULL: the current directory). On error writes a message naming the
- * JSON path and what was expected into err (if errlen > 0). Errors:
- * VMIG_ECONFIG, -ENOMEM.
+ * What an observer that knows what the guest really wrote (a simulated
+ * kernel's ground truth) says about one sync: its sync callback fills it
+ * after the sync. vmig zeroes it before the call and adds the figures to
+ * the iteration's record in the report (docs/report.md).
  */
-VMIG_API int vmig_config_parse(const char *json, size_t len,
-			       const char *base_dir, vmig_config **out,
-			       char *err, size_t errlen);
+struct vmig_sync_truth {
+	uint32_t size;
+	uint32_t reserved;
+	uint64_t writes;        /* DMA writes made in the interval */
+	uint64_t pages_written; /* distinct pages they wrote */
+	uint64_t pages_missed;  /* written and reported by no sync */
+	/*
+	 * Per region (in vmig_region_add order), one bit per page: what
+	 * counts as written when each source's report of this sync is
+	 * judged (its pages_unwritten). NULL: not known. Read by vmig
+	 * right after the callback returns.
+	 */
+	uint64_t *const *written;
+};
+
+/* vmig_observer.flags: the observer's sync figures are the truth. */
+#define VMIG_OBSERVER_TRUTH (1u << 0)
 
 /*
- * Reads and parses a configuration file. Errors: as vmig_config_parse,
- * and the errno of reading the file (the message names it).
+ * Callbacks at the points of dirty tracking where what the guest wrote
+ * can be checked against what the sources reported. Each may be NULL.
+ * They run on the thread that made the call (during a migration, its
+ * thread) and must not call vmig on the session.
  */
-VMIG_API int vmig_config_load(const char *path, vmig_config **out,
-			      char *err, size_t errlen);
-
-/* Frees a configuration. Accepts NULL. */
-VMIG_API void vmig_config_free(vmig_config *cfg);
+struct vmig_observer {
+	uint32_t size;
+	uint32_t flags; /* VMIG_OBSERVER_* */
+	/*
+	 * Tracking started (vmig_tracking_start; all of memory is dirty):
+	 * what was written so far is covered. With VMIG_OBSERVER_TRUTH,
+	 * what tracking's start marked is not counted as any source's
+	 * report.
+	 */
+	void (*tracking_started)(void *opaque);
+	/*
+	 * Around each vmig_dirty_sync (a migration's included): before it
+	 * (after false, truth NULL), then after it (after true; truth NULL
+	 * when the sync failed).
+	 */
+	void (*sync)(void *opaque, bool after, struct vmig_sync_truth *truth);
+	/*
+	 * A call of the VMM that a migration ran on its thread between two
+	 * syncs (a hot-plug, an unplug, an unmap) is done: it may have
+	 * marked pages dirty, which the migration may send before the next
+	 * sync.
+	 */
+	void (*vmm_call_done)(void *opaque);
+};
 
 /*
- * Sets a fresh session up as a configuration says: search paths and
- * plugins, preference order, memory (allocated by the session), the kernel
- * backend (the real one or the simulated one the configuration describes),
- * address spaces, DMA mappings and devices (opened by the session). The
- * configuration may be freed afterwards. Errors: -EBUSY (the session is
- * not fresh), the plugin loader's errors, the kernel's errors, each with a
- * message naming the configuration key.
+ * Sets the session's observer (copied; opaque is passed back), or clears
+ * it (NULL). While one is set, tracking started outside a migration is
+ * recorded as a tracking run (each sync an iteration; vmig_report_json
+ * describes it) and the progress callback hears of each sync. Errors:
+ * -EINVAL (size too small, unknown flags), -EBUSY (a migration runs).
  */
-VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg);
+VMIG_API int vmig_set_observer(vmig_session *s,
+			       const struct vmig_observer *obs, void *opaque);
 
-/*
- * Runs what the configuration says and writes the JSON report to
- * report_path (NULL: the configuration's "report", if any). With the
- * simulated kernel, the report compares what the sources reported with
- * what the simulated devices wrote. Returns 0, VMIG_EMISSED when a write
- * was missed, or another error. A source run without VMM callbacks drives
- * a simulated guest, which ends with the run and cannot ask its peer:
- * after VMIG_EUNRESOLVED the session stays unresolved (the report says
- * so), vmig_resolve(VMIG_RESOLVE_RESUME) fails with -EINVAL (nothing is
- * left to resume), and VMIG_RESOLVE_DESTINATION or freeing the session
- * ends it.
- */
-VMIG_API int vmig_run(vmig_session *s, const char *report_path);
+/* ------------------------------------------------------------------ */
+/* Report                                                              */
 
 /*
  * Writes the session's report as JSON into buf (NUL-terminated, truncated

@@ -25,8 +25,8 @@
 
 #include <vmig/plugin.h>
 
-#include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/bitmap.h>
+#include <vmig/linux-uapi.h>
 
 /* What the vfio core accepts in one START (PAGE_SIZE / 16 at 4 KiB). */
 #define DD_MAX_RANGES 256u

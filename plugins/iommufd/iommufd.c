@@ -75,8 +75,8 @@
 
 #include <vmig/plugin.h>
 
-#include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/bitmap.h>
+#include <vmig/linux-uapi.h>
 
 #define NO_CLEAR VK_IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR
 
@@ -101,6 +101,13 @@ struct ifd_hwpt {
 	bool tracking;
 };
 
+/* A mapped range that holds an aligned large page. */
+struct ifd_huge {
+	uint32_t iommu_id;
+	uint64_t iova;
+	uint64_t length;
+};
+
 /* A PASID of a device, moved to one of our HWPTs. */
 struct ifd_pasid {
 	uint32_t pasid;
@@ -113,7 +120,14 @@ struct ifd_device {
 	uint32_t dev_id;   /* the bound device's iommufd id */
 	struct ifd_hwpt *hwpt;
 	uint64_t huge;     /* its IOMMU's smallest large page, 0: none */
-	bool huge_range;   /* a range of its spaces holds an aligned one */
+	/*
+	 * The mapped ranges of its spaces that hold an aligned large page
+	 * (huge_note), trimmed as ranges are unmapped (huge_cut): while one
+	 * is left, a write may report its whole IOPTE.
+	 */
+	struct ifd_huge *huge_ranges;
+	uint32_t nr_huge;
+	bool huge_range;   /* nr_huge != 0, or a list that could not shrink */
 	/* Its PASIDs, all on our HWPTs; none when the probe declined them. */
 	struct ifd_pasid *pasids;
 	uint32_t nr_pasids;
@@ -613,6 +627,68 @@ static bool ranges_huge(const struct vmig_device_desc *dev, uint64_t huge)
 	return false;
 }
 
+/*
+ * Remembers a range of iommu_id that d can write, if it holds an aligned
+ * large page. On failure d stays a superset for good (huge_range set).
+ */
+static void huge_note(struct ifd_device *d, uint32_t iommu_id,
+		      uint64_t iova, uint64_t length)
+{
+	struct ifd_huge *arr;
+
+	if (!holds_block(iova, length, d->huge))
+		return;
+	d->huge_range = true;
+	arr = realloc(d->huge_ranges, (d->nr_huge + 1) * sizeof(*arr));
+	if (!arr)
+		return;
+	arr[d->nr_huge].iommu_id = iommu_id;
+	arr[d->nr_huge].iova = iova;
+	arr[d->nr_huge].length = length;
+	d->huge_ranges = arr;
+	d->nr_huge++;
+}
+
+/*
+ * [iova, iova + length) of iommu_id is unmapped: what is left of each
+ * remembered range (a piece before it, a piece after it) is kept while
+ * it still holds a large page. When none is left, d is exact again.
+ */
+static void huge_cut(struct ifd_device *d, uint32_t iommu_id, uint64_t iova,
+		     uint64_t length)
+{
+	struct ifd_huge *old = d->huge_ranges, *arr;
+	uint64_t end = iova + length;
+	uint32_t n = d->nr_huge, i, k = 0;
+
+	if (!n)
+		return;
+	arr = calloc((size_t)n * 2, sizeof(*arr));
+	if (!arr)
+		return; /* kept as they were: a superset, never less */
+	for (i = 0; i < n; i++) {
+		const struct ifd_huge *r = &old[i];
+		uint64_t r_end = r->iova + r->length;
+
+		if (r->iommu_id != iommu_id || r_end <= iova ||
+		    r->iova >= end) {
+			arr[k++] = *r;
+			continue;
+		}
+		if (r->iova < iova &&
+		    holds_block(r->iova, iova - r->iova, d->huge))
+			arr[k++] = (struct ifd_huge){ iommu_id, r->iova,
+						      iova - r->iova };
+		if (r_end > end && holds_block(end, r_end - end, d->huge))
+			arr[k++] = (struct ifd_huge){ iommu_id, end,
+						      r_end - end };
+	}
+	free(old);
+	d->huge_ranges = arr;
+	d->nr_huge = k;
+	d->huge_range = k != 0;
+}
+
 /* Exact, or a superset where large IOPTEs may be (see the top). */
 static void set_precision(struct vmig_probe *out, uint64_t huge,
 			  bool huge_range)
@@ -700,6 +776,7 @@ static void ifd_destroy(void *instance)
 					       strerror(-ret));
 		}
 		free(d->pasids);
+		free(d->huge_ranges);
 		ret = attach_pt(t, d->device_fd, d->hwpt->ioas_id);
 		if (ret < 0)
 			vmig_host_logf(t->host, VMIG_LOG_WARN,
@@ -854,7 +931,14 @@ static int ifd_attach(void *instance, const struct vmig_device_desc *dev)
 	d->dev_id = dev->iommufd_id;
 	d->hwpt = h;
 	d->huge = huge;
-	d->huge_range = ranges_huge(dev, huge);
+	d->huge_ranges = NULL;
+	d->nr_huge = 0;
+	d->huge_range = false;
+	for (n = 0; VMIG_HAS_FIELD(dev, struct vmig_device_desc, ranges) &&
+		    dev->ranges && n < dev->nr_ranges;
+	     n++)
+		huge_note(d, dev->iommu->id, dev->ranges[n].iova,
+			  dev->ranges[n].length);
 	d->pasids = pasids;
 	d->nr_pasids = cover;
 	d->left_pasids = left ? nr_pasids(dev) : 0;
@@ -882,6 +966,7 @@ static int ifd_detach(void *instance, uint32_t device_id)
 	for (i = 0; i < d->nr_pasids; i++)
 		pasid_unplace(t, d->id, d->device_fd, &d->pasids[i]);
 	free(d->pasids);
+	free(d->huge_ranges);
 	h = d->hwpt;
 	device_fd = d->device_fd;
 	*d = t->devs[--t->nr_devs];
@@ -1025,6 +1110,7 @@ static int ifd_unmap_complete(void *instance, const struct vmig_read *rq,
 			      uint64_t *bitmap)
 {
 	struct ifd *t = instance;
+	size_t i;
 
 	if (!VMIG_HAS_FIELD(rq, struct vmig_read, page_size) ||
 	    !rq->page_size || (rq->page_size & (rq->page_size - 1)) ||
@@ -1032,6 +1118,9 @@ static int ifd_unmap_complete(void *instance, const struct vmig_read *rq,
 		return -EINVAL;
 	if (t->started)
 		vmig_bitmap_set(bitmap, 0, rq->length / rq->page_size);
+	/* Its large IOPTEs went with it: the devices may be exact again. */
+	for (i = 0; i < t->nr_devs; i++)
+		huge_cut(&t->devs[i], rq->iommu_id, rq->iova, rq->length);
 	return 0;
 }
 
@@ -1073,8 +1162,8 @@ static int ifd_map(void *instance, uint32_t iommu_id,
 
 		for (j = 0; j < d->nr_pasids && !reaches; j++)
 			reaches = d->pasids[j].hwpt->iommu_id == iommu_id;
-		if (reaches && holds_block(range->iova, range->length, d->huge))
-			d->huge_range = true;
+		if (reaches)
+			huge_note(d, iommu_id, range->iova, range->length);
 	}
 	return 0;
 }

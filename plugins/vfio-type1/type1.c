@@ -35,8 +35,8 @@
 
 #include <vmig/plugin.h>
 
-#include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/bitmap.h>
+#include <vmig/linux-uapi.h>
 
 struct t1_container {
 	uint32_t iommu_id;
@@ -409,10 +409,13 @@ static int t1_detach(void *instance, uint32_t device_id)
 		return -ENOENT;
 	c = d->c;
 	c->nr_devices--;
-	if (d->kind != VMIG_DEVICE_MDEV) {
+	/*
+	 * A vfio-pci device stays in the container (another source may
+	 * take it): the kernel still reports every mapped page until it
+	 * leaves the session (t1_device_gone).
+	 */
+	if (d->kind != VMIG_DEVICE_MDEV)
 		c->nr_unpinned--;
-		t1_pci_note(t, c->iommu_id, device_id, true);
-	}
 	*d = t->devs[--t->nr_devs];
 	/* Nobody here needs the container's log any more. */
 	if (!c->nr_devices)
@@ -604,6 +607,12 @@ static int t1_status(void *instance, uint32_t device_id,
 	return 0;
 }
 
+/* A device left the session: it no longer widens its container's bits. */
+static void t1_device_gone(void *instance, uint32_t device_id)
+{
+	(void)t1_pci_note(instance, 0, device_id, true);
+}
+
 static const struct vmig_source_ops t1_ops = {
 	.size = sizeof(struct vmig_source_ops),
 	.create = t1_create,
@@ -616,6 +625,7 @@ static const struct vmig_source_ops t1_ops = {
 	.read = t1_read,
 	.unmap_prepare = t1_unmap_prepare,
 	.status = t1_status,
+	.device_gone = t1_device_gone,
 };
 
 static const struct vmig_plugin t1_plugin = {

@@ -258,14 +258,17 @@ static void vm_destroy(struct vm *vm)
 /* KVM's dirty log as vmig's vCPU dirty source                         */
 
 /*
- * The source VM the plugin reads. A plugin linked into the VMM may reach
- * the VMM's state directly; its kernel calls still go through the host
- * table vmig gives it.
+ * A vCPU (GPA) source: iommu_kinds is VMIG_KIND_BIT(VMIG_IOMMU_GPA) and
+ * device_kinds 0, so vmig never probes or attaches devices to it; it is
+ * started with tracking and read once per sync for each region, with
+ * iommu_id VMIG_GPA_SPACE and guest-physical addresses
+ * (docs/plugin-guide.md). It finds its VM through the user pointer given
+ * to vmig_plugin_register_user(); its kernel calls still go through the
+ * host table vmig gives it.
  */
-static struct vm *kvm_source_vm;
-
 struct kvm_source {
 	const struct vmig_host *host;
+	struct vm *vm;
 	uint64_t *log; /* the slot's dirty log, as KVM returns it */
 };
 
@@ -274,16 +277,20 @@ static int kvm_get_log(struct kvm_source *ks)
 	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = ks->log };
 
 	memset(ks->log, 0, MEM_SIZE / 4096 / 8);
-	return ks->host->ioctl(ks->host->kctx, kvm_source_vm->fd,
-			       KVM_GET_DIRTY_LOG, &log);
+	return ks->host->ioctl(ks->host->kctx, ks->vm->fd, KVM_GET_DIRTY_LOG,
+			       &log);
 }
 
 static int kvm_create(const struct vmig_host *host, void **instance)
 {
-	struct kvm_source *ks = calloc(1, sizeof(*ks));
+	struct kvm_source *ks;
 
+	if (!VMIG_HAS_FIELD(host, struct vmig_host, user) || !host->user)
+		return -EINVAL;
+	ks = calloc(1, sizeof(*ks));
 	if (!ks)
 		return -ENOMEM;
+	ks->vm = host->user;
 	ks->log = calloc(1, MEM_SIZE / 4096 / 8);
 	if (!ks->log) {
 		free(ks);
@@ -424,10 +431,8 @@ static int session_for(struct vm *vm, enum vmig_role role, vmig_session **s)
 	ret = vmig_region_add(*s, &r, NULL);
 	if (ret == 0)
 		ret = vmig_set_vmm_ops(*s, &ops, vm);
-	if (ret == 0 && role == VMIG_ROLE_SOURCE) {
-		kvm_source_vm = vm;
-		ret = vmig_plugin_register(*s, &kvm_plugin);
-	}
+	if (ret == 0 && role == VMIG_ROLE_SOURCE)
+		ret = vmig_plugin_register_user(*s, &kvm_plugin, vm);
 	if (ret < 0) {
 		fprintf(stderr, "vmig-kvm-vmm: %s\n", vmig_errmsg(*s));
 		vmig_session_free(*s);

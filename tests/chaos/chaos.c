@@ -73,7 +73,7 @@
 #include "common/relay.h"
 
 #include "core/engine.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 
 #define MiB (1ull << 20)
 #define CHUNK MiB          /* the unit of mappings */

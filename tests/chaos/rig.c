@@ -1,7 +1,8 @@
 /*
  * rig.c: a live migration in one process over the kernel simulator (see
- * rig.h): the sessions, the guest thread, the VMM's callbacks and
- * operations, and the checks.
+ * rig.h): the sessions, the guest (the simulator's, tests/sim/guest.c,
+ * with the rig's writers and vCPU), the VMM's callbacks and operations,
+ * and the checks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,9 @@
 
 #include "core/engine.h"
 #include "core/internal.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
+#include "sim/truth.h"
+#include "tool/vmig_tool.h"
 
 #define GUEST_STEP_US 250u /* the guest's pace: one DMA step per period */
 
@@ -351,82 +354,43 @@ void rig_vcpu_fail(struct rig *r, int times)
 	pthread_mutex_unlock(&r->vcpu.lock);
 }
 
-static void *guest_main(void *opaque)
+/* After each device step of the guest: its writers and its vCPU. */
+static void guest_step(void *opaque, uint64_t step)
 {
 	struct rig *r = opaque;
-	struct timespec ts = { 0, (long)r->step_us * 1000 };
 
-	pthread_mutex_lock(&r->lock);
-	while (!r->quit) {
-		if (!r->running || r->paused ||
-		    (r->lockstep && r->steps >= r->allowed)) {
-			pthread_cond_wait(&r->cond, &r->lock);
-			continue;
-		}
-		r->stepping = true;
-		pthread_mutex_unlock(&r->lock);
-		ksim_step(r->k);
-		writers_step(r);
-		vcpu_step(r);
-		pthread_mutex_lock(&r->lock);
-		r->stepping = false;
-		r->steps++;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
-		nanosleep(&ts, NULL);
-		pthread_mutex_lock(&r->lock);
-	}
-	pthread_mutex_unlock(&r->lock);
-	return NULL;
-}
-
-/* With the lock held: waits until no step and no write is under way. */
-static void wait_idle(struct rig *r)
-{
-	while (r->stepping || r->busy)
-		pthread_cond_wait(&r->cond, &r->lock);
+	(void)step;
+	writers_step(r);
+	vcpu_step(r);
 }
 
 /* With the lock held: waits until no step is under way. */
 static void wait_no_step(struct rig *r)
 {
-	while (r->stepping)
-		pthread_cond_wait(&r->cond, &r->lock);
+	while (r->guest.stepping)
+		pthread_cond_wait(&r->guest.cond, &r->guest.lock);
 }
 
 static int vmm_stop(void *opaque)
 {
 	struct rig *r = opaque;
 
-	pthread_mutex_lock(&r->lock);
-	r->running = false;
-	wait_idle(r);
-	r->stops++;
-	pthread_mutex_unlock(&r->lock);
-	return 0;
+	return sim_guest_stop(&r->guest);
 }
 
 static int vmm_resume(void *opaque)
 {
 	struct rig *r = opaque;
 
-	pthread_mutex_lock(&r->lock);
-	r->running = true;
-	r->resumes++;
-	r->lockstep = false; /* the migration is over: it runs freely */
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	return 0;
+	/* The migration is over: it runs freely. */
+	return sim_guest_resume(&r->guest);
 }
 
 static int vmm_start(void *opaque)
 {
 	struct rig *r = opaque;
 
-	pthread_mutex_lock(&r->lock);
-	r->starts++;
-	pthread_mutex_unlock(&r->lock);
-	return 0;
+	return sim_guest_start(&r->guest);
 }
 
 static int vmm_nop(void *opaque)
@@ -453,9 +417,9 @@ bool rig_guest_running(struct rig *r)
 {
 	bool running;
 
-	pthread_mutex_lock(&r->lock);
-	running = r->running;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
+	running = r->guest.running;
+	pthread_mutex_unlock(&r->guest.lock);
 	return running;
 }
 
@@ -472,18 +436,20 @@ bool rig_wait_steps(struct rig *r, unsigned int n, unsigned int timeout_ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&r->lock);
-	target = r->steps + n;
+	pthread_mutex_lock(&r->guest.lock);
+	target = r->guest.steps + n;
 	/* In lockstep, these steps come on top of the iteration's. */
-	if (r->lockstep && r->allowed < target) {
-		r->allowed = target;
-		pthread_cond_broadcast(&r->cond);
+	if (r->guest.lockstep && r->guest.allowed < target) {
+		r->guest.allowed = target;
+		pthread_cond_broadcast(&r->guest.cond);
 	}
-	while (r->steps < target && r->running && !r->paused &&
-	       pthread_cond_timedwait(&r->cond, &r->lock, &until) == 0)
+	while (r->guest.steps < target && r->guest.running &&
+	       !r->guest.paused &&
+	       pthread_cond_timedwait(&r->guest.cond, &r->guest.lock,
+				      &until) == 0)
 		;
-	ok = r->steps >= target;
-	pthread_mutex_unlock(&r->lock);
+	ok = r->guest.steps >= target;
+	pthread_mutex_unlock(&r->guest.lock);
 	return ok;
 }
 
@@ -552,7 +518,7 @@ static int session_from(struct rig *r, const char *json, bool source,
 		snprintf(err, errlen, "session: %s", vmig_strerror(ret));
 	}
 	vmig_config_free(cfg);
-	if (ret == 0 && !s->ksim) {
+	if (ret == 0 && !vmig_tool_ksim(s)) {
 		snprintf(err, errlen, "the configuration's kernel is not "
 			 "simulated");
 		ret = -EINVAL;
@@ -611,6 +577,11 @@ static int mirror_init(struct rig *r)
 
 int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 {
+	struct sim_guest_params gp = {
+		.step_us = GUEST_STEP_US,
+		.steps_per_sync = 4,
+		.step = guest_step,
+	};
 	struct rig *r;
 	int ret;
 
@@ -619,19 +590,16 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	gp.step_opaque = r;
+	sim_guest_init(&r->guest, &gp);
 	pthread_mutex_init(&r->log_lock, NULL);
 	pthread_mutex_init(&r->vcpu.lock, NULL);
-	r->running = true;
-	r->step_us = GUEST_STEP_US;
-	r->steps_per_sync = 4;
 	ret = session_from(r, json, true, &r->src, err, errlen);
 	if (ret == 0)
 		ret = session_from(r, json, false, &r->dst, err, errlen);
 	if (ret == 0) {
-		r->k = r->src->ksim;
-		r->dk = r->dst->ksim;
+		r->k = vmig_tool_ksim(r->src);
+		r->dk = vmig_tool_ksim(r->dst);
 		ret = mirror_init(r);
 		if (ret < 0)
 			snprintf(err, errlen,
@@ -641,15 +609,16 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 		ret = vmig_set_vmm_ops(r->src, &src_ops, r);
 	if (ret == 0)
 		ret = vmig_set_vmm_ops(r->dst, &dst_ops, r);
-	if (ret == 0 && pthread_create(&r->thread, NULL, guest_main, r)) {
-		snprintf(err, errlen, "cannot start the guest thread");
-		ret = -EAGAIN;
+	if (ret == 0) {
+		r->guest.p.k = r->k;
+		ret = sim_guest_spawn(&r->guest);
+		if (ret < 0)
+			snprintf(err, errlen, "cannot start the guest thread");
 	}
 	if (ret < 0) {
 		rig_free(r);
 		return ret;
 	}
-	r->thread_started = true;
 	*out = r;
 	return 0;
 }
@@ -658,20 +627,13 @@ void rig_free(struct rig *r)
 {
 	if (!r)
 		return;
-	if (r->thread_started) {
-		pthread_mutex_lock(&r->lock);
-		r->quit = true;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
-		pthread_join(r->thread, NULL);
-	}
+	sim_guest_quit(&r->guest);
 	/* Injected failures must not hit the teardown. */
 	if (r->k)
 		ksim_fail_clear(r->k);
 	vmig_session_free(r->src);
 	vmig_session_free(r->dst);
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->lock);
+	sim_guest_fini(&r->guest);
 	pthread_mutex_destroy(&r->log_lock);
 	for (size_t i = 0; i < r->vcpu.nr; i++)
 		free(r->vcpu.log[i]);
@@ -713,10 +675,10 @@ int rig_device_id(struct rig *r, const char *name)
 	struct rig_device *d;
 	int id;
 
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	d = device_find(r, name);
 	id = d ? (int)d->id : -1;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 	return id;
 }
 
@@ -734,9 +696,9 @@ int rig_writer_add(struct rig *r, const char *device, uint32_t pasid,
 
 	if (!kd || sp < 0)
 		return -ENOENT;
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	if (r->nr_writers == RIG_MAX_WRITERS) {
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->guest.lock);
 		return -ENOSPC;
 	}
 	wait_no_step(r);
@@ -751,7 +713,7 @@ int rig_writer_add(struct rig *r, const char *device, uint32_t pasid,
 	w->write_size = write_size ? write_size : RIG_PAGE;
 	w->rng = seed * 0x9e3779b97f4a7c15ull + 1;
 	w->active = active;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 	return idx;
 }
 
@@ -759,12 +721,12 @@ void rig_writers_set(struct rig *r, const char *device, bool active)
 {
 	size_t i;
 
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	wait_no_step(r);
 	for (i = 0; i < r->nr_writers; i++)
 		if (!strcmp(r->writers[i].device, device))
 			r->writers[i].active = active;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 }
 
 int rig_write(struct rig *r, const char *device, uint32_t pasid,
@@ -776,25 +738,25 @@ int rig_write(struct rig *r, const char *device, uint32_t pasid,
 
 	if (!kd || sp < 0)
 		return -ENOENT;
-	pthread_mutex_lock(&r->lock);
-	if (!r->running) {
-		pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
+	if (!r->guest.running) {
+		pthread_mutex_unlock(&r->guest.lock);
 		return -EAGAIN;
 	}
 	if (iova && *iova != UINT64_MAX)
 		at = *iova;
 	else if ((ret = pick_iova(&r->spaces[sp], &rng, len, &at)) < 0) {
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->guest.lock);
 		return ret;
 	}
 	/* The VMM's stop waits for it: a write of the running guest. */
-	r->busy++;
-	pthread_mutex_unlock(&r->lock);
+	r->guest.busy++;
+	pthread_mutex_unlock(&r->guest.lock);
 	ret = dma_write(kd, pasid, at, len);
-	pthread_mutex_lock(&r->lock);
-	r->busy--;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
+	r->guest.busy--;
+	pthread_cond_broadcast(&r->guest.cond);
+	pthread_mutex_unlock(&r->guest.lock);
 	if (iova)
 		*iova = at;
 	return ret;
@@ -863,10 +825,10 @@ int rig_map(struct rig *r, const char *space, uint64_t iova, uint64_t gpa,
 		 ret);
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	wait_no_step(r);
 	mirror_add(&r->spaces[sp], iova, gpa, len, writable);
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 	return 0;
 }
 
@@ -883,13 +845,13 @@ int rig_unmap(struct rig *r, const char *space, uint64_t iova, uint64_t len,
 	if (sp < 0)
 		return -ENOENT;
 	/* Nothing aims at the range any more; the guest is quiesced. */
-	pthread_mutex_lock(&r->lock);
-	r->paused++;
+	pthread_mutex_lock(&r->guest.lock);
+	r->guest.paused++;
 	/* The sync hook waits for steps only while the guest can take them. */
-	pthread_cond_broadcast(&r->cond);
+	pthread_cond_broadcast(&r->guest.cond);
 	wait_no_step(r);
 	n = mirror_remove(&r->spaces[sp], iova, len, gone, RIG_MAX_MAPS);
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 	/*
 	 * The range's last writes, just before it goes: where the caller
 	 * said, else one in every writable mapping it covers (an unmap over
@@ -921,15 +883,15 @@ int rig_unmap(struct rig *r, const char *space, uint64_t iova, uint64_t len,
 		 (unsigned long long)at, ret);
 	if (wrote)
 		*last_iova = at;
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	wait_no_step(r);
 	for (i = 0; ret < 0 && i < n; i++)
 		mirror_add(&r->spaces[sp], gone[i].iova, gone[i].gpa,
 			   gone[i].length, gone[i].writable);
-	if (r->paused)
-		r->paused--;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
+	if (r->guest.paused)
+		r->guest.paused--;
+	pthread_cond_broadcast(&r->guest.cond);
+	pthread_mutex_unlock(&r->guest.lock);
 	return ret;
 }
 
@@ -1070,7 +1032,7 @@ int rig_hotplug(struct rig *r, const struct rig_hotplug *hp,
 	rig_logf(r, "rig: hot-plug %s into %s (%u early write(s)): %s",
 		 hp->name, hp->space, hp->early_writes, vmig_strerror(ret));
 	if (ret == 0) {
-		pthread_mutex_lock(&r->lock);
+		pthread_mutex_lock(&r->guest.lock);
 		if (r->nr_devices < RIG_MAX_DEVICES) {
 			struct rig_device *rd = &r->devices[r->nr_devices++];
 
@@ -1081,7 +1043,7 @@ int rig_hotplug(struct rig *r, const struct rig_hotplug *hp,
 			rd->id = id;
 			rd->present = true;
 		}
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->guest.lock);
 		if (out_id)
 			*out_id = id;
 		if (w >= 0)
@@ -1091,11 +1053,11 @@ int rig_hotplug(struct rig *r, const struct rig_hotplug *hp,
 undo:
 	/* The VMM unplugs what vmig refused (or what it could not open). */
 	if (w >= 0) {
-		pthread_mutex_lock(&r->lock);
+		pthread_mutex_lock(&r->guest.lock);
 		wait_no_step(r);
 		r->writers[w].active = false;
 		r->writers[w].writes = 0;
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->guest.lock);
 	}
 	kclose(r, dfd);
 	kclose(r, gfd);
@@ -1116,16 +1078,16 @@ int rig_unplug(struct rig *r, const char *name, bool last_write, bool *wrote,
 	int ret;
 
 	*wrote = false;
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	rd = device_find(r, name);
 	if (!rd || !rd->present) {
-		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&r->guest.lock);
 		return -ENOENT;
 	}
 	id = rd->id;
 	space = r->spaces[rd->space].label;
 	snprintf(address, sizeof(address), "%s", rd->address);
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 	kd = ksim_device_find(r->k, address);
 	/* The guest stopped using it; its last write before it goes. */
 	rig_writers_set(r, address, false);
@@ -1140,7 +1102,7 @@ int rig_unplug(struct rig *r, const char *name, bool last_write, bool *wrote,
 		return ret;
 	}
 	/* Gone from the kernel: its writers can never write again. */
-	pthread_mutex_lock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
 	rd->present = false;
 	wait_no_step(r);
 	for (i = 0; i < r->nr_writers; i++) {
@@ -1149,7 +1111,7 @@ int rig_unplug(struct rig *r, const char *name, bool last_write, bool *wrote,
 		r->writers[i].active = false;
 		r->writers[i].writes = 0;
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->guest.lock);
 	if (kd)
 		ksim_device_remove(r->k, kd);
 	return 0;
@@ -1167,19 +1129,53 @@ static void rig_sync_hook(void *opaque, bool after)
 {
 	struct rig *r = opaque;
 
-	pthread_mutex_lock(&r->lock);
-	/* The first sync allows the first interval's steps itself. */
-	if (after || !r->granted) {
-		r->allowed = r->steps + r->steps_per_sync;
-		r->granted = true;
-		pthread_cond_broadcast(&r->cond);
-	}
-	if (!after)
-		while (r->lockstep && r->running && !r->paused && !r->quit &&
-		       r->steps < r->allowed)
-			pthread_cond_wait(&r->cond, &r->lock);
-	pthread_mutex_unlock(&r->lock);
+	sim_guest_sync(&r->guest, after);
 }
+
+/*
+ * The source's observer while it migrates: the ground truth around every
+ * sync, composed with the guest's pacing (the guest takes its steps
+ * before the truth drains, and is allowed the next ones once the truth
+ * has compared).
+ */
+struct rig_observer {
+	struct rig *r;
+	struct vmig_truth *truth;
+};
+
+static void rig_observe_started(void *opaque)
+{
+	struct rig_observer *o = opaque;
+
+	vmig_truth_reset(o->truth);
+}
+
+static void rig_observe_sync(void *opaque, bool after,
+			     struct vmig_sync_truth *truth)
+{
+	struct rig_observer *o = opaque;
+
+	if (!after)
+		rig_sync_hook(o->r, false);
+	vmig_truth_on_sync(o->truth, after, truth);
+	if (after)
+		rig_sync_hook(o->r, true);
+}
+
+static void rig_observe_call(void *opaque)
+{
+	struct rig_observer *o = opaque;
+
+	vmig_truth_settle(o->truth);
+}
+
+static const struct vmig_observer rig_observer_ops = {
+	.size = sizeof(struct vmig_observer),
+	.flags = VMIG_OBSERVER_TRUTH,
+	.tracking_started = rig_observe_started,
+	.sync = rig_observe_sync,
+	.vmm_call_done = rig_observe_call,
+};
 
 struct receiver {
 	vmig_session *s;
@@ -1275,31 +1271,30 @@ int rig_migrate(struct rig *r)
 int rig_migrate_cut(struct rig *r, const struct rig_cut *cut,
 		    struct rig_cut_result *out)
 {
-	struct vmig_engine *e = vmig_engine_get(r->src);
+	struct rig_observer o = { .r = r };
 	int ret;
 
-	if (!e)
-		return -ENOMEM;
-	ret = vmig_truth_new(r->src, true, &e->truth);
+	ret = vmig_truth_new(r->src, r->k, true, &o.truth);
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&r->lock);
-	r->lockstep = true;
-	r->granted = false;
-	r->allowed = r->steps + r->steps_per_sync;
-	pthread_mutex_unlock(&r->lock);
-	e->sync_hook = rig_sync_hook;
-	e->sync_opaque = r;
+	ret = vmig_set_observer(r->src, &rig_observer_ops, &o);
+	if (ret < 0) {
+		vmig_truth_free(o.truth);
+		return ret;
+	}
+	pthread_mutex_lock(&r->guest.lock);
+	r->guest.lockstep = true;
+	r->guest.granted = false;
+	r->guest.allowed = r->guest.steps + r->guest.p.steps_per_sync;
+	pthread_mutex_unlock(&r->guest.lock);
 	ret = cut ? migrate_cut(r, cut, out)
 		  : vmig_migrate_local(r->src, r->dst);
-	e->sync_hook = NULL;
-	e->sync_opaque = NULL;
-	pthread_mutex_lock(&r->lock);
-	r->lockstep = false;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	vmig_truth_free(e->truth);
-	e->truth = NULL;
+	vmig_set_observer(r->src, NULL, NULL);
+	pthread_mutex_lock(&r->guest.lock);
+	r->guest.lockstep = false;
+	pthread_cond_broadcast(&r->guest.cond);
+	pthread_mutex_unlock(&r->guest.lock);
+	vmig_truth_free(o.truth);
 	return ret;
 }
 
@@ -1433,11 +1428,11 @@ bool rig_check(struct rig *r, struct rig_result *res)
 	memset(res, 0, sizeof(*res));
 	res->ret = ret;
 	res->resolved = resolved;
-	pthread_mutex_lock(&r->lock);
-	res->stops = r->stops;
-	res->resumes = r->resumes;
-	res->starts = r->starts;
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&r->guest.lock);
+	res->stops = r->guest.stops;
+	res->resumes = r->guest.resumes;
+	res->starts = r->guest.starts;
+	pthread_mutex_unlock(&r->guest.lock);
 	res->pages_written = st->pages_written;
 	res->pages_missed = st->pages_missed;
 	if (r->src->engine) {

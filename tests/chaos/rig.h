@@ -39,6 +39,7 @@
 #include <vmig/vmig.h>
 
 #include "ksim/ksim.h"
+#include "sim/guest.h"
 
 #define RIG_PAGE 4096u
 #define RIG_MAX_SPACES 16
@@ -143,29 +144,17 @@ struct rig {
 	struct rig_device devices[RIG_MAX_DEVICES]; /* under lock */
 	size_t nr_devices;
 
-	/* The guest. Everything below is under lock. */
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool thread_started;
-	bool running;   /* the VMM's view: the guest runs */
-	bool stepping;  /* a step is under way (unlocked) */
-	unsigned int busy; /* writes of other threads under way */
-	unsigned int paused; /* DMA quiesced for unmaps (rig_unmap) */
-	bool quit;
-	uint64_t steps;
-	unsigned int stops, resumes, starts;
-	uint64_t step_us;
 	/*
-	 * While a migration runs, the guest takes exactly steps_per_sync
-	 * steps between two of its syncs (lockstep), so that what the
-	 * devices write per iteration does not depend on the machine's
-	 * speed; `allowed` is the step count it may reach before the next.
+	 * The guest (tests/sim/guest.c): its thread steps the devices, its
+	 * writers and its vCPU while it runs; in lockstep with the syncs
+	 * while a migration runs (guest.p.steps_per_sync steps between two
+	 * of them, so that what the devices write per iteration does not
+	 * depend on the machine's speed). guest.lock is the rig's lock:
+	 * the devices above and the guest's state are under it; guest.busy
+	 * counts the writes of other threads under way, guest.paused the
+	 * unmaps that quiesce DMA (rig_unmap).
 	 */
-	bool lockstep;
-	bool granted; /* a sync of this migration allowed steps already */
-	unsigned int steps_per_sync;
-	uint64_t allowed;
+	struct sim_guest guest;
 	struct rig_vcpu vcpu;
 
 	/* Called from the migration's progress callback (its loop). */

@@ -46,7 +46,7 @@
 
 #include "core/engine.h"
 #include "core/internal.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 
 #define MiB (1ull << 20)
 #define HIGH 0x100000000ull /* region 1: 4 GiB */

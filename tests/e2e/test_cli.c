@@ -134,10 +134,13 @@ static void test_check(void)
 			"  \"devices\": [ { \"name\": \"a\", \"kind\": 3,\n"
 			"                   \"group\": 1 } ] }\n");
 	run(&r, "check", bad, NULL);
-	CU_ASSERT_EQUAL(r.status, 1);
+	/* An invalid configuration has its own status (vmig(1)). */
+	CU_ASSERT_EQUAL(r.status, 4);
 	CU_ASSERT_PTR_NOT_NULL(strstr(
 		r.err, "devices[0].kind: expected one of \"vfio-pci\", \"mdev\""));
+	/* The file is named once. */
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "bad.json"));
+	CU_ASSERT_PTR_NULL(strstr(strstr(r.err, "bad.json") + 1, "bad.json"));
 
 	run(&r, "check", "/nonexistent/vmig.json", NULL);
 	CU_ASSERT_EQUAL(r.status, 1);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@
 
 #include <linux/vfio.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "lab.h"
 #include "lab_scenarios.h"
@@ -46,6 +47,7 @@ static const struct lab_scenario {
 	{ "iommufd-mock-rows", LAB_BOOT_MOCK, lab_iommufd_mock_rows },
 	{ "iommufd-plugin-mock", LAB_BOOT_MOCK, lab_iommufd_plugin_mock },
 	{ "iommufd-plugin-huge", LAB_BOOT_MOCK, lab_iommufd_plugin_huge },
+	{ "e2e-iommufd-mock", LAB_BOOT_MOCK, lab_e2e_iommufd_mock },
 	{ "type1-info", LAB_BOOT_VIOMMU, lab_type1_info },
 	{ "type1-pci-all-dirty", LAB_BOOT_VIOMMU, lab_type1_pci_all_dirty },
 	{ "type1-mdev-pinned", LAB_BOOT_VIOMMU, lab_type1_mdev_pinned },
@@ -56,6 +58,7 @@ static const struct lab_scenario {
 	{ "iommufd-plugin-edu", LAB_BOOT_VIOMMU, lab_iommufd_plugin_edu },
 	{ "device-dirty-mtty", LAB_BOOT_VIOMMU, lab_device_dirty_mtty },
 	{ "migration-v2-mtty", LAB_BOOT_VIOMMU, lab_migration_v2_mtty },
+	{ "e2e-type1-edu", LAB_BOOT_VIOMMU, lab_e2e_type1_edu },
 };
 
 #define NR_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -70,15 +73,96 @@ static const char *boot_name(enum lab_boot b)
 /* ------------------------------------------------------------------ */
 /* The transcript                                                      */
 
+static pthread_mutex_t quiet_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Keeps a quiet line once (lab_quiet_end says each, sorted). */
+static void quiet_keep(struct lab *lab, const char *line)
+{
+	char **arr;
+	size_t i;
+
+	for (i = 0; i < lab->nr_quiet; i++)
+		if (!strcmp(lab->quiet_lines[i], line))
+			return;
+	arr = realloc(lab->quiet_lines, (lab->nr_quiet + 1) * sizeof(*arr));
+	if (!arr)
+		return;
+	lab->quiet_lines = arr;
+	arr[lab->nr_quiet] = strdup(line);
+	if (arr[lab->nr_quiet])
+		lab->nr_quiet++;
+}
+
 void lab_say(struct lab *lab, const char *fmt, ...)
 {
+	char line[512];
 	va_list ap;
 
-	printf("#%03u ", ++lab->step);
+	if (!lab->quiet) {
+		printf("#%03u ", ++lab->step);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		putchar('\n');
+		return;
+	}
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	pthread_mutex_lock(&quiet_lock);
+	printf("~ %s\n", line);
+	quiet_keep(lab, line);
+	pthread_mutex_unlock(&quiet_lock);
+}
+
+void lab_quiet_begin(struct lab *lab)
+{
+	lab->quiet = true;
+}
+
+static int quiet_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void lab_quiet_end(struct lab *lab, const char *what)
+{
+	size_t i;
+
+	pthread_mutex_lock(&quiet_lock);
+	lab->quiet = false;
+	pthread_mutex_unlock(&quiet_lock);
+	qsort(lab->quiet_lines, lab->nr_quiet, sizeof(*lab->quiet_lines),
+	      quiet_cmp);
+	for (i = 0; i < lab->nr_quiet; i++) {
+		lab_say(lab, "%s: %s", what, lab->quiet_lines[i]);
+		free(lab->quiet_lines[i]);
+	}
+	free(lab->quiet_lines);
+	lab->quiet_lines = NULL;
+	lab->nr_quiet = 0;
+}
+
+int64_t lab_pread(struct lab *lab, int fd, void *buf, size_t len,
+		  uint64_t offset)
+{
+	ssize_t n;
+
+	if (!lab->real)
+		return ksim_device_pread(lab->k, fd, buf, len, offset);
+	n = pread(fd, buf, len, (off_t)offset);
+	return n < 0 ? -errno : n;
+}
+
+int64_t lab_pwrite(struct lab *lab, int fd, const void *buf, size_t len,
+		   uint64_t offset)
+{
+	ssize_t n;
+
+	if (!lab->real)
+		return ksim_device_pwrite(lab->k, fd, buf, len, offset);
+	n = pwrite(fd, buf, len, (off_t)offset);
+	return n < 0 ? -errno : n;
 }
 
 void lab_note(struct lab *lab, const char *fmt, ...)
@@ -1270,6 +1354,7 @@ static int sim_build(struct lab *lab)
 			.kind = KSIM_DEV_PCI,
 			.group = f->pci.group,
 			.iommufd = { .model = KSIM_IOMMU_INTEL },
+			.edu = true,
 		};
 
 		p.iommufd.cdev = cdev_index(f->pci.cdev, &p.iommufd.cdev_index);

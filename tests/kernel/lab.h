@@ -115,6 +115,14 @@ struct lab {
 	char reason[256];
 	struct lab_plugin plugins[LAB_MAX_PLUGINS];
 	unsigned int nr_plugins;
+
+	/*
+	 * While quiet (lab_quiet_begin), the transcript's lines are shown,
+	 * not compared, and each distinct one is kept for lab_quiet_end.
+	 */
+	bool quiet;
+	char **quiet_lines;
+	size_t nr_quiet;
 };
 
 /* ------------------------------------------------------------------ */
@@ -123,6 +131,16 @@ struct lab {
 /* Prints a compared transcript line (the next step). */
 __attribute__((format(printf, 2, 3)))
 void lab_say(struct lab *lab, const char *fmt, ...);
+
+/*
+ * A stretch whose number of calls depends on timing (a whole migration:
+ * how many iterations it takes): lab_say lines are shown, not compared,
+ * and lab_quiet_end says each distinct one once, sorted, as compared
+ * lines "what: <line>". So the kinds of calls and their results are
+ * compared, not how many there were. Thread-safe while quiet.
+ */
+void lab_quiet_begin(struct lab *lab);
+void lab_quiet_end(struct lab *lab, const char *what);
 
 /* Prints a line that is shown but not compared. */
 __attribute__((format(printf, 2, 3)))
@@ -187,6 +205,16 @@ int lab_close(struct lab *lab, int fd);
 int lab_ioctl(struct lab *lab, int fd, unsigned long request, void *arg);
 int64_t lab_read(struct lab *lab, int fd, void *buf, size_t len);
 int64_t lab_write(struct lab *lab, int fd, const void *buf, size_t len);
+
+/*
+ * pread and pwrite on a device fd at a vfio-pci region offset, on the real
+ * kernel or the simulator (the host table has no such operation). Not
+ * recorded: callers say what they did. Bytes or a negative errno.
+ */
+int64_t lab_pread(struct lab *lab, int fd, void *buf, size_t len,
+		  uint64_t offset);
+int64_t lab_pwrite(struct lab *lab, int fd, const void *buf, size_t len,
+		   uint64_t offset);
 
 /*
  * Loads a plugin (vmig-<name>.so from the plugin directory) for the

@@ -12,7 +12,7 @@
 
 #include <linux/vfio.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "lab.h"
 #include "lab_scenarios.h"
 

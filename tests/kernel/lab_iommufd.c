@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "lab.h"
 #include "lab_scenarios.h"
 

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "lab.h"
 #include "lab_scenarios.h"
 

@@ -25,7 +25,7 @@
 #include <linux/vfio.h>
 
 #include "core/devstate.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "lab.h"
 #include "lab_scenarios.h"
 

@@ -37,4 +37,12 @@ void lab_iommufd_mock_rows(struct lab *lab);
 void lab_iommufd_plugin_mock(struct lab *lab);
 void lab_iommufd_plugin_huge(struct lab *lab);
 
+/*
+ * Boot "viommu" (lab_e2e.c): whole migrations through libvmig, with the
+ * edu device writing by DMA during pre-copy.
+ */
+void lab_e2e_type1_edu(struct lab *lab);
+/* Boot "mock" (lab_e2e.c): a migration tracked by the iommufd plugin. */
+void lab_e2e_iommufd_mock(struct lab *lab);
+
 #endif /* VMIG_LAB_SCENARIOS_H */

@@ -695,7 +695,9 @@ int ksim_device_add(struct ksim *k, const struct ksim_device_params *p,
 	d->fill_rng = p->dma.seed ^ 0x5851f42d4c957f2dull;
 	d->group = g;
 	g->nr_devices++;
-	for (i = 0; i < KSIM_EXT_NR; i++) {
+	if (p->edu)
+		ret = p->kind == KSIM_DEV_PCI ? ksim_edu_init(d) : -EINVAL;
+	for (i = 0; ret == 0 && i < KSIM_EXT_NR; i++) {
 		if (!ksim_exts[i] || !ksim_exts[i]->device_added)
 			continue;
 		ret = ksim_exts[i]->device_added(k, d);
@@ -830,6 +832,10 @@ static int devfile_ioctl(struct ksim *k, struct ksim_obj *o, unsigned int cmd,
 	switch (cmd) {
 	case VFIO_DEVICE_GET_INFO:
 		return device_get_info(df->dev, arg);
+	case VFIO_DEVICE_GET_REGION_INFO:
+		/* Regions are modelled for the edu device only. */
+		return df->dev->edu ? ksim_edu_region_info(df->dev, arg)
+				    : -ENOTTY;
 	case VFIO_DEVICE_RESET:
 		return 0;
 	default:
@@ -861,6 +867,42 @@ static int64_t devfile_write(struct ksim *k, struct ksim_obj *o,
 	(void)buf;
 	(void)len;
 	return df->dev->removed ? -ENODEV : -EINVAL;
+}
+
+static int64_t device_region_rw(struct ksim *k, int fd, void *buf,
+				size_t len, uint64_t offset, bool write)
+{
+	struct ksim_obj *o;
+	struct ksim_devfile *df;
+	int64_t ret;
+
+	lock(k);
+	o = ksim_obj_get(k, fd);
+	if (!o || o->ops->type != KSIM_OBJ_DEVICE) {
+		ret = o ? -EINVAL : -EBADF;
+	} else {
+		df = o->priv;
+		if (df->dev->removed)
+			ret = -ENODEV;
+		else if (!df->dev->edu)
+			ret = -EINVAL;
+		else
+			ret = ksim_edu_rw(k, df->dev, buf, len, offset, write);
+	}
+	unlock(k);
+	return ret;
+}
+
+int64_t ksim_device_pread(struct ksim *k, int fd, void *buf, size_t len,
+			  uint64_t offset)
+{
+	return device_region_rw(k, fd, buf, len, offset, false);
+}
+
+int64_t ksim_device_pwrite(struct ksim *k, int fd, const void *buf,
+			   size_t len, uint64_t offset)
+{
+	return device_region_rw(k, fd, (void *)buf, len, offset, true);
 }
 
 static int devfile_mmap(struct ksim *k, struct ksim_obj *o, void *addr,
@@ -1453,6 +1495,7 @@ static void device_free(struct ksim *k, struct ksim_device *d)
 		if (ksim_exts[i] && ksim_exts[i]->device_free)
 			ksim_exts[i]->device_free(k, d);
 	ksim_pins_clear(d);
+	ksim_edu_free(d);
 	free(d->name);
 	free(d);
 }

@@ -67,6 +67,11 @@ struct ksim_device_params {
 	struct ksim_dma_params dma;
 	struct ksim_iommufd_device_params iommufd; /* ksim_iommufd.h */
 	struct ksim_feature_params feature;        /* ksim_feature.h */
+	/*
+	 * PCI only: QEMU's edu device (ksim_edu.c): BAR0 and config space
+	 * through ksim_device_pread/pwrite, and its DMA engine.
+	 */
+	bool edu;
 };
 
 struct ksim_params {
@@ -130,6 +135,17 @@ const char *ksim_device_name(const struct ksim_device *d);
  */
 int ksim_dma_write(struct ksim_device *d, uint64_t iova, const void *buf,
 		   size_t len);
+
+/*
+ * pread and pwrite on a device fd at a vfio-pci region offset (index <<
+ * 40): what the host table has no operation for. Only an edu device
+ * (ksim_device_params.edu) has regions; others answer -EINVAL, as an
+ * offset outside every region does. Returns bytes or a negative errno.
+ */
+int64_t ksim_device_pread(struct ksim *k, int fd, void *buf, size_t len,
+			  uint64_t offset);
+int64_t ksim_device_pwrite(struct ksim *k, int fd, const void *buf,
+			   size_t len, uint64_t offset);
 
 /*
  * Pins [iova, iova + npages * 4096) as vfio_pin_pages() does (MDEV, or a

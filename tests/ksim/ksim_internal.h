@@ -160,6 +160,7 @@ struct ksim_device {
 
 	/* Per-device state of each part (freed by its device_free hook). */
 	void *ext[KSIM_EXT_NR];
+	struct ksim_edu *edu;       /* QEMU's edu model, or NULL */
 	struct ksim_device *next;
 };
 
@@ -209,6 +210,14 @@ struct ksim_devfile {
 	 */
 	void *ext[KSIM_EXT_NR];
 };
+
+/* ksim_edu.c: QEMU's edu device (d->edu). */
+struct ksim_edu;
+int ksim_edu_init(struct ksim_device *d);
+void ksim_edu_free(struct ksim_device *d);
+int ksim_edu_region_info(struct ksim_device *d, void *arg);
+int64_t ksim_edu_rw(struct ksim *k, struct ksim_device *d, void *buf,
+		    size_t len, uint64_t off, bool write);
 
 /* The live group with this id, or NULL. */
 struct ksim_group *ksim_group_find(struct ksim *k, int id);

@@ -38,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim_internal.h"
 
 /* The kernel's ULONG_MAX on x86-64. */

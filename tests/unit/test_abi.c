@@ -138,6 +138,8 @@ static const struct field_pin vmig_host_pins[] = {
 	PIN(struct vmig_host, log, 88, 8, void (*)(void *, int, const char *)),
 	PIN(struct vmig_host, ranges_unknown, 96, 8,
 	    void (*)(void *, uint32_t, const struct vmig_range *, uint32_t)),
+	/* Since plugin ABI 1.1. */
+	PIN(struct vmig_host, user, 104, 8, void *),
 };
 
 static const struct field_pin vmig_source_ops_pins[] = {
@@ -164,6 +166,9 @@ static const struct field_pin vmig_source_ops_pins[] = {
 	    int (*)(void *, const struct vmig_read *, uint64_t *)),
 	PIN(struct vmig_source_ops, status, 96, 8,
 	    int (*)(void *, uint32_t, struct vmig_probe *)),
+	/* Since plugin ABI 1.1. */
+	PIN(struct vmig_source_ops, device_gone, 104, 8,
+	    void (*)(void *, uint32_t)),
 };
 
 static const struct field_pin vmig_plugin_pins[] = {
@@ -291,6 +296,24 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, switchover_timeout_ms, 48, 8, uint64_t),
 };
 
+static const struct field_pin vmig_sync_truth_pins[] = {
+	PIN(struct vmig_sync_truth, size, 0, 4, uint32_t),
+	PIN(struct vmig_sync_truth, reserved, 4, 4, uint32_t),
+	PIN(struct vmig_sync_truth, writes, 8, 8, uint64_t),
+	PIN(struct vmig_sync_truth, pages_written, 16, 8, uint64_t),
+	PIN(struct vmig_sync_truth, pages_missed, 24, 8, uint64_t),
+	PIN(struct vmig_sync_truth, written, 32, 8, uint64_t *const *),
+};
+
+static const struct field_pin vmig_observer_pins[] = {
+	PIN(struct vmig_observer, size, 0, 4, uint32_t),
+	PIN(struct vmig_observer, flags, 4, 4, uint32_t),
+	PIN(struct vmig_observer, tracking_started, 8, 8, void (*)(void *)),
+	PIN(struct vmig_observer, sync, 16, 8,
+	    void (*)(void *, bool, struct vmig_sync_truth *)),
+	PIN(struct vmig_observer, vmm_call_done, 24, 8, void (*)(void *)),
+};
+
 static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_range, 16, 8, vmig_range_pins),
 	STRUCT(struct vmig_iommu_desc, 24, 4, vmig_iommu_desc_pins),
@@ -298,8 +321,8 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device_desc, 72, 8, vmig_device_desc_pins),
 	STRUCT(struct vmig_probe, 176, 4, vmig_probe_pins),
 	STRUCT(struct vmig_read, 40, 8, vmig_read_pins),
-	STRUCT(struct vmig_host, 104, 8, vmig_host_pins),
-	STRUCT(struct vmig_source_ops, 104, 8, vmig_source_ops_pins),
+	STRUCT(struct vmig_host, 112, 8, vmig_host_pins),
+	STRUCT(struct vmig_source_ops, 112, 8, vmig_source_ops_pins),
 	STRUCT(struct vmig_plugin, 80, 8, vmig_plugin_pins),
 	STRUCT(struct vmig_progress, 48, 8, vmig_progress_pins),
 	STRUCT(struct vmig_session_params, 56, 8, vmig_session_params_pins),
@@ -312,6 +335,8 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
 	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
 	STRUCT(struct vmig_policies, 56, 8, vmig_policies_pins),
+	STRUCT(struct vmig_sync_truth, 40, 8, vmig_sync_truth_pins),
+	STRUCT(struct vmig_observer, 32, 8, vmig_observer_pins),
 };
 
 /*
@@ -324,7 +349,7 @@ static void test_layouts(void)
 {
 	size_t i, j;
 
-	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 20);
+	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 22);
 	for (i = 0; i < ARRAY_SIZE(struct_pins); i++) {
 		const struct struct_pin *sp = &struct_pins[i];
 		size_t end = 0, sum = 0;
@@ -398,8 +423,6 @@ static const struct type_pin type_pins[] = {
 		   void (*)(void *, const struct vmig_progress *)) },
 	{ "vmig_session", HAS_TYPE(VALUE_OF(vmig_session *),
 				   struct vmig_session *) },
-	{ "vmig_config", HAS_TYPE(VALUE_OF(vmig_config *),
-				  struct vmig_config *) },
 	/* The prototype plugin.h gives plugins for their entry point. */
 	{ STR(VMIG_PLUGIN_ENTRY),
 	  HAS_TYPE(VMIG_PLUGIN_ENTRY,
@@ -458,15 +481,8 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_resolve, int (vmig_session *, uint32_t)),
 	TYPE_PIN(vmig_memory_digest, int (vmig_session *, uint64_t *)),
 	TYPE_PIN(vmig_memory_dump, int (vmig_session *, const char *)),
-	TYPE_PIN(vmig_config_parse,
-		 int (const char *, size_t, const char *, vmig_config **,
-		      char *, size_t)),
-	TYPE_PIN(vmig_config_load,
-		 int (const char *, vmig_config **, char *, size_t)),
-	TYPE_PIN(vmig_config_free, void (vmig_config *)),
-	TYPE_PIN(vmig_session_configure,
-		 int (vmig_session *, const vmig_config *)),
-	TYPE_PIN(vmig_run, int (vmig_session *, const char *)),
+	TYPE_PIN(vmig_set_observer,
+		 int (vmig_session *, const struct vmig_observer *, void *)),
 	TYPE_PIN(vmig_report_json, int64_t (vmig_session *, char *, size_t)),
 };
 
@@ -530,6 +546,7 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_TRACKING_POLICY_ALL_OR_NOTHING, 1),
 	ENUM(VMIG_ROLE_SOURCE, 1),
 	ENUM(VMIG_ROLE_DESTINATION, 2),
+	ENUM(VMIG_OBSERVER_TRUTH, 1),
 };
 
 static void test_enums(void)
@@ -615,7 +632,7 @@ static void test_plugin_constants(void)
 		  IS_UINT(VMIG_DMA_EXISTING));
 
 	CU_ASSERT_EQUAL(VMIG_PLUGIN_ABI_MAJOR, 1);
-	CU_ASSERT_EQUAL(VMIG_PLUGIN_ABI_MINOR, 0);
+	CU_ASSERT_EQUAL(VMIG_PLUGIN_ABI_MINOR, 1);
 }
 
 /* VMIG_HAS_FIELD is true exactly when the size covers the whole field. */
@@ -689,10 +706,10 @@ static void test_version(void)
 	char composed[32];
 
 	CU_ASSERT_EQUAL(VMIG_VERSION_MAJOR, 0);
-	CU_ASSERT_EQUAL(VMIG_VERSION_MINOR, 1);
+	CU_ASSERT_EQUAL(VMIG_VERSION_MINOR, 2);
 	CU_ASSERT_EQUAL(VMIG_VERSION_PATCH, 0);
-	CU_ASSERT_STRING_EQUAL(VMIG_VERSION_STRING, "0.1.0");
-	CU_ASSERT_EQUAL(VMIG_VERSION, 0x000100);
+	CU_ASSERT_STRING_EQUAL(VMIG_VERSION_STRING, "0.2.0");
+	CU_ASSERT_EQUAL(VMIG_VERSION, 0x000200);
 	CU_ASSERT_EQUAL(VMIG_VERSION_HEX(1, 2, 3), 0x010203);
 	CU_ASSERT_EQUAL(VMIG_VERSION_HEX(0, 255, 255), 0x00ffff);
 

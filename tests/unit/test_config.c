@@ -20,8 +20,8 @@
 
 #include <linux/vfio.h>
 
-#include "core/config.h"
-#include "core/kuapi.h"
+#include "tool/config.h"
+#include <vmig/linux-uapi.h>
 #include "unit/testutil.h"
 
 static char msg[512];
@@ -257,15 +257,15 @@ static void test_defaults(void)
 	CU_ASSERT_FALSE(cfg->plugins_given);
 	CU_ASSERT_PTR_NULL(cfg->preference);
 	CU_ASSERT_EQUAL(cfg->nr_preference, 0);
-	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_TRACK);
+	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_TRACK);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 300);
 	CU_ASSERT_EQUAL(cfg->policies.bandwidth_limit, 0);
 	CU_ASSERT_EQUAL(cfg->policies.max_iterations, 30);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_ms, 0);
 	/* A guest never waits stopped without a bound, by default. */
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 30000);
-	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_CANCEL);
-	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_MIXED);
+	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_CANCEL);
+	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_MIXED);
 	CU_ASSERT_EQUAL_FATAL(cfg->nr_regions, 1);
 	CU_ASSERT_STRING_EQUAL(cfg->regions[0].name, "ram0");
 	CU_ASSERT_EQUAL(cfg->regions[0].gpa, 0);
@@ -459,13 +459,13 @@ static void test_policies(void)
 		      "'tracking': 'all-or-nothing', "
 		      "'switchover_timeout_ms': 1500}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_REJECT);
+	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_REJECT);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 50);
 	CU_ASSERT_EQUAL(cfg->policies.bandwidth_limit, 1ull << 30);
 	CU_ASSERT_EQUAL(cfg->policies.max_iterations, 100000);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_ms, 60000);
-	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_FORCE);
-	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_ALL_OR_NOTHING);
+	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_FORCE);
+	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_ALL_OR_NOTHING);
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 1500);
 	vmig_config_free(cfg);
 
@@ -474,18 +474,18 @@ static void test_policies(void)
 		      "'timeout_ms': 0, 'timeout_strategy': 'cancel', "
 		      "'tracking': 'mixed'}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_DEGRADE);
+	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_DEGRADE);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 300);
 	CU_ASSERT_EQUAL(cfg->policies.bandwidth_limit, 0);
 	CU_ASSERT_EQUAL(cfg->policies.max_iterations, 1);
-	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_CANCEL);
-	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_MIXED);
+	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_CANCEL);
+	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_MIXED);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'track', "
 		      "'bandwidth_limit': 125000000}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_TRACK);
+	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_TRACK);
 	CU_ASSERT_EQUAL(cfg->policies.bandwidth_limit, 125000000);
 	vmig_config_free(cfg);
 

@@ -18,7 +18,7 @@
 #include <linux/vfio.h>
 
 #include "core/devstate.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
 #include "unit/ksimutil.h"

@@ -54,12 +54,13 @@
 #include <uv.h>
 #include <vmig/vmig.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "core/proto.h"
 #include "common/relay.h"
 #include "ksim/ksim.h"
 #include "ksim/ksim_feature.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 #define TINY_PAGES 4u          /* the sweep's guest: all zero pages */

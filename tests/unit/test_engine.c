@@ -31,9 +31,11 @@
 #include "core/bitmap.h"
 #include "core/engine.h"
 #include "core/internal.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "sim/guest.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 #define MiB (1u << 20)
@@ -55,23 +57,16 @@ static uint64_t now_us(void)
 /* The guest and the VMM callbacks                                     */
 
 struct guest {
-	struct ksim *k;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool running, stepping, quit;
-	uint64_t steps;
 	/*
-	 * While a migration runs, the guest takes STEPS_PER_SYNC steps
-	 * between two syncs (the engine's sync hook waits for them): what
-	 * the devices write per iteration does not depend on the machine.
+	 * The thread stepping the devices while the guest runs, and the
+	 * VMM callbacks' counts (tests/sim/guest.c). While a migration
+	 * runs, the guest takes STEPS_PER_SYNC steps between two syncs
+	 * (the observer's sync waits for them): what the devices write
+	 * per iteration does not depend on the machine.
 	 */
-	bool lockstep;
-	bool granted; /* a sync allowed steps already */
-	uint64_t allowed;
+	struct sim_guest sim;
 	/* Set by the progress callback: a migration runs. */
 	bool progressed;
-	unsigned int stops, resumes, starts;
 	/* vCPU writes (the GPA source test): a page of memory to bump. */
 	uint8_t *vcpu_mem;
 	size_t vcpu_pages;
@@ -80,49 +75,45 @@ struct guest {
 	uint8_t *scribble;
 };
 
-static void *guest_main(void *opaque)
+#define STEPS_PER_SYNC 4u
+
+/* After each device step: the "vCPU" writes a page, when it has one. */
+static void vcpu_step(void *opaque, uint64_t step)
 {
 	struct guest *g = opaque;
-	struct timespec ts = { 0, 200 * 1000 };
+	size_t pg;
 
-	pthread_mutex_lock(&g->lock);
-	while (!g->quit) {
-		if (!g->running || (g->lockstep && g->steps >= g->allowed)) {
-			pthread_cond_wait(&g->cond, &g->lock);
-			continue;
-		}
-		g->stepping = true;
-		pthread_mutex_unlock(&g->lock);
-		ksim_step(g->k);
-		if (g->vcpu_mem) {
-			size_t pg = (size_t)(g->steps * 7919) % g->vcpu_pages;
+	if (!g->vcpu_mem)
+		return;
+	pg = (size_t)(step * 7919) % g->vcpu_pages;
+	g->vcpu_mem[pg * PG + step % PG]++;
+	__atomic_or_fetch(&g->vcpu_log[pg / 64], 1ull << (pg % 64),
+			  __ATOMIC_RELAXED);
+}
 
-			g->vcpu_mem[pg * PG + g->steps % PG]++;
-			__atomic_or_fetch(&g->vcpu_log[pg / 64],
-					  1ull << (pg % 64), __ATOMIC_RELAXED);
-		}
-		pthread_mutex_lock(&g->lock);
-		g->stepping = false;
-		g->steps++;
-		pthread_cond_broadcast(&g->cond);
-		pthread_mutex_unlock(&g->lock);
-		nanosleep(&ts, NULL);
-		pthread_mutex_lock(&g->lock);
-	}
-	pthread_mutex_unlock(&g->lock);
-	return NULL;
+/* Starts the guest's thread (with a kernel to step), or only its VMM. */
+static void guest_start(struct guest *g, struct ksim *k, bool lockstep)
+{
+	struct sim_guest_params p = {
+		.k = k,
+		.step_us = 200,
+		.steps_per_sync = STEPS_PER_SYNC,
+		.lockstep = lockstep,
+		.step = vcpu_step,
+		.step_opaque = g,
+	};
+
+	memset(g, 0, sizeof(*g));
+	sim_guest_init(&g->sim, &p);
+	if (k)
+		CU_ASSERT_FATAL(sim_guest_spawn(&g->sim) == 0);
 }
 
 static int vmm_stop(void *opaque)
 {
 	struct guest *g = opaque;
 
-	pthread_mutex_lock(&g->lock);
-	g->running = false;
-	while (g->stepping)
-		pthread_cond_wait(&g->cond, &g->lock);
-	g->stops++;
-	pthread_mutex_unlock(&g->lock);
+	sim_guest_stop(&g->sim);
 	if (g->scribble)
 		g->scribble[17] ^= 0x55;
 	return 0;
@@ -130,46 +121,26 @@ static int vmm_stop(void *opaque)
 
 static int vmm_resume(void *opaque)
 {
-	struct guest *g = opaque;
-
-	pthread_mutex_lock(&g->lock);
-	g->running = true;
-	g->resumes++;
-	g->lockstep = false; /* the migration is over */
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-	return 0;
+	return sim_guest_resume(&((struct guest *)opaque)->sim);
 }
 
 static int vmm_start(void *opaque)
 {
-	((struct guest *)opaque)->starts++;
-	return 0;
+	return sim_guest_start(&((struct guest *)opaque)->sim);
 }
 
-#define STEPS_PER_SYNC 4u
-
-/*
- * The engine's hook around every pre-copy sync (see struct guest): waits
- * before it for the interval's steps, allows the next ones after it.
- */
-static void guest_sync(void *opaque, bool after)
+/* The guest observes the source session's syncs. */
+static void guest_observe_sync(void *opaque, bool after,
+			       struct vmig_sync_truth *truth)
 {
-	struct guest *g = opaque;
-
-	pthread_mutex_lock(&g->lock);
-	/* The first sync allows the first interval's steps itself. */
-	if (after || !g->granted) {
-		g->allowed = g->steps + STEPS_PER_SYNC;
-		g->granted = true;
-		pthread_cond_broadcast(&g->cond);
-	}
-	if (!after)
-		while (g->lockstep && g->running && !g->quit &&
-		       g->steps < g->allowed)
-			pthread_cond_wait(&g->cond, &g->lock);
-	pthread_mutex_unlock(&g->lock);
+	(void)truth;
+	sim_guest_sync(&((struct guest *)opaque)->sim, after);
 }
+
+static const struct vmig_observer guest_observer = {
+	.size = sizeof(struct vmig_observer),
+	.sync = guest_observe_sync,
+};
 
 static const struct vmig_vmm_ops vmm_ops = {
 	.size = sizeof(struct vmig_vmm_ops),
@@ -204,10 +175,10 @@ static void rig_progress(void *opaque, const struct vmig_progress *p)
 	r->progress_calls++;
 	if (p->iteration > r->max_iteration)
 		r->max_iteration = p->iteration;
-	pthread_mutex_lock(&r->g.lock);
+	pthread_mutex_lock(&r->g.sim.lock);
 	r->g.progressed = true;
-	pthread_cond_broadcast(&r->g.cond);
-	pthread_mutex_unlock(&r->g.lock);
+	pthread_cond_broadcast(&r->g.sim.cond);
+	pthread_mutex_unlock(&r->g.sim.lock);
 	if (p->iteration > 0 && p->expected_downtime_us != UINT64_MAX)
 		r->progress_known_downtime = true;
 }
@@ -309,15 +280,6 @@ static void fill(uint8_t *p, size_t len, uint64_t seed)
 	}
 }
 
-static void guest_init(struct guest *g, struct ksim *k)
-{
-	memset(g, 0, sizeof(*g));
-	g->k = k;
-	g->running = true;
-	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->cond, NULL);
-}
-
 /*
  * Builds both sessions: memory (r0 data up to data0 bytes, the rest
  * zero; r1 half data), the devices, the callbacks; the guest thread runs.
@@ -364,31 +326,17 @@ static void rig_init(struct rig *r, size_t data0, uint32_t nic_writes,
 	add_device(r, "mdev-1", KSIM_DEV_MDEV, 2, KSIM_DMA_HOTSPOT,
 		   vgpu_writes, R1_GPA, R1_GPA, R1_LEN);
 
-	guest_init(&r->g, r->k);
-	guest_init(&r->dg, NULL);
-	r->g.lockstep = true;
-	r->g.allowed = STEPS_PER_SYNC;
-	CU_ASSERT_FATAL(vmig_engine_get(r->src) != NULL);
-	r->src->engine->sync_hook = guest_sync;
-	r->src->engine->sync_opaque = &r->g;
-	CU_ASSERT_FATAL(pthread_create(&r->g.thread, NULL, guest_main,
-				       &r->g) == 0);
+	guest_start(&r->g, r->k, true);
+	guest_start(&r->dg, NULL, false);
+	CU_ASSERT_FATAL(vmig_set_observer(r->src, &guest_observer, &r->g) ==
+			0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r->src, &vmm_ops, &r->g) == 0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r->dst, &vmm_ops, &r->dg) == 0);
 }
 
-static void guest_quit(struct guest *g)
-{
-	pthread_mutex_lock(&g->lock);
-	g->quit = true;
-	pthread_cond_broadcast(&g->cond);
-	pthread_mutex_unlock(&g->lock);
-	pthread_join(g->thread, NULL);
-}
-
 static void rig_fini(struct rig *r)
 {
-	guest_quit(&r->g);
+	sim_guest_quit(&r->g.sim);
 	vmig_session_free(r->src);
 	vmig_session_free(r->dst);
 	ksim_free(r->k);
@@ -396,10 +344,8 @@ static void rig_fini(struct rig *r)
 	munmap(r->smem[1], R1_LEN);
 	munmap(r->dmem[0], R0_LEN);
 	munmap(r->dmem[1], R1_LEN);
-	pthread_cond_destroy(&r->g.cond);
-	pthread_mutex_destroy(&r->g.lock);
-	pthread_cond_destroy(&r->dg.cond);
-	pthread_mutex_destroy(&r->dg.lock);
+	sim_guest_fini(&r->g.sim);
+	sim_guest_fini(&r->dg.sim);
 }
 
 static void policies(struct rig *r, uint64_t downtime_ms, uint32_t max_iter,
@@ -481,9 +427,9 @@ static void check_completed(struct rig *r, int ret)
 		fprintf(stderr, "\n  migration: %s\n", vmig_errmsg(r->src));
 	CU_ASSERT_EQUAL_FATAL(ret, 0);
 	CU_ASSERT_EQUAL(pages_differing(r), 0);
-	CU_ASSERT_EQUAL(r->g.stops, 1);
-	CU_ASSERT_EQUAL(r->g.resumes, 0);
-	CU_ASSERT_EQUAL(r->dg.starts, 1);
+	CU_ASSERT_EQUAL(r->g.sim.stops, 1);
+	CU_ASSERT_EQUAL(r->g.sim.resumes, 0);
+	CU_ASSERT_EQUAL(r->dg.sim.starts, 1);
 	/* Tracking ended with the migration. */
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r->src), -EINVAL);
 	rep = report(r->src);
@@ -515,7 +461,7 @@ static void test_writes_during_precopy(void)
 	rig_init(&r, 6 * MiB, 64, 32);
 	policies(&r, 1, 4, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
 	ret = vmig_migrate_local(r.src, r.dst);
-	steps = r.g.steps;
+	steps = r.g.sim.steps;
 	check_completed(&r, ret);
 	CU_ASSERT(steps > 4);
 	rep = report(r.src);
@@ -669,16 +615,16 @@ static void check_resumed(struct rig *r, int ret, int want,
 	cJSON *rep;
 
 	CU_ASSERT_EQUAL(ret, want);
-	CU_ASSERT(r->g.stops <= 1);
-	CU_ASSERT_EQUAL(r->g.resumes, r->g.stops);
-	CU_ASSERT(r->g.running);
-	CU_ASSERT_EQUAL(r->dg.starts, 0);
+	CU_ASSERT(r->g.sim.stops <= 1);
+	CU_ASSERT_EQUAL(r->g.sim.resumes, r->g.sim.stops);
+	CU_ASSERT(r->g.sim.running);
+	CU_ASSERT_EQUAL(r->dg.sim.starts, 0);
 	rep = report(r->src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), result);
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "running");
 	CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItem(rep,
 							 "guest_resumed")),
-			r->g.stops == 1);
+			r->g.sim.stops == 1);
 	CU_ASSERT_STRING_EQUAL(str(rep, "error"), vmig_errmsg(r->src));
 	cJSON_Delete(rep);
 	rep = report(r->dst);
@@ -732,7 +678,7 @@ static void test_timeout_cancel(void)
 		fprintf(stderr, "\n  timeout after %llu us\n",
 			(unsigned long long)us);
 	CU_ASSERT(us >= 240000);
-	CU_ASSERT_EQUAL(r.g.stops, 0);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 0);
 	rig_fini(&r);
 }
 
@@ -753,10 +699,10 @@ static void *cancel_main(void *opaque)
 	struct timespec ms = { 0, 1000000 };
 
 	if (c->g) {
-		pthread_mutex_lock(&c->g->lock);
+		pthread_mutex_lock(&c->g->sim.lock);
 		while (!c->g->progressed)
-			pthread_cond_wait(&c->g->cond, &c->g->lock);
-		pthread_mutex_unlock(&c->g->lock);
+			pthread_cond_wait(&c->g->sim.cond, &c->g->sim.lock);
+		pthread_mutex_unlock(&c->g->sim.lock);
 		c->ret = vmig_cancel(c->s);
 		return NULL;
 	}
@@ -808,7 +754,7 @@ static void test_digest_mismatch(void)
 	r.g.scribble = r.dmem[0];
 	check_resumed(&r, vmig_migrate_local(r.src, r.dst), VMIG_EMISMATCH,
 		      "failed");
-	CU_ASSERT_EQUAL(r.g.stops, 1);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 1);
 	CU_ASSERT(has(r.msg, "the destination's memory digest "));
 	CU_ASSERT(has(r.msg, " differs from the source's "));
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
@@ -837,8 +783,8 @@ static void test_destination_refuses(void)
 	CU_ASSERT(has(vmig_errmsg(other), "frame 0 (HELLO): the source has 2 "
 					  "region(s), this destination 1"));
 	/* Never stopped, so never resumed: the guest ran all along. */
-	CU_ASSERT_EQUAL(r.g.resumes, 0);
-	CU_ASSERT_EQUAL(r.g.stops, 0);
+	CU_ASSERT_EQUAL(r.g.sim.resumes, 0);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.src), -EINVAL);
 	vmig_session_free(other);
 	rig_fini(&r);
@@ -932,7 +878,7 @@ static void test_cancel_destination(void)
 	CU_ASSERT_EQUAL(c.ret, 0);
 	CU_ASSERT_EQUAL(rc.ret, -ECANCELED);
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the destination was cancelled"));
-	CU_ASSERT_EQUAL(r.dg.starts, 0);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 0);
 	/* The listener went with it, and its socket file. */
 	CU_ASSERT_EQUAL(access(path, F_OK), -1);
 	rig_fini(&r);
@@ -978,7 +924,7 @@ static void test_connect_refused(void)
 	CU_ASSERT_EQUAL(vmig_migrate(r.src, addr), -ENOENT);
 	CU_ASSERT(has(vmig_errmsg(r.src),
 		      "connect unix:/tmp/vmig-engine-none"));
-	CU_ASSERT_EQUAL(r.g.resumes, 0);
+	CU_ASSERT_EQUAL(r.g.sim.resumes, 0);
 	rig_fini(&r);
 }
 
@@ -1038,11 +984,11 @@ static void test_vcpu_source(void)
 	vcpu_reads = 0;
 	rig_init(&r, 4 * MiB, 8, 0);
 	CU_ASSERT_FATAL(vmig_plugin_register(r.src, &vcpu_desc) == 0);
-	pthread_mutex_lock(&r.g.lock);
+	pthread_mutex_lock(&r.g.sim.lock);
 	r.g.vcpu_log = vcpu_log;
 	r.g.vcpu_pages = R1_LEN / PG;
 	r.g.vcpu_mem = r.smem[1];
-	pthread_mutex_unlock(&r.g.lock);
+	pthread_mutex_unlock(&r.g.sim.lock);
 	policies(&r, 1, 3, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
 	check_completed(&r, vmig_migrate_local(r.src, r.dst));
 	CU_ASSERT(vcpu_reads >= 3);
@@ -1220,7 +1166,7 @@ static vmig_session *feature_session(int role, struct rig *r)
 	if (vmig_session_configure(s, cfg) < 0)
 		fprintf(stderr, "\n  configure: %s\n", vmig_errmsg(s));
 	vmig_config_free(cfg);
-	CU_ASSERT_FATAL(s->ksim != NULL);
+	CU_ASSERT_FATAL(vmig_tool_ksim(s) != NULL);
 	return s;
 }
 
@@ -1275,21 +1221,19 @@ static void test_every_device_kind(void)
 	memset(&r, 0, sizeof(r));
 	r.src = feature_session(VMIG_ROLE_SOURCE, &r);
 	r.dst = feature_session(VMIG_ROLE_DESTINATION, &r);
-	guest_init(&r.g, r.src->ksim);
-	guest_init(&r.dg, NULL);
-	CU_ASSERT_FATAL(pthread_create(&r.g.thread, NULL, guest_main,
-				       &r.g) == 0);
+	guest_start(&r.g, vmig_tool_ksim(r.src), false);
+	guest_start(&r.dg, NULL, false);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r.src, &vmm_ops, &r.g) == 0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r.dst, &vmm_ops, &r.dg) == 0);
 	policies(&r, 1, 3, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
-	ksim_feature_set_arc_hook(r.src->ksim, record_arc, &sarcs);
-	ksim_feature_set_arc_hook(r.dst->ksim, record_arc, &darcs);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.src), record_arc, &sarcs);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.dst), record_arc, &darcs);
 	ret = vmig_migrate_local(r.src, r.dst);
 	if (ret)
 		fprintf(stderr, "\n  migration: %s\n", vmig_errmsg(r.src));
 	CU_ASSERT_EQUAL_FATAL(ret, 0);
-	ksim_feature_set_arc_hook(r.src->ksim, NULL, NULL);
-	ksim_feature_set_arc_hook(r.dst->ksim, NULL, NULL);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.src), NULL, NULL);
+	ksim_feature_set_arc_hook(vmig_tool_ksim(r.dst), NULL, NULL);
 
 	/* Guest memory, page by page, and every device's state. */
 	for (i = 0; i < 2; i++) {
@@ -1299,9 +1243,9 @@ static void test_every_device_kind(void)
 				 r.src->regions[i].length) == 0);
 	}
 	for (i = 0; i < 3; i++) {
-		struct ksim_device *ks = ksim_device_find(r.src->ksim,
+		struct ksim_device *ks = ksim_device_find(vmig_tool_ksim(r.src),
 							  migrating[i]);
-		struct ksim_device *kd = ksim_device_find(r.dst->ksim,
+		struct ksim_device *kd = ksim_device_find(vmig_tool_ksim(r.dst),
 							  migrating[i]);
 
 		CU_ASSERT_FATAL(ks && kd);
@@ -1314,7 +1258,7 @@ static void test_every_device_kind(void)
 	/* Stopped in P2P order on the source, started so on the other. */
 	CU_ASSERT(p2p_first(&sarcs, VK_VFIO_STATE_STOP_COPY, 3));
 	CU_ASSERT(p2p_first(&darcs, VK_VFIO_STATE_RUNNING, 3));
-	CU_ASSERT_EQUAL(r.dg.starts, 1);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
 
 	rep = report(r.src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
@@ -1339,13 +1283,11 @@ static void test_every_device_kind(void)
 		}
 	}
 	cJSON_Delete(rep);
-	guest_quit(&r.g);
+	sim_guest_quit(&r.g.sim);
 	vmig_session_free(r.src);
 	vmig_session_free(r.dst);
-	pthread_cond_destroy(&r.g.cond);
-	pthread_mutex_destroy(&r.g.lock);
-	pthread_cond_destroy(&r.dg.cond);
-	pthread_mutex_destroy(&r.dg.lock);
+	sim_guest_fini(&r.g.sim);
+	sim_guest_fini(&r.dg.sim);
 }
 
 /* Cancelled with migrating devices: they run again on the source. */
@@ -1362,10 +1304,8 @@ static void test_devices_recover(void)
 	memset(&r, 0, sizeof(r));
 	r.src = feature_session(VMIG_ROLE_SOURCE, &r);
 	r.dst = feature_session(VMIG_ROLE_DESTINATION, &r);
-	guest_init(&r.g, r.src->ksim);
-	guest_init(&r.dg, NULL);
-	CU_ASSERT_FATAL(pthread_create(&r.g.thread, NULL, guest_main,
-				       &r.g) == 0);
+	guest_start(&r.g, vmig_tool_ksim(r.src), false);
+	guest_start(&r.dg, NULL, false);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r.src, &vmm_ops, &r.g) == 0);
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(r.dst, &vmm_ops, &r.dg) == 0);
 	policies(&r, 1, 1000, 0, 0, 8 * MiB);
@@ -1375,12 +1315,12 @@ static void test_devices_recover(void)
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, cancel_main, &c) == 0);
 	CU_ASSERT_EQUAL(vmig_migrate_local(r.src, r.dst), -ECANCELED);
 	pthread_join(th, NULL);
-	CU_ASSERT_EQUAL(r.g.resumes, r.g.stops);
-	CU_ASSERT_EQUAL(r.dg.starts, 0);
+	CU_ASSERT_EQUAL(r.g.sim.resumes, r.g.sim.stops);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 0);
 	for (i = 0; i < 3; i++) {
-		struct ksim_device *ks = ksim_device_find(r.src->ksim,
+		struct ksim_device *ks = ksim_device_find(vmig_tool_ksim(r.src),
 							  migrating[i]);
-		struct ksim_device *kd = ksim_device_find(r.dst->ksim,
+		struct ksim_device *kd = ksim_device_find(vmig_tool_ksim(r.dst),
 							  migrating[i]);
 
 		CU_ASSERT_EQUAL(ksim_device_mig_state(ks),
@@ -1389,13 +1329,11 @@ static void test_devices_recover(void)
 		CU_ASSERT_NOT_EQUAL(ksim_device_mig_state(kd),
 				    VK_VFIO_STATE_RESUMING);
 	}
-	guest_quit(&r.g);
+	sim_guest_quit(&r.g.sim);
 	vmig_session_free(r.src);
 	vmig_session_free(r.dst);
-	pthread_cond_destroy(&r.g.cond);
-	pthread_mutex_destroy(&r.g.lock);
-	pthread_cond_destroy(&r.dg.cond);
-	pthread_mutex_destroy(&r.dg.lock);
+	sim_guest_fini(&r.g.sim);
+	sim_guest_fini(&r.dg.sim);
 }
 
 /* ------------------------------------------------------------------ */

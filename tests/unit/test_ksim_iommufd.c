@@ -19,7 +19,7 @@
 
 #include <linux/vfio.h>
 
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
 

@@ -1440,6 +1440,71 @@ static void test_dma_real_memory(void)
 	sim_free();
 }
 
+/* QEMU's edu model: regions, bus mastering, its DMA engine both ways. */
+static int64_t edu_reg(int fd, uint32_t reg, uint32_t v)
+{
+	return ksim_device_pwrite(K, fd, &v, 4, reg);
+}
+
+static void test_edu(void)
+{
+	const uint64_t cfg = (uint64_t)VFIO_PCI_CONFIG_REGION_INDEX << 40;
+	struct vfio_region_info ri = { .argsz = sizeof(ri) };
+	struct ksim_device_params p = { .name = "0000:00:03.0",
+					.kind = KSIM_DEV_PCI, .group = 3,
+					.edu = true };
+	uint8_t *mem = guest_mem(4 * PG);
+	struct truth t = { .n = 0 };
+	struct setup s;
+	uint16_t command = 0;
+	uint32_t v = 0;
+
+	sim_new(0, false);
+	CU_ASSERT_FATAL(ksim_device_add(K, &p, NULL) == 0);
+	s = setup_group(3, "0000:00:03.0", VFIO_TYPE1v2_IOMMU);
+	CU_ASSERT(map(s.cfd, 0x100000, 4 * PG, mem, RW) == 0);
+	CU_ASSERT(xioctl(s.dfd, VFIO_DEVICE_GET_REGION_INFO, &ri) == 0);
+	CU_ASSERT(ri.size == 1u << 20 && ri.offset == 0);
+	ri.index = VFIO_PCI_CONFIG_REGION_INDEX;
+	CU_ASSERT(xioctl(s.dfd, VFIO_DEVICE_GET_REGION_INFO, &ri) == 0);
+	CU_ASSERT(ri.size == 256 && ri.offset == cfg);
+	CU_ASSERT(ksim_device_pread(K, s.dfd, &v, 4, 0) == 4 &&
+		  v == 0x010000ed);
+	memset(mem, 0x5a, 64);
+	/* Bus mastering off: the engine finishes, nothing moves. */
+	CU_ASSERT(edu_reg(s.dfd, 0x80, 0x40000) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x88, 0x100000 + PG) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x90, 64) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x98, 3) == 4);
+	CU_ASSERT(ksim_device_pread(K, s.dfd, &v, 4, 0x98) == 4 && !(v & 1));
+	CU_ASSERT(ksim_truth_drain(K, collect, &t) == 0);
+	/* On: memory to the buffer, then the buffer to another page. */
+	CU_ASSERT(ksim_device_pread(K, s.dfd, &command, 2, cfg + 4) == 2);
+	command |= 4;
+	CU_ASSERT(ksim_device_pwrite(K, s.dfd, &command, 2, cfg + 4) == 2);
+	CU_ASSERT(edu_reg(s.dfd, 0x80, 0x100000) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x88, 0x40000) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x98, 1) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x80, 0x40000) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x88, 0x100000 + PG) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x98, 3) == 4);
+	CU_ASSERT(memcmp(mem + PG, mem, 64) == 0);
+	CU_ASSERT(ksim_truth_drain(K, collect, &t) == 1);
+	CU_ASSERT(t.w[0].iova == 0x100000 + PG && t.w[0].len == 64);
+	/* Out of the buffer: refused, a fault. */
+	CU_ASSERT(edu_reg(s.dfd, 0x80, 0x40000 + 4090) == 4);
+	CU_ASSERT(edu_reg(s.dfd, 0x98, 3) == 4);
+	CU_ASSERT(ksim_faults(K) == 1);
+	/* Not an edu device, or not a device: no regions. */
+	CU_ASSERT(ksim_device_pread(K, s.cfd, &v, 4, 0) == -EINVAL);
+	CU_ASSERT(ksim_device_pread(K, 999, &v, 4, 0) == -EBADF);
+	xclose(s.dfd);
+	xclose(s.gfd);
+	xclose(s.cfd);
+	free(mem);
+	sim_free();
+}
+
 static void test_dma_faults(void)
 {
 	uint8_t *mem = guest_mem(8 * PG), *ro = guest_mem(PG);
@@ -2106,6 +2171,7 @@ static CU_TestInfo group_tests[] = {
 static CU_TestInfo dma_tests[] = {
 	{ "real memory and truth", test_dma_real_memory },
 	{ "faults", test_dma_faults },
+	{ "QEMU edu model", test_edu },
 	{ "spans two mappings", test_dma_spans_mappings },
 	{ "mdev dma_rw", test_dma_mdev },
 	{ "step random", test_step_random },

@@ -33,9 +33,11 @@
 #include "core/bitmap.h"
 #include "core/engine.h"
 #include "core/internal.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
+#include "sim/truth.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
@@ -61,6 +63,9 @@ static void lost_log(void *opaque, enum vmig_log_level level,
  * plug, when not NULL, is registered after it (as a VMM registers its
  * vCPU source).
  */
+/* The vCPU source's dirty log (section 1.2): 1024 pages, the 4 MiB guest. */
+static uint64_t vcpu_log[16];
+
 static void lost_init(struct lost *l, const char *doc,
 		      const struct vmig_plugin *plug)
 {
@@ -90,9 +95,11 @@ static void lost_init(struct lost *l, const char *doc,
 	if (ret < 0)
 		fprintf(stderr, "\n  configure: %s\n", vmig_errmsg(l->s));
 	CU_ASSERT_FATAL(ret == 0);
+	/* A vCPU source finds its log through its user pointer. */
 	if (plug)
-		CU_ASSERT_FATAL(vmig_plugin_register(l->s, plug) == 0);
-	CU_ASSERT_FATAL(l->s->ksim != NULL);
+		CU_ASSERT_FATAL(vmig_plugin_register_user(l->s, plug,
+							  vcpu_log) == 0);
+	CU_ASSERT_FATAL(vmig_tool_ksim(l->s) != NULL);
 }
 
 static void lost_fini(struct lost *l)
@@ -102,7 +109,7 @@ static void lost_fini(struct lost *l)
 
 static struct ksim_device *kdev(struct lost *l, const char *name)
 {
-	struct ksim_device *d = ksim_device_find(l->s->ksim, name);
+	struct ksim_device *d = ksim_device_find(vmig_tool_ksim(l->s), name);
 
 	CU_ASSERT_FATAL(d != NULL);
 	return d;
@@ -248,14 +255,17 @@ static void test_unplug_across_hole(void)
  * test sets bits), read and cleared by each read; its start discards the
  * log, as the sample KVM source does. A read fails while fail_reads > 0.
  */
-static uint64_t vcpu_log[16]; /* 1024 pages: the 4 MiB guest */
 static int vcpu_fail_reads;
 static int vcpu_starts;
 
 static int vcpu_create(const struct vmig_host *h, void **inst)
 {
-	(void)h;
-	*inst = vcpu_log;
+	/* Its state comes with the registration (plugin ABI 1.1). */
+	CU_ASSERT(VMIG_HAS_FIELD(h, struct vmig_host, user) &&
+		  h->user == vcpu_log);
+	if (!h->user)
+		return -EINVAL;
+	*inst = h->user;
 	return 0;
 }
 
@@ -398,6 +408,7 @@ static void test_type1_mixed_precision(void)
 {
 	struct vmig_device_status ds;
 	struct lost l;
+	int l0;
 
 	lost_init(&l, mixed_doc, NULL);
 	start_clean(&l);
@@ -422,6 +433,28 @@ static void test_type1_mixed_precision(void)
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 	clear_all(&l);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	/*
+	 * l0 is unplugged: its group leaves the container, the kernel
+	 * reports the pinned pages only, and the claim follows (type1 hears
+	 * of it through device_gone, although it never tracked l0).
+	 */
+	l0 = l.s->devices[device(&l, "l0")]->group_fd;
+	CU_ASSERT(vmig_device_remove(l.s, device(&l, "l0")) == 0);
+	/* ... as the VMM's unplug takes the group out of the container. */
+	CU_ASSERT(l.s->kernel.ioctl(l.s->kernel.kctx, l0,
+				    VFIO_GROUP_UNSET_CONTAINER, NULL) == 0);
+	status(&l, "m0", &ds);
+	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(has(ds.reason, "pinned-page scope"));
+	/*
+	 * The kernel fills the bitmap once as the group leaves (it could
+	 * have written until then: kernel-uapi.md 1.8), then reports pins.
+	 */
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 4);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 }
@@ -438,14 +471,15 @@ static void test_type1_mixed_precision(void)
  */
 static void test_truth_first_pass(void)
 {
-	struct vmig_iter_stats it;
+	struct vmig_sync_truth it;
 	struct vmig_truth *t;
 	struct lost l;
 	int pass;
 
 	lost_init(&l, hole_doc, NULL);
 	CU_ASSERT_FATAL(vmig_tracking_start(l.s) == 0);
-	CU_ASSERT_FATAL(vmig_truth_new(l.s, true, &t) == 0);
+	CU_ASSERT_FATAL(vmig_truth_new(l.s, vmig_tool_ksim(l.s), true, &t) ==
+			0);
 	CU_ASSERT_FATAL(t != NULL);
 	vmig_truth_reset(t);
 	for (pass = 0; pass < 3; pass++) {
@@ -681,6 +715,17 @@ static const char huge_doc[] =
 	"  'kernel': { 'type': 'simulated', 'devices': [\n"
 	"    { 'name': 'i0', 'iommu': { 'page_sizes': ['4K', '2M'] } } ] } }";
 
+static const char huge_split_doc[] =
+	"{ 'memory': [ { 'gpa': 0, 'size': '4M' } ],\n"
+	"  'devices': [ { 'name': 'i0', 'kind': 'vfio-pci',\n"
+	"    'iommu': 'iommufd', 'cdev': '/dev/vfio/devices/vfio0',\n"
+	"    'ioas': 'a' } ],\n"
+	"  'dma_mappings': [\n"
+	"    { 'space': 'a', 'iova': '4M', 'gpa': 0, 'size': '1M' },\n"
+	"    { 'space': 'a', 'iova': '5M', 'gpa': '1M', 'size': '3M' } ],\n"
+	"  'kernel': { 'type': 'simulated', 'devices': [\n"
+	"    { 'name': 'i0', 'iommu': { 'page_sizes': ['4K', '2M'] } } ] } }";
+
 static void test_split_huge_mapping(void)
 {
 	const uint64_t base = 1ull << 30, len = 4 * MiB;
@@ -770,6 +815,31 @@ static void test_iommufd_huge_precision(void)
 	status(&l, "i0", &ds);
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
 	CU_ASSERT(has(ds.reason, "2048 KiB IOPTEs"));
+	/* The large range goes, and its IOPTEs with it: exact again. */
+	CU_ASSERT(vmig_dma_unmap(l.s, vm.iommu_id, 2 * MiB, 2 * MiB) == 0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT(has(ds.reason, "no range holds an aligned large IOPTE"));
+	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
+	lost_fini(&l);
+
+	/*
+	 * Partial unmaps: two mappings that touch, [4M, 5M) and [5M, 8M),
+	 * are one range [4M, 8M) to the device, with two aligned blocks.
+	 * Without its first MiB, [6M, 8M) still holds one; without the
+	 * rest, nothing does.
+	 */
+	lost_init(&l, huge_split_doc, NULL);
+	start_clean(&l);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
+	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 4 * MiB, MiB) == 0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
+	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 5 * MiB, 3 * MiB) ==
+		  0);
+	status(&l, "i0", &ds);
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 }

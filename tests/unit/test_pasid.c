@@ -28,6 +28,7 @@
 #include "core/internal.h"
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 #define NPAGES 256u /* the guest: 1 MiB at GPA 0 */
@@ -100,11 +101,11 @@ static int rig_init(struct rig *r, bool pasid_attach)
 	vmig_config_free(cfg);
 	if (ret < 0)
 		return ret;
-	CU_ASSERT_FATAL(r->s->ksim != NULL);
+	CU_ASSERT_FATAL(vmig_tool_ksim(r->s) != NULL);
 	CU_ASSERT_FATAL(r->s->nr_regions == 1 &&
 			r->s->regions[0].npages == NPAGES);
 	CU_ASSERT_FATAL(r->s->nr_devices == 1);
-	r->kd = ksim_device_find(r->s->ksim, "acc");
+	r->kd = ksim_device_find(vmig_tool_ksim(r->s), "acc");
 	CU_ASSERT_FATAL(r->kd != NULL);
 	r->dev_id = r->s->devices[0]->id;
 	return 0;
@@ -145,8 +146,8 @@ static void iteration(struct rig *r, unsigned int i, struct truth *t)
 	vmig_dirty_clear(r->s, 0);
 	memset(t, 0, sizeof(*t));
 	t->reg = &r->s->regions[0];
-	ksim_truth_drain(r->s->ksim, NULL, NULL);
-	CU_ASSERT(ksim_step(r->s->ksim) > 0);
+	ksim_truth_drain(vmig_tool_ksim(r->s), NULL, NULL);
+	CU_ASSERT(ksim_step(vmig_tool_ksim(r->s)) > 0);
 	for (j = 0; j < 3; j++) {
 		uint64_t p1 = (i * 11 + j * 17) % SPACE_PAGES;
 		uint64_t p2 = (i * 5 + j * 23 + 1) % SPACE_PAGES;
@@ -161,7 +162,7 @@ static void iteration(struct rig *r, unsigned int i, struct truth *t)
 	CU_ASSERT(ksim_dma_write_pasid(r->kd, 1,
 				       SVA_IOVA + (i % 60) * PG + PG - 8,
 				       NULL, 16) == 0);
-	ksim_truth_drain(r->s->ksim, truth_fn, t);
+	ksim_truth_drain(vmig_tool_ksim(r->s), truth_fn, t);
 	CU_ASSERT(vmig_bitmap_count(t->bm, 64, 64) > 0);
 	CU_ASSERT(vmig_bitmap_count(t->bm, 128, 64) > 0);
 	CU_ASSERT(vmig_dirty_sync(r->s) >= 0);
@@ -304,7 +305,7 @@ static void test_pasids_degraded(void)
 	rig_fini(&r);
 
 	CU_ASSERT_FATAL(rig_init(&r, true) == 0);
-	ksim_iommufd_set_pasid_attach(r.s->ksim, false);
+	ksim_iommufd_set_pasid_attach(vmig_tool_ksim(r.s), false);
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
 	CU_ASSERT(ksim_iommufd_attachment(r.kd, 0, &a) == 0);
 	CU_ASSERT(a.dirty_capable && a.tracking);

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
 

@@ -19,9 +19,10 @@
 #include <vmig/vmig.h>
 
 #include "core/bitmap.h"
-#include "core/kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "tool/vmig_tool.h"
 
 #define PG 4096u
 

@@ -1,6 +1,7 @@
 /*
  * truth.c: comparing what the dirty sources reported with what the
- * simulated devices really wrote.
+ * simulated devices really wrote (the simulator's ground truth, plugged
+ * into a session as its observer).
  *
  * The simulated kernel records every DMA write (ksim_truth_drain). A run
  * drains those records just before each sync and checks, page by page,
@@ -14,17 +15,23 @@
  *
  * The same comparison judges the sources' reports the other way round
  * (docs/report.md): what a source marked dirty in an interval that no
- * device wrote then, nor while the sync ran, is its pages_unwritten.
+ * device wrote then, nor while the sync ran, is its pages_unwritten. The
+ * library counts that from the pages a compare gives it as written.
+ *
+ * The session's records (its regions' memory and dirty bitmaps) are read
+ * through the library's internal header: the simulator is built with it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tests/ksim/ksim.h"
-#include "engine.h"
+#include "core/internal.h"
+#include "ksim/ksim.h"
+#include "sim/truth.h"
 
 struct vmig_truth {
 	vmig_session *s;
+	struct ksim *k;
 	bool concurrent;
 	uint64_t **written; /* per region: pages written since the last sync */
 	uint64_t **prev;    /* per region: what the last sync reported */
@@ -36,6 +43,7 @@ struct vmig_truth {
 	 */
 	uint64_t **late;
 	uint64_t **credit;
+	bool credit_stale;  /* credit was given to the library: clear it */
 	uint64_t **into;    /* where truth_write puts what it drains */
 	uint64_t writes;    /* writes drained since the last compare */
 	uint64_t stray;     /* writes that landed outside guest memory */
@@ -65,18 +73,20 @@ void vmig_truth_free(struct vmig_truth *t)
 	free(t);
 }
 
-int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out)
+int vmig_truth_new(vmig_session *s, struct ksim *k, bool concurrent,
+		   struct vmig_truth **out)
 {
 	struct vmig_truth *t;
 	size_t i, n = s->nr_regions ? s->nr_regions : 1;
 
 	*out = NULL;
-	if (!s->ksim)
+	if (!k)
 		return 0;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	t->s = s;
+	t->k = k;
 	t->concurrent = concurrent;
 	t->written = calloc(n, sizeof(*t->written));
 	t->prev = calloc(n, sizeof(*t->prev));
@@ -104,10 +114,40 @@ int vmig_truth_new(vmig_session *s, bool concurrent, struct vmig_truth **out)
 	return 0;
 }
 
+/* The region holding [hva, hva + len), or -1. */
+static int region_of(const vmig_session *s, const void *hva, uint64_t len)
+{
+	uintptr_t a = (uintptr_t)hva;
+	size_t i;
+
+	for (i = 0; i < s->nr_regions; i++) {
+		const struct vmig_region_rec *r = &s->regions[i];
+		uintptr_t base = (uintptr_t)r->hva;
+
+		if (a >= base && len <= r->length &&
+		    a - base <= r->length - len)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The credit the last compare gave the library is done with. */
+static void credit_fresh(struct vmig_truth *t)
+{
+	size_t i;
+
+	if (!t->credit_stale)
+		return;
+	for (i = 0; i < t->s->nr_regions; i++)
+		memset(t->credit[i], 0,
+		       vmig_bitmap_bytes(t->s->regions[i].npages));
+	t->credit_stale = false;
+}
+
 static void truth_write(void *opaque, const struct ksim_write *w)
 {
 	struct vmig_truth *t = opaque;
-	int r = vmig_region_find_hva(t->s, w->hva, w->len ? w->len : 1);
+	int r = region_of(t->s, w->hva, w->len ? w->len : 1);
 	const struct vmig_region_rec *rec;
 	uint64_t off, first, last;
 
@@ -150,26 +190,19 @@ void vmig_truth_reset(struct vmig_truth *t)
 	 * they started, and report them at the first sync: they count as
 	 * written when that report is judged.
 	 */
+	t->credit_stale = false;
 	t->into = t->credit;
-	ksim_truth_drain(t->s->ksim, truth_write, t);
+	ksim_truth_drain(t->k, truth_write, t);
 	t->into = t->written;
 	t->writes = 0;
 	t->stray = 0;
 	t->settled = 0;
-	/* Tracking's start marked everything: not a report to judge. */
-	vmig_dirty_account(t->s, NULL);
-	for (i = 0; i < t->s->nr_sources; i++) {
-		t->s->sources[i].pages_reported = 0;
-		t->s->sources[i].pages_unwritten = 0;
-	}
-	t->s->vmig_reported = 0;
-	t->s->vmig_unwritten = 0;
 }
 
 void vmig_truth_drain(struct vmig_truth *t)
 {
 	if (t)
-		ksim_truth_drain(t->s->ksim, truth_write, t);
+		ksim_truth_drain(t->k, truth_write, t);
 }
 
 /*
@@ -192,6 +225,7 @@ void vmig_truth_settle(struct vmig_truth *t)
 	uint64_t w;
 
 	vmig_truth_drain(t);
+	credit_fresh(t);
 	for (r = 0; r < s->nr_regions; r++) {
 		const struct vmig_region_rec *rec = &s->regions[r];
 		uint64_t *wr = t->written[r];
@@ -206,7 +240,7 @@ void vmig_truth_settle(struct vmig_truth *t)
 	}
 }
 
-void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it)
+void vmig_truth_compare(struct vmig_truth *t, struct vmig_sync_truth *out)
 {
 	vmig_session *s = t->s;
 	uint64_t written = 0, missed = 0, w, writes, stray;
@@ -223,13 +257,16 @@ void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it)
 	t->into = t->late;
 	vmig_truth_drain(t);
 	t->into = t->written;
+	credit_fresh(t);
 	for (r = 0; r < s->nr_regions; r++) {
 		uint64_t words = vmig_bitmap_words(s->regions[r].npages);
 
 		for (w = 0; w < words; w++)
 			t->credit[r][w] |= t->written[r][w] | t->late[r][w];
 	}
-	it->pages_reported += vmig_dirty_account(s, t->credit);
+	/* The library judges the sources' reports with it. */
+	out->written = t->credit;
+	t->credit_stale = true;
 
 	for (r = 0; r < s->nr_regions; r++) {
 		const struct vmig_region_rec *rec = &s->regions[r];
@@ -247,17 +284,53 @@ void vmig_truth_compare(struct vmig_truth *t, struct vmig_iter_stats *it)
 		/* The late writes are the next interval's first. */
 		memcpy(wr, t->late[r], words * sizeof(uint64_t));
 		memset(t->late[r], 0, words * sizeof(uint64_t));
-		memset(t->credit[r], 0, words * sizeof(uint64_t));
 		if (t->concurrent)
 			memcpy(pv, rec->dirty, words * sizeof(uint64_t));
 	}
 	missed += stray;
 	written += t->settled;
-	it->writes += writes;
-	it->pages_written += written;
-	it->pages_missed += missed;
+	out->writes += writes;
+	out->pages_written += written;
+	out->pages_missed += missed;
 	/* The late drain's own counts go to the next compare. */
 	t->writes -= writes;
 	t->stray -= stray;
 	t->settled = 0;
+}
+
+void vmig_truth_on_sync(struct vmig_truth *t, bool after,
+			struct vmig_sync_truth *out)
+{
+	if (!after)
+		vmig_truth_drain(t);
+	else if (out)
+		vmig_truth_compare(t, out);
+}
+
+static void observe_started(void *opaque)
+{
+	vmig_truth_reset(opaque);
+}
+
+static void observe_sync(void *opaque, bool after, struct vmig_sync_truth *out)
+{
+	vmig_truth_on_sync(opaque, after, out);
+}
+
+static void observe_call(void *opaque)
+{
+	vmig_truth_settle(opaque);
+}
+
+int vmig_truth_observe(vmig_session *s, struct vmig_truth *t)
+{
+	static const struct vmig_observer obs = {
+		.size = sizeof(obs),
+		.flags = VMIG_OBSERVER_TRUTH,
+		.tracking_started = observe_started,
+		.sync = observe_sync,
+		.vmm_call_done = observe_call,
+	};
+
+	return vmig_set_observer(s, t ? &obs : NULL, t);
 }

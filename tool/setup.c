@@ -1,5 +1,6 @@
 /*
- * setup.c: applying a configuration to a fresh session.
+ * setup.c: applying a configuration to a fresh session
+ * (vmig_session_configure).
  *
  * A configuration (config.c has already validated it) describes what a
  * VMM would otherwise register through the C API: plugins, guest memory,
@@ -15,10 +16,12 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../tests/ksim/ksim.h"
-#include "engine.h"
-#include "internal.h"
-#include "kuapi.h"
+#include "config.h"
+#include "core/engine.h"
+#include "core/internal.h"
+#include <vmig/linux-uapi.h>
+#include "ksim/ksim.h"
+#include "tool.h"
 
 static const char *const default_plugins[] = {
 	"iommufd",
@@ -35,6 +38,7 @@ struct space {
 
 struct setup {
 	vmig_session *s;
+	struct vmig_tool_state *tst;
 	const struct vmig_config *cfg;
 	struct space *spaces;
 	size_t nr_spaces;
@@ -90,7 +94,7 @@ static int open_container(struct setup *st, const char *label,
 
 	fd = kopen(s, "/dev/vfio/vfio", O_RDWR);
 	if (fd < 0)
-		return vmig_fail(s, fd, "container \"%s\": /dev/vfio/vfio: %s",
+		return tool_fail(s, fd, "container \"%s\": /dev/vfio/vfio: %s",
 				 label, vmig_strerror(fd));
 	io.fd = fd;
 	ret = vmig_iommu_add(s, &io, &sp->id);
@@ -118,7 +122,7 @@ static int open_ioas(struct setup *st, const char *label, struct space *sp)
 	if (first) {
 		ret = kopen(s, "/dev/iommu", O_RDWR);
 		if (ret < 0)
-			return vmig_fail(s, ret, "ioas \"%s\": /dev/iommu: %s",
+			return tool_fail(s, ret, "ioas \"%s\": /dev/iommu: %s",
 					 label, vmig_strerror(ret));
 		st->iommufd = ret;
 	}
@@ -128,7 +132,7 @@ static int open_ioas(struct setup *st, const char *label, struct space *sp)
 			s->kernel.close(s->kernel.kctx, st->iommufd);
 			st->iommufd = -1;
 		}
-		return vmig_fail(s, ret, "ioas \"%s\": IOMMU_IOAS_ALLOC: %s",
+		return tool_fail(s, ret, "ioas \"%s\": IOMMU_IOAS_ALLOC: %s",
 				 label, vmig_strerror(ret));
 	}
 	io.fd = st->iommufd;
@@ -200,7 +204,7 @@ static int open_type1_device(struct setup *st, size_t idx,
 		snprintf(path, sizeof(path), "/dev/vfio/%d", cd->group);
 		gfd = kopen(s, path, O_RDWR);
 		if (gfd < 0)
-			return vmig_fail(s, gfd, "devices[%zu].group: %s: %s",
+			return tool_fail(s, gfd, "devices[%zu].group: %s: %s",
 					 idx, path, vmig_strerror(gfd));
 		ret = own_fd(io, gfd);
 		if (ret < 0) {
@@ -209,19 +213,19 @@ static int open_type1_device(struct setup *st, size_t idx,
 		}
 		ret = kioctl(s, gfd, VFIO_GROUP_GET_STATUS, &status);
 		if (ret < 0)
-			return vmig_fail(s, ret,
+			return tool_fail(s, ret,
 					 "devices[%zu].group: group %d: "
 					 "VFIO_GROUP_GET_STATUS: %s",
 					 idx, cd->group, vmig_strerror(ret));
 		if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE))
-			return vmig_fail(s, -EPERM,
+			return tool_fail(s, -EPERM,
 					 "devices[%zu].group: group %d is not "
 					 "viable (every device in it must be "
 					 "bound to vfio)",
 					 idx, cd->group);
 		ret = kioctl(s, gfd, VFIO_GROUP_SET_CONTAINER, &cfd);
 		if (ret < 0)
-			return vmig_fail(s, ret,
+			return tool_fail(s, ret,
 					 "devices[%zu].group: group %d into "
 					 "container \"%s\": %s",
 					 idx, cd->group, cd->container,
@@ -230,14 +234,14 @@ static int open_type1_device(struct setup *st, size_t idx,
 			ret = kioctl(s, cfd, VFIO_CHECK_EXTENSION,
 				     (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 			if (ret <= 0)
-				return vmig_fail(s, ret < 0 ? ret : -ENODEV,
+				return tool_fail(s, ret < 0 ? ret : -ENODEV,
 						 "devices[%zu]: container \"%s\" "
 						 "has no VFIO type1v2 IOMMU",
 						 idx, cd->container);
 			ret = kioctl(s, cfd, VFIO_SET_IOMMU,
 				     (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 			if (ret < 0)
-				return vmig_fail(s, ret,
+				return tool_fail(s, ret,
 						 "devices[%zu]: container \"%s\": "
 						 "VFIO_SET_IOMMU: %s",
 						 idx, cd->container,
@@ -246,7 +250,7 @@ static int open_type1_device(struct setup *st, size_t idx,
 	}
 	ret = kioctl(s, gfd, VFIO_GROUP_GET_DEVICE_FD, cd->address);
 	if (ret < 0)
-		return vmig_fail(s, ret,
+		return tool_fail(s, ret,
 				 "devices[%zu].address: \"%s\" in group %d: %s",
 				 idx, cd->address, cd->group,
 				 vmig_strerror(ret));
@@ -274,7 +278,7 @@ static int open_iommufd_device(struct setup *st, size_t idx,
 
 	fd = kopen(s, cd->cdev, O_RDWR);
 	if (fd < 0)
-		return vmig_fail(s, fd, "devices[%zu].cdev: %s: %s", idx,
+		return tool_fail(s, fd, "devices[%zu].cdev: %s: %s", idx,
 				 cd->cdev, vmig_strerror(fd));
 	d->device_fd = fd;
 	ret = kioctl(s, fd, VK_VFIO_DEVICE_BIND_IOMMUFD, &bind);
@@ -288,7 +292,7 @@ static int open_iommufd_device(struct setup *st, size_t idx,
 fail:
 	s->kernel.close(s->kernel.kctx, fd);
 	d->device_fd = -1;
-	return vmig_fail(s, ret, "devices[%zu].cdev: %s: %s", idx, cd->cdev,
+	return tool_fail(s, ret, "devices[%zu].cdev: %s: %s", idx, cd->cdev,
 			 ret == -ENOTTY ? "not a VFIO device cdev"
 					: vmig_strerror(ret));
 }
@@ -306,9 +310,9 @@ static int setup_kernel(struct setup *st)
 
 	if (kc->type != VMIG_KERNEL_SIMULATED)
 		return 0;
-	ret = ksim_new(&kp, &s->ksim);
+	ret = ksim_new(&kp, &st->tst->ksim);
 	if (ret < 0)
-		return vmig_fail(s, ret, "kernel: cannot create the simulator");
+		return tool_fail(s, ret, "kernel: cannot create the simulator");
 	for (i = 0; i < st->cfg->nr_devices; i++) {
 		const struct vmig_cfg_device *cd = &st->cfg->devices[i];
 		const struct vmig_cfg_sim_device *sd = NULL;
@@ -319,7 +323,7 @@ static int setup_kernel(struct setup *st)
 				sd = &kc->devices[j];
 		}
 		if (!sd)
-			return vmig_fail(s, VMIG_ECONFIG,
+			return tool_fail(s, VMIG_ECONFIG,
 					 "kernel.devices: no simulated device "
 					 "for devices[%zu] \"%s\"",
 					 i, cd->name);
@@ -339,7 +343,7 @@ static int setup_kernel(struct setup *st)
 			/* The simulator numbers its cdevs like the kernel. */
 			if (sscanf(cd->cdev, "/dev/vfio/devices/vfio%u%c", &n,
 				   &end) != 1)
-				return vmig_fail(s, VMIG_ECONFIG,
+				return tool_fail(s, VMIG_ECONFIG,
 						 "devices[%zu].cdev: the simulated "
 						 "kernel has /dev/vfio/devices/"
 						 "vfio<N> only, not %s",
@@ -347,19 +351,21 @@ static int setup_kernel(struct setup *st)
 			dp.iommufd.cdev = true;
 			dp.iommufd.cdev_index = n;
 		}
-		ret = ksim_device_add(s->ksim, &dp, NULL);
+		ret = ksim_device_add(st->tst->ksim, &dp, NULL);
 		if (ret < 0)
-			return vmig_fail(s, ret,
+			return tool_fail(s, ret,
 					 "kernel.devices: simulated device for "
 					 "devices[%zu] \"%s\": %s",
 					 i, cd->name, vmig_strerror(ret));
 	}
 	if (kc->pasid_attach)
-		ksim_iommufd_set_pasid_attach(s->ksim, true);
+		ksim_iommufd_set_pasid_attach(st->tst->ksim, true);
 	/* The session's kernel is the simulator from now on. */
-	memcpy(&s->kernel, ksim_host(s->ksim), offsetof(struct vmig_host, log));
+	memcpy(&s->kernel, ksim_host(st->tst->ksim),
+	       offsetof(struct vmig_host, log));
 	s->kernel.size = sizeof(s->kernel);
 	s->kernel.ctx = NULL;
+	s->kernel_name = "simulated";
 	return 0;
 }
 
@@ -379,7 +385,7 @@ static int setup_plugins(struct setup *st)
 		for (i = 0; i < cfg->nr_plugins; i++) {
 			ret = vmig_plugin_load(s, cfg->plugins[i]);
 			if (ret < 0)
-				return vmig_fail(s, ret, "plugins.load[%zu]: %s",
+				return tool_fail(s, ret, "plugins.load[%zu]: %s",
 						 i, vmig_errmsg(s));
 		}
 	} else {
@@ -389,13 +395,13 @@ static int setup_plugins(struct setup *st)
 		     i++) {
 			ret = vmig_plugin_load(s, default_plugins[i]);
 			if (ret == -ENOENT) {
-				vmig_logf(s, VMIG_LOG_INFO,
+				tool_logf(s, VMIG_LOG_INFO,
 					  "plugin %s is not installed",
 					  default_plugins[i]);
 				continue;
 			}
 			if (ret < 0)
-				return vmig_fail(s, ret, "plugins: %s",
+				return tool_fail(s, ret, "plugins: %s",
 						 vmig_errmsg(s));
 		}
 	}
@@ -404,7 +410,7 @@ static int setup_plugins(struct setup *st)
 					  (const char *const *)cfg->preference,
 					  cfg->nr_preference);
 		if (ret < 0)
-			return vmig_fail(s, ret, "preference: %s",
+			return tool_fail(s, ret, "preference: %s",
 					 vmig_errmsg(s));
 	}
 	return 0;
@@ -447,7 +453,7 @@ static int setup_memory(struct setup *st)
 		p = mmap(NULL, cr->size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED)
-			return vmig_fail(s, -errno,
+			return tool_fail(s, -errno,
 					 "memory[%zu]: cannot map %llu bytes: %s",
 					 i, (unsigned long long)cr->size,
 					 vmig_strerror(-errno));
@@ -457,7 +463,7 @@ static int setup_memory(struct setup *st)
 		ret = vmig_region_add(s, &r, NULL);
 		if (ret < 0) {
 			munmap(p, cr->size);
-			return vmig_fail(s, ret, "memory[%zu]: %s", i,
+			return tool_fail(s, ret, "memory[%zu]: %s", i,
 					 vmig_errmsg(s));
 		}
 		s->regions[s->nr_regions - 1].owned = true;
@@ -487,7 +493,7 @@ static int setup_mappings(struct setup *st)
 
 				ret = vmig_dma_map(s, &m);
 				if (ret < 0)
-					return vmig_fail(s, ret,
+					return tool_fail(s, ret,
 							 "dma_mappings (identity) "
 							 "of memory[%zu] into "
 							 "\"%s\": %s",
@@ -513,14 +519,14 @@ static int setup_mappings(struct setup *st)
 		if (!sp)
 			sp = space_find(st, VMIG_CFG_IOMMU_IOMMUFD, cm->space);
 		if (!sp)
-			return vmig_fail(s, VMIG_ECONFIG,
+			return tool_fail(s, VMIG_ECONFIG,
 					 "dma_mappings[%zu].space: no container "
 					 "or IOAS \"%s\"",
 					 i, cm->space);
 		m.iommu_id = sp->id;
 		ret = vmig_dma_map(s, &m);
 		if (ret < 0)
-			return vmig_fail(s, ret, "dma_mappings[%zu]: %s", i,
+			return tool_fail(s, ret, "dma_mappings[%zu]: %s", i,
 					 vmig_errmsg(s));
 	}
 	return 0;
@@ -582,7 +588,7 @@ static int setup_devices(struct setup *st)
 			ret = kioctl(s, d.device_fd,
 				     VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
 			if (ret < 0)
-				ret = vmig_fail(s, ret,
+				ret = tool_fail(s, ret,
 						"devices[%zu].pasids[%zu]: attach "
 						"of PASID %u: %s%s",
 						i, j, at.pasid,
@@ -600,7 +606,7 @@ static int setup_devices(struct setup *st)
 		if (ret < 0) {
 			if (d.device_fd >= 0)
 				s->kernel.close(s->kernel.kctx, d.device_fd);
-			return vmig_fail(s, ret, "devices[%zu] \"%s\": %s", i,
+			return tool_fail(s, ret, "devices[%zu] \"%s\": %s", i,
 					 cd->name, vmig_errmsg(s));
 		}
 		s->devices[s->nr_devices - 1]->owned_fd = true;
@@ -616,7 +622,7 @@ static int setup_simulation(struct setup *st)
 	size_t i, j;
 	int ret;
 
-	if (!s->ksim)
+	if (!st->tst->ksim)
 		return 0;
 	for (i = 0; i < kc->nr_devices; i++) {
 		const struct vmig_cfg_sim_device *sd = &kc->devices[i];
@@ -628,25 +634,72 @@ static int setup_simulation(struct setup *st)
 			if (!strcmp(st->cfg->devices[j].name, sd->name))
 				break;
 		}
-		kd = ksim_device_find(s->ksim, st->cfg->devices[j].address);
+		kd = ksim_device_find(st->tst->ksim,
+				      st->cfg->devices[j].address);
 		ret = kd ? ksim_pin(kd, sd->pin_iova, sd->pin_pages) : -ENOENT;
 		if (ret < 0)
-			return vmig_fail(s, ret, "kernel.devices[%zu].pin: %s",
+			return tool_fail(s, ret, "kernel.devices[%zu].pin: %s",
 					 i, vmig_strerror(ret));
 	}
 	for (i = 0; i < kc->nr_faults; i++) {
 		const struct vmig_cfg_fault *f = &kc->faults[i];
 
 		if (f->nth)
-			ksim_fail_nth(s->ksim, f->nth, f->err);
+			ksim_fail_nth(st->tst->ksim, f->nth, f->err);
 		else
-			ksim_fail_request(s->ksim, f->request, f->err,
+			ksim_fail_request(st->tst->ksim, f->request, f->err,
 					  f->times);
 	}
 	return 0;
 }
 
-VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
+/* The policies, and what a run needs later: the tool's state. */
+static int setup_run(struct setup *st)
+{
+	vmig_session *s = st->s;
+	const struct vmig_config *cfg = st->cfg;
+	struct vmig_tool_state *tst = st->tst;
+	struct vmig_policies p = {
+		.size = sizeof(p),
+		.hotplug = (uint32_t)cfg->policies.hotplug,
+		.downtime_limit_ms = cfg->policies.downtime_limit_ms,
+		.bandwidth_limit = cfg->policies.bandwidth_limit,
+		.max_iterations = cfg->policies.max_iterations,
+		.timeout_strategy = (uint32_t)cfg->policies.timeout_strategy,
+		.timeout_ms = cfg->policies.timeout_ms,
+		.tracking = (uint32_t)cfg->policies.tracking,
+		.switchover_timeout_ms = cfg->policies.switchover_timeout_ms,
+	};
+
+	if (vmig_set_policies(s, &p) < 0)
+		return tool_fail(s, VMIG_ECONFIG, "policies: %s",
+				      vmig_errmsg(s));
+	tst->run_iterations = cfg->run.iterations;
+	tst->run_track_only = cfg->run.track_only;
+	tst->local = cfg->local;
+	if (cfg->report && !(tst->report_path = strdup(cfg->report)))
+		return -ENOMEM;
+	if (cfg->transport) {
+		tst->transport = strdup(cfg->transport);
+		/* vmig_listen(s, NULL) binds it too. */
+		s->engine->transport = strdup(cfg->transport);
+		if (!tst->transport || !s->engine->transport)
+			return -ENOMEM;
+	}
+	if (cfg->text) {
+		tst->config_text = malloc(cfg->text_len + 1);
+		if (!tst->config_text)
+			return -ENOMEM;
+		memcpy(tst->config_text, cfg->text, cfg->text_len);
+		tst->config_text[cfg->text_len] = '\0';
+		tst->config_len = cfg->text_len;
+	}
+	if (cfg->base_dir && !(tst->config_base = strdup(cfg->base_dir)))
+		return -ENOMEM;
+	return 0;
+}
+
+int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 {
 	struct setup st = { .s = s, .cfg = cfg, .iommufd = -1 };
 	int ret;
@@ -654,22 +707,17 @@ VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 	if (!s)
 		return -EINVAL;
 	if (!cfg)
-		return vmig_fail(s, -EINVAL, "configure: no configuration");
-	if (s->configured || s->tracking || s->nr_regions || s->nr_iommus ||
-	    s->nr_devices || vmig_pluginset_count(s->plugins))
-		return vmig_fail(s, -EBUSY,
-				 "configure: the session is not fresh");
-	s->configured = true;
+		return tool_fail(s, -EINVAL,
+				      "configure: no configuration");
+	if (vmig_tool_state(s, false) || s->tracking || s->nr_regions ||
+	    s->nr_iommus || s->nr_devices)
+		return tool_fail(s, -EBUSY,
+				      "configure: the session is not fresh");
+	st.tst = vmig_tool_state(s, true);
+	if (!st.tst)
+		return tool_fail(s, -ENOMEM, "configure: out of memory");
 	s->role = cfg->role;
-	s->hotplug = cfg->policies.hotplug;
-	s->run_iterations = cfg->run.iterations;
-	s->run_track_only = cfg->run.track_only;
-	if (cfg->report) {
-		s->report_path = strdup(cfg->report);
-		if (!s->report_path)
-			return -ENOMEM;
-	}
-	ret = vmig_engine_configure(s, cfg);
+	ret = setup_run(&st);
 	if (ret == 0)
 		ret = setup_kernel(&st);
 	if (ret == 0)
@@ -684,6 +732,6 @@ VMIG_API int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 		ret = setup_simulation(&st);
 	free(st.spaces);
 	if (ret == -ENOMEM)
-		return vmig_fail(s, ret, "configure: out of memory");
+		return tool_fail(s, ret, "configure: out of memory");
 	return ret;
 }

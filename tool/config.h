@@ -1,13 +1,14 @@
 /*
- * config.h: the parsed form of a JSON configuration (docs/config.md).
+ * config.h: the parsed form of a JSON configuration (docs/config.md), for
+ * the files of tool/.
  *
  * config.c turns JSON into these structures and validates everything it
  * can without a kernel: types, ranges, names that must match, overlaps.
  * Whatever it accepts, setup code can apply without re-checking the JSON.
  * Strings are owned by the structure (freed by vmig_config_free).
  */
-#ifndef VMIG_CORE_CONFIG_H
-#define VMIG_CORE_CONFIG_H
+#ifndef VMIG_TOOL_CONFIG_H
+#define VMIG_TOOL_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,33 +16,18 @@
 
 #include <vmig/vmig.h>
 
-#include "../tests/ksim/ksim.h"
-
-enum vmig_cfg_hotplug {
-	VMIG_HOTPLUG_TRACK = 0, /* default */
-	VMIG_HOTPLUG_DEGRADE = 1,
-	VMIG_HOTPLUG_REJECT = 2,
-};
-
-enum vmig_cfg_timeout_strategy {
-	VMIG_TIMEOUT_CANCEL = 0, /* default */
-	VMIG_TIMEOUT_FORCE = 1,
-};
-
-enum vmig_cfg_tracking {
-	VMIG_TRACKING_MIXED = 0,          /* default: a source per device */
-	VMIG_TRACKING_ALL_OR_NOTHING = 1, /* one mode per address space */
-};
+#include "ksim/ksim.h"
+#include "vmig_tool.h"
 
 struct vmig_cfg_policies {
-	enum vmig_cfg_hotplug hotplug;
+	enum vmig_hotplug_policy hotplug; /* default track */
 	uint64_t downtime_limit_ms;  /* default 300 */
 	uint64_t bandwidth_limit;    /* bytes per second, 0 = none (default) */
 	uint32_t max_iterations;     /* default 30 */
 	uint64_t timeout_ms;         /* default 0 = none */
 	uint64_t switchover_timeout_ms; /* default 30000; never 0 */
-	enum vmig_cfg_timeout_strategy timeout_strategy;
-	enum vmig_cfg_tracking tracking;
+	enum vmig_timeout_strategy timeout_strategy; /* default cancel */
+	enum vmig_tracking_policy tracking; /* default mixed */
 };
 
 enum vmig_cfg_fill {
@@ -172,4 +158,4 @@ struct vmig_config {
 	struct vmig_cfg_run run;
 };
 
-#endif /* VMIG_CORE_CONFIG_H */
+#endif /* VMIG_TOOL_CONFIG_H */

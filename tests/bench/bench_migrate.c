@@ -1,0 +1,530 @@
+/*
+ * bench_migrate.c: vmig-bench-migrate, a whole migration as a user runs
+ * it, against a plain transfer of the same bytes.
+ *
+ * Each case runs two processes, `vmig run` as the destination and as the
+ * source, over TCP on loopback, with fresh memory on both sides and the
+ * default policies unless the case says otherwise. The guest is idle (no
+ * device writes) or has one simulated device writing during pre-copy.
+ * In the same run, a plain sender and receiver (two processes, TCP on
+ * loopback, the receiver writing into fresh memory as a destination VMM
+ * would) move the number of bytes the migration put on the wire. Prints,
+ * per case: the migration's time (the source's report: first byte to
+ * the end), the downtime, the bytes on the wire, each side's peak
+ * resident memory and what is left of it after the guest's memory, and
+ * the ratio of the migration's time to the plain transfer's.
+ *
+ * A case whose keys this build does not know (a configuration error) is
+ * printed as "n/a" with the error, never as a figure.
+ *
+ * usage: vmig-bench-migrate [--vmig PATH] [--quick] [CASE...]
+ *   --vmig PATH  the vmig program (default: "vmig" next to this program)
+ *   --quick      small guests (64 MiB and 256 MiB), for a smoke run
+ *   CASE         run only the cases whose name starts with CASE
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+struct bench_case {
+	const char *name;
+	uint64_t size;       /* guest memory */
+	uint64_t random;     /* of which random data, from gpa 0 */
+	bool device;         /* a simulated device writes during pre-copy */
+	unsigned int connections; /* 0: the default (no key) */
+	const char *verify;  /* NULL: the default (no key) */
+};
+
+struct result {
+	bool ok;
+	char error[512];
+	double migration_s;  /* the source's report: duration_us */
+	double downtime_ms;
+	uint64_t bytes;      /* total_bytes */
+	long src_rss_kib;
+	long dst_rss_kib;
+	double plain_s;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+/* A free TCP port on loopback (bound, then released for the child). */
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		die("free port");
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* ------------------------------------------------------------------ */
+/* The configurations                                                  */
+
+static void memory_json(FILE *f, const struct bench_case *c, bool src)
+{
+	fprintf(f, "  \"memory\": [\n");
+	if (c->random)
+		fprintf(f, "    { \"name\": \"data\", \"gpa\": 0, "
+			   "\"size\": %llu%s }%s\n",
+			(unsigned long long)c->random,
+			src ? ", \"fill\": \"random\"" : "",
+			c->size > c->random ? "," : "");
+	if (c->size > c->random)
+		fprintf(f, "    { \"name\": \"rest\", \"gpa\": %llu, "
+			   "\"size\": %llu }\n",
+			(unsigned long long)c->random,
+			(unsigned long long)(c->size - c->random));
+	fprintf(f, "  ],\n");
+}
+
+static void device_json(FILE *f, const struct bench_case *c, bool src)
+{
+	if (!c->device) {
+		fprintf(f, "  \"kernel\": { \"type\": \"simulated\", "
+			   "\"devices\": [] }\n");
+		return;
+	}
+	fprintf(f,
+		"  \"devices\": [ { \"name\": \"nic0\", \"kind\": \"vfio-pci\",\n"
+		"    \"address\": \"0000:01:00.0\", \"group\": 10,\n"
+		"    \"container\": \"c\" } ],\n"
+		"  \"dma_mappings\": [ { \"space\": \"c\", \"iova\": 0,\n"
+		"    \"gpa\": 0, \"size\": %llu } ],\n"
+		"  \"kernel\": { \"type\": \"simulated\", \"devices\": [\n"
+		"    { \"name\": \"nic0\"%s } ] }\n",
+		(unsigned long long)(c->random ? c->random : c->size),
+		src ? ", \"dma\": { \"pattern\": \"hotspot\", "
+		      "\"writes_per_step\": 64, \"seed\": 7 }"
+		    : "");
+}
+
+static void write_config(const char *path, const struct bench_case *c,
+			 bool src, int port, const char *report)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		die(path);
+	fprintf(f, "{\n  \"role\": \"%s\",\n", src ? "source" : "destination");
+	fprintf(f, "  \"transport\": \"tcp:127.0.0.1:%d\",\n", port);
+	fprintf(f, "  \"report\": \"%s\",\n", report);
+	if (src && (c->connections || c->verify)) {
+		fprintf(f, "  \"policies\": {");
+		if (c->connections)
+			fprintf(f, " \"connections\": %u%s", c->connections,
+				c->verify ? "," : "");
+		if (c->verify)
+			fprintf(f, " \"verify\": \"%s\"", c->verify);
+		fprintf(f, " },\n");
+	}
+	memory_json(f, c, src);
+	device_json(f, c, src);
+	fprintf(f, "}\n");
+	if (fclose(f))
+		die(path);
+}
+
+/* ------------------------------------------------------------------ */
+/* Two processes                                                       */
+
+static pid_t spawn(const char *vmig, const char *config, const char *out)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execl(vmig, vmig, "run", config, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Waits until the destination's output says it listens (or it ended). */
+static bool wait_listening(pid_t pid, const char *out)
+{
+	char line[512];
+	int i;
+
+	for (i = 0; i < 6000; i++) {
+		FILE *f = fopen(out, "r");
+		bool found = false;
+
+		while (f && fgets(line, sizeof(line), f))
+			found = found || strstr(line, "listening on");
+		if (f)
+			fclose(f);
+		if (found)
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		usleep(10000);
+	}
+	return false;
+}
+
+static int reap(pid_t pid, long *rss_kib)
+{
+	struct rusage ru;
+	int st;
+
+	if (wait4(pid, &st, 0, &ru) != pid)
+		die("wait4");
+	*rss_kib = ru.ru_maxrss;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void first_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+
+	buf[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "vmig:") || strstr(line, "error") ||
+		    strstr(line, "failed")) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(buf, len, "%s", line);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+static cJSON *load_json(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text;
+	long n;
+	cJSON *j;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	text = malloc((size_t)n + 1);
+	if (!text || fread(text, 1, (size_t)n, f) != (size_t)n) {
+		fclose(f);
+		free(text);
+		return NULL;
+	}
+	text[n] = '\0';
+	fclose(f);
+	j = cJSON_Parse(text);
+	free(text);
+	return j;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void run_migration(const char *vmig, const char *dir,
+			  const struct bench_case *c, struct result *r)
+{
+	char scfg[PATH_MAX], dcfg[PATH_MAX], srep[PATH_MAX], drep[PATH_MAX];
+	char sout[PATH_MAX], dout[PATH_MAX];
+	int port = free_port(), sret, dret;
+	pid_t dpid, spid;
+	cJSON *rep;
+
+	snprintf(scfg, sizeof(scfg), "%s/%s-src.json", dir, c->name);
+	snprintf(dcfg, sizeof(dcfg), "%s/%s-dst.json", dir, c->name);
+	snprintf(srep, sizeof(srep), "%s/%s-src-report.json", dir, c->name);
+	snprintf(drep, sizeof(drep), "%s/%s-dst-report.json", dir, c->name);
+	snprintf(sout, sizeof(sout), "%s/%s-src.out", dir, c->name);
+	snprintf(dout, sizeof(dout), "%s/%s-dst.out", dir, c->name);
+	write_config(scfg, c, true, port, srep);
+	write_config(dcfg, c, false, port, drep);
+	dpid = spawn(vmig, dcfg, dout);
+	if (!wait_listening(dpid, dout)) {
+		reap(dpid, &r->dst_rss_kib);
+		first_line(dout, r->error, sizeof(r->error));
+		return;
+	}
+	spid = spawn(vmig, scfg, sout);
+	sret = reap(spid, &r->src_rss_kib);
+	if (sret)
+		kill(dpid, SIGTERM);
+	dret = reap(dpid, &r->dst_rss_kib);
+	if (sret || dret) {
+		first_line(sout, r->error, sizeof(r->error));
+		if (!r->error[0])
+			first_line(dout, r->error, sizeof(r->error));
+		if (!r->error[0])
+			snprintf(r->error, sizeof(r->error),
+				 "source exit %d, destination exit %d", sret,
+				 dret);
+		return;
+	}
+	rep = load_json(srep);
+	if (!rep) {
+		snprintf(r->error, sizeof(r->error), "no report in %.400s", srep);
+		return;
+	}
+	r->migration_s = num(rep, "duration_us") / 1e6;
+	r->downtime_ms = num(rep, "downtime_ms");
+	r->bytes = (uint64_t)num(rep, "total_bytes");
+	r->ok = r->migration_s > 0 && r->bytes > 0;
+	if (!r->ok)
+		snprintf(r->error, sizeof(r->error), "report %.400s lacks figures",
+			 srep);
+	cJSON_Delete(rep);
+}
+
+/* ------------------------------------------------------------------ */
+/* The plain transfer                                                  */
+
+static void plain_receiver(int lfd, uint64_t bytes)
+{
+	/* Fresh memory, as a destination VMM's guest RAM. */
+	uint8_t *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			    0);
+	uint64_t got = 0;
+	char ack = 1;
+	int fd;
+
+	if (mem == MAP_FAILED)
+		_exit(2);
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		_exit(2);
+	while (got < bytes) {
+		ssize_t n = read(fd, mem + got,
+				 bytes - got > 4 * MiB ? 4 * MiB
+						       : bytes - got);
+
+		if (n <= 0)
+			_exit(2);
+		got += (uint64_t)n;
+	}
+	if (write(fd, &ack, 1) != 1)
+		_exit(2);
+	_exit(0);
+}
+
+/* Seconds to move bytes from one process to another over loopback TCP. */
+static double plain_transfer(uint64_t bytes)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	uint64_t sent = 0, x = 0x9e3779b97f4a7c15ull, i;
+	int lfd, fd, one = 1, st;
+	uint64_t *mem;
+	double t0, t;
+	pid_t pid;
+	char ack;
+
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (mem == MAP_FAILED)
+		die("mmap");
+	for (i = 0; i < bytes / 8; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		mem[i] = x;
+	}
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen) < 0 ||
+	    listen(lfd, 1) < 0)
+		die("plain: listen");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0)
+		plain_receiver(lfd, bytes);
+	close(lfd);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	t0 = now_s();
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		die("plain: connect");
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while (sent < bytes) {
+		ssize_t n = write(fd, (uint8_t *)mem + sent,
+				  bytes - sent > 4 * MiB ? 4 * MiB
+							 : bytes - sent);
+
+		if (n <= 0)
+			die("plain: write");
+		sent += (uint64_t)n;
+	}
+	if (read(fd, &ack, 1) != 1)
+		die("plain: ack");
+	t = now_s() - t0;
+	close(fd);
+	waitpid(pid, &st, 0);
+	munmap(mem, bytes);
+	return t;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void default_vmig(const char *argv0, char *buf, size_t len)
+{
+	char self[4001];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	(void)argv0;
+	if (n <= 0) {
+		snprintf(buf, len, "vmig");
+		return;
+	}
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(buf, len, "%.4000s/vmig", self);
+}
+
+static bool selected(const char *name, char **want, int nwant)
+{
+	int i;
+
+	if (!nwant)
+		return true;
+	for (i = 0; i < nwant; i++)
+		if (!strncmp(name, want[i], strlen(want[i])))
+			return true;
+	return false;
+}
+
+static void print_result(const struct bench_case *c, const struct result *r)
+{
+	/* What the guest keeps resident: its data (zero pages stay unset). */
+	long guest_kib = (long)(c->random >> 10);
+
+	if (!r->ok) {
+		printf("%-14s n/a: %s\n", c->name, r->error);
+		return;
+	}
+	printf("%-14s %8.2f s  downtime %8.1f ms  %7.1f MiB on the wire  "
+	       "rss src %5ld MiB (data+%ld)  dst %5ld MiB (data+%ld)  "
+	       "plain %6.2f s  "
+	       "ratio %5.2f\n",
+	       c->name, r->migration_s, r->downtime_ms,
+	       (double)r->bytes / MiB, r->src_rss_kib >> 10,
+	       (r->src_rss_kib - guest_kib) >> 10, r->dst_rss_kib >> 10,
+	       (r->dst_rss_kib - guest_kib) >> 10, r->plain_s,
+	       r->migration_s / r->plain_s);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct bench_case full[] = {
+		{ "idle-2g", 2 * GiB, 3 * GiB / 2, false, 0, NULL },
+		{ "device-2g", 2 * GiB, 3 * GiB / 2, true, 0, NULL },
+		{ "idle-8g", 8 * GiB, 6 * GiB, false, 0, NULL },
+		{ "idle-2g-c1", 2 * GiB, 3 * GiB / 2, false, 1, NULL },
+		{ "idle-2g-c2", 2 * GiB, 3 * GiB / 2, false, 2, NULL },
+		{ "idle-2g-c4", 2 * GiB, 3 * GiB / 2, false, 4, NULL },
+		{ "idle-2g-strict", 2 * GiB, 3 * GiB / 2, false, 0, "strict" },
+		{ "idle-2g-audit", 2 * GiB, 3 * GiB / 2, false, 0, "audit" },
+		{ "idle-2g-off", 2 * GiB, 3 * GiB / 2, false, 0, "off" },
+	};
+	static const struct bench_case quick[] = {
+		{ "idle-64m", 64 * MiB, 48 * MiB, false, 0, NULL },
+		{ "device-64m", 64 * MiB, 48 * MiB, true, 0, NULL },
+		{ "idle-256m", 256 * MiB, 192 * MiB, false, 0, NULL },
+	};
+	const struct bench_case *cases = full;
+	size_t nr = sizeof(full) / sizeof(full[0]), i;
+	char vmig[PATH_MAX + 16], dir[] = "/tmp/vmig-bench-migrate-XXXXXX";
+	char **want = NULL;
+	int nwant = 0, a, failed = 0;
+
+	default_vmig(argv[0], vmig, sizeof(vmig));
+	for (a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--vmig") && a + 1 < argc) {
+			snprintf(vmig, sizeof(vmig), "%s", argv[++a]);
+		} else if (!strcmp(argv[a], "--quick")) {
+			cases = quick;
+			nr = sizeof(quick) / sizeof(quick[0]);
+		} else if (argv[a][0] == '-') {
+			fprintf(stderr,
+				"usage: %s [--vmig PATH] [--quick] [CASE...]\n",
+				argv[0]);
+			return 2;
+		} else {
+			want = &argv[a];
+			nwant = argc - a;
+			break;
+		}
+	}
+	if (access(vmig, X_OK)) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0], vmig,
+			strerror(errno));
+		return 2;
+	}
+	if (!mkdtemp(dir))
+		die("mkdtemp");
+	printf("vmig-bench-migrate: %s, two processes, TCP on loopback, "
+	       "default policies unless named; work files in %s\n",
+	       vmig, dir);
+	for (i = 0; i < nr; i++) {
+		struct result r = { 0 };
+
+		if (!selected(cases[i].name, want, nwant))
+			continue;
+		run_migration(vmig, dir, &cases[i], &r);
+		if (r.ok)
+			r.plain_s = plain_transfer(r.bytes);
+		else if (!strstr(r.error, "policies"))
+			failed++;
+		print_result(&cases[i], &r);
+		fflush(stdout);
+	}
+	return failed ? 1 : 0;
+}
