@@ -7,7 +7,9 @@
  * stream may go: page payloads straight into the span of guest memory
  * that their checked header names, everything else into a bounded
  * scratch buffer. Nothing outside the session's regions is ever written.
- * The state machine knows no sockets (test_proto feeds it from memory);
+ * What a checked frame carries is applied by its section's loader
+ * (section.h: guest RAM, device state). The state machine knows no
+ * sockets (test_proto feeds it from memory);
  * the rest of the file runs it on a connection: accept one source, answer
  * WELCOME, load the devices' state, acknowledge with the memory digest,
  * start the guest only once the source commits, and confirm that it
@@ -17,15 +19,13 @@
  * cannot start it after COMMIT says so with ERROR, so that the source
  * resumes.
  */
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "devstate.h"
 #include "engine.h"
-#include "kuapi.h"
+#include "section.h"
 
 /* ------------------------------------------------------------------ */
 /* The receiving state machine                                         */
@@ -81,17 +81,27 @@ int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
 	if (!rx->scratch)
 		return -ENOMEM;
 	rx->scratch_len = SCRATCH_LEN;
+	rx->ram = &vmig_section_ram_loader;
 	return 0;
 }
 
 void vmig_rx_fini(struct vmig_rx *rx)
 {
+	if (rx->devs && rx->devices)
+		rx->devs->close(rx);
 	free(rx->scratch);
 	free(rx->region_map);
 	free(rx->devices);
 	rx->scratch = NULL;
 	rx->region_map = NULL;
 	rx->devices = NULL;
+}
+
+/* A failure: the devices leave RESUMING (reset), the guest never runs. */
+static void rx_devices_abort(struct vmig_rx *rx)
+{
+	if (rx->devs && rx->devices)
+		rx->devs->abort(rx);
 }
 
 /* Ends the stream with a message naming the frame and the check. */
@@ -129,49 +139,39 @@ void vmig_rx_buf(struct vmig_rx *rx, void **buf, size_t *len)
 /* The region and page range of a PAGES or ZERO frame, checked. */
 static int rx_check_pages(struct vmig_rx *rx, uint8_t **span)
 {
-	const struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
 	const struct vmig_region_rec *r;
 
-	if (f->a >= rx->nr_regions)
+	if (m->pages.region >= rx->nr_regions)
 		return rx_bad(rx, "no region %llu (the layout has %u)",
-			      (unsigned long long)f->a, rx->nr_regions);
-	r = &rx->s->regions[rx->region_map[f->a]];
-	if (f->b >= r->npages || f->c > r->npages - f->b)
+			      (unsigned long long)m->pages.region, rx->nr_regions);
+	r = &rx->s->regions[rx->region_map[m->pages.region]];
+	if (m->pages.first >= r->npages || m->pages.count > r->npages - m->pages.first)
 		return rx_bad(rx,
 			      "page range %llu+%llu outside region %llu "
 			      "(%llu pages)",
-			      (unsigned long long)f->b,
-			      (unsigned long long)f->c,
-			      (unsigned long long)f->a,
+			      (unsigned long long)m->pages.first,
+			      (unsigned long long)m->pages.count,
+			      (unsigned long long)m->pages.region,
 			      (unsigned long long)r->npages);
-	*span = r->hva + f->b * VMIG_PAGE_SIZE;
+	*span = rx->ram->span(rx, m->pages.region, m->pages.first);
 	return 0;
 }
 
 static int rx_check_device(struct vmig_rx *rx, struct vmig_rx_device **out)
 {
-	const struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
+	uint64_t i = m->type == VMIG_FRAME_DEVICE_END ? m->end.device
+						   : m->state.device;
 
-	if (f->a >= rx->nr_devices)
+	if (i >= rx->nr_devices)
 		return rx_bad(rx, "no device %llu (the layout has %u)",
-			      (unsigned long long)f->a, rx->nr_devices);
-	*out = &rx->devices[f->a];
+			      (unsigned long long)i, rx->nr_devices);
+	*out = &rx->devices[i];
 	if ((*out)->ended)
 		return rx_bad(rx, "device %llu (%s) has already ended",
-			      (unsigned long long)f->a, (*out)->dev->name);
+			      (unsigned long long)i, (*out)->dev->name);
 	return 0;
-}
-
-/* Zeroes the pages of a ZERO frame, writing only those that are not. */
-static void rx_zero(uint8_t *p, uint64_t n)
-{
-	uint64_t i;
-
-	/* Reading a page never touched costs nothing; writing allocates. */
-	for (i = 0; i < n; i++, p += VMIG_PAGE_SIZE) {
-		if (!vmig_page_is_zero(p))
-			memset(p, 0, VMIG_PAGE_SIZE);
-	}
 }
 
 static int rx_frame_done(struct vmig_rx *rx, int event)
@@ -184,6 +184,7 @@ static int rx_frame_done(struct vmig_rx *rx, int event)
 static int rx_header(struct vmig_rx *rx)
 {
 	struct vmig_frame *f = &rx->f;
+	struct vmig_msg *m = &rx->m;
 	struct vmig_rx_device *d = NULL;
 	uint8_t *span = NULL;
 	uint32_t i;
@@ -203,8 +204,9 @@ static int rx_header(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FAILED;
 		return ret;
 	}
+	vmig_frame_decode(f, m);
 
-	switch (f->type) {
+	switch (m->type) {
 	case VMIG_FRAME_HELLO:
 	case VMIG_FRAME_ERROR:
 		break;
@@ -218,10 +220,10 @@ static int rx_header(struct vmig_rx *rx)
 		 * page goes through the scratch buffer.
 		 */
 		if (rx->state == VMIG_RX_FINAL &&
-		    !(f->flags & VMIG_FRAME_DATA_CRC))
+		    !m->crc)
 			return rx_bad(rx, "DATA_CRC missing after "
 					  "SWITCHOVER");
-		if (!(f->flags & VMIG_FRAME_DATA_CRC)) {
+		if (!m->crc) {
 			rx->dst = span;
 			rx->to_scratch = false;
 			goto payload;
@@ -231,9 +233,9 @@ static int rx_header(struct vmig_rx *rx)
 		ret = rx_check_pages(rx, &span);
 		if (ret < 0)
 			return ret;
-		rx_zero(span, f->c);
-		rx->pages += f->c;
-		rx->zero_pages += f->c;
+		rx->ram->zero(rx, span, m->pages.count);
+		rx->pages += m->pages.count;
+		rx->zero_pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
@@ -241,32 +243,32 @@ static int rx_header(struct vmig_rx *rx)
 		if (ret < 0)
 			return ret;
 		if (rx->state == VMIG_RX_RECEIVING &&
-		    f->c != VMIG_PHASE_PRECOPY)
+		    m->state.phase != VMIG_PHASE_PRECOPY)
 			return rx_bad(rx, "phase %llu before SWITCHOVER",
-				      (unsigned long long)f->c);
+				      (unsigned long long)m->state.phase);
 		if (rx->state == VMIG_RX_FINAL &&
-		    f->c != VMIG_PHASE_STOPCOPY)
+		    m->state.phase != VMIG_PHASE_STOPCOPY)
 			return rx_bad(rx, "phase %llu after SWITCHOVER",
-				      (unsigned long long)f->c);
-		if (f->b != d->offset)
+				      (unsigned long long)m->state.phase);
+		if (m->state.offset != d->offset)
 			return rx_bad(rx, "offset %llu, expected %llu",
-				      (unsigned long long)f->b,
+				      (unsigned long long)m->state.offset,
 				      (unsigned long long)d->offset);
 		break;
 	case VMIG_FRAME_DEVICE_END:
 		ret = rx_check_device(rx, &d);
 		if (ret < 0)
 			return ret;
-		if (f->b != d->offset)
+		if (m->end.total != d->offset)
 			return rx_bad(rx, "total %llu bytes, %llu received",
-				      (unsigned long long)f->b,
+				      (unsigned long long)m->end.total,
 				      (unsigned long long)d->offset);
 		d->ended = true;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_ITERATION:
-		if (f->a != rx->next_iteration)
+		if (m->iteration.number != rx->next_iteration)
 			return rx_bad(rx, "iteration %llu, expected %llu",
-				      (unsigned long long)f->a,
+				      (unsigned long long)m->iteration.number,
 				      (unsigned long long)rx->next_iteration);
 		rx->next_iteration++;
 		return rx_frame_done(rx, VMIG_RX_MORE);
@@ -274,15 +276,15 @@ static int rx_header(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FINAL;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_COMPLETE:
-		if (f->a != rx->pages)
+		if (m->complete.pages != rx->pages)
 			return rx_bad(rx, "the source sent %llu pages, %llu "
 					  "arrived",
-				      (unsigned long long)f->a,
+				      (unsigned long long)m->complete.pages,
 				      (unsigned long long)rx->pages);
-		if (f->b != rx->frame_no)
+		if (m->complete.frames != rx->frame_no)
 			return rx_bad(rx, "the source sent %llu frames before "
 					  "it, %llu arrived",
-				      (unsigned long long)f->b,
+				      (unsigned long long)m->complete.frames,
 				      (unsigned long long)rx->frame_no);
 		for (i = 0; i < rx->nr_devices; i++) {
 			if (!rx->devices[i].ended)
@@ -297,9 +299,9 @@ static int rx_header(struct vmig_rx *rx)
 		return rx_frame_done(rx, VMIG_RX_COMMIT);
 	}
 
-	if (!f->length) {
-		if (f->type == VMIG_FRAME_ERROR) {
-			rx->peer_code = (int)(int64_t)f->a;
+	if (!m->length) {
+		if (m->type == VMIG_FRAME_ERROR) {
+			rx->peer_code = m->error.code;
 			rx->peer_msg[0] = '\0';
 			rx->state = VMIG_RX_FAILED;
 			return rx_frame_done(rx, VMIG_RX_PEER_ERROR);
@@ -312,29 +314,21 @@ static int rx_header(struct vmig_rx *rx)
 	 * every limit fits the scratch; checked again here, because a
 	 * limit raised one day must never turn into an overflow.
 	 */
-	if (f->length > rx->scratch_len)
+	if (m->length > rx->scratch_len)
 		return rx_bad(rx, "payload larger than the receive buffer");
 	rx->dst = rx->scratch;
 	rx->to_scratch = true;
 payload:
-	rx->want = (size_t)f->length;
+	rx->want = (size_t)rx->m.length;
 	rx->have = 0;
 	rx->in_payload = true;
 	return VMIG_RX_MORE;
 }
 
-/* A region or device name of HELLO, printable. */
-static void hello_name(char *out, size_t outlen, const uint8_t *p,
-		       size_t len)
-{
-	size_t n = strnlen((const char *)p, len);
-
-	vmig_proto_text(out, outlen, p, n);
-}
 
 static int rx_hello(struct vmig_rx *rx)
 {
-	const struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
 	vmig_session *s = rx->s;
 	const uint8_t *p = rx->scratch;
 	char name[4 * VMIG_HELLO_DEVICE + 1], msg[256];
@@ -342,12 +336,13 @@ static int rx_hello(struct vmig_rx *rx)
 	bool *used;
 	int ret;
 
-	if (f->b != s->nr_regions)
+	if (m->hello.nr_regions != s->nr_regions)
 		return rx_bad(rx, "the source has %llu region(s), this "
 				  "destination %zu",
-			      (unsigned long long)f->b, s->nr_regions);
-	rx->nr_regions = (uint32_t)f->b;
-	rx->nr_devices = (uint32_t)f->c;
+			      (unsigned long long)m->hello.nr_regions,
+			      s->nr_regions);
+	rx->nr_regions = (uint32_t)m->hello.nr_regions;
+	rx->nr_devices = (uint32_t)m->hello.nr_devices;
 	rx->region_map = calloc(rx->nr_regions ? rx->nr_regions : 1,
 				sizeof(*rx->region_map));
 	rx->devices = calloc(rx->nr_devices ? rx->nr_devices : 1,
@@ -359,14 +354,14 @@ static int rx_hello(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FAILED;
 		return -ENOMEM;
 	}
-	for (i = 0; i < rx->nr_regions; i++, p += VMIG_HELLO_REGION) {
+	for (i = 0; i < rx->nr_regions; i++) {
+		struct vmig_hello_region hr;
 		uint64_t gpa, size;
 
-		memcpy(&gpa, p, 8);
-		memcpy(&size, p + 8, 8);
-		gpa = le64toh(gpa);
-		size = le64toh(size);
-		hello_name(name, sizeof(name), p + 16, VMIG_HELLO_NAME);
+		vmig_hello_get_region(p, i, &hr);
+		gpa = hr.gpa;
+		size = hr.size;
+		vmig_proto_text(name, sizeof(name), hr.name, hr.name_len);
 		if (!size || size % VMIG_PAGE_SIZE) {
 			free(used);
 			return rx_bad(rx, "region %u: size 0x%llx is not a "
@@ -395,15 +390,17 @@ static int rx_hello(struct vmig_rx *rx)
 		rx->region_map[i] = j;
 	}
 	memset(used, 0, (s->nr_regions + s->nr_devices + 1) * sizeof(*used));
-	for (i = 0; i < rx->nr_devices; i++, p += VMIG_HELLO_DEVICE) {
-		size_t n = strnlen((const char *)p, VMIG_HELLO_DEVICE);
+	for (i = 0; i < rx->nr_devices; i++) {
+		const uint8_t *dn;
+		size_t n;
 
-		hello_name(name, sizeof(name), p, VMIG_HELLO_DEVICE);
+		vmig_hello_get_device(p, rx->nr_regions, i, &dn, &n);
+		vmig_proto_text(name, sizeof(name), dn, n);
 		for (j = 0; j < s->nr_devices; j++) {
 			const struct vmig_device_rec *dev = s->devices[j];
 
 			if (dev->present && n && strlen(dev->name) == n &&
-			    !memcmp(dev->name, p, n))
+			    !memcmp(dev->name, dn, n))
 				break;
 		}
 		if (j == s->nr_devices) {
@@ -419,10 +416,9 @@ static int rx_hello(struct vmig_rx *rx)
 		used[j] = true;
 		rx->devices[i].dev = s->devices[j];
 		msg[0] = '\0';
-		ret = rx->dev_open ? rx->dev_open(rx->dev_opaque,
-						  &rx->devices[i], msg,
-						  sizeof(msg))
-				   : -ENOTTY;
+		ret = rx->devs ? rx->devs->open(rx, &rx->devices[i], msg,
+						sizeof(msg))
+			       : -ENOTTY;
 		if (ret < 0) {
 			free(used);
 			return rx_bad(rx, "device %u (\"%s\") cannot resume a "
@@ -432,9 +428,9 @@ static int rx_hello(struct vmig_rx *rx)
 		}
 	}
 	free(used);
-	if (rx->nr_devices && rx->dev_start) {
+	if (rx->nr_devices && rx->devs) {
 		msg[0] = '\0';
-		ret = rx->dev_start(rx->dev_opaque, rx, msg, sizeof(msg));
+		ret = rx->devs->start(rx, msg, sizeof(msg));
 		if (ret < 0)
 			return rx_bad(rx, "devices to RESUMING: %s", msg);
 	}
@@ -445,21 +441,21 @@ static int rx_hello(struct vmig_rx *rx)
 /* A payload arrived in full: check its CRC, then apply it. */
 static int rx_payload(struct vmig_rx *rx)
 {
-	struct vmig_frame *f = &rx->f;
+	const struct vmig_msg *m = &rx->m;
 	struct vmig_rx_device *d = NULL;
 	uint8_t *span;
 	char msg[256];
 	int ret;
 
 	rx->in_payload = false;
-	if (f->flags & VMIG_FRAME_DATA_CRC) {
+	if (m->crc) {
 		uint32_t crc = vmig_crc32c(0, rx->dst, rx->want);
 
-		if (crc != f->data_crc)
+		if (crc != m->data_crc)
 			return rx_bad(rx, "data CRC 0x%08x, computed 0x%08x",
-				      f->data_crc, crc);
+				      m->data_crc, crc);
 	}
-	switch (f->type) {
+	switch (m->type) {
 	case VMIG_FRAME_HELLO:
 		ret = rx_hello(rx);
 		if (ret < 0)
@@ -471,28 +467,30 @@ static int rx_payload(struct vmig_rx *rx)
 			rx_check_pages(rx, &span);
 			memcpy(span, rx->scratch, rx->want);
 		}
-		rx->pages += f->c;
+		rx->pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_DEVICE_STATE:
-		d = &rx->devices[f->a];
-		if (!rx->dev_write)
+		d = &rx->devices[m->state.device];
+		if (!rx->devs)
 			return rx_bad(rx, "device %llu (%s): no device can "
 					  "take state here",
-				      (unsigned long long)f->a, d->dev->name);
+				      (unsigned long long)m->state.device,
+				      d->dev->name);
 		msg[0] = '\0';
-		ret = rx->dev_write(rx->dev_opaque, d, rx->scratch, rx->want,
-				    msg, sizeof(msg));
+		ret = rx->devs->write(rx, d, rx->scratch, rx->want, msg,
+				      sizeof(msg));
 		if (ret < 0) {
 			rx_bad(rx, "device %llu (%s): %s",
-			       (unsigned long long)f->a, d->dev->name, msg);
+			       (unsigned long long)m->state.device,
+			       d->dev->name, msg);
 			return ret;
 		}
 		d->offset += rx->want;
 		rx->device_bytes += rx->want;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_ERROR:
-		rx->peer_code = (int)(int64_t)f->a;
+		rx->peer_code = m->error.code;
 		vmig_proto_text(rx->peer_msg, sizeof(rx->peer_msg), rx->scratch,
 				rx->want);
 		rx->state = VMIG_RX_FAILED;
@@ -532,7 +530,6 @@ int vmig_rx_feed(struct vmig_rx *rx, size_t n)
 /* The destination on a connection                                     */
 
 struct ctl_write {
-	uv_write_t req;
 	struct vmig_dst *d;
 	bool last;    /* close the connection once written */
 	uint8_t hdr[VMIG_FRAME_HDR];
@@ -553,189 +550,7 @@ struct vmig_dst {
 	int result;
 	uint64_t start_us;
 	char errmsg[1024];
-	bool devs_touched; /* some device left RUNNING */
 };
-
-/* ------------------------------------------------------------------ */
-/* Devices (VFIO migration v2: RESUMING, then STOP, then RUNNING)      */
-
-/* The devices HELLO named, their state handles in HELLO's order. */
-static size_t dst_devs(struct vmig_dst *d, struct vmig_devstate **dsv)
-{
-	size_t i;
-
-	for (i = 0; i < d->rx.nr_devices; i++)
-		dsv[i] = d->rx.devices[i].ds;
-	return d->rx.nr_devices;
-}
-
-static const char *dsv_error(struct vmig_devstate *const *dsv, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		const char *e = dsv[i] ? vmig_devstate_error(dsv[i]) : "";
-
-		if (e && *e)
-			return e;
-	}
-	return "no device said why";
-}
-
-static int dst_dev_open(void *opaque, struct vmig_rx_device *rd, char *err,
-			size_t errlen)
-{
-	struct vmig_dst *d = opaque;
-	struct vmig_devstate *ds;
-	int ret;
-
-	if (rd->dev->device_fd < 0) {
-		snprintf(err, errlen, "it has no device fd");
-		return -ENOTTY;
-	}
-	ret = vmig_devstate_open(&d->s->kernel, rd->dev->device_fd,
-				 rd->dev->name, &ds);
-	if (ret == -ENOTTY || ret == -EOPNOTSUPP) {
-		snprintf(err, errlen, "no VFIO migration");
-		return ret;
-	}
-	if (ret < 0) {
-		snprintf(err, errlen, "%s", vmig_strerror(ret));
-		return ret;
-	}
-	rd->ds = ds;
-	rd->dev->mig_state = true;
-	rd->dev->state_bytes = 0;
-	return 0;
-}
-
-static int dst_dev_start(void *opaque, struct vmig_rx *rx, char *err,
-			 size_t errlen)
-{
-	struct vmig_dst *d = opaque;
-	struct vmig_devstate **dsv;
-	size_t n;
-	int ret;
-
-	dsv = calloc(rx->nr_devices + 1, sizeof(*dsv));
-	if (!dsv)
-		return -ENOMEM;
-	n = dst_devs(d, dsv);
-	d->devs_touched = true;
-	ret = vmig_devstate_resume_start(dsv, n);
-	if (ret < 0)
-		snprintf(err, errlen, "%s", dsv_error(dsv, n));
-	free(dsv);
-	return ret;
-}
-
-static int dst_dev_write(void *opaque, struct vmig_rx_device *rd,
-			 const void *buf, size_t len, char *err, size_t errlen)
-{
-	int ret;
-
-	(void)opaque;
-	ret = vmig_devstate_write(rd->ds, buf, len);
-	if (ret < 0) {
-		const char *e = vmig_devstate_error(rd->ds);
-
-		snprintf(err, errlen, "%s", e[0] ? e : vmig_strerror(ret));
-	} else {
-		rd->dev->state_bytes += len;
-	}
-	return ret;
-}
-
-/* COMPLETE: every image is checked and loaded (RESUMING -> STOP). */
-static int dst_devices_load(struct vmig_dst *d, char *err, size_t errlen)
-{
-	struct vmig_devstate **dsv;
-	size_t i, n;
-	int ret = 0;
-
-	if (!d->rx.nr_devices)
-		return 0;
-	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
-	if (!dsv)
-		return -ENOMEM;
-	n = dst_devs(d, dsv);
-	for (i = 0; i < n && ret == 0; i++) {
-		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_STOP);
-		if (ret < 0)
-			snprintf(err, errlen, "%s",
-				 vmig_devstate_error(dsv[i]));
-	}
-	free(dsv);
-	return ret;
-}
-
-/*
- * COMMIT: every device runs (all answering peer-to-peer first, when there
- * are several and all offer it, so that none runs while a peer is still
- * stopped).
- */
-static int dst_devices_run(struct vmig_dst *d, char *err, size_t errlen)
-{
-	struct vmig_devstate **dsv;
-	bool p2p;
-	size_t i, n;
-	int ret = 0;
-
-	if (!d->rx.nr_devices)
-		return 0;
-	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
-	if (!dsv)
-		return -ENOMEM;
-	n = dst_devs(d, dsv);
-	p2p = n > 1;
-	for (i = 0; i < n; i++) {
-		if (!(vmig_devstate_flags(dsv[i]) & VK_VFIO_MIGRATION_P2P))
-			p2p = false;
-	}
-	for (i = 0; p2p && i < n && ret == 0; i++) {
-		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_RUNNING_P2P);
-		if (ret < 0)
-			snprintf(err, errlen, "%s",
-				 vmig_devstate_error(dsv[i]));
-	}
-	for (i = 0; i < n && ret == 0; i++) {
-		ret = vmig_devstate_set(dsv[i], VK_VFIO_STATE_RUNNING);
-		if (ret < 0)
-			snprintf(err, errlen, "%s",
-				 vmig_devstate_error(dsv[i]));
-	}
-	free(dsv);
-	return ret;
-}
-
-/* A failure: the devices leave RESUMING (reset), the guest never runs. */
-static void dst_devices_abort(struct vmig_dst *d)
-{
-	struct vmig_devstate **dsv;
-	size_t n;
-
-	if (!d->rx.nr_devices || !d->devs_touched)
-		return;
-	dsv = calloc(d->rx.nr_devices, sizeof(*dsv));
-	if (!dsv)
-		return;
-	n = dst_devs(d, dsv);
-	if (vmig_devstate_abort(dsv, n) < 0)
-		vmig_logf(d->s, VMIG_LOG_ERROR,
-			  "destination: a device could not be reset: %s",
-			  dsv_error(dsv, n));
-	free(dsv);
-}
-
-static void dst_devices_close(struct vmig_dst *d)
-{
-	uint32_t i;
-
-	for (i = 0; d->rx.devices && i < d->rx.nr_devices; i++) {
-		vmig_devstate_close(d->rx.devices[i].ds);
-		d->rx.devices[i].ds = NULL;
-	}
-}
 
 static void dst_close_conn(struct vmig_dst *d)
 {
@@ -749,9 +564,9 @@ static void dst_close_conn(struct vmig_dst *d)
 	}
 }
 
-static void dst_ctl_written(uv_write_t *req, int status)
+static void dst_ctl_written(void *opaque, int status)
 {
-	struct ctl_write *w = req->data;
+	struct ctl_write *w = opaque;
 	struct vmig_dst *d = w->d;
 
 	(void)status;
@@ -760,12 +575,15 @@ static void dst_ctl_written(uv_write_t *req, int status)
 	free(w);
 }
 
-/* Sends a small frame; `last` closes the connection after it. */
-static int dst_send(struct vmig_dst *d, uint32_t type, uint64_t a,
-		    uint64_t b, const void *payload, size_t len, bool last)
+/*
+ * Sends a small frame whose header hdr was encoded over payload (len
+ * bytes, copied); `last` closes the connection after it.
+ */
+static int dst_send(struct vmig_dst *d, const uint8_t hdr[VMIG_FRAME_HDR],
+		    const void *payload, size_t len, bool last)
 {
 	struct ctl_write *w;
-	uv_buf_t bufs[2];
+	struct vmig_iov bufs[2];
 	int ret;
 
 	if (!d->conn)
@@ -773,16 +591,14 @@ static int dst_send(struct vmig_dst *d, uint32_t type, uint64_t a,
 	w = malloc(sizeof(*w) + len);
 	if (!w)
 		return -ENOMEM;
-	w->req.data = w;
 	w->d = d;
 	w->last = last;
 	if (len)
 		memcpy(w->payload, payload, len);
-	vmig_frame_pack(w->hdr, type, len, a, b, 0, len ? w->payload : NULL);
-	bufs[0] = uv_buf_init((char *)w->hdr, VMIG_FRAME_HDR);
-	bufs[1] = uv_buf_init((char *)w->payload, (unsigned int)len);
-	ret = vmig_conn_write(d->conn, &w->req, bufs, len ? 2 : 1,
-			      dst_ctl_written);
+	memcpy(w->hdr, hdr, VMIG_FRAME_HDR);
+	bufs[0] = (struct vmig_iov){ w->hdr, VMIG_FRAME_HDR };
+	bufs[1] = (struct vmig_iov){ w->payload, len };
+	ret = vmig_conn_write(d->conn, bufs, len ? 2 : 1, dst_ctl_written, w);
 	if (ret < 0)
 		free(w);
 	return ret;
@@ -802,7 +618,9 @@ __attribute__((format(printf, 4, 5))) static void
 dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	   ...)
 {
+	uint8_t hdr[VMIG_FRAME_HDR];
 	va_list ap;
+	size_t len;
 
 	if (d->finished)
 		return;
@@ -814,7 +632,7 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 		va_end(ap);
 	}
 	if (err)
-		dst_devices_abort(d);
+		rx_devices_abort(&d->rx);
 	vmig_engine_end(d->e);
 	uv_close((uv_handle_t *)&d->cancel, NULL);
 	if (d->e->listener) {
@@ -823,9 +641,10 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	}
 	if (d->conn)
 		vmig_conn_read_stop(d->conn);
+	len = strnlen(d->errmsg, VMIG_ERROR_MAX);
+	vmig_enc_error(hdr, err, len ? d->errmsg : NULL, len);
 	if (error_frame && d->conn &&
-	    dst_send(d, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, d->errmsg,
-		     strnlen(d->errmsg, VMIG_ERROR_MAX), true) == 0) {
+	    dst_send(d, hdr, d->errmsg, len, true) == 0) {
 		uv_timer_start(&d->linger, dst_linger_expired, 2000, 0);
 		return;
 	}
@@ -835,9 +654,10 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	 * its VMM resolves); so its failure is only logged.
 	 */
 	if (!err && d->e->st.guest_started) {
-		int ret = d->conn ? dst_send(d, VMIG_FRAME_STARTED, 0, 0, NULL,
-					     0, true)
-				  : -ENOTCONN;
+		int ret;
+
+		vmig_enc_started(hdr);
+		ret = d->conn ? dst_send(d, hdr, NULL, 0, true) : -ENOTCONN;
 
 		if (ret == 0) {
 			uv_timer_start(&d->linger, dst_linger_expired, 2000,
@@ -875,6 +695,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 {
 	vmig_session *s = d->s;
 	struct vmig_engine *e = d->e;
+	uint8_t hdr[VMIG_FRAME_HDR];
 	char msg[512];
 	uint64_t t0;
 	int ret;
@@ -888,14 +709,15 @@ static void dst_event(struct vmig_dst *d, int ev)
 			  "device(s))",
 			  vmig_conn_peer(d->conn), d->rx.nr_regions,
 			  d->rx.nr_devices);
-		ret = dst_send(d, VMIG_FRAME_WELCOME, 0, 0, NULL, 0, false);
+		vmig_enc_welcome(hdr);
+		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
 			dst_finish(d, ret, false, "cannot answer WELCOME: %s",
 				   vmig_strerror(ret));
 		return;
 	case VMIG_RX_COMPLETE:
 		msg[0] = '\0';
-		ret = dst_devices_load(d, msg, sizeof(msg));
+		ret = d->rx.devs->load(&d->rx, msg, sizeof(msg));
 		if (ret < 0) {
 			dst_finish(d, ret, true, "loading the device state: %s",
 				   msg);
@@ -910,8 +732,8 @@ static void dst_event(struct vmig_dst *d, int ev)
 			  "0x%016llx",
 			  (unsigned long long)d->rx.pages,
 			  (unsigned long long)e->st.digest);
-		ret = dst_send(d, VMIG_FRAME_ACK, e->st.digest, d->rx.pages,
-			       NULL, 0, false);
+		vmig_enc_ack(hdr, e->st.digest, d->rx.pages);
+		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
 			dst_finish(d, ret, false, "cannot answer ACK: %s",
 				   vmig_strerror(ret));
@@ -923,7 +745,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 		 * A start that fails is told to the source (ERROR): this side
 		 * will not run the guest, so the source resumes it.
 		 */
-		ret = dst_devices_run(d, msg, sizeof(msg));
+		ret = d->rx.devs->run(&d->rx, msg, sizeof(msg));
 		if (ret < 0) {
 			dst_finish(d, ret, true, "the source committed, but "
 				   "the devices cannot run: %s", msg);
@@ -1054,10 +876,7 @@ int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)
 		return ret;
 	}
 	d->cancel.data = d;
-	d->rx.dev_open = dst_dev_open;
-	d->rx.dev_start = dst_dev_start;
-	d->rx.dev_write = dst_dev_write;
-	d->rx.dev_opaque = d;
+	d->rx.devs = &vmig_section_devstate_loader;
 	for (i = 0; i < s->nr_devices; i++) {
 		s->devices[i]->mig_state = false;
 		s->devices[i]->state_bytes = 0;
@@ -1137,7 +956,6 @@ int vmig_dst_finish(struct vmig_dst *d)
 		snprintf(st->error, sizeof(st->error), "%s", d->errmsg);
 		vmig_fail(s, ret, "%s", d->errmsg);
 	}
-	dst_devices_close(d);
 	vmig_rx_fini(&d->rx);
 	free(d);
 	/* Calls from other threads may touch the session again. */

@@ -3,10 +3,15 @@
  *
  * engine.c owns the per-session engine state (the libuv loop the session
  * runs, the VMM's callbacks, the policies, cancellation, the figures the
- * report gives); transport.c the sockets (addresses, listen, connect,
- * socket pairs, reading into buffers its owner chooses); precopy.c the
- * source; dest.c the destination and its frame-checking state machine;
- * digest.c the memory digest. The wire format is proto.h's.
+ * report gives); core/transport/ the transports behind one table
+ * (addresses, listen, connect, socket pairs, reading into buffers its
+ * owner chooses, writing arrays of buffers); precopy.c the source's
+ * phase machine, with converge.c (the convergence policy), pace.c (the
+ * bandwidth limit), writer.c (its writes) and reply.c (the checks of
+ * the destination's replies); dest.c the destination and its
+ * frame-checking state machine; section.h what travels (guest RAM,
+ * device state); digest.c the memory digest. The wire format is
+ * proto.h's.
  */
 #ifndef VMIG_CORE_ENGINE_H
 #define VMIG_CORE_ENGINE_H
@@ -30,6 +35,7 @@ struct vmig_listener;
 struct vmig_src;
 struct vmig_dst;
 struct vmig_call;
+struct vmig_section_loader;
 
 /* What one migration did, for the report (both roles). */
 struct vmig_mig_stats {
@@ -279,7 +285,16 @@ uint64_t vmig_digest_memory(const vmig_session *s);
 /* True when the 4 KiB page at p is all zero (stops at the first word). */
 bool vmig_page_is_zero(const void *p);
 
-/* transport.c */
+/* core/transport/: the connections a stream runs over */
+
+/* One buffer of a write. */
+struct vmig_iov {
+	const void *base;
+	size_t len;
+};
+
+/* A write is done: status 0, or a negative errno (-ECANCELED: closed). */
+typedef void (*vmig_write_fn)(void *opaque, int status);
 
 /* Callbacks of a connection. */
 struct vmig_conn_ops {
@@ -318,9 +333,14 @@ int vmig_conn_read_start(struct vmig_conn *c);
 /* Stops reading. */
 void vmig_conn_read_stop(struct vmig_conn *c);
 
-/* Queues a write (uv_write on the connection's stream). */
-int vmig_conn_write(struct vmig_conn *c, uv_write_t *req,
-		    const uv_buf_t *bufs, unsigned int n, uv_write_cb cb);
+/*
+ * Queues a write of iov[0..n) (the buffers must live until done runs;
+ * the array need not): done(opaque, status) runs once it is written or
+ * failed. Writes complete in order. Returns 0 or an error (then done
+ * never runs).
+ */
+int vmig_conn_write(struct vmig_conn *c, const struct vmig_iov *iov,
+		    unsigned int n, vmig_write_fn done, void *opaque);
 
 /*
  * Closes the connection: pending writes complete with UV_ECANCELED, then
@@ -328,7 +348,10 @@ int vmig_conn_write(struct vmig_conn *c, uv_write_t *req,
  */
 void vmig_conn_close(struct vmig_conn *c);
 
-/* The peer's address as text ("unix:/path", "tcp:1.2.3.4:5"). */
+/*
+ * The peer's address as text ("unix:/path", "tcp:1.2.3.4:5",
+ * "socketpair").
+ */
 const char *vmig_conn_peer(const struct vmig_conn *c);
 
 /*
@@ -391,6 +414,7 @@ struct vmig_rx {
 	size_t hdr_have;
 	bool in_payload;
 	struct vmig_frame f;
+	struct vmig_msg m;      /* f, decoded once checked */
 	uint8_t *dst;           /* where the payload goes */
 	size_t want, have;
 	bool to_scratch;
@@ -414,18 +438,13 @@ struct vmig_rx {
 	int peer_code;
 	char peer_msg[VMIG_ERROR_MAX + 1];
 	/*
-	 * Device-state hooks (NULL: no device can take state, and a HELLO
-	 * naming one is refused): open a device named in HELLO and check it
-	 * can resume a state; start resuming them all; write a chunk.
+	 * Where frames are applied (core/section.h): guest RAM's loader
+	 * (vmig_rx_init sets it), and the devices' (NULL: no device can take
+	 * state, and a HELLO naming one is refused).
 	 */
-	int (*dev_open)(void *opaque, struct vmig_rx_device *d, char *err,
-			size_t errlen);
-	int (*dev_start)(void *opaque, struct vmig_rx *rx, char *err,
-			 size_t errlen);
-	int (*dev_write)(void *opaque, struct vmig_rx_device *d,
-			 const void *buf, size_t len, char *err,
-			 size_t errlen);
-	void *dev_opaque;
+	const struct vmig_section_loader *ram;
+	const struct vmig_section_loader *devs;
+	bool devs_touched;      /* some device left RUNNING */
 };
 
 /* Prepares rx for a stream into s's regions. Returns 0 or -ENOMEM. */

@@ -1,56 +1,41 @@
 /*
- * precopy.c: the source of a migration.
+ * precopy.c: the source of a migration, its phase machine.
  *
- * This file owns the source's side of the stream: HELLO and the wait for
- * WELCOME, the pre-copy iterations (sync, then send what is dirty while
- * the guest runs), the convergence decision (measured throughput against
- * the downtime limit, bounded by max_iterations and the timeout), pacing
- * under a bandwidth limit, the switchover (the VMM's stop, the devices'
- * stop-copy state, the final sync, the rest with DATA_CRC), the digest
- * comparison, COMMIT and the wait for STARTED, and the way back on any
- * failure before COMMIT is written: ERROR to the destination when it can,
- * devices and guest running again, tracking stopped, and a message that
- * says why. Once COMMIT is on the socket only STARTED (committed) or an
- * ERROR from the destination (it will never start: resume) settles who
- * runs the guest; anything else leaves it unresolved, the guest paused
- * for vmig_resolve(). Every wait while the guest is stopped is bounded by
- * switchover_timeout_ms.
+ * This file owns the source's phases and what moves it from one to the
+ * next: connecting, HELLO and the wait for WELCOME, the pre-copy
+ * iterations (sync, then a pass of the sections while the guest runs;
+ * converge.c decides what follows), the switchover (the VMM's stop, the
+ * sections' stop, the final sync, the last pass with DATA_CRC), the
+ * digest comparison, COMMIT and the wait for STARTED, and the way back
+ * on any failure before COMMIT is written: ERROR to the destination when
+ * it can, the sections and the guest running again, tracking stopped,
+ * and a message that says why. Once COMMIT is on the socket only
+ * STARTED (committed) or an ERROR from the destination (it will never
+ * start: resume) settles who runs the guest; anything else leaves it
+ * unresolved, the guest paused for vmig_resolve(). Every wait while the
+ * guest is stopped is bounded by switchover_timeout_ms.
  *
- * Pages go to the socket straight from guest memory: a write is an array
- * [header, pages, header, pages, ...] of up to BATCH_FRAMES frames whose
- * headers live in the batch until its write completes; at most
- * INFLIGHT_MAX bytes are queued, refilled from the bitmap cursor on each
- * completion. Nothing is allocated per page.
+ * What travels is the sections' (section_ram.c, section_devstate.c);
+ * the writes are writer.c's (at most INFLIGHT_MAX bytes queued, refilled
+ * on each completion), the pacing arithmetic pace.c's, the replies'
+ * checks reply.c's, the frames proto.c's.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "devstate.h"
+#include "converge.h"
 #include "engine.h"
-#include "kuapi.h"
+#include "pace.h"
+#include "reply.h"
+#include "section.h"
+#include "writer.h"
 
-#define BATCH_FRAMES 64
-#define BATCH_BYTES (8u << 20)
-#define NR_BATCHES 16
 #define INFLIGHT_MAX (32ull << 20)
 #define PROGRESS_US 100000u  /* progress callback while sending */
 #define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
 #define BROKEN_MS 500u       /* after a write error, wait for the reason */
-#define PREFETCH_PAGES 8     /* zero checks look this far ahead */
-#define DEV_CHUNK (256u << 10) /* device state per DEVICE_STATE frame */
-/*
- * The digests are part of the downtime (the destination's is computed
- * once all is received): their cost enters the estimate at this rate,
- * what one core hashes, conservatively.
- */
-#define DIGEST_RATE 4e9
-/*
- * A device whose state size cannot be read counts as this much (QEMU's
- * VFIO_MIG_STOP_COPY_SIZE): too large to switch over, never zero.
- */
-#define UNKNOWN_STATE_BYTES (100ull << 30)
 
 enum src_phase {
 	SP_CONNECT, /* connecting */
@@ -64,58 +49,26 @@ enum src_phase {
 	SP_UNRESOLVED, /* COMMIT written, STARTED never came */
 };
 
-struct batch {
-	uv_write_t req;
-	struct vmig_src *src;
-	struct batch *next;
-	unsigned int nframes, nbufs, nheap;
-	uint64_t bytes;
-	bool complete;  /* carries COMPLETE */
-	bool commit;    /* carries COMMIT */
-	bool last;      /* ERROR: close the connection after it */
-	bool own;       /* allocated for a control frame, not pooled */
-	void *heap[4];  /* payloads to free once written */
-	uint8_t hdr[BATCH_FRAMES][VMIG_FRAME_HDR];
-	uv_buf_t bufs[2 * BATCH_FRAMES];
-};
-
 struct vmig_src {
 	vmig_session *s;
 	struct vmig_engine *e;
 	uv_loop_t *loop;
-	struct vmig_conn *conn;
 	enum src_phase phase;
 	char connect_err[512];
 
 	/* Sending. */
-	struct batch *pool;
-	struct batch *free_batches;
-	unsigned int batches_out;
-	uint64_t inflight;
-	uint32_t cur_region;    /* the bitmap cursor */
-	uint64_t cur_page;
-	uint64_t run_start, run_end; /* the dirty run under the cursor */
-	bool scan_done;
+	struct vmig_writer w;
+	bool scan_done;         /* the batched sections' pass is over */
 	bool tail_queued;       /* FINAL: device state, ends, COMPLETE */
-	uint64_t frames;        /* frames queued */
-	uint32_t last_type;     /* type of the last frame queued */
 	uint64_t pages_total;   /* PAGES and ZERO pages queued */
-	uint64_t bytes_total;   /* bytes queued */
-	uint64_t bytes_done;    /* bytes written */
 
 	/* The iteration being sent: its record is s->stats.iters[it]. */
 	uint32_t iteration;
 	size_t it;
 	uint64_t it_start_us;
 	uint64_t it_bytes0;
-	uint64_t it_pages_left;  /* dirty pages not handled yet */
 	uint64_t last_sync_us;
-	double page_rate;        /* page bytes handled per second */
-	double wire_rate;        /* stream bytes per second */
-	/* Every iteration's work and time: the estimate of last resort. */
-	uint64_t all_handled;
-	uint64_t all_bytes;
-	uint64_t all_us;
+	struct vmig_converge_rates rates; /* the throughput estimate */
 	uint64_t dirty_rate;
 	uint64_t expected_us;
 	uint64_t mem_bytes;      /* all of guest memory */
@@ -124,8 +77,7 @@ struct vmig_src {
 
 	/* Pacing under bandwidth_limit: a token bucket. */
 	uv_timer_t pace;
-	double tokens;
-	uint64_t tokens_us;
+	struct vmig_pace bucket;
 	uv_timer_t timeout;
 	uv_timer_t linger;       /* bounds a last wait before closing */
 	bool linger_closed;
@@ -154,13 +106,7 @@ struct vmig_src {
 	uint64_t ack_digest, ack_pages;
 
 	/* Replies: header, then an ERROR's message. */
-	uint8_t rhdr[VMIG_FRAME_HDR];
-	size_t rhave;
-	bool rpayload;
-	struct vmig_frame rf;
-	uint8_t rbuf[VMIG_ERROR_MAX];
-	size_t rwant, rgot;
-	uint64_t rframes;
+	struct vmig_reply reply;
 	bool welcomed;
 
 	/* The outcome. */
@@ -169,14 +115,12 @@ struct vmig_src {
 	char errmsg[1024];
 	uint64_t start_us, stop_us;
 
-	/* Devices whose state travels (HELLO's order). */
-	struct vmig_device_rec **devs;
-	struct vmig_devstate **dsv;
-	uint64_t *dev_offset;   /* bytes of each device's state sent */
-	uint32_t ndevs;
-	uint32_t tail_dev;      /* FINAL: the device being read to its end */
-	bool devs_touched;      /* some device left RUNNING */
-	bool devs_saved;        /* all STOP after their images */
+	/*
+	 * What travels: guest RAM, then device state. The pass over the
+	 * batched ones (RAM) paces the iteration; the others put their
+	 * frames between its batches, and their rest after its last pass.
+	 */
+	struct vmig_sections set;
 
 	/* vmig_migrate_local: the destination on the same loop. */
 	struct vmig_dst *dst;
@@ -184,9 +128,8 @@ struct vmig_src {
 
 static void src_pump(struct vmig_src *src);
 static void src_switchover(struct vmig_src *src);
-static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
-		   uint64_t b, uint64_t c, void *payload, size_t len,
-		   bool crc);
+static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
+		   void *payload, size_t len);
 __attribute__((format(printf, 3, 4))) static void
 src_fail(struct vmig_src *src, int err, const char *fmt, ...);
 static void stopped_expired(uv_timer_t *t);
@@ -197,396 +140,70 @@ static struct vmig_iter_stats *cur_iter(struct vmig_src *src)
 }
 
 /* ------------------------------------------------------------------ */
-/* Devices (VFIO migration v2)                                         */
-
-/*
- * Device state goes through core/devstate.h: PRE_COPY data interleaved
- * with the pages while the guest runs, the STOP_COPY image after the
- * stop, DEVICE_END per device, and back to RUNNING on any failure. A
- * device without VFIO migration carries no state: the VMM's stop
- * callback quiesces it.
- */
-static int src_devices_open(struct vmig_src *src)
-{
-	vmig_session *s = src->s;
-	size_t i, n = 0;
-	int ret;
-
-	src->devs = calloc(s->nr_devices + 1, sizeof(*src->devs));
-	src->dsv = calloc(s->nr_devices + 1, sizeof(*src->dsv));
-	src->dev_offset = calloc(s->nr_devices + 1, sizeof(*src->dev_offset));
-	if (!src->devs || !src->dsv || !src->dev_offset)
-		return -ENOMEM;
-	for (i = 0; i < s->nr_devices; i++) {
-		struct vmig_device_rec *dev = s->devices[i];
-		struct vmig_devstate *ds = NULL;
-		uint64_t fl;
-
-		dev->mig_state = false;
-		dev->state_bytes = 0;
-		if (!dev->present)
-			continue;
-		ret = dev->device_fd < 0
-			      ? -ENOTTY
-			      : vmig_devstate_open(&s->kernel, dev->device_fd,
-						   dev->name, &ds);
-		if (ret == -ENOTTY || ret == -EOPNOTSUPP) {
-			vmig_logf(s, VMIG_LOG_INFO,
-				  "device %s: no VFIO migration: the VMM's "
-				  "stop callback quiesces it; it carries no "
-				  "state",
-				  dev->name);
-			continue;
-		}
-		if (ret < 0) {
-			src_fail(src, ret, "device %s: its migration support: "
-				 "%s", dev->name, vmig_strerror(ret));
-			return ret;
-		}
-		fl = vmig_devstate_flags(ds);
-		vmig_logf(s, VMIG_LOG_INFO,
-			  "device %s: VFIO migration (stop-copy%s%s): its "
-			  "state travels",
-			  dev->name,
-			  fl & VK_VFIO_MIGRATION_P2P ? ", p2p" : "",
-			  fl & VK_VFIO_MIGRATION_PRE_COPY ? ", pre-copy" : "");
-		dev->mig_state = true;
-		src->devs[n] = dev;
-		src->dsv[n] = ds;
-		n++;
-	}
-	src->ndevs = (uint32_t)n;
-	return 0;
-}
-
-static void src_devices_close(struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < src->ndevs; i++)
-		vmig_devstate_close(src->dsv[i]);
-	free(src->devs);
-	free(src->dsv);
-	free(src->dev_offset);
-	src->devs = NULL;
-	src->dsv = NULL;
-	src->dev_offset = NULL;
-	src->ndevs = 0;
-}
-
-/* Why a group call failed: the first device that says so. */
-static const char *devs_error(const struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < src->ndevs; i++) {
-		const char *e = vmig_devstate_error(src->dsv[i]);
-
-		if (e && *e)
-			return e;
-	}
-	return "no device said why";
-}
-
-static uint32_t src_devices_count(const struct vmig_src *src)
-{
-	return src->ndevs;
-}
-
-static const char *src_device_name(const struct vmig_src *src, uint32_t i)
-{
-	return src->devs[i]->name;
-}
-
-/* The guest runs: devices that offer PRE_COPY start streaming. */
-static int src_devices_precopy_start(struct vmig_src *src)
-{
-	int ret;
-
-	if (!src->ndevs)
-		return 0;
-	src->devs_touched = true;
-	ret = vmig_devstate_precopy_start(src->dsv, src->ndevs);
-	if (ret < 0)
-		src_fail(src, ret, "devices to PRE_COPY: %s", devs_error(src));
-	return ret;
-}
-
-/*
- * Bytes of device state still to move after the stop (the estimate). A
- * device whose size cannot be read counts as UNKNOWN_STATE_BYTES, so that
- * an unknown never lets the migration switch over early; the report and
- * the messages name it.
- */
-static uint64_t src_devices_pending(struct vmig_src *src)
-{
-	char *list = src->e->st.unknown_state;
-	size_t cap = sizeof(src->e->st.unknown_state), len = 0;
-	struct vmig_devstate_sizes sz;
-	uint64_t sum = 0;
-	uint32_t i;
-	int ret;
-
-	list[0] = '\0';
-	for (i = 0; i < src->ndevs; i++) {
-		ret = vmig_devstate_sizes(src->dsv[i], &sz);
-		if (ret == 0) {
-			sum += sz.precopy_initial + sz.stop_copy;
-			continue;
-		}
-		sum += UNKNOWN_STATE_BYTES;
-		vmig_logf(src->s, VMIG_LOG_WARN,
-			  "source: device %s: its state size is unknown (%s): "
-			  "counted as 100 GiB, too large to switch over",
-			  src->devs[i]->name, vmig_strerror(ret));
-		if (len < cap)
-			len += (size_t)snprintf(list + len, cap - len, "%s%s",
-						len ? "\n" : "",
-						src->devs[i]->name);
-	}
-	return sum;
-}
-
-/* Queues one chunk of device i's state (phase 1 or 2). */
-static int64_t src_device_chunk(struct vmig_src *src, uint32_t i,
-				uint32_t phase)
-{
-	void *buf = malloc(DEV_CHUNK);
-	int64_t n;
-
-	if (!buf) {
-		src_fail(src, -ENOMEM, "out of memory");
-		return -ENOMEM;
-	}
-	n = vmig_devstate_read(src->dsv[i], buf, DEV_CHUNK);
-	if (n <= 0) {
-		const char *e = vmig_devstate_error(src->dsv[i]);
-
-		free(buf);
-		if (n < 0 && n != -EAGAIN)
-			src_fail(src, (int)n, "device %s: reading its state: "
-				 "%s", src->devs[i]->name,
-				 e[0] ? e : vmig_strerror((int)n));
-		return n;
-	}
-	if (src_ctl(src, VMIG_FRAME_DEVICE_STATE, i, src->dev_offset[i], phase,
-		    buf, (size_t)n, true) < 0)
-		return -EIO;
-	src->dev_offset[i] += (uint64_t)n;
-	src->devs[i]->state_bytes += (uint64_t)n;
-	cur_iter(src)->device_bytes += (uint64_t)n;
-	return n;
-}
-
-/* While the guest runs: what the devices have now, a chunk each. */
-static int src_devices_precopy(struct vmig_src *src)
-{
-	uint32_t i;
-
-	for (i = 0; i < src->ndevs && src->inflight < INFLIGHT_MAX; i++) {
-		uint32_t st = vmig_devstate_state(src->dsv[i]);
-
-		if (st != VK_VFIO_STATE_PRE_COPY &&
-		    st != VK_VFIO_STATE_PRE_COPY_P2P)
-			continue;
-		if (src_device_chunk(src, i, VMIG_PHASE_PRECOPY) < 0 &&
-		    src->finished)
-			return -EIO;
-	}
-	return 0;
-}
-
-/* Devices to their stop-copy state, after the VMM's stop. */
-static int src_devices_stop(struct vmig_src *src, char *err, size_t errlen)
-{
-	int ret;
-
-	if (!src->ndevs)
-		return 0;
-	src->devs_touched = true;
-	ret = vmig_devstate_stop_copy(src->dsv, src->ndevs);
-	if (ret < 0)
-		snprintf(err, errlen, "to STOP_COPY: %s", devs_error(src));
-	return ret;
-}
-
-/*
- * FINAL, pages queued: each device's image to its end, its DEVICE_END,
- * then all to STOP. Returns true once done; false when waiting for the
- * stream to drain (or failed).
- */
-static bool src_devices_tail(struct vmig_src *src)
-{
-	int ret;
-
-	while (src->tail_dev < src->ndevs) {
-		uint32_t i = src->tail_dev;
-		int64_t n;
-
-		if (src->inflight >= INFLIGHT_MAX)
-			return false;
-		n = src_device_chunk(src, i, VMIG_PHASE_STOPCOPY);
-		if (n < 0)
-			return false;
-		if (n > 0)
-			continue;
-		if (src_ctl(src, VMIG_FRAME_DEVICE_END, i, src->dev_offset[i],
-			    0, NULL, 0, false) < 0)
-			return false;
-		src->tail_dev++;
-	}
-	if (src->ndevs && !src->devs_saved) {
-		ret = vmig_devstate_save_finish(src->dsv, src->ndevs);
-		if (ret < 0) {
-			src_fail(src, ret, "devices to STOP: %s",
-				 devs_error(src));
-			return false;
-		}
-		src->devs_saved = true;
-	}
-	return true;
-}
-
-/* Devices back to RUNNING after a failure (before the vCPUs run). */
-static void src_devices_recover(struct vmig_src *src)
-{
-	int ret;
-
-	if (!src->ndevs || !src->devs_touched)
-		return;
-	ret = vmig_devstate_abort(src->dsv, src->ndevs);
-	if (ret < 0)
-		vmig_logf(src->s, VMIG_LOG_ERROR,
-			  "source: a device could not be brought back: %s",
-			  devs_error(src));
-}
-
-/* ------------------------------------------------------------------ */
 /* Writes                                                              */
 
-static struct batch *batch_get(struct vmig_src *src)
+/* Writes b, and spends its bytes from the bandwidth limit's bucket. */
+static int src_submit(struct vmig_src *src, struct vmig_batch *b)
 {
-	struct batch *b = src->free_batches;
-
-	if (!b)
-		return NULL;
-	src->free_batches = b->next;
-	b->nframes = b->nbufs = b->nheap = 0;
-	b->bytes = 0;
-	b->complete = b->commit = b->last = false;
-	return b;
-}
-
-static void batch_put(struct vmig_src *src, struct batch *b)
-{
-	unsigned int i;
-
-	for (i = 0; i < b->nheap; i++)
-		free(b->heap[i]);
-	b->nheap = 0;
-	if (b->own) {
-		free(b);
-		return;
-	}
-	b->next = src->free_batches;
-	src->free_batches = b;
-}
-
-/* A batch of its own for a control frame (pooled ones carry pages). */
-static struct batch *batch_ctl(struct vmig_src *src)
-{
-	struct batch *b = calloc(1, sizeof(*b));
-
-	if (b) {
-		b->src = src;
-		b->own = true;
-	}
-	return b;
-}
-
-/* Adds a frame; data (length bytes) is referenced, not copied. */
-static void batch_frame(struct vmig_src *src, struct batch *b, uint32_t type,
-			uint64_t a, uint64_t bb, uint64_t c, const void *data,
-			uint64_t length, bool crc)
-{
-	uint8_t *h = b->hdr[b->nframes++];
-
-	if (crc)
-		vmig_frame_pack(h, type, length, a, bb, c, data);
-	else
-		vmig_frame_pack(h, type, length, a, bb, c, NULL);
-	b->bufs[b->nbufs++] = uv_buf_init((char *)h, VMIG_FRAME_HDR);
-	if (length)
-		b->bufs[b->nbufs++] =
-			uv_buf_init((char *)data, (unsigned int)length);
-	b->bytes += VMIG_FRAME_HDR + length;
-	src->frames++;
-	src->last_type = type;
-}
-
-static void src_written(uv_write_t *req, int status);
-
-static int batch_submit(struct vmig_src *src, struct batch *b)
-{
+	uint64_t bytes = b->bytes;
 	int ret;
 
-	if (!b->nframes) {
-		batch_put(src, b);
-		return 0;
+	ret = vmig_batch_submit(b);
+	if (ret == 0) {
+		src->bucket.rate = src->e->pol.bandwidth_limit;
+		vmig_pace_spend(&src->bucket, bytes);
 	}
-	if (!src->conn) {
-		/* Closed after a failure: nothing goes out any more. */
-		batch_put(src, b);
-		return -ENOTCONN;
-	}
-	b->req.data = b;
-	ret = vmig_conn_write(src->conn, &b->req, b->bufs, b->nbufs,
-			      src_written);
-	if (ret < 0) {
-		batch_put(src, b);
-		return ret;
-	}
-	src->batches_out++;
-	src->inflight += b->bytes;
-	src->bytes_total += b->bytes;
-	if (src->e->pol.bandwidth_limit)
-		src->tokens -= (double)b->bytes;
-	return 0;
+	return ret;
 }
 
-/* Queues one control frame (with an optional payload it takes). */
-static int src_ctl(struct vmig_src *src, uint32_t type, uint64_t a,
-		   uint64_t b, uint64_t c, void *payload, size_t len,
-		   bool crc)
+/*
+ * Queues one control frame, its header encoded, with an optional payload:
+ * with own, it takes the payload (freed once written, or now on failure);
+ * without, the payload must live until written.
+ */
+static int src_ctl_frame(struct vmig_src *src,
+			 const uint8_t hdr[VMIG_FRAME_HDR], void *payload,
+			 size_t len, bool own)
 {
-	struct batch *bt;
+	uint32_t type = vmig_frame_type_of(hdr);
+	struct vmig_batch *bt;
 	int ret;
 
 	if (src->finished) {
-		free(payload);
+		if (own)
+			free(payload);
 		return -ECANCELED;
 	}
 	/* A COMMIT that fails here was never written. */
-	bt = batch_ctl(src);
+	bt = vmig_batch_ctl(&src->w);
 	if (!bt) {
-		free(payload);
+		if (own)
+			free(payload);
 		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, -ENOMEM, "out of memory");
 		return -ENOMEM;
 	}
-	if (payload)
+	if (payload && own)
 		bt->heap[bt->nheap++] = payload;
-	batch_frame(src, bt, type, a, b, c, payload, len, crc);
+	memcpy(vmig_batch_hdr(bt), hdr, VMIG_FRAME_HDR);
+	vmig_batch_frame(bt, payload, len);
 	bt->complete = type == VMIG_FRAME_COMPLETE;
 	bt->commit = type == VMIG_FRAME_COMMIT;
-	ret = batch_submit(src, bt);
+	ret = src_submit(src, bt);
 	if (ret < 0) {
 		src->no_start = type == VMIG_FRAME_COMMIT;
 		src_fail(src, ret, "writing %s to %s: %s",
-			 vmig_frame_name(type), vmig_conn_peer(src->conn),
+			 vmig_frame_name(type), vmig_conn_peer(src->w.conn),
 			 vmig_strerror(ret));
 	}
 	return ret;
+}
+
+/* Queues one control frame with a payload it takes (or none). */
+static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
+		   void *payload, size_t len)
+{
+	return src_ctl_frame(src, hdr, payload, len, true);
 }
 
 static void src_progress(struct vmig_src *src, bool force)
@@ -604,125 +221,106 @@ static void src_progress(struct vmig_src *src, bool force)
 						  : src->iteration;
 	p.pages_dirty = src->it < s->stats.nr_iters ? cur_iter(src)->pages_dirty
 						    : 0;
-	p.bytes_left = src->it_pages_left * VMIG_PAGE_SIZE;
+	p.bytes_left = vmig_section_ram_left(&src->set.sec[VMIG_SECTION_RAM]) *
+		       VMIG_PAGE_SIZE;
 	p.dirty_rate = src->dirty_rate;
-	p.bandwidth = (uint64_t)src->wire_rate;
+	p.bandwidth = (uint64_t)src->rates.wire_rate;
 	if (!p.bandwidth && now > src->it_start_us)
-		p.bandwidth = (src->bytes_done - src->it_bytes0) * 1000000u /
+		p.bandwidth = (src->w.bytes_done - src->it_bytes0) * 1000000u /
 			      (now - src->it_start_us + 1);
 	p.expected_downtime_us = src->expected_us;
 	s->progress(s->progress_opaque, &p);
 }
 
 /* ------------------------------------------------------------------ */
-/* Filling batches from the bitmap                                     */
+/* Sections and their sinks                                            */
 
-/*
- * Moves the cursor's run forward: the next run of dirty pages at or after
- * the cursor. False at the end of memory.
- */
-static bool next_run(struct vmig_src *src)
+/* Control frames, one write each, while less than INFLIGHT_MAX waits. */
+struct ctl_sink {
+	struct vmig_src *src;
+	uint8_t hdr[VMIG_FRAME_HDR];
+};
+
+static uint8_t *ctl_sink_next(void *opaque)
 {
-	vmig_session *s = src->s;
+	struct ctl_sink *cs = opaque;
 
-	while (src->cur_region < s->nr_regions) {
-		struct vmig_region_rec *r = &s->regions[src->cur_region];
-		uint64_t pos = src->cur_page, start, len;
+	return cs->src->w.inflight < INFLIGHT_MAX ? cs->hdr : NULL;
+}
 
-		if (src->cur_page < src->run_end)
-			return true;
-		if (vmig_bitmap_next_run(r->dirty, r->npages, &pos, &start,
-					 &len)) {
-			src->run_start = start;
-			src->run_end = start + len;
-			src->cur_page = start;
-			return true;
-		}
-		src->cur_region++;
-		src->cur_page = 0;
-		src->run_start = src->run_end = 0;
-	}
-	return false;
+static int ctl_sink_add(void *opaque, const void *data, size_t len, bool own)
+{
+	struct ctl_sink *cs = opaque;
+
+	return src_ctl_frame(cs->src, cs->hdr, (void *)data, len, own);
+}
+
+/* A section failed (err): the source fails with its message. */
+static int src_section_failed(struct vmig_src *src, int err)
+{
+	src_fail(src, err, "%s", src->set.why);
+	return err;
 }
 
 /*
- * Fills b with page frames from the cursor, within budget bytes: runs of
- * data pages as PAGES (at most 256 a frame), runs of zero pages as ZERO.
- * The pages' bits are cleared as they are queued: a write after the sync
- * that found them is caught by the next sync.
+ * Fills b from the batched sections, within budget bytes; scan_done once
+ * every one of them ended its pass.
  */
-static void fill_pages(struct vmig_src *src, struct batch *b, uint64_t budget)
+static void src_fill(struct vmig_src *src, struct vmig_batch *b,
+		     uint64_t budget)
 {
-	vmig_session *s = src->s;
-	struct vmig_iter_stats *it = cur_iter(src);
-	bool crc = src->phase == SP_FINAL;
+	struct vmig_batch_sink_state bs;
+	struct vmig_section_sink out = { .it = cur_iter(src) };
 
-	while (b->nframes < BATCH_FRAMES && b->bytes < budget) {
-		struct vmig_region_rec *r;
-		uint64_t p, n = 1, max;
-		bool zero;
-
-		if (!next_run(src)) {
-			src->scan_done = true;
-			return;
-		}
-		r = &s->regions[src->cur_region];
-		p = src->cur_page;
-		zero = vmig_page_is_zero(r->hva + p * VMIG_PAGE_SIZE);
-		max = src->run_end - p;
-		if (!zero && max > VMIG_PAGES_MAX)
-			max = VMIG_PAGES_MAX;
-		if (zero && max > UINT32_MAX)
-			max = UINT32_MAX;
-		while (n < max) {
-			const uint8_t *pg = r->hva + (p + n) * VMIG_PAGE_SIZE;
-
-			/*
-			 * Each page's first line is a miss the prefetcher
-			 * cannot see coming (it stops at page boundaries):
-			 * ask for a few pages ahead, so the misses overlap.
-			 */
-			if (n + PREFETCH_PAGES < max)
-				__builtin_prefetch(pg + PREFETCH_PAGES *
-							       VMIG_PAGE_SIZE);
-			if (vmig_page_is_zero(pg) != zero)
-				break;
-			n++;
-		}
-		vmig_bitmap_clear(r->dirty, p, n);
-		if (zero) {
-			batch_frame(src, b, VMIG_FRAME_ZERO, src->cur_region, p,
-				    n, NULL, 0, false);
-			it->zero_pages += n;
-		} else {
-			batch_frame(src, b, VMIG_FRAME_PAGES, src->cur_region,
-				    p, n, r->hva + p * VMIG_PAGE_SIZE,
-				    n * VMIG_PAGE_SIZE, crc);
-			it->pages_sent += n;
-		}
-		src->pages_total += n;
-		src->cur_page = p + n;
-		src->it_pages_left -= src->it_pages_left >= n
-					      ? n
-					      : src->it_pages_left;
-	}
+	vmig_batch_sink(b, budget, &out, &bs);
+	src->scan_done = vmig_sections_fill(&src->set, &out,
+					    src->phase == SP_FINAL);
+	src->pages_total += out.pages;
 }
 
-/* FINAL, all pages queued: the devices' last state, then COMPLETE. */
+/* While the guest runs: what the other sections have now. */
+static int src_save_live(struct vmig_src *src)
+{
+	struct ctl_sink cs = { .src = src };
+	struct vmig_section_sink out = {
+		ctl_sink_next, ctl_sink_add, &cs, cur_iter(src), 0,
+	};
+	int ret;
+
+	ret = vmig_sections_save_live(&src->set, &out);
+	src->pages_total += out.pages;
+	return ret < 0 ? src_section_failed(src, ret) : 0;
+}
+
+/*
+ * FINAL, the batched sections' last pass queued: the others' rest, then
+ * COMPLETE.
+ */
 static void queue_tail(struct vmig_src *src)
 {
-	if (!src_devices_tail(src))
+	struct ctl_sink cs = { .src = src };
+	struct vmig_section_sink out = {
+		ctl_sink_next, ctl_sink_add, &cs, cur_iter(src), 0,
+	};
+	uint8_t hdr[VMIG_FRAME_HDR];
+	int ret;
+
+	ret = vmig_sections_save_final(&src->set, &out);
+	src->pages_total += out.pages;
+	if (ret < 0)
+		src_section_failed(src, ret);
+	if (ret <= 0)
 		return;
 	src->tail_queued = true;
-	if (src_ctl(src, VMIG_FRAME_COMPLETE, src->pages_total, src->frames,
-		    0, NULL, 0, false) < 0)
+	vmig_enc_complete(hdr, src->pages_total, src->w.frames);
+	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	src->phase = SP_ACK;
 	vmig_logf(src->s, VMIG_LOG_INFO,
 		  "source: all sent (%llu pages, %llu frames); waiting for the "
 		  "destination's digest",
 		  (unsigned long long)src->pages_total,
-		  (unsigned long long)src->frames);
+		  (unsigned long long)src->w.frames);
 }
 
 static void pace_expired(uv_timer_t *t)
@@ -730,33 +328,24 @@ static void pace_expired(uv_timer_t *t)
 	src_pump(t->data);
 }
 
-/* The bytes the token bucket allows now (bandwidth_limit). */
+/*
+ * The bytes the bandwidth limit allows now; 0 with the pace timer set
+ * for when a page's worth will be there.
+ */
 static uint64_t pace_budget(struct vmig_src *src)
 {
-	uint64_t rate = src->e->pol.bandwidth_limit, now;
-	double burst;
+	uint64_t budget, wait_us;
 
-	if (!rate)
-		return BATCH_BYTES;
-	now = vmig_now_us();
-	/* A burst of 50 ms, or one largest frame at the least. */
-	burst = (double)rate / 20;
-	if (burst < VMIG_PAGES_MAX * 4096.0 + VMIG_FRAME_HDR)
-		burst = VMIG_PAGES_MAX * 4096.0 + VMIG_FRAME_HDR;
-	src->tokens += (double)(now - src->tokens_us) * (double)rate / 1e6;
-	src->tokens_us = now;
-	if (src->tokens > burst)
-		src->tokens = burst;
-	/* Wait for a page's worth at least, not for a byte. */
-	if (src->tokens < VMIG_PAGE_SIZE) {
-		uint64_t us = (uint64_t)((VMIG_PAGE_SIZE - src->tokens) *
-					 1e6 / (double)rate) + 1;
-
+	/* The limit may change while a migration runs (vmig_set_policies). */
+	src->bucket.rate = src->e->pol.bandwidth_limit;
+	if (!src->bucket.rate)
+		return VMIG_BATCH_BYTES;
+	budget = vmig_pace_budget(&src->bucket, vmig_now_us(), VMIG_BATCH_BYTES,
+				  &wait_us);
+	if (!budget)
 		uv_timer_start(&src->pace, pace_expired,
-			       vmig_clock_wait_ms(us), 0);
-		return 0;
-	}
-	return src->tokens < BATCH_BYTES ? (uint64_t)src->tokens : BATCH_BYTES;
+			       vmig_clock_wait_ms(wait_us), 0);
+	return budget;
 }
 
 static void iteration_end(struct vmig_src *src);
@@ -768,33 +357,33 @@ static void src_pump(struct vmig_src *src)
 	if (src->broken)
 		return;
 	while (!src->scan_done && !src->want_switchover &&
-	       src->inflight < INFLIGHT_MAX) {
-		struct batch *b;
+	       src->w.inflight < INFLIGHT_MAX) {
+		struct vmig_batch *b;
 		uint64_t budget = pace_budget(src);
 		int ret;
 
 		if (!budget)
 			break;
-		b = batch_get(src);
+		b = vmig_batch_get(&src->w);
 		if (!b)
 			break;
-		fill_pages(src, b, budget);
-		ret = batch_submit(src, b);
+		src_fill(src, b, budget);
+		ret = src_submit(src, b);
 		if (ret < 0) {
 			src_fail(src, ret, "writing to %s: %s",
-				 vmig_conn_peer(src->conn),
+				 vmig_conn_peer(src->w.conn),
 				 vmig_strerror(ret));
 			return;
 		}
 		/* Device state goes between page batches. */
-		if (src->phase == SP_PRECOPY && src_devices_precopy(src) < 0)
+		if (src->phase == SP_PRECOPY && src_save_live(src) < 0)
 			return;
 	}
 	if (src->phase == SP_FINAL && src->scan_done && !src->tail_queued) {
 		queue_tail(src);
 		return;
 	}
-	if (src->phase == SP_PRECOPY && src->batches_out == 0 &&
+	if (src->phase == SP_PRECOPY && src->w.batches_out == 0 &&
 	    (src->scan_done || src->want_switchover))
 		iteration_end(src);
 }
@@ -808,17 +397,12 @@ static void src_lost_after_commit(struct vmig_src *src, int err);
 __attribute__((format(printf, 3, 4))) static void
 src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...);
 
-static void src_written(uv_write_t *req, int status)
+static void src_written(void *opaque, const struct vmig_written *wr,
+			int status)
 {
-	struct batch *b = req->data;
-	struct vmig_src *src = b->src;
-	bool complete = b->complete, commit = b->commit, last = b->last;
+	struct vmig_src *src = opaque;
+	bool complete = wr->complete, commit = wr->commit, last = wr->last;
 
-	src->batches_out--;
-	src->inflight -= b->bytes;
-	if (status == 0)
-		src->bytes_done += b->bytes;
-	batch_put(src, b);
 	if (last) {
 		src_close_conn(src);
 		return;
@@ -839,7 +423,7 @@ static void src_written(uv_write_t *req, int status)
 				       "writing COMMIT to %s: %s: the "
 				       "destination did not receive it; the "
 				       "guest resumes on the source",
-				       vmig_conn_peer(src->conn),
+				       vmig_conn_peer(src->w.conn),
 				       vmig_strerror(status));
 			return;
 		}
@@ -848,7 +432,7 @@ static void src_written(uv_write_t *req, int status)
 			src_lost_after_commit(src, src->peer_gone_err);
 		return;
 	}
-	if (status == UV_ECANCELED)
+	if (status == -ECANCELED)
 		return;
 	if (status < 0) {
 		/*
@@ -867,7 +451,7 @@ static void src_written(uv_write_t *req, int status)
 
 		src->complete_us = vmig_now_us();
 		it->duration_us = src->complete_us - src->it_start_us;
-		it->bytes = src->bytes_total - src->it_bytes0;
+		it->bytes = src->w.bytes_total - src->it_bytes0;
 		src->e->st.final_send_us = src->complete_us - src->stop_us;
 	}
 	src_progress(src, false);
@@ -880,18 +464,16 @@ static void src_written(uv_write_t *req, int status)
 static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 {
 	struct vmig_iter_stats *it = cur_iter(src);
+	uint8_t hdr[VMIG_FRAME_HDR];
 
 	it->iteration = src->iteration;
 	it->pages_dirty = dirty;
 	src->it_start_us = vmig_now_us();
-	src->it_bytes0 = src->bytes_total;
-	src->it_pages_left = dirty;
-	src->cur_region = 0;
-	src->cur_page = 0;
-	src->run_start = src->run_end = 0;
+	src->it_bytes0 = src->w.bytes_total;
+	vmig_sections_pass(&src->set, dirty, false);
 	src->scan_done = false;
-	if (src_ctl(src, VMIG_FRAME_ITERATION, src->iteration, 0, 0, NULL, 0,
-		    false) < 0)
+	vmig_enc_iteration(hdr, src->iteration);
+	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	vmig_logf(src->s, VMIG_LOG_INFO,
 		  "source: iteration %u: %llu dirty pages",
@@ -909,46 +491,109 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 	return n;
 }
 
+/*
+ * The source gives up: max_iterations passed over the limit. The message
+ * names the devices that made the estimate unknowable.
+ */
+static void iteration_give_up(struct vmig_src *src, uint64_t n)
+{
+	struct vmig_engine *e = src->e;
+	char unknown[sizeof(e->st.unknown_state) + 64] = "";
+	char expected[32] = "unknown";
+	char *c;
+
+	if (src->expected_us != UINT64_MAX)
+		snprintf(expected, sizeof(expected), "%llu ms",
+			 (unsigned long long)src->expected_us / 1000);
+	if (e->st.unknown_state[0])
+		snprintf(unknown, sizeof(unknown),
+			 " (state size unknown, counted as 100 GiB: %s)",
+			 e->st.unknown_state);
+	for (c = unknown; *c; c++)
+		if (*c == '\n')
+			*c = ',';
+	e->st.cancelled = true;
+	src_fail(src, -ETIMEDOUT,
+		 "did not converge in %u iteration(s) (max_iterations): %llu "
+		 "pages dirty, expected downtime %s%s, limit %llu ms; the "
+		 "guest stays on the source",
+		 src->iteration + 1, (unsigned long long)n, expected, unknown,
+		 (unsigned long long)e->pol.downtime_limit_ms);
+}
+
+/* After a sync that found n dirty pages: the policy decides, we act. */
+static void iteration_decide(struct vmig_src *src, uint64_t n)
+{
+	struct vmig_engine *e = src->e;
+	struct vmig_converge_input in = {
+		.page_rate = src->rates.page_rate,
+		.verify_bytes = src->mem_bytes,
+		.downtime_limit_us = e->pol.downtime_limit_ms * 1000u,
+		.iterations = src->iteration + 1,
+		.max_iterations = e->pol.max_iterations,
+		.force = e->pol.timeout_strategy ==
+			 VMIG_TIMEOUT_STRATEGY_FORCE,
+	};
+	struct vmig_converge_decision d;
+	char why[256];
+
+	/* What the next iteration (or the stop) has to move, and how long. */
+	vmig_sections_pass(&src->set, n, false);
+	src->scan_done = false;
+	in.dirty_bytes = vmig_sections_dirty(&src->set);
+	/* Read only with a rate: an unknown size is logged when it counts. */
+	if (in.page_rate > 0)
+		in.device_bytes = vmig_sections_pending(&src->set);
+	vmig_converge_decide(&in, &d);
+	src->expected_us = d.expected_us;
+	src_progress(src, true);
+	vmig_converge_describe(&d, why, sizeof(why));
+	vmig_logf(src->s, VMIG_LOG_DEBUG, "source: iteration %u: %s: %s",
+		  src->iteration, vmig_converge_action_name(d.action), why);
+	switch (d.reason) {
+	case VMIG_CONVERGE_WITHIN_LIMIT:
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: converged after %u iteration(s): %llu "
+			  "dirty pages, expected downtime %llu ms (limit %llu "
+			  "ms)",
+			  src->iteration + 1, (unsigned long long)n,
+			  (unsigned long long)src->expected_us / 1000,
+			  (unsigned long long)e->pol.downtime_limit_ms);
+		src_switchover(src);
+		return;
+	case VMIG_CONVERGE_FORCED:
+		vmig_logf(src->s, VMIG_LOG_WARN,
+			  "source: not converged after %u iteration(s) "
+			  "(expected downtime %llu ms, limit %llu ms): "
+			  "switching over anyway (strategy force)",
+			  src->iteration + 1,
+			  (unsigned long long)src->expected_us / 1000,
+			  (unsigned long long)e->pol.downtime_limit_ms);
+		src_switchover(src);
+		return;
+	case VMIG_CONVERGE_MAX_ITERATIONS:
+		iteration_give_up(src, n);
+		return;
+	case VMIG_CONVERGE_OVER_LIMIT:
+		break;
+	}
+	src->iteration++;
+	iteration_begin(src, n);
+}
+
 /* The figures of the iteration just sent, then what comes next. */
 static void iteration_end(struct vmig_src *src)
 {
-	struct vmig_engine *e = src->e;
 	struct vmig_iter_stats *it = cur_iter(src);
-	uint64_t now = vmig_now_us(), handled, bytes, n, limit_us;
-	double rate;
+	uint64_t now = vmig_now_us(), handled, n;
 	int64_t ret;
 
 	it->duration_us = now - src->it_start_us;
-	it->bytes = src->bytes_total - src->it_bytes0;
+	it->bytes = src->w.bytes_total - src->it_bytes0;
 	handled = (it->pages_sent + it->zero_pages) * VMIG_PAGE_SIZE +
 		  it->device_bytes;
-	bytes = it->bytes;
-	/*
-	 * A short iteration measures latency, not throughput: keep the
-	 * estimate of the longer ones.
-	 */
-	if (it->duration_us >= 5000 || handled >= (4u << 20)) {
-		rate = (double)handled * 1e6 / (double)(it->duration_us + 1);
-		src->page_rate = src->page_rate ? (src->page_rate + rate) / 2
-						: rate;
-		rate = (double)bytes * 1e6 / (double)(it->duration_us + 1);
-		src->wire_rate = src->wire_rate ? (src->wire_rate + rate) / 2
-						: rate;
-	}
-	src->all_handled += handled;
-	src->all_bytes += bytes;
-	src->all_us += it->duration_us;
-	/*
-	 * A guest so small that no iteration was long enough: the rate
-	 * over all of them. Latency makes it an underestimate, which only
-	 * makes the expected downtime longer: the safe side.
-	 */
-	if (!src->page_rate && src->all_handled) {
-		src->page_rate = (double)src->all_handled * 1e6 /
-				 (double)(src->all_us + 1);
-		src->wire_rate = (double)src->all_bytes * 1e6 /
-				 (double)(src->all_us + 1);
-	}
+	vmig_converge_measure(&src->rates, handled, it->bytes,
+			      it->duration_us);
 
 	if (src->want_switchover) {
 		src_switchover(src);
@@ -974,69 +619,7 @@ static void iteration_end(struct vmig_src *src)
 			  (now - src->last_sync_us + 1);
 	it->dirty_rate = src->dirty_rate;
 	src->last_sync_us = now;
-	src->expected_us =
-		src->page_rate > 0
-			? (uint64_t)((double)(n * VMIG_PAGE_SIZE +
-					      src_devices_pending(src)) *
-					     1e6 / src->page_rate +
-				     (double)src->mem_bytes * 1e6 /
-					     DIGEST_RATE)
-			: UINT64_MAX;
-	limit_us = e->pol.downtime_limit_ms * 1000u;
-	/* What the next iteration (or the stop) has to move, and how long. */
-	src->it_pages_left = n;
-	src_progress(src, true);
-	if (src->expected_us <= limit_us) {
-		vmig_logf(src->s, VMIG_LOG_INFO,
-			  "source: converged after %u iteration(s): %llu "
-			  "dirty pages, expected downtime %llu ms (limit %llu "
-			  "ms)",
-			  src->iteration + 1, (unsigned long long)n,
-			  (unsigned long long)src->expected_us / 1000,
-			  (unsigned long long)e->pol.downtime_limit_ms);
-		src_switchover(src);
-		return;
-	}
-	if (src->iteration + 1 >= e->pol.max_iterations) {
-		if (e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE) {
-			vmig_logf(src->s, VMIG_LOG_WARN,
-				  "source: not converged after %u iteration(s) "
-				  "(expected downtime %llu ms, limit %llu ms): "
-				  "switching over anyway (strategy force)",
-				  src->iteration + 1,
-				  (unsigned long long)src->expected_us / 1000,
-				  (unsigned long long)e->pol.downtime_limit_ms);
-			src_switchover(src);
-			return;
-		}
-		char expected[32] = "unknown";
-
-		if (src->expected_us != UINT64_MAX)
-			snprintf(expected, sizeof(expected), "%llu ms",
-				 (unsigned long long)src->expected_us / 1000);
-		char unknown[sizeof(e->st.unknown_state) + 64] = "";
-		char *c;
-
-		/* Name the devices that made the estimate unknowable. */
-		if (e->st.unknown_state[0])
-			snprintf(unknown, sizeof(unknown),
-				 " (state size unknown, counted as 100 GiB: "
-				 "%s)", e->st.unknown_state);
-		for (c = unknown; *c; c++)
-			if (*c == '\n')
-				*c = ',';
-		e->st.cancelled = true;
-		src_fail(src, -ETIMEDOUT,
-			 "did not converge in %u iteration(s) "
-			 "(max_iterations): %llu pages dirty, expected "
-			 "downtime %s%s, limit %llu ms; the guest stays "
-			 "on the source",
-			 src->iteration + 1, (unsigned long long)n, expected,
-			 unknown, (unsigned long long)e->pol.downtime_limit_ms);
-		return;
-	}
-	src->iteration++;
-	iteration_begin(src, n);
+	iteration_decide(src, n);
 }
 
 static void digest_work(uv_work_t *w)
@@ -1061,32 +644,38 @@ static void digest_done(uv_work_t *w, int status)
 		src_decide(src);
 }
 
-static void src_switchover(struct vmig_src *src)
+/*
+ * The record of the stop-copy phase (the decision made it, or not);
+ * NULL when out of memory (failed).
+ */
+static struct vmig_iter_stats *switchover_record(struct vmig_src *src)
 {
-	struct vmig_engine *e = src->e;
-	vmig_session *s = src->s;
-	struct vmig_iter_stats *it;
-	char msg[256];
-	uint64_t t0;
-	int64_t n;
-	int ret;
+	struct vmig_iter_stats *it = cur_iter(src);
 
-	/* The record of the stop-copy phase (the decision made it, or not). */
-	it = cur_iter(src);
 	if (it->iteration != src->iteration + 1 || it->final) {
-		if (!vmig_stats_iter_add(s)) {
+		if (!vmig_stats_iter_add(src->s)) {
 			src_fail(src, -ENOMEM, "out of memory");
-			return;
+			return NULL;
 		}
-		src->it = s->stats.nr_iters - 1;
+		src->it = src->s->stats.nr_iters - 1;
 		it = cur_iter(src);
 	}
 	src->iteration++;
 	it->iteration = src->iteration;
 	it->final = true;
-	e->st.expected_downtime_us = src->expected_us == UINT64_MAX
-					     ? 0
-					     : src->expected_us;
+	src->e->st.expected_downtime_us =
+		src->expected_us == UINT64_MAX ? 0 : src->expected_us;
+	return it;
+}
+
+/*
+ * The VMM stops the guest, then the sections stop; from here every wait
+ * is bounded. Returns 0, or an error (failed).
+ */
+static int switchover_stop(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	int ret;
 
 	src->stop_us = vmig_now_us();
 	/*
@@ -1099,7 +688,7 @@ static void src_switchover(struct vmig_src *src)
 	if (ret < 0) {
 		src_fail(src, ret, "the VMM could not stop the guest: %s",
 			 vmig_strerror(ret));
-		return;
+		return ret;
 	}
 	e->st.guest_stopped = true;
 	/*
@@ -1109,15 +698,27 @@ static void src_switchover(struct vmig_src *src)
 	uv_update_time(src->loop);
 	uv_timer_start(&src->stopped, stopped_expired,
 		       e->pol.switchover_timeout_ms, 0);
-	msg[0] = '\0';
-	ret = src_devices_stop(src, msg, sizeof(msg));
-	if (ret < 0) {
-		src_fail(src, ret, "stopping the devices: %s", msg);
+	ret = vmig_sections_stop(&src->set);
+	return ret < 0 ? src_section_failed(src, ret) : 0;
+}
+
+static void src_switchover(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+	vmig_session *s = src->s;
+	struct vmig_iter_stats *it;
+	uint8_t hdr[VMIG_FRAME_HDR];
+	uint64_t t0;
+	int64_t n;
+	int ret;
+
+	it = switchover_record(src);
+	if (!it || switchover_stop(src) < 0)
 		return;
-	}
 	t0 = vmig_now_us();
 	e->st.stop_us = t0 - src->stop_us;
-	if (src_ctl(src, VMIG_FRAME_SWITCHOVER, 0, 0, 0, NULL, 0, false) < 0)
+	vmig_enc_switchover(hdr);
+	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
 	/* Nothing writes guest memory now: this sync is the last. */
 	n = src_sync(src, it);
@@ -1141,11 +742,8 @@ static void src_switchover(struct vmig_src *src)
 	src->phase = SP_FINAL;
 	src->want_switchover = false;
 	src->it_start_us = vmig_now_us();
-	src->it_bytes0 = src->bytes_total;
-	src->it_pages_left = (uint64_t)n;
-	src->cur_region = 0;
-	src->cur_page = 0;
-	src->run_start = src->run_end = 0;
+	src->it_bytes0 = src->w.bytes_total;
+	vmig_sections_pass(&src->set, (uint64_t)n, true);
 	src->scan_done = false;
 	src_pump(src);
 }
@@ -1154,6 +752,7 @@ static void src_switchover(struct vmig_src *src)
 static void src_decide(struct vmig_src *src)
 {
 	struct vmig_engine *e = src->e;
+	uint8_t hdr[VMIG_FRAME_HDR];
 
 	e->st.digest = src->digest;
 	e->st.digest_known = true;
@@ -1197,7 +796,8 @@ static void src_decide(struct vmig_src *src)
 	 * COMMIT may be on the socket, nothing may resume the guest blindly.
 	 */
 	src->phase = SP_COMMIT;
-	src_ctl(src, VMIG_FRAME_COMMIT, 0, 0, 0, NULL, 0, false);
+	vmig_enc_commit(hdr);
+	src_ctl(src, hdr, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1206,9 +806,9 @@ static void src_decide(struct vmig_src *src)
 /* Closes the connection and the linger timer, once. */
 static void src_close_conn(struct vmig_src *src)
 {
-	if (src->conn) {
-		vmig_conn_close(src->conn);
-		src->conn = NULL;
+	if (src->w.conn) {
+		vmig_conn_close(src->w.conn);
+		src->w.conn = NULL;
 	}
 	if (!src->linger_closed) {
 		src->linger_closed = true;
@@ -1239,7 +839,7 @@ static void src_close_handles(struct vmig_src *src)
  */
 static void src_awaited(const struct vmig_src *src, char *buf, size_t len)
 {
-	unsigned long long done = src->bytes_done, total = src->bytes_total;
+	unsigned long long done = src->w.bytes_done, total = src->w.bytes_total;
 
 	switch (src->phase) {
 	case SP_CONNECT:
@@ -1376,7 +976,7 @@ static void stopped_expired(uv_timer_t *t)
 static bool src_send_error(struct vmig_src *src, int err)
 {
 	size_t len = strnlen(src->errmsg, VMIG_ERROR_MAX);
-	struct batch *b = batch_ctl(src);
+	struct vmig_batch *b = vmig_batch_ctl(&src->w);
 	char *msg = malloc(len ? len : 1);
 
 	if (!msg || !b) {
@@ -1387,9 +987,9 @@ static bool src_send_error(struct vmig_src *src, int err)
 	memcpy(msg, src->errmsg, len);
 	b->heap[b->nheap++] = msg;
 	b->last = true;
-	batch_frame(src, b, VMIG_FRAME_ERROR, (uint64_t)(int64_t)err, 0, 0,
-		    msg, len, true);
-	return batch_submit(src, b) == 0;
+	vmig_enc_error(vmig_batch_hdr(b), err, msg, len);
+	vmig_batch_frame(b, msg, len);
+	return src_submit(src, b) == 0;
 }
 
 /*
@@ -1432,7 +1032,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 
 	/* Say why, and let it go before closing (bounded). */
 	uv_timer_stop(&src->linger);
-	if (tell_peer && src->conn && !src->broken &&
+	if (tell_peer && src->w.conn && !src->broken &&
 	    src->phase != SP_CONNECT && src_send_error(src, err))
 		uv_timer_start(&src->linger, linger_expired, LINGER_MS, 0);
 	else
@@ -1444,7 +1044,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 	 * left in full), or the destination said it will not start. A
 	 * guest that vmig never stopped runs already: no resume for it.
 	 */
-	src_devices_recover(src);
+	vmig_sections_recover(&src->set);
 	if (src->stop_called) {
 		ret = e->vmm.resume(e->vmm_opaque);
 		if (ret < 0)
@@ -1485,8 +1085,8 @@ static void broken_expired(uv_timer_t *t)
 	struct vmig_src *src = t->data;
 
 	src_fail_quiet(src, src->broken, "writing to %s at frame %llu: %s",
-		       src->conn ? vmig_conn_peer(src->conn) : "?",
-		       (unsigned long long)src->frames,
+		       src->w.conn ? vmig_conn_peer(src->w.conn) : "?",
+		       (unsigned long long)src->w.frames,
 		       vmig_strerror(src->broken));
 }
 
@@ -1584,23 +1184,17 @@ static void src_read_buf(void *opaque, void **buf, size_t *len)
 {
 	struct vmig_src *src = opaque;
 
-	if (!src->rpayload) {
-		*buf = src->rhdr + src->rhave;
-		*len = VMIG_FRAME_HDR - src->rhave;
-	} else {
-		*buf = src->rbuf + src->rgot;
-		*len = src->rwant - src->rgot;
-	}
+	vmig_reply_buf(&src->reply, buf, len);
 }
 
 static void src_reply(struct vmig_src *src)
 {
-	struct vmig_frame *f = &src->rf;
+	const struct vmig_msg *m = &src->reply.m;
 	char msg[VMIG_ERROR_MAX + 1];
 	int ret;
 
-	src->rframes++;
-	switch (f->type) {
+	vmig_reply_done(&src->reply);
+	switch (m->type) {
 	case VMIG_FRAME_WELCOME:
 		src->welcomed = true;
 		ret = vmig_tracking_start(src->s);
@@ -1608,14 +1202,18 @@ static void src_reply(struct vmig_src *src)
 			src_fail(src, ret, "tracking: %s", vmig_errmsg(src->s));
 			return;
 		}
-		if (src_devices_precopy_start(src) < 0)
+		ret = vmig_sections_live(&src->set);
+		if (ret < 0) {
+			src_section_failed(src, ret);
 			return;
+		}
 		src->last_sync_us = vmig_now_us();
-		src->tokens_us = src->last_sync_us;
+		vmig_pace_start(&src->bucket, src->e->pol.bandwidth_limit,
+				src->last_sync_us);
 		src->phase = SP_PRECOPY;
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: %s welcomed the layout",
-			  vmig_conn_peer(src->conn));
+			  vmig_conn_peer(src->w.conn));
 		if (!vmig_stats_iter_add(src->s)) {
 			src_fail(src, -ENOMEM, "out of memory");
 			return;
@@ -1627,8 +1225,8 @@ static void src_reply(struct vmig_src *src)
 		if (src->complete_us)
 			src->e->st.ack_us = vmig_now_us() - src->complete_us;
 		src->ack = true;
-		src->ack_digest = f->a;
-		src->ack_pages = f->b;
+		src->ack_digest = m->ack.digest;
+		src->ack_pages = m->ack.pages;
 		if (src->work_done)
 			src_decide(src);
 		return;
@@ -1636,7 +1234,8 @@ static void src_reply(struct vmig_src *src)
 		src_committed(src);
 		return;
 	case VMIG_FRAME_ERROR:
-		vmig_proto_text(msg, sizeof(msg), src->rbuf, src->rwant);
+		vmig_proto_text(msg, sizeof(msg), src->reply.payload,
+				src->reply.want);
 		/*
 		 * A destination that sends ERROR has not started the guest
 		 * and never will in this migration, COMMIT or not: the
@@ -1649,82 +1248,51 @@ static void src_reply(struct vmig_src *src)
 				       "guest after COMMIT: %s%s(%s); the "
 				       "guest resumes on the source",
 				       msg, msg[0] ? " " : "",
-				       vmig_strerror((int)(int64_t)f->a));
+				       vmig_strerror(m->error.code));
 			return;
 		}
 		src_fail_quiet(src, VMIG_EPROTO,
 			       "the destination rejected the stream: %s%s(%s)",
 			       msg, msg[0] ? " " : "",
-			       vmig_strerror((int)(int64_t)f->a));
+			       vmig_strerror(m->error.code));
 		return;
 	}
+}
+
+/* The replies the source awaits where it is (ERROR is always). */
+static bool src_expects(uint32_t type, void *opaque)
+{
+	const struct vmig_src *src = opaque;
+
+	switch (type) {
+	case VMIG_FRAME_WELCOME:
+		return src->phase == SP_HELLO && !src->welcomed;
+	case VMIG_FRAME_ACK:
+		return src->phase == SP_ACK && !src->ack;
+	case VMIG_FRAME_STARTED:
+		return src->phase == SP_COMMIT;
+	}
+	return false;
 }
 
 static void src_read_done(void *opaque, size_t n)
 {
 	struct vmig_src *src = opaque;
-	struct vmig_frame *f = &src->rf;
-	char err[384];
-	bool ok;
+	int ret;
 
 	if (src->finished)
 		return;
-	if (src->rpayload) {
-		src->rgot += n;
-		if (src->rgot < src->rwant)
-			return;
-		src->rpayload = false;
-		if ((f->flags & VMIG_FRAME_DATA_CRC) &&
-		    vmig_crc32c(0, src->rbuf, src->rwant) != f->data_crc) {
-			src_fail(src, VMIG_EPROTO, "reply frame %llu (ERROR): "
-				 "data CRC mismatch",
-				 (unsigned long long)src->rframes);
-			return;
-		}
+	ret = vmig_reply_feed(&src->reply, n, src_expects, src);
+	if (ret < 0)
+		src_fail(src, VMIG_EPROTO, "%s", src->reply.err);
+	else if (ret > 0)
 		src_reply(src);
-		return;
-	}
-	src->rhave += n;
-	if (src->rhave < VMIG_FRAME_HDR)
-		return;
-	src->rhave = 0;
-	if (vmig_frame_check_head(src->rhdr, src->rframes, f, err,
-				  sizeof(err)) < 0) {
-		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
-			 "%s", err);
-		return;
-	}
-	ok = f->type == VMIG_FRAME_ERROR ||
-	     (f->type == VMIG_FRAME_WELCOME && src->phase == SP_HELLO &&
-	      !src->welcomed) ||
-	     (f->type == VMIG_FRAME_ACK && src->phase == SP_ACK && !src->ack) ||
-	     (f->type == VMIG_FRAME_STARTED && src->phase == SP_COMMIT);
-	if (!ok) {
-		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
-			 "reply frame %llu (%s) not expected now",
-			 (unsigned long long)src->rframes,
-			 vmig_frame_name(f->type));
-		return;
-	}
-	if (vmig_frame_check_body(f, src->rframes, err, sizeof(err)) < 0) {
-		src_fail(src, VMIG_EPROTO, "bad reply from the destination: "
-			 "%s", err);
-		return;
-	}
-	if (f->length) {
-		src->rpayload = true;
-		src->rwant = (size_t)f->length;
-		src->rgot = 0;
-		return;
-	}
-	src->rwant = 0;
-	src_reply(src);
 }
 
 static void src_read_end(void *opaque, int err)
 {
 	struct vmig_src *src = opaque;
-	const char *last = vmig_frame_name(src->last_type);
+	const char *last = vmig_frame_name(src->w.last_type);
 
 	if (src->finished) {
 		/* The destination closed after our ERROR: we may close. */
@@ -1754,7 +1322,7 @@ static void src_read_end(void *opaque, int err)
 	}
 	src_fail_quiet(src, err ? err : -ECONNRESET,
 		       "connection lost at frame %llu (%s): %s",
-		       (unsigned long long)(src->frames ? src->frames - 1 : 0),
+		       (unsigned long long)(src->w.frames ? src->w.frames - 1 : 0),
 		       last ? last : "none",
 		       err ? vmig_strerror(err)
 			   : "the destination closed the connection");
@@ -1772,35 +1340,35 @@ static const struct vmig_conn_ops src_conn_ops = {
 static void src_hello(struct vmig_src *src)
 {
 	vmig_session *s = src->s;
-	uint32_t nd, i;
+	uint8_t hdr[VMIG_FRAME_HDR];
+	uint32_t nr = (uint32_t)s->nr_regions, nd, i;
 	size_t len;
-	uint8_t *p, *q;
+	uint8_t *p;
+	int ret;
 
-	if (src_devices_open(src) < 0) {
-		if (!src->finished)
-			src_fail(src, -ENOMEM, "out of memory");
+	ret = vmig_sections_setup(&src->set);
+	if (ret < 0) {
+		src_section_failed(src, ret);
 		return;
 	}
-	nd = src_devices_count(src);
-	len = s->nr_regions * VMIG_HELLO_REGION + nd * VMIG_HELLO_DEVICE;
+	nd = vmig_section_devstate_count(&src->set.sec[VMIG_SECTION_DEVICES]);
+	len = vmig_hello_len(nr, nd);
 	p = calloc(1, len ? len : 1);
-	q = p;
 	if (!p) {
 		src_fail(src, -ENOMEM, "out of memory");
 		return;
 	}
-	for (i = 0; i < s->nr_regions; i++, q += VMIG_HELLO_REGION) {
-		uint64_t gpa = htole64(s->regions[i].gpa);
-		uint64_t size = htole64(s->regions[i].length);
-
-		memcpy(q, &gpa, 8);
-		memcpy(q + 8, &size, 8);
-		strncpy((char *)q + 16, s->regions[i].name, VMIG_HELLO_NAME);
-	}
-	for (i = 0; i < nd; i++, q += VMIG_HELLO_DEVICE)
-		strncpy((char *)q, src_device_name(src, i), VMIG_HELLO_DEVICE);
-	if (src_ctl(src, VMIG_FRAME_HELLO, 0, s->nr_regions, nd, p, len,
-		    true) == 0)
+	for (i = 0; i < nr; i++)
+		vmig_hello_put_region(p, i, s->regions[i].gpa,
+				      s->regions[i].length,
+				      s->regions[i].name);
+	for (i = 0; i < nd; i++)
+		vmig_hello_put_device(p, nr, i,
+				      vmig_section_devstate_name(
+					      &src->set.sec[VMIG_SECTION_DEVICES],
+					      i));
+	vmig_enc_hello(hdr, nr, nd, p, len);
+	if (src_ctl(src, hdr, p, len) == 0)
 		src->phase = SP_HELLO;
 }
 
@@ -1813,11 +1381,11 @@ static void src_connected(void *opaque, struct vmig_conn *c, int err)
 		src_fail(src, err, "%s", src->connect_err);
 		return;
 	}
-	src->conn = c;
+	src->w.conn = c;
 	if (src->finished) {
 		/* Cancelled while connecting. */
 		vmig_conn_close(c);
-		src->conn = NULL;
+		src->w.conn = NULL;
 		return;
 	}
 	snprintf(src->e->st.transport, sizeof(src->e->st.transport), "%s",
@@ -1886,45 +1454,25 @@ static int src_check(vmig_session *s, vmig_session *dst)
 	return 0;
 }
 
-int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
+/* A source on loop, its handles initialised; NULL when out of memory. */
+static struct vmig_src *src_new(vmig_session *s, uv_loop_t *loop)
 {
-	struct vmig_engine *e;
-	struct vmig_conn *ca = NULL, *cb = NULL;
-	struct vmig_sigpipe sp;
-	struct vmig_src *src;
-	struct vmig_mig_stats *st;
-	uv_loop_t *loop;
+	struct vmig_src *src = calloc(1, sizeof(*src));
 	unsigned int i;
-	int ret, dret = 0;
 
-	ret = src_check(s, dsts);
-	if (ret < 0)
-		return ret;
-	e = s->engine;
-	ret = vmig_engine_loop(e, &loop);
-	if (ret < 0)
-		return vmig_fail(s, ret, "migrate: %s", vmig_strerror(ret));
-	src = calloc(1, sizeof(*src));
-	if (src)
-		src->pool = calloc(NR_BATCHES, sizeof(*src->pool));
-	if (!src || !src->pool) {
-		if (src)
-			free(src->pool);
+	if (!src || vmig_writer_init(&src->w, src_written, src) < 0) {
 		free(src);
-		return -ENOMEM;
+		return NULL;
 	}
 	src->s = s;
-	src->e = e;
+	src->e = s->engine;
 	src->loop = loop;
 	src->start_us = vmig_now_us();
 	src->last_progress_us = src->start_us;
 	src->expected_us = UINT64_MAX;
+	vmig_sections_init(&src->set, s, src->e);
 	for (i = 0; i < s->nr_regions; i++)
 		src->mem_bytes += s->regions[i].length;
-	for (i = 0; i < NR_BATCHES; i++) {
-		src->pool[i].src = src;
-		batch_put(src, &src->pool[i]);
-	}
 	uv_async_init(loop, &src->cancel, cancel_fired);
 	src->cancel.data = src;
 	uv_timer_init(loop, &src->pace);
@@ -1935,95 +1483,72 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	src->linger.data = src;
 	uv_timer_init(loop, &src->stopped);
 	src->stopped.data = src;
-	ret = vmig_engine_begin(e, &src->cancel, NULL, src);
-	if (ret < 0) {
-		src->finished = true;
-		uv_close((uv_handle_t *)&src->cancel, NULL);
-		uv_close((uv_handle_t *)&src->pace, NULL);
-		uv_close((uv_handle_t *)&src->timeout, NULL);
-		uv_close((uv_handle_t *)&src->stopped, NULL);
-		uv_close((uv_handle_t *)&src->linger, NULL);
-		uv_run(loop, UV_RUN_DEFAULT);
-		free(src->pool);
-		free(src);
-		return vmig_fail(s, ret, "migrate: a migration runs");
-	}
-	vmig_engine_stats_reset(e);
-	/* The timeout counts from here: connecting is part of it. */
-	if (e->pol.timeout_ms)
-		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
-			       0);
-	st = &e->st;
-	st->valid = true;
-	st->local = dsts != NULL;
-	free(s->stats.iters);
-	memset(&s->stats, 0, sizeof(s->stats));
-	s->stats.truth = vmig_observer_judges(s);
+	return src;
+}
 
-	if (dsts) {
-		char err[256];
+/* A source that never ran: its handles closed, its memory freed. */
+static void src_discard(struct vmig_src *src)
+{
+	src->finished = true;
+	uv_close((uv_handle_t *)&src->cancel, NULL);
+	uv_close((uv_handle_t *)&src->pace, NULL);
+	uv_close((uv_handle_t *)&src->timeout, NULL);
+	uv_close((uv_handle_t *)&src->stopped, NULL);
+	uv_close((uv_handle_t *)&src->linger, NULL);
+	uv_run(src->loop, UV_RUN_DEFAULT);
+	vmig_writer_fini(&src->w);
+	free(src);
+}
 
-		ret = vmig_dst_start(dsts, loop, &src->dst);
-		if (ret == 0)
-			ret = vmig_conn_pair(loop, &src_conn_ops, src,
-					     vmig_dst_conn_ops(), src->dst, &ca,
-					     &cb, err, sizeof(err));
-		else
-			snprintf(err, sizeof(err), "%s", vmig_errmsg(dsts));
-		if (ret < 0) {
-			if (src->dst)
-				vmig_dst_abort(src->dst, ret, err);
-			src_fail(src, ret, "local destination: %s", err);
-		} else {
-			vmig_dst_attach(src->dst, cb);
-			src_connected(src, ca, 0);
-		}
-	} else {
-		snprintf(st->transport, sizeof(st->transport), "%s", address);
-		ret = vmig_conn_connect(loop, address, &src_conn_ops, src,
+/* Connects: a socket pair to the local destination dsts, or address. */
+static void src_start(struct vmig_src *src, const char *address,
+		      vmig_session *dsts)
+{
+	struct vmig_conn *ca = NULL, *cb = NULL;
+	char err[256];
+	int ret;
+
+	if (!dsts) {
+		snprintf(src->e->st.transport, sizeof(src->e->st.transport),
+			 "%s", address);
+		ret = vmig_conn_connect(src->loop, address, &src_conn_ops, src,
 					src_connected, src->connect_err,
 					sizeof(src->connect_err));
 		if (ret < 0)
 			src_fail(src, ret, "%s", src->connect_err);
+		return;
 	}
-	vmig_sigpipe_block(&sp);
-	uv_run(loop, UV_RUN_DEFAULT);
-	vmig_sigpipe_restore(&sp);
-
-	if (src->dst)
-		dret = vmig_dst_finish(src->dst);
-	(void)dret;
-	st->nr_state_devices = src_devices_count(src);
-	if (src->result == VMIG_EUNRESOLVED) {
-		/* Stopped devices stay the session's until vmig_resolve(). */
-		uint32_t k;
-
-		e->held_ids = calloc(src->ndevs + 1, sizeof(*e->held_ids));
-		for (k = 0; e->held_ids && k < src->ndevs; k++)
-			e->held_ids[k] = src->devs[k]->id;
-		/*
-		 * Without the ids no device could be told held: none is
-		 * kept then, and resolving cannot resume them (logged).
-		 */
-		if (!e->held_ids) {
-			vmig_logf(s, VMIG_LOG_ERROR,
-				  "source: unresolved: out of memory keeping "
-				  "the stopped devices; they stay stopped");
-		} else {
-			e->held_dsv = src->dsv;
-			e->held_ndevs = src->ndevs;
-			src->dsv = NULL;
-			src->ndevs = 0;
-		}
+	ret = vmig_dst_start(dsts, src->loop, &src->dst);
+	if (ret == 0)
+		ret = vmig_conn_pair(src->loop, &src_conn_ops, src,
+				     vmig_dst_conn_ops(), src->dst, &ca, &cb,
+				     err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "%s", vmig_errmsg(dsts));
+	if (ret < 0) {
+		if (src->dst)
+			vmig_dst_abort(src->dst, ret, err);
+		src_fail(src, ret, "local destination: %s", err);
+		return;
 	}
-	src_devices_close(src);
+	vmig_dst_attach(src->dst, cb);
+	src_connected(src, ca, 0);
+}
+
+/* The loop ran dry: the figures of the migration, for the report. */
+static void src_record(struct vmig_src *src)
+{
+	vmig_session *s = src->s;
+	struct vmig_mig_stats *st = &src->e->st;
+	size_t i;
+
 	st->result = src->result;
-	st->frames = src->frames;
-	st->total_bytes = src->bytes_total;
+	st->frames = src->w.frames;
+	st->total_bytes = src->w.bytes_total;
 	st->total_pages = src->pages_total;
 	st->duration_us = vmig_now_us() - src->start_us;
 	st->bandwidth = st->duration_us
-				? src->bytes_done * 1000000u / st->duration_us
+				? src->w.bytes_done * 1000000u / st->duration_us
 				: 0;
 	for (i = 0; i < s->stats.nr_iters; i++) {
 		const struct vmig_iter_stats *it = &s->stats.iters[i];
@@ -2037,12 +1562,75 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	s->stats.duration_us = st->duration_us;
 	s->stats.valid = true;
 	s->stats.migration = true;
-	ret = src->result;
-	if (ret < 0) {
+	if (src->result < 0)
 		snprintf(st->error, sizeof(st->error), "%s", src->errmsg);
-		vmig_fail(s, ret, "%s", src->errmsg);
+}
+
+/*
+ * The sections' end: stopped devices stay the session's until
+ * vmig_resolve() when unresolved. Without the ids no device could be told
+ * held: none is kept then, and resolving cannot resume them (logged).
+ */
+static void src_sections_end(struct vmig_src *src)
+{
+	struct vmig_section *devs = &src->set.sec[VMIG_SECTION_DEVICES];
+
+	src->e->st.nr_state_devices = vmig_section_devstate_count(devs);
+	if (src->result == VMIG_EUNRESOLVED &&
+	    !vmig_section_devstate_hold(devs, src->e))
+		vmig_logf(src->s, VMIG_LOG_ERROR,
+			  "source: unresolved: out of memory keeping the "
+			  "stopped devices; they stay stopped");
+	vmig_sections_cleanup(&src->set);
+}
+
+int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
+{
+	struct vmig_engine *e;
+	struct vmig_sigpipe sp;
+	struct vmig_src *src;
+	uv_loop_t *loop;
+	int ret;
+
+	ret = src_check(s, dsts);
+	if (ret < 0)
+		return ret;
+	e = s->engine;
+	ret = vmig_engine_loop(e, &loop);
+	if (ret < 0)
+		return vmig_fail(s, ret, "migrate: %s", vmig_strerror(ret));
+	src = src_new(s, loop);
+	if (!src)
+		return -ENOMEM;
+	ret = vmig_engine_begin(e, &src->cancel, NULL, src);
+	if (ret < 0) {
+		src_discard(src);
+		return vmig_fail(s, ret, "migrate: a migration runs");
 	}
-	free(src->pool);
+	vmig_engine_stats_reset(e);
+	/* The timeout counts from here: connecting is part of it. */
+	if (e->pol.timeout_ms)
+		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
+			       0);
+	e->st.valid = true;
+	e->st.local = dsts != NULL;
+	free(s->stats.iters);
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.truth = vmig_observer_judges(s);
+
+	src_start(src, address, dsts);
+	vmig_sigpipe_block(&sp);
+	uv_run(loop, UV_RUN_DEFAULT);
+	vmig_sigpipe_restore(&sp);
+
+	if (src->dst)
+		vmig_dst_finish(src->dst);
+	src_sections_end(src);
+	src_record(src);
+	ret = src->result;
+	if (ret < 0)
+		vmig_fail(s, ret, "%s", src->errmsg);
+	vmig_writer_fini(&src->w);
 	free(src);
 	/* Calls from other threads may touch the session again. */
 	vmig_engine_idle(e);

@@ -463,6 +463,189 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Typed encoders                                                      */
+
+void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t nr_regions,
+		    uint32_t nr_devices, const void *layout, size_t len)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_HELLO, len, 0, nr_regions, nr_devices,
+			layout);
+}
+
+void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR])
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_WELCOME, 0, 0, 0, 0, NULL);
+}
+
+void vmig_enc_pages(uint8_t hdr[VMIG_FRAME_HDR], uint32_t region,
+		    uint64_t first, uint64_t count, const void *data,
+		    bool crc)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_PAGES, count * 4096, region, first,
+			count, crc ? data : NULL);
+}
+
+void vmig_enc_zero(uint8_t hdr[VMIG_FRAME_HDR], uint32_t region,
+		   uint64_t first, uint64_t count)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_ZERO, 0, region, first, count, NULL);
+}
+
+void vmig_enc_device_state(uint8_t hdr[VMIG_FRAME_HDR], uint32_t device,
+			   uint64_t offset, uint32_t phase, const void *data,
+			   size_t len)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_DEVICE_STATE, len, device, offset,
+			phase, data);
+}
+
+void vmig_enc_device_end(uint8_t hdr[VMIG_FRAME_HDR], uint32_t device,
+			 uint64_t total)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_DEVICE_END, 0, device, total, 0, NULL);
+}
+
+void vmig_enc_iteration(uint8_t hdr[VMIG_FRAME_HDR], uint64_t number)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_ITERATION, 0, number, 0, 0, NULL);
+}
+
+void vmig_enc_switchover(uint8_t hdr[VMIG_FRAME_HDR])
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_SWITCHOVER, 0, 0, 0, 0, NULL);
+}
+
+void vmig_enc_complete(uint8_t hdr[VMIG_FRAME_HDR], uint64_t pages,
+		       uint64_t frames)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_COMPLETE, 0, pages, frames, 0, NULL);
+}
+
+void vmig_enc_ack(uint8_t hdr[VMIG_FRAME_HDR], uint64_t digest,
+		  uint64_t pages)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_ACK, 0, digest, pages, 0, NULL);
+}
+
+void vmig_enc_commit(uint8_t hdr[VMIG_FRAME_HDR])
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_COMMIT, 0, 0, 0, 0, NULL);
+}
+
+void vmig_enc_error(uint8_t hdr[VMIG_FRAME_HDR], int code, const void *msg,
+		    size_t len)
+{
+	/* Two's complement, 64 bits: -1 is 0xffff...ff. */
+	vmig_frame_pack(hdr, VMIG_FRAME_ERROR, len, (uint64_t)(int64_t)code,
+			0, 0, msg);
+}
+
+void vmig_enc_started(uint8_t hdr[VMIG_FRAME_HDR])
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_STARTED, 0, 0, 0, 0, NULL);
+}
+
+uint32_t vmig_frame_type_of(const uint8_t hdr[VMIG_FRAME_HDR])
+{
+	return get16(hdr + 6);
+}
+
+/* ------------------------------------------------------------------ */
+/* The typed decoder                                                   */
+
+void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = f->type;
+	m->crc = f->flags & VMIG_FRAME_DATA_CRC;
+	m->data_crc = f->data_crc;
+	m->length = f->length;
+	switch (f->type) {
+	case VMIG_FRAME_HELLO:
+		m->hello.nr_regions = f->b;
+		m->hello.nr_devices = f->c;
+		break;
+	case VMIG_FRAME_PAGES:
+	case VMIG_FRAME_ZERO:
+		m->pages.region = f->a;
+		m->pages.first = f->b;
+		m->pages.count = f->c;
+		break;
+	case VMIG_FRAME_DEVICE_STATE:
+		m->state.device = f->a;
+		m->state.offset = f->b;
+		m->state.phase = f->c;
+		break;
+	case VMIG_FRAME_DEVICE_END:
+		m->end.device = f->a;
+		m->end.total = f->b;
+		break;
+	case VMIG_FRAME_ITERATION:
+		m->iteration.number = f->a;
+		break;
+	case VMIG_FRAME_COMPLETE:
+		m->complete.pages = f->a;
+		m->complete.frames = f->b;
+		break;
+	case VMIG_FRAME_ACK:
+		m->ack.digest = f->a;
+		m->ack.pages = f->b;
+		break;
+	case VMIG_FRAME_ERROR:
+		/* The checks kept it in -1 .. -INT32_MAX. */
+		m->error.code = (int)(int64_t)f->a;
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* HELLO's layout                                                      */
+
+size_t vmig_hello_len(uint32_t nr_regions, uint32_t nr_devices)
+{
+	return (size_t)nr_regions * VMIG_HELLO_REGION +
+	       (size_t)nr_devices * VMIG_HELLO_DEVICE;
+}
+
+void vmig_hello_put_region(uint8_t *layout, uint32_t i, uint64_t gpa,
+			   uint64_t size, const char *name)
+{
+	uint8_t *q = layout + (size_t)i * VMIG_HELLO_REGION;
+
+	put64(q, gpa);
+	put64(q + 8, size);
+	strncpy((char *)q + 16, name, VMIG_HELLO_NAME);
+}
+
+void vmig_hello_put_device(uint8_t *layout, uint32_t nr_regions, uint32_t i,
+			   const char *name)
+{
+	uint8_t *q = layout + vmig_hello_len(nr_regions, i);
+
+	strncpy((char *)q, name, VMIG_HELLO_DEVICE);
+}
+
+void vmig_hello_get_region(const uint8_t *layout, uint32_t i,
+			   struct vmig_hello_region *r)
+{
+	const uint8_t *p = layout + (size_t)i * VMIG_HELLO_REGION;
+
+	r->gpa = get64(p);
+	r->size = get64(p + 8);
+	r->name = p + 16;
+	r->name_len = strnlen((const char *)r->name, VMIG_HELLO_NAME);
+}
+
+void vmig_hello_get_device(const uint8_t *layout, uint32_t nr_regions,
+			   uint32_t i, const uint8_t **name, size_t *len)
+{
+	const uint8_t *p = layout + vmig_hello_len(nr_regions, i);
+
+	*name = p;
+	*len = strnlen((const char *)p, VMIG_HELLO_DEVICE);
+}
+
 /* Length of the UTF-8 sequence at p (at most n bytes), 0 if invalid. */
 static size_t utf8_len(const uint8_t *p, size_t n)
 {

@@ -2,11 +2,15 @@
  * proto.h: the frames of the migration stream (docs/protocol.md).
  *
  * proto.c owns the wire format: packing and unpacking the 64-byte frame
- * header, CRC32C, the frame names, and the checks of a header that do not
+ * header, CRC32C, the frame names, the checks of a header that do not
  * depend on the receiver's state (magic, version, header CRC, reserved
- * bits, the length and the fields each type requires). The receivers
- * (dest.c for the destination, precopy.c for the source's side) add the
- * checks that depend on where the stream is and on their own memory.
+ * bits, the length and the fields each type requires), a typed encoder
+ * for every frame and one typed decoder of a checked header, and the
+ * HELLO payload's layout. The receivers (dest.c for the destination,
+ * reply.c for the source's side) add the checks that depend on where
+ * the stream is and on their own memory; no other file knows which field
+ * of a header means what, so a change of the format touches this module
+ * and docs/protocol.md only.
  */
 #ifndef VMIG_CORE_PROTO_H
 #define VMIG_CORE_PROTO_H
@@ -113,5 +117,121 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
  * control characters and invalid UTF-8 become '?'.
  */
 void vmig_proto_text(char *out, size_t outlen, const void *msg, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Typed encoders: each fills a header of its frame type.              */
+
+/*
+ * HELLO: the layout follows, nr_regions regions then nr_devices devices
+ * (vmig_hello_len bytes, filled with vmig_hello_put_*), with DATA_CRC.
+ */
+void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t nr_regions,
+		    uint32_t nr_devices, const void *layout, size_t len);
+void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR]);
+/*
+ * PAGES: count pages from page first of region, the payload data (count
+ * pages); with crc, DATA_CRC covers them (after SWITCHOVER).
+ */
+void vmig_enc_pages(uint8_t hdr[VMIG_FRAME_HDR], uint32_t region,
+		    uint64_t first, uint64_t count, const void *data,
+		    bool crc);
+/* ZERO: count pages from page first of region are all zero. */
+void vmig_enc_zero(uint8_t hdr[VMIG_FRAME_HDR], uint32_t region,
+		   uint64_t first, uint64_t count);
+/* DEVICE_STATE: len bytes of device's state at offset, in phase. */
+void vmig_enc_device_state(uint8_t hdr[VMIG_FRAME_HDR], uint32_t device,
+			   uint64_t offset, uint32_t phase, const void *data,
+			   size_t len);
+/* DEVICE_END: the device's state was total bytes. */
+void vmig_enc_device_end(uint8_t hdr[VMIG_FRAME_HDR], uint32_t device,
+			 uint64_t total);
+void vmig_enc_iteration(uint8_t hdr[VMIG_FRAME_HDR], uint64_t number);
+void vmig_enc_switchover(uint8_t hdr[VMIG_FRAME_HDR]);
+/* COMPLETE: pages sent in all, frames sent before this one. */
+void vmig_enc_complete(uint8_t hdr[VMIG_FRAME_HDR], uint64_t pages,
+		       uint64_t frames);
+/* ACK: the destination's memory digest and the pages it received. */
+void vmig_enc_ack(uint8_t hdr[VMIG_FRAME_HDR], uint64_t digest,
+		  uint64_t pages);
+void vmig_enc_commit(uint8_t hdr[VMIG_FRAME_HDR]);
+/*
+ * ERROR: code (a negative errno or vmig code) and len bytes of message;
+ * with msg non-NULL, DATA_CRC covers it (even when empty).
+ */
+void vmig_enc_error(uint8_t hdr[VMIG_FRAME_HDR], int code, const void *msg,
+		    size_t len);
+void vmig_enc_started(uint8_t hdr[VMIG_FRAME_HDR]);
+
+/* The type of an encoded header. */
+uint32_t vmig_frame_type_of(const uint8_t hdr[VMIG_FRAME_HDR]);
+
+/* ------------------------------------------------------------------ */
+/* The typed decoder                                                   */
+
+/*
+ * A header checked by vmig_frame_check_head() and _body(), by meaning.
+ * Indexes and counts stay 64-bit: the receiver checks their ranges.
+ */
+struct vmig_msg {
+	uint32_t type;
+	bool crc;          /* DATA_CRC: data_crc covers the payload */
+	uint32_t data_crc;
+	uint64_t length;   /* payload bytes */
+	union {
+		struct {
+			uint64_t nr_regions, nr_devices;
+		} hello;
+		struct {       /* PAGES and ZERO */
+			uint64_t region, first, count;
+		} pages;
+		struct {
+			uint64_t device, offset, phase;
+		} state;
+		struct {
+			uint64_t device, total;
+		} end;
+		struct {
+			uint64_t number;
+		} iteration;
+		struct {
+			uint64_t pages, frames;
+		} complete;
+		struct {
+			uint64_t digest, pages;
+		} ack;
+		struct {
+			int code;
+		} error;
+	};
+};
+
+void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m);
+
+/* ------------------------------------------------------------------ */
+/* HELLO's layout                                                      */
+
+/* Bytes of a layout of nr_regions regions and nr_devices devices. */
+size_t vmig_hello_len(uint32_t nr_regions, uint32_t nr_devices);
+
+/* Writes region i (the name is cut to VMIG_HELLO_NAME bytes). */
+void vmig_hello_put_region(uint8_t *layout, uint32_t i, uint64_t gpa,
+			   uint64_t size, const char *name);
+/* Writes device i, after nr_regions regions (cut to VMIG_HELLO_DEVICE). */
+void vmig_hello_put_device(uint8_t *layout, uint32_t nr_regions, uint32_t i,
+			   const char *name);
+
+/* A region of a received layout; the name as sent, not NUL-terminated. */
+struct vmig_hello_region {
+	uint64_t gpa;
+	uint64_t size;
+	const uint8_t *name;
+	size_t name_len;   /* up to the first NUL */
+};
+
+void vmig_hello_get_region(const uint8_t *layout, uint32_t i,
+			   struct vmig_hello_region *r);
+/* Device i's name as sent (len: up to the first NUL). */
+void vmig_hello_get_device(const uint8_t *layout, uint32_t nr_regions,
+			   uint32_t i, const uint8_t **name, size_t *len);
 
 #endif /* VMIG_CORE_PROTO_H */

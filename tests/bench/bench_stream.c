@@ -8,7 +8,7 @@
  * loopback; and, in the same run, a plain sender and receiver moving the
  * same bytes through the same kind of socket with write() and read() of
  * large buffers, its unix sender given the socket buffer vmig asks for
- * (4 MiB, see core/transport.c), so that the ratio measures vmig and not
+ * (4 MiB, see core/transport/stream.c), so that the ratio measures vmig and not
  * the buffer. Both receivers write into memory touched beforehand, as
  * a VMM's preallocated guest RAM would be. Prints GB/s for each (the
  * page stream: first byte received to last page applied, from the
@@ -200,7 +200,7 @@ static int vmig_once(const char *address, void *src_mem, void *dst_mem,
 /* Plain sockets                                                       */
 
 #define CHUNK (4u << 20)
-#define UNIX_SNDBUF (4 << 20) /* what core/transport.c asks for */
+#define UNIX_SNDBUF (4 << 20) /* core/transport/stream.c asks it */
 
 struct plain {
 	int fd;

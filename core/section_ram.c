@@ -1,0 +1,212 @@
+/*
+ * section_ram.c: guest RAM as a migration section.
+ *
+ * This file owns the source's pass over guest memory: a cursor that
+ * walks each region's dirty bitmap run by run, and the frames it makes
+ * of them, straight from guest memory: runs of data pages as PAGES (at
+ * most 256 a frame, with DATA_CRC once the guest is stopped), runs of
+ * zero pages as ZERO. A page's bit is cleared as it is queued: a write
+ * after the sync that found it is caught by the next sync.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "section.h"
+
+#define PREFETCH_PAGES 8 /* zero checks look this far ahead */
+
+struct ram {
+	uint32_t region;        /* the cursor */
+	uint64_t page;
+	uint64_t run_start, run_end; /* the dirty run under the cursor */
+	uint64_t left;          /* dirty pages not queued yet */
+	bool final;             /* the guest is stopped: DATA_CRC */
+};
+
+static struct ram *ram_of(const struct vmig_section *sec)
+{
+	return sec->priv;
+}
+
+static int ram_setup(struct vmig_section *sec)
+{
+	sec->priv = calloc(1, sizeof(struct ram));
+	if (!sec->priv) {
+		snprintf(sec->err, sizeof(sec->err), "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void ram_cleanup(struct vmig_section *sec)
+{
+	free(sec->priv);
+	sec->priv = NULL;
+}
+
+static void ram_pass_begin(struct vmig_section *sec, uint64_t dirty,
+			   bool final)
+{
+	struct ram *r = ram_of(sec);
+
+	r->region = 0;
+	r->page = 0;
+	r->run_start = r->run_end = 0;
+	r->left = dirty;
+	r->final = final;
+}
+
+static uint64_t ram_pending(struct vmig_section *sec)
+{
+	return ram_of(sec)->left * VMIG_PAGE_SIZE;
+}
+
+/*
+ * Moves the cursor's run forward: the next run of dirty pages at or after
+ * the cursor. False at the end of memory.
+ */
+static bool ram_next_run(struct vmig_section *sec)
+{
+	struct ram *r = ram_of(sec);
+	vmig_session *s = sec->s;
+
+	while (r->region < s->nr_regions) {
+		struct vmig_region_rec *reg = &s->regions[r->region];
+		uint64_t pos = r->page, start, len;
+
+		if (r->page < r->run_end)
+			return true;
+		if (vmig_bitmap_next_run(reg->dirty, reg->npages, &pos, &start,
+					 &len)) {
+			r->run_start = start;
+			r->run_end = start + len;
+			r->page = start;
+			return true;
+		}
+		r->region++;
+		r->page = 0;
+		r->run_start = r->run_end = 0;
+	}
+	return false;
+}
+
+/* Pages from p on (at most max) that are all zero or all not, as p is. */
+static uint64_t ram_same_run(const uint8_t *p, uint64_t max, bool zero)
+{
+	uint64_t n = 1;
+
+	while (n < max) {
+		const uint8_t *pg = p + n * VMIG_PAGE_SIZE;
+
+		/*
+		 * Each page's first line is a miss the prefetcher cannot see
+		 * coming (it stops at page boundaries): ask for a few pages
+		 * ahead, so the misses overlap.
+		 */
+		if (n + PREFETCH_PAGES < max)
+			__builtin_prefetch(pg + PREFETCH_PAGES * VMIG_PAGE_SIZE);
+		if (vmig_page_is_zero(pg) != zero)
+			break;
+		n++;
+	}
+	return n;
+}
+
+/* One frame (PAGES or ZERO) from the cursor into hdr. */
+static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
+		     uint8_t *hdr)
+{
+	struct ram *r = ram_of(sec);
+	struct vmig_region_rec *reg = &sec->s->regions[r->region];
+	const uint8_t *data = reg->hva + r->page * VMIG_PAGE_SIZE;
+	uint64_t p = r->page, n, max = r->run_end - p;
+	bool zero = vmig_page_is_zero(data);
+	int ret;
+
+	if (!zero && max > VMIG_PAGES_MAX)
+		max = VMIG_PAGES_MAX;
+	if (zero && max > UINT32_MAX)
+		max = UINT32_MAX;
+	n = ram_same_run(data, max, zero);
+	vmig_bitmap_clear(reg->dirty, p, n);
+	if (zero) {
+		vmig_enc_zero(hdr, r->region, p, n);
+		ret = out->add(out->opaque, NULL, 0, false);
+		out->it->zero_pages += n;
+	} else {
+		vmig_enc_pages(hdr, r->region, p, n, data, r->final);
+		ret = out->add(out->opaque, data, n * VMIG_PAGE_SIZE, false);
+		out->it->pages_sent += n;
+	}
+	out->pages += n;
+	r->page = p + n;
+	r->left -= r->left >= n ? n : r->left;
+	return ret;
+}
+
+/* Fills the sink from the cursor: 1 at the end of memory, 0 when full. */
+static int ram_save(struct vmig_section *sec, struct vmig_section_sink *out)
+{
+	uint8_t *hdr;
+	int ret;
+
+	while ((hdr = out->next(out->opaque))) {
+		if (!ram_next_run(sec))
+			return 1;
+		ret = ram_frame(sec, out, hdr);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+const struct vmig_section_ops vmig_section_ram = {
+	.name = "guest RAM",
+	.batched = true,
+	.setup = ram_setup,
+	.cleanup = ram_cleanup,
+	.pass_begin = ram_pass_begin,
+	.pending = ram_pending,
+	.save_live = ram_save,
+	.save_final = ram_save,
+};
+
+uint64_t vmig_section_ram_left(const struct vmig_section *sec)
+{
+	const struct ram *r = ram_of(sec);
+
+	return r ? r->left : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The destination                                                     */
+
+/* The receive machine checked the region index and the page range. */
+static uint8_t *ram_span(struct vmig_rx *rx, uint64_t region, uint64_t first)
+{
+	const struct vmig_region_rec *r =
+		&rx->s->regions[rx->region_map[region]];
+
+	return r->hva + first * VMIG_PAGE_SIZE;
+}
+
+/* Zeroes the pages of a ZERO frame, writing only those that are not. */
+static void ram_zero(struct vmig_rx *rx, uint8_t *p, uint64_t n)
+{
+	uint64_t i;
+
+	(void)rx;
+	/* Reading a page never touched costs nothing; writing allocates. */
+	for (i = 0; i < n; i++, p += VMIG_PAGE_SIZE) {
+		if (!vmig_page_is_zero(p))
+			memset(p, 0, VMIG_PAGE_SIZE);
+	}
+}
+
+const struct vmig_section_loader vmig_section_ram_loader = {
+	.name = "guest RAM",
+	.span = ram_span,
+	.zero = ram_zero,
+};
