@@ -17,7 +17,7 @@
 
 #include "converge.h"
 #include "devstate.h"
-#include "kuapi.h"
+#include <vmig/linux-uapi.h>
 #include "section.h"
 
 #define DEV_CHUNK (256u << 10) /* device state per DEVICE_STATE frame */
