@@ -415,8 +415,10 @@ static void sync_gpa(vmig_session *s)
 					       s->scratch, reg->npages);
 		}
 	}
-	if (vcpus_unseen(s))
+	if (vcpus_unseen(s)) {
+		s->vcpus_untracked = true;
 		vmig_dirty_mark_all(s);
+	}
 }
 
 VMIG_API int vmig_tracking_start(vmig_session *s)
@@ -445,6 +447,7 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 					 dev->name, vmig_strerror(ret));
 	}
 	s->tracking = true;
+	s->vcpus_untracked = false;
 	vmig_arbiter_start(s);
 	if (!vmig_arbiter_start_gpa(s) && vcpus_unseen(s))
 		vmig_logf(s, VMIG_LOG_WARN,

@@ -339,6 +339,17 @@ static void test_gpa_source_restarted(void)
 	vmig_bitmap_set(vcpu_log, 300, 1);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1);
 	CU_ASSERT(dirty(&l, 300 * PG));
+	/* A vCPU source covered guest memory at every sync. */
+	CU_ASSERT(!l.s->vcpus_untracked);
+	/*
+	 * It fails again: no second restart, nothing reads the vCPUs' log,
+	 * all of memory is dirty at every sync and the report says why.
+	 */
+	vcpu_fail_reads = 1;
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1024);
+	CU_ASSERT(l.s->vcpus_untracked);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 }
