@@ -102,6 +102,12 @@ struct vmig_engine *vmig_engine_get(vmig_session *s)
 		free(e);
 		return NULL;
 	}
+	if (pthread_mutex_init(&e->status_lock, NULL)) {
+		pthread_mutex_destroy(&e->lock);
+		pthread_cond_destroy(&e->called);
+		free(e);
+		return NULL;
+	}
 	policies_default(&e->pol);
 	/* vmig_cancel() reads the pointer from other threads. */
 	__atomic_store_n(&s->engine, e, __ATOMIC_RELEASE);
@@ -140,6 +146,7 @@ void vmig_engine_free(vmig_session *s)
 	vmig_engine_release_devices(e, false);
 	free(e->transport);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->status_lock);
 	pthread_cond_destroy(&e->called);
 	free(e);
 	s->engine = NULL;
@@ -355,8 +362,6 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 		return -ENOMEM;
 	if (!VMIG_HAS_FIELD(p, struct vmig_policies, timeout_ms))
 		return vmig_fail(s, -EINVAL, "policies: size field too small");
-	if (e->running)
-		return vmig_fail(s, -EBUSY, "policies: a migration runs");
 	if (p->hotplug > VMIG_HOTPLUG_POLICY_REJECT)
 		return vmig_fail(s, -EINVAL, "policies: unknown hotplug policy "
 				 "%u", p->hotplug);
@@ -381,6 +386,8 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, switchover_timeout_ms) &&
 	    p->switchover_timeout_ms)
 		n.switchover_timeout_ms = p->switchover_timeout_ms;
+	if (e->running)
+		return vmig_control_policies_live(s, &n);
 	e->pol = n;
 	s->hotplug = p->hotplug;
 	s->all_or_nothing =

@@ -269,6 +269,38 @@ static void test_run_type1_mdev(void)
 	cJSON_Delete(root);
 }
 
+/* --events: the source's events, one JSON object a line, in order. */
+static void test_run_events(void)
+{
+	struct vmig_run_result r;
+	char path[128], text[8192], *line, *save = NULL;
+	const char *want[] = { "setup", "pre-copy", "switchover", "commit",
+			       "completed" };
+	size_t k = 0, lines = 0;
+
+	snprintf(path, sizeof(path), "%s/events.jsonl", tmpdir);
+	run(&r, "run", CONFIGS "demo.json", "--events", path, NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	vmig_slurp(path, text, sizeof(text));
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		cJSON *o = cJSON_Parse(line);
+		const char *ev = cJSON_GetStringValue(
+			cJSON_GetObjectItem(o, "event"));
+		const char *ph = cJSON_GetStringValue(
+			cJSON_GetObjectItem(o, "phase"));
+
+		CU_ASSERT(o && ev && ph);
+		if (ev && ph && !strcmp(ev, "phase") && k < 5 &&
+		    !strcmp(ph, want[k]))
+			k++;
+		lines++;
+		cJSON_Delete(o);
+	}
+	CU_ASSERT_EQUAL(k, 5);
+	CU_ASSERT(lines >= 8);
+}
+
 static void test_run_errors(void)
 {
 	struct vmig_run_result r;
@@ -302,6 +334,7 @@ static CU_TestInfo tests[] = {
 	{ "run demo", test_run_demo },
 	{ "run: type1 with vfio-pci", test_run_type1_pci },
 	{ "run: type1 with an mdev", test_run_type1_mdev },
+	{ "run --events", test_run_events },
 	{ "run errors", test_run_errors },
 	CU_TEST_INFO_NULL,
 };
