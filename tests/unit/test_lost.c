@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
+#include "common/report.h"
 #include "core/bitmap.h"
 #include "core/engine.h"
 #include "core/internal.h"
@@ -847,47 +848,6 @@ static void test_iommufd_huge_precision(void)
 /* ------------------------------------------------------------------ */
 /* 3.3 figures that compare                                            */
 
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	if (!cJSON_IsNumber(v))
-		fprintf(stderr, "\n  \"%s\" is not a number\n", key);
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
-}
-
-static cJSON *report(struct lost *l)
-{
-	int64_t len = vmig_report_json(l->s, NULL, 0);
-	cJSON *root;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	CU_ASSERT_FATAL(vmig_report_json(l->s, buf, (size_t)len + 1) == len);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	return root;
-}
-
-static cJSON *report_source(cJSON *root, const char *name)
-{
-	cJSON *o;
-
-	cJSON_ArrayForEach(o, cJSON_GetObjectItem(root, "sources")) {
-		const char *n = cJSON_GetStringValue(
-			cJSON_GetObjectItem(o, "name"));
-
-		if (n && !strcmp(n, name))
-			return o;
-	}
-	CU_FAIL_FATAL("no such source in the report");
-	return NULL;
-}
-
 /*
  * A tracking run of three syncs: i0 (iommufd, 4 KiB IOPTEs: exact) writes
  * whole pages of [0, 1M); p0 (type1, a vfio-pci group: all mapped) writes
@@ -919,26 +879,26 @@ static void test_figures_compare(void)
 
 	lost_init(&l, figures_doc, NULL);
 	CU_ASSERT_FATAL(vmig_run(l.s, NULL) == 0);
-	root = report(&l);
-	written = num(root, "pages_written");
-	reported = num(root, "pages_reported");
-	missed = num(root, "pages_missed");
+	root = json_session_report(l.s);
+	written = json_num(root, "pages_written");
+	reported = json_num(root, "pages_reported");
+	missed = json_num(root, "pages_missed");
 	CU_ASSERT(written > 0);
 	CU_ASSERT_EQUAL(missed, 0);
-	ifd = report_source(root, "iommufd");
-	t1 = report_source(root, "vfio-type1");
-	fb = report_source(root, "all-dirty");
+	ifd = json_entry(root, "sources", "iommufd");
+	t1 = json_entry(root, "sources", "vfio-type1");
+	fb = json_entry(root, "sources", "all-dirty");
 	/* Exact: it reported what was written, and nothing else. */
-	CU_ASSERT_EQUAL(num(ifd, "pages_reported"), written);
-	CU_ASSERT_EQUAL(num(ifd, "pages_unwritten"), 0);
+	CU_ASSERT_EQUAL(json_num(ifd, "pages_reported"), written);
+	CU_ASSERT_EQUAL(json_num(ifd, "pages_unwritten"), 0);
 	/* All mapped: its 256 pages at each of the three syncs, unwritten. */
-	CU_ASSERT_EQUAL(num(t1, "pages_reported"), 3 * 256);
-	CU_ASSERT_EQUAL(num(t1, "pages_unwritten"), 3 * 256);
-	CU_ASSERT_EQUAL(num(fb, "pages_reported"), 0);
+	CU_ASSERT_EQUAL(json_num(t1, "pages_reported"), 3 * 256);
+	CU_ASSERT_EQUAL(json_num(t1, "pages_unwritten"), 3 * 256);
+	CU_ASSERT_EQUAL(json_num(fb, "pages_reported"), 0);
 	/* The spaces do not overlap: the totals are the sums. */
 	CU_ASSERT_EQUAL(reported, written + 3 * 256);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations"))
-		sum += num(it, "pages_reported");
+		sum += json_num(it, "pages_reported");
 	CU_ASSERT_EQUAL(sum, reported);
 	cJSON_Delete(root);
 	lost_fini(&l);

@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
+#include "common/report.h"
 #include "core/bitmap.h"
 #include "core/internal.h"
 #include "ksim/ksim.h"
@@ -181,33 +182,8 @@ static const uint64_t *synced(struct rig *r)
 /* The report's entry for the device. */
 static cJSON *report_device(struct rig *r, cJSON **root)
 {
-	int64_t len = vmig_report_json(r->s, NULL, 0);
-	cJSON *d;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	CU_ASSERT_FATAL(vmig_report_json(r->s, buf, (size_t)len + 1) == len);
-	*root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(*root != NULL);
-	cJSON_ArrayForEach(d, cJSON_GetObjectItem(*root, "devices")) {
-		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d,
-								     "name")),
-			    "acc"))
-			return d;
-	}
-	CU_FAIL_FATAL("the device is missing from the report");
-	return NULL;
-}
-
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
+	*root = json_session_report(r->s);
+	return json_device(*root, "acc");
 }
 
 static bool where_tracking(struct rig *r, uint32_t pasid)
@@ -216,14 +192,6 @@ static bool where_tracking(struct rig *r, uint32_t pasid)
 
 	CU_ASSERT(ksim_iommufd_attachment(r->kd, pasid, &a) == 0);
 	return a.tracking;
-}
-
-static const char *str(cJSON *o, const char *key)
-{
-	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	CU_ASSERT_FATAL(v != NULL);
-	return v;
 }
 
 /*
@@ -272,11 +240,11 @@ static void test_pasids_tracked(void)
 	 */
 	CU_ASSERT(vmig_run(r.s, NULL) == 0);
 	dev = report_device(&r, &root);
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
-	CU_ASSERT_STRING_EQUAL(str(dev, "source"), "iommufd");
-	CU_ASSERT_STRING_EQUAL(str(dev, "precision"), "exact");
-	CU_ASSERT_PTR_NOT_NULL(strstr(str(dev, "reason"), "PASIDs' too"));
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
+	CU_ASSERT_STRING_EQUAL(json_str(dev, "source"), "iommufd");
+	CU_ASSERT_STRING_EQUAL(json_str(dev, "precision"), "exact");
+	CU_ASSERT_PTR_NOT_NULL(strstr(json_str(dev, "reason"), "PASIDs' too"));
 	cJSON_Delete(root);
 	rig_fini(&r);
 }
@@ -327,8 +295,8 @@ static void test_pasids_degraded(void)
 	vmig_dirty_clear(r.s, 0);
 	CU_ASSERT(vmig_dirty_sync(r.s) == 2 * SPACE_PAGES);
 	dev = report_device(&r, &root);
-	CU_ASSERT_STRING_EQUAL(str(dev, "source"), "iommufd");
-	CU_ASSERT_PTR_NOT_NULL(strstr(str(dev, "reason"),
+	CU_ASSERT_STRING_EQUAL(json_str(dev, "source"), "iommufd");
+	CU_ASSERT_PTR_NOT_NULL(strstr(json_str(dev, "reason"),
 				      "this kernel has no PASID attach"));
 	cJSON_Delete(root);
 	CU_ASSERT(vmig_tracking_stop(r.s) == 0);

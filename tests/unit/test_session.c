@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
+#include "common/report.h"
 #include "core/bitmap.h"
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
@@ -728,8 +729,6 @@ static void test_source_failure(void)
 /* Not exported: closes an accounting interval, as a migration does. */
 uint64_t vmig_dirty_account(vmig_session *s, uint64_t *const *written);
 
-static double num(cJSON *o, const char *key);
-
 /* A source's pages_reported in the report, by name. */
 static double reported_by(vmig_session *s, const char *name)
 {
@@ -744,7 +743,7 @@ static double reported_by(vmig_session *s, const char *name)
 		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(src,
 								      "name")),
 			    name))
-			v = num(src, "pages_reported");
+			v = json_num(src, "pages_reported");
 	cJSON_Delete(root);
 	return v;
 }
@@ -919,27 +918,6 @@ static cJSON *run_config(const char *faults, int *ret, struct rig *r)
 	return root;
 }
 
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
-}
-
-static cJSON *device_named(cJSON *root, const char *name)
-{
-	cJSON *d;
-
-	cJSON_ArrayForEach(d, cJSON_GetObjectItem(root, "devices")) {
-		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d, "name")),
-			    name))
-			return d;
-	}
-	CU_FAIL_FATAL("device missing from the report");
-	return NULL;
-}
-
 static void test_config_run(void)
 {
 	struct rig r = { 0 };
@@ -948,18 +926,18 @@ static void test_config_run(void)
 
 	root = run_config("", &ret, &r);
 	CU_ASSERT_EQUAL(ret, 0);
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
 	/* 6 MiB mapped in the pci container: every page, every time. */
-	CU_ASSERT_EQUAL(num(root, "pages_reported"), 4 * 1536);
+	CU_ASSERT_EQUAL(json_num(root, "pages_reported"), 4 * 1536);
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(root,
 							       "iterations")),
 			4);
 	it = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "iterations"), 0);
-	CU_ASSERT_EQUAL(num(it, "pages_reported"), 1536);
-	CU_ASSERT_EQUAL(num(it, "pages_missed"), 0);
-	nic = device_named(root, "nic");
-	vgpu = device_named(root, "vgpu");
+	CU_ASSERT_EQUAL(json_num(it, "pages_reported"), 1536);
+	CU_ASSERT_EQUAL(json_num(it, "pages_missed"), 0);
+	nic = json_device(root, "nic");
+	vgpu = json_device(root, "vgpu");
 	CU_ASSERT_STRING_EQUAL(
 		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
 		"vfio-type1");
@@ -990,14 +968,14 @@ static void test_config_run_fault(void)
 			  "\"times\": -1 } ]",
 			  &ret, &r);
 	CU_ASSERT_EQUAL(ret, 0);
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
 	cJSON_ArrayForEach(src, cJSON_GetObjectItem(root, "sources")) {
 		if (cJSON_IsTrue(cJSON_GetObjectItem(src, "failed")))
 			failed++;
 	}
 	CU_ASSERT_EQUAL(failed, 1);
-	nic = device_named(root, "nic");
+	nic = json_device(root, "nic");
 	CU_ASSERT_STRING_EQUAL(
 		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
 		"all-dirty");
