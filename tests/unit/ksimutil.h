@@ -5,7 +5,9 @@
 #ifndef VMIG_KSIMUTIL_H
 #define VMIG_KSIMUTIL_H
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -43,6 +45,30 @@ static inline void vmig_test_type1_device(struct ksim *k,
 	CU_ASSERT_FATAL(*dfd >= 0);
 }
 
+/*
+ * Adds PCI device name, with the VFIO device features fp (none when NULL),
+ * in group `group` of container cfd as vmig_test_type1_device does; the
+ * container's first device (first) sets its IOMMU to TYPE1v2.
+ */
+static inline void vmig_test_type1_pci(struct ksim *k,
+				       const struct vmig_host *h, int cfd,
+				       const char *name, int group,
+				       const struct ksim_feature_params *fp,
+				       bool first, struct ksim_device **dev,
+				       int *gfd, int *dfd)
+{
+	struct ksim_device_params dp = {
+		.name = name,
+		.kind = KSIM_DEV_PCI,
+		.group = group,
+	};
+
+	if (fp)
+		dp.feature = *fp;
+	vmig_test_type1_device(k, h, cfd, &dp, first ? VFIO_TYPE1v2_IOMMU : 0,
+			       dev, gfd, dfd);
+}
+
 /* Maps len bytes at vaddr, readable and writable, at iova in cfd. */
 static inline void vmig_test_type1_map(const struct vmig_host *h, int cfd,
 				       void *vaddr, uint64_t iova,
@@ -57,6 +83,22 @@ static inline void vmig_test_type1_map(const struct vmig_host *h, int cfd,
 	};
 
 	CU_ASSERT_FATAL(h->ioctl(h->kctx, cfd, VFIO_IOMMU_MAP_DMA, &m) == 0);
+}
+
+/* How many fds the process has open (/proc/self/fd), or -1. */
+static inline int vmig_test_count_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n;
 }
 
 #endif /* VMIG_KSIMUTIL_H */

@@ -9,7 +9,6 @@
  * close, a failing tracker, the mtty stub). Numbers are the UAPI's, spelt
  * out here rather than taken from vmig's own headers.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -85,21 +84,6 @@ struct rig {
 	uint8_t *mem;
 };
 
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
 static int kio(struct rig *r, int fd, unsigned long req, void *arg)
 {
 	return r->h->ioctl(r->h->kctx, fd, req, arg);
@@ -142,18 +126,10 @@ static void rig_free(struct rig *r)
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	struct ksim_device_params dp = {
-		.name = name,
-		.kind = KSIM_DEV_PCI,
-		.group = 10 + r->ndev,
-	};
 	int i = r->ndev++;
 
-	if (fp)
-		dp.feature = *fp;
-	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
-			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
-			       &r->gfd[i], &r->dfd[i]);
+	vmig_test_type1_pci(r->k, r->h, r->cfd, name, 10 + i, fp, i == 0,
+			    &r->dev[i], &r->gfd[i], &r->dfd[i]);
 	return i;
 }
 
@@ -525,7 +501,7 @@ static void test_fsm_every_pair(void)
 	uint8_t *img;
 	int64_t img_len = donor_image(8 * KiB, &img);
 	size_t fi;
-	int before = count_fds();
+	int before = vmig_test_count_fds();
 
 	for (fi = 0; fi < 4; fi++) {
 		struct ksim_feature_params fp = {
@@ -587,7 +563,7 @@ static void test_fsm_every_pair(void)
 		rig_free(&r);
 	}
 	free(img);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* Paths the kernel documents (vfio_main.c) for a device with all flags. */
@@ -713,7 +689,7 @@ static void test_stop_copy_restore(void)
 	uint8_t *img, c;
 	int64_t len, est;
 	struct rig r;
-	int fd, before = count_fds();
+	int fd, before = vmig_test_count_fds();
 	uint64_t dig;
 
 	fq.state_seed = 2;
@@ -762,7 +738,7 @@ static void test_stop_copy_restore(void)
 	CU_ASSERT(kclose(&r, fd) == 0);
 	free(img);
 	rig_free(&r);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /*
@@ -1578,7 +1554,7 @@ static void test_stub(void)
 /* Everything ksim opened is closed with it: data fds included. */
 static void test_no_fd_leak(void)
 {
-	int before = count_fds(), fd1, fd2;
+	int before = vmig_test_count_fds(), fd1, fd2;
 	struct rig r;
 
 	rig_new(&r);
@@ -1588,9 +1564,9 @@ static void test_no_fd_leak(void)
 	CU_ASSERT(mig_set(&r, r.dfd[1], ST_RESUMING, &fd2) == 0);
 	/* Each session is one fd for the caller and one ksim keeps. */
 	/* A container, two groups, two devices, two pipes. */
-	CU_ASSERT(count_fds() == before + 1 + 2 + 2 + 2 * 2);
+	CU_ASSERT(vmig_test_count_fds() == before + 1 + 2 + 2 + 2 * 2);
 	rig_free(&r);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* ------------------------------------------------------------------ */

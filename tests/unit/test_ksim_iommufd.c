@@ -8,7 +8,6 @@
  * the bitmap format, the silent-success pitfalls, the selftest mock and
  * its dirty sequence, mdev accesses, PASID modelling, hot-unplug, fds.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -22,6 +21,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define K2 2048ull
@@ -355,21 +355,6 @@ static uint64_t count_bits(const void *bm, uint64_t nbits)
 	return n;
 }
 
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
 static struct ksim_iommufd_attachment where(struct ksim_device *d,
 					    uint32_t pasid)
 {
@@ -432,7 +417,7 @@ static int rig_read(struct rig *r, uint32_t flags, uint64_t *bm)
 
 static void test_paths_and_leaks(void)
 {
-	int before = count_fds(), fd, d0, d1, p[2];
+	int before = vmig_test_count_fds(), fd, d0, d1, p[2];
 
 	CU_ASSERT_FATAL(before > 0);
 	sim_new();
@@ -467,9 +452,9 @@ static void test_paths_and_leaks(void)
 	}
 	/* read, write and mmap of /dev/iommu are not file operations. */
 	CU_ASSERT(H->read(H->kctx, fd, p, 4) == -EINVAL);
-	CU_ASSERT(count_fds() == before + 6);
+	CU_ASSERT(vmig_test_count_fds() == before + 6);
 	sim_free(); /* closes every fd */
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 static void test_dispatch(void)
@@ -1936,7 +1921,7 @@ static void test_cdev_attach_detach(void)
 /* The iommufd lives on while a device is bound; closes release all. */
 static void test_cdev_close_releases(void)
 {
-	int before = count_fds(), fd, dfd;
+	int before = vmig_test_count_fds(), fd, dfd;
 	uint8_t *mem = mem_alloc(16 * PG, PG);
 	struct ksim_device *d;
 	uint32_t ioas, devid;
@@ -1954,17 +1939,17 @@ static void test_cdev_close_releases(void)
 	CU_ASSERT(ksim_dma_write(d, 0x100000, "a", 1) == 0);
 	CU_ASSERT(detach(dfd) == 0);
 	CU_ASSERT(attach(dfd, ioas, NULL) == 0);
-	CU_ASSERT(count_fds() == before + 1);
+	CU_ASSERT(vmig_test_count_fds() == before + 1);
 	CU_ASSERT(xclose(dfd) == 0);
 	CU_ASSERT(!where(d, 0).bound);
 	CU_ASSERT(ksim_dma_write(d, 0x100000, "a", 1) == -ENODEV);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 	/* ksim_free closes what is left open, in any state. */
 	fd = iommufd();
 	dfd = open_bound(0, fd, NULL);
 	CU_ASSERT(attach(dfd, ioas_alloc(fd), NULL) == 0);
 	sim_free();
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 	free(mem);
 }
 

@@ -6,7 +6,6 @@
  * pinned scope, the DMA engine and its ground truth, hot-unplug, failure
  * injection and iommufd's compatibility container.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +21,7 @@
 #include "ksim/ksim.h"
 #include "ksim/ksim_internal.h"
 #include "unit/testutil.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
@@ -195,21 +195,6 @@ static void fill64(uint64_t *w, size_t n, uint64_t v)
 		w[i] = v;
 }
 
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
 /*
  * A container with group `group` set to it and the IOMMU chosen, and the
  * device's fd opened (when name is not NULL).
@@ -306,7 +291,7 @@ static void test_foreign_fds(void)
 
 static void test_no_fd_leak(void)
 {
-	int before = count_fds(), dfd;
+	int before = vmig_test_count_fds(), dfd;
 	struct setup s;
 
 	CU_ASSERT_FATAL(before > 0);
@@ -316,9 +301,9 @@ static void test_no_fd_leak(void)
 	dfd = device_fd(s.gfd, "0000:01:00.0");
 	CU_ASSERT(dfd >= 0 && dfd != s.dfd);
 	CU_ASSERT(xopen("/dev/vfio/vfio") >= 0);
-	CU_ASSERT(count_fds() == before + 5);
+	CU_ASSERT(vmig_test_count_fds() == before + 5);
 	sim_free(); /* closes all five */
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 static void test_paths(void)
@@ -383,7 +368,7 @@ static const struct ksim_obj_ops pipe_ops = { .type = KSIM_OBJ_DATA };
 static void test_real_pipe_objects(void)
 {
 	struct pollfd pfd[2];
-	int before = count_fds(), p[2], fd, cfd;
+	int before = vmig_test_count_fds(), p[2], fd, cfd;
 	char buf[8];
 
 	sim_new(0, false);
@@ -412,7 +397,7 @@ static void test_real_pipe_objects(void)
 	close(p[1]);
 	CU_ASSERT(H->read(H->kctx, fd, buf, sizeof(buf)) == 0);
 	sim_free(); /* closes the pipe's read end too */
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1900,11 +1885,11 @@ static void test_fail_close(void)
 
 	sim_new(0, false);
 	cfd = xopen("/dev/vfio/vfio");
-	before = count_fds();
+	before = vmig_test_count_fds();
 	ksim_fail_nth(K, 1, EIO);
 	CU_ASSERT(xclose(cfd) == -EIO);
 	CU_ASSERT(fcntl(cfd, F_GETFD) < 0);
-	CU_ASSERT(count_fds() == before - 1);
+	CU_ASSERT(vmig_test_count_fds() == before - 1);
 	CU_ASSERT(xioctl(cfd, VFIO_GET_API_VERSION, NULL) == -EBADF);
 	sim_free();
 }

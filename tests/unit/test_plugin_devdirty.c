@@ -10,7 +10,6 @@
  * broken or vanished log through ranges_unknown, maps and unmaps while
  * tracking, and the errors it returns.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/plugutil.h"
 #include "unit/ksimutil.h"
 
 #define PG 4096ull
@@ -33,8 +33,7 @@
 #define F_LOG_STOP 7u
 #define F_LOG_REPORT 8u
 
-static void *dl;
-static const struct vmig_plugin *plug;
+VMIG_TEST_PLUGIN_SUITE("vmig-device-dirty.so")
 
 struct unknown {
 	uint32_t iommu_id;
@@ -68,10 +67,9 @@ struct rig {
 static void rig_log(void *ctx, int level, const char *msg)
 {
 	struct rig *r = ctx;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static void rig_unknown(void *ctx, uint32_t iommu_id,
@@ -206,18 +204,10 @@ static void rig_free(struct rig *r)
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	struct ksim_device_params dp = {
-		.name = name,
-		.kind = KSIM_DEV_PCI,
-		.group = 20 + r->ndev,
-	};
 	int i = r->ndev++;
 
-	if (fp)
-		dp.feature = *fp;
-	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
-			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
-			       &r->gfd[i], &r->dfd[i]);
+	vmig_test_type1_pci(r->k, r->h, r->cfd, name, 20 + i, fp, i == 0,
+			    &r->dev[i], &r->gfd[i], &r->dfd[i]);
 	return i;
 }
 
@@ -269,16 +259,8 @@ static int attach(struct rig *r, int i, uint32_t id,
 static int do_read(struct rig *r, uint64_t iova, uint64_t len, uint64_t ps,
 		   uint64_t *bm)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = r->io.id,
-		.iova = iova,
-		.length = len,
-		.page_size = ps,
-	};
-
-	memset(bm, 0, vmig_bitmap_bytes(len / ps));
-	return plug->ops->read(r->inst, &rq, bm);
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, ps,
+				     0, bm);
 }
 
 static uint64_t count(const uint64_t *bm, uint64_t nbits)
@@ -293,35 +275,10 @@ static const struct ksim_feature_params mlx5 = {
 	.log = KSIM_LOG_MLX5,
 };
 
-static int suite_init(void)
-{
-	vmig_plugin_entry_fn entry;
-
-	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-device-dirty.so",
-		    RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "%s\n", dlerror());
-		return 1;
-	}
-	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-	if (!entry)
-		return 1;
-	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
-	return plug ? 0 : 1;
-}
-
-static int suite_fini(void)
-{
-	return dl ? dlclose(dl) : 0;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void test_descriptor(void)
 {
-	vmig_plugin_entry_fn entry =
-		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-
 	CU_ASSERT_STRING_EQUAL(plug->name, "device-dirty");
 	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
 	CU_ASSERT_EQUAL(plug->device_kinds,
@@ -336,7 +293,7 @@ static void test_descriptor(void)
 	CU_ASSERT((plug->page_sizes & (2ull << 20)) != 0);
 	CU_ASSERT_FALSE(plug->page_sizes & 2048);
 	CU_ASSERT_FALSE(plug->flags & VMIG_PLUGIN_READ_NO_CLEAR);
-	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+	vmig_test_plugin_refuses_next_major(dl);
 }
 
 static void test_probe(void)

@@ -11,7 +11,6 @@
  * device's PASID domains, with the simulator's PASID attach of kernels
  * newer than 6.12 (ksim_iommufd_set_pasid_attach) and without it (6.12).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +20,13 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/plugutil.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
 #define IO_ID 7u
 
-static void *dl;
-static const struct vmig_plugin *plug;
+VMIG_TEST_PLUGIN_SUITE("vmig-iommufd.so")
 
 /* A simulated host: an iommufd, one IOAS, guest memory, devices. */
 struct rig {
@@ -51,10 +50,9 @@ static struct rig *the_rig; /* for the recording ioctl */
 static void rig_log(void *ctx, int level, const char *msg)
 {
 	struct rig *r = ctx;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static int rec_ioctl(void *kctx, int fd, unsigned long req, void *arg)
@@ -232,10 +230,8 @@ static struct vmig_read rq_of(uint64_t iova, uint64_t len, uint64_t pgsize,
 static int do_read(struct rig *r, uint64_t iova, uint64_t len,
 		   uint64_t pgsize, uint32_t flags, uint64_t *bm)
 {
-	struct vmig_read rq = rq_of(iova, len, pgsize, flags);
-
-	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
-	return plug->ops->read(r->inst, &rq, bm);
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, pgsize,
+				     flags, bm);
 }
 
 static int destroy_id(struct rig *r, uint32_t id)
@@ -262,35 +258,10 @@ static void truth_fn(void *opaque, const struct ksim_write *w)
 		t->bm[p / 64] |= 1ull << (p % 64);
 }
 
-static int suite_init(void)
-{
-	vmig_plugin_entry_fn entry;
-
-	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-iommufd.so",
-		    RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "%s\n", dlerror());
-		return 1;
-	}
-	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-	if (!entry)
-		return 1;
-	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
-	return plug ? 0 : 1;
-}
-
-static int suite_fini(void)
-{
-	return dl ? dlclose(dl) : 0;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void test_descriptor(void)
 {
-	vmig_plugin_entry_fn entry =
-		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-
 	CU_ASSERT_STRING_EQUAL(plug->name, "iommufd");
 	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
 	CU_ASSERT_EQUAL(plug->device_kinds,
@@ -302,7 +273,7 @@ static void test_descriptor(void)
 	CU_ASSERT(plug->page_sizes & 2048);
 	CU_ASSERT(plug->page_sizes & PG);
 	CU_ASSERT(plug->page_sizes & (1ull << 30));
-	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+	vmig_test_plugin_refuses_next_major(dl);
 }
 
 static void test_probe(void)

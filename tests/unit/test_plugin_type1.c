@@ -6,7 +6,6 @@
  * the migration capability, precision per scope, start/read/stop, unmap
  * with bitmap, page-size conversion and the kernel's errors.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +15,13 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/plugutil.h"
 #include "unit/ksimutil.h"
 
 #define PG 4096u
 #define MEM_PAGES 256u
 
-static void *dl;
-static const struct vmig_plugin *plug;
+VMIG_TEST_PLUGIN_SUITE("vmig-vfio-type1.so")
 
 /* One simulated host: a container with groups, memory mapped into it. */
 struct rig {
@@ -41,10 +40,9 @@ struct rig {
 static void rig_log(void *ctx, int level, const char *msg)
 {
 	struct rig *r = ctx;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static int kio(struct rig *r, int fd, unsigned long req, void *arg)
@@ -130,48 +128,14 @@ static struct vmig_device_desc desc_of(struct rig *r, uint32_t id,
 static int do_read(struct rig *r, uint64_t iova, uint64_t len,
 		   uint64_t pgsize, uint32_t flags, uint64_t *bm)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = r->io.id,
-		.iova = iova,
-		.length = len,
-		.page_size = pgsize,
-	};
-
-	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
-	return plug->ops->read(r->inst, &rq, bm);
-}
-
-static int suite_init(void)
-{
-	vmig_plugin_entry_fn entry;
-
-	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-vfio-type1.so",
-		    RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "%s\n", dlerror());
-		return 1;
-	}
-	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-	if (!entry)
-		return 1;
-	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
-	return plug ? 0 : 1;
-}
-
-static int suite_fini(void)
-{
-	return dl ? dlclose(dl) : 0;
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, pgsize,
+				     flags, bm);
 }
 
 /* ------------------------------------------------------------------ */
 
 static void test_descriptor(void)
 {
-	vmig_plugin_entry_fn entry =
-		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-
 	CU_ASSERT_STRING_EQUAL(plug->name, "vfio-type1");
 	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
 	CU_ASSERT(plug->device_kinds & VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI));
@@ -180,7 +144,7 @@ static void test_descriptor(void)
 	CU_ASSERT(plug->page_sizes & PG);
 	CU_ASSERT_FALSE(plug->flags & VMIG_PLUGIN_READ_NO_CLEAR);
 	/* Another ABI major is refused by the plugin itself. */
-	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+	vmig_test_plugin_refuses_next_major(dl);
 }
 
 static void test_probe(void)
