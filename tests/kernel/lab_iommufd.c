@@ -20,13 +20,6 @@
 #define MOCK_BITS (MOCK_LEN / MOCK_PG)
 #define TRACK_ON VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE
 
-static int destroy(struct lab *lab, int fd, uint32_t id)
-{
-	struct vk_iommu_destroy d = { .size = sizeof(d), .id = id };
-
-	return lab_ioctl(lab, fd, VK_IOMMU_DESTROY, &d);
-}
-
 /*
  * The path kernel-uapi.md 4.5 describes, once: an IOAS with a mock
  * device, 1 MiB mapped at the aperture's start, a dirty-tracking HWPT
@@ -141,13 +134,13 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 out:
 	if (fd >= 0) {
 		if (hwpt_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, hwpt_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
 				       "destroying the HWPT");
 		if (stdev_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, stdev_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, stdev_id), 0,
 				       "destroying the mock device");
 		if (ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, ioas_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
 				       "destroying the IOAS");
 		lab_close(lab, fd);
 	}
@@ -274,7 +267,7 @@ void lab_iommufd_devices(struct lab *lab)
 			 VK_IOMMU_HWPT_ALLOC_DIRTY_TRACKING, &id);
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP, "a DIRTY_TRACKING HWPT for edu");
 	if (!ret)
-		destroy(lab, fd, id);
+		lab_iommufd_destroy(lab, fd, id);
 	ret = hwpt_alloc(lab, fd, edu_id, ioas_id, 0, &hwpt_id);
 	LAB_REQUIRE(lab, ret == 0, "a plain HWPT for edu: %d", ret);
 	ret = attach(lab, edu, hwpt_id);
@@ -335,7 +328,7 @@ void lab_iommufd_devices(struct lab *lab)
 		ret = hwpt_alloc(lab, fd, mdev_id, ioas_id, 0, &id);
 		LAB_EXPECT_RET(lab, ret, -ENOENT, "HWPT_ALLOC for an access");
 		if (!ret)
-			destroy(lab, fd, id);
+			lab_iommufd_destroy(lab, fd, id);
 		ret = attach(lab, mdev, hwpt_id);
 		LAB_EXPECT_RET(lab, ret, -ENOENT,
 			       "ATTACH of an mdev to a HWPT");
@@ -364,10 +357,10 @@ out:
 		lab_close(lab, edu);
 	if (fd >= 0) {
 		if (hwpt_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, hwpt_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
 				       "destroying the HWPT");
 		if (ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, ioas_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
 				       "destroying the IOAS");
 		lab_close(lab, fd);
 	}
@@ -506,7 +499,7 @@ void lab_iommufd_mock_rows(struct lab *lab)
 		LAB_EXPECT_RET(lab, ret, -EINVAL,
 			       "a NO_DIRTY mock device on a dirty HWPT");
 		if (!ret)
-			destroy(lab, fd, nd.mock_domain_flags.out_stdev_id);
+			lab_iommufd_destroy(lab, fd, nd.mock_domain_flags.out_stdev_id);
 	}
 
 	/* SET_DIRTY_TRACKING's rows. */
@@ -619,13 +612,13 @@ void lab_iommufd_mock_rows(struct lab *lab)
 out:
 	if (fd >= 0) {
 		if (hwpt_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, hwpt_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
 				       "destroying the HWPT");
 		if (stdev_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, stdev_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, stdev_id), 0,
 				       "destroying the mock device");
 		if (ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, ioas_id), 0,
+			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
 				       "destroying the IOAS");
 		lab_close(lab, fd);
 	}

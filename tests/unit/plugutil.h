@@ -13,6 +13,7 @@
 
 #include <vmig/plugin.h>
 
+#include "common/read_rq.h"
 #include "core/bitmap.h"
 
 /*
@@ -89,14 +90,8 @@ static inline int vmig_test_plugin_read(const struct vmig_plugin *plug,
 					uint64_t pgsize, uint32_t flags,
 					uint64_t *bm)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = iommu_id,
-		.iova = iova,
-		.length = len,
-		.page_size = pgsize,
-	};
+	struct vmig_read rq = vmig_test_read_rq(iommu_id, iova, len, pgsize,
+						flags);
 
 	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
 	return plug->ops->read(inst, &rq, bm);

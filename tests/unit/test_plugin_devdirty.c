@@ -670,13 +670,7 @@ static void test_unmap_complete(void)
 {
 	static const struct vmig_range rg[] = { { 0, 8 * PG },
 						{ 8 * PG, 8 * PG } };
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = 3,
-		.iova = 8 * PG,
-		.length = 8 * PG,
-		.page_size = PG,
-	};
+	struct vmig_read rq = vmig_test_read_rq(3, 8 * PG, 8 * PG, PG, 0);
 	uint64_t bm[1] = { 0 };
 	uint32_t flags = 0;
 	struct vmig_range again = { 8 * PG, 8 * PG };
@@ -738,13 +732,7 @@ static void test_errors(void)
 {
 	static const struct vmig_range rg[] = { { 0, 16 * PG } };
 	struct vmig_device_desc d;
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = 3,
-		.iova = 0,
-		.length = 16 * PG,
-		.page_size = PG,
-	};
+	struct vmig_read rq = vmig_test_read_rq(3, 0, 16 * PG, PG, 0);
 	uint64_t bm[1];
 	struct rig r;
 	int nolog;

@@ -215,16 +215,7 @@ static struct ksim_iommufd_attachment where(struct dev *d)
 static struct vmig_read rq_of(uint64_t iova, uint64_t len, uint64_t pgsize,
 			      uint32_t flags)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = IO_ID,
-		.iova = iova,
-		.length = len,
-		.page_size = pgsize,
-	};
-
-	return rq;
+	return vmig_test_read_rq(IO_ID, iova, len, pgsize, flags);
 }
 
 static int do_read(struct rig *r, uint64_t iova, uint64_t len,

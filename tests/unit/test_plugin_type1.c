@@ -308,13 +308,7 @@ static void test_unmap_harvest(void)
 	struct ksim_device *dev;
 	uint64_t bm[MEM_PAGES / 64];
 	uint32_t flags = 0;
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = 7,
-		.iova = 64 * PG,
-		.length = 64 * PG,
-		.page_size = PG,
-	};
+	struct vmig_read rq = vmig_test_read_rq(7, 64 * PG, 64 * PG, PG, 0);
 
 	rig_init(&r, 0, false);
 	dev = rig_device(&r, "mdev-0", KSIM_DEV_MDEV, 2, false,
