@@ -16,14 +16,9 @@ static inline struct vmig_read vmig_test_read_rq(uint32_t iommu_id,
 						 uint64_t pgsize,
 						 uint32_t flags)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = iommu_id,
-		.iova = iova,
-		.length = len,
-		.page_size = pgsize,
-	};
+	struct vmig_read rq = { .size = sizeof(rq), .flags = flags,
+				.iommu_id = iommu_id, .iova = iova,
+				.length = len, .page_size = pgsize };
 
 	return rq;
 }

@@ -34,14 +34,14 @@ static inline const char *json_str(cJSON *o, const char *key)
 }
 
 /* The entry of the array o[array] whose "name" is name. */
-static inline cJSON *json_entry(cJSON *o, const char *array,
-				const char *name)
+static inline cJSON *json_entry(cJSON *o, const char *array, const char *name)
 {
 	cJSON *e;
 
-	cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, array)) {
-		const char *n = cJSON_GetStringValue(
-			cJSON_GetObjectItem(e, "name"));
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, array))
+	{
+		const char *n =
+			cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
 
 		if (n && !strcmp(n, name))
 			return e;

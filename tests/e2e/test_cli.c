@@ -196,8 +196,9 @@ static void test_run_demo(void)
 	CU_ASSERT(n >= 2);
 	CU_ASSERT_STRING_EQUAL(json_str(cJSON_GetArrayItem(iters, 0), "phase"),
 			       "pre-copy");
-	CU_ASSERT_STRING_EQUAL(json_str(cJSON_GetArrayItem(iters, n - 1), "phase"),
-			       "stop-copy");
+	CU_ASSERT_STRING_EQUAL(
+		json_str(cJSON_GetArrayItem(iters, n - 1), "phase"),
+		"stop-copy");
 	CU_ASSERT_STRING_EQUAL(json_str(nic, "name"), "nic0");
 	CU_ASSERT_STRING_EQUAL(json_str(nic, "source"), "vfio-type1");
 	CU_ASSERT_STRING_EQUAL(json_str(nic, "precision"), "all-mapped");
@@ -207,7 +208,8 @@ static void test_run_demo(void)
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "role"), "destination");
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "completed");
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "started");
-	CU_ASSERT_STRING_EQUAL(json_str(dst, "digest"), json_str(root, "digest"));
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "digest"),
+			       json_str(root, "digest"));
 	cJSON_Delete(root);
 }
 

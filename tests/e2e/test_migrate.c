@@ -403,7 +403,8 @@ static void migrate_ok(struct run *r, const char *dst_transport)
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "completed");
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(src, "memory_match")));
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(dst, "memory_match")));
-	CU_ASSERT_STRING_EQUAL(json_str(src, "digest"), json_str(dst, "digest"));
+	CU_ASSERT_STRING_EQUAL(json_str(src, "digest"),
+			       json_str(dst, "digest"));
 	CU_ASSERT_EQUAL(json_num(src, "pages_missed"), 0);
 	CU_ASSERT_STRING_EQUAL(json_str(src, "guest"), "migrated");
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "started");
@@ -566,13 +567,13 @@ static void test_sigint_source(void)
 	CU_ASSERT(has(err, "interrupted: cancelling the migration"));
 	src = check_source_failed(&r, "cancelled");
 	CU_ASSERT(has(json_str(src, "error"), "cancelled (vmig_cancel) at "
-					 "iteration "));
+					      "iteration "));
 	dst = vmig_load_json(r.dst_report);
 	CU_ASSERT_FATAL(dst != NULL);
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "cancelled");
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "not started");
 	CU_ASSERT(has(json_str(dst, "error"), "the source ended the migration: "
-					 "cancelled (vmig_cancel)"));
+					      "cancelled (vmig_cancel)"));
 	cJSON_Delete(src);
 	cJSON_Delete(dst);
 }
@@ -858,8 +859,8 @@ static void test_truncated(void)
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "failed");
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "not started");
 	src = check_source_failed(&r, "failed");
-	CU_ASSERT(has_either(json_str(src, "error"), "connection lost at frame ",
-			     "writing to unix:"));
+	CU_ASSERT(has_either(json_str(src, "error"),
+			     "connection lost at frame ", "writing to unix:"));
 	cJSON_Delete(src);
 	cJSON_Delete(dst);
 }
@@ -881,7 +882,7 @@ static void test_corrupted(void)
 	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "not started");
 	src = check_source_failed(&r, "failed");
 	CU_ASSERT(has(json_str(src, "error"), "the destination rejected the "
-					 "stream: "));
+					      "stream: "));
 	CU_ASSERT(has(json_str(src, "error"), want));
 	CU_ASSERT(has(json_str(src, "error_name"),
 		      "malformed or rejected migration stream"));

@@ -85,22 +85,19 @@ static void test_iommufd(void)
 	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "source"), "iommufd");
 	/* Its IOMMU has 4 KiB pages only: each bit is one page. */
-	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "precision"),
-			       "exact");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "precision"), "exact");
 	/*
 	 * nic1's IOMMU has 2 MiB pages and its range holds aligned ones: a
 	 * write there may report a whole IOPTE.
 	 */
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic1", "source"), "iommufd");
-	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic1", "precision"),
-			       "superset");
-	CU_ASSERT_PTR_NOT_NULL(strstr(dev_str(root, "nic1", "reason"),
-				      "2048 KiB IOPTEs"));
-	CU_ASSERT_STRING_EQUAL(dev_str(root, "legacy0", "source"),
-			       "all-dirty");
-	CU_ASSERT_PTR_NOT_NULL(strstr(declined(json_device(root, "legacy0"),
-					       "iommufd"),
-				      "no dirty tracking"));
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic1", "precision"), "superset");
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(dev_str(root, "nic1", "reason"), "2048 KiB IOPTEs"));
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "legacy0", "source"), "all-dirty");
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(declined(json_device(root, "legacy0"), "iommufd"),
+		       "no dirty tracking"));
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
 		/*
 		 * Every sync saw writes, and reported far less than all of
@@ -123,14 +120,12 @@ static void test_device_dirty(void)
 
 	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	CU_ASSERT(json_num(root, "pages_written") > 0);
-	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf0", "source"),
-			       "device-dirty");
-	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf1", "source"),
-			       "device-dirty");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf0", "source"), "device-dirty");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf1", "source"), "device-dirty");
 	/* Preferred over type1, which would report everything. */
-	CU_ASSERT_PTR_NOT_NULL(strstr(declined(json_device(root, "vf1"),
-					       "vfio-type1"),
-				      "every mapped page"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(declined(json_device(root, "vf1"), "vfio-type1"),
+		       "every mapped page"));
 	cJSON_Delete(root);
 }
 
@@ -143,8 +138,7 @@ static void test_type1_mdev(void)
 	int n = 0;
 
 	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
-	CU_ASSERT_STRING_EQUAL(dev_str(root, "vgpu0", "precision"),
-			       "exact");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "vgpu0", "precision"), "exact");
 	/*
 	 * It wrote in every iteration, and nothing it wrote was missed
 	 * (per iteration, reported need not reach written: a write made

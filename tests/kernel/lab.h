@@ -313,6 +313,18 @@ int lab_iommufd_destroy(struct lab *lab, int fd, uint32_t id);
 int lab_ioas_map(struct lab *lab, int fd, uint32_t ioas_id, uint64_t iova,
 		 void *mem, uint64_t len);
 
+/* IOMMU_HWPT_SET_DIRTY_TRACKING of the HWPT with these flags. */
+int lab_hwpt_set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
+			  uint32_t flags);
+
+/*
+ * IOMMU_HWPT_GET_DIRTY_BITMAP of one request, raw, into bm (bytes long,
+ * zeroed first).
+ */
+int lab_hwpt_get_dirty(struct lab *lab, int fd, uint32_t hwpt_id,
+		       uint32_t flags, uint64_t iova, uint64_t length,
+		       uint64_t page_size, uint64_t *bm, size_t bytes);
+
 /* A mock device, as IOMMU_TEST_OP_MOCK_DOMAIN(_FLAGS) made it. */
 struct lab_mock {
 	uint32_t stdev_id;
@@ -326,8 +338,8 @@ struct lab_mock {
  * m left empty. lab_mock_free destroys what lab_mock_new made (expecting
  * the destroy to succeed) and accepts an empty one.
  */
-int lab_mock_new(struct lab *lab, int fd, uint32_t ioas_id,
-		 uint32_t dev_flags, struct lab_mock *m);
+int lab_mock_new(struct lab *lab, int fd, uint32_t ioas_id, uint32_t dev_flags,
+		 struct lab_mock *m);
 void lab_mock_free(struct lab *lab, int fd, struct lab_mock *m);
 
 #endif /* VMIG_LAB_H */

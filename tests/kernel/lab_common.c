@@ -121,8 +121,8 @@ int lab_inst_read(struct lab *lab, struct lab_inst *in, uint32_t iommu_id,
 		  uint64_t iova, uint64_t len, uint64_t page_size,
 		  uint32_t flags, uint64_t *bm)
 {
-	struct vmig_read rq = vmig_test_read_rq(iommu_id, iova, len, page_size,
-						flags);
+	struct vmig_read rq =
+		vmig_test_read_rq(iommu_id, iova, len, page_size, flags);
 	char eb[32];
 	int ret;
 
@@ -142,8 +142,8 @@ int lab_inst_unmap_prepare(struct lab *lab, struct lab_inst *in,
 			   uint32_t iommu_id, uint64_t iova, uint64_t len,
 			   uint64_t page_size, uint64_t *bm, uint32_t *flags)
 {
-	struct vmig_read rq = vmig_test_read_rq(iommu_id, iova, len, page_size,
-						0);
+	struct vmig_read rq =
+		vmig_test_read_rq(iommu_id, iova, len, page_size, 0);
 	char eb[32];
 	int ret;
 
@@ -247,13 +247,43 @@ int lab_ioas_map(struct lab *lab, int fd, uint32_t ioas_id, uint64_t iova,
 	return lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
 }
 
-int lab_mock_new(struct lab *lab, int fd, uint32_t ioas_id,
-		 uint32_t dev_flags, struct lab_mock *m)
+int lab_hwpt_set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
+			  uint32_t flags)
+{
+	struct vk_iommu_hwpt_set_dirty_tracking st = {
+		.size = sizeof(st),
+		.flags = flags,
+		.hwpt_id = hwpt_id,
+	};
+
+	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
+}
+
+int lab_hwpt_get_dirty(struct lab *lab, int fd, uint32_t hwpt_id,
+		       uint32_t flags, uint64_t iova, uint64_t length,
+		       uint64_t page_size, uint64_t *bm, size_t bytes)
+{
+	struct vk_iommu_hwpt_get_dirty_bitmap g = {
+		.size = sizeof(g),
+		.hwpt_id = hwpt_id,
+		.flags = flags,
+		.iova = iova,
+		.length = length,
+		.page_size = page_size,
+		.data = (uintptr_t)bm,
+	};
+
+	memset(bm, 0, bytes);
+	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
+}
+
+int lab_mock_new(struct lab *lab, int fd, uint32_t ioas_id, uint32_t dev_flags,
+		 struct lab_mock *m)
 {
 	struct vk_iommu_test_cmd t = {
 		.size = sizeof(t),
-		.op = dev_flags ? VK_IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS :
-				  VK_IOMMU_TEST_OP_MOCK_DOMAIN,
+		.op = dev_flags ? VK_IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS
+				: VK_IOMMU_TEST_OP_MOCK_DOMAIN,
 		.id = ioas_id,
 	};
 	int ret;

@@ -743,8 +743,8 @@ static void mock_events(void *opaque)
 	mock_write(ev, MOCK_B, MOCK_A_LEN, in_b, 2, 0x22);
 	ev->unmap_ret = vmig_dma_unmap(ev->s, ev->iommu_id, MOCK_B,
 				       MOCK_B_LEN);
-	ev->add_ret = lab_mock_new(ev->lab, ev->iommufd, ev->ioas_id, 0,
-				   &ev->second);
+	ev->add_ret =
+		lab_mock_new(ev->lab, ev->iommufd, ev->ioas_id, 0, &ev->second);
 	vd.iommu_id = ev->iommu_id;
 	vd.device_fd = ev->second.fd;
 	vd.iommufd_id = ev->second.idev_id;

@@ -39,14 +39,16 @@ void lab_vfio_device_features(struct lab *lab)
 	ret = lab_vfio_open(lab, &f->mdevs[0], &fds[0], &fds[1], &fds[2]);
 	LAB_REQUIRE(lab, ret == 0, "cannot open the mdev: %d", ret);
 
-	ret = lab_feature(lab, fds[2], PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION,
-		      NULL, 0, NULL);
+	ret = lab_feature(lab, fds[2],
+			  PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+			  NULL);
 	LAB_EXPECT_RET(lab, ret, 0, "PROBE GET of MIGRATION");
-	ret = lab_feature(lab, fds[2], PROBE | SET | VFIO_DEVICE_FEATURE_MIGRATION,
-		      NULL, 0, NULL);
+	ret = lab_feature(lab, fds[2],
+			  PROBE | SET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+			  NULL);
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "PROBE SET of MIGRATION (GET only)");
-	ret = lab_feature(lab, fds[2], GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL,
-		      8, mig);
+	ret = lab_feature(lab, fds[2], GET | VFIO_DEVICE_FEATURE_MIGRATION,
+			  NULL, 8, mig);
 	lab_say(lab, "  migration flags=0x%llx", (unsigned long long)mig[0]);
 	LAB_EXPECT(lab, ret == 0 && mig[0] == (VFIO_MIGRATION_STOP_COPY |
 					       VFIO_MIGRATION_P2P |
@@ -54,8 +56,9 @@ void lab_vfio_device_features(struct lab *lab)
 		   "mtty's migration flags: %d, 0x%llx", ret,
 		   (unsigned long long)mig[0]);
 	memset(mig, 0, sizeof(mig));
-	ret = lab_feature(lab, fds[2], GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-		      NULL, 8, mig);
+	ret = lab_feature(lab, fds[2],
+			  GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, NULL, 8,
+			  mig);
 	{
 		struct vfio_device_feature_mig_state st;
 
@@ -85,46 +88,40 @@ void lab_vfio_device_features(struct lab *lab)
 			.bitmap = (uintptr_t)bm,
 		};
 
-		ret = lab_feature(lab, fds[2],
-			      PROBE | SET | LOG_START,
-			      NULL, 0, NULL);
+		ret = lab_feature(lab, fds[2], PROBE | SET | LOG_START, NULL, 0,
+				  NULL);
 		LAB_EXPECT_RET(lab, ret, 0, "PROBE of DMA_LOGGING_START");
 		ctl.num_ranges = 0;
-		ret = lab_feature(lab, fds[2],
-			      SET | LOG_START, &ctl,
-			      sizeof(ctl), NULL);
+		ret = lab_feature(lab, fds[2], SET | LOG_START, &ctl,
+				  sizeof(ctl), NULL);
 		LAB_EXPECT_RET(lab, ret, -EINVAL, "START with no range");
 		ctl.num_ranges = 1;
 		r.length = 1000;
-		ret = lab_feature(lab, fds[2],
-			      SET | LOG_START, &ctl,
-			      sizeof(ctl), NULL);
+		ret = lab_feature(lab, fds[2], SET | LOG_START, &ctl,
+				  sizeof(ctl), NULL);
 		LAB_EXPECT_RET(lab, ret, -EINVAL,
 			       "START of an unaligned range");
 		r.length = 1ull << 20;
-		ret = lab_feature(lab, fds[2],
-			      SET | LOG_START, &ctl,
-			      sizeof(ctl), &ctl);
+		ret = lab_feature(lab, fds[2], SET | LOG_START, &ctl,
+				  sizeof(ctl), &ctl);
 		LAB_EXPECT_RET(lab, ret, 0, "START");
 		lab_say(lab, "  page_size=%llu",
 			(unsigned long long)ctl.page_size);
 		rep.page_size = 2048;
-		ret = lab_feature(lab, fds[2],
-			      GET | LOG_REPORT, &rep,
-			      sizeof(rep), NULL);
+		ret = lab_feature(lab, fds[2], GET | LOG_REPORT, &rep,
+				  sizeof(rep), NULL);
 		LAB_EXPECT_RET(lab, ret, -EINVAL, "REPORT at 2 KiB");
 		rep.page_size = 4096;
 		memset(bm, 0, sizeof(bm));
-		ret = lab_feature(lab, fds[2],
-			      GET | LOG_REPORT, &rep,
-			      sizeof(rep), NULL);
+		ret = lab_feature(lab, fds[2], GET | LOG_REPORT, &rep,
+				  sizeof(rep), NULL);
 		LAB_EXPECT_RET(lab, ret, 0, "REPORT");
 		lab_say_bitmap(lab, "  report", bm, 256);
 		LAB_EXPECT(lab, lab_bits_count(bm, 0, 256) == 0,
 			   "mtty's stub reported pages");
 		ret = lab_feature(lab, fds[2],
-			      SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL,
-			      0, NULL);
+				  SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+				  NULL, 0, NULL);
 		LAB_EXPECT_RET(lab, ret, 0, "STOP");
 	}
 	lab_vfio_close(lab, &fds[0], &fds[1], &fds[2]);
@@ -133,12 +130,11 @@ void lab_vfio_device_features(struct lab *lab)
 	/* edu on vfio-pci: no migration, no DMA logging. */
 	ret = lab_vfio_open(lab, &f->pci, &fds[0], &fds[1], &fds[2]);
 	LAB_REQUIRE(lab, ret == 0, "cannot open edu: %d", ret);
-	ret = lab_feature(lab, fds[2], PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION,
-		      NULL, 0, NULL);
-	LAB_EXPECT_RET(lab, ret, -ENOTTY, "edu: PROBE of MIGRATION");
 	ret = lab_feature(lab, fds[2],
-		      PROBE | SET | LOG_START, NULL,
-		      0, NULL);
+			  PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+			  NULL);
+	LAB_EXPECT_RET(lab, ret, -ENOTTY, "edu: PROBE of MIGRATION");
+	ret = lab_feature(lab, fds[2], PROBE | SET | LOG_START, NULL, 0, NULL);
 	LAB_EXPECT_RET(lab, ret, -ENOTTY, "edu: PROBE of DMA_LOGGING_START");
 out:
 	lab_vfio_close(lab, &fds[0], &fds[1], &fds[2]);

@@ -21,6 +21,27 @@
 #define TRACK_ON VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE
 
 /*
+ * The end of a scenario on iommufd fd (when open): the HWPT, the mock
+ * device and the IOAS destroyed (those that exist), then fd closed.
+ */
+static void teardown(struct lab *lab, int fd, uint32_t hwpt_id,
+		     uint32_t stdev_id, uint32_t ioas_id)
+{
+	if (fd < 0)
+		return;
+	if (hwpt_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
+			       "destroying the HWPT");
+	if (stdev_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, stdev_id), 0,
+			       "destroying the mock device");
+	if (ioas_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
+			       "destroying the IOAS");
+	lab_close(lab, fd);
+}
+
+/*
  * The path kernel-uapi.md 4.5 describes, once: an IOAS with a mock
  * device, 1 MiB mapped at the aperture's start, a dirty-tracking HWPT
  * over it, every 4th 2 KiB slot marked dirty by the test op, then read:
@@ -56,36 +77,15 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &mock);
 	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
 	stdev_id = mock.mock_domain.out_stdev_id;
-	{
-		struct vk_iommu_ioas_map m = {
-			.size = sizeof(m),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-				 VK_IOMMU_IOAS_MAP_READABLE |
-				 VK_IOMMU_IOAS_MAP_WRITEABLE,
-			.ioas_id = ioas_id,
-			.user_va = (uintptr_t)mem,
-			.length = MOCK_LEN,
-			.iova = MOCK_IOVA,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
-		LAB_REQUIRE(lab, ret == 0, "IOAS_MAP: %d", ret);
-	}
+	ret = lab_ioas_map(lab, fd, ioas_id, MOCK_IOVA, mem, MOCK_LEN);
+	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP: %d", ret);
 	hwpt.dev_id = mock.mock_domain.out_idev_id;
 	hwpt.pt_id = ioas_id;
 	ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_ALLOC, &hwpt);
 	LAB_REQUIRE(lab, ret == 0, "HWPT_ALLOC with DIRTY_TRACKING: %d", ret);
 	hwpt_id = hwpt.out_hwpt_id;
-	{
-		struct vk_iommu_hwpt_set_dirty_tracking st = {
-			.size = sizeof(st),
-			.flags = VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
-			.hwpt_id = hwpt_id,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
-		LAB_REQUIRE(lab, ret == 0, "SET_DIRTY_TRACKING: %d", ret);
-	}
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	LAB_REQUIRE(lab, ret == 0, "SET_DIRTY_TRACKING: %d", ret);
 	{
 		struct vk_iommu_test_cmd dirty = {
 			.size = sizeof(dirty),
@@ -107,17 +107,8 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 			   (unsigned long long)dirty.dirty.out_nr_dirty);
 	}
 	for (i = 0; i < 2; i++) {
-		struct vk_iommu_hwpt_get_dirty_bitmap g = {
-			.size = sizeof(g),
-			.hwpt_id = hwpt_id,
-			.iova = MOCK_IOVA,
-			.length = MOCK_LEN,
-			.page_size = MOCK_PG,
-			.data = (uintptr_t)bm,
-		};
-
-		memset(bm, 0, sizeof(bm));
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
+		ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, MOCK_IOVA,
+					 MOCK_LEN, MOCK_PG, bm, sizeof(bm));
 		LAB_REQUIRE(lab, ret == 0, "GET_DIRTY_BITMAP: %d", ret);
 		if (i == 0)
 			LAB_EXPECT(lab, !memcmp(bm, marks, sizeof(bm)),
@@ -132,18 +123,7 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 					   bm, 0, MOCK_BITS));
 	}
 out:
-	if (fd >= 0) {
-		if (hwpt_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
-				       "destroying the HWPT");
-		if (stdev_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, stdev_id), 0,
-				       "destroying the mock device");
-		if (ioas_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
-				       "destroying the IOAS");
-		lab_close(lab, fd);
-	}
+	teardown(lab, fd, hwpt_id, stdev_id, ioas_id);
 	lab_mem_free(mem, MOCK_LEN);
 }
 
@@ -283,21 +263,8 @@ void lab_iommufd_devices(struct lab *lab)
 		LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
 			       "SET_DIRTY_TRACKING on a plain HWPT");
 	}
-	{
-		struct vk_iommu_ioas_map m = {
-			.size = sizeof(m),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-				 VK_IOMMU_IOAS_MAP_READABLE |
-				 VK_IOMMU_IOAS_MAP_WRITEABLE,
-			.ioas_id = ioas_id,
-			.user_va = (uintptr_t)mem,
-			.length = MIB,
-			.iova = 1ull << 30,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
-		LAB_EXPECT_RET(lab, ret, 0, "IOAS_MAP of 1 MiB");
-	}
+	ret = lab_ioas_map(lab, fd, ioas_id, 1ull << 30, mem, MIB);
+	LAB_EXPECT_RET(lab, ret, 0, "IOAS_MAP of 1 MiB");
 	LAB_EXPECT_RET(lab, iova_ranges(lab, fd, ioas_id), 0,
 		       "IOVA_RANGES with edu attached");
 	{
@@ -355,39 +322,12 @@ out:
 		lab_close(lab, mdev);
 	if (edu >= 0)
 		lab_close(lab, edu);
-	if (fd >= 0) {
-		if (hwpt_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
-				       "destroying the HWPT");
-		if (ioas_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
-				       "destroying the IOAS");
-		lab_close(lab, fd);
-	}
+	teardown(lab, fd, hwpt_id, 0, ioas_id);
 	lab_mem_free(mem, MIB);
 }
 
 /* ------------------------------------------------------------------ */
 /* iommufd-mock-rows                                                   */
-
-/* GET_DIRTY_BITMAP of one request; bm is zeroed first. */
-static int get_dirty(struct lab *lab, int fd, uint32_t hwpt_id, uint32_t flags,
-		     uint64_t iova, uint64_t length, uint64_t page_size,
-		     uint64_t *bm, size_t bm_bytes)
-{
-	struct vk_iommu_hwpt_get_dirty_bitmap g = {
-		.size = sizeof(g),
-		.hwpt_id = hwpt_id,
-		.flags = flags,
-		.iova = iova,
-		.length = length,
-		.page_size = page_size,
-		.data = (uintptr_t)bm,
-	};
-
-	memset(bm, 0, bm_bytes);
-	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
-}
 
 /* Marks every slot of [iova, iova + length) dirty with the test op. */
 static int mark_all(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
@@ -405,18 +345,6 @@ static int mark_all(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
 	t.dirty.page_size = MOCK_PG;
 	t.dirty.uptr = (uintptr_t)marks;
 	return lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &t);
-}
-
-static int set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
-			uint32_t flags)
-{
-	struct vk_iommu_hwpt_set_dirty_tracking st = {
-		.size = sizeof(st),
-		.flags = flags,
-		.hwpt_id = hwpt_id,
-	};
-
-	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
 }
 
 /*
@@ -455,18 +383,8 @@ void lab_iommufd_mock_rows(struct lab *lab)
 	auto_hwpt = mock.mock_domain.out_hwpt_id;
 	idev = mock.mock_domain.out_idev_id;
 	for (i = 0; i < 2; i++) {
-		struct vk_iommu_ioas_map m = {
-			.size = sizeof(m),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-				 VK_IOMMU_IOAS_MAP_READABLE |
-				 VK_IOMMU_IOAS_MAP_WRITEABLE,
-			.ioas_id = ioas_id,
-			.user_va = (uintptr_t)(mem + i * MOCK_LEN),
-			.length = MOCK_LEN,
-			.iova = i ? b : a,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
+		ret = lab_ioas_map(lab, fd, ioas_id, i ? b : a,
+				   mem + i * MOCK_LEN, MOCK_LEN);
 		LAB_REQUIRE(lab, ret == 0, "IOAS_MAP %d: %d", i, ret);
 	}
 	LAB_EXPECT_RET(lab, iova_ranges(lab, fd, ioas_id), 0, "IOVA_RANGES");
@@ -499,54 +417,58 @@ void lab_iommufd_mock_rows(struct lab *lab)
 		LAB_EXPECT_RET(lab, ret, -EINVAL,
 			       "a NO_DIRTY mock device on a dirty HWPT");
 		if (!ret)
-			lab_iommufd_destroy(lab, fd, nd.mock_domain_flags.out_stdev_id);
+			lab_iommufd_destroy(lab, fd,
+					    nd.mock_domain_flags.out_stdev_id);
 	}
 
 	/* SET_DIRTY_TRACKING's rows. */
-	ret = set_tracking(lab, fd, hwpt_id, 0x2);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, 0x2);
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP, "SET_DIRTY_TRACKING flag 0x2");
-	ret = set_tracking(lab, fd, ioas_id, TRACK_ON);
+	ret = lab_hwpt_set_tracking(lab, fd, ioas_id, TRACK_ON);
 	LAB_EXPECT_RET(lab, ret, -ENOENT, "SET_DIRTY_TRACKING on an IOAS");
-	ret = set_tracking(lab, fd, auto_hwpt,
-			   VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
+	ret = lab_hwpt_set_tracking(lab, fd, auto_hwpt,
+				    VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
 		       "SET_DIRTY_TRACKING on the automatic HWPT");
 
 	/* Off: the test op refuses, a read succeeds with nothing. */
 	ret = mark_all(lab, fd, hwpt_id, a, MOCK_LEN, marks);
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "TEST_OP_DIRTY with tracking off");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, MOCK_BITS) == 0,
 		   "a read with tracking off: %d", ret);
-	ret = set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
 	LAB_REQUIRE(lab, ret == 0, "SET_DIRTY_TRACKING: %d", ret);
-	ret = set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
 	LAB_EXPECT_RET(lab, ret, 0, "enabling twice");
 
 	/* GET_DIRTY_BITMAP's rows, in the kernel's order. */
-	ret = get_dirty(lab, fd, hwpt_id, 0x2, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0x2, a, MOCK_LEN, MOCK_PG,
+				 bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP, "GET_DIRTY_BITMAP flag 0x2");
-	ret = get_dirty(lab, fd, ioas_id, 0, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, ioas_id, 0, a, MOCK_LEN, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -ENOENT, "GET_DIRTY_BITMAP of an IOAS");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, 0, MOCK_PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, 0, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "GET_DIRTY_BITMAP of length 0");
-	ret = get_dirty(lab, fd, hwpt_id, 0, ~0ull - MOCK_PG + 1, 2 * MOCK_PG,
-			MOCK_PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, ~0ull - MOCK_PG + 1,
+				 2 * MOCK_PG, MOCK_PG, bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EOVERFLOW, "GET_DIRTY_BITMAP wrapping");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a + 1024, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a + 1024, MOCK_LEN,
+				 MOCK_PG, bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "GET_DIRTY_BITMAP misaligned iova");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, 0, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, 0, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "GET_DIRTY_BITMAP of page_size 0");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a + MOCK_PG, MOCK_LEN - MOCK_PG,
-			2 * MOCK_PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a + MOCK_PG,
+				 MOCK_LEN - MOCK_PG, 2 * MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL,
 		       "GET_DIRTY_BITMAP not aligned to page_size");
-	ret = get_dirty(lab, fd, auto_hwpt, 0, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, auto_hwpt, 0, a, MOCK_LEN, MOCK_PG,
+				 bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
 		       "GET_DIRTY_BITMAP of the automatic HWPT");
 
@@ -555,15 +477,15 @@ void lab_iommufd_mock_rows(struct lab *lab)
 	LAB_EXPECT_RET(lab, ret, 0, "TEST_OP_DIRTY of the first mapping");
 	ret = mark_all(lab, fd, hwpt_id, b, MOCK_LEN, marks);
 	LAB_EXPECT_RET(lab, ret, 0, "TEST_OP_DIRTY of the second mapping");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, 3 * MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, 3 * MOCK_LEN, MOCK_PG,
+				 bm, sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 &&
 			lab_bits_count(bm, 0, MOCK_BITS) == MOCK_BITS &&
 			lab_bits_count(bm, MOCK_BITS, 2 * MOCK_BITS) == 0,
 		   "a read across the hole: %d", ret);
 	/* The second mapping was neither reported nor cleared. */
-	ret = get_dirty(lab, fd, hwpt_id, 0, b, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, b, MOCK_LEN, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 &&
 			lab_bits_count(bm, 0, MOCK_BITS) == MOCK_BITS,
 		   "the second mapping after the read across the hole: %d",
@@ -577,8 +499,8 @@ void lab_iommufd_mock_rows(struct lab *lab)
 				    : 0;
 		uint64_t want = i < 3 ? MOCK_BITS : 0;
 
-		ret = get_dirty(lab, fd, hwpt_id, fl, a, MOCK_LEN, MOCK_PG, bm,
-				sizeof(bm));
+		ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, fl, a, MOCK_LEN,
+					 MOCK_PG, bm, sizeof(bm));
 		LAB_EXPECT(lab, ret == 0 &&
 				lab_bits_count(bm, 0, MOCK_BITS) == want,
 			   "read %d (NO_CLEAR, NO_CLEAR, clear, clear): %d", i,
@@ -601,26 +523,15 @@ void lab_iommufd_mock_rows(struct lab *lab)
 		t.dirty.uptr = (uintptr_t)marks;
 		ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &t);
 		LAB_EXPECT_RET(lab, ret, 0, "TEST_OP_DIRTY of slot 1");
-		ret = get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, 2 * MOCK_PG,
-				bm, sizeof(bm));
+		ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN,
+					 2 * MOCK_PG, bm, sizeof(bm));
 		LAB_EXPECT(lab, ret == 0 && bm[0] == 1 &&
 				lab_bits_count(bm, 0, MOCK_BITS / 2) == 1,
 			   "a 4 KiB read of slot 1: %d", ret);
 	}
-	ret = set_tracking(lab, fd, hwpt_id, 0);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, 0);
 	LAB_EXPECT_RET(lab, ret, 0, "disabling");
 out:
-	if (fd >= 0) {
-		if (hwpt_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
-				       "destroying the HWPT");
-		if (stdev_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, stdev_id), 0,
-				       "destroying the mock device");
-		if (ioas_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
-				       "destroying the IOAS");
-		lab_close(lab, fd);
-	}
+	teardown(lab, fd, hwpt_id, stdev_id, ioas_id);
 	lab_mem_free(mem, 2 * MOCK_LEN);
 }

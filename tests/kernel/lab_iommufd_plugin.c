@@ -101,24 +101,6 @@ static int mark(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
 	return ret;
 }
 
-/* IOMMU_HWPT_GET_DIRTY_BITMAP, raw; bm is zeroed first. */
-static int get_dirty(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
-		     uint64_t length, uint64_t page_size, uint64_t *bm,
-		     size_t bytes)
-{
-	struct vk_iommu_hwpt_get_dirty_bitmap g = {
-		.size = sizeof(g),
-		.hwpt_id = hwpt_id,
-		.iova = iova,
-		.length = length,
-		.page_size = page_size,
-		.data = (uintptr_t)bm,
-	};
-
-	memset(bm, 0, bytes);
-	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
-}
-
 /* The first nbits of two bitmaps are the same. */
 static bool bits_equal(const uint64_t *a, const uint64_t *b, uint64_t nbits)
 {
@@ -229,7 +211,7 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 	ret = lab_mock_new(lab, fd, io.ioas_id, 0, &cap);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN: %d", ret);
 	ret = lab_mock_new(lab, fd, io.ioas_id, VK_MOCK_FLAGS_DEVICE_NO_DIRTY,
-		       &nod);
+			   &nod);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN_FLAGS(NO_DIRTY): %d", ret);
 	ret = lab_ioas_map(lab, fd, io.ioas_id, MAP_A, mem, MIB);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP of A: %d", ret);
@@ -330,7 +312,8 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 	 */
 	mark(lab, fd, hwpt, MAP_A, slots_a, NA);
 	mark(lab, fd, hwpt, MAP_B, slots_b, NB);
-	ret = get_dirty(lab, fd, hwpt, MAP_A, 3 * MIB, PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt, 0, MAP_A, 3 * MIB, PG, bm,
+				 sizeof(bm));
 	slots_as_pages(exp, sizeof(exp), slots_a, NA, PG);
 	LAB_EXPECT(lab, ret == 0 && bits_equal(bm, exp, MIB / PG) &&
 			lab_bits_count(bm, MIB / PG, 2 * MIB / PG) == 0,
@@ -345,7 +328,8 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 	/* Tracking off: the kernel answers 0 and nothing; the plugin, no. */
 	mark(lab, fd, hwpt, MAP_A, slots_a, NA);
 	LAB_EXPECT_RET(lab, lab_inst_stop(lab, &in), 0, "stop");
-	ret = get_dirty(lab, fd, hwpt, MAP_A, MIB, PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt, 0, MAP_A, MIB, PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, MIB / PG) == 0,
 		   "a raw read with tracking off: %d, %llu bits", ret,
 		   (unsigned long long)lab_bits_count(bm, 0, MIB / PG));
@@ -364,8 +348,9 @@ out:
 		lab_mock_free(lab, fd, &nod);
 		lab_mock_free(lab, fd, &cap);
 		if (io.ioas_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, io.ioas_id), 0,
-				       "destroying the IOAS");
+			LAB_EXPECT_RET(lab,
+				       lab_iommufd_destroy(lab, fd, io.ioas_id),
+				       0, "destroying the IOAS");
 		lab_close(lab, fd);
 	}
 	lab_mem_free(mem, 2 * MIB);
@@ -435,7 +420,7 @@ void lab_iommufd_plugin_huge(struct lab *lab)
 	io.fd = fd;
 	io.ioas_id = ioas.out_ioas_id;
 	ret = lab_mock_new(lab, fd, io.ioas_id, VK_MOCK_FLAGS_DEVICE_HUGE_IOVA,
-		       &dev);
+			   &dev);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN_FLAGS(HUGE_IOVA): %d", ret);
 	ret = lab_ioas_map(lab, fd, io.ioas_id, MAP_A, mem, HUGE_LEN);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP of 2 MiB: %d", ret);
@@ -487,8 +472,9 @@ out:
 			ioas_unmap(lab, fd, io.ioas_id, MAP_A, HUGE_LEN);
 		lab_mock_free(lab, fd, &dev);
 		if (io.ioas_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, io.ioas_id), 0,
-				       "destroying the IOAS");
+			LAB_EXPECT_RET(lab,
+				       lab_iommufd_destroy(lab, fd, io.ioas_id),
+				       0, "destroying the IOAS");
 		lab_close(lab, fd);
 	}
 	if (mem)
@@ -598,8 +584,9 @@ out:
 		lab_close(lab, edu);
 	if (fd >= 0) {
 		if (io.ioas_id)
-			LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, io.ioas_id), 0,
-				       "destroying the IOAS");
+			LAB_EXPECT_RET(lab,
+				       lab_iommufd_destroy(lab, fd, io.ioas_id),
+				       0, "destroying the IOAS");
 		lab_close(lab, fd);
 	}
 	lab_mem_free(mem, MIB);

@@ -48,17 +48,17 @@ static inline int vmig_test_plugin_close(void *dl)
  * The suite of a plugin's tests: dl and plug, the plugin in file, loaded
  * by suite_init and unloaded by suite_fini (the suite's init and cleanup).
  */
-#define VMIG_TEST_PLUGIN_SUITE(file)                          \
-	static void *dl;                                      \
-	static const struct vmig_plugin *plug;                \
-	static int suite_init(void)                           \
-	{                                                     \
-		plug = vmig_test_plugin_open(file, &dl);      \
-		return plug ? 0 : 1;                          \
-	}                                                     \
-	static int suite_fini(void)                           \
-	{                                                     \
-		return vmig_test_plugin_close(dl);            \
+#define VMIG_TEST_PLUGIN_SUITE(file)                                           \
+	static void *dl;                                                       \
+	static const struct vmig_plugin *plug;                                 \
+	static int suite_init(void)                                            \
+	{                                                                      \
+		plug = vmig_test_plugin_open(file, &dl);                       \
+		return plug ? 0 : 1;                                           \
+	}                                                                      \
+	static int suite_fini(void)                                            \
+	{                                                                      \
+		return vmig_test_plugin_close(dl);                             \
 	}
 
 /* The plugin that dl holds refuses another major of the plugin ABI. */
@@ -72,8 +72,7 @@ static inline void vmig_test_plugin_refuses_next_major(void *dl)
 }
 
 /* Appends one logged message, and a newline, to the text in log. */
-static inline void vmig_test_log_append(char *log, size_t size,
-					const char *msg)
+static inline void vmig_test_log_append(char *log, size_t size, const char *msg)
 {
 	size_t n = strlen(log);
 
@@ -90,8 +89,8 @@ static inline int vmig_test_plugin_read(const struct vmig_plugin *plug,
 					uint64_t pgsize, uint32_t flags,
 					uint64_t *bm)
 {
-	struct vmig_read rq = vmig_test_read_rq(iommu_id, iova, len, pgsize,
-						flags);
+	struct vmig_read rq =
+		vmig_test_read_rq(iommu_id, iova, len, pgsize, flags);
 
 	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
 	return plug->ops->read(inst, &rq, bm);

@@ -897,8 +897,8 @@ static void test_figures_compare(void)
 	CU_ASSERT_EQUAL(json_num(fb, "pages_reported"), 0);
 	/* The spaces do not overlap: the totals are the sums. */
 	CU_ASSERT_EQUAL(reported, written + 3 * 256);
-	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations"))
-		sum += json_num(it, "pages_reported");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) sum +=
+		json_num(it, "pages_reported");
 	CU_ASSERT_EQUAL(sum, reported);
 	cJSON_Delete(root);
 	lost_fini(&l);

@@ -259,8 +259,8 @@ static int attach(struct rig *r, int i, uint32_t id,
 static int do_read(struct rig *r, uint64_t iova, uint64_t len, uint64_t ps,
 		   uint64_t *bm)
 {
-	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, ps,
-				     0, bm);
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, ps, 0,
+				     bm);
 }
 
 static uint64_t count(const uint64_t *bm, uint64_t nbits)
