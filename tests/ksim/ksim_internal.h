@@ -444,6 +444,17 @@ static inline bool ksim_uva_faults(uint64_t uva, uint64_t len)
 	       uva > KSIM_TASK_SIZE_MAX - len;
 }
 
+/*
+ * The simulator's growable arrays: nr elements of size bytes, room for
+ * *cap. ksim_array_grow returns the array with room for one more, its
+ * capacity doubled (first when it had none) when it was full; NULL when
+ * that failed, the array left as it was. ksim_array_open then makes a
+ * hole at index i for an insertion that keeps the order.
+ */
+void *ksim_array_grow(void *base, size_t *cap, size_t nr, size_t size,
+		      size_t first);
+void ksim_array_open(void *base, size_t nr, size_t i, size_t size);
+
 /* splitmix64: the simulator's only source of pseudo-random numbers. */
 uint64_t ksim_rand(uint64_t *state);
 

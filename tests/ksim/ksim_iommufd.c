@@ -404,17 +404,14 @@ struct ifd_ranges {
 
 static void ranges_add(struct ifd_ranges *rs, uint64_t start, uint64_t last)
 {
-	if (rs->nr == rs->cap) {
-		size_t n = rs->cap ? 2 * rs->cap : 16;
-		struct ifd_range *r = realloc(rs->r, n * sizeof(*r));
+	struct ifd_range *r;
 
-		if (!r) {
-			rs->nomem = true;
-			return;
-		}
-		rs->r = r;
-		rs->cap = n;
+	r = ksim_array_grow(rs->r, &rs->cap, rs->nr, sizeof(*r), 16);
+	if (!r) {
+		rs->nomem = true;
+		return;
 	}
+	rs->r = r;
 	rs->r[rs->nr].start = start;
 	rs->r[rs->nr].last = last;
 	rs->nr++;
@@ -1563,17 +1560,12 @@ static int area_insert(struct ifd_ioas *ioas, const struct ifd_area *na)
 	size_t i = area_lower_bound(ioas, na->iova), j;
 	struct ifd_area *a;
 
-	if (ioas->nr_areas == ioas->cap_areas) {
-		size_t n = ioas->cap_areas ? 2 * ioas->cap_areas : 16;
-
-		a = realloc(ioas->areas, n * sizeof(*a));
-		if (!a)
-			return -ENOMEM;
-		ioas->areas = a;
-		ioas->cap_areas = n;
-	}
-	memmove(ioas->areas + i + 1, ioas->areas + i,
-		(ioas->nr_areas - i) * sizeof(*ioas->areas));
+	a = ksim_array_grow(ioas->areas, &ioas->cap_areas, ioas->nr_areas,
+			    sizeof(*a), 16);
+	if (!a)
+		return -ENOMEM;
+	ioas->areas = a;
+	ksim_array_open(a, ioas->nr_areas, i, sizeof(*a));
 	ioas->areas[i] = *na;
 	ioas->nr_areas++;
 	a = &ioas->areas[i];

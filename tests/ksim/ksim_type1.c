@@ -199,18 +199,13 @@ static struct t1_dma *dma_find(struct ksim_container *c, uint64_t start,
 static int dma_insert(struct ksim_container *c, const struct t1_dma *dma)
 {
 	size_t i = dma_lower_bound(c, dma->iova);
+	struct t1_dma *p;
 
-	if (c->nr_dmas == c->cap_dmas) {
-		size_t n = c->cap_dmas ? 2 * c->cap_dmas : 16;
-		struct t1_dma *p = realloc(c->dmas, n * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->dmas = p;
-		c->cap_dmas = n;
-	}
-	memmove(c->dmas + i + 1, c->dmas + i,
-		(c->nr_dmas - i) * sizeof(*c->dmas));
+	p = ksim_array_grow(c->dmas, &c->cap_dmas, c->nr_dmas, sizeof(*p), 16);
+	if (!p)
+		return -ENOMEM;
+	c->dmas = p;
+	ksim_array_open(p, c->nr_dmas, i, sizeof(*p));
 	c->dmas[i] = *dma;
 	c->nr_dmas++;
 	return 0;

@@ -1,7 +1,7 @@
 /*
  * plugutil.h: what the unit tests of the in-tree plugins do the same way:
- * load a plugin as it ships (dlopen of its .so from the build tree), keep
- * what it logs, and ask it for a dirty bitmap. Include after testutil.h.
+ * load a plugin as it ships (dlopen of its .so from the build tree) and
+ * ask it for a dirty bitmap. Include after testutil.h.
  */
 #ifndef VMIG_PLUGUTIL_H
 #define VMIG_PLUGUTIL_H
@@ -69,14 +69,6 @@ static inline void vmig_test_plugin_refuses_next_major(void *dl)
 
 	CU_ASSERT_FATAL(entry != NULL);
 	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
-}
-
-/* Appends one logged message, and a newline, to the text in log. */
-static inline void vmig_test_log_append(char *log, size_t size, const char *msg)
-{
-	size_t n = strlen(log);
-
-	snprintf(log + n, size - n, "%s\n", msg);
 }
 
 /*

@@ -52,11 +52,9 @@ static void lost_log(void *opaque, enum vmig_log_level level,
 		     const char *msg)
 {
 	struct lost *l = opaque;
-	size_t n = strlen(l->log);
 
 	(void)level;
-	if (n < sizeof(l->log) - 1)
-		snprintf(l->log + n, sizeof(l->log) - n, "%s\n", msg);
+	vmig_test_log_append(l->log, sizeof(l->log), msg);
 }
 
 /*

@@ -193,11 +193,9 @@ struct rig {
 static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
 {
 	struct rig *r = opaque;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	if (n < sizeof(r->log) - 1)
-		snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static void rig_init(struct rig *r, size_t pages)

@@ -4,6 +4,7 @@
  * A test file defines its tests and suites with CUnit's CU_TestInfo and
  * CU_SuiteInfo tables and ends with VMIG_TEST_MAIN(suites). The program
  * exits non-zero when any assertion failed, so CTest sees the failure.
+ * Also what the tests' log callbacks share.
  */
 #ifndef VMIG_TESTUTIL_H
 #define VMIG_TESTUTIL_H
@@ -11,6 +12,7 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline int vmig_test_run(CU_SuiteInfo *suites)
 {
@@ -37,6 +39,17 @@ static inline int vmig_test_run(CU_SuiteInfo *suites)
 		failures++; /* a test program that ran nothing is broken */
 	CU_cleanup_registry();
 	return failures ? 1 : 0;
+}
+
+/*
+ * Appends one logged message, and a newline, to the text in log (size
+ * bytes): what a test's log callback keeps for its assertions.
+ */
+static inline void vmig_test_log_append(char *log, size_t size, const char *msg)
+{
+	size_t n = strlen(log);
+
+	snprintf(log + n, size - n, "%s\n", msg);
 }
 
 #define VMIG_TEST_MAIN(suites)                \
