@@ -290,7 +290,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "cli", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("cli", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 

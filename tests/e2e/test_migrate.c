@@ -917,12 +917,12 @@ static CU_TestInfo netns_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "migrate", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("migrate", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 
 static CU_SuiteInfo netns_suites[] = {
-	{ "netns", suite_init, suite_fini, NULL, NULL, netns_tests },
+	VMIG_SUITE_INIT("netns", suite_init, suite_fini, netns_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -162,7 +162,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "samples", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("samples", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -651,7 +651,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "devstate", NULL, NULL, NULL, NULL, tests },
+	VMIG_SUITE("devstate", tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -1616,11 +1616,11 @@ static CU_TestInfo leak_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "feature core", NULL, NULL, NULL, NULL, core_tests },
-	{ "migration fsm", NULL, NULL, NULL, NULL, fsm_tests },
-	{ "migration data", NULL, NULL, NULL, NULL, data_tests },
-	{ "dma logging", NULL, NULL, NULL, NULL, log_tests },
-	{ "fds", NULL, NULL, NULL, NULL, leak_tests },
+	VMIG_SUITE("feature core", core_tests),
+	VMIG_SUITE("migration fsm", fsm_tests),
+	VMIG_SUITE("migration data", data_tests),
+	VMIG_SUITE("dma logging", log_tests),
+	VMIG_SUITE("fds", leak_tests),
 	CU_SUITE_INFO_NULL,
 };
 

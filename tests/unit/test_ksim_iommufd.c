@@ -2369,14 +2369,14 @@ static CU_TestInfo engine_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "iommufd fd", NULL, NULL, NULL, NULL, fd_tests },
-	{ "IOAS", NULL, NULL, NULL, NULL, ioas_tests },
-	{ "HWPT", NULL, NULL, NULL, NULL, hwpt_tests },
-	{ "dirty bitmaps", NULL, NULL, NULL, NULL, dirty_tests },
-	{ "selftest mock", NULL, NULL, NULL, NULL, mock_tests },
-	{ "VFIO cdev", NULL, NULL, NULL, NULL, cdev_tests },
-	{ "PASID", NULL, NULL, NULL, NULL, pasid_tests },
-	{ "DMA and failures", NULL, NULL, NULL, NULL, engine_tests },
+	VMIG_SUITE("iommufd fd", fd_tests),
+	VMIG_SUITE("IOAS", ioas_tests),
+	VMIG_SUITE("HWPT", hwpt_tests),
+	VMIG_SUITE("dirty bitmaps", dirty_tests),
+	VMIG_SUITE("selftest mock", mock_tests),
+	VMIG_SUITE("VFIO cdev", cdev_tests),
+	VMIG_SUITE("PASID", pasid_tests),
+	VMIG_SUITE("DMA and failures", engine_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -2189,15 +2189,15 @@ static CU_TestInfo compat_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "ksim fds", NULL, NULL, NULL, NULL, fd_tests },
-	{ "type1 container", NULL, NULL, NULL, NULL, container_tests },
-	{ "type1 map", NULL, NULL, NULL, NULL, map_tests },
-	{ "type1 dirty", NULL, NULL, NULL, NULL, dirty_tests },
-	{ "groups", NULL, NULL, NULL, NULL, group_tests },
-	{ "dma engine", NULL, NULL, NULL, NULL, dma_tests },
-	{ "devices", NULL, NULL, NULL, NULL, device_tests },
-	{ "failure injection", NULL, NULL, NULL, NULL, inject_tests },
-	{ "iommufd compat", NULL, NULL, NULL, NULL, compat_tests },
+	VMIG_SUITE("ksim fds", fd_tests),
+	VMIG_SUITE("type1 container", container_tests),
+	VMIG_SUITE("type1 map", map_tests),
+	VMIG_SUITE("type1 dirty", dirty_tests),
+	VMIG_SUITE("groups", group_tests),
+	VMIG_SUITE("dma engine", dma_tests),
+	VMIG_SUITE("devices", device_tests),
+	VMIG_SUITE("failure injection", inject_tests),
+	VMIG_SUITE("iommufd compat", compat_tests),
 	CU_SUITE_INFO_NULL,
 };
 

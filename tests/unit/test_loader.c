@@ -1156,7 +1156,7 @@ static CU_TestInfo loader_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "loader", suite_init, NULL, NULL, NULL, loader_tests },
+	VMIG_SUITE_INIT("loader", suite_init, NULL, loader_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -927,7 +927,7 @@ static const struct CU_TestInfo lost_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "lost writes", NULL, NULL, NULL, NULL, (CU_TestInfo *)lost_tests },
+	VMIG_SUITE("lost writes", (CU_TestInfo *)lost_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -76,7 +76,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "pace", NULL, NULL, NULL, NULL, tests },
+	VMIG_SUITE("pace", tests),
 	CU_SUITE_INFO_NULL,
 };
 

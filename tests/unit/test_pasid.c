@@ -308,7 +308,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "pasid", NULL, NULL, NULL, NULL, tests },
+	VMIG_SUITE("pasid", tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -821,7 +821,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "device-dirty plugin", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("device-dirty plugin", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 

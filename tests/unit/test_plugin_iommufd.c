@@ -1409,7 +1409,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "iommufd", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("iommufd", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 

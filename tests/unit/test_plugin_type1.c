@@ -482,7 +482,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "vfio-type1", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("vfio-type1", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 

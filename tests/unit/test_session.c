@@ -1009,9 +1009,9 @@ static CU_TestInfo config_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "api", NULL, NULL, NULL, NULL, api_tests },
-	{ "tracking", NULL, NULL, NULL, NULL, tracking_tests },
-	{ "configuration", NULL, NULL, NULL, NULL, config_tests },
+	VMIG_SUITE("api", api_tests),
+	VMIG_SUITE("tracking", tracking_tests),
+	VMIG_SUITE("configuration", config_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -106,7 +106,7 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "addresses", NULL, NULL, NULL, NULL, tests },
+	VMIG_SUITE("addresses", tests),
 	CU_SUITE_INFO_NULL,
 };
 

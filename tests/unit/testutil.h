@@ -2,7 +2,8 @@
  * testutil.h: the CUnit runner every unit test shares.
  *
  * A test file defines its tests and suites with CUnit's CU_TestInfo and
- * CU_SuiteInfo tables and ends with VMIG_TEST_MAIN(suites). The program
+ * CU_SuiteInfo tables (VMIG_SUITE for a suite without fixtures) and ends
+ * with VMIG_TEST_MAIN(suites). The program
  * exits non-zero when any assertion failed, so CTest sees the failure.
  * Also what the tests' log callbacks share.
  */
@@ -51,6 +52,16 @@ static inline void vmig_test_log_append(char *log, size_t size, const char *msg)
 
 	snprintf(log + n, size - n, "%s\n", msg);
 }
+
+/*
+ * A suite of the tests in a CU_TestInfo table, with no init, cleanup,
+ * setup or teardown: an entry of the CU_SuiteInfo table.
+ */
+#define VMIG_SUITE(name, tests) { (name), NULL, NULL, NULL, NULL, (tests) }
+
+/* The same with an init and a cleanup (NULL: none) around the suite. */
+#define VMIG_SUITE_INIT(name, init, cleanup, tests) \
+	{ (name), (init), (cleanup), NULL, NULL, (tests) }
 
 #define VMIG_TEST_MAIN(suites)                \
 	int main(void)                        \
