@@ -36,13 +36,19 @@
 /* Reads of one stream before it is taken as endless. */
 #define MAX_READS 64
 
+/* MIG_DEVICE_STATE with flags (GET or SET), m copied in and back out. */
+static int mig_state(struct lab *lab, int devfd, uint32_t flags,
+		     struct vfio_device_feature_mig_state *m)
+{
+	return lab_feature(lab, devfd,
+			   flags | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, m,
+			   sizeof(*m), m);
+}
+
 static int get_state(struct lab *lab, int devfd, uint32_t *state)
 {
 	struct vfio_device_feature_mig_state m = { .data_fd = -1 };
-	int ret = lab_feature(lab, devfd,
-			      VFIO_DEVICE_FEATURE_GET |
-				      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-			      &m, sizeof(m), &m);
+	int ret = mig_state(lab, devfd, VFIO_DEVICE_FEATURE_GET, &m);
 
 	*state = ret ? VK_VFIO_STATE_NR : m.device_state;
 	return ret;
@@ -56,10 +62,7 @@ static int set_state(struct lab *lab, int devfd, uint32_t state,
 		.device_state = state,
 		.data_fd = -1,
 	};
-	int ret = lab_feature(lab, devfd,
-			      VFIO_DEVICE_FEATURE_SET |
-				      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-			      &m, sizeof(m), &m);
+	int ret = mig_state(lab, devfd, VFIO_DEVICE_FEATURE_SET, &m);
 
 	*data_fd = ret ? -1 : m.data_fd;
 	return ret;

@@ -143,6 +143,19 @@ static void rig_free(struct rig *r)
 	ksim_free(r->k);
 }
 
+/*
+ * After a flow cut by a failure, ret its last result: aborted where the
+ * call did not abort by itself (group calls do, reads do not), both
+ * devices back to RUNNING.
+ */
+static void expect_rolled_back(struct rig *r, int ret)
+{
+	if (ret == 0 || ret == -EIO)
+		vmig_devstate_abort(r->ds, 2);
+	CU_ASSERT(ksim_device_mig_state(r->dev[0]) == ST_RUNNING);
+	CU_ASSERT(ksim_device_mig_state(r->dev[1]) == ST_RUNNING);
+}
+
 /* A growing byte buffer: one device's stream. */
 struct stream {
 	uint8_t *p;
@@ -456,13 +469,7 @@ static void test_source_fail_every_call(void)
 			done = 1;
 			CU_ASSERT(ksim_device_mig_state(r.dev[0]) == ST_STOP);
 		} else {
-			/* Group calls abort by themselves, reads do not. */
-			if (ret == 0 || ret == -EIO)
-				vmig_devstate_abort(r.ds, 2);
-			CU_ASSERT(ksim_device_mig_state(r.dev[0]) ==
-				  ST_RUNNING);
-			CU_ASSERT(ksim_device_mig_state(r.dev[1]) ==
-				  ST_RUNNING);
+			expect_rolled_back(&r, ret);
 		}
 		CU_ASSERT(vmig_devstate_data_fd(r.ds[0]) == -1);
 		CU_ASSERT(vmig_devstate_data_fd(r.ds[1]) == -1);
@@ -515,12 +522,7 @@ static void test_dest_fail_every_call(void)
 			CU_ASSERT(ksim_device_state_digest(d.dev[0]) !=
 				  dig);
 		} else {
-			if (ret == 0 || ret == -EIO)
-				vmig_devstate_abort(d.ds, 2);
-			CU_ASSERT(ksim_device_mig_state(d.dev[0]) ==
-				  ST_RUNNING);
-			CU_ASSERT(ksim_device_mig_state(d.dev[1]) ==
-				  ST_RUNNING);
+			expect_rolled_back(&d, ret);
 		}
 		CU_ASSERT(ksim_device_mig_state(d.dev[0]) == ST_RUNNING);
 		CU_ASSERT(vmig_test_count_fds() == fds);

@@ -991,6 +991,19 @@ static void test_precopy_info(void)
 	rig_free(&r);
 }
 
+/* Appends n bytes of buf to the growing *stream (*len of *cap used). */
+static void append(uint8_t **stream, size_t *len, size_t *cap,
+		   const uint8_t *buf, size_t n)
+{
+	if (*len + n > *cap) {
+		*cap = 2 * (*len + n);
+		*stream = realloc(*stream, *cap);
+		CU_ASSERT_FATAL(*stream != NULL);
+	}
+	memcpy(*stream + *len, buf, n);
+	*len += n;
+}
+
 /* A PRE_COPY stream then its STOP_COPY rest restore the final state. */
 static void test_precopy_stream_restores(void)
 {
@@ -1013,23 +1026,11 @@ static void test_precopy_stream_restores(void)
 		if (n == -ENOMSG)
 			continue;
 		CU_ASSERT_FATAL(n > 0);
-		if (len + (size_t)n > cap) {
-			cap = 2 * (len + (size_t)n);
-			stream = realloc(stream, cap);
-			CU_ASSERT_FATAL(stream != NULL);
-		}
-		memcpy(stream + len, buf, (size_t)n);
-		len += (size_t)n;
+		append(&stream, &len, &cap, buf, (size_t)n);
 	}
 	CU_ASSERT(mig_set(&r, r.dfd[0], ST_STOP_COPY, NULL) == 0);
 	while ((n = kread(&r, fd, buf, sizeof(buf))) > 0) {
-		if (len + (size_t)n > cap) {
-			cap = 2 * (len + (size_t)n);
-			stream = realloc(stream, cap);
-			CU_ASSERT_FATAL(stream != NULL);
-		}
-		memcpy(stream + len, buf, (size_t)n);
-		len += (size_t)n;
+		append(&stream, &len, &cap, buf, (size_t)n);
 	}
 	CU_ASSERT(n == 0);
 	CU_ASSERT(mig_set(&r, r.dfd[1], ST_RESUMING, &wfd) == 0);

@@ -21,6 +21,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/ksimglobal.h"
 #include "unit/ksimutil.h"
 
 #define PG 4096ull
@@ -34,35 +35,10 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static struct ksim *K;
-static const struct vmig_host *H;
-
 static void sim_new(void)
 {
 	CU_ASSERT_FATAL(ksim_new(NULL, &K) == 0);
 	H = ksim_host(K);
-}
-
-static void sim_free(void)
-{
-	ksim_free(K);
-	K = NULL;
-	H = NULL;
-}
-
-static int xopen(const char *path)
-{
-	return H->open(H->kctx, path, O_RDWR);
-}
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return H->ioctl(H->kctx, fd, req, arg);
-}
-
-static int xclose(int fd)
-{
-	return H->close(H->kctx, fd);
 }
 
 /* A device; cdev < 0: none. */

@@ -21,6 +21,7 @@
 #include "ksim/ksim.h"
 #include "ksim/ksim_internal.h"
 #include "unit/testutil.h"
+#include "unit/ksimglobal.h"
 #include "unit/ksimutil.h"
 
 #define PG 4096ull
@@ -51,9 +52,6 @@ _Static_assert(sizeof(struct unmap_bitmap) == 48, "UNMAP+bitmap argsz");
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static struct ksim *K;
-static const struct vmig_host *H;
-
 static void sim_new(uint64_t pgsize, bool compat)
 {
 	struct ksim_params p = { .type1_pgsize = pgsize,
@@ -61,13 +59,6 @@ static void sim_new(uint64_t pgsize, bool compat)
 
 	CU_ASSERT_FATAL(ksim_new(&p, &K) == 0);
 	H = ksim_host(K);
-}
-
-static void sim_free(void)
-{
-	ksim_free(K);
-	K = NULL;
-	H = NULL;
 }
 
 static struct ksim_device *dev_add(const char *name,
@@ -80,21 +71,6 @@ static struct ksim_device *dev_add(const char *name,
 
 	CU_ASSERT_FATAL(ksim_device_add(K, &p, &d) == 0);
 	return d;
-}
-
-static int xopen(const char *path)
-{
-	return H->open(H->kctx, path, O_RDWR);
-}
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return H->ioctl(H->kctx, fd, req, arg);
-}
-
-static int xclose(int fd)
-{
-	return H->close(H->kctx, fd);
 }
 
 static void *arg_of(unsigned long v)

@@ -184,6 +184,17 @@ static cJSON *report_device(struct rig *r, cJSON **root)
 	return json_device(*root, "acc");
 }
 
+/* The device is tracked by iommufd, exactly, for the reason given. */
+static void expect_iommufd_exact(struct rig *r, const char *why)
+{
+	struct vmig_device_status ds = { .size = sizeof(ds) };
+
+	CU_ASSERT(vmig_device_status(r->s, r->dev_id, &ds) == 0);
+	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ds.reason, why));
+}
+
 static bool where_tracking(struct rig *r, uint32_t pasid)
 {
 	struct ksim_iommufd_attachment a;
@@ -199,7 +210,6 @@ static bool where_tracking(struct rig *r, uint32_t pasid)
 static void test_pasids_tracked(void)
 {
 	struct ksim_iommufd_attachment a;
-	struct vmig_device_status ds;
 	struct truth t;
 	cJSON *root, *dev;
 	unsigned int i, pasid;
@@ -217,12 +227,7 @@ static void test_pasids_tracked(void)
 		CU_ASSERT(a.attached && !a.auto_domain && a.dirty_capable &&
 			  a.tracking);
 	}
-	memset(&ds, 0, sizeof(ds));
-	ds.size = sizeof(ds);
-	CU_ASSERT(vmig_device_status(r.s, r.dev_id, &ds) == 0);
-	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
-	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(ds.reason, "PASIDs' too"));
+	expect_iommufd_exact(&r, "PASIDs' too");
 	for (i = 0; i < ITERATIONS; i++) {
 		iteration(&r, i, &t);
 		CU_ASSERT(memcmp(synced(&r), t.bm, sizeof(t.bm)) == 0);
@@ -258,7 +263,6 @@ static void test_pasids_tracked(void)
 static void test_pasids_degraded(void)
 {
 	struct ksim_iommufd_attachment a;
-	struct vmig_device_status ds;
 	struct truth t;
 	uint64_t want[NPAGES / 64];
 	cJSON *root, *dev;
@@ -277,12 +281,7 @@ static void test_pasids_degraded(void)
 	CU_ASSERT(a.dirty_capable && a.tracking);
 	CU_ASSERT(ksim_iommufd_attachment(r.kd, 1, &a) == 0);
 	CU_ASSERT(a.attached && a.auto_domain && !a.tracking);
-	memset(&ds, 0, sizeof(ds));
-	ds.size = sizeof(ds);
-	CU_ASSERT(vmig_device_status(r.s, r.dev_id, &ds) == 0);
-	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
-	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(ds.reason, "PASIDs not covered"));
+	expect_iommufd_exact(&r, "PASIDs not covered");
 	for (i = 0; i < ITERATIONS; i++) {
 		iteration(&r, i, &t);
 		/* Exact in the main space, all of both PASID spaces. */
