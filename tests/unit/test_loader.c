@@ -1155,9 +1155,4 @@ static CU_TestInfo loader_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	VMIG_SUITE_INIT("loader", suite_init, NULL, loader_tests),
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("loader", suite_init, NULL, loader_tests))

@@ -926,9 +926,4 @@ static const struct CU_TestInfo lost_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	VMIG_SUITE("lost writes", (CU_TestInfo *)lost_tests),
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE("lost writes", (CU_TestInfo *)lost_tests))

@@ -481,9 +481,5 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	VMIG_SUITE_INIT("vfio-type1", suite_init, suite_fini, tests),
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("vfio-type1", suite_init, suite_fini,
+				     tests))
