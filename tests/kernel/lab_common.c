@@ -12,7 +12,7 @@
 #include <linux/vfio.h>
 
 #include <vmig/linux-uapi.h>
-#include "common/read_rq.h"
+#include "common/plugin_args.h"
 #include "lab.h"
 
 uint64_t lab_bitmap_bytes(uint64_t nbits)

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 
 #include <vmig/linux-uapi.h>
+#include "common/plugin_args.h"
 #include "lab.h"
 #include "lab_scenarios.h"
 
@@ -118,20 +119,13 @@ static struct vmig_device_desc mock_desc(uint32_t id, const char *name,
 					 const struct vmig_range *ranges,
 					 uint32_t nr_ranges)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = name,
-		.address = name,
-		.kind = VMIG_DEVICE_VFIO_PCI,
-		.device_fd = m->fd,
-		.group_fd = -1,
-		.iommufd_id = m->idev_id,
-		.iommu = io,
-		.ranges = ranges,
-		.nr_ranges = nr_ranges,
-	};
+	struct vmig_device_desc d = vmig_test_device_desc(
+		id, name, VMIG_DEVICE_VFIO_PCI, m->fd, -1, io);
 
+	d.address = name;
+	d.iommufd_id = m->idev_id;
+	d.ranges = ranges;
+	d.nr_ranges = nr_ranges;
 	return d;
 }
 

@@ -14,6 +14,7 @@
 #include <linux/vfio.h>
 
 #include <vmig/linux-uapi.h>
+#include "common/plugin_args.h"
 #include "lab.h"
 #include "lab_scenarios.h"
 
@@ -227,19 +228,12 @@ static struct vmig_device_desc device_desc(const struct rig *r,
 					   const struct vmig_range *ranges,
 					   uint32_t nr_ranges)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = dev->name,
-		.address = dev->name,
-		.kind = kind,
-		.device_fd = r->device[slot],
-		.group_fd = r->group[slot],
-		.iommu = &r->io,
-		.ranges = ranges,
-		.nr_ranges = nr_ranges,
-	};
+	struct vmig_device_desc d = vmig_test_device_desc(
+		id, dev->name, kind, r->device[slot], r->group[slot], &r->io);
 
+	d.address = dev->name;
+	d.ranges = ranges;
+	d.nr_ranges = nr_ranges;
 	return d;
 }
 

@@ -13,7 +13,7 @@
 
 #include <vmig/plugin.h>
 
-#include "common/read_rq.h"
+#include "common/plugin_args.h"
 #include "core/bitmap.h"
 
 /*

@@ -233,18 +233,11 @@ static struct vmig_device_desc desc_of(struct rig *r, int i, uint32_t id,
 				       const struct vmig_range *ranges,
 				       uint32_t n)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = "dev",
-		.kind = VMIG_DEVICE_VFIO_PCI,
-		.device_fd = r->dfd[i],
-		.group_fd = r->gfd[i],
-		.iommu = &r->io,
-		.ranges = ranges,
-		.nr_ranges = n,
-	};
+	struct vmig_device_desc d = vmig_test_device_desc(
+		id, "dev", VMIG_DEVICE_VFIO_PCI, r->dfd[i], r->gfd[i], &r->io);
 
+	d.ranges = ranges;
+	d.nr_ranges = n;
 	return d;
 }
 

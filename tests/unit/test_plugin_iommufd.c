@@ -160,16 +160,12 @@ static void dev_add(struct rig *r, struct dev *d, uint32_t id,
 	CU_ASSERT_FATAL(kio(r, d->dfd, VK_VFIO_DEVICE_BIND_IOMMUFD, &b) == 0);
 	CU_ASSERT_FATAL(kio(r, d->dfd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) ==
 			0);
-	d->desc.size = sizeof(d->desc);
-	d->desc.id = id;
-	d->desc.name = name;
+	d->desc = vmig_test_device_desc(
+		id, name,
+		kind == KSIM_DEV_MDEV ? VMIG_DEVICE_MDEV : VMIG_DEVICE_VFIO_PCI,
+		d->dfd, -1, &r->io);
 	d->desc.address = name;
-	d->desc.kind = kind == KSIM_DEV_MDEV ? VMIG_DEVICE_MDEV
-					     : VMIG_DEVICE_VFIO_PCI;
-	d->desc.device_fd = d->dfd;
-	d->desc.group_fd = -1;
 	d->desc.iommufd_id = b.out_devid;
-	d->desc.iommu = &r->io;
 }
 
 static void dev_intel(struct rig *r, struct dev *d, uint32_t id, int cdev,

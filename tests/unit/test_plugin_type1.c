@@ -112,17 +112,7 @@ static void rig_fini(struct rig *r)
 static struct vmig_device_desc desc_of(struct rig *r, uint32_t id,
 				       uint32_t kind)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = "dev",
-		.kind = kind,
-		.device_fd = -1,
-		.group_fd = -1,
-		.iommu = &r->io,
-	};
-
-	return d;
+	return vmig_test_device_desc(id, "dev", kind, -1, -1, &r->io);
 }
 
 static int do_read(struct rig *r, uint64_t iova, uint64_t len,
