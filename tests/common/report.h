@@ -7,7 +7,6 @@
 #define VMIG_TEST_REPORT_H
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -38,8 +37,7 @@ static inline cJSON *json_entry(cJSON *o, const char *array, const char *name)
 {
 	cJSON *e;
 
-	cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, array))
-	{
+	cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, array)) {
 		const char *n =
 			cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
 
@@ -55,27 +53,5 @@ static inline cJSON *json_device(cJSON *root, const char *name)
 {
 	return json_entry(root, "devices", name);
 }
-
-#ifdef VMIG_VMIG_H
-/*
- * The session's report, parsed (a test of libvmig includes <vmig/vmig.h>
- * before this header); the caller deletes it.
- */
-static inline cJSON *json_session_report(vmig_session *s)
-{
-	int64_t len = vmig_report_json(s, NULL, 0);
-	cJSON *root;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	CU_ASSERT_FATAL(vmig_report_json(s, buf, (size_t)len + 1) == len);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	return root;
-}
-#endif
 
 #endif /* VMIG_TEST_REPORT_H */

@@ -30,7 +30,6 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
-#include "common/report.h"
 #include "core/bitmap.h"
 #include "core/engine.h"
 #include "core/internal.h"
@@ -38,6 +37,7 @@
 #include "ksim/ksim.h"
 #include "sim/truth.h"
 #include "testutil.h"
+#include "sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096ull
@@ -86,9 +86,7 @@ static void lost_init(struct lost *l, const char *doc,
 		fprintf(stderr, "\n  config: %s\n", err);
 	free(json);
 	CU_ASSERT_FATAL(ret == 0);
-	CU_ASSERT_FATAL(vmig_session_new(&p, &l->s) == 0);
-	CU_ASSERT_FATAL(vmig_plugin_add_path(l->s, VMIG_BUILD_PLUGIN_DIR) ==
-			0);
+	l->s = vmig_test_session_new(&p);
 	ret = vmig_session_configure(l->s, cfg);
 	vmig_config_free(cfg);
 	if (ret < 0)
@@ -895,8 +893,8 @@ static void test_figures_compare(void)
 	CU_ASSERT_EQUAL(json_num(fb, "pages_reported"), 0);
 	/* The spaces do not overlap: the totals are the sums. */
 	CU_ASSERT_EQUAL(reported, written + 3 * 256);
-	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) sum +=
-		json_num(it, "pages_reported");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations"))
+		sum += json_num(it, "pages_reported");
 	CU_ASSERT_EQUAL(sum, reported);
 	cJSON_Delete(root);
 	lost_fini(&l);

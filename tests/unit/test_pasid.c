@@ -24,11 +24,11 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
-#include "common/report.h"
 #include "core/bitmap.h"
 #include "core/internal.h"
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096u
@@ -93,9 +93,7 @@ static int rig_init(struct rig *r, bool pasid_attach)
 	snprintf(text, sizeof(text), DOC_FMT, pasid_attach ? "true" : "false");
 	CU_ASSERT_FATAL(vmig_config_parse(text, strlen(text), NULL, &cfg, err,
 					  sizeof(err)) == 0);
-	CU_ASSERT_FATAL(vmig_session_new(&p, &r->s) == 0);
-	CU_ASSERT_FATAL(vmig_plugin_add_path(r->s, VMIG_BUILD_PLUGIN_DIR) ==
-			0);
+	r->s = vmig_test_session_new(&p);
 	ret = vmig_session_configure(r->s, cfg);
 	vmig_config_free(cfg);
 	if (ret < 0)

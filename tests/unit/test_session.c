@@ -737,9 +737,11 @@ static double reported_by(vmig_session *s, const char *name)
 	CU_ASSERT_FATAL(vmig_report_json(s, buf, sizeof(buf)) > 0);
 	root = cJSON_Parse(buf);
 	CU_ASSERT_FATAL(root != NULL);
-	cJSON_ArrayForEach(src, cJSON_GetObjectItem(root, "sources")) if (
-		!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(src, "name")),
-			name)) v = json_num(src, "pages_reported");
+	cJSON_ArrayForEach(src, cJSON_GetObjectItem(root, "sources"))
+		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(src,
+								      "name")),
+			    name))
+			v = json_num(src, "pages_reported");
 	cJSON_Delete(root);
 	return v;
 }
