@@ -314,6 +314,14 @@ static void status(struct rig *r, uint32_t id, struct vmig_device_status *ds)
 	CU_ASSERT_FATAL(vmig_device_status(r->s, id, ds) == 0);
 }
 
+/* The device's status in *ds, with the source tracking it. */
+static void source_is(struct rig *r, uint32_t id,
+		      struct vmig_device_status *ds, const char *source)
+{
+	status(r, id, ds);
+	CU_ASSERT_STRING_EQUAL(ds->source, source);
+}
+
 /* ------------------------------------------------------------------ */
 /* API validation                                                      */
 
@@ -468,8 +476,7 @@ static void test_devices_api(void)
 	d.nr_pasids = 1;
 	d.pasids = &pasid;
 	CU_ASSERT_EQUAL(vmig_device_add(r.s, &d, NULL), -ENOENT);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "");
+	source_is(&r, id, &ds, "");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_NONE);
 	ds.size = 8;
 	CU_ASSERT_EQUAL(vmig_device_status(r.s, id, &ds), -EINVAL);
@@ -539,8 +546,7 @@ static void test_type1_pci(void)
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
 	/* Nothing sent yet: all of memory is dirty. */
 	CU_ASSERT_EQUAL(dirty_count(&r), 256);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	source_is(&r, id, &ds, "vfio-type1");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
@@ -608,6 +614,16 @@ static void arb_rig(struct rig *r, uint32_t *id)
 	CU_ASSERT_FATAL(vmig_plugin_register(r->s, &fake_b_desc) == 0);
 }
 
+/* arb_rig, the fakes answering these precisions, tracking started. */
+static void arb_tracking(struct rig *r, uint32_t *id, uint32_t precision_a,
+			 uint32_t precision_b)
+{
+	arb_rig(r, id);
+	fake_a.precision = precision_a;
+	fake_b.precision = precision_b;
+	CU_ASSERT_FATAL(vmig_tracking_start(r->s) == 0);
+}
+
 static void test_preference(void)
 {
 	struct rig r;
@@ -621,8 +637,7 @@ static void test_preference(void)
 	fake_b.precision = VMIG_PRECISION_SUPERSET;
 	CU_ASSERT_EQUAL(vmig_set_preference(r.s, pref, 2), 0);
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
+	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
 	CU_ASSERT_EQUAL(fake_b.attaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
@@ -651,8 +666,7 @@ static void test_fallback(void)
 
 	arb_rig(&r, &id);
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "all-dirty");
+	source_is(&r, id, &ds, "all-dirty");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	/* Every writable mapped page, on every sync; not the read-only. */
@@ -673,19 +687,14 @@ static void test_source_failure(void)
 	int failed = 0;
 	uint32_t id;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	fake_b.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_EXACT);
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 
 	/* A first failure: its range is dirty, and it is restarted. */
 	fake_a.read_error = -EIO;
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(fake_a.attaches, 2);
 	CU_ASSERT_EQUAL(fake_a.starts, 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
@@ -693,8 +702,7 @@ static void test_source_failure(void)
 	/* It fails again: the next candidate takes the device over. */
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
+	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(fake_a.detaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
@@ -710,8 +718,7 @@ static void test_source_failure(void)
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "all-dirty");
+	source_is(&r, id, &ds, "all-dirty");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	CU_ASSERT(vmig_report_json(r.s, buf, sizeof(buf)) > 0);
@@ -757,12 +764,8 @@ static void test_unmap_harvest_failure_accounting(void)
 	struct vmig_device_status ds;
 	uint32_t id;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	fake_b.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_EXACT);
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	vmig_dirty_account(r.s, NULL);
 	CU_ASSERT_EQUAL(reported_by(r.s, "fake-a"), 0);
@@ -783,10 +786,7 @@ static void test_source_restart(void)
 	struct vmig_device_status ds;
 	uint32_t id;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	fake_b.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_EXACT);
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	fake_a.read_error = -EIO;
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
@@ -795,8 +795,7 @@ static void test_source_restart(void)
 	vmig_bitmap_set(fake_a.log[r.io], 9, 1);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 1);
 	CU_ASSERT(dirty_page(&r, 9));
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(fake_b.attaches, 0);
 	rig_fini(&r);
 }
@@ -813,8 +812,7 @@ static void test_attach_failure_and_unknown_ranges(void)
 	fake_a.attach_error = -EOPNOTSUPP;
 	fake_b.precision = VMIG_PRECISION_EXACT;
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
+	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	/* The plugin says some writes may be lost: those pages go. */
 	fake_b.host->ranges_unknown(fake_b.host->ctx, r.io, &rg, 1);
@@ -829,9 +827,7 @@ static void test_hotplug_and_map(void)
 	struct vmig_device_status ds;
 	uint32_t id, id2;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_NONE);
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 
 	/* A device arriving mid-run: its space is dirty once. */
