@@ -73,6 +73,34 @@ int ksim_copy_to_user(void *udst, const void *src, size_t len)
 	return 0;
 }
 
+int ksim_argsz_in(void *dst, const void *arg, size_t minsz)
+{
+	uint32_t argsz;
+	int ret = ksim_copy_from_user(dst, arg, minsz);
+
+	if (ret)
+		return ret;
+	memcpy(&argsz, dst, sizeof(argsz));
+	return argsz < minsz ? -EINVAL : 0;
+}
+
+size_t ksim_lower_bound(const void *base, size_t nr, size_t size,
+			uint64_t key, uint64_t (*key_of)(const void *elem))
+{
+	const char *b = base;
+	size_t lo = 0, hi = nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (key_of(b + mid * size) < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 void *ksim_array_grow(void *base, size_t *cap, size_t nr, size_t size,
 		      size_t first)
 {
@@ -814,11 +842,9 @@ static int device_get_info(struct ksim_device *d, void *arg)
 	size_t copy = minsz;
 	int ret;
 
-	ret = ksim_copy_from_user(&info, arg, minsz);
+	ret = ksim_argsz_in(&info, arg, minsz);
 	if (ret)
 		return ret;
-	if (info.argsz < minsz)
-		return -EINVAL;
 	info.flags = VFIO_DEVICE_FLAGS_PCI;
 	info.num_regions = KSIM_PCI_NUM_REGIONS;
 	info.num_irqs = KSIM_PCI_NUM_IRQS;
@@ -999,19 +1025,15 @@ int ksim_devfile_open(struct ksim *k, struct ksim_device *d,
 /* Pinned pages                                                        */
 
 /* The index of the first pin at or after iova. */
+static uint64_t pin_iova(const void *pin)
+{
+	return ((const struct ksim_pin *)pin)->iova;
+}
+
 static size_t pin_lower_bound(const struct ksim_device *d, uint64_t iova)
 {
-	size_t lo = 0, hi = d->nr_pins;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (d->pins[mid].iova < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(d->pins, d->nr_pins, sizeof(*d->pins), iova,
+				pin_iova);
 }
 
 static int pin_page(struct ksim_device *d, uint64_t iova)

@@ -885,19 +885,15 @@ static void log_teardown(struct ks_dev *f)
 }
 
 /* The first index of f->dirty at or after granule g. */
+static uint64_t granule(const void *g)
+{
+	return *(const uint64_t *)g;
+}
+
 static size_t dirty_lower(const struct ks_dev *f, uint64_t g)
 {
-	size_t lo = 0, hi = f->nr_dirty;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (f->dirty[mid] < g)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(f->dirty, f->nr_dirty, sizeof(*f->dirty), g,
+				granule);
 }
 
 static int dirty_insert(struct ks_dev *f, uint64_t g)

@@ -468,19 +468,15 @@ static uint64_t area_last(const struct ifd_area *a)
 }
 
 /* The first area whose last byte is at or after iova. */
+static uint64_t area_last_of(const void *a)
+{
+	return area_last(a);
+}
+
 static size_t area_lower_bound(const struct ifd_ioas *ioas, uint64_t iova)
 {
-	size_t lo = 0, hi = ioas->nr_areas;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (area_last(&ioas->areas[mid]) < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(ioas->areas, ioas->nr_areas,
+				sizeof(*ioas->areas), iova, area_last_of);
 }
 
 /* The first area intersecting [start, last], or NULL. */
