@@ -10,10 +10,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <linux/vfio.h>
 
 #include "ksim/ksim.h"
+
+/*
+ * A simulated kernel *k with default parameters, its host table *h, and
+ * a VFIO container opened in it (*cfd) as a VMM opens one.
+ */
+static inline void vmig_test_type1_kernel(struct ksim **k,
+					  const struct vmig_host **h, int *cfd)
+{
+	CU_ASSERT_FATAL(ksim_new(NULL, k) == 0);
+	*h = ksim_host(*k);
+	*cfd = (*h)->open((*h)->kctx, "/dev/vfio/vfio", O_RDWR);
+	CU_ASSERT_FATAL(*cfd >= 0);
+}
 
 /*
  * Adds the device dp describes and opens it as a VMM would, through the
@@ -83,6 +98,16 @@ static inline void vmig_test_type1_map(const struct vmig_host *h, int cfd,
 	};
 
 	CU_ASSERT_FATAL(h->ioctl(h->kctx, cfd, VFIO_IOMMU_MAP_DMA, &m) == 0);
+}
+
+/* Guest memory for DMA: size bytes aligned to align, zeroed. */
+static inline void *vmig_test_guest_mem(size_t size, size_t align)
+{
+	void *p = NULL;
+
+	CU_ASSERT_FATAL(posix_memalign(&p, align, size) == 0);
+	memset(p, 0, size);
+	return p;
 }
 
 /* How many fds the process has open (/proc/self/fd), or -1. */

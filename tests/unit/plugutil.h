@@ -9,12 +9,14 @@
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <vmig/plugin.h>
 
 #include "common/plugin_args.h"
 #include "core/bitmap.h"
+#include "ksim/ksim.h"
 
 /*
  * Opens the plugin file (a name in the build's plugin directory) and
@@ -86,6 +88,20 @@ static inline int vmig_test_plugin_read(const struct vmig_plugin *plug,
 
 	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
 	return plug->ops->read(inst, &rq, bm);
+}
+
+/*
+ * The end of a test's simulated host: the plugin's instance inst (none
+ * when NULL), the kernel k, the guest memory mem.
+ */
+static inline void vmig_test_plugin_host_free(const struct vmig_plugin *plug,
+					      void *inst, struct ksim *k,
+					      void *mem)
+{
+	if (inst)
+		plug->ops->destroy(inst);
+	ksim_free(k);
+	free(mem);
 }
 
 #endif /* VMIG_PLUGUTIL_H */

@@ -110,10 +110,7 @@ struct rig {
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
-	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
-	r->h = ksim_host(r->k);
-	r->cfd = r->h->open(r->h->kctx, "/dev/vfio/vfio", O_RDWR);
-	CU_ASSERT_FATAL(r->cfd >= 0);
+	vmig_test_type1_kernel(&r->k, &r->h, &r->cfd);
 	ksim_feature_set_arc_hook(r->k, watch_arc, &r->w);
 }
 

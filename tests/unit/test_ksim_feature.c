@@ -107,13 +107,8 @@ static int kclose(struct rig *r, int fd)
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
-	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
-	r->h = ksim_host(r->k);
-	r->cfd = r->h->open(r->h->kctx, "/dev/vfio/vfio", O_RDWR);
-	CU_ASSERT_FATAL(r->cfd >= 0);
-	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, PG,
-				       MEM_PAGES * PG) == 0);
-	memset(r->mem, 0, MEM_PAGES * PG);
+	vmig_test_type1_kernel(&r->k, &r->h, &r->cfd);
+	r->mem = vmig_test_guest_mem(MEM_PAGES * PG, PG);
 }
 
 static void rig_free(struct rig *r)

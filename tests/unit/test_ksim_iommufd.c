@@ -307,15 +307,6 @@ static uint64_t alignment_of(int fd, uint32_t ioas)
 	return q.out_iova_alignment;
 }
 
-static void *mem_alloc(size_t size, size_t align)
-{
-	void *p = NULL;
-
-	CU_ASSERT_FATAL(posix_memalign(&p, align, size) == 0);
-	memset(p, 0, size);
-	return p;
-}
-
 /* Byte-wise bit access: the buffers here may be unaligned. */
 static bool bit(const void *bm, uint64_t n)
 {
@@ -365,7 +356,7 @@ static void rig_up(struct rig *r, uint64_t iova, uint64_t len)
 	r->fd = iommufd();
 	r->ioas = ioas_alloc(r->fd);
 	r->dfd = open_bound(0, r->fd, &r->devid);
-	r->mem = mem_alloc(len, 2 * MiB);
+	r->mem = vmig_test_guest_mem(len, 2 * MiB);
 	r->iova = iova;
 	r->len = len;
 	CU_ASSERT_FATAL(map(r->fd, r->ioas, iova, len, r->mem) == 0);
@@ -553,7 +544,7 @@ static void test_ioas_alloc(void)
 static void test_map_errnos(void)
 {
 	uint32_t ioas, auto_id, devid;
-	uint8_t *mem = mem_alloc(64 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(64 * PG, PG);
 	uint64_t iova;
 	int fd, dfd, empty;
 
@@ -618,7 +609,7 @@ static void test_map_errnos(void)
 /* The kernel-chosen IOVA keeps the buffer's alignment, up to 2 MiB. */
 static void test_map_auto_iova(void)
 {
-	uint8_t *mem = mem_alloc(8 * MiB, 2 * MiB);
+	uint8_t *mem = vmig_test_guest_mem(8 * MiB, 2 * MiB);
 	uint64_t a, b, c, d;
 	uint32_t ioas, devid;
 	int fd, dfd;
@@ -648,7 +639,7 @@ static void test_map_auto_iova(void)
 
 static void test_unmap(void)
 {
-	uint8_t *mem = mem_alloc(64 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(64 * PG, PG);
 	uint64_t out;
 	uint32_t ioas;
 	int fd;
@@ -689,7 +680,7 @@ static void test_iova_ranges(void)
 {
 	struct vk_iommu_iova_range r[4];
 	struct vk_iommu_ioas_iova_ranges q;
-	uint8_t *mem = mem_alloc(4 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(4 * PG, PG);
 	uint32_t ioas, ioas2, hwpt, idev, devid, accid;
 	int fd, dfd, mfd, ret;
 
@@ -918,7 +909,7 @@ static void test_hwpt_alloc_domain_checks(void)
 	struct ksim_iommufd_device_params big = {
 		.cdev = true, .cdev_index = 1, .pgsizes = 16384 | (2 * MiB),
 	};
-	uint8_t *mem = mem_alloc(4 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(4 * PG, PG);
 	uint32_t ioas, ioas2, devid, bigid, idev, id;
 	struct ksim_device *d;
 	int fd, dfd;
@@ -1328,7 +1319,7 @@ static void test_mock_granule(void)
 						 .model = KSIM_IOMMU_MOCK,
 						 .dirty_tracking = true };
 	struct ksim_iommufd_device_params hp = mp;
-	uint8_t *mem = mem_alloc(4 * MiB, 2 * MiB);
+	uint8_t *mem = vmig_test_guest_mem(4 * MiB, 2 * MiB);
 	uint64_t bm[64];
 	uint32_t ioas, devid, hwpt, hid, hh;
 	struct ksim_device *d, *hd;
@@ -1519,8 +1510,8 @@ static void mock_variant(uint64_t buffer_size, bool huge, uint32_t flags)
 	uint64_t nbits = buffer_size / K2;
 	size_t bsize = (nbits + 7) / 8 + PG;
 	uint32_t ioas, ioas2, stdev, hwpt, idev, h;
-	uint8_t *buf = mem_alloc(buffer_size, 2 * MiB);
-	uint8_t *bitmap = mem_alloc(bsize, PG);
+	uint8_t *buf = vmig_test_guest_mem(buffer_size, 2 * MiB);
+	uint8_t *bitmap = vmig_test_guest_mem(bsize, PG);
 	uint64_t offs[3] = { 0, K2, 0xff1 };
 	int fd, i;
 
@@ -1568,7 +1559,7 @@ static void test_mock_errnos(void)
 	uint64_t raw[10];
 	uint8_t bm[64] = { 1 };
 	uint32_t ioas, ioas3, stdev, hwpt, idev, dh, ih, idd;
-	uint8_t *mem = mem_alloc(64 * 1024, PG);
+	uint8_t *mem = vmig_test_guest_mem(64 * 1024, PG);
 	uint64_t nr;
 	int fd;
 
@@ -1842,7 +1833,7 @@ static void test_cdev_attach_detach(void)
 	struct vk_vfio_device_attach_iommufd_pt a;
 	struct vk_vfio_device_detach_iommufd_pt dt;
 	struct ksim_device *d;
-	uint8_t *mem = mem_alloc(16 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(16 * PG, PG);
 	uint32_t ioas, devid, x, e, out;
 	int fd, dfd;
 
@@ -1898,7 +1889,7 @@ static void test_cdev_attach_detach(void)
 static void test_cdev_close_releases(void)
 {
 	int before = vmig_test_count_fds(), fd, dfd;
-	uint8_t *mem = mem_alloc(16 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(16 * PG, PG);
 	struct ksim_device *d;
 	uint32_t ioas, devid;
 
@@ -2105,7 +2096,8 @@ static void test_pasid_on(void)
 						 .dirty_tracking = true };
 	struct ksim_iommufd_attachment at;
 	struct ksim_device *d;
-	uint8_t *mem = mem_alloc(16 * PG, PG), *mem2 = mem_alloc(16 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(16 * PG, PG),
+		*mem2 = vmig_test_guest_mem(16 * PG, PG);
 	struct ksim_write first = { 0 };
 	uint64_t bm[4];
 	uint32_t ioas, ioas2, devid, main_hwpt, d2, out, x;

@@ -149,18 +149,9 @@ static int get_bitmap(int cfd, uint64_t iova, uint64_t size, uint64_t pgsize,
 	return xioctl(cfd, VFIO_IOMMU_DIRTY_PAGES, &g);
 }
 
-static void *guest_mem_aligned(size_t size, size_t align)
-{
-	void *p = NULL;
-
-	CU_ASSERT_FATAL(posix_memalign(&p, align, size) == 0);
-	memset(p, 0, size);
-	return p;
-}
-
 static void *guest_mem(size_t size)
 {
-	return guest_mem_aligned(size, PG);
+	return vmig_test_guest_mem(size, PG);
 }
 
 static void fill64(uint64_t *w, size_t n, uint64_t v)
@@ -549,7 +540,7 @@ static void test_type1_pgsize(void)
 	uint8_t buf[512] __attribute__((aligned(8)));
 	struct vfio_iommu_type1_info *info = (void *)buf;
 	const struct vfio_iommu_type1_info_cap_migration *mig;
-	uint8_t *mem = guest_mem_aligned(65536, 65536);
+	uint8_t *mem = vmig_test_guest_mem(65536, 65536);
 	uint64_t bm[1] = { 0 };
 	struct setup s;
 

@@ -166,8 +166,7 @@ static int kio(struct rig *r, int fd, unsigned long req, void *arg)
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
-	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
-	r->h = ksim_host(r->k);
+	vmig_test_type1_kernel(&r->k, &r->h, &r->cfd);
 	r->host = *r->h;
 	r->host.kctx = r;
 	r->host.ctx = r;
@@ -181,11 +180,7 @@ static void rig_new(struct rig *r)
 	r->host.munmap = w_munmap;
 	r->host.log = rig_log;
 	r->host.ranges_unknown = rig_unknown;
-	r->cfd = r->h->open(r->h->kctx, "/dev/vfio/vfio", O_RDWR);
-	CU_ASSERT_FATAL(r->cfd >= 0);
-	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, PG,
-				       MEM_PAGES * PG) == 0);
-	memset(r->mem, 0, MEM_PAGES * PG);
+	r->mem = vmig_test_guest_mem(MEM_PAGES * PG, PG);
 	r->io.size = sizeof(r->io);
 	r->io.id = 3;
 	r->io.kind = VMIG_IOMMU_TYPE1;
@@ -195,10 +190,7 @@ static void rig_new(struct rig *r)
 
 static void rig_free(struct rig *r)
 {
-	if (r->inst)
-		plug->ops->destroy(r->inst);
-	ksim_free(r->k);
-	free(r->mem);
+	vmig_test_plugin_host_free(plug, r->inst, r->k, r->mem);
 }
 
 static int rig_dev(struct rig *r, const char *name,

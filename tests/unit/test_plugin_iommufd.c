@@ -21,6 +21,7 @@
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
 #include "unit/plugutil.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
@@ -82,9 +83,7 @@ static void rig_init(struct rig *r, uint64_t memsize)
 	r->host.log = rig_log;
 	r->host.ioctl = rec_ioctl;
 	r->memsize = memsize;
-	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, 2 * MiB, memsize) ==
-			0);
-	memset(r->mem, 0, memsize);
+	r->mem = vmig_test_guest_mem(memsize, 2 * MiB);
 	r->fd = r->h->open(r->h->kctx, "/dev/iommu", 2);
 	CU_ASSERT_FATAL(r->fd >= 0);
 	CU_ASSERT_FATAL(kio(r, r->fd, VK_IOMMU_IOAS_ALLOC, &a) == 0);
@@ -99,10 +98,7 @@ static void rig_init(struct rig *r, uint64_t memsize)
 
 static void rig_fini(struct rig *r)
 {
-	if (r->inst)
-		plug->ops->destroy(r->inst);
-	ksim_free(r->k);
-	free(r->mem);
+	vmig_test_plugin_host_free(plug, r->inst, r->k, r->mem);
 }
 
 /* Maps len bytes of guest memory at offset off to iova (read/write). */

@@ -61,9 +61,7 @@ static void rig_init(struct rig *r, uint64_t pgsize, bool compat)
 	r->host = *r->h;
 	r->host.ctx = r;
 	r->host.log = rig_log;
-	r->mem = aligned_alloc(1 << 20, MEM_PAGES * PG);
-	CU_ASSERT_FATAL(r->mem != NULL);
-	memset(r->mem, 0, MEM_PAGES * PG);
+	r->mem = vmig_test_guest_mem(MEM_PAGES * PG, 1 << 20);
 	r->container = r->h->open(r->h->kctx, "/dev/vfio/vfio", 2);
 	CU_ASSERT_FATAL(r->container >= 0);
 	r->io.size = sizeof(r->io);
@@ -103,10 +101,7 @@ static void rig_map(struct rig *r, uint64_t iova, uint64_t page,
 
 static void rig_fini(struct rig *r)
 {
-	if (r->inst)
-		plug->ops->destroy(r->inst);
-	ksim_free(r->k);
-	free(r->mem);
+	vmig_test_plugin_host_free(plug, r->inst, r->k, r->mem);
 }
 
 static struct vmig_device_desc desc_of(struct rig *r, uint32_t id,
