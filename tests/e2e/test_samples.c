@@ -28,6 +28,10 @@ static int suite_fini(void)
 	return vmig_tmpdir_remove(tmpdir);
 }
 
+/*
+ * Runs the sample configuration name with the program: it exits 0 and its
+ * report, returned, has missed no page.
+ */
 static cJSON *run_sample(const char *name)
 {
 	char config[512], report[256];
@@ -43,6 +47,7 @@ static cJSON *run_sample(const char *name)
 	CU_ASSERT_EQUAL(r.status, 0);
 	root = vmig_load_json(report);
 	CU_ASSERT_FATAL(root != NULL);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	return root;
 }
 
@@ -82,7 +87,6 @@ static void test_iommufd(void)
 	cJSON *it;
 	int n = 0;
 
-	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "source"), "iommufd");
 	/* Its IOMMU has 4 KiB pages only: each bit is one page. */
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "precision"), "exact");
@@ -118,7 +122,6 @@ static void test_device_dirty(void)
 {
 	cJSON *root = run_sample("device-dirty.json");
 
-	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	CU_ASSERT(json_num(root, "pages_written") > 0);
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf0", "source"), "device-dirty");
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf1", "source"), "device-dirty");
@@ -137,7 +140,6 @@ static void test_type1_mdev(void)
 	cJSON *it;
 	int n = 0;
 
-	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	CU_ASSERT_STRING_EQUAL(dev_str(root, "vgpu0", "precision"), "exact");
 	/*
 	 * It wrote in every iteration, and nothing it wrote was missed

@@ -15,6 +15,7 @@
 
 #include <vmig/linux-uapi.h>
 #include "common/plugin_args.h"
+#include "common/vfio_args.h"
 #include "lab.h"
 #include "lab_scenarios.h"
 
@@ -129,13 +130,8 @@ static void rig_close(struct lab *lab, struct rig *r)
 static int map_dma(struct lab *lab, int container, uint64_t iova, void *hva,
 		   uint64_t len)
 {
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)hva,
-		.iova = iova,
-		.size = len,
-	};
+	struct vfio_iommu_type1_dma_map m =
+		vmig_test_dma_map_rw(hva, iova, len);
 
 	return lab_ioctl(lab, container, VFIO_IOMMU_MAP_DMA, &m);
 }

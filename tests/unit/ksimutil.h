@@ -15,6 +15,7 @@
 
 #include <linux/vfio.h>
 
+#include "common/vfio_args.h"
 #include "ksim/ksim.h"
 
 /*
@@ -89,13 +90,8 @@ static inline void vmig_test_type1_map(const struct vmig_host *h, int cfd,
 				       void *vaddr, uint64_t iova,
 				       uint64_t len)
 {
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)vaddr,
-		.iova = iova,
-		.size = len,
-	};
+	struct vfio_iommu_type1_dma_map m =
+		vmig_test_dma_map_rw(vaddr, iova, len);
 
 	CU_ASSERT_FATAL(h->ioctl(h->kctx, cfd, VFIO_IOMMU_MAP_DMA, &m) == 0);
 }
