@@ -42,6 +42,37 @@ static void teardown(struct lab *lab, int fd, uint32_t hwpt_id,
 }
 
 /*
+ * The start of the mock scenarios: memlen bytes of memory (*mem), an
+ * iommufd (*fd) with an IOAS (*ioas_id) and a mock device on it (*mock,
+ * as IOMMU_TEST_OP_MOCK_DOMAIN returned it). 0, or -1 once the failure
+ * is said; the caller ends what was made, as on any failure.
+ */
+static int mock_start(struct lab *lab, size_t memlen, uint8_t **mem,
+		      int *fd, uint32_t *ioas_id,
+		      struct vk_iommu_test_cmd *mock)
+{
+	struct vk_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	int ret;
+
+	*mem = lab_mem_alloc(memlen, 2 * MIB);
+	LAB_REQUIRE(lab, *mem, "out of memory");
+	*fd = lab_open(lab, "/dev/iommu", O_RDWR);
+	LAB_REQUIRE(lab, *fd >= 0, "cannot open /dev/iommu: %d", *fd);
+	ret = lab_ioctl(lab, *fd, VK_IOMMU_IOAS_ALLOC, &ioas);
+	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
+	*ioas_id = ioas.out_ioas_id;
+	memset(mock, 0, sizeof(*mock));
+	mock->size = sizeof(*mock);
+	mock->op = VK_IOMMU_TEST_OP_MOCK_DOMAIN;
+	mock->id = *ioas_id;
+	ret = lab_ioctl(lab, *fd, VK_IOMMU_TEST_CMD, mock);
+	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
+	return 0;
+out:
+	return -1;
+}
+
+/*
  * The path kernel-uapi.md 4.5 describes, once: an IOAS with a mock
  * device, 1 MiB mapped at the aperture's start, a dirty-tracking HWPT
  * over it, every 4th 2 KiB slot marked dirty by the test op, then read:
@@ -49,11 +80,7 @@ static void teardown(struct lab *lab, int fd, uint32_t hwpt_id,
  */
 void lab_iommufd_mock_smoke(struct lab *lab)
 {
-	struct vk_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
-	struct vk_iommu_test_cmd mock = {
-		.size = sizeof(mock),
-		.op = VK_IOMMU_TEST_OP_MOCK_DOMAIN,
-	};
+	struct vk_iommu_test_cmd mock;
 	struct vk_iommu_hwpt_alloc hwpt = {
 		.size = sizeof(hwpt),
 		.flags = VK_IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
@@ -65,17 +92,8 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 	int fd = -1, ret;
 	uint64_t i;
 
-	mem = lab_mem_alloc(MOCK_LEN, 2 * MIB);
-	LAB_REQUIRE(lab, mem, "out of memory");
-	fd = lab_open(lab, "/dev/iommu", O_RDWR);
-	LAB_REQUIRE(lab, fd >= 0, "cannot open /dev/iommu: %d", fd);
-
-	ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_ALLOC, &ioas);
-	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
-	ioas_id = ioas.out_ioas_id;
-	mock.id = ioas_id;
-	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &mock);
-	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
+	if (mock_start(lab, MOCK_LEN, &mem, &fd, &ioas_id, &mock))
+		goto out;
 	stdev_id = mock.mock_domain.out_stdev_id;
 	ret = lab_ioas_map(lab, fd, ioas_id, MOCK_IOVA, mem, MOCK_LEN);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP: %d", ret);
@@ -252,36 +270,17 @@ void lab_iommufd_devices(struct lab *lab)
 	LAB_REQUIRE(lab, ret == 0, "a plain HWPT for edu: %d", ret);
 	ret = attach(lab, edu, hwpt_id);
 	LAB_REQUIRE(lab, ret == 0, "ATTACH of edu to its HWPT: %d", ret);
-	{
-		struct vk_iommu_hwpt_set_dirty_tracking st = {
-			.size = sizeof(st),
-			.flags = VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
-			.hwpt_id = hwpt_id,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
-		LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
-			       "SET_DIRTY_TRACKING on a plain HWPT");
-	}
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
+		       "SET_DIRTY_TRACKING on a plain HWPT");
 	ret = lab_ioas_map(lab, fd, ioas_id, 1ull << 30, mem, MIB);
 	LAB_EXPECT_RET(lab, ret, 0, "IOAS_MAP of 1 MiB");
 	LAB_EXPECT_RET(lab, iova_ranges(lab, fd, ioas_id), 0,
 		       "IOVA_RANGES with edu attached");
-	{
-		struct vk_iommu_hwpt_get_dirty_bitmap g = {
-			.size = sizeof(g),
-			.hwpt_id = hwpt_id,
-			.iova = 1ull << 30,
-			.length = MIB,
-			.page_size = 4096,
-			.data = (uintptr_t)bm,
-		};
-
-		memset(bm, 0, sizeof(bm));
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
-		LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
-			       "GET_DIRTY_BITMAP of a plain HWPT");
-	}
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, 1ull << 30, MIB, 4096, bm,
+				 sizeof(bm));
+	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
+		       "GET_DIRTY_BITMAP of a plain HWPT");
 
 	/* An mtty mdev on the same iommufd: an access, not a device. */
 	if (f->nr_mdevs >= 1 && f->mdevs[0].cdev) {
@@ -356,11 +355,7 @@ static int mark_all(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
  */
 void lab_iommufd_mock_rows(struct lab *lab)
 {
-	struct vk_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
-	struct vk_iommu_test_cmd mock = {
-		.size = sizeof(mock),
-		.op = VK_IOMMU_TEST_OP_MOCK_DOMAIN,
-	};
+	struct vk_iommu_test_cmd mock;
 	/* Two 1 MiB mappings with a 1 MiB hole between them. */
 	const uint64_t a = MOCK_IOVA, b = MOCK_IOVA + 2 * MOCK_LEN;
 	uint64_t marks[3 * MOCK_BITS / 64], bm[3 * MOCK_BITS / 64 + 1];
@@ -369,16 +364,8 @@ void lab_iommufd_mock_rows(struct lab *lab)
 	uint64_t caps;
 	int fd = -1, ret, i;
 
-	mem = lab_mem_alloc(2 * MOCK_LEN, 2 * MIB);
-	LAB_REQUIRE(lab, mem, "out of memory");
-	fd = lab_open(lab, "/dev/iommu", O_RDWR);
-	LAB_REQUIRE(lab, fd >= 0, "cannot open /dev/iommu: %d", fd);
-	ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_ALLOC, &ioas);
-	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
-	ioas_id = ioas.out_ioas_id;
-	mock.id = ioas_id;
-	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &mock);
-	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
+	if (mock_start(lab, 2 * MOCK_LEN, &mem, &fd, &ioas_id, &mock))
+		goto out;
 	stdev_id = mock.mock_domain.out_stdev_id;
 	auto_hwpt = mock.mock_domain.out_hwpt_id;
 	idev = mock.mock_domain.out_idev_id;
