@@ -63,26 +63,29 @@ static inline void vmig_test_type1_device(struct ksim *k,
 
 /*
  * Adds PCI device name, with the VFIO device features fp (none when NULL),
- * in group `group` of container cfd as vmig_test_type1_device does; the
- * container's first device (first) sets its IOMMU to TYPE1v2.
+ * to container cfd as vmig_test_type1_device does: the next of the *n
+ * devices in dev, gfd and dfd, in group group_base + its index; the
+ * first sets the container's IOMMU to TYPE1v2. Returns its index.
  */
-static inline void vmig_test_type1_pci(struct ksim *k,
-				       const struct vmig_host *h, int cfd,
-				       const char *name, int group,
-				       const struct ksim_feature_params *fp,
-				       bool first, struct ksim_device **dev,
-				       int *gfd, int *dfd)
+static inline int vmig_test_type1_pci(struct ksim *k, const struct vmig_host *h,
+				      int cfd, const char *name,
+				      int group_base,
+				      const struct ksim_feature_params *fp,
+				      int *n, struct ksim_device **dev,
+				      int *gfd, int *dfd)
 {
 	struct ksim_device_params dp = {
 		.name = name,
 		.kind = KSIM_DEV_PCI,
-		.group = group,
 	};
+	int i = (*n)++;
 
+	dp.group = group_base + i;
 	if (fp)
 		dp.feature = *fp;
-	vmig_test_type1_device(k, h, cfd, &dp, first ? VFIO_TYPE1v2_IOMMU : 0,
-			       dev, gfd, dfd);
+	vmig_test_type1_device(k, h, cfd, &dp, i == 0 ? VFIO_TYPE1v2_IOMMU : 0,
+			       &dev[i], &gfd[i], &dfd[i]);
+	return i;
 }
 
 /* Maps len bytes at vaddr, readable and writable, at iova in cfd. */

@@ -1,6 +1,7 @@
 /*
  * sessionutil.h: what the unit tests of whole sessions do the same way:
- * a session that finds the build's plugins, and its report parsed.
+ * a session that finds the build's plugins, the text it logs, and its
+ * report parsed.
  * Include after testutil.h.
  */
 #ifndef VMIG_SESSIONUTIL_H
@@ -11,6 +12,22 @@
 #include <vmig/vmig.h>
 
 #include "common/report.h"
+
+/* What a session logged, its log_opaque, for the tests to read back. */
+struct vmig_test_log {
+	char text[32768];
+};
+
+/* The log callback of a session whose log_opaque is a vmig_test_log. */
+static inline void vmig_test_session_log(void *opaque,
+					 enum vmig_log_level level,
+					 const char *msg)
+{
+	struct vmig_test_log *l = opaque;
+
+	(void)level;
+	vmig_test_log_append(l->text, sizeof(l->text), msg);
+}
 
 /* A new session with params p, the build's plugin directory added. */
 static inline vmig_session *

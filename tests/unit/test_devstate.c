@@ -118,10 +118,9 @@ static void rig_new(struct rig *r)
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	int i = r->n++;
+	int i = vmig_test_type1_pci(r->k, r->h, r->cfd, name, 30, fp, &r->n,
+				    r->dev, r->gfd, r->dfd);
 
-	vmig_test_type1_pci(r->k, r->h, r->cfd, name, 30 + i, fp, i == 0,
-			    &r->dev[i], &r->gfd[i], &r->dfd[i]);
 	r->w.dev[i] = r->dev[i];
 	r->w.state[i] = ST_RUNNING;
 	r->w.n = r->n;

@@ -121,11 +121,8 @@ static void rig_free(struct rig *r)
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	int i = r->ndev++;
-
-	vmig_test_type1_pci(r->k, r->h, r->cfd, name, 10 + i, fp, i == 0,
-			    &r->dev[i], &r->gfd[i], &r->dfd[i]);
-	return i;
+	return vmig_test_type1_pci(r->k, r->h, r->cfd, name, 10, fp, &r->ndev,
+				   r->dev, r->gfd, r->dfd);
 }
 
 /* Maps guest pages [first, first + n) writable at IOVA first * 4 KiB. */

@@ -45,17 +45,8 @@
 
 struct lost {
 	vmig_session *s;
-	char log[32768];
+	struct vmig_test_log log;
 };
-
-static void lost_log(void *opaque, enum vmig_log_level level,
-		     const char *msg)
-{
-	struct lost *l = opaque;
-
-	(void)level;
-	vmig_test_log_append(l->log, sizeof(l->log), msg);
-}
 
 /*
  * A session configured from doc (single quotes turned into double ones);
@@ -68,8 +59,9 @@ static uint64_t vcpu_log[16];
 static void lost_init(struct lost *l, const char *doc,
 		      const struct vmig_plugin *plug)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .log = lost_log,
-					 .log_opaque = l,
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .log = vmig_test_session_log,
+					 .log_opaque = &l->log,
 					 .log_level = VMIG_LOG_DEBUG };
 	char *json = strdup(doc), *c, err[512];
 	vmig_config *cfg;
@@ -327,7 +319,7 @@ static void test_gpa_source_restarted(void)
 	vcpu_fail_reads = 1;
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT_EQUAL(vcpu_starts, 2);
-	CU_ASSERT(has(l.log, "vcpu-test: read failed"));
+	CU_ASSERT(has(l.log.text, "vcpu-test: read failed"));
 	/* Whatever it covered, all of guest memory, is dirty once. */
 	CU_ASSERT(dirty(&l, 77 * PG));
 	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1024);
@@ -423,8 +415,8 @@ static void test_type1_mixed_precision(void)
 	 */
 	vmig_source_fail(l.s, &l.s->sources[source_index(&l, "vfio-type1")],
 			 -EIO, "read");
-	CU_ASSERT(has(l.log, "vfio-type1: read failed"));
-	CU_ASSERT(has(l.log, "restarted"));
+	CU_ASSERT(has(l.log.text, "vfio-type1: read failed"));
+	CU_ASSERT(has(l.log.text, "restarted"));
 	status(&l, "m0", &ds);
 	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);

@@ -68,22 +68,15 @@ struct rig {
 	vmig_session *s;
 	struct ksim_device *kd;
 	uint32_t dev_id;
-	char log[16384];
+	struct vmig_test_log log;
 };
-
-static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
-{
-	struct rig *r = opaque;
-
-	(void)level;
-	vmig_test_log_append(r->log, sizeof(r->log), msg);
-}
 
 /* A session configured from the document; returns what configure did. */
 static int rig_init(struct rig *r, bool pasid_attach)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .log = rig_log,
-					 .log_opaque = r,
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .log = vmig_test_session_log,
+					 .log_opaque = &r->log,
 					 .log_level = VMIG_LOG_DEBUG };
 	char text[2048], err[512];
 	vmig_config *cfg;
