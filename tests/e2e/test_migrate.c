@@ -38,6 +38,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/report.h"
+#include "common/sendall.h"
 #include "e2e/runner.h"
 #include "unit/testutil.h"
 
@@ -664,22 +665,6 @@ static void track(struct tracker *t, struct proxy *p, uint8_t *buf,
 	}
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		/* A peer gone is an answer, not a reason to die (SIGPIPE). */
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* Passes what from still holds to to, until from ends (bounded). */
 static void forward_rest(int from, int to)
 {
@@ -689,7 +674,7 @@ static void forward_rest(int from, int to)
 
 	while (poll(&pfd, 1, 2000) > 0) {
 		n = read(from, rest, sizeof(rest));
-		if (n <= 0 || !write_all(to, rest, (size_t)n))
+		if (n <= 0 || vmig_test_send_all(to, rest, (size_t)n))
 			return;
 	}
 }
@@ -734,7 +719,7 @@ static void *proxy_main(void *opaque)
 			    passed + (uint64_t)n >= p->cut_after)
 				n = (ssize_t)(p->cut_after - passed);
 			track(&t, p, buf, (size_t)n);
-			if (!write_all(d, buf, (size_t)n)) {
+			if (vmig_test_send_all(d, buf, (size_t)n)) {
 				/*
 				 * The destination has closed: what it said
 				 * before (its ERROR) still goes back, as a
@@ -758,7 +743,7 @@ static void *proxy_main(void *opaque)
 		}
 		if (pfd[1].revents) {
 			n = read(d, buf, sizeof(buf));
-			if (n <= 0 || !write_all(s, buf, (size_t)n))
+			if (n <= 0 || vmig_test_send_all(s, buf, (size_t)n))
 				break;
 		}
 	}
