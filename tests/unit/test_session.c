@@ -18,11 +18,11 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
-#include "common/report.h"
 #include "core/bitmap.h"
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096u
@@ -187,16 +187,8 @@ struct rig {
 	int container;
 	uint32_t io;
 	uint32_t region;
-	char log[8192];
+	struct vmig_test_log log;
 };
-
-static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
-{
-	struct rig *r = opaque;
-
-	(void)level;
-	vmig_test_log_append(r->log, sizeof(r->log), msg);
-}
 
 static void rig_init(struct rig *r, size_t pages)
 {
@@ -210,8 +202,8 @@ static void rig_init(struct rig *r, size_t pages)
 	memset(&fake_b, 0, sizeof(fake_b));
 	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
 	p.kernel = ksim_host(r->k);
-	p.log = rig_log;
-	p.log_opaque = r;
+	p.log = vmig_test_session_log;
+	p.log_opaque = &r->log;
 	p.log_level = VMIG_LOG_DEBUG;
 	CU_ASSERT_FATAL(vmig_session_new(&p, &r->s) == 0);
 	r->mem_len = pages * PG;
@@ -697,7 +689,7 @@ static void test_source_failure(void)
 	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(fake_a.attaches, 2);
 	CU_ASSERT_EQUAL(fake_a.starts, 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "fake-a: read failed "
 					     "(Input/output error): restarted"));
 	/* It fails again: the next candidate takes the device over. */
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
@@ -705,7 +697,7 @@ static void test_source_failure(void)
 	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(fake_a.detaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "fake-a: read failed "
 					     "(Input/output error) again"));
 
 	/* From now on fake-b alone says what is dirty. */
@@ -881,8 +873,9 @@ static const char *const sim_tail = " }\n}\n";
 static cJSON *run_config(const char *faults, int *ret, struct rig *r)
 {
 	char text[4096], err[512], *buf;
-	struct vmig_session_params p = { .size = sizeof(p), .log = rig_log,
-					 .log_opaque = r,
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .log = vmig_test_session_log,
+					 .log_opaque = &r->log,
 					 .log_level = VMIG_LOG_DEBUG };
 	vmig_config *cfg;
 	vmig_session *s;
@@ -973,7 +966,7 @@ static void test_config_run_fault(void)
 	CU_ASSERT_STRING_EQUAL(
 		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
 		"all-dirty");
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "vfio-type1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "vfio-type1"));
 	cJSON_Delete(root);
 }
 
