@@ -185,17 +185,21 @@ static bool space_needs_all(const vmig_session *s, uint32_t io)
 	return false;
 }
 
+/* The request for [iova, iova + length) of io, a bit a page. */
+static struct vmig_read page_rq(uint32_t io, uint64_t iova, uint64_t length)
+{
+	struct vmig_read rq = { .size = sizeof(rq), .iommu_id = io,
+				.iova = iova, .length = length,
+				.page_size = VMIG_PAGE_SIZE };
+
+	return rq;
+}
+
 /* Reads [iova, iova + length) of io from src into the regions' bitmaps. */
 static int source_read(vmig_session *s, struct vmig_source_rec *src,
 		       uint32_t io, uint64_t iova, uint64_t length)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = io,
-		.iova = iova,
-		.length = length,
-		.page_size = VMIG_PAGE_SIZE,
-	};
+	struct vmig_read rq = page_rq(io, iova, length);
 	uint64_t npages = length / VMIG_PAGE_SIZE;
 	int ret;
 
@@ -563,13 +567,7 @@ static bool harvest_step(vmig_session *s, const struct vmig_read *rq,
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 			     uint64_t length)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = io,
-		.iova = iova,
-		.length = length,
-		.page_size = VMIG_PAGE_SIZE,
-	};
+	struct vmig_read rq = page_rq(io, iova, length);
 	bool unmapped;
 	int ret;
 

@@ -904,8 +904,8 @@ static CU_TestInfo dest_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "format", NULL, NULL, NULL, NULL, format_tests },
-	{ "destination", NULL, NULL, NULL, NULL, dest_tests },
+	VMIG_SUITE("format", format_tests),
+	VMIG_SUITE("destination", dest_tests),
 	CU_SUITE_INFO_NULL,
 };
 
