@@ -58,14 +58,14 @@ uint64_t vmig_control_elapsed(const struct vmig_engine *e)
 
 void vmig_control_publish(struct vmig_engine *e, const struct vmig_status *st)
 {
+	uint32_t phase;
+
+	/* The figures change; the phase only with vmig_control_phase. */
 	pthread_mutex_lock(&e->status_lock);
-	e->status.iteration = st->iteration;
-	e->status.bytes_sent = st->bytes_sent;
-	e->status.bytes_left = st->bytes_left;
-	e->status.pages_dirty = st->pages_dirty;
-	e->status.dirty_rate = st->dirty_rate;
-	e->status.bandwidth = st->bandwidth;
-	e->status.expected_downtime_us = st->expected_downtime_us;
+	phase = e->status.phase;
+	e->status = *st;
+	e->status.size = sizeof(e->status);
+	e->status.phase = phase;
 	pthread_mutex_unlock(&e->status_lock);
 }
 
@@ -155,14 +155,10 @@ VMIG_API int vmig_set_event_callback(vmig_session *s, vmig_event_fn fn,
 				     void *opaque)
 {
 	struct vmig_engine *e;
+	int ret = vmig_engine_idle_get(s, "events", &e);
 
-	if (!s)
-		return -EINVAL;
-	e = vmig_engine_get(s);
-	if (!e)
-		return -ENOMEM;
-	if (vmig_engine_running(s))
-		return vmig_fail(s, -EBUSY, "events: a migration runs");
+	if (ret)
+		return ret;
 	e->event_fn = fn;
 	e->event_opaque = opaque;
 	return 0;

@@ -313,18 +313,27 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s)
 /* ------------------------------------------------------------------ */
 /* Public calls                                                        */
 
+int vmig_engine_idle_get(vmig_session *s, const char *what,
+			 struct vmig_engine **out)
+{
+	if (!s)
+		return -EINVAL;
+	*out = vmig_engine_get(s);
+	if (!*out)
+		return -ENOMEM;
+	if (vmig_engine_running(s))
+		return vmig_fail(s, -EBUSY, "%s: a migration runs", what);
+	return 0;
+}
+
 VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
 			      void *opaque)
 {
 	struct vmig_engine *e;
+	int ret = vmig_engine_idle_get(s, "vmm ops", &e);
 
-	if (!s)
-		return -EINVAL;
-	e = vmig_engine_get(s);
-	if (!e)
-		return -ENOMEM;
-	if (e->running)
-		return vmig_fail(s, -EBUSY, "vmm ops: a migration runs");
+	if (ret)
+		return ret;
 	/*
 	 * The stopped guest belongs to the callbacks that stopped it:
 	 * vmig_resolve() must resume that one, not another VMM's.

@@ -210,6 +210,14 @@ int vmig_control_policies_live(vmig_session *s,
 
 /* engine.c */
 
+/*
+ * The session's engine for a call that must not come while a migration
+ * runs: 0, or -EINVAL (no session), -ENOMEM, -EBUSY ("what: a migration
+ * runs").
+ */
+int vmig_engine_idle_get(vmig_session *s, const char *what,
+			 struct vmig_engine **out);
+
 /* The session's engine, created on first use; NULL when out of memory. */
 struct vmig_engine *vmig_engine_get(vmig_session *s);
 
