@@ -364,7 +364,10 @@ int vmig_listener_open(uv_loop_t *loop, const char *address,
 
 /*
  * Waits (on the loop) for one connection: accepted(opaque, conn, 0) with
- * the new connection using ops/conn_opaque, or (opaque, NULL, err).
+ * the new connection using ops/conn_opaque, or (opaque, NULL, err). Only
+ * that wait keeps the loop running: the listener stays open for the next
+ * call, and a connection that comes meanwhile waits for it. accepted
+ * NULL ends a wait without a connection.
  */
 int vmig_listener_accept(struct vmig_listener *l,
 			 const struct vmig_conn_ops *ops, void *conn_opaque,

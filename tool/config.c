@@ -315,7 +315,7 @@ static int parse_preference(struct ctx *c, const cJSON *root,
 static const char *const policies_keys[] = {
 	"hotplug", "downtime_limit_ms", "bandwidth_limit", "max_iterations",
 	"timeout_ms", "timeout_strategy", "tracking", "switchover_timeout_ms",
-	NULL,
+	"handshake_timeout_ms", "idle_timeout_ms", NULL,
 };
 static const char *const hotplug_names[] = {
 	"track", "degrade", "reject", NULL,
@@ -335,6 +335,8 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	int tracking = VMIG_TRACKING_POLICY_MIXED;
 	int64_t downtime = 300, iters = 30, timeout = 0;
 	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
+	int64_t handshake = VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	int64_t idle = VMIG_DEFAULT_IDLE_TIMEOUT_MS;
 	size_t m;
 	int rc;
 
@@ -366,6 +368,14 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 					   EXACT_MAX, "a positive integer "
 					   "(milliseconds, below 2^53)",
 					   &switchover);
+		rc = rc ? rc : cfg_get_int(c, obj, "handshake_timeout_ms", 1,
+					   EXACT_MAX, "a positive integer "
+					   "(milliseconds, below 2^53)",
+					   &handshake);
+		rc = rc ? rc : cfg_get_int(c, obj, "idle_timeout_ms", 1,
+					   EXACT_MAX, "a positive integer "
+					   "(milliseconds, below 2^53)",
+					   &idle);
 		if (rc)
 			return rc;
 		cfg_pop(c, m);
@@ -375,6 +385,8 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	p->max_iterations = (uint32_t)iters;
 	p->timeout_ms = (uint64_t)timeout;
 	p->switchover_timeout_ms = (uint64_t)switchover;
+	p->handshake_timeout_ms = (uint64_t)handshake;
+	p->idle_timeout_ms = (uint64_t)idle;
 	p->timeout_strategy = (enum vmig_timeout_strategy)strategy;
 	p->tracking = (enum vmig_tracking_policy)tracking;
 	return 0;

@@ -498,10 +498,37 @@ struct vmig_policies {
 	 * VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS.
 	 */
 	uint64_t switchover_timeout_ms;
+	/*
+	 * Appended after switchover_timeout_ms (0 or an older caller's
+	 * shorter struct: the defaults below). Both sides bound every wait
+	 * for their peer, so that a peer that connects and stalls is
+	 * dropped:
+	 *
+	 * handshake_timeout_ms: source, from connecting to the
+	 * destination's WELCOME; destination, from accepting a connection
+	 * to the whole HELLO.
+	 *
+	 * idle_timeout_ms: the longest time nothing moves while the stream
+	 * runs: source, during the pre-copy, no byte written and no reply
+	 * read (once the guest is stopped, switchover_timeout_ms bounds
+	 * it); destination, from HELLO to COMPLETE, no byte received.
+	 *
+	 * A destination also bounds the wait from SWITCHOVER to COMMIT by
+	 * switchover_timeout_ms, and the whole migration, from accepting,
+	 * by timeout_ms when it is not 0. A destination that gives up
+	 * never starts the guest; its listener stays, so vmig_receive()
+	 * may be called again for the next source.
+	 */
+	uint64_t handshake_timeout_ms;
+	uint64_t idle_timeout_ms;
 };
 
 /* The default of vmig_policies.switchover_timeout_ms. */
 #define VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS 30000u
+/* The default of vmig_policies.handshake_timeout_ms. */
+#define VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS 30000u
+/* The default of vmig_policies.idle_timeout_ms. */
+#define VMIG_DEFAULT_IDLE_TIMEOUT_MS 60000u
 
 /*
  * Sets the policies (a configuration's "policies" sets them too).
@@ -523,8 +550,8 @@ VMIG_API int vmig_set_policies(vmig_session *s,
  * guest), VMIG_EUNRESOLVED (COMMIT was written but STARTED did not
  * come: the guest stays paused; ask the destination, then call
  * vmig_resolve()), -ECANCELED (vmig_cancel), -ETIMEDOUT (timeout with
- * strategy cancel, or switchover_timeout_ms; the message names what was
- * awaited), VMIG_EPROTO (the destination rejected the stream),
+ * strategy cancel, handshake_timeout_ms, idle_timeout_ms or
+ * switchover_timeout_ms; the message names what was awaited), VMIG_EPROTO (the destination rejected the stream),
  * VMIG_EMIGRATED (this session's guest was migrated already: nothing is
  * done, resume is not called), -EBUSY (a migration runs, or the last one
  * is unresolved), or another error, always with vmig_errmsg naming the
@@ -585,8 +612,12 @@ VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
  * Blocks until done. Returns 0 (started: this side owns the guest, even
  * when the confirmation could not reach the source), VMIG_EPROTO (a
  * malformed or hostile stream, rejected: vmig_errmsg names the check),
- * -ECANCELED, or another error; on any error the guest was not started
- * here and never will be by this call.
+ * -ETIMEDOUT (the source stalled past handshake_timeout_ms,
+ * idle_timeout_ms, switchover_timeout_ms or timeout_ms), -ECANCELED, or
+ * another error; on any error the guest was not started here and never
+ * will be by this call. After an error the listener stays: calling
+ * vmig_receive again accepts the next source (one that connected in the
+ * meantime waits for it). After success, or vmig_cancel, it is closed.
  */
 VMIG_API int vmig_receive(vmig_session *s);
 

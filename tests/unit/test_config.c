@@ -288,6 +288,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg->policies.timeout_ms, 0);
 	/* A guest never waits stopped without a bound, by default. */
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 30000);
+	/* Nor does either side wait for a stalled peer forever. */
+	CU_ASSERT_EQUAL(cfg->policies.handshake_timeout_ms, 30000);
+	CU_ASSERT_EQUAL(cfg->policies.idle_timeout_ms, 60000);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_CANCEL);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_MIXED);
 	CU_ASSERT_EQUAL_FATAL(cfg->nr_regions, 1);
@@ -481,7 +484,8 @@ static void test_policies(void)
 		      "'max_iterations': 100000, 'timeout_ms': 60000, "
 		      "'timeout_strategy': 'force', "
 		      "'tracking': 'all-or-nothing', "
-		      "'switchover_timeout_ms': 1500}"));
+		      "'switchover_timeout_ms': 1500, "
+		      "'handshake_timeout_ms': 700, 'idle_timeout_ms': 900}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_REJECT);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 50);
@@ -491,6 +495,8 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_FORCE);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_ALL_OR_NOTHING);
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 1500);
+	CU_ASSERT_EQUAL(cfg->policies.handshake_timeout_ms, 700);
+	CU_ASSERT_EQUAL(cfg->policies.idle_timeout_ms, 900);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'degrade', "
@@ -540,6 +546,12 @@ static void test_policies(void)
 	    "policies.max_iterations: expected an integer from 1 to 100000");
 	ERR(WITH("'policies': {'switchover_timeout_ms': 0}"),
 	    "policies.switchover_timeout_ms: expected a positive integer "
+	    "(milliseconds, below 2^53)");
+	ERR(WITH("'policies': {'handshake_timeout_ms': 0}"),
+	    "policies.handshake_timeout_ms: expected a positive integer "
+	    "(milliseconds, below 2^53)");
+	ERR(WITH("'policies': {'idle_timeout_ms': 'long'}"),
+	    "policies.idle_timeout_ms: expected a positive integer "
 	    "(milliseconds, below 2^53)");
 	ERR(WITH("'policies': {'timeout_ms': -1}"),
 	    "policies.timeout_ms: expected a non-negative integer "
