@@ -843,6 +843,13 @@ static void dst_read_end(void *opaque, int err)
 			   err ? vmig_strerror(err) : "the source closed it");
 		return;
 	}
+	/* A transport that refused the peer says why (TLS). */
+	if (d->conn && vmig_conn_errmsg(d->conn)[0]) {
+		dst_finish(d, err ? err : -ECONNRESET, false,
+			   "%s; nothing was received, the guest was not "
+			   "started here", vmig_conn_errmsg(d->conn));
+		return;
+	}
 	dst_finish(d, err ? err : -ECONNRESET, false,
 		   "connection lost at %s: %s", where,
 		   err ? vmig_strerror(err) : "the source closed it");

@@ -355,6 +355,12 @@ void vmig_conn_close(struct vmig_conn *c);
 const char *vmig_conn_peer(const struct vmig_conn *c);
 
 /*
+ * Why the connection failed, in its transport's words (a refused TLS
+ * handshake), or "" when an errno says it all.
+ */
+const char *vmig_conn_errmsg(const struct vmig_conn *c);
+
+/*
  * Binds and listens on address; writes the bound address (the real port
  * for port 0) into bound. Returns 0, or an error with the reason in err.
  */

@@ -129,8 +129,9 @@ static int parse_transport(struct ctx *c, const cJSON *root,
 			   struct vmig_config *cfg)
 {
 	const cJSON *v = cfg_item(root, "transport");
-	const char *t, *host, *colon, *port;
-	size_t hlen;
+	const char *t, *host, *colon, *port, *q;
+	char hp[320];
+	size_t hlen, skip = 4;
 	long n = 0;
 
 	if (!v)
@@ -140,9 +141,23 @@ static int parse_transport(struct ctx *c, const cJSON *root,
 	t = v->valuestring;
 	if (!strncmp(t, "unix:", 5) && t[5])
 		goto ok;
-	if (strncmp(t, "tcp:", 4))
+	/*
+	 * TLS: "tls:host:port?options", "tls-psk:host:port?options"; the
+	 * options (files) are read when connecting or listening.
+	 */
+	if (!strncmp(t, "tls-psk:", 8))
+		skip = 8;
+	else if (strncmp(t, "tcp:", 4) && strncmp(t, "tls:", 4))
 		goto bad;
-	host = t + 4;
+	q = strchr(t + skip, '?');
+	if (!strncmp(t, "tcp:", 4))
+		q = NULL;
+	hlen = q ? (size_t)(q - t - skip) : strlen(t + skip);
+	if (hlen >= sizeof(hp))
+		goto bad;
+	memcpy(hp, t + skip, hlen);
+	hp[hlen] = '\0';
+	host = hp;
 	colon = strrchr(host, ':');
 	if (!colon || colon == host)
 		goto bad;
@@ -179,8 +194,10 @@ bad_port:
 	return cfg_fail_key(c, "transport", "expected a port from 1 to 65535 "
 			    "after the last ':'");
 bad:
-	return cfg_fail_key(c, "transport", "expected \"unix:<path>\" or "
-			    "\"tcp:<host>:<port>\"");
+	return cfg_fail_key(c, "transport", "expected \"unix:<path>\", "
+			    "\"tcp:<host>:<port>\", "
+			    "\"tls:<host>:<port>?<options>\" or "
+			    "\"tls-psk:<host>:<port>?<options>\"");
 }
 
 /*

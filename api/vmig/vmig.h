@@ -539,7 +539,9 @@ VMIG_API int vmig_set_policies(vmig_session *s,
 			       const struct vmig_policies *p);
 
 /*
- * Source: connects to address ("unix:/path" or "tcp:host:port") and
+ * Source: connects to address ("unix:/path", "tcp:host:port", or TLS 1.3
+ * over TCP: "tls:host:port?ca=FILE[&name=N][&cert=FILE&key=FILE]",
+ * "tls-psk:host:port?key=FILE[&identity=ID]"; docs/config.md) and
  * migrates: pre-copy iterations while the guest runs, then switchover
  * through the VMM's stop callback, the final pages and device state,
  * COMMIT once the destination's memory digest equals the source's, and
@@ -594,12 +596,16 @@ enum vmig_resolution {
 VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision);
 
 /*
- * Destination: binds address ("unix:/path" or "tcp:host:port"; port 0
+ * Destination: binds address ("unix:/path", "tcp:host:port",
+ * "tls:host:port?cert=FILE&key=FILE[&ca=FILE[&name=N]]" or
+ * "tls-psk:host:port?key=FILE"; port 0
  * picks one; NULL: the transport of the configuration the session was
  * set up from, by the vmig program's tool) and writes the bound
  * address into bound (NUL-terminated, truncated to len; may be NULL).
- * Call vmig_receive next. Errors: -EINVAL (bad address), -EADDRINUSE,
- * the socket's errors.
+ * Call vmig_receive next. Errors: -EINVAL (bad address, or a TLS file
+ * that cannot be read: the message names it), -EADDRINUSE, the socket's
+ * errors. A TLS destination refuses a source that fails the handshake
+ * (plain, wrong key or certificate): vmig_receive fails with the reason.
  */
 VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
 			 size_t len);

@@ -359,14 +359,18 @@ static void test_transport(void)
 	static const char *const good[] = {
 		"unix:/run/vmig.sock", "unix:rel.sock", "tcp:host:4444",
 		"tcp:10.0.0.1:1", "tcp:[::1]:65535", "tcp:a.b-c:80",
+		"tls:dst:4444?ca=/etc/vmig/ca.pem",
+		"tls-psk:[fd00::2]:4444?key=/etc/vmig/psk&identity=r7",
+		"tls:h:1",
 	};
 	static const char *const bad[] = {
 		"udp:host:1", "tcp:host", "tcp::80", "unix:", "tcp:a:b:80",
-		"tcp:[::1:80", "tcp:[]:80", "",
+		"tcp:[::1:80", "tcp:[]:80", "", "tls::80?ca=x",
+		"tls-psk:h?key=x",
 	};
 	static const char *const bad_port[] = {
 		"tcp:h:0", "tcp:h:65536", "tcp:h:80x", "tcp:h:", "tcp:h:-1",
-		"tcp:h:123456",
+		"tcp:h:123456", "tcp:h:80?x", "tls:h:0?ca=x",
 	};
 	char doc[160];
 	size_t i;
@@ -382,8 +386,9 @@ static void test_transport(void)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		snprintf(doc, sizeof(doc), WITH("'transport': '%s'"), bad[i]);
-		ERR(doc, "transport: expected \"unix:<path>\" or "
-		    "\"tcp:<host>:<port>\"");
+		ERR(doc, "transport: " "expected \"unix:<path>\", \"tcp:<host>:<port>\", "
+		    "\"tls:<host>:<port>?<options>\" or "
+		    "\"tls-psk:<host>:<port>?<options>\"");
 	}
 	for (i = 0; i < sizeof(bad_port) / sizeof(*bad_port); i++) {
 		snprintf(doc, sizeof(doc), WITH("'transport': '%s'"),
@@ -391,8 +396,9 @@ static void test_transport(void)
 		ERR(doc, "transport: expected a port from 1 to 65535 after "
 		    "the last ':'");
 	}
-	ERR(WITH("'transport': 4444"),
-	    "transport: expected \"unix:<path>\" or \"tcp:<host>:<port>\"");
+	ERR(WITH("'transport': 4444"), "transport: " "expected \"unix:<path>\", \"tcp:<host>:<port>\", "
+		    "\"tls:<host>:<port>?<options>\" or "
+		    "\"tls-psk:<host>:<port>?<options>\"");
 }
 
 static void test_plugins(void)
