@@ -35,6 +35,13 @@
 #define TLS_PSK_PRIO \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK:+PSK"
 #define IN_ROOM 65536u /* ciphertext read at most at once */
+/*
+ * A client's handshake is bounded here too: until it completes, the
+ * connection is nobody's but this file's, so a source that gave up
+ * (handshake_timeout_ms) could not close it, and its loop would wait for
+ * a stalled server for good.
+ */
+#define TLS_HANDSHAKE_MS VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS
 
 struct tls_opts {
 	bool psk;
@@ -58,6 +65,8 @@ struct tls_conn {
 	uint8_t *out;            /* ciphertext pushed, not yet written */
 	size_t out_len, out_cap;
 	/* Client, until the handshake is done. */
+	uv_timer_t *hs;          /* bounds it (freed by its close) */
+	uv_loop_t *loop;
 	vmig_connected_fn connected;
 	char *cerr;
 	size_t cerrlen;
@@ -360,8 +369,25 @@ static int tls_read_psk(const char *path, gnutls_datum_t *key, char *err,
 	return 0;
 }
 
+static void tls_hs_freed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The client's handshake is over (done, failed, or the conn freed). */
+static void tls_hs_stop(struct tls_conn *c)
+{
+	if (!c->hs)
+		return;
+	uv_timer_stop(c->hs);
+	c->hs->data = NULL;
+	uv_close((uv_handle_t *)c->hs, tls_hs_freed);
+	c->hs = NULL;
+}
+
 static void tls_free(struct tls_conn *c)
 {
+	tls_hs_stop(c);
 	if (c->sess)
 		gnutls_deinit(c->sess);
 	if (c->xcred)
@@ -506,6 +532,7 @@ static void tls_why(struct tls_conn *c, int ret, char *buf, size_t len)
 
 static void tls_fail(struct tls_conn *c, int err)
 {
+	tls_hs_stop(c);
 	c->failed = true;
 	if (!c->server && !c->handshaken && c->connected) {
 		vmig_connected_fn fn = c->connected;
@@ -552,6 +579,7 @@ static void tls_progress(struct tls_conn *c)
 			return;
 		}
 		c->handshaken = true;
+		tls_hs_stop(c);
 		if (!c->server && c->connected) {
 			vmig_connected_fn fn = c->connected;
 
@@ -750,6 +778,18 @@ static void tls_peer(struct tls_conn *c, const char *scheme)
 /* ------------------------------------------------------------------ */
 /* Connecting                                                          */
 
+static void tls_hs_expired(uv_timer_t *t)
+{
+	struct tls_conn *c = t->data;
+
+	if (!c)
+		return;
+	snprintf(c->base.err, sizeof(c->base.err),
+		 "tls: %s did not complete the handshake in %u ms",
+		 c->base.peer, (unsigned int)TLS_HANDSHAKE_MS);
+	tls_fail(c, -ETIMEDOUT);
+}
+
 static void tls_tcp_connected(void *opaque, struct vmig_conn *tcp, int err)
 {
 	struct tls_conn *c = opaque;
@@ -765,6 +805,12 @@ static void tls_tcp_connected(void *opaque, struct vmig_conn *tcp, int err)
 	}
 	c->tcp = tcp;
 	tls_peer(c, c->pcred ? "tls-psk" : "tls");
+	c->hs = malloc(sizeof(*c->hs));
+	if (c->hs) {
+		uv_timer_init(c->loop, c->hs);
+		c->hs->data = c;
+		uv_timer_start(c->hs, tls_hs_expired, TLS_HANDSHAKE_MS, 0);
+	}
 	c->tcp_reading = true;
 	ret = vmig_conn_read_start(tcp);
 	if (ret < 0) {
@@ -798,6 +844,7 @@ static int tls_connect(uv_loop_t *loop, const struct vmig_address *a,
 	c->connected = connected;
 	c->cerr = err;
 	c->cerrlen = errlen;
+	c->loop = loop;
 	ret = vmig_transport_tcp.connect(loop, a, &tls_tcp_ops, c,
 					 tls_tcp_connected, err, errlen);
 	if (ret < 0)

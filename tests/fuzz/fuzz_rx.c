@@ -247,11 +247,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(dst, s + off, n);
 		off += n;
 		ret = vmig_rx_feed(&rx, n);
-		if (ret < 0)
+		/* The source's ERROR ends the stream: dest.c reads no more. */
+		if (ret < 0 || ret == VMIG_RX_PEER_ERROR)
 			break;
 	}
-	if (ret < 0 && (rx.state != VMIG_RX_FAILED || !rx.err[0]))
-		abort(); /* a rejected stream says why */
+	if (ret < 0 && (rx.state != VMIG_RX_FAILED || !rx.err[0])) {
+		/* A rejected stream says why. */
+		fprintf(stderr, "fuzz_rx: error %d in state %s, message "
+			"\"%s\"\n", ret, vmig_rx_state_name(rx.state), rx.err);
+		abort();
+	}
 	/* For triage (and to check that the seeds reach COMMIT). */
 	if (getenv("VMIG_FUZZ_VERBOSE"))
 		fprintf(stderr, "fuzz_rx: %zu bytes, state %s, frame %llu%s%s\n",
