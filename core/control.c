@@ -183,6 +183,10 @@ static const char *fixed_field(const struct vmig_policies *a,
 		return "timeout_strategy";
 	if (a->tracking != b->tracking)
 		return "tracking";
+	if (a->handshake_timeout_ms != b->handshake_timeout_ms)
+		return "handshake_timeout_ms";
+	if (a->idle_timeout_ms != b->idle_timeout_ms)
+		return "idle_timeout_ms";
 	return NULL;
 }
 

@@ -18,6 +18,9 @@
  * resolves the outcome); one that did not never starts it; one that
  * cannot start it after COMMIT says so with ERROR, so that the source
  * resumes.
+ * Every wait for the source is bounded (watch.c): the handshake, an idle
+ * stream, SWITCHOVER to COMMIT and, when set, timeout_ms; a destination
+ * that gives up keeps its listener for the next source.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 
 #include "engine.h"
 #include "section.h"
+#include "watch.h"
 
 /* ------------------------------------------------------------------ */
 /* The receiving state machine                                         */
@@ -545,6 +549,9 @@ struct vmig_dst {
 	uv_async_t cancel;
 	uv_timer_t linger; /* bounds the wait for a last frame to go */
 	bool linger_closed;
+	struct vmig_watch watch; /* the bounded waits for the source */
+	bool cancelled;          /* by vmig_cancel: the listener goes too */
+	bool switchover_armed;
 	bool finished;
 	bool accepted;
 	int result;
@@ -635,9 +642,17 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 		rx_devices_abort(&d->rx);
 	vmig_engine_end(d->e);
 	uv_close((uv_handle_t *)&d->cancel, NULL);
-	if (d->e->listener) {
+	vmig_watch_close(&d->watch);
+	/*
+	 * A destination that did not start the guest may take the next
+	 * source (vmig_receive again): its listener stays. One that runs
+	 * the guest is done, and so is one its VMM cancelled.
+	 */
+	if ((!err || d->cancelled) && d->e->listener) {
 		vmig_listener_close(d->e->listener);
 		d->e->listener = NULL;
+	} else if (d->e->listener && !d->conn) {
+		vmig_listener_accept(d->e->listener, NULL, NULL, NULL, NULL);
 	}
 	if (d->conn)
 		vmig_conn_read_stop(d->conn);
@@ -704,6 +719,8 @@ static void dst_event(struct vmig_dst *d, int ev)
 	case VMIG_RX_MORE:
 		return;
 	case VMIG_RX_HELLO:
+		vmig_watch_disarm(&d->watch, VMIG_WAIT_HANDSHAKE);
+		vmig_watch_arm(&d->watch, VMIG_WAIT_IDLE, e->pol.idle_timeout_ms);
 		vmig_logf(s, VMIG_LOG_INFO,
 			  "destination: %s: layout accepted (%u region(s), %u "
 			  "device(s))",
@@ -716,6 +733,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 				   vmig_strerror(ret));
 		return;
 	case VMIG_RX_COMPLETE:
+		vmig_watch_disarm(&d->watch, VMIG_WAIT_IDLE);
 		msg[0] = '\0';
 		ret = d->rx.devs->load(&d->rx, msg, sizeof(msg));
 		if (ret < 0) {
@@ -792,10 +810,19 @@ static void dst_read_buf(void *opaque, void **buf, size_t *len)
 static void dst_read_done(void *opaque, size_t n)
 {
 	struct vmig_dst *d = opaque;
+	int ev;
 
 	if (d->finished)
 		return;
-	dst_event(d, vmig_rx_feed(&d->rx, n));
+	vmig_watch_touch(&d->watch);
+	ev = vmig_rx_feed(&d->rx, n);
+	/* From SWITCHOVER on, the source's guest is stopped: bounded. */
+	if (d->rx.state == VMIG_RX_FINAL && !d->switchover_armed) {
+		d->switchover_armed = true;
+		vmig_watch_arm(&d->watch, VMIG_WAIT_SWITCHOVER,
+			       d->e->pol.switchover_timeout_ms);
+	}
+	dst_event(d, ev);
 }
 
 static void dst_read_end(void *opaque, int err)
@@ -816,9 +843,63 @@ static void dst_read_end(void *opaque, int err)
 			   err ? vmig_strerror(err) : "the source closed it");
 		return;
 	}
+	/* A transport that refused the peer says why (TLS). */
+	if (d->conn && vmig_conn_errmsg(d->conn)[0]) {
+		dst_finish(d, err ? err : -ECONNRESET, false,
+			   "%s; nothing was received, the guest was not "
+			   "started here", vmig_conn_errmsg(d->conn));
+		return;
+	}
 	dst_finish(d, err ? err : -ECONNRESET, false,
 		   "connection lost at %s: %s", where,
 		   err ? vmig_strerror(err) : "the source closed it");
+}
+
+/* A bounded wait for the source passed: this source is dropped. */
+static void dst_wait_expired(void *opaque, enum vmig_wait which)
+{
+	struct vmig_dst *d = opaque;
+	const struct vmig_policies *pol = &d->e->pol;
+	const char *peer = d->conn ? vmig_conn_peer(d->conn) : "the source";
+	const char *st = vmig_rx_state_name(d->rx.state);
+	char where[160];
+
+	dst_position(d, where, sizeof(where));
+	switch (which) {
+	case VMIG_WAIT_HANDSHAKE:
+		dst_finish(d, -ETIMEDOUT, true,
+			   "handshake timeout: %s sent no whole HELLO in %llu "
+			   "ms (handshake_timeout_ms), at %s; the guest was "
+			   "not started here",
+			   peer, (unsigned long long)pol->handshake_timeout_ms,
+			   where);
+		return;
+	case VMIG_WAIT_IDLE:
+		dst_finish(d, -ETIMEDOUT, true,
+			   "idle timeout: nothing came from %s for %llu ms "
+			   "(idle_timeout_ms), at %s in state \"%s\"; the "
+			   "guest was not started here",
+			   peer, (unsigned long long)pol->idle_timeout_ms,
+			   where, st);
+		return;
+	case VMIG_WAIT_SWITCHOVER:
+		dst_finish(d, -ETIMEDOUT, true,
+			   "switchover timeout: no COMMIT from %s %llu ms "
+			   "(switchover_timeout_ms) after SWITCHOVER, at %s in "
+			   "state \"%s\"; the guest was not started here and "
+			   "will not be (the source resumes it, or, if it "
+			   "wrote COMMIT, its VMM resolves)",
+			   peer, (unsigned long long)pol->switchover_timeout_ms,
+			   where, st);
+		return;
+	default:
+		dst_finish(d, -ETIMEDOUT, true,
+			   "timeout after %llu ms (timeout_ms) with %s, at %s "
+			   "in state \"%s\"; the guest was not started here",
+			   (unsigned long long)pol->timeout_ms, peer, where,
+			   st);
+		return;
+	}
 }
 
 static const struct vmig_conn_ops dst_conn_ops = {
@@ -836,6 +917,7 @@ static void dst_cancelled(void *opaque)
 {
 	struct vmig_dst *d = opaque;
 
+	d->cancelled = true;
 	dst_finish(d, -ECANCELED, true, "the destination was cancelled");
 }
 
@@ -883,10 +965,12 @@ int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out)
 	}
 	uv_timer_init(loop, &d->linger);
 	d->linger.data = d;
+	vmig_watch_init(&d->watch, loop, dst_wait_expired, d);
 	ret = vmig_engine_begin(e, &d->cancel, dst_cancelled, d);
 	if (ret < 0) {
 		uv_close((uv_handle_t *)&d->cancel, NULL);
 		uv_close((uv_handle_t *)&d->linger, NULL);
+		vmig_watch_close(&d->watch);
 		uv_run(loop, UV_RUN_NOWAIT);
 		vmig_rx_fini(&d->rx);
 		free(d);
@@ -907,6 +991,11 @@ void vmig_dst_attach(struct vmig_dst *d, struct vmig_conn *c)
 	d->conn = c;
 	snprintf(d->e->st.transport, sizeof(d->e->st.transport), "%s",
 		 vmig_conn_peer(c));
+	/* From the connection on, the source has bounded time to speak. */
+	vmig_watch_arm(&d->watch, VMIG_WAIT_HANDSHAKE,
+		       d->e->pol.handshake_timeout_ms);
+	if (d->e->pol.timeout_ms)
+		vmig_watch_arm(&d->watch, VMIG_WAIT_TOTAL, d->e->pol.timeout_ms);
 	ret = vmig_conn_read_start(c);
 	if (ret < 0)
 		dst_finish(d, ret, false, "cannot read from %s: %s",
@@ -933,6 +1022,8 @@ int vmig_dst_finish(struct vmig_dst *d)
 
 	if (!d->finished) {
 		/* The loop stopped without an ending: nothing came. */
+		vmig_watch_close(&d->watch);
+		uv_run(d->loop, UV_RUN_NOWAIT);
 		d->finished = true;
 		d->result = -ECONNRESET;
 		snprintf(d->errmsg, sizeof(d->errmsg),
@@ -967,11 +1058,11 @@ static void dst_accepted(void *opaque, struct vmig_conn *c, int err)
 {
 	struct vmig_dst *d = opaque;
 
-	/* One source per migration: the listener is done. */
-	if (d->e->listener) {
-		vmig_listener_close(d->e->listener);
-		d->e->listener = NULL;
-	}
+	/*
+	 * One source per migration: the listener stays (unreferenced), and
+	 * a source that connects meanwhile waits for the next
+	 * vmig_receive().
+	 */
 	if (err < 0) {
 		dst_finish(d, err, false, "accept: %s", vmig_strerror(err));
 		return;

@@ -80,6 +80,8 @@ static void policies_default(struct vmig_policies *p)
 	p->downtime_limit_ms = VMIG_DEFAULT_DOWNTIME_MS;
 	p->max_iterations = VMIG_DEFAULT_MAX_ITERATIONS;
 	p->switchover_timeout_ms = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
+	p->handshake_timeout_ms = VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	p->idle_timeout_ms = VMIG_DEFAULT_IDLE_TIMEOUT_MS;
 }
 
 struct vmig_engine *vmig_engine_get(vmig_session *s)
@@ -395,6 +397,12 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, switchover_timeout_ms) &&
 	    p->switchover_timeout_ms)
 		n.switchover_timeout_ms = p->switchover_timeout_ms;
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, handshake_timeout_ms) &&
+	    p->handshake_timeout_ms)
+		n.handshake_timeout_ms = p->handshake_timeout_ms;
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, idle_timeout_ms) &&
+	    p->idle_timeout_ms)
+		n.idle_timeout_ms = p->idle_timeout_ms;
 	if (e->running)
 		return vmig_control_policies_live(s, &n);
 	e->pol = n;

@@ -404,6 +404,12 @@ void vmig_conn_close(struct vmig_conn *c);
 const char *vmig_conn_peer(const struct vmig_conn *c);
 
 /*
+ * Why the connection failed, in its transport's words (a refused TLS
+ * handshake), or "" when an errno says it all.
+ */
+const char *vmig_conn_errmsg(const struct vmig_conn *c);
+
+/*
  * Binds and listens on address; writes the bound address (the real port
  * for port 0) into bound. Returns 0, or an error with the reason in err.
  */
@@ -413,7 +419,10 @@ int vmig_listener_open(uv_loop_t *loop, const char *address,
 
 /*
  * Waits (on the loop) for one connection: accepted(opaque, conn, 0) with
- * the new connection using ops/conn_opaque, or (opaque, NULL, err).
+ * the new connection using ops/conn_opaque, or (opaque, NULL, err). Only
+ * that wait keeps the loop running: the listener stays open for the next
+ * call, and a connection that comes meanwhile waits for it. accepted
+ * NULL ends a wait without a connection.
  */
 int vmig_listener_accept(struct vmig_listener *l,
 			 const struct vmig_conn_ops *ops, void *conn_opaque,

@@ -13,7 +13,9 @@
  * STARTED (committed) or an ERROR from the destination (it will never
  * start: resume) settles who runs the guest; anything else leaves it
  * unresolved, the guest paused for vmig_resolve(). Every wait while the
- * guest is stopped is bounded by switchover_timeout_ms.
+ * guest is stopped is bounded by switchover_timeout_ms; before, the
+ * handshake by handshake_timeout_ms and the pre-copy's stream by
+ * idle_timeout_ms (watch.c).
  *
  * What travels is the sections' (section_ram.c, section_devstate.c);
  * the writes are writer.c's (at most INFLIGHT_MAX bytes queued, refilled
@@ -30,6 +32,7 @@
 #include "pace.h"
 #include "reply.h"
 #include "section.h"
+#include "watch.h"
 #include "writer.h"
 
 #define INFLIGHT_MAX (32ull << 20)
@@ -85,6 +88,8 @@ struct vmig_src {
 	int broken;              /* a write failed: the reason may follow */
 	/* Bounds the time the guest stays stopped (switchover_timeout_ms). */
 	uv_timer_t stopped;
+	/* Bounds the handshake and an idle pre-copy stream. */
+	struct vmig_watch watch;
 	bool stop_called;        /* the VMM's stop ran: resume is owed */
 	bool commit_written;     /* COMMIT's write completed */
 	/*
@@ -396,6 +401,8 @@ static void src_pump(struct vmig_src *src)
 {
 	if (src->phase != SP_PRECOPY && src->phase != SP_FINAL)
 		return;
+	/* Work of its own (a sync, a pace wait) is not the peer's idling. */
+	vmig_watch_touch(&src->watch);
 	if (src->broken)
 		return;
 	while (!src->scan_done && !src->want_switchover &&
@@ -476,6 +483,8 @@ static void src_written(void *opaque, const struct vmig_written *wr,
 	}
 	if (status == -ECANCELED)
 		return;
+	if (status == 0)
+		vmig_watch_touch(&src->watch);
 	if (status < 0) {
 		/*
 		 * The destination may have closed after saying why (ERROR):
@@ -738,6 +747,7 @@ static int switchover_stop(struct vmig_src *src)
 	 * failed half-way).
 	 */
 	src->stop_called = true;
+	vmig_watch_disarm(&src->watch, VMIG_WAIT_IDLE);
 	ret = e->vmm.stop(e->vmm_opaque);
 	if (ret < 0) {
 		src_fail(src, ret, "the VMM could not stop the guest: %s",
@@ -885,6 +895,7 @@ static void src_close_handles(struct vmig_src *src)
 	uv_close((uv_handle_t *)&src->pace, NULL);
 	uv_close((uv_handle_t *)&src->timeout, NULL);
 	uv_close((uv_handle_t *)&src->stopped, NULL);
+	vmig_watch_close(&src->watch);
 }
 
 /*
@@ -1266,6 +1277,33 @@ static void timeout_fired(uv_timer_t *t)
 		 (unsigned long long)e->pol.downtime_limit_ms);
 }
 
+/* handshake_timeout_ms or idle_timeout_ms passed: the guest never stopped. */
+static void src_wait_expired(void *opaque, enum vmig_wait which)
+{
+	struct vmig_src *src = opaque;
+	struct vmig_engine *e = src->e;
+	char what[160];
+
+	if (src->finished)
+		return;
+	src_awaited(src, what, sizeof(what));
+	if (which == VMIG_WAIT_HANDSHAKE) {
+		src_fail(src, -ETIMEDOUT,
+			 "handshake timeout: no WELCOME from %s in %llu ms "
+			 "(handshake_timeout_ms), waiting for %s; the guest "
+			 "stays on the source",
+			 src->w.conn ? vmig_conn_peer(src->w.conn)
+				     : e->st.transport,
+			 (unsigned long long)e->pol.handshake_timeout_ms,
+			 what);
+		return;
+	}
+	src_fail(src, -ETIMEDOUT,
+		 "idle timeout: nothing moved for %llu ms (idle_timeout_ms) "
+		 "waiting for %s; the guest stays on the source",
+		 (unsigned long long)e->pol.idle_timeout_ms, what);
+}
+
 /* ------------------------------------------------------------------ */
 /* Replies from the destination                                        */
 
@@ -1286,6 +1324,9 @@ static void src_reply(struct vmig_src *src)
 	switch (m->type) {
 	case VMIG_FRAME_WELCOME:
 		src->welcomed = true;
+		vmig_watch_disarm(&src->watch, VMIG_WAIT_HANDSHAKE);
+		vmig_watch_arm(&src->watch, VMIG_WAIT_IDLE,
+			       src->e->pol.idle_timeout_ms);
 		ret = vmig_tracking_start(src->s);
 		if (ret < 0) {
 			src_fail(src, ret, "tracking: %s", vmig_errmsg(src->s));
@@ -1371,6 +1412,7 @@ static void src_read_done(void *opaque, size_t n)
 
 	if (src->finished)
 		return;
+	vmig_watch_touch(&src->watch);
 	ret = vmig_reply_feed(&src->reply, n, src_expects, src);
 	if (ret < 0)
 		src_fail(src, VMIG_EPROTO, "%s", src->reply.err);
@@ -1572,6 +1614,7 @@ static struct vmig_src *src_new(vmig_session *s, uv_loop_t *loop)
 	src->linger.data = src;
 	uv_timer_init(loop, &src->stopped);
 	src->stopped.data = src;
+	vmig_watch_init(&src->watch, loop, src_wait_expired, src);
 	return src;
 }
 
@@ -1584,6 +1627,7 @@ static void src_discard(struct vmig_src *src)
 	uv_close((uv_handle_t *)&src->timeout, NULL);
 	uv_close((uv_handle_t *)&src->stopped, NULL);
 	uv_close((uv_handle_t *)&src->linger, NULL);
+	vmig_watch_close(&src->watch);
 	uv_run(src->loop, UV_RUN_DEFAULT);
 	vmig_writer_fini(&src->w);
 	free(src);
@@ -1700,7 +1744,9 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	vmig_control_begin(e);
 	e->policies_changed = src_policies_changed;
 	e->policies_opaque = src;
-	/* The timeout counts from here: connecting is part of it. */
+	/* The timeouts count from here: connecting is part of them. */
+	vmig_watch_arm(&src->watch, VMIG_WAIT_HANDSHAKE,
+		       e->pol.handshake_timeout_ms);
 	if (e->pol.timeout_ms)
 		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
 			       0);

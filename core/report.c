@@ -210,6 +210,9 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !add_u64(pol, "timeout_ms", e->pol.timeout_ms, true) ||
 	    !add_u64(pol, "switchover_timeout_ms",
 		     e->pol.switchover_timeout_ms, true) ||
+	    !add_u64(pol, "handshake_timeout_ms",
+		     e->pol.handshake_timeout_ms, true) ||
+	    !add_u64(pol, "idle_timeout_ms", e->pol.idle_timeout_ms, true) ||
 	    !add_str(pol, "timeout_strategy",
 		     e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE
 			     ? "force"

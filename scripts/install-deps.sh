@@ -9,7 +9,7 @@ set -eu
 # Debian 12 lacks: QEMU (qemu-system-x86_64, kvm), a static busybox and
 # cpio for the kernel lab, whichever path a run takes.
 pkgs="build-essential cmake pkg-config libuv1-dev libcjson-dev libcunit1-dev
-qemu-system-x86 busybox-static cpio $*"
+libgnutls28-dev qemu-system-x86 busybox-static cpio $*"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -4,7 +4,8 @@
 #   build-ci    warnings as errors (and the valgrind runs, and the
 #               kernel lab: tests/kernel/run-lab.sh under QEMU),
 #   build-asan  AddressSanitizer and UndefinedBehaviorSanitizer,
-# then compiles it with clang (-Werror) where clang is installed.
+# then compiles it with clang (-Werror) where clang is installed, and
+# runs the fuzzers briefly (build-fuzz, tests/fuzz/README.md).
 # Exits non-zero when anything fails.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +49,14 @@ if command -v clang >/dev/null 2>&1; then
 	CC=clang cmake -S . -B build-clang -DVMIG_WERROR=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build-clang -j"$jobs"
+
+	# The libFuzzer harnesses (tests/fuzz), each run for a short bounded
+	# time over its seed corpus.
+	echo "== build-fuzz: libFuzzer, AddressSanitizer, UBSan"
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j"$jobs" --target vmig-fuzz-rx \
+		vmig-fuzz-config
+	ctest --test-dir build-fuzz -L fuzz --output-on-failure
 fi
 
 echo "== all tests passed"

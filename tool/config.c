@@ -129,8 +129,9 @@ static int parse_transport(struct ctx *c, const cJSON *root,
 			   struct vmig_config *cfg)
 {
 	const cJSON *v = cfg_item(root, "transport");
-	const char *t, *host, *colon, *port;
-	size_t hlen;
+	const char *t, *host, *colon, *port, *q;
+	char hp[320];
+	size_t hlen, skip = 4;
 	long n = 0;
 
 	if (!v)
@@ -140,9 +141,23 @@ static int parse_transport(struct ctx *c, const cJSON *root,
 	t = v->valuestring;
 	if (!strncmp(t, "unix:", 5) && t[5])
 		goto ok;
-	if (strncmp(t, "tcp:", 4))
+	/*
+	 * TLS: "tls:host:port?options", "tls-psk:host:port?options"; the
+	 * options (files) are read when connecting or listening.
+	 */
+	if (!strncmp(t, "tls-psk:", 8))
+		skip = 8;
+	else if (strncmp(t, "tcp:", 4) && strncmp(t, "tls:", 4))
 		goto bad;
-	host = t + 4;
+	q = strchr(t + skip, '?');
+	if (!strncmp(t, "tcp:", 4))
+		q = NULL;
+	hlen = q ? (size_t)(q - t - skip) : strlen(t + skip);
+	if (hlen >= sizeof(hp))
+		goto bad;
+	memcpy(hp, t + skip, hlen);
+	hp[hlen] = '\0';
+	host = hp;
 	colon = strrchr(host, ':');
 	if (!colon || colon == host)
 		goto bad;
@@ -179,8 +194,10 @@ bad_port:
 	return cfg_fail_key(c, "transport", "expected a port from 1 to 65535 "
 			    "after the last ':'");
 bad:
-	return cfg_fail_key(c, "transport", "expected \"unix:<path>\" or "
-			    "\"tcp:<host>:<port>\"");
+	return cfg_fail_key(c, "transport", "expected \"unix:<path>\", "
+			    "\"tcp:<host>:<port>\", "
+			    "\"tls:<host>:<port>?<options>\" or "
+			    "\"tls-psk:<host>:<port>?<options>\"");
 }
 
 /*
@@ -315,7 +332,7 @@ static int parse_preference(struct ctx *c, const cJSON *root,
 static const char *const policies_keys[] = {
 	"hotplug", "downtime_limit_ms", "bandwidth_limit", "max_iterations",
 	"timeout_ms", "timeout_strategy", "tracking", "switchover_timeout_ms",
-	NULL,
+	"handshake_timeout_ms", "idle_timeout_ms", NULL,
 };
 static const char *const hotplug_names[] = {
 	"track", "degrade", "reject", NULL,
@@ -335,6 +352,8 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	int tracking = VMIG_TRACKING_POLICY_MIXED;
 	int64_t downtime = 300, iters = 30, timeout = 0;
 	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
+	int64_t handshake = VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	int64_t idle = VMIG_DEFAULT_IDLE_TIMEOUT_MS;
 	size_t m;
 	int rc;
 
@@ -366,6 +385,14 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 					   EXACT_MAX, "a positive integer "
 					   "(milliseconds, below 2^53)",
 					   &switchover);
+		rc = rc ? rc : cfg_get_int(c, obj, "handshake_timeout_ms", 1,
+					   EXACT_MAX, "a positive integer "
+					   "(milliseconds, below 2^53)",
+					   &handshake);
+		rc = rc ? rc : cfg_get_int(c, obj, "idle_timeout_ms", 1,
+					   EXACT_MAX, "a positive integer "
+					   "(milliseconds, below 2^53)",
+					   &idle);
 		if (rc)
 			return rc;
 		cfg_pop(c, m);
@@ -375,6 +402,8 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	p->max_iterations = (uint32_t)iters;
 	p->timeout_ms = (uint64_t)timeout;
 	p->switchover_timeout_ms = (uint64_t)switchover;
+	p->handshake_timeout_ms = (uint64_t)handshake;
+	p->idle_timeout_ms = (uint64_t)idle;
 	p->timeout_strategy = (enum vmig_timeout_strategy)strategy;
 	p->tracking = (enum vmig_tracking_policy)tracking;
 	return 0;

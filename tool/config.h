@@ -26,6 +26,8 @@ struct vmig_cfg_policies {
 	uint32_t max_iterations;     /* default 30 */
 	uint64_t timeout_ms;         /* default 0 = none */
 	uint64_t switchover_timeout_ms; /* default 30000; never 0 */
+	uint64_t handshake_timeout_ms;  /* default 30000; never 0 */
+	uint64_t idle_timeout_ms;       /* default 60000; never 0 */
 	enum vmig_timeout_strategy timeout_strategy; /* default cancel */
 	enum vmig_tracking_policy tracking; /* default mixed */
 };

@@ -669,6 +669,8 @@ static int setup_run(struct setup *st)
 		.timeout_ms = cfg->policies.timeout_ms,
 		.tracking = (uint32_t)cfg->policies.tracking,
 		.switchover_timeout_ms = cfg->policies.switchover_timeout_ms,
+		.handshake_timeout_ms = cfg->policies.handshake_timeout_ms,
+		.idle_timeout_ms = cfg->policies.idle_timeout_ms,
 	};
 
 	if (vmig_set_policies(s, &p) < 0)

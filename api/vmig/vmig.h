@@ -503,10 +503,37 @@ struct vmig_policies {
 	 * VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS.
 	 */
 	uint64_t switchover_timeout_ms;
+	/*
+	 * Appended after switchover_timeout_ms (0 or an older caller's
+	 * shorter struct: the defaults below). Both sides bound every wait
+	 * for their peer, so that a peer that connects and stalls is
+	 * dropped:
+	 *
+	 * handshake_timeout_ms: source, from connecting to the
+	 * destination's WELCOME; destination, from accepting a connection
+	 * to the whole HELLO.
+	 *
+	 * idle_timeout_ms: the longest time nothing moves while the stream
+	 * runs: source, during the pre-copy, no byte written and no reply
+	 * read (once the guest is stopped, switchover_timeout_ms bounds
+	 * it); destination, from HELLO to COMPLETE, no byte received.
+	 *
+	 * A destination also bounds the wait from SWITCHOVER to COMMIT by
+	 * switchover_timeout_ms, and the whole migration, from accepting,
+	 * by timeout_ms when it is not 0. A destination that gives up
+	 * never starts the guest; its listener stays, so vmig_receive()
+	 * may be called again for the next source.
+	 */
+	uint64_t handshake_timeout_ms;
+	uint64_t idle_timeout_ms;
 };
 
 /* The default of vmig_policies.switchover_timeout_ms. */
 #define VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS 30000u
+/* The default of vmig_policies.handshake_timeout_ms. */
+#define VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS 30000u
+/* The default of vmig_policies.idle_timeout_ms. */
+#define VMIG_DEFAULT_IDLE_TIMEOUT_MS 60000u
 
 /*
  * Sets the policies (a configuration's "policies" sets them too). From
@@ -521,7 +548,9 @@ VMIG_API int vmig_set_policies(vmig_session *s,
 			       const struct vmig_policies *p);
 
 /*
- * Source: connects to address ("unix:/path" or "tcp:host:port") and
+ * Source: connects to address ("unix:/path", "tcp:host:port", or TLS 1.3
+ * over TCP: "tls:host:port?ca=FILE[&name=N][&cert=FILE&key=FILE]",
+ * "tls-psk:host:port?key=FILE[&identity=ID]"; docs/config.md) and
  * migrates: pre-copy iterations while the guest runs, then switchover
  * through the VMM's stop callback, the final pages and device state,
  * COMMIT once the destination's memory digest equals the source's, and
@@ -532,8 +561,8 @@ VMIG_API int vmig_set_policies(vmig_session *s,
  * guest), VMIG_EUNRESOLVED (COMMIT was written but STARTED did not
  * come: the guest stays paused; ask the destination, then call
  * vmig_resolve()), -ECANCELED (vmig_cancel), -ETIMEDOUT (timeout with
- * strategy cancel, or switchover_timeout_ms; the message names what was
- * awaited), VMIG_EPROTO (the destination rejected the stream),
+ * strategy cancel, handshake_timeout_ms, idle_timeout_ms or
+ * switchover_timeout_ms; the message names what was awaited), VMIG_EPROTO (the destination rejected the stream),
  * VMIG_EMIGRATED (this session's guest was migrated already: nothing is
  * done, resume is not called), -EBUSY (a migration runs, or the last one
  * is unresolved), or another error, always with vmig_errmsg naming the
@@ -576,12 +605,16 @@ enum vmig_resolution {
 VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision);
 
 /*
- * Destination: binds address ("unix:/path" or "tcp:host:port"; port 0
+ * Destination: binds address ("unix:/path", "tcp:host:port",
+ * "tls:host:port?cert=FILE&key=FILE[&ca=FILE[&name=N]]" or
+ * "tls-psk:host:port?key=FILE"; port 0
  * picks one; NULL: the transport of the configuration the session was
  * set up from, by the vmig program's tool) and writes the bound
  * address into bound (NUL-terminated, truncated to len; may be NULL).
- * Call vmig_receive next. Errors: -EINVAL (bad address), -EADDRINUSE,
- * the socket's errors.
+ * Call vmig_receive next. Errors: -EINVAL (bad address, or a TLS file
+ * that cannot be read: the message names it), -EADDRINUSE, the socket's
+ * errors. A TLS destination refuses a source that fails the handshake
+ * (plain, wrong key or certificate): vmig_receive fails with the reason.
  */
 VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
 			 size_t len);
@@ -594,8 +627,12 @@ VMIG_API int vmig_listen(vmig_session *s, const char *address, char *bound,
  * Blocks until done. Returns 0 (started: this side owns the guest, even
  * when the confirmation could not reach the source), VMIG_EPROTO (a
  * malformed or hostile stream, rejected: vmig_errmsg names the check),
- * -ECANCELED, or another error; on any error the guest was not started
- * here and never will be by this call.
+ * -ETIMEDOUT (the source stalled past handshake_timeout_ms,
+ * idle_timeout_ms, switchover_timeout_ms or timeout_ms), -ECANCELED, or
+ * another error; on any error the guest was not started here and never
+ * will be by this call. After an error the listener stays: calling
+ * vmig_receive again accepts the next source (one that connected in the
+ * meantime waits for it). After success, or vmig_cancel, it is closed.
  */
 VMIG_API int vmig_receive(vmig_session *s);
 

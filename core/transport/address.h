@@ -15,6 +15,12 @@
 
 struct vmig_transport;
 
+/* Every form an address may take, for messages. */
+#define VMIG_ADDRESS_FORMS                                            \
+	"\"unix:<path>\", \"tcp:<host>:<port>\", "                    \
+	"\"tls:<host>:<port>?<options>\" or "                          \
+	"\"tls-psk:<host>:<port>?<options>\""
+
 /* An address, parsed and validated. */
 struct vmig_address {
 	const struct vmig_transport *t; /* the transport it names */
@@ -22,6 +28,7 @@ struct vmig_address {
 	char host[256];  /* tcp: a name, an IPv4 or an IPv6 (no brackets) */
 	char port[12];   /* tcp: decimal, 0 only for a listener */
 	const char *text; /* the address as given (for messages) */
+	char options[1024]; /* tls, tls-psk: after '?' (tls.c) */
 };
 
 /*

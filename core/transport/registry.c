@@ -15,6 +15,8 @@
 static const struct vmig_transport *const transports[] = {
 	&vmig_transport_unix,
 	&vmig_transport_tcp,
+	&vmig_transport_tls,
+	&vmig_transport_tls_psk,
 };
 
 #define NR_TRANSPORTS (sizeof(transports) / sizeof(transports[0]))
@@ -42,8 +44,7 @@ int vmig_address_parse(const char *address, bool listen,
 		a->t = transport_find(address);
 	if (!a->t) {
 		snprintf(err, errlen,
-			 "%s: expected \"unix:<path>\" or "
-			 "\"tcp:<host>:<port>\"",
+			 "%s: expected " VMIG_ADDRESS_FORMS,
 			 address ? address : "(null)");
 		return -EINVAL;
 	}
@@ -96,6 +97,11 @@ void vmig_conn_close(struct vmig_conn *c)
 const char *vmig_conn_peer(const struct vmig_conn *c)
 {
 	return c->peer;
+}
+
+const char *vmig_conn_errmsg(const struct vmig_conn *c)
+{
+	return c ? c->err : "";
 }
 
 int vmig_listener_open(uv_loop_t *loop, const char *address,

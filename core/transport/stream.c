@@ -331,29 +331,37 @@ static void accepted_peer(struct stream_listener *l, struct stream_conn *c)
 
 static void listener_do_accept(struct stream_listener *l)
 {
+	vmig_accepted_fn accepted;
 	struct vmig_conn *conn;
 	int ret = l->pending_status;
 
 	l->pending = false;
+	/*
+	 * One connection per accept: a later one waits for the next call;
+	 * meanwhile the listener keeps no loop running.
+	 */
+	accepted = l->accepted;
+	l->accepted = NULL;
+	uv_unref(&l->h.handle);
 	if (ret < 0) {
-		l->accepted(l->opaque, NULL, ret);
+		accepted(l->opaque, NULL, ret);
 		return;
 	}
 	conn = vmig_stream_conn_new(l->h.handle.loop, l->tcp, l->ops,
 				    l->conn_opaque);
 	if (!conn) {
-		l->accepted(l->opaque, NULL, -ENOMEM);
+		accepted(l->opaque, NULL, -ENOMEM);
 		return;
 	}
 	ret = uv_accept(&l->h.stream, vmig_stream_conn_handle(conn));
 	if (ret < 0) {
 		vmig_stream_conn_discard(conn);
-		l->accepted(l->opaque, NULL, ret);
+		accepted(l->opaque, NULL, ret);
 		return;
 	}
 	vmig_stream_tune(conn, l->tcp);
 	accepted_peer(l, sc_of(conn));
-	l->accepted(l->opaque, conn, 0);
+	accepted(l->opaque, conn, 0);
 }
 
 static void listener_connection(uv_stream_t *server, int status)
@@ -379,6 +387,13 @@ static int stream_listener_accept(struct vmig_listener *base,
 	l->conn_opaque = conn_opaque;
 	l->accepted = accepted;
 	l->opaque = opaque;
+	/* No callback: the wait is over; the listener keeps listening. */
+	if (!accepted) {
+		uv_unref(&l->h.handle);
+		return 0;
+	}
+	/* Waiting for a connection keeps the loop running. */
+	uv_ref(&l->h.handle);
 	if (l->pending)
 		listener_do_accept(l);
 	return 0;

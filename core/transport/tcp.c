@@ -18,7 +18,7 @@
 static int tcp_bad(const struct vmig_address *a, char *err, size_t errlen)
 {
 	snprintf(err, errlen,
-		 "%s: expected \"unix:<path>\" or \"tcp:<host>:<port>\"",
+		 "%s: expected " VMIG_ADDRESS_FORMS,
 		 a->text);
 	return -EINVAL;
 }
@@ -46,8 +46,8 @@ bad:
 	return -EINVAL;
 }
 
-static int tcp_parse(const char *host, bool listen, struct vmig_address *a,
-		     char *err, size_t errlen)
+int vmig_tcp_parse(const char *host, bool listen, struct vmig_address *a,
+		   char *err, size_t errlen)
 {
 	const char *colon = strrchr(host, ':');
 	size_t hlen;
@@ -191,7 +191,7 @@ static int tcp_listen(uv_loop_t *loop, const struct vmig_address *a,
 
 const struct vmig_transport vmig_transport_tcp = {
 	.scheme = "tcp",
-	.parse = tcp_parse,
+	.parse = vmig_tcp_parse,
 	.connect = tcp_connect,
 	.listen = tcp_listen,
 };

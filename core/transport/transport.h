@@ -48,6 +48,8 @@ struct vmig_conn {
 	const struct vmig_conn_ops *ops;
 	void *opaque;
 	char peer[VMIG_PEER_MAX];
+	/* Why it failed, when its transport knows better than an errno. */
+	char err[256];
 };
 
 /* What a listener does. */
@@ -86,6 +88,12 @@ struct vmig_transport {
 
 extern const struct vmig_transport vmig_transport_unix;
 extern const struct vmig_transport vmig_transport_tcp;
+extern const struct vmig_transport vmig_transport_tls;
+extern const struct vmig_transport vmig_transport_tls_psk;
+
+/* tcp.c: "host:port" into a (tls.c's addresses start the same way). */
+int vmig_tcp_parse(const char *hostport, bool listen, struct vmig_address *a,
+		   char *err, size_t errlen);
 
 /* stream.c: libuv streams (unix sockets, TCP, socket pairs). */
 

@@ -22,8 +22,7 @@ static int unix_parse(const char *rest, bool listen, struct vmig_address *a,
 	(void)listen;
 	if (!*rest) {
 		snprintf(err, errlen,
-			 "%s: expected \"unix:<path>\" or "
-			 "\"tcp:<host>:<port>\"",
+			 "%s: expected " VMIG_ADDRESS_FORMS,
 			 a->text);
 		return -EINVAL;
 	}

@@ -14,6 +14,10 @@
  * resident memory and what is left of it after the guest's memory, and
  * the ratio of the migration's time to the plain transfer's.
  *
+ * A case named "-tls" runs over tls-psk (TLS 1.3, a pre-shared key): its
+ * ratio to the plain transfer, beside the same case's over TCP, is what
+ * the encryption costs.
+ *
  * A case whose keys this build does not know (a configuration error) is
  * printed as "n/a" with the error, never as a figure.
  *
@@ -53,7 +57,11 @@ struct bench_case {
 	bool device;         /* a simulated device writes during pre-copy */
 	unsigned int connections; /* 0: the default (no key) */
 	const char *verify;  /* NULL: the default (no key) */
+	bool tls;            /* tls-psk: TLS 1.3 with a pre-shared key */
 };
+
+/* The pre-shared key of the TLS cases (written into the work directory). */
+static char psk_path[PATH_MAX];
 
 struct result {
 	bool ok;
@@ -145,7 +153,11 @@ static void write_config(const char *path, const struct bench_case *c,
 	if (!f)
 		die(path);
 	fprintf(f, "{\n  \"role\": \"%s\",\n", src ? "source" : "destination");
-	fprintf(f, "  \"transport\": \"tcp:127.0.0.1:%d\",\n", port);
+	if (c->tls)
+		fprintf(f, "  \"transport\": \"tls-psk:127.0.0.1:%d?key=%s\",\n",
+			port, psk_path);
+	else
+		fprintf(f, "  \"transport\": \"tcp:127.0.0.1:%d\",\n", port);
 	fprintf(f, "  \"report\": \"%s\",\n", report);
 	if (src && (c->connections || c->verify)) {
 		fprintf(f, "  \"policies\": {");
@@ -473,11 +485,14 @@ int main(int argc, char **argv)
 		{ "idle-2g-strict", 2 * GiB, 3 * GiB / 2, false, 0, "strict" },
 		{ "idle-2g-audit", 2 * GiB, 3 * GiB / 2, false, 0, "audit" },
 		{ "idle-2g-off", 2 * GiB, 3 * GiB / 2, false, 0, "off" },
+		{ "idle-2g-tls", 2 * GiB, 3 * GiB / 2, false, 0, NULL, true },
+		{ "device-2g-tls", 2 * GiB, 3 * GiB / 2, true, 0, NULL, true },
 	};
 	static const struct bench_case quick[] = {
 		{ "idle-64m", 64 * MiB, 48 * MiB, false, 0, NULL },
 		{ "device-64m", 64 * MiB, 48 * MiB, true, 0, NULL },
 		{ "idle-256m", 256 * MiB, 192 * MiB, false, 0, NULL },
+		{ "idle-64m-tls", 64 * MiB, 48 * MiB, false, 0, NULL, true },
 	};
 	const struct bench_case *cases = full;
 	size_t nr = sizeof(full) / sizeof(full[0]), i;
@@ -510,6 +525,16 @@ int main(int argc, char **argv)
 	}
 	if (!mkdtemp(dir))
 		die("mkdtemp");
+	snprintf(psk_path, sizeof(psk_path), "%s/psk", dir);
+	{
+		FILE *f = fopen(psk_path, "w");
+
+		if (!f || fputs("3f5a9c0e1b7d2468ace013579bdf2468"
+				"0123456789abcdeffedcba9876543210\n",
+				f) < 0 ||
+		    fclose(f))
+			die(psk_path);
+	}
 	printf("vmig-bench-migrate: %s, two processes, TCP on loopback, "
 	       "default policies unless named; work files in %s\n",
 	       vmig, dir);

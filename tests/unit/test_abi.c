@@ -299,6 +299,8 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, tracking, 40, 4, uint32_t),
 	PIN(struct vmig_policies, reserved, 44, 4, uint32_t),
 	PIN(struct vmig_policies, switchover_timeout_ms, 48, 8, uint64_t),
+	PIN(struct vmig_policies, handshake_timeout_ms, 56, 8, uint64_t),
+	PIN(struct vmig_policies, idle_timeout_ms, 64, 8, uint64_t),
 };
 
 static const struct field_pin vmig_sync_truth_pins[] = {
@@ -368,7 +370,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device, 56, 8, vmig_device_pins),
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
 	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
-	STRUCT(struct vmig_policies, 56, 8, vmig_policies_pins),
+	STRUCT(struct vmig_policies, 72, 8, vmig_policies_pins),
 	STRUCT(struct vmig_sync_truth, 40, 8, vmig_sync_truth_pins),
 	STRUCT(struct vmig_observer, 32, 8, vmig_observer_pins),
 	STRUCT(struct vmig_status, 80, 8, vmig_status_pins),

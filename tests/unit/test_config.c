@@ -288,6 +288,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(cfg->policies.timeout_ms, 0);
 	/* A guest never waits stopped without a bound, by default. */
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 30000);
+	/* Nor does either side wait for a stalled peer forever. */
+	CU_ASSERT_EQUAL(cfg->policies.handshake_timeout_ms, 30000);
+	CU_ASSERT_EQUAL(cfg->policies.idle_timeout_ms, 60000);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_CANCEL);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_MIXED);
 	CU_ASSERT_EQUAL_FATAL(cfg->nr_regions, 1);
@@ -356,14 +359,18 @@ static void test_transport(void)
 	static const char *const good[] = {
 		"unix:/run/vmig.sock", "unix:rel.sock", "tcp:host:4444",
 		"tcp:10.0.0.1:1", "tcp:[::1]:65535", "tcp:a.b-c:80",
+		"tls:dst:4444?ca=/etc/vmig/ca.pem",
+		"tls-psk:[fd00::2]:4444?key=/etc/vmig/psk&identity=r7",
+		"tls:h:1",
 	};
 	static const char *const bad[] = {
 		"udp:host:1", "tcp:host", "tcp::80", "unix:", "tcp:a:b:80",
-		"tcp:[::1:80", "tcp:[]:80", "",
+		"tcp:[::1:80", "tcp:[]:80", "", "tls::80?ca=x",
+		"tls-psk:h?key=x",
 	};
 	static const char *const bad_port[] = {
 		"tcp:h:0", "tcp:h:65536", "tcp:h:80x", "tcp:h:", "tcp:h:-1",
-		"tcp:h:123456",
+		"tcp:h:123456", "tcp:h:80?x", "tls:h:0?ca=x",
 	};
 	char doc[160];
 	size_t i;
@@ -379,8 +386,9 @@ static void test_transport(void)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		snprintf(doc, sizeof(doc), WITH("'transport': '%s'"), bad[i]);
-		ERR(doc, "transport: expected \"unix:<path>\" or "
-		    "\"tcp:<host>:<port>\"");
+		ERR(doc, "transport: " "expected \"unix:<path>\", \"tcp:<host>:<port>\", "
+		    "\"tls:<host>:<port>?<options>\" or "
+		    "\"tls-psk:<host>:<port>?<options>\"");
 	}
 	for (i = 0; i < sizeof(bad_port) / sizeof(*bad_port); i++) {
 		snprintf(doc, sizeof(doc), WITH("'transport': '%s'"),
@@ -388,8 +396,9 @@ static void test_transport(void)
 		ERR(doc, "transport: expected a port from 1 to 65535 after "
 		    "the last ':'");
 	}
-	ERR(WITH("'transport': 4444"),
-	    "transport: expected \"unix:<path>\" or \"tcp:<host>:<port>\"");
+	ERR(WITH("'transport': 4444"), "transport: " "expected \"unix:<path>\", \"tcp:<host>:<port>\", "
+		    "\"tls:<host>:<port>?<options>\" or "
+		    "\"tls-psk:<host>:<port>?<options>\"");
 }
 
 static void test_plugins(void)
@@ -481,7 +490,8 @@ static void test_policies(void)
 		      "'max_iterations': 100000, 'timeout_ms': 60000, "
 		      "'timeout_strategy': 'force', "
 		      "'tracking': 'all-or-nothing', "
-		      "'switchover_timeout_ms': 1500}"));
+		      "'switchover_timeout_ms': 1500, "
+		      "'handshake_timeout_ms': 700, 'idle_timeout_ms': 900}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_REJECT);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 50);
@@ -491,6 +501,8 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_FORCE);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_ALL_OR_NOTHING);
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 1500);
+	CU_ASSERT_EQUAL(cfg->policies.handshake_timeout_ms, 700);
+	CU_ASSERT_EQUAL(cfg->policies.idle_timeout_ms, 900);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'degrade', "
@@ -540,6 +552,12 @@ static void test_policies(void)
 	    "policies.max_iterations: expected an integer from 1 to 100000");
 	ERR(WITH("'policies': {'switchover_timeout_ms': 0}"),
 	    "policies.switchover_timeout_ms: expected a positive integer "
+	    "(milliseconds, below 2^53)");
+	ERR(WITH("'policies': {'handshake_timeout_ms': 0}"),
+	    "policies.handshake_timeout_ms: expected a positive integer "
+	    "(milliseconds, below 2^53)");
+	ERR(WITH("'policies': {'idle_timeout_ms': 'long'}"),
+	    "policies.idle_timeout_ms: expected a positive integer "
 	    "(milliseconds, below 2^53)");
 	ERR(WITH("'policies': {'timeout_ms': -1}"),
 	    "policies.timeout_ms: expected a non-negative integer "

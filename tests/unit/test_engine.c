@@ -1362,8 +1362,8 @@ static void test_api_errors(void)
 	CU_ASSERT_EQUAL(vmig_receive(d), -EINVAL);
 	CU_ASSERT(has(vmig_errmsg(d), "call vmig_listen first"));
 	CU_ASSERT_EQUAL(vmig_listen(d, "udp:x:1", NULL, 0), -EINVAL);
-	CU_ASSERT(has(vmig_errmsg(d), "expected \"unix:<path>\" or "
-				      "\"tcp:<host>:<port>\""));
+	CU_ASSERT(has(vmig_errmsg(d), "expected \"unix:<path>\", "
+				      "\"tcp:<host>:<port>\", \"tls:"));
 	CU_ASSERT_EQUAL(vmig_listen(d, NULL, NULL, 0), -EINVAL);
 	CU_ASSERT_EQUAL(vmig_migrate_local(s, s), -EINVAL);
 	vmig_session_free(s);

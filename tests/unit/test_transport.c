@@ -10,6 +10,11 @@
 #include "core/transport/address.h"
 #include "testutil.h"
 
+#define FORMS                                                            \
+	"\"unix:<path>\", \"tcp:<host>:<port>\", "                       \
+	"\"tls:<host>:<port>?<options>\" or "                             \
+	"\"tls-psk:<host>:<port>?<options>\""
+
 static int parse(const char *address, bool listen, struct vmig_address *a,
 		 char *err, size_t errlen)
 {
@@ -27,8 +32,7 @@ static void test_unix(void)
 	CU_ASSERT_STRING_EQUAL(vmig_address_scheme(&a), "unix");
 	CU_ASSERT_STRING_EQUAL(a.path, "/run/vmig.sock");
 	CU_ASSERT_EQUAL(parse("unix:", false, &a, err, sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "unix:: expected \"unix:<path>\" or "
-				    "\"tcp:<host>:<port>\"");
+	CU_ASSERT_STRING_EQUAL(err, "unix:: expected " FORMS);
 	memset(lng, 'x', sizeof(lng) - 1);
 	memcpy(lng, "unix:/", 6);
 	lng[sizeof(lng) - 1] = '\0';
@@ -58,6 +62,51 @@ static void test_tcp(void)
 	CU_ASSERT_STRING_EQUAL(a.port, "0");
 }
 
+static void test_tls(void)
+{
+	struct vmig_address a;
+	char err[256];
+
+	CU_ASSERT_EQUAL(parse("tls:dst.example:4444?ca=/etc/vmig/ca.pem",
+			      false, &a, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(vmig_address_scheme(&a), "tls");
+	CU_ASSERT_STRING_EQUAL(a.host, "dst.example");
+	CU_ASSERT_STRING_EQUAL(a.port, "4444");
+	CU_ASSERT_STRING_EQUAL(a.options, "ca=/etc/vmig/ca.pem");
+	CU_ASSERT_EQUAL(parse("tls:[::]:0?cert=c.pem&key=k.pem&ca=ca.pem&"
+			      "name=src.example", true, &a, err,
+			      sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(a.host, "::");
+	CU_ASSERT_EQUAL(parse("tls-psk:10.0.0.2:4444?key=/etc/vmig/psk&"
+			      "identity=rack7", false, &a, err,
+			      sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(vmig_address_scheme(&a), "tls-psk");
+	CU_ASSERT_EQUAL(parse("tls:h:1", false, &a, err, sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "tls:h:1: expected ca=<file> (the "
+				    "destination's CA)");
+	CU_ASSERT_EQUAL(parse("tls:h:1?ca=x", true, &a, err, sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "tls:h:1?ca=x: expected cert=<file> and "
+				    "key=<file> (this side's certificate)");
+	CU_ASSERT_EQUAL(parse("tls:h:1?ca=x&cert=y", false, &a, err,
+			      sizeof(err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "tls:h:1?ca=x&cert=y: cert= and key= go "
+				    "together");
+	CU_ASSERT_EQUAL(parse("tls-psk:h:1?ca=x", false, &a, err,
+			      sizeof(err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "tls-psk:h:1?ca=x: unknown option \"ca\" "
+				    "(tls-psk takes key= and identity=)");
+	CU_ASSERT_EQUAL(parse("tls-psk:h:1?key", false, &a, err,
+			      sizeof(err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "tls-psk:h:1?key: option \"key\" is not "
+				    "key=value");
+	CU_ASSERT_EQUAL(parse("tls-psk:h:1", false, &a, err, sizeof(err)),
+			-EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, "tls-psk:h:1: expected key=<file of the "
+				    "pre-shared key>");
+}
+
 static void test_refused(void)
 {
 	static const struct {
@@ -74,15 +123,13 @@ static void test_refused(void)
 		{ "tcp:host:", true,
 		  "tcp:host:: expected a port from 0 to 65535" },
 		{ "tcp::80", false,
-		  "tcp::80: expected \"unix:<path>\" or \"tcp:<host>:<port>\"" },
+		  "tcp::80: expected " FORMS },
 		{ "tcp:[::1:80", false,
-		  "tcp:[::1:80: expected \"unix:<path>\" or "
-		  "\"tcp:<host>:<port>\"" },
+		  "tcp:[::1:80: expected " FORMS },
 		{ "udp:host:80", false,
-		  "udp:host:80: expected \"unix:<path>\" or "
-		  "\"tcp:<host>:<port>\"" },
+		  "udp:host:80: expected " FORMS },
 		{ "unix", false,
-		  "unix: expected \"unix:<path>\" or \"tcp:<host>:<port>\"" },
+		  "unix: expected " FORMS },
 	};
 	struct vmig_address a;
 	char err[256];
@@ -94,13 +141,13 @@ static void test_refused(void)
 		CU_ASSERT_STRING_EQUAL(err, cases[i].err);
 	}
 	CU_ASSERT_EQUAL(parse(NULL, false, &a, err, sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "(null): expected \"unix:<path>\" or "
-				    "\"tcp:<host>:<port>\"");
+	CU_ASSERT_STRING_EQUAL(err, "(null): expected " FORMS);
 }
 
 static CU_TestInfo tests[] = {
 	{ "unix addresses", test_unix },
 	{ "tcp addresses", test_tcp },
+	{ "tls and tls-psk addresses", test_tls },
 	{ "refusals and their messages", test_refused },
 	CU_TEST_INFO_NULL,
 };
