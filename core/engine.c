@@ -80,6 +80,7 @@ static void policies_default(struct vmig_policies *p)
 	p->downtime_limit_ms = VMIG_DEFAULT_DOWNTIME_MS;
 	p->max_iterations = VMIG_DEFAULT_MAX_ITERATIONS;
 	p->switchover_timeout_ms = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
+	p->verify = VMIG_VERIFY_AUDIT;
 }
 
 struct vmig_engine *vmig_engine_get(vmig_session *s)
@@ -367,6 +368,13 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	    p->tracking > VMIG_TRACKING_POLICY_ALL_OR_NOTHING)
 		return vmig_fail(s, -EINVAL, "policies: unknown tracking "
 				 "policy %u", p->tracking);
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, verify) &&
+	    p->verify > VMIG_VERIFY_OFF)
+		return vmig_fail(s, -EINVAL, "policies: unknown verify "
+				 "policy %u", p->verify);
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, reserved2) &&
+	    p->reserved2)
+		return vmig_fail(s, -EINVAL, "policies: reserved2 is not 0");
 	policies_default(&n);
 	n.hotplug = p->hotplug;
 	if (p->downtime_limit_ms)
@@ -381,6 +389,8 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, switchover_timeout_ms) &&
 	    p->switchover_timeout_ms)
 		n.switchover_timeout_ms = p->switchover_timeout_ms;
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, verify) && p->verify)
+		n.verify = p->verify;
 	e->pol = n;
 	s->hotplug = p->hotplug;
 	s->all_or_nothing =

@@ -315,7 +315,7 @@ static int parse_preference(struct ctx *c, const cJSON *root,
 static const char *const policies_keys[] = {
 	"hotplug", "downtime_limit_ms", "bandwidth_limit", "max_iterations",
 	"timeout_ms", "timeout_strategy", "tracking", "switchover_timeout_ms",
-	NULL,
+	"verify", NULL,
 };
 static const char *const hotplug_names[] = {
 	"track", "degrade", "reject", NULL,
@@ -323,6 +323,10 @@ static const char *const hotplug_names[] = {
 static const char *const timeout_names[] = { "cancel", "force", NULL };
 static const char *const tracking_names[] = {
 	"mixed", "all-or-nothing", NULL,
+};
+/* In the order of enum vmig_verify_policy, from VMIG_VERIFY_AUDIT. */
+static const char *const verify_names[] = {
+	"audit", "strict", "off", NULL,
 };
 
 static int parse_policies(struct ctx *c, const cJSON *root,
@@ -333,6 +337,7 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	int hotplug = VMIG_HOTPLUG_POLICY_TRACK,
 	    strategy = VMIG_TIMEOUT_STRATEGY_CANCEL;
 	int tracking = VMIG_TRACKING_POLICY_MIXED;
+	int verify = 0; /* audit */
 	int64_t downtime = 300, iters = 30, timeout = 0;
 	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 	size_t m;
@@ -366,10 +371,13 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 					   EXACT_MAX, "a positive integer "
 					   "(milliseconds, below 2^53)",
 					   &switchover);
+		rc = rc ? rc : cfg_get_enum(c, obj, "verify", verify_names,
+					    &verify);
 		if (rc)
 			return rc;
 		cfg_pop(c, m);
 	}
+	p->verify = (enum vmig_verify_policy)(VMIG_VERIFY_AUDIT + verify);
 	p->hotplug = (enum vmig_hotplug_policy)hotplug;
 	p->downtime_limit_ms = (uint64_t)downtime;
 	p->max_iterations = (uint32_t)iters;

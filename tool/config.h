@@ -28,6 +28,7 @@ struct vmig_cfg_policies {
 	uint64_t switchover_timeout_ms; /* default 30000; never 0 */
 	enum vmig_timeout_strategy timeout_strategy; /* default cancel */
 	enum vmig_tracking_policy tracking; /* default mixed */
+	enum vmig_verify_policy verify; /* default audit */
 };
 
 enum vmig_cfg_fill {

@@ -669,6 +669,7 @@ static int setup_run(struct setup *st)
 		.timeout_ms = cfg->policies.timeout_ms,
 		.tracking = (uint32_t)cfg->policies.tracking,
 		.switchover_timeout_ms = cfg->policies.switchover_timeout_ms,
+		.verify = (uint32_t)cfg->policies.verify,
 	};
 
 	if (vmig_set_policies(s, &p) < 0)

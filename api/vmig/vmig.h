@@ -73,6 +73,13 @@ enum vmig_error {
 	 * favour of the destination): this session no longer owns it.
 	 */
 	VMIG_EMIGRATED = -4012,
+	/*
+	 * Source, verify policy "audit": the migration committed (the
+	 * guest runs on the destination), then the source's digest of its
+	 * stopped memory differed from the destination's. The report says
+	 * "audit": "mismatch"; the destination's memory is suspect.
+	 */
+	VMIG_EAUDIT = -4013,
 };
 
 /*
@@ -476,6 +483,30 @@ enum vmig_tracking_policy {
 	VMIG_TRACKING_POLICY_ALL_OR_NOTHING = 1,
 };
 
+/*
+ * How the source checks the destination's memory digest (ACK) against
+ * its own (docs/protocol.md "Digest").
+ */
+enum vmig_verify_policy {
+	/* 0 (or an older caller's shorter struct): VMIG_VERIFY_AUDIT. */
+	VMIG_VERIFY_DEFAULT = 0,
+	/*
+	 * Commit on the destination's ACK; then hash the stopped memory
+	 * and compare: a mismatch returns VMIG_EAUDIT (the guest already
+	 * runs on the destination). Nothing of it is in the downtime.
+	 */
+	VMIG_VERIFY_AUDIT = 1,
+	/*
+	 * Hash the stopped memory (on every core) before COMMIT and commit
+	 * only on equal digests; a mismatch fails with VMIG_EMISMATCH and
+	 * the guest resumes on the source. The hashing is in the downtime
+	 * (and in the expected downtime).
+	 */
+	VMIG_VERIFY_STRICT = 2,
+	/* No comparison: commit on ACK (its page count is still checked). */
+	VMIG_VERIFY_OFF = 3,
+};
+
 /* How a migration behaves; zero fields take the defaults. */
 struct vmig_policies {
 	uint32_t size;
@@ -498,6 +529,9 @@ struct vmig_policies {
 	 * VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS.
 	 */
 	uint64_t switchover_timeout_ms;
+	/* Appended after switchover_timeout_ms: enum vmig_verify_policy. */
+	uint32_t verify;
+	uint32_t reserved2;         /* 0 */
 };
 
 /* The default of vmig_policies.switchover_timeout_ms. */

@@ -358,6 +358,7 @@ static void policies(struct rig *r, uint64_t downtime_ms, uint32_t max_iter,
 		.timeout_strategy = strategy,
 		.timeout_ms = timeout_ms,
 		.bandwidth_limit = bw,
+		.verify = VMIG_VERIFY_STRICT,
 	};
 
 	CU_ASSERT_FATAL(vmig_set_policies(r->src, &p) == 0);
@@ -759,6 +760,112 @@ static void test_digest_mismatch(void)
 	CU_ASSERT(has(r.msg, " differs from the source's "));
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
 					  "the destination's memory digest"));
+	rig_fini(&r);
+}
+
+/* The source's policies with verify v (the others as policies()). */
+static void policies_verify(struct rig *r, uint32_t v)
+{
+	struct vmig_policies p = {
+		.size = sizeof(p),
+		.downtime_limit_ms = 60000,
+		.verify = v,
+	};
+
+	CU_ASSERT_FATAL(vmig_set_policies(r->src, &p) == 0);
+}
+
+/*
+ * verify "audit" (the default): the source commits on ACK, then hashes
+ * its stopped memory. Equal memories: completed, "audit": "match", the
+ * destination's digest (kept as pages arrived) is its memory's.
+ */
+static void test_audit_match(void)
+{
+	struct rig r;
+	uint64_t d;
+	cJSON *rep;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_DEFAULT);
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	rep = report(r.src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "audit"), "match");
+	CU_ASSERT_STRING_EQUAL(str(cJSON_GetObjectItem(rep, "policies"),
+				   "verify"), "audit");
+	CU_ASSERT_EQUAL(num(cJSON_GetObjectItem(rep, "downtime_parts_ms"),
+			    "source_digest"), 0);
+	cJSON_Delete(rep);
+	rep = report(r.dst);
+	CU_ASSERT_EQUAL_FATAL(vmig_memory_digest(r.dst, &d), 0);
+	CU_ASSERT_EQUAL(strtoull(str(rep, "digest"), NULL, 16), d);
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/*
+ * verify "audit": a write no source reported (the VMM's stop scribbles on
+ * the source's memory, after the pages went) is found after COMMIT: the
+ * guest runs on the destination, and the call says VMIG_EAUDIT.
+ */
+static void test_audit_mismatch(void)
+{
+	struct rig r;
+	cJSON *rep;
+	int ret;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_AUDIT);
+	r.g.scribble = r.smem[0];
+	ret = vmig_migrate_local(r.src, r.dst);
+	CU_ASSERT_EQUAL(ret, VMIG_EAUDIT);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 1);
+	CU_ASSERT_EQUAL(r.g.sim.resumes, 0);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
+	CU_ASSERT(has(vmig_errmsg(r.src), "audit after COMMIT: the "
+					  "destination's memory digest "));
+	CU_ASSERT(has(vmig_strerror(VMIG_EAUDIT), "audit"));
+	rep = report(r.src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed, audit failed");
+	CU_ASSERT_STRING_EQUAL(str(rep, "audit"), "mismatch");
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
+	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(rep, "memory_match")));
+	cJSON_Delete(rep);
+	rep = report(r.dst);
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "started");
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/* The same write under "strict": no COMMIT, the guest resumes here. */
+static void test_strict_source_mismatch(void)
+{
+	struct rig r;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_STRICT);
+	r.g.scribble = r.smem[0];
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), VMIG_EMISMATCH,
+		      "failed");
+	rig_fini(&r);
+}
+
+/* verify "off": committed on ACK, nothing compared. */
+static void test_verify_off(void)
+{
+	struct rig r;
+	cJSON *rep;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_OFF);
+	r.g.scribble = r.smem[0];
+	CU_ASSERT_EQUAL(vmig_migrate_local(r.src, r.dst), 0);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
+	rep = report(r.src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "digest")));
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
+	cJSON_Delete(rep);
 	rig_fini(&r);
 }
 
@@ -1424,6 +1531,10 @@ static CU_TestInfo fail_tests[] = {
 	{ "timeout, cancel", test_timeout_cancel },
 	{ "vmig_cancel from another thread", test_cancel_from_thread },
 	{ "digest mismatch", test_digest_mismatch },
+	{ "verify audit: match", test_audit_match },
+	{ "verify audit: mismatch after COMMIT", test_audit_mismatch },
+	{ "verify strict: a write nobody reported", test_strict_source_mismatch },
+	{ "verify off", test_verify_off },
 	{ "the destination refuses", test_destination_refuses },
 	{ "connection refused", test_connect_refused },
 	{ "no SIGPIPE from a migration's writes", test_sigpipe_guard },
