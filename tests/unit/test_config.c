@@ -481,7 +481,7 @@ static void test_policies(void)
 		      "'max_iterations': 100000, 'timeout_ms': 60000, "
 		      "'timeout_strategy': 'force', "
 		      "'tracking': 'all-or-nothing', "
-		      "'switchover_timeout_ms': 1500}"));
+		      "'switchover_timeout_ms': 1500, 'verify': 'strict'}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_REJECT);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 50);
@@ -491,6 +491,12 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_FORCE);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_ALL_OR_NOTHING);
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 1500);
+	CU_ASSERT_EQUAL(cfg->policies.verify, VMIG_VERIFY_STRICT);
+	vmig_config_free(cfg);
+
+	cfg = OK(WITH("'policies': {'verify': 'off'}"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->policies.verify, VMIG_VERIFY_OFF);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'degrade', "
@@ -504,6 +510,7 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.max_iterations, 1);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_CANCEL);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_MIXED);
+	CU_ASSERT_EQUAL(cfg->policies.verify, VMIG_VERIFY_AUDIT);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'track', "
@@ -538,6 +545,9 @@ static void test_policies(void)
 	    "policies.max_iterations: expected an integer from 1 to 100000");
 	ERR(WITH("'policies': {'max_iterations': 100001}"),
 	    "policies.max_iterations: expected an integer from 1 to 100000");
+	ERR(WITH("'policies': {'verify': 'maybe'}"),
+	    "policies.verify: expected one of \"audit\", \"strict\", "
+	    "\"off\"");
 	ERR(WITH("'policies': {'switchover_timeout_ms': 0}"),
 	    "policies.switchover_timeout_ms: expected a positive integer "
 	    "(milliseconds, below 2^53)");
