@@ -293,6 +293,8 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s);
  */
 uint64_t vmig_digest_memory(const vmig_session *s);
 unsigned int vmig_digest_threads(const vmig_session *s);
+/* What one core hashes here, measured on a sample (bytes per second). */
+double vmig_digest_rate(const vmig_session *s);
 /* The layout's seed: the digest of memory without pages. */
 uint64_t vmig_digest_layout(const vmig_session *s);
 /* One page's term: its bytes, and the gpa of its first byte. */

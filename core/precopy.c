@@ -72,6 +72,7 @@ struct vmig_src {
 	uint64_t dirty_rate;
 	uint64_t expected_us;
 	uint64_t mem_bytes;      /* all of guest memory */
+	double digest_rate;      /* strict: what one core hashes, measured */
 	bool want_switchover;    /* the timeout said force */
 	uint64_t last_progress_us;
 
@@ -494,18 +495,18 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 
 /*
  * The source gives up: max_iterations passed over the limit. The message
- * names the devices that made the estimate unknowable.
+ * says which part of the expected downtime is over the limit and by how
+ * much, and names the devices that made the estimate unknowable.
  */
-static void iteration_give_up(struct vmig_src *src, uint64_t n)
+static void iteration_give_up(struct vmig_src *src, uint64_t n,
+			      const struct vmig_converge_decision *d)
 {
 	struct vmig_engine *e = src->e;
 	char unknown[sizeof(e->st.unknown_state) + 64] = "";
-	char expected[32] = "unknown";
+	char why[256];
 	char *c;
 
-	if (src->expected_us != UINT64_MAX)
-		snprintf(expected, sizeof(expected), "%llu ms",
-			 (unsigned long long)src->expected_us / 1000);
+	vmig_converge_describe(d, why, sizeof(why));
 	if (e->st.unknown_state[0])
 		snprintf(unknown, sizeof(unknown),
 			 " (state size unknown, counted as 100 GiB: %s)",
@@ -516,10 +517,9 @@ static void iteration_give_up(struct vmig_src *src, uint64_t n)
 	e->st.cancelled = true;
 	src_fail(src, -ETIMEDOUT,
 		 "did not converge in %u iteration(s) (max_iterations): %llu "
-		 "pages dirty, expected downtime %s%s, limit %llu ms; the "
-		 "guest stays on the source",
-		 src->iteration + 1, (unsigned long long)n, expected, unknown,
-		 (unsigned long long)e->pol.downtime_limit_ms);
+		 "pages dirty; %s; mostly %s%s; the guest stays on the source",
+		 src->iteration + 1, (unsigned long long)n, why,
+		 vmig_converge_part_name(d->main), unknown);
 }
 
 /* After a sync that found n dirty pages: the policy decides, we act. */
@@ -537,6 +537,7 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 					? 2 * src->mem_bytes /
 						  vmig_digest_threads(src->s)
 					: 0,
+		.verify_rate = src->digest_rate,
 		.downtime_limit_us = e->pol.downtime_limit_ms * 1000u,
 		.iterations = src->iteration + 1,
 		.max_iterations = e->pol.max_iterations,
@@ -581,7 +582,7 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 		src_switchover(src);
 		return;
 	case VMIG_CONVERGE_MAX_ITERATIONS:
-		iteration_give_up(src, n);
+		iteration_give_up(src, n, &d);
 		return;
 	case VMIG_CONVERGE_OVER_LIMIT:
 		break;
@@ -1560,6 +1561,9 @@ static struct vmig_src *src_new(vmig_session *s, uv_loop_t *loop)
 	vmig_sections_init(&src->set, s, src->e);
 	for (i = 0; i < s->nr_regions; i++)
 		src->mem_bytes += s->regions[i].length;
+	/* strict hashes inside the downtime: at what rate, here. */
+	if (src->e->pol.verify == VMIG_VERIFY_STRICT)
+		src->digest_rate = vmig_digest_rate(s);
 	uv_async_init(loop, &src->cancel, cancel_fired);
 	src->cancel.data = src;
 	uv_timer_init(loop, &src->pace);

@@ -650,6 +650,10 @@ static void test_max_iterations_cancel(void)
 		      "cancelled");
 	CU_ASSERT(has(r.msg,
 		      "did not converge in 3 iteration(s) (max_iterations)"));
+	/* Which part is over the limit, and by how much. */
+	CU_ASSERT(has(r.msg, "over the 1 ms limit by "));
+	CU_ASSERT(has(r.msg, "memory still dirty "));
+	CU_ASSERT(has(r.msg, "; mostly "));
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
 					  "did not converge in 3"));
 	rig_fini(&r);
