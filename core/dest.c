@@ -85,7 +85,10 @@ int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
 	return 0;
 }
 
-/* The per-page terms of the digest, for this session's regions. */
+/*
+ * The per-page terms of the digest for this session's regions (none with
+ * FULL_DIGEST), and the bitmaps of the pages received.
+ */
 static int rx_terms_alloc(struct vmig_rx *rx)
 {
 	vmig_session *s = rx->s;
@@ -101,9 +104,13 @@ static int rx_terms_alloc(struct vmig_rx *rx)
 		uint64_t n = s->regions[i].npages;
 
 		/* Large and zero-filled: untouched until pages arrive. */
-		rx->term[i] = calloc(n, sizeof(uint64_t));
+		if (!rx->full_digest) {
+			rx->term[i] = calloc(n, sizeof(uint64_t));
+			if (!rx->term[i])
+				return -ENOMEM;
+		}
 		rx->termed[i] = calloc((n + 63) / 64, sizeof(uint64_t));
-		if (!rx->term[i] || !rx->termed[i])
+		if (!rx->termed[i])
 			return -ENOMEM;
 	}
 	return 0;
@@ -113,9 +120,11 @@ static void rx_terms_free(struct vmig_rx *rx)
 {
 	size_t i;
 
-	for (i = 0; rx->term && i < rx->s->nr_regions; i++) {
-		free(rx->term[i]);
-		free(rx->termed[i]);
+	for (i = 0; rx->s && i < rx->s->nr_regions; i++) {
+		if (rx->term)
+			free(rx->term[i]);
+		if (rx->termed)
+			free(rx->termed[i]);
 	}
 	free(rx->term);
 	free(rx->termed);
@@ -139,6 +148,13 @@ static inline void rx_term_set(struct vmig_rx *rx, uint32_t r, uint64_t p,
 	rx->term_sum += t;
 }
 
+/* Pages [first, first + n) of session region r were received. */
+static void rx_seen(struct vmig_rx *rx, uint32_t r, uint64_t first,
+		    uint64_t n)
+{
+	vmig_bitmap_set(rx->termed[r], first, n);
+}
+
 /*
  * The pages of a PAGES or ZERO frame (source region, first page, count)
  * were applied: their terms replace the old ones.
@@ -150,8 +166,11 @@ static void rx_terms_update(struct vmig_rx *rx, uint64_t region,
 	const struct vmig_region_rec *reg = &rx->s->regions[r];
 	uint64_t i;
 
-	if (!rx->term)
-		return; /* FULL_DIGEST: one pass at the end instead */
+	if (rx->full_digest) {
+		/* One pass at the end instead; only mark them received. */
+		rx_seen(rx, r, first, n);
+		return;
+	}
 	for (i = first; i < first + n; i++) {
 		uint64_t gpa = reg->gpa + i * VMIG_PAGE_SIZE;
 
@@ -171,7 +190,7 @@ uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
 	*hashed = 0;
 	for (r = 0; r < s->nr_regions; r++)
 		total += s->regions[r].npages;
-	if (!rx->term) {
+	if (!rx->term || rx->full_digest) {
 		/* FULL_DIGEST: all of memory, as it is now. */
 		*hashed = total;
 		return vmig_digest_memory(s);
@@ -199,9 +218,14 @@ uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
 
 void vmig_rx_fini(struct vmig_rx *rx)
 {
+	size_t i;
+
 	if (rx->devs && rx->devices)
 		rx->devs->close(rx);
 	rx_terms_free(rx);
+	/* Whatever arrived, the memory is no longer known to be zero. */
+	for (i = 0; rx->s && i < rx->s->nr_regions; i++)
+		rx->s->regions[i].fresh = false;
 	free(rx->scratch);
 	free(rx->region_map);
 	free(rx->devices);
@@ -550,7 +574,7 @@ static int rx_hello(struct vmig_rx *rx)
 			return rx_bad(rx, "devices to RESUMING: %s", msg);
 	}
 	rx->full_digest = m->hello.flags & VMIG_HELLO_FULL_DIGEST;
-	if (!rx->full_digest && rx_terms_alloc(rx) < 0) {
+	if (rx_terms_alloc(rx) < 0) {
 		snprintf(rx->err, sizeof(rx->err), "out of memory");
 		rx->state = VMIG_RX_FAILED;
 		return -ENOMEM;

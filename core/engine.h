@@ -473,8 +473,8 @@ struct vmig_rx {
 	 * memory (the pages the stream never named are hashed then).
 	 */
 	bool full_digest;       /* HELLO's FULL_DIGEST: no terms kept */
-	uint64_t **term;
-	uint64_t **termed;
+	uint64_t **term;        /* NULL with FULL_DIGEST */
+	uint64_t **termed;      /* also: the page was received */
 	uint64_t term_sum;
 	uint64_t termed_pages;
 };

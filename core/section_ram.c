@@ -192,14 +192,23 @@ static uint8_t *ram_span(struct vmig_rx *rx, uint64_t region, uint64_t first)
 	return r->hva + first * VMIG_PAGE_SIZE;
 }
 
-/* Zeroes the pages of a ZERO frame, writing only those that are not. */
+/*
+ * Zeroes the pages of a ZERO frame, writing only those that are not. In
+ * fresh memory (VMIG_REGION_FRESH) a page nothing arrived for yet is
+ * zero and is not even read; one that received data before must be
+ * cleared like any other.
+ */
 static void ram_zero(struct vmig_rx *rx, uint8_t *p, uint64_t n)
 {
-	uint64_t i;
+	uint32_t r = rx->region_map[rx->m.pages.region];
+	const struct vmig_region_rec *reg = &rx->s->regions[r];
+	const uint64_t *seen = rx->termed ? rx->termed[r] : NULL;
+	uint64_t i, page = rx->m.pages.first;
 
-	(void)rx;
-	/* Reading a page never touched costs nothing; writing allocates. */
 	for (i = 0; i < n; i++, p += VMIG_PAGE_SIZE) {
+		if (reg->fresh && seen && !vmig_bitmap_test(seen, page + i))
+			continue;
+		/* Reading a page never touched costs little; writing does. */
 		if (!vmig_page_is_zero(p))
 			memset(p, 0, VMIG_PAGE_SIZE);
 	}

@@ -420,13 +420,17 @@ static int parse_run(struct ctx *c, const cJSON *root,
 /* Memory                                                              */
 
 static const char *const region_keys[] = { "name", "gpa", "size", "fill",
-					    NULL };
+					    "backing", NULL };
 static const char *const fill_names[] = { "zero", "random", NULL };
+/* In the order of enum vmig_cfg_backing. */
+static const char *const backing_names[] = {
+	"anonymous", "memfd", "hugetlbfs", NULL,
+};
 
 static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 			struct vmig_cfg_region *r)
 {
-	int fill = VMIG_CFG_FILL_ZERO;
+	int fill = VMIG_CFG_FILL_ZERO, backing = VMIG_CFG_BACKING_ANONYMOUS;
 	uint64_t last;
 	char name[32];
 	int rc;
@@ -443,9 +447,17 @@ static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 	rc = rc ? rc : cfg_get_aligned(c, obj, "size", U_SIZE, &r->size);
 	rc = rc ? rc : cfg_range_last(c, r->gpa, r->size, &last);
 	rc = rc ? rc : cfg_get_enum(c, obj, "fill", fill_names, &fill);
+	rc = rc ? rc : cfg_get_enum(c, obj, "backing", backing_names,
+				    &backing);
 	if (rc)
 		return rc;
+	if (backing == VMIG_CFG_BACKING_HUGETLBFS && r->size % (2u << 20))
+		return cfg_fail_key(c, "size", "0x%llx is not a multiple of "
+				    "2 MiB, as \"backing\": \"hugetlbfs\" "
+				    "needs",
+				    (unsigned long long)r->size);
 	r->fill = (enum vmig_cfg_fill)fill;
+	r->backing = (enum vmig_cfg_backing)backing;
 	if (!r->name) {
 		snprintf(name, sizeof(name), "ram%zu", idx);
 		r->name = cfg_sdup(name);

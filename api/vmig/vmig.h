@@ -249,9 +249,18 @@ VMIG_API int vmig_set_preference(vmig_session *s, const char *const *names,
 /* Guest memory                                                        */
 
 /* A block of guest RAM. */
+/*
+ * vmig_region.flags. FRESH: the memory is a new mapping that reads as
+ * zero and nothing wrote yet. A destination then never writes, nor reads,
+ * a page that arrives as zero before anything else arrived for it, so
+ * memory the guest never used is never backed. It holds for the first
+ * vmig_receive() only: that call clears it, whatever its outcome.
+ */
+#define VMIG_REGION_FRESH 0x1u
+
 struct vmig_region {
 	uint32_t size;
-	uint32_t flags;   /* none defined yet; must be 0 */
+	uint32_t flags;   /* VMIG_REGION_* */
 	const char *name; /* optional */
 	uint64_t gpa;     /* guest-physical start, 4 KiB aligned */
 	uint64_t length;  /* bytes, a multiple of 4 KiB */
