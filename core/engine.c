@@ -158,7 +158,8 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 		e->running = true;
 		e->busy = true;
 		e->loop_thread = pthread_self();
-		e->cancel_requested = false;
+		__atomic_store_n(&e->cancel_requested, false,
+				 __ATOMIC_RELEASE);
 		e->cancel = cancel;
 		e->cancel_cb = fn;
 		e->cancel_opaque = opaque;
@@ -214,8 +215,9 @@ bool vmig_engine_wakeup(struct vmig_engine *e)
 
 	pthread_mutex_lock(&e->lock);
 	run_calls(e);
-	cancel = e->cancel_requested;
-	e->cancel_requested = false;
+	/* The source's pump reads it without the lock, between batches. */
+	cancel = __atomic_exchange_n(&e->cancel_requested, false,
+				     __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&e->lock);
 	return cancel;
 }
@@ -533,7 +535,8 @@ VMIG_API int vmig_cancel(vmig_session *s)
 		return -EINVAL;
 	pthread_mutex_lock(&e->lock);
 	if (e->running && e->cancel) {
-		e->cancel_requested = true;
+		__atomic_store_n(&e->cancel_requested, true,
+				 __ATOMIC_RELEASE);
 		ret = uv_async_send(e->cancel);
 	}
 	pthread_mutex_unlock(&e->lock);

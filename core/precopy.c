@@ -361,9 +361,17 @@ static void src_pump(struct vmig_src *src)
 	while (!src->scan_done && !src->want_switchover &&
 	       src->w.inflight < INFLIGHT_MAX) {
 		struct vmig_batch *b;
-		uint64_t budget = pace_budget(src);
+		uint64_t budget;
 		int ret;
 
+		/*
+		 * vmig_cancel() from another thread: back to the loop, which
+		 * runs the cancel at once, between two batches.
+		 */
+		if (__atomic_load_n(&src->e->cancel_requested,
+				    __ATOMIC_ACQUIRE))
+			break;
+		budget = pace_budget(src);
 		if (!budget)
 			break;
 		b = vmig_batch_get(&src->w);

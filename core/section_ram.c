@@ -16,6 +16,14 @@
 #include "section.h"
 
 #define PREFETCH_PAGES 8 /* zero checks look this far ahead */
+/*
+ * The pages one ZERO frame names at most, and one fill looks at: a fill
+ * runs on the loop's thread, so it must end soon enough for a cancel or
+ * a reply to be seen between two (tens of ms even where every page of a
+ * huge zero run costs a fault).
+ */
+#define ZERO_RUN_MAX 32768u
+#define FILL_PAGES_MAX 32768u
 
 struct ram {
 	uint32_t region;        /* the cursor */
@@ -127,8 +135,8 @@ static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
 
 	if (!zero && max > VMIG_PAGES_MAX)
 		max = VMIG_PAGES_MAX;
-	if (zero && max > UINT32_MAX)
-		max = UINT32_MAX;
+	if (zero && max > ZERO_RUN_MAX)
+		max = ZERO_RUN_MAX;
 	n = ram_same_run(data, max, zero);
 	vmig_bitmap_clear(reg->dirty, p, n);
 	if (zero) {
@@ -146,9 +154,13 @@ static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
 	return ret;
 }
 
-/* Fills the sink from the cursor: 1 at the end of memory, 0 when full. */
+/*
+ * Fills the sink from the cursor: 1 at the end of memory, 0 when full or
+ * after FILL_PAGES_MAX pages (the next fill goes on).
+ */
 static int ram_save(struct vmig_section *sec, struct vmig_section_sink *out)
 {
+	uint64_t pages0 = out->pages;
 	uint8_t *hdr;
 	int ret;
 
@@ -158,6 +170,8 @@ static int ram_save(struct vmig_section *sec, struct vmig_section_sink *out)
 		ret = ram_frame(sec, out, hdr);
 		if (ret < 0)
 			return ret;
+		if (out->pages - pages0 >= FILL_PAGES_MAX)
+			return 0;
 	}
 	return 0;
 }

@@ -161,6 +161,10 @@ struct rig {
 	struct guest dg;   /* the destination's VMM (start only) */
 	char msg[1024];    /* the source's error, kept */
 	char log[16384];
+	/* vmig_cancel(src) from the log, at the first line with this. */
+	const char *cancel_at;
+	bool cancel_sent;
+	int cancel_ret;
 	/* Progress reports. */
 	unsigned int progress_calls;
 	uint32_t max_iteration;
@@ -191,6 +195,10 @@ static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
 	(void)level;
 	if (n < sizeof(r->log) - 1)
 		snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	if (r->cancel_at && !r->cancel_sent && strstr(msg, r->cancel_at)) {
+		r->cancel_sent = true;
+		r->cancel_ret = vmig_cancel(r->src);
+	}
 }
 
 static uint8_t *map_mem(size_t len)
@@ -742,6 +750,39 @@ static void test_cancel_from_thread(void)
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
 					  "cancelled"));
 	CU_ASSERT_EQUAL(vmig_cancel(r.src), -EINVAL); /* over */
+	rig_fini(&r);
+}
+
+/*
+ * vmig_cancel() in the middle of iteration 0: asked once its ITERATION
+ * frame is queued and before any page is (the log line that says so), it
+ * ends the migration before the rest of memory is read, whatever the
+ * size: the sender checks between batches, not only between iterations.
+ * The guest never stopped and runs on the source.
+ */
+static void test_cancel_mid_iteration(void)
+{
+	struct rig r;
+	cJSON *rep, *its, *it0;
+	double sent;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies(&r, 60000, 0, 0, 0, 0);
+	r.cancel_at = "source: iteration 0: ";
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), -ECANCELED,
+		      "cancelled");
+	CU_ASSERT(r.cancel_sent);
+	CU_ASSERT_EQUAL(r.cancel_ret, 0);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 0);
+	CU_ASSERT(has(r.msg, "cancelled (vmig_cancel) at iteration 0"));
+	rep = report(r.src);
+	its = cJSON_GetObjectItem(rep, "iterations");
+	CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(its), 1);
+	it0 = cJSON_GetArrayItem(its, 0);
+	sent = num(it0, "pages_sent") + num(it0, "zero_pages");
+	/* 12 MiB of guest: far less than one pump's worth (32 MiB). */
+	CU_ASSERT(sent < (R0_LEN + R1_LEN) / PG);
+	cJSON_Delete(rep);
 	rig_fini(&r);
 }
 
@@ -1534,6 +1575,7 @@ static CU_TestInfo fail_tests[] = {
 	{ "max_iterations, cancel", test_max_iterations_cancel },
 	{ "timeout, cancel", test_timeout_cancel },
 	{ "vmig_cancel from another thread", test_cancel_from_thread },
+	{ "cancel in the middle of iteration 0", test_cancel_mid_iteration },
 	{ "digest mismatch", test_digest_mismatch },
 	{ "verify audit: match", test_audit_match },
 	{ "verify audit: mismatch after COMMIT", test_audit_mismatch },
