@@ -610,8 +610,9 @@ static void test_memory(void)
 
 	cfg = OK(REG("{'gpa': 0, 'size': 1073741824}, "
 		     "{'name': 'high', 'gpa': '0x100000000', 'size': '2GiB', "
-		     "'fill': 'random'}, "
-		     "{'gpa': '8G', 'size': '512M', 'fill': 'zero'}, "
+		     "'fill': 'random', 'backing': 'memfd'}, "
+		     "{'gpa': '8G', 'size': '512M', 'fill': 'zero', "
+		     "'backing': 'hugetlbfs'}, "
 		     "{'gpa': '17179869184', 'size': '4KiB'}, "
 		     "{'gpa': '0X2000000000', 'size': '0x3000'}, "
 		     "{'gpa': '0x3000000000', 'size': '1T'}, "
@@ -625,6 +626,9 @@ static void test_memory(void)
 	CU_ASSERT_EQUAL(cfg->regions[0].fill, VMIG_CFG_FILL_ZERO);
 	CU_ASSERT_EQUAL(cfg->regions[1].fill, VMIG_CFG_FILL_RANDOM);
 	CU_ASSERT_EQUAL(cfg->regions[2].fill, VMIG_CFG_FILL_ZERO);
+	CU_ASSERT_EQUAL(cfg->regions[0].backing, VMIG_CFG_BACKING_ANONYMOUS);
+	CU_ASSERT_EQUAL(cfg->regions[1].backing, VMIG_CFG_BACKING_MEMFD);
+	CU_ASSERT_EQUAL(cfg->regions[2].backing, VMIG_CFG_BACKING_HUGETLBFS);
 	CU_ASSERT_STRING_EQUAL(cfg->regions[1].name, "high");
 	CU_ASSERT_EQUAL(cfg->regions[1].gpa, 1ull << 32);
 	CU_ASSERT_EQUAL(cfg->regions[1].size, 2ull << 30);
@@ -655,6 +659,12 @@ static void test_memory(void)
 	    "memory[0].fill: expected one of \"zero\", \"random\"");
 	ERR(REG("{'gpa': 0, 'size': 4096, 'fill': 1}"),
 	    "memory[0].fill: expected one of \"zero\", \"random\"");
+	ERR(REG("{'gpa': 0, 'size': 4096, 'backing': 'shm'}"),
+	    "memory[0].backing: expected one of \"anonymous\", \"memfd\", "
+	    "\"hugetlbfs\"");
+	ERR(REG("{'gpa': 0, 'size': '3M', 'backing': 'hugetlbfs'}"),
+	    "memory[0].size: 0x300000 is not a multiple of 2 MiB, as "
+	    "\"backing\": \"hugetlbfs\" needs");
 }
 
 static void test_sizes_addresses(void)

@@ -79,11 +79,11 @@ struct dest {
 	struct vmig_rx rx;
 };
 
-static void dest_init(struct dest *d)
+static void dest_init_flags(struct dest *d, uint32_t flags)
 {
 	struct vmig_session_params p = { .size = sizeof(p),
 					 .role = VMIG_ROLE_DESTINATION };
-	struct vmig_region r = { .size = sizeof(r), .fd = -1 };
+	struct vmig_region r = { .size = sizeof(r), .fd = -1, .flags = flags };
 
 	memset(d, 0, sizeof(*d));
 	CU_ASSERT_FATAL(vmig_session_new(&p, &d->s) == 0);
@@ -100,6 +100,11 @@ static void dest_init(struct dest *d)
 	r.hva = d->r1.mem;
 	CU_ASSERT_FATAL(vmig_region_add(d->s, &r, NULL) == 0);
 	CU_ASSERT_FATAL(vmig_rx_init(&d->rx, d->s) == 0);
+}
+
+static void dest_init(struct dest *d)
+{
+	dest_init_flags(d, 0);
 }
 
 static void dest_fini(struct dest *d)
@@ -888,8 +893,60 @@ static void test_typed(void)
 		  m.hello.flags == VMIG_HELLO_FULL_DIGEST && m.crc);
 }
 
+/*
+ * Fresh memory (VMIG_REGION_FRESH): a page that arrives as zero before
+ * anything else is neither read nor written (its pages are PROT_NONE
+ * here: a read would fault), a zero page over earlier data is written,
+ * and the digest kept as pages arrived is the memory's.
+ */
+static void test_fresh_zero(void)
+{
+	static uint8_t pages[8 * PG];
+	struct stream st;
+	struct dest d;
+	uint64_t kept, full, hashed;
+	unsigned int ev = 0;
+	size_t i;
+
+	dest_init_flags(&d, VMIG_REGION_FRESH);
+	memset(&st, 0, sizeof(st));
+	hello(&st, 2, R0_PAGES * PG);
+	frame(&st, VMIG_FRAME_ITERATION, 0, 0, 0, NULL, 0, false);
+	page_fill(pages, 8 * PG, 5);
+	frame(&st, VMIG_FRAME_PAGES, 0, 3, 8, pages, 8 * PG, false);
+	frame(&st, VMIG_FRAME_ZERO, 0, 0, 3, NULL, 0, false);
+	frame(&st, VMIG_FRAME_ZERO, 0, 11, R0_PAGES - 11, NULL, 0, false);
+	frame(&st, VMIG_FRAME_ZERO, 1, 0, R1_PAGES, NULL, 0, false);
+	frame(&st, VMIG_FRAME_ITERATION, 1, 0, 0, NULL, 0, false);
+	/* Page 5 held data: its zero must be written. */
+	frame(&st, VMIG_FRAME_ZERO, 0, 5, 1, NULL, 0, false);
+	frame(&st, VMIG_FRAME_SWITCHOVER, 0, 0, 0, NULL, 0, false);
+	frame(&st, VMIG_FRAME_COMPLETE, R0_PAGES + R1_PAGES + 1, st.frames,
+	      0, NULL, 0, false);
+	/* Pages 20 on of region 0 and all of region 1: no access. */
+	CU_ASSERT_FATAL(mprotect(d.r0.mem + 20 * PG, (R0_PAGES - 20) * PG,
+				 PROT_NONE) == 0);
+	CU_ASSERT_FATAL(mprotect(d.r1.mem, R1_PAGES * PG, PROT_NONE) == 0);
+	CU_ASSERT_EQUAL(feed(&d, st.buf, st.len, 0, &ev), VMIG_RX_COMPLETE);
+	kept = vmig_rx_digest(&d.rx, &hashed);
+	CU_ASSERT_EQUAL(hashed, 0);
+	CU_ASSERT_FATAL(mprotect(d.r0.mem + 20 * PG, (R0_PAGES - 20) * PG,
+				 PROT_READ | PROT_WRITE) == 0);
+	CU_ASSERT_FATAL(mprotect(d.r1.mem, R1_PAGES * PG,
+				 PROT_READ | PROT_WRITE) == 0);
+	for (i = 0; i < PG; i++)
+		CU_ASSERT_FATAL(d.r0.mem[5 * PG + i] == 0);
+	CU_ASSERT(memcmp(d.r0.mem + 3 * PG, pages, 2 * PG) == 0);
+	CU_ASSERT(memcmp(d.r0.mem + 6 * PG, pages + 3 * PG, 5 * PG) == 0);
+	CU_ASSERT_EQUAL(vmig_memory_digest(d.s, &full), 0);
+	CU_ASSERT_EQUAL(kept, full);
+	free(st.buf);
+	dest_fini(&d);
+}
+
 static CU_TestInfo format_tests[] = {
 	{ "digest test vectors", test_digest_vectors },
+	{ "fresh memory: zero pages not touched", test_fresh_zero },
 	{ "CRC32C", test_crc32c },
 	{ "pack and unpack", test_pack },
 	{ "typed encoders and decoder", test_typed },
