@@ -418,20 +418,39 @@ static int setup_plugins(struct setup *st)
 	return 0;
 }
 
+/* vmig_configure_interrupt() was called (from any thread). */
+static bool configure_interrupted;
+
+void vmig_configure_interrupt(void)
+{
+	__atomic_store_n(&configure_interrupted, true, __ATOMIC_RELEASE);
+}
+
+static bool interrupted(void)
+{
+	return __atomic_load_n(&configure_interrupted, __ATOMIC_ACQUIRE);
+}
+
+#define FILL_CHUNK (64ull << 20) /* bytes between interrupt checks */
+
 /*
  * "fill": "random": bytes no page of which is zero, the same for the same
- * gpa on every run (xorshift64, seeded by the region's gpa).
+ * gpa on every run (xorshift64, seeded by the region's gpa). False when
+ * interrupted.
  */
-static void fill_random(uint8_t *p, uint64_t len, uint64_t gpa)
+static bool fill_random(uint8_t *p, uint64_t len, uint64_t gpa)
 {
 	uint64_t x = gpa ^ 0x9E3779B97F4A7C15ull, i;
 
 	for (i = 0; i + 8 <= len; i += 8) {
+		if (!(i % FILL_CHUNK) && interrupted())
+			return false;
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
 		memcpy(p + i, &x, 8);
 	}
+	return true;
 }
 
 #define HUGE_2M (2ull << 20)
@@ -554,9 +573,15 @@ static int setup_memory(struct setup *st)
 						   "reserved? "
 						   "/proc/sys/vm/nr_hugepages)"
 						 : "");
-		if (cr->fill == VMIG_CFG_FILL_RANDOM)
-			fill_random(p, cr->size, cr->gpa);
-		else
+		if (cr->fill == VMIG_CFG_FILL_RANDOM &&
+		    !fill_random(p, cr->size, cr->gpa)) {
+			munmap(p, cr->size);
+			return tool_fail(s, -ECANCELED,
+					 "memory[%zu]: configuring was "
+					 "interrupted",
+					 i);
+		}
+		if (cr->fill != VMIG_CFG_FILL_RANDOM)
 			/* Nothing wrote it: a destination skips zero pages. */
 			r.flags |= VMIG_REGION_FRESH;
 		r.hva = p;
@@ -818,6 +843,8 @@ int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 	if (!st.tst)
 		return tool_fail(s, -ENOMEM, "configure: out of memory");
 	s->role = cfg->role;
+	if (interrupted())
+		return tool_fail(s, -ECANCELED, "configure: interrupted");
 	ret = setup_run(&st);
 	if (ret == 0)
 		ret = setup_kernel(&st);
