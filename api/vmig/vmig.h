@@ -558,8 +558,8 @@ VMIG_API int vmig_set_policies(vmig_session *s,
  * Source: connects to address ("unix:/path" or "tcp:host:port") and
  * migrates: pre-copy iterations while the guest runs, then switchover
  * through the VMM's stop callback, the final pages and device state,
- * COMMIT once the destination's memory digest equals the source's, and
- * the destination's STARTED. Blocks until done; progress goes to the
+ * COMMIT on the destination's ACK (with verify "strict", only once its
+ * memory digest equals the source's), and the destination's STARTED. Blocks until done; progress goes to the
  * progress callback. On any failure before COMMIT is written, the
  * devices and the guest (resume callback, when stop was called) run
  * again on the source. Returns 0 (the destination confirmed it runs the
@@ -568,6 +568,9 @@ VMIG_API int vmig_set_policies(vmig_session *s,
  * vmig_resolve()), -ECANCELED (vmig_cancel), -ETIMEDOUT (timeout with
  * strategy cancel, or switchover_timeout_ms; the message names what was
  * awaited), VMIG_EPROTO (the destination rejected the stream),
+ * VMIG_EMISMATCH (strict: the digests differ; the guest resumes here),
+ * VMIG_EAUDIT (audit: committed, the guest runs on the destination, then
+ * the digests differed),
  * VMIG_EMIGRATED (this session's guest was migrated already: nothing is
  * done, resume is not called), -EBUSY (a migration runs, or the last one
  * is unresolved), or another error, always with vmig_errmsg naming the
