@@ -895,6 +895,23 @@ static void test_strict_source_mismatch(void)
 	rig_fini(&r);
 }
 
+/* strict, equal memories: compared before COMMIT, no audit after. */
+static void test_strict_match(void)
+{
+	struct rig r;
+	cJSON *rep;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_STRICT);
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	rep = report(r.src);
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
+	CU_ASSERT_STRING_EQUAL(str(cJSON_GetObjectItem(rep, "policies"),
+				   "verify"), "strict");
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
 /* verify "off": committed on ACK, nothing compared. */
 static void test_verify_off(void)
 {
@@ -1581,6 +1598,7 @@ static CU_TestInfo fail_tests[] = {
 	{ "verify audit: mismatch after COMMIT", test_audit_mismatch },
 	{ "verify strict: a write nobody reported", test_strict_source_mismatch },
 	{ "verify off", test_verify_off },
+	{ "verify strict: equal memories", test_strict_match },
 	{ "the destination refuses", test_destination_refuses },
 	{ "connection refused", test_connect_refused },
 	{ "no SIGPIPE from a migration's writes", test_sigpipe_guard },
