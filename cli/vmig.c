@@ -56,13 +56,14 @@ static void usage(FILE *f)
 		"      what each can track\n"
 		"  check CONFIG\n"
 		"      validate a JSON configuration (docs/config.md)\n"
-		"  run CONFIG [--report FILE] [--dump-memory FILE]\n"
+		"  run CONFIG [--report FILE] [--dump-memory FILE] [--events FILE]\n"
 		"      run what the configuration says (a migration, as\n"
 		"      source, destination or both ends, or a tracking run)\n"
 		"      and write its JSON report (--report overrides the\n"
 		"      configuration's); --dump-memory writes guest memory,\n"
 		"      in guest-physical order, at the end; a destination\n"
 		"      prints \"listening on ADDRESS\" once it listens;\n"
+		"      --events writes the source's events as JSON lines;\n"
 		"      SIGINT or SIGTERM cancels a migration\n"
 		"  version\n"
 		"\n"
@@ -119,10 +120,23 @@ static double mib(uint64_t bytes)
 static void progress_line(void *opaque, const struct vmig_progress *p)
 {
 	char dt[32];
+	double done, elapsed;
 
 	(void)opaque;
 	if (!isatty(STDERR_FILENO) || verbosity < VMIG_LOG_WARN)
 		return;
+	elapsed = VMIG_HAS_FIELD(p, struct vmig_progress, elapsed_us)
+			  ? (double)p->elapsed_us / 1e6
+			  : 0;
+	if (VMIG_HAS_FIELD(p, struct vmig_progress, phase) &&
+	    p->phase != VMIG_PHASE_PRECOPY && p->phase != VMIG_PHASE_NONE) {
+		/* Connecting and the handshake, or the switchover. */
+		fprintf(stderr, "\r\033[K%s, %.1f s", vmig_phase_name(p->phase),
+			elapsed);
+		fflush(stderr);
+		progress_shown = 1;
+		return;
+	}
 	if (!p->bandwidth) {
 		/* A tracking run: no stream. */
 		fprintf(stderr,
@@ -136,11 +150,19 @@ static void progress_line(void *opaque, const struct vmig_progress *p)
 		else
 			snprintf(dt, sizeof(dt), "%.0f ms",
 				 (double)p->expected_downtime_us / 1000);
+		/* Of this pass: what is sent of what it had to send. */
+		done = p->bytes_left && p->pages_dirty
+			       ? 100.0 - 100.0 * (double)p->bytes_left /
+						 ((double)p->pages_dirty * 4096)
+			       : 100.0;
+		if (done < 0)
+			done = 0;
 		fprintf(stderr,
-			"\r\033[Kiteration %u: %.1f MiB left, dirty rate %.1f "
-			"MiB/s, bandwidth %.1f MiB/s, expected downtime %s",
-			p->iteration, mib(p->bytes_left), mib(p->dirty_rate),
-			mib(p->bandwidth), dt);
+			"\r\033[Kpre-copy, pass %u %.0f%%, %.1f s: %.1f MiB "
+			"left, dirty rate %.1f MiB/s, bandwidth %.1f MiB/s, "
+			"expected downtime %s",
+			p->iteration, done, elapsed, mib(p->bytes_left),
+			mib(p->dirty_rate), mib(p->bandwidth), dt);
 	}
 	fflush(stderr);
 	progress_shown = 1;
@@ -478,6 +500,43 @@ static void print_summary(vmig_session *s, const char *report)
 	cJSON_Delete(root);
 }
 
+/* vmig run --events FILE: one JSON object a line, as they happen. */
+static void event_line(void *opaque, const struct vmig_event *ev)
+{
+	static const char *const types[] = {
+		NULL, "phase", "iteration", "converged", "switchover",
+		"commit", "completed", "failed",
+	};
+	FILE *f = opaque;
+	cJSON *o = cJSON_CreateObject();
+	char *text;
+
+	if (!o)
+		return;
+	cJSON_AddStringToObject(o, "event",
+				ev->type < sizeof(types) / sizeof(types[0]) &&
+						types[ev->type]
+					? types[ev->type]
+					: "unknown");
+	cJSON_AddStringToObject(o, "phase", vmig_phase_name(ev->phase));
+	add_u64(o, "iteration", ev->iteration);
+	add_u64(o, "elapsed_us", ev->elapsed_us);
+	add_u64(o, "pages_dirty", ev->pages_dirty);
+	add_u64(o, "bytes_sent", ev->bytes_sent);
+	if (ev->expected_downtime_us != UINT64_MAX)
+		add_u64(o, "expected_downtime_us", ev->expected_downtime_us);
+	if (ev->type == VMIG_EVENT_FAILED)
+		cJSON_AddNumberToObject(o, "error", ev->error);
+	cJSON_AddStringToObject(o, "message", ev->message);
+	text = cJSON_PrintUnformatted(o);
+	if (text) {
+		fprintf(f, "%s\n", text);
+		fflush(f);
+	}
+	cJSON_free(text);
+	cJSON_Delete(o);
+}
+
 /*
  * SIGINT and SIGTERM cancel the migration. They are blocked in every
  * thread and taken by this one, which may call into the library.
@@ -577,10 +636,12 @@ static int cmd_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "report", required_argument, NULL, 'r' },
 		{ "dump-memory", required_argument, NULL, 'd' },
+		{ "events", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *report = NULL, *dump = NULL;
+	const char *report = NULL, *dump = NULL, *events = NULL;
+	FILE *evf = NULL;
 	struct sigctl sig;
 	vmig_config *cfg;
 	vmig_session *s;
@@ -588,10 +649,13 @@ static int cmd_run(int argc, char **argv)
 	int c, ret, dret = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "r:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:d:e:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			report = optarg;
+			break;
+		case 'e':
+			events = optarg;
 			break;
 		case 'd':
 			dump = optarg;
@@ -620,6 +684,17 @@ static int cmd_run(int argc, char **argv)
 		vmig_config_free(cfg);
 		vmig_session_free(s);
 		return EXIT_FAIL;
+	}
+	if (events) {
+		evf = fopen(events, "w");
+		if (!evf) {
+			fprintf(stderr, "%s: %s: %s\n", prog, events,
+				strerror(errno));
+			vmig_config_free(cfg);
+			ret = -errno;
+			goto out;
+		}
+		vmig_set_event_callback(s, event_line, evf);
 	}
 	ret = vmig_session_configure(s, cfg);
 	vmig_config_free(cfg);
@@ -653,6 +728,8 @@ static int cmd_run(int argc, char **argv)
 out:
 	signals_stop(&sig);
 	vmig_session_free(s);
+	if (evf)
+		fclose(evf);
 	switch (ret) {
 	case VMIG_EMISSED:
 		return EXIT_MISSED;

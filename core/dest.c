@@ -382,11 +382,11 @@ static int rx_header(struct vmig_rx *rx)
 		if (ret < 0)
 			return ret;
 		if (rx->state == VMIG_RX_RECEIVING &&
-		    m->state.phase != VMIG_PHASE_PRECOPY)
+		    m->state.phase != VMIG_DS_PRECOPY)
 			return rx_bad(rx, "phase %llu before SWITCHOVER",
 				      (unsigned long long)m->state.phase);
 		if (rx->state == VMIG_RX_FINAL &&
-		    m->state.phase != VMIG_PHASE_STOPCOPY)
+		    m->state.phase != VMIG_DS_STOPCOPY)
 			return rx_bad(rx, "phase %llu after SWITCHOVER",
 				      (unsigned long long)m->state.phase);
 		if (m->state.offset != d->offset)

@@ -185,17 +185,21 @@ static bool space_needs_all(const vmig_session *s, uint32_t io)
 	return false;
 }
 
+/* The request for [iova, iova + length) of io, a bit a page. */
+static struct vmig_read page_rq(uint32_t io, uint64_t iova, uint64_t length)
+{
+	struct vmig_read rq = { .size = sizeof(rq), .iommu_id = io,
+				.iova = iova, .length = length,
+				.page_size = VMIG_PAGE_SIZE };
+
+	return rq;
+}
+
 /* Reads [iova, iova + length) of io from src into the regions' bitmaps. */
 static int source_read(vmig_session *s, struct vmig_source_rec *src,
 		       uint32_t io, uint64_t iova, uint64_t length)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = io,
-		.iova = iova,
-		.length = length,
-		.page_size = VMIG_PAGE_SIZE,
-	};
+	struct vmig_read rq = page_rq(io, iova, length);
 	uint64_t npages = length / VMIG_PAGE_SIZE;
 	int ret;
 
@@ -415,8 +419,10 @@ static void sync_gpa(vmig_session *s)
 					       s->scratch, reg->npages);
 		}
 	}
-	if (vcpus_unseen(s))
+	if (vcpus_unseen(s)) {
+		s->vcpus_untracked = true;
 		vmig_dirty_mark_all(s);
+	}
 }
 
 VMIG_API int vmig_tracking_start(vmig_session *s)
@@ -445,6 +451,7 @@ VMIG_API int vmig_tracking_start(vmig_session *s)
 					 dev->name, vmig_strerror(ret));
 	}
 	s->tracking = true;
+	s->vcpus_untracked = false;
 	vmig_arbiter_start(s);
 	if (!vmig_arbiter_start_gpa(s) && vcpus_unseen(s))
 		vmig_logf(s, VMIG_LOG_WARN,
@@ -560,13 +567,7 @@ static bool harvest_step(vmig_session *s, const struct vmig_read *rq,
 int vmig_dirty_harvest_unmap(vmig_session *s, uint32_t io, uint64_t iova,
 			     uint64_t length)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = io,
-		.iova = iova,
-		.length = length,
-		.page_size = VMIG_PAGE_SIZE,
-	};
+	struct vmig_read rq = page_rq(io, iova, length);
 	bool unmapped;
 	int ret;
 

@@ -103,6 +103,12 @@ struct vmig_engine *vmig_engine_get(vmig_session *s)
 		free(e);
 		return NULL;
 	}
+	if (pthread_mutex_init(&e->status_lock, NULL)) {
+		pthread_mutex_destroy(&e->lock);
+		pthread_cond_destroy(&e->called);
+		free(e);
+		return NULL;
+	}
 	policies_default(&e->pol);
 	/* vmig_cancel() reads the pointer from other threads. */
 	__atomic_store_n(&s->engine, e, __ATOMIC_RELEASE);
@@ -141,6 +147,7 @@ void vmig_engine_free(vmig_session *s)
 	vmig_engine_release_devices(e, false);
 	free(e->transport);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->status_lock);
 	pthread_cond_destroy(&e->called);
 	free(e);
 	s->engine = NULL;
@@ -309,18 +316,27 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s)
 /* ------------------------------------------------------------------ */
 /* Public calls                                                        */
 
+int vmig_engine_idle_get(vmig_session *s, const char *what,
+			 struct vmig_engine **out)
+{
+	if (!s)
+		return -EINVAL;
+	*out = vmig_engine_get(s);
+	if (!*out)
+		return -ENOMEM;
+	if (vmig_engine_running(s))
+		return vmig_fail(s, -EBUSY, "%s: a migration runs", what);
+	return 0;
+}
+
 VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
 			      void *opaque)
 {
 	struct vmig_engine *e;
+	int ret = vmig_engine_idle_get(s, "vmm ops", &e);
 
-	if (!s)
-		return -EINVAL;
-	e = vmig_engine_get(s);
-	if (!e)
-		return -ENOMEM;
-	if (e->running)
-		return vmig_fail(s, -EBUSY, "vmm ops: a migration runs");
+	if (ret)
+		return ret;
 	/*
 	 * The stopped guest belongs to the callbacks that stopped it:
 	 * vmig_resolve() must resume that one, not another VMM's.
@@ -358,8 +374,6 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 		return -ENOMEM;
 	if (!VMIG_HAS_FIELD(p, struct vmig_policies, timeout_ms))
 		return vmig_fail(s, -EINVAL, "policies: size field too small");
-	if (e->running)
-		return vmig_fail(s, -EBUSY, "policies: a migration runs");
 	if (p->hotplug > VMIG_HOTPLUG_POLICY_REJECT)
 		return vmig_fail(s, -EINVAL, "policies: unknown hotplug policy "
 				 "%u", p->hotplug);
@@ -393,6 +407,8 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 		n.switchover_timeout_ms = p->switchover_timeout_ms;
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, verify) && p->verify)
 		n.verify = p->verify;
+	if (e->running)
+		return vmig_control_policies_live(s, &n);
 	e->pol = n;
 	s->hotplug = p->hotplug;
 	s->all_or_nothing =

@@ -128,6 +128,24 @@ struct vmig_engine {
 	/* From vmig_engine_begin until the migrating call returns. */
 	bool busy;
 
+	/*
+	 * What vmig_query() reads from any thread: published by the
+	 * migration's thread (control.c) under status_lock.
+	 */
+	pthread_mutex_t status_lock;
+	struct vmig_status status;
+	uint64_t status_t0;      /* the migration's start (vmig_now_us) */
+	uint64_t status_stop_t0; /* the guest's stop, 0: not stopped */
+	uint64_t status_stop_t1; /* ... and its end, 0: still stopped */
+	vmig_event_fn event_fn;  /* vmig_set_event_callback */
+	void *event_opaque;
+	/*
+	 * Set by a running source: vmig_set_policies changed a policy it
+	 * must act on now (a timer to re-arm). On the migration's thread.
+	 */
+	void (*policies_changed)(void *opaque);
+	void *policies_opaque;
+
 	/* vmig_listen() binds, vmig_receive() accepts. */
 	struct vmig_listener *listener;
 	char bound[160];
@@ -174,7 +192,38 @@ struct vmig_engine {
 	int held_err;
 };
 
+/* control.c: the status vmig_query() reads, events, live policies. */
+
+/* A migration begins: its status is reset, its clock starts. */
+void vmig_control_begin(struct vmig_engine *e);
+/* Publishes st (phase, figures) as the migration's status. */
+void vmig_control_publish(struct vmig_engine *e, const struct vmig_status *st);
+/*
+ * The phase changed: published, and told to the event callback (with
+ * the events that go with it: SWITCHOVER, COMMIT, COMPLETED, FAILED).
+ */
+void vmig_control_phase(struct vmig_engine *e, uint32_t phase, int error,
+			const char *message);
+/* Sends one event (type, figures in ev) to the callback, if any. */
+void vmig_control_event(struct vmig_engine *e, struct vmig_event *ev);
+/* Microseconds since the migration began. */
+uint64_t vmig_control_elapsed(const struct vmig_engine *e);
+/*
+ * vmig_set_policies while a migration runs: n (defaults applied) may
+ * differ from the running policies in the live fields only.
+ */
+int vmig_control_policies_live(vmig_session *s,
+			       const struct vmig_policies *n);
+
 /* engine.c */
+
+/*
+ * The session's engine for a call that must not come while a migration
+ * runs: 0, or -EINVAL (no session), -ENOMEM, -EBUSY ("what: a migration
+ * runs").
+ */
+int vmig_engine_idle_get(vmig_session *s, const char *what,
+			 struct vmig_engine **out);
 
 /* The session's engine, created on first use; NULL when out of memory. */
 struct vmig_engine *vmig_engine_get(vmig_session *s);

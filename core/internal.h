@@ -200,6 +200,12 @@ struct vmig_session {
 	size_t nr_sources;
 
 	bool tracking;
+	/*
+	 * Since tracking started, a sync found no vCPU dirty source to read
+	 * on a kernel with vCPUs: all of guest memory was sent (the report
+	 * says so).
+	 */
+	bool vcpus_untracked;
 	uint32_t hotplug;    /* enum vmig_hotplug_policy */
 	bool all_or_nothing; /* one source per address space, or none */
 	/*

@@ -208,14 +208,44 @@ static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
 	return src_ctl_frame(src, hdr, payload, len, true);
 }
 
+/* The public phase of a source phase (vmig_query, events). */
+static uint32_t public_phase(enum src_phase phase)
+{
+	switch (phase) {
+	case SP_CONNECT:
+	case SP_HELLO:
+		return VMIG_PHASE_SETUP;
+	case SP_PRECOPY:
+		return VMIG_PHASE_PRECOPY;
+	case SP_FINAL:
+	case SP_ACK:
+		return VMIG_PHASE_SWITCHOVER;
+	case SP_COMMIT:
+		return VMIG_PHASE_COMMIT;
+	case SP_DONE:
+		return VMIG_PHASE_COMPLETED;
+	case SP_FAILED:
+		return VMIG_PHASE_FAILED;
+	default:
+		return VMIG_PHASE_UNRESOLVED;
+	}
+}
+
+/* Moves to phase, and says so (vmig_query, the event callback). */
+static void src_phase(struct vmig_src *src, enum src_phase phase)
+{
+	src->phase = phase;
+	vmig_control_phase(src->e, public_phase(phase), src->result,
+			   phase >= SP_FAILED ? src->errmsg : NULL);
+}
+
 static void src_progress(struct vmig_src *src, bool force)
 {
 	struct vmig_progress p = { .size = sizeof(p) };
+	struct vmig_status st = { .size = sizeof(st) };
 	uint64_t now = vmig_now_us();
 	vmig_session *s = src->s;
 
-	if (!s->progress)
-		return;
 	if (!force && now - src->last_progress_us < PROGRESS_US)
 		return;
 	src->last_progress_us = now;
@@ -231,7 +261,19 @@ static void src_progress(struct vmig_src *src, bool force)
 		p.bandwidth = (src->w.bytes_done - src->it_bytes0) * 1000000u /
 			      (now - src->it_start_us + 1);
 	p.expected_downtime_us = src->expected_us;
-	s->progress(s->progress_opaque, &p);
+	p.phase = public_phase(src->phase);
+	p.bytes_sent = src->w.bytes_done;
+	p.elapsed_us = vmig_control_elapsed(src->e);
+	st.iteration = p.iteration;
+	st.pages_dirty = p.pages_dirty;
+	st.bytes_left = p.bytes_left;
+	st.dirty_rate = p.dirty_rate;
+	st.bandwidth = p.bandwidth;
+	st.expected_downtime_us = p.expected_downtime_us;
+	st.bytes_sent = p.bytes_sent;
+	vmig_control_publish(src->e, &st);
+	if (s->progress)
+		s->progress(s->progress_opaque, &p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -317,7 +359,7 @@ static void queue_tail(struct vmig_src *src)
 	vmig_enc_complete(hdr, src->pages_total, src->w.frames);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
-	src->phase = SP_ACK;
+	src_phase(src, SP_ACK);
 	vmig_logf(src->s, VMIG_LOG_INFO,
 		  "source: all sent (%llu pages, %llu frames); waiting for the "
 		  "destination's digest",
@@ -566,6 +608,18 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 	src->expected_us = d.expected_us;
 	src_progress(src, true);
 	vmig_converge_describe(&d, why, sizeof(why));
+	{
+		struct vmig_event ev = { .type = VMIG_EVENT_ITERATION,
+					 .iteration = src->iteration,
+					 .pages_dirty = n, .message = why };
+
+		vmig_control_event(e, &ev);
+		if (d.reason == VMIG_CONVERGE_WITHIN_LIMIT ||
+		    d.reason == VMIG_CONVERGE_FORCED) {
+			ev.type = VMIG_EVENT_CONVERGED;
+			vmig_control_event(e, &ev);
+		}
+	}
 	vmig_logf(src->s, VMIG_LOG_DEBUG, "source: iteration %u: %s: %s",
 		  src->iteration, vmig_converge_action_name(d.action), why);
 	switch (d.reason) {
@@ -806,7 +860,7 @@ static void src_switchover(struct vmig_src *src)
 			return;
 		}
 	}
-	src->phase = SP_FINAL;
+	src_phase(src, SP_FINAL);
 	src->want_switchover = false;
 	src->it_start_us = vmig_now_us();
 	src->it_bytes0 = src->w.bytes_total;
@@ -875,7 +929,7 @@ static void src_decide(struct vmig_src *src)
 	 * The phase changes before the write is queued: from the moment
 	 * COMMIT may be on the socket, nothing may resume the guest blindly.
 	 */
-	src->phase = SP_COMMIT;
+	src_phase(src, SP_COMMIT);
 	vmig_enc_commit(hdr);
 	if (src_ctl(src, hdr, NULL, 0) < 0 ||
 	    e->pol.verify != VMIG_VERIFY_AUDIT)
@@ -978,7 +1032,7 @@ static void src_committed(struct vmig_src *src)
 		return;
 	src->finished = true;
 	src->result = 0;
-	src->phase = SP_DONE;
+	src_phase(src, SP_DONE);
 	src_close_handles(src);
 	e->st.committed = true;
 	e->migrated = true;
@@ -1014,7 +1068,7 @@ static void src_unresolved(struct vmig_src *src, const char *fmt, ...)
 	va_end(ap);
 	src_awaited(src, e->st.awaited, sizeof(e->st.awaited));
 	src_close_handles(src);
-	src->phase = SP_UNRESOLVED;
+	src_phase(src, SP_UNRESOLVED);
 	e->st.unresolved = true;
 	e->unresolved = true;
 	e->st.downtime_us = vmig_now_us() - src->stop_us;
@@ -1127,7 +1181,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 		uv_timer_start(&src->linger, linger_expired, LINGER_MS, 0);
 	else
 		src_close_conn(src);
-	src->phase = SP_FAILED;
+	src_phase(src, SP_FAILED);
 
 	/*
 	 * The guest runs here again: COMMIT was never written (or never
@@ -1207,6 +1261,41 @@ static void cancel_fired(uv_async_t *a)
 	src_fail(src, -ECANCELED, "cancelled (vmig_cancel) at iteration %u; "
 		 "the guest stays on the source",
 		 src->iteration);
+}
+
+static void timeout_fired(uv_timer_t *t);
+
+/* From now, the milliseconds left of a wait of ms that began at t0_us. */
+static uint64_t ms_left(uint64_t t0_us, uint64_t ms)
+{
+	uint64_t now = vmig_now_us(), end = t0_us + ms * 1000u;
+
+	return end > now ? (end - now + 999) / 1000 : 0;
+}
+
+/*
+ * vmig_set_policies changed the policies while this migration runs (on
+ * its thread): the timers follow, counted from when their waits began.
+ * The limits are read at the next decision anyway.
+ */
+static void src_policies_changed(void *opaque)
+{
+	struct vmig_src *src = opaque;
+	struct vmig_engine *e = src->e;
+
+	if (src->finished)
+		return;
+	uv_update_time(src->loop);
+	if (e->pol.timeout_ms && src->phase <= SP_PRECOPY)
+		uv_timer_start(&src->timeout, timeout_fired,
+			       ms_left(src->start_us, e->pol.timeout_ms), 0);
+	else if (!e->pol.timeout_ms)
+		uv_timer_stop(&src->timeout);
+	if (src->stop_called && uv_is_active((uv_handle_t *)&src->stopped))
+		uv_timer_start(&src->stopped, stopped_expired,
+			       ms_left(src->stop_us,
+				       e->pol.switchover_timeout_ms),
+			       0);
 }
 
 static void timeout_fired(uv_timer_t *t)
@@ -1300,7 +1389,7 @@ static void src_reply(struct vmig_src *src)
 		src->last_sync_us = vmig_now_us();
 		vmig_pace_start(&src->bucket, src->e->pol.bandwidth_limit,
 				src->last_sync_us);
-		src->phase = SP_PRECOPY;
+		src_phase(src, SP_PRECOPY);
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: %s welcomed the layout",
 			  vmig_conn_peer(src->w.conn));
@@ -1465,7 +1554,7 @@ static void src_hello(struct vmig_src *src)
 			       : 0,
 		       nr, nd, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)
-		src->phase = SP_HELLO;
+		src_phase(src, SP_HELLO);
 }
 
 static void src_connected(void *opaque, struct vmig_conn *c, int err)
@@ -1707,6 +1796,9 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 		return vmig_fail(s, ret, "migrate: a migration runs");
 	}
 	vmig_engine_stats_reset(e);
+	vmig_control_begin(e);
+	e->policies_changed = src_policies_changed;
+	e->policies_opaque = src;
 	/* The timeout counts from here: connecting is part of it. */
 	if (e->pol.timeout_ms)
 		uv_timer_start(&src->timeout, timeout_fired, e->pol.timeout_ms,
@@ -1718,10 +1810,13 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->stats.truth = vmig_observer_judges(s);
 
+	src_phase(src, SP_CONNECT);
 	src_start(src, address, dsts);
 	vmig_sigpipe_block(&sp);
 	uv_run(loop, UV_RUN_DEFAULT);
 	vmig_sigpipe_restore(&sp);
+	e->policies_changed = NULL;
+	e->policies_opaque = NULL;
 
 	if (src->dst)
 		vmig_dst_finish(src->dst);

@@ -452,7 +452,7 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 				   (unsigned long long)VMIG_ZERO_MAX);
 		break;
 	case VMIG_FRAME_DEVICE_STATE:
-		if (f->c != VMIG_PHASE_PRECOPY && f->c != VMIG_PHASE_STOPCOPY)
+		if (f->c != VMIG_DS_PRECOPY && f->c != VMIG_DS_STOPCOPY)
 			return bad(err, errlen, frame_no, f->type,
 				   "phase %llu, expected 1 (pre-copy) or 2 "
 				   "(stop-copy)",

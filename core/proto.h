@@ -51,8 +51,8 @@ enum vmig_frame_type {
 #define VMIG_ERROR_MAX 4096u             /* ERROR message bytes */
 
 /* DEVICE_STATE phases (field c). */
-#define VMIG_PHASE_PRECOPY 1u
-#define VMIG_PHASE_STOPCOPY 2u
+#define VMIG_DS_PRECOPY 1u
+#define VMIG_DS_STOPCOPY 2u
 
 /* A frame header, unpacked. */
 struct vmig_frame {

@@ -412,6 +412,8 @@ static cJSON *report_build(vmig_session *s)
 		     s->role == VMIG_ROLE_DESTINATION ? "destination"
 						      : "source") ||
 	    !add_str(root, "kernel", kernel_name(s)) ||
+	    !cJSON_AddBoolToObject(root, "vcpus_untracked",
+				   s->vcpus_untracked) ||
 	    !add_u64(root, "page_size", VMIG_PAGE_SIZE, true) ||
 	    !add_u64(root, "duration_us",
 		     migration ? s->engine->st.duration_us : st->duration_us,

@@ -249,7 +249,7 @@ static int devs_save_live(struct vmig_section *sec,
 		if (st != VK_VFIO_STATE_PRE_COPY &&
 		    st != VK_VFIO_STATE_PRE_COPY_P2P)
 			continue;
-		n = devs_chunk(sec, i, VMIG_PHASE_PRECOPY, out);
+		n = devs_chunk(sec, i, VMIG_DS_PRECOPY, out);
 		if (devs_failed(n))
 			return (int)n;
 	}
@@ -290,7 +290,7 @@ static int devs_save_final(struct vmig_section *sec,
 
 		if (!out->next(out->opaque))
 			return 0;
-		n = devs_chunk(sec, i, VMIG_PHASE_STOPCOPY, out);
+		n = devs_chunk(sec, i, VMIG_DS_STOPCOPY, out);
 		if (n < 0)
 			return devs_failed(n) ? (int)n : 0;
 		if (n > 0)

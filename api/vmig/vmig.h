@@ -127,6 +127,11 @@ struct vmig_progress {
 	uint64_t dirty_rate;     /* bytes dirtied per second */
 	uint64_t bandwidth;      /* bytes moved per second */
 	uint64_t expected_downtime_us; /* UINT64_MAX: not known yet */
+	/* Since 0.2. */
+	uint32_t phase;          /* enum vmig_phase */
+	uint32_t reserved;
+	uint64_t bytes_sent;     /* bytes written since the migration began */
+	uint64_t elapsed_us;     /* since the migration began */
 };
 
 typedef void (*vmig_progress_fn)(void *opaque,
@@ -547,9 +552,13 @@ struct vmig_policies {
 #define VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS 30000u
 
 /*
- * Sets the policies (a configuration's "policies" sets them too).
- * Errors: -EINVAL (size too small, unknown value), -EBUSY (a migration
- * runs).
+ * Sets the policies (a configuration's "policies" sets them too). From
+ * any thread while a migration runs, the bandwidth limit, the downtime
+ * limit, the timeout and the switchover timeout may change: they take
+ * effect at the next decision (the timeout counts from the migration's
+ * start; one already passed fires at once). Errors: -EINVAL (size too
+ * small, unknown value), -EBUSY (a migration runs and another field
+ * differs: the message names it).
  */
 VMIG_API int vmig_set_policies(vmig_session *s,
 			       const struct vmig_policies *p);
@@ -641,6 +650,80 @@ VMIG_API int vmig_receive(vmig_session *s);
  * pair. Returns as vmig_migrate (dst's own outcome is in its report).
  */
 VMIG_API int vmig_migrate_local(vmig_session *src, vmig_session *dst);
+
+/* Where a source's migration stands (vmig_query, events, progress). */
+enum vmig_phase {
+	VMIG_PHASE_NONE = 0,       /* no migration ran yet */
+	VMIG_PHASE_SETUP = 1,      /* connecting, handshake (HELLO) */
+	VMIG_PHASE_PRECOPY = 2,    /* iterations while the guest runs */
+	VMIG_PHASE_SWITCHOVER = 3, /* guest stopped: the rest, the digest */
+	VMIG_PHASE_COMMIT = 4,     /* COMMIT sent: waiting for STARTED */
+	VMIG_PHASE_COMPLETED = 5,  /* the destination runs the guest */
+	VMIG_PHASE_FAILED = 6,     /* the guest runs on the source */
+	VMIG_PHASE_UNRESOLVED = 7, /* paused: vmig_resolve() decides */
+};
+
+/* The name of a phase ("pre-copy"), or "unknown". */
+VMIG_API const char *vmig_phase_name(uint32_t phase);
+
+/* What vmig_query() says about the session's (last) migration. */
+struct vmig_status {
+	uint32_t size;
+	uint32_t phase;          /* enum vmig_phase */
+	uint32_t iteration;      /* the current (or last) pass */
+	uint32_t reserved;
+	uint64_t bytes_sent;     /* written since the migration began */
+	uint64_t bytes_left;     /* still to send in this pass */
+	uint64_t pages_dirty;    /* found dirty by this pass's sync */
+	uint64_t dirty_rate;     /* bytes dirtied per second */
+	uint64_t bandwidth;      /* bytes moved per second */
+	uint64_t expected_downtime_us; /* UINT64_MAX: not known yet */
+	uint64_t elapsed_us;     /* since the migration began */
+	uint64_t stopped_us;     /* how long the guest has been stopped */
+};
+
+/*
+ * Fills *out (out->size set by the caller) with where the session's
+ * migration stands. Safe from any thread, while a migration runs or
+ * after. Errors: -EINVAL (size too small).
+ */
+VMIG_API int vmig_query(vmig_session *s, struct vmig_status *out);
+
+/* What happened (struct vmig_event's type). */
+enum vmig_event_type {
+	VMIG_EVENT_PHASE = 1,      /* the phase changed (phase: the new one) */
+	VMIG_EVENT_ITERATION = 2,  /* a pass ended (its figures) */
+	VMIG_EVENT_CONVERGED = 3,  /* the migration will switch over */
+	VMIG_EVENT_SWITCHOVER = 4, /* the guest was stopped */
+	VMIG_EVENT_COMMIT = 5,     /* COMMIT written */
+	VMIG_EVENT_COMPLETED = 6,  /* the destination started the guest */
+	VMIG_EVENT_FAILED = 7,     /* error: the code; message: why */
+};
+
+/* One event of a source's migration; valid during the callback only. */
+struct vmig_event {
+	uint32_t size;
+	uint32_t type;           /* enum vmig_event_type */
+	uint32_t phase;          /* enum vmig_phase, after the event */
+	uint32_t iteration;
+	int32_t error;           /* FAILED: the migration's result */
+	uint32_t reserved;
+	uint64_t elapsed_us;     /* since the migration began */
+	uint64_t pages_dirty;    /* ITERATION: what its sync found */
+	uint64_t bytes_sent;
+	uint64_t expected_downtime_us; /* UINT64_MAX: not known yet */
+	const char *message;     /* a line of text, never NULL */
+};
+
+typedef void (*vmig_event_fn)(void *opaque, const struct vmig_event *ev);
+
+/*
+ * Sets the callback that receives the migration's events (NULL: none).
+ * It runs on the migration's thread: it may call vmig_query; it must not
+ * block. Errors: -EBUSY (a migration runs).
+ */
+VMIG_API int vmig_set_event_callback(vmig_session *s, vmig_event_fn fn,
+				     void *opaque);
 
 /*
  * Cancels the session's migration from any thread: the source sends an

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "relay.h"
+#include "sendall.h"
 
 #define HDR 64u
 
@@ -69,21 +70,6 @@ static size_t parse(struct relay *r, int d, const uint8_t *p, size_t n)
 		r->payload_left[d] = get_le(r->hdr[d] + 24, 8);
 	}
 	return done;
-}
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
 }
 
 /* Waits for relay_stop. */
@@ -156,7 +142,7 @@ static void *relay_main(void *opaque)
 			pthread_cond_broadcast(&r->moved);
 			pthread_mutex_unlock(&r->lock);
 			if (ok && (recv(fd[d], buf, ok, 0) != (ssize_t)ok ||
-				   send_all(fd[!d], buf, ok) < 0))
+				   vmig_test_send_all(fd[!d], buf, ok) < 0))
 				goto out;
 			if (ok < (size_t)n) {
 				if (r->stall)

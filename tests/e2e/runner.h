@@ -83,6 +83,25 @@ static inline int vmig_run_prog(struct vmig_run_result *r, const char *dir,
 	return 0;
 }
 
+/*
+ * Makes a fresh directory /tmp/<prefix>-XXXXXX in buf for a suite's files.
+ * Returns 0, or 1 (a suite's init failure) when it cannot.
+ */
+static inline int vmig_tmpdir_make(char *buf, size_t len, const char *prefix)
+{
+	snprintf(buf, len, "/tmp/%s-XXXXXX", prefix);
+	return mkdtemp(buf) ? 0 : 1;
+}
+
+/* Removes the directory and all in it: 0, or 1 when that failed. */
+static inline int vmig_tmpdir_remove(const char *dir)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
+
 /* Reads and parses a JSON file, or NULL. */
 static inline cJSON *vmig_load_json(const char *path)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/report.h"
 #include "e2e/runner.h"
 #include "unit/testutil.h"
 
@@ -25,16 +26,12 @@ static char tmpdir[64];
 
 static int suite_init(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmig-cli-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : 1;
+	return vmig_tmpdir_make(tmpdir, sizeof(tmpdir), "vmig-cli");
 }
 
 static int suite_fini(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : 1;
+	return vmig_tmpdir_remove(tmpdir);
 }
 
 /* ------------------------------------------------------------------ */
@@ -176,22 +173,6 @@ static cJSON *run_report(const char *config, const char *name)
 	return root;
 }
 
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
-}
-
-static const char *str(cJSON *o, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	CU_ASSERT_FATAL(s != NULL);
-	return s;
-}
-
 /*
  * The demo: a live migration inside one process (role "local"), the
  * simulated devices writing during the pre-copy.
@@ -206,27 +187,29 @@ static void test_run_demo(void)
 	cJSON *dst = cJSON_GetObjectItem(root, "destination");
 	int n = cJSON_GetArraySize(iters);
 
-	CU_ASSERT_STRING_EQUAL(str(root, "mode"), "migration");
-	CU_ASSERT_STRING_EQUAL(str(root, "result"), "completed");
+	CU_ASSERT_STRING_EQUAL(json_str(root, "mode"), "migration");
+	CU_ASSERT_STRING_EQUAL(json_str(root, "result"), "completed");
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(root, "memory_match")));
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT_EQUAL(num(root, "pages_differing"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_differing"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
 	CU_ASSERT(n >= 2);
-	CU_ASSERT_STRING_EQUAL(str(cJSON_GetArrayItem(iters, 0), "phase"),
+	CU_ASSERT_STRING_EQUAL(json_str(cJSON_GetArrayItem(iters, 0), "phase"),
 			       "pre-copy");
-	CU_ASSERT_STRING_EQUAL(str(cJSON_GetArrayItem(iters, n - 1), "phase"),
-			       "stop-copy");
-	CU_ASSERT_STRING_EQUAL(str(nic, "name"), "nic0");
-	CU_ASSERT_STRING_EQUAL(str(nic, "source"), "vfio-type1");
-	CU_ASSERT_STRING_EQUAL(str(nic, "precision"), "all-mapped");
-	CU_ASSERT_STRING_EQUAL(str(vgpu, "source"), "vfio-type1");
-	CU_ASSERT_STRING_EQUAL(str(vgpu, "precision"), "exact");
+	CU_ASSERT_STRING_EQUAL(
+		json_str(cJSON_GetArrayItem(iters, n - 1), "phase"),
+		"stop-copy");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "name"), "nic0");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "source"), "vfio-type1");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "precision"), "all-mapped");
+	CU_ASSERT_STRING_EQUAL(json_str(vgpu, "source"), "vfio-type1");
+	CU_ASSERT_STRING_EQUAL(json_str(vgpu, "precision"), "exact");
 	CU_ASSERT_FATAL(cJSON_IsObject(dst));
-	CU_ASSERT_STRING_EQUAL(str(dst, "role"), "destination");
-	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "completed");
-	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "started");
-	CU_ASSERT_STRING_EQUAL(str(dst, "digest"), str(root, "digest"));
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "role"), "destination");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "completed");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "started");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "digest"),
+			       json_str(root, "digest"));
 	cJSON_Delete(root);
 }
 
@@ -239,10 +222,10 @@ static void test_run_type1_pci(void)
 
 	int n = 0;
 
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
-		CU_ASSERT_EQUAL(num(it, "pages_reported"), mapped);
-		CU_ASSERT(num(it, "pages_written") > 0);
+		CU_ASSERT_EQUAL(json_num(it, "pages_reported"), mapped);
+		CU_ASSERT(json_num(it, "pages_written") > 0);
 		n++;
 	}
 	CU_ASSERT_EQUAL(n, 3); /* run.iterations: the loop checked them */
@@ -257,16 +240,48 @@ static void test_run_type1_mdev(void)
 
 	int n = 0;
 
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
-		CU_ASSERT(num(it, "pages_written") > 0);
-		CU_ASSERT(num(it, "pages_reported") <=
-			  num(it, "pages_written") + 8);
-		CU_ASSERT(num(it, "pages_reported") >= 8);
+		CU_ASSERT(json_num(it, "pages_written") > 0);
+		CU_ASSERT(json_num(it, "pages_reported") <=
+			  json_num(it, "pages_written") + 8);
+		CU_ASSERT(json_num(it, "pages_reported") >= 8);
 		n++;
 	}
 	CU_ASSERT_EQUAL(n, 5); /* run.iterations: the loop checked them */
 	cJSON_Delete(root);
+}
+
+/* --events: the source's events, one JSON object a line, in order. */
+static void test_run_events(void)
+{
+	struct vmig_run_result r;
+	char path[128], text[8192], *line, *save = NULL;
+	const char *want[] = { "setup", "pre-copy", "switchover", "commit",
+			       "completed" };
+	size_t k = 0, lines = 0;
+
+	snprintf(path, sizeof(path), "%s/events.jsonl", tmpdir);
+	run(&r, "run", CONFIGS "demo.json", "--events", path, NULL);
+	CU_ASSERT_EQUAL(r.status, 0);
+	vmig_slurp(path, text, sizeof(text));
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		cJSON *o = cJSON_Parse(line);
+		const char *ev = cJSON_GetStringValue(
+			cJSON_GetObjectItem(o, "event"));
+		const char *ph = cJSON_GetStringValue(
+			cJSON_GetObjectItem(o, "phase"));
+
+		CU_ASSERT(o && ev && ph);
+		if (ev && ph && !strcmp(ev, "phase") && k < 5 &&
+		    !strcmp(ph, want[k]))
+			k++;
+		lines++;
+		cJSON_Delete(o);
+	}
+	CU_ASSERT_EQUAL(k, 5);
+	CU_ASSERT(lines >= 8);
 }
 
 static void test_run_errors(void)
@@ -302,13 +317,9 @@ static CU_TestInfo tests[] = {
 	{ "run demo", test_run_demo },
 	{ "run: type1 with vfio-pci", test_run_type1_pci },
 	{ "run: type1 with an mdev", test_run_type1_mdev },
+	{ "run --events", test_run_events },
 	{ "run errors", test_run_errors },
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "cli", suite_init, suite_fini, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("cli", suite_init, suite_fini, tests))

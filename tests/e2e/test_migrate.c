@@ -37,6 +37,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/report.h"
+#include "common/sendall.h"
 #include "e2e/runner.h"
 #include "unit/testutil.h"
 
@@ -66,23 +68,6 @@ static void sleep_ms(unsigned int ms)
 static void path_in(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "%s/%s", tmpdir, name);
-}
-
-
-static const char *str(cJSON *o, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	CU_ASSERT_FATAL(s != NULL);
-	return s;
-}
-
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
 }
 
 static bool has(const char *hay, const char *needle)
@@ -415,14 +400,15 @@ static void migrate_ok(struct run *r, const char *dst_transport)
 	src = vmig_load_json(r->src_report);
 	dst = vmig_load_json(r->dst_report);
 	CU_ASSERT_FATAL(src && dst);
-	CU_ASSERT_STRING_EQUAL(str(src, "result"), "completed");
-	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "completed");
+	CU_ASSERT_STRING_EQUAL(json_str(src, "result"), "completed");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "completed");
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(src, "memory_match")));
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(dst, "memory_match")));
-	CU_ASSERT_STRING_EQUAL(str(src, "digest"), str(dst, "digest"));
-	CU_ASSERT_EQUAL(num(src, "pages_missed"), 0);
-	CU_ASSERT_STRING_EQUAL(str(src, "guest"), "migrated");
-	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "started");
+	CU_ASSERT_STRING_EQUAL(json_str(src, "digest"),
+			       json_str(dst, "digest"));
+	CU_ASSERT_EQUAL(json_num(src, "pages_missed"), 0);
+	CU_ASSERT_STRING_EQUAL(json_str(src, "guest"), "migrated");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "started");
 	/*
 	 * The devices wrote during the whole pre-copy, all of it seen by the
 	 * sources: between every two syncs (the simulated guest takes a
@@ -433,8 +419,8 @@ static void migrate_ok(struct run *r, const char *dst_transport)
 							       "iterations")),
 			5);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(src, "iterations")) {
-		if (n++ && num(it, "pages_written") > 0 &&
-		    num(it, "pages_sent") >= 1024)
+		if (n++ && json_num(it, "pages_written") > 0 &&
+		    json_num(it, "pages_sent") >= 1024)
 			busy++;
 	}
 	if (busy < 4) {
@@ -547,8 +533,8 @@ static cJSON *check_source_failed(struct run *r, const char *result)
 	cJSON *src = vmig_load_json(r->src_report);
 
 	CU_ASSERT_FATAL(src != NULL);
-	CU_ASSERT_STRING_EQUAL(str(src, "result"), result);
-	CU_ASSERT_STRING_EQUAL(str(src, "guest"), "running");
+	CU_ASSERT_STRING_EQUAL(json_str(src, "result"), result);
+	CU_ASSERT_STRING_EQUAL(json_str(src, "guest"), "running");
 	/* Resumed exactly when vmig had stopped it. */
 	CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItem(src,
 							 "guest_resumed")),
@@ -581,14 +567,14 @@ static void test_sigint_source(void)
 	vmig_slurp(r.src.err, err, sizeof(err));
 	CU_ASSERT(has(err, "interrupted: cancelling the migration"));
 	src = check_source_failed(&r, "cancelled");
-	CU_ASSERT(has(str(src, "error"), "cancelled (vmig_cancel) at "
-					 "iteration "));
+	CU_ASSERT(has(json_str(src, "error"), "cancelled (vmig_cancel) at "
+					      "iteration "));
 	dst = vmig_load_json(r.dst_report);
 	CU_ASSERT_FATAL(dst != NULL);
-	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "cancelled");
-	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "not started");
-	CU_ASSERT(has(str(dst, "error"), "the source ended the migration: "
-					 "cancelled (vmig_cancel)"));
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "cancelled");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "not started");
+	CU_ASSERT(has(json_str(dst, "error"), "the source ended the migration: "
+					      "cancelled (vmig_cancel)"));
 	cJSON_Delete(src);
 	cJSON_Delete(dst);
 }
@@ -613,7 +599,7 @@ static void test_kill_destination(void)
 	reap(&r.dst, WAIT_MS);
 	CU_ASSERT_EQUAL(reap(&r.src, WAIT_MS), 1);
 	src = check_source_failed(&r, "failed");
-	e = str(src, "error");
+	e = json_str(src, "error");
 	/* Its reading or its writing notices first; either names where. */
 	CU_ASSERT(has_either(e, "connection lost at frame ",
 			     "writing to tcp:127.0.0.1:"));
@@ -679,22 +665,6 @@ static void track(struct tracker *t, struct proxy *p, uint8_t *buf,
 	}
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		/* A peer gone is an answer, not a reason to die (SIGPIPE). */
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* Passes what from still holds to to, until from ends (bounded). */
 static void forward_rest(int from, int to)
 {
@@ -704,7 +674,7 @@ static void forward_rest(int from, int to)
 
 	while (poll(&pfd, 1, 2000) > 0) {
 		n = read(from, rest, sizeof(rest));
-		if (n <= 0 || !write_all(to, rest, (size_t)n))
+		if (n <= 0 || vmig_test_send_all(to, rest, (size_t)n))
 			return;
 	}
 }
@@ -749,7 +719,7 @@ static void *proxy_main(void *opaque)
 			    passed + (uint64_t)n >= p->cut_after)
 				n = (ssize_t)(p->cut_after - passed);
 			track(&t, p, buf, (size_t)n);
-			if (!write_all(d, buf, (size_t)n)) {
+			if (vmig_test_send_all(d, buf, (size_t)n)) {
 				/*
 				 * The destination has closed: what it said
 				 * before (its ERROR) still goes back, as a
@@ -773,7 +743,7 @@ static void *proxy_main(void *opaque)
 		}
 		if (pfd[1].revents) {
 			n = read(d, buf, sizeof(buf));
-			if (n <= 0 || !write_all(s, buf, (size_t)n))
+			if (n <= 0 || vmig_test_send_all(s, buf, (size_t)n))
 				break;
 		}
 	}
@@ -870,12 +840,12 @@ static void test_truncated(void)
 			 "connection lost at frame %llu (before its header): "
 			 "the source closed it",
 			 (unsigned long long)p.frame);
-	CU_ASSERT_STRING_EQUAL(str(dst, "error"), want);
-	CU_ASSERT_STRING_EQUAL(str(dst, "result"), "failed");
-	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "not started");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "error"), want);
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "result"), "failed");
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "not started");
 	src = check_source_failed(&r, "failed");
-	CU_ASSERT(has_either(str(src, "error"), "connection lost at frame ",
-			     "writing to unix:"));
+	CU_ASSERT(has_either(json_str(src, "error"),
+			     "connection lost at frame ", "writing to unix:"));
 	cJSON_Delete(src);
 	cJSON_Delete(dst);
 }
@@ -893,13 +863,13 @@ static void test_corrupted(void)
 		 (unsigned long long)p.flip_frame);
 	dst = vmig_load_json(r.dst_report);
 	CU_ASSERT_FATAL(dst != NULL);
-	CU_ASSERT(!strncmp(str(dst, "error"), want, strlen(want)));
-	CU_ASSERT_STRING_EQUAL(str(dst, "guest"), "not started");
+	CU_ASSERT(!strncmp(json_str(dst, "error"), want, strlen(want)));
+	CU_ASSERT_STRING_EQUAL(json_str(dst, "guest"), "not started");
 	src = check_source_failed(&r, "failed");
-	CU_ASSERT(has(str(src, "error"), "the destination rejected the "
-					 "stream: "));
-	CU_ASSERT(has(str(src, "error"), want));
-	CU_ASSERT(has(str(src, "error_name"),
+	CU_ASSERT(has(json_str(src, "error"), "the destination rejected the "
+					      "stream: "));
+	CU_ASSERT(has(json_str(src, "error"), want));
+	CU_ASSERT(has(json_str(src, "error_name"),
 		      "malformed or rejected migration stream"));
 	cJSON_Delete(src);
 	cJSON_Delete(dst);
@@ -907,17 +877,13 @@ static void test_corrupted(void)
 
 static int suite_init(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmig-e2e-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : 1;
+	return vmig_tmpdir_make(tmpdir, sizeof(tmpdir), "vmig-e2e");
 }
 
 static int suite_fini(void)
 {
-	char cmd[128];
-
 	netns_cleanup();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : 1;
+	return vmig_tmpdir_remove(tmpdir);
 }
 
 static CU_TestInfo tests[] = {
@@ -936,12 +902,12 @@ static CU_TestInfo netns_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "migrate", suite_init, suite_fini, NULL, NULL, tests },
+	VMIG_SUITE_INIT("migrate", suite_init, suite_fini, tests),
 	CU_SUITE_INFO_NULL,
 };
 
 static CU_SuiteInfo netns_suites[] = {
-	{ "netns", suite_init, suite_fini, NULL, NULL, netns_tests },
+	VMIG_SUITE_INIT("netns", suite_init, suite_fini, netns_tests),
 	CU_SUITE_INFO_NULL,
 };
 

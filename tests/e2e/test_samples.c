@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/report.h"
 #include "e2e/runner.h"
 #include "unit/testutil.h"
 
@@ -19,18 +20,18 @@ static char tmpdir[64];
 
 static int suite_init(void)
 {
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/vmig-samples-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : 1;
+	return vmig_tmpdir_make(tmpdir, sizeof(tmpdir), "vmig-samples");
 }
 
 static int suite_fini(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : 1;
+	return vmig_tmpdir_remove(tmpdir);
 }
 
+/*
+ * Runs the sample configuration name with the program: it exits 0 and its
+ * report, returned, has missed no page.
+ */
 static cJSON *run_sample(const char *name)
 {
 	char config[512], report[256];
@@ -46,36 +47,14 @@ static cJSON *run_sample(const char *name)
 	CU_ASSERT_EQUAL(r.status, 0);
 	root = vmig_load_json(report);
 	CU_ASSERT_FATAL(root != NULL);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
 	return root;
 }
 
-static double num(cJSON *o, const char *key)
+/* A string of the report's device dev. */
+static const char *dev_str(cJSON *root, const char *dev, const char *key)
 {
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
-}
-
-static cJSON *device(cJSON *root, const char *name)
-{
-	cJSON *d;
-
-	cJSON_ArrayForEach(d, cJSON_GetObjectItem(root, "devices")) {
-		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d, "name")),
-			    name))
-			return d;
-	}
-	CU_FAIL_FATAL("device missing from the report");
-	return NULL;
-}
-
-static const char *str(cJSON *o, const char *key)
-{
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	CU_ASSERT_FATAL(s != NULL);
-	return s;
+	return json_str(json_device(root, dev), key);
 }
 
 /* Why a source was not chosen for a device, from the report. */
@@ -84,10 +63,10 @@ static const char *declined(cJSON *dev, const char *source)
 	cJSON *c;
 
 	cJSON_ArrayForEach(c, cJSON_GetObjectItem(dev, "candidates")) {
-		if (!strcmp(str(c, "source"), source)) {
+		if (!strcmp(json_str(c, "source"), source)) {
 			CU_ASSERT_FALSE(cJSON_IsTrue(
 				cJSON_GetObjectItem(c, "chosen")));
-			return str(c, "reason");
+			return json_str(c, "reason");
 		}
 	}
 	CU_FAIL_FATAL("source missing from the candidates");
@@ -108,34 +87,30 @@ static void test_iommufd(void)
 	cJSON *it;
 	int n = 0;
 
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT_STRING_EQUAL(str(device(root, "nic0"), "source"), "iommufd");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "source"), "iommufd");
 	/* Its IOMMU has 4 KiB pages only: each bit is one page. */
-	CU_ASSERT_STRING_EQUAL(str(device(root, "nic0"), "precision"),
-			       "exact");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic0", "precision"), "exact");
 	/*
 	 * nic1's IOMMU has 2 MiB pages and its range holds aligned ones: a
 	 * write there may report a whole IOPTE.
 	 */
-	CU_ASSERT_STRING_EQUAL(str(device(root, "nic1"), "source"), "iommufd");
-	CU_ASSERT_STRING_EQUAL(str(device(root, "nic1"), "precision"),
-			       "superset");
-	CU_ASSERT_PTR_NOT_NULL(strstr(str(device(root, "nic1"), "reason"),
-				      "2048 KiB IOPTEs"));
-	CU_ASSERT_STRING_EQUAL(str(device(root, "legacy0"), "source"),
-			       "all-dirty");
-	CU_ASSERT_PTR_NOT_NULL(strstr(declined(device(root, "legacy0"),
-					       "iommufd"),
-				      "no dirty tracking"));
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic1", "source"), "iommufd");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "nic1", "precision"), "superset");
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(dev_str(root, "nic1", "reason"), "2048 KiB IOPTEs"));
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "legacy0", "source"), "all-dirty");
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(declined(json_device(root, "legacy0"), "iommufd"),
+		       "no dirty tracking"));
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
 		/*
 		 * Every sync saw writes, and reported far less than all of
 		 * memory: the window (1024 pages), region "high" at most
 		 * (16384: nic1's 2 MiB superpages) and what nic0 wrote.
 		 */
-		CU_ASSERT(num(it, "pages_written") > 0);
-		CU_ASSERT(num(it, "pages_reported") <
-			  1024 + 16384 + 2 * num(it, "pages_written"));
+		CU_ASSERT(json_num(it, "pages_written") > 0);
+		CU_ASSERT(json_num(it, "pages_reported") <
+			  1024 + 16384 + 2 * json_num(it, "pages_written"));
 		n++;
 	}
 	CU_ASSERT_EQUAL(n, 6);
@@ -147,16 +122,13 @@ static void test_device_dirty(void)
 {
 	cJSON *root = run_sample("device-dirty.json");
 
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
-	CU_ASSERT_STRING_EQUAL(str(device(root, "vf0"), "source"),
-			       "device-dirty");
-	CU_ASSERT_STRING_EQUAL(str(device(root, "vf1"), "source"),
-			       "device-dirty");
+	CU_ASSERT(json_num(root, "pages_written") > 0);
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf0", "source"), "device-dirty");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "vf1", "source"), "device-dirty");
 	/* Preferred over type1, which would report everything. */
-	CU_ASSERT_PTR_NOT_NULL(strstr(declined(device(root, "vf1"),
-					       "vfio-type1"),
-				      "every mapped page"));
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(declined(json_device(root, "vf1"), "vfio-type1"),
+		       "every mapped page"));
 	cJSON_Delete(root);
 }
 
@@ -168,18 +140,16 @@ static void test_type1_mdev(void)
 	cJSON *it;
 	int n = 0;
 
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT_STRING_EQUAL(str(device(root, "vgpu0"), "precision"),
-			       "exact");
+	CU_ASSERT_STRING_EQUAL(dev_str(root, "vgpu0", "precision"), "exact");
 	/*
 	 * It wrote in every iteration, and nothing it wrote was missed
 	 * (per iteration, reported need not reach written: a write made
 	 * while a sync runs counts in the next interval, docs/report.md).
 	 */
-	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations")) {
-		CU_ASSERT(num(it, "pages_written") > 0);
-		CU_ASSERT_EQUAL(num(it, "pages_missed"), 0);
+		CU_ASSERT(json_num(it, "pages_written") > 0);
+		CU_ASSERT_EQUAL(json_num(it, "pages_missed"), 0);
 		n++;
 	}
 	CU_ASSERT_EQUAL(n, 5);
@@ -193,9 +163,4 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "samples", suite_init, suite_fini, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("samples", suite_init, suite_fini, tests))

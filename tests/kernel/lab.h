@@ -303,4 +303,43 @@ void lab_vfio_close(struct lab *lab, int *container, int *group,
 int lab_feature(struct lab *lab, int devfd, uint32_t flags,
 		const void *payload, size_t len, void *out);
 
+/* ------------------------------------------------------------------ */
+/* iommufd objects (lab_common.c); none says anything in the transcript */
+
+/* IOMMU_DESTROY of object id. */
+int lab_iommufd_destroy(struct lab *lab, int fd, uint32_t id);
+
+/* IOMMU_IOAS_MAP of len bytes at mem, readable and writable, at iova. */
+int lab_ioas_map(struct lab *lab, int fd, uint32_t ioas_id, uint64_t iova,
+		 void *mem, uint64_t len);
+
+/* IOMMU_HWPT_SET_DIRTY_TRACKING of the HWPT with these flags. */
+int lab_hwpt_set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
+			  uint32_t flags);
+
+/*
+ * IOMMU_HWPT_GET_DIRTY_BITMAP of one request, raw, into bm (bytes long,
+ * zeroed first).
+ */
+int lab_hwpt_get_dirty(struct lab *lab, int fd, uint32_t hwpt_id,
+		       uint32_t flags, uint64_t iova, uint64_t length,
+		       uint64_t page_size, uint64_t *bm, size_t bytes);
+
+/* A mock device, as IOMMU_TEST_OP_MOCK_DOMAIN(_FLAGS) made it. */
+struct lab_mock {
+	uint32_t stdev_id;
+	uint32_t idev_id;
+	int fd; /* its stand-in, or -1 */
+};
+
+/*
+ * A mock device on the IOAS (dev_flags 0: MOCK_DOMAIN, else
+ * MOCK_DOMAIN_FLAGS), and its stand-in fd; 0 or the first error, with
+ * m left empty. lab_mock_free destroys what lab_mock_new made (expecting
+ * the destroy to succeed) and accepts an empty one.
+ */
+int lab_mock_new(struct lab *lab, int fd, uint32_t ioas_id, uint32_t dev_flags,
+		 struct lab_mock *m);
+void lab_mock_free(struct lab *lab, int fd, struct lab_mock *m);
+
 #endif /* VMIG_LAB_H */

@@ -1,8 +1,8 @@
 /*
  * lab_common.c: what the kernel lab's scenarios share beyond the
  * recorder: driving a plugin through its operations, each call and its
- * result said in the transcript, and opening a VFIO device through its
- * group.
+ * result said in the transcript, opening a VFIO device through its
+ * group, and the iommufd objects (IOAS mappings, mock devices).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,8 @@
 
 #include <linux/vfio.h>
 
+#include <vmig/linux-uapi.h>
+#include "common/plugin_args.h"
 #include "lab.h"
 
 uint64_t lab_bitmap_bytes(uint64_t nbits)
@@ -119,14 +121,8 @@ int lab_inst_read(struct lab *lab, struct lab_inst *in, uint32_t iommu_id,
 		  uint64_t iova, uint64_t len, uint64_t page_size,
 		  uint32_t flags, uint64_t *bm)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = iommu_id,
-		.iova = iova,
-		.length = len,
-		.page_size = page_size,
-	};
+	struct vmig_read rq =
+		vmig_test_read_rq(iommu_id, iova, len, page_size, flags);
 	char eb[32];
 	int ret;
 
@@ -146,13 +142,8 @@ int lab_inst_unmap_prepare(struct lab *lab, struct lab_inst *in,
 			   uint32_t iommu_id, uint64_t iova, uint64_t len,
 			   uint64_t page_size, uint64_t *bm, uint32_t *flags)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = iommu_id,
-		.iova = iova,
-		.length = len,
-		.page_size = page_size,
-	};
+	struct vmig_read rq =
+		vmig_test_read_rq(iommu_id, iova, len, page_size, 0);
 	char eb[32];
 	int ret;
 
@@ -227,4 +218,95 @@ int lab_feature(struct lab *lab, int devfd, uint32_t flags,
 	if (!ret && out)
 		memcpy(out, f->data, len);
 	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* iommufd objects                                                     */
+
+int lab_iommufd_destroy(struct lab *lab, int fd, uint32_t id)
+{
+	struct vk_iommu_destroy d = { .size = sizeof(d), .id = id };
+
+	return lab_ioctl(lab, fd, VK_IOMMU_DESTROY, &d);
+}
+
+int lab_ioas_map(struct lab *lab, int fd, uint32_t ioas_id, uint64_t iova,
+		 void *mem, uint64_t len)
+{
+	struct vk_iommu_ioas_map m = {
+		.size = sizeof(m),
+		.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
+			 VK_IOMMU_IOAS_MAP_READABLE |
+			 VK_IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = ioas_id,
+		.user_va = (uintptr_t)mem,
+		.length = len,
+		.iova = iova,
+	};
+
+	return lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
+}
+
+int lab_hwpt_set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
+			  uint32_t flags)
+{
+	struct vk_iommu_hwpt_set_dirty_tracking st = {
+		.size = sizeof(st),
+		.flags = flags,
+		.hwpt_id = hwpt_id,
+	};
+
+	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
+}
+
+int lab_hwpt_get_dirty(struct lab *lab, int fd, uint32_t hwpt_id,
+		       uint32_t flags, uint64_t iova, uint64_t length,
+		       uint64_t page_size, uint64_t *bm, size_t bytes)
+{
+	struct vk_iommu_hwpt_get_dirty_bitmap g = {
+		.size = sizeof(g),
+		.hwpt_id = hwpt_id,
+		.flags = flags,
+		.iova = iova,
+		.length = length,
+		.page_size = page_size,
+		.data = (uintptr_t)bm,
+	};
+
+	memset(bm, 0, bytes);
+	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
+}
+
+int lab_mock_new(struct lab *lab, int fd, uint32_t ioas_id, uint32_t dev_flags,
+		 struct lab_mock *m)
+{
+	struct vk_iommu_test_cmd t = {
+		.size = sizeof(t),
+		.op = dev_flags ? VK_IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS
+				: VK_IOMMU_TEST_OP_MOCK_DOMAIN,
+		.id = ioas_id,
+	};
+	int ret;
+
+	m->stdev_id = m->idev_id = 0;
+	m->fd = -1;
+	t.mock_domain_flags.dev_flags = dev_flags;
+	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &t);
+	if (ret)
+		return ret;
+	m->stdev_id = t.mock_domain.out_stdev_id;
+	m->idev_id = t.mock_domain.out_idev_id;
+	m->fd = lab_mock_device_open(lab, fd, m->stdev_id);
+	return m->fd < 0 ? m->fd : 0;
+}
+
+void lab_mock_free(struct lab *lab, int fd, struct lab_mock *m)
+{
+	if (m->fd >= 0)
+		lab_mock_device_close(lab, m->fd);
+	if (m->stdev_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, m->stdev_id),
+			       0, "destroying a mock device");
+	m->fd = -1;
+	m->stdev_id = 0;
 }

@@ -684,50 +684,13 @@ out:
 #define MOCK_B_LEN (1u << 20)
 #define MOCK_SLOTS_PER_MIB ((1u << 20) / VK_MOCK_PAGE_SIZE)
 
-/* A mock device, its stand-in fd. */
-struct e2e_mock {
-	uint32_t stdev_id;
-	uint32_t idev_id;
-	int fd;
-};
-
-static int e2e_mock_new(struct lab *lab, int iommufd, uint32_t ioas_id,
-			struct e2e_mock *m)
-{
-	struct vk_iommu_test_cmd t = { .size = sizeof(t),
-				       .op = VK_IOMMU_TEST_OP_MOCK_DOMAIN,
-				       .id = ioas_id };
-	int ret = lab_ioctl(lab, iommufd, VK_IOMMU_TEST_CMD, &t);
-
-	if (ret)
-		return ret;
-	m->stdev_id = t.mock_domain.out_stdev_id;
-	m->idev_id = t.mock_domain.out_idev_id;
-	m->fd = lab_mock_device_open(lab, iommufd, m->stdev_id);
-	return m->fd < 0 ? m->fd : 0;
-}
-
-static void e2e_mock_free(struct lab *lab, int iommufd, struct e2e_mock *m)
-{
-	struct vk_iommu_destroy dd = { .size = sizeof(dd), .id = m->stdev_id };
-
-	if (m->fd >= 0)
-		lab_mock_device_close(lab, m->fd);
-	if (m->stdev_id)
-		LAB_EXPECT_RET(lab, lab_ioctl(lab, iommufd, VK_IOMMU_DESTROY,
-					      &dd),
-			       0, "destroying a mock device");
-	m->fd = -1;
-	m->stdev_id = 0;
-}
-
 struct mock_events {
 	struct lab *lab;
 	vmig_session *s;
 	int iommufd;
 	uint32_t ioas_id, iommu_id;
 	uint8_t *mem;
-	struct e2e_mock second;
+	struct lab_mock second;
 	uint32_t marked;      /* slots IOMMU_TEST_OP_DIRTY marked */
 	int unmap_ret, add_ret;
 };
@@ -780,8 +743,8 @@ static void mock_events(void *opaque)
 	mock_write(ev, MOCK_B, MOCK_A_LEN, in_b, 2, 0x22);
 	ev->unmap_ret = vmig_dma_unmap(ev->s, ev->iommu_id, MOCK_B,
 				       MOCK_B_LEN);
-	ev->add_ret = e2e_mock_new(ev->lab, ev->iommufd, ev->ioas_id,
-				   &ev->second);
+	ev->add_ret =
+		lab_mock_new(ev->lab, ev->iommufd, ev->ioas_id, 0, &ev->second);
 	vd.iommu_id = ev->iommu_id;
 	vd.device_fd = ev->second.fd;
 	vd.iommufd_id = ev->second.idev_id;
@@ -805,7 +768,7 @@ void lab_e2e_iommufd_mock(struct lab *lab)
 	struct writer w = { .events = mock_events, .events_opaque = &ev };
 	struct dst d = { .child = -1, .ready = { -1, -1 },
 			 .result = { -1, -1 } };
-	struct e2e_mock first = { .fd = -1 };
+	struct lab_mock first = { .fd = -1 };
 	uint8_t *dmem = NULL;
 	vmig_session *s = NULL;
 	int ret;
@@ -823,7 +786,7 @@ void lab_e2e_iommufd_mock(struct lab *lab)
 	ret = lab_ioctl(lab, ev.iommufd, VK_IOMMU_IOAS_ALLOC, &ioas);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
 	ev.ioas_id = ioas.out_ioas_id;
-	ret = e2e_mock_new(lab, ev.iommufd, ev.ioas_id, &first);
+	ret = lab_mock_new(lab, ev.iommufd, ev.ioas_id, 0, &first);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN: %d", ret);
 
 	s = src_session(lab, "iommufd", &w, ev.mem);
@@ -868,8 +831,8 @@ out:
 	vmig_session_free(s);
 	dst_reap(&d);
 	if (ev.iommufd >= 0) {
-		e2e_mock_free(lab, ev.iommufd, &ev.second);
-		e2e_mock_free(lab, ev.iommufd, &first);
+		lab_mock_free(lab, ev.iommufd, &ev.second);
+		lab_mock_free(lab, ev.iommufd, &first);
 		lab_close(lab, ev.iommufd);
 	}
 	if (ev.mem)

@@ -16,59 +16,6 @@
 #include "lab.h"
 #include "lab_scenarios.h"
 
-/* A feature call: the 8-byte header and up to 32 bytes of payload. */
-static int feature(struct lab *lab, int devfd, uint32_t flags,
-		   const void *payload, size_t len, void *out)
-{
-	uint64_t raw[1 + 4] = { 0 };
-	struct vfio_device_feature *f = (void *)raw;
-	int ret;
-
-	if (len > sizeof(raw) - sizeof(*f))
-		return -EINVAL;
-	f->argsz = (uint32_t)(sizeof(*f) + len);
-	f->flags = flags;
-	if (payload)
-		memcpy(f->data, payload, len);
-	ret = lab_ioctl(lab, devfd, VFIO_DEVICE_FEATURE, f);
-	if (!ret && out)
-		memcpy(out, f->data, len);
-	return ret;
-}
-
-/* Opens a container with dev's group and the device; returns the fds. */
-static int open_device(struct lab *lab, const struct lab_dev *dev, int *c,
-		       int *g, int *d)
-{
-	char path[64];
-	int ret;
-
-	*c = lab_open(lab, "/dev/vfio/vfio", O_RDWR);
-	if (*c < 0)
-		return *c;
-	snprintf(path, sizeof(path), "/dev/vfio/%d", dev->group);
-	*g = lab_open(lab, path, O_RDWR);
-	if (*g < 0)
-		return *g;
-	ret = lab_ioctl(lab, *g, VFIO_GROUP_SET_CONTAINER, c);
-	if (!ret)
-		ret = lab_ioctl(lab, *c, VFIO_SET_IOMMU,
-				(void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
-	if (ret)
-		return ret;
-	*d = lab_ioctl(lab, *g, VFIO_GROUP_GET_DEVICE_FD, (void *)dev->name);
-	return *d < 0 ? *d : 0;
-}
-
-static void close_all(struct lab *lab, int *fds, int n)
-{
-	int i;
-
-	for (i = n - 1; i >= 0; i--)
-		if (fds[i] >= 0)
-			lab_close(lab, fds[i]);
-}
-
 /*
  * The features each device answers: mtty reports migration with
  * STOP_COPY, P2P and PRE_COPY, is RUNNING, and accepts DMA-logging
@@ -89,17 +36,19 @@ void lab_vfio_device_features(struct lab *lab)
 
 	LAB_REQUIRE(lab, f->nr_mdevs >= 1 && f->pci.name,
 		    "this boot lacks an mdev or a vfio-pci device");
-	ret = open_device(lab, &f->mdevs[0], &fds[0], &fds[1], &fds[2]);
+	ret = lab_vfio_open(lab, &f->mdevs[0], &fds[0], &fds[1], &fds[2]);
 	LAB_REQUIRE(lab, ret == 0, "cannot open the mdev: %d", ret);
 
-	ret = feature(lab, fds[2], PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION,
-		      NULL, 0, NULL);
+	ret = lab_feature(lab, fds[2],
+			  PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+			  NULL);
 	LAB_EXPECT_RET(lab, ret, 0, "PROBE GET of MIGRATION");
-	ret = feature(lab, fds[2], PROBE | SET | VFIO_DEVICE_FEATURE_MIGRATION,
-		      NULL, 0, NULL);
+	ret = lab_feature(lab, fds[2],
+			  PROBE | SET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+			  NULL);
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "PROBE SET of MIGRATION (GET only)");
-	ret = feature(lab, fds[2], GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL,
-		      8, mig);
+	ret = lab_feature(lab, fds[2], GET | VFIO_DEVICE_FEATURE_MIGRATION,
+			  NULL, 8, mig);
 	lab_say(lab, "  migration flags=0x%llx", (unsigned long long)mig[0]);
 	LAB_EXPECT(lab, ret == 0 && mig[0] == (VFIO_MIGRATION_STOP_COPY |
 					       VFIO_MIGRATION_P2P |
@@ -107,8 +56,9 @@ void lab_vfio_device_features(struct lab *lab)
 		   "mtty's migration flags: %d, 0x%llx", ret,
 		   (unsigned long long)mig[0]);
 	memset(mig, 0, sizeof(mig));
-	ret = feature(lab, fds[2], GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-		      NULL, 8, mig);
+	ret = lab_feature(lab, fds[2],
+			  GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, NULL, 8,
+			  mig);
 	{
 		struct vfio_device_feature_mig_state st;
 
@@ -138,61 +88,54 @@ void lab_vfio_device_features(struct lab *lab)
 			.bitmap = (uintptr_t)bm,
 		};
 
-		ret = feature(lab, fds[2],
-			      PROBE | SET | LOG_START,
-			      NULL, 0, NULL);
+		ret = lab_feature(lab, fds[2], PROBE | SET | LOG_START, NULL, 0,
+				  NULL);
 		LAB_EXPECT_RET(lab, ret, 0, "PROBE of DMA_LOGGING_START");
 		ctl.num_ranges = 0;
-		ret = feature(lab, fds[2],
-			      SET | LOG_START, &ctl,
-			      sizeof(ctl), NULL);
+		ret = lab_feature(lab, fds[2], SET | LOG_START, &ctl,
+				  sizeof(ctl), NULL);
 		LAB_EXPECT_RET(lab, ret, -EINVAL, "START with no range");
 		ctl.num_ranges = 1;
 		r.length = 1000;
-		ret = feature(lab, fds[2],
-			      SET | LOG_START, &ctl,
-			      sizeof(ctl), NULL);
+		ret = lab_feature(lab, fds[2], SET | LOG_START, &ctl,
+				  sizeof(ctl), NULL);
 		LAB_EXPECT_RET(lab, ret, -EINVAL,
 			       "START of an unaligned range");
 		r.length = 1ull << 20;
-		ret = feature(lab, fds[2],
-			      SET | LOG_START, &ctl,
-			      sizeof(ctl), &ctl);
+		ret = lab_feature(lab, fds[2], SET | LOG_START, &ctl,
+				  sizeof(ctl), &ctl);
 		LAB_EXPECT_RET(lab, ret, 0, "START");
 		lab_say(lab, "  page_size=%llu",
 			(unsigned long long)ctl.page_size);
 		rep.page_size = 2048;
-		ret = feature(lab, fds[2],
-			      GET | LOG_REPORT, &rep,
-			      sizeof(rep), NULL);
+		ret = lab_feature(lab, fds[2], GET | LOG_REPORT, &rep,
+				  sizeof(rep), NULL);
 		LAB_EXPECT_RET(lab, ret, -EINVAL, "REPORT at 2 KiB");
 		rep.page_size = 4096;
 		memset(bm, 0, sizeof(bm));
-		ret = feature(lab, fds[2],
-			      GET | LOG_REPORT, &rep,
-			      sizeof(rep), NULL);
+		ret = lab_feature(lab, fds[2], GET | LOG_REPORT, &rep,
+				  sizeof(rep), NULL);
 		LAB_EXPECT_RET(lab, ret, 0, "REPORT");
 		lab_say_bitmap(lab, "  report", bm, 256);
 		LAB_EXPECT(lab, lab_bits_count(bm, 0, 256) == 0,
 			   "mtty's stub reported pages");
-		ret = feature(lab, fds[2],
-			      SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL,
-			      0, NULL);
+		ret = lab_feature(lab, fds[2],
+				  SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+				  NULL, 0, NULL);
 		LAB_EXPECT_RET(lab, ret, 0, "STOP");
 	}
-	close_all(lab, fds, 3);
+	lab_vfio_close(lab, &fds[0], &fds[1], &fds[2]);
 	fds[0] = fds[1] = fds[2] = -1;
 
 	/* edu on vfio-pci: no migration, no DMA logging. */
-	ret = open_device(lab, &f->pci, &fds[0], &fds[1], &fds[2]);
+	ret = lab_vfio_open(lab, &f->pci, &fds[0], &fds[1], &fds[2]);
 	LAB_REQUIRE(lab, ret == 0, "cannot open edu: %d", ret);
-	ret = feature(lab, fds[2], PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION,
-		      NULL, 0, NULL);
+	ret = lab_feature(lab, fds[2],
+			  PROBE | GET | VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0,
+			  NULL);
 	LAB_EXPECT_RET(lab, ret, -ENOTTY, "edu: PROBE of MIGRATION");
-	ret = feature(lab, fds[2],
-		      PROBE | SET | LOG_START, NULL,
-		      0, NULL);
+	ret = lab_feature(lab, fds[2], PROBE | SET | LOG_START, NULL, 0, NULL);
 	LAB_EXPECT_RET(lab, ret, -ENOTTY, "edu: PROBE of DMA_LOGGING_START");
 out:
-	close_all(lab, fds, 3);
+	lab_vfio_close(lab, &fds[0], &fds[1], &fds[2]);
 }

@@ -20,11 +20,56 @@
 #define MOCK_BITS (MOCK_LEN / MOCK_PG)
 #define TRACK_ON VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE
 
-static int destroy(struct lab *lab, int fd, uint32_t id)
+/*
+ * The end of a scenario on iommufd fd (when open): the HWPT, the mock
+ * device and the IOAS destroyed (those that exist), then fd closed.
+ */
+static void teardown(struct lab *lab, int fd, uint32_t hwpt_id,
+		     uint32_t stdev_id, uint32_t ioas_id)
 {
-	struct vk_iommu_destroy d = { .size = sizeof(d), .id = id };
+	if (fd < 0)
+		return;
+	if (hwpt_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, hwpt_id), 0,
+			       "destroying the HWPT");
+	if (stdev_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, stdev_id), 0,
+			       "destroying the mock device");
+	if (ioas_id)
+		LAB_EXPECT_RET(lab, lab_iommufd_destroy(lab, fd, ioas_id), 0,
+			       "destroying the IOAS");
+	lab_close(lab, fd);
+}
 
-	return lab_ioctl(lab, fd, VK_IOMMU_DESTROY, &d);
+/*
+ * The start of the mock scenarios: memlen bytes of memory (*mem), an
+ * iommufd (*fd) with an IOAS (*ioas_id) and a mock device on it (*mock,
+ * as IOMMU_TEST_OP_MOCK_DOMAIN returned it). 0, or -1 once the failure
+ * is said; the caller ends what was made, as on any failure.
+ */
+static int mock_start(struct lab *lab, size_t memlen, uint8_t **mem,
+		      int *fd, uint32_t *ioas_id,
+		      struct vk_iommu_test_cmd *mock)
+{
+	struct vk_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
+	int ret;
+
+	*mem = lab_mem_alloc(memlen, 2 * MIB);
+	LAB_REQUIRE(lab, *mem, "out of memory");
+	*fd = lab_open(lab, "/dev/iommu", O_RDWR);
+	LAB_REQUIRE(lab, *fd >= 0, "cannot open /dev/iommu: %d", *fd);
+	ret = lab_ioctl(lab, *fd, VK_IOMMU_IOAS_ALLOC, &ioas);
+	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
+	*ioas_id = ioas.out_ioas_id;
+	memset(mock, 0, sizeof(*mock));
+	mock->size = sizeof(*mock);
+	mock->op = VK_IOMMU_TEST_OP_MOCK_DOMAIN;
+	mock->id = *ioas_id;
+	ret = lab_ioctl(lab, *fd, VK_IOMMU_TEST_CMD, mock);
+	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
+	return 0;
+out:
+	return -1;
 }
 
 /*
@@ -35,11 +80,7 @@ static int destroy(struct lab *lab, int fd, uint32_t id)
  */
 void lab_iommufd_mock_smoke(struct lab *lab)
 {
-	struct vk_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
-	struct vk_iommu_test_cmd mock = {
-		.size = sizeof(mock),
-		.op = VK_IOMMU_TEST_OP_MOCK_DOMAIN,
-	};
+	struct vk_iommu_test_cmd mock;
 	struct vk_iommu_hwpt_alloc hwpt = {
 		.size = sizeof(hwpt),
 		.flags = VK_IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
@@ -51,48 +92,18 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 	int fd = -1, ret;
 	uint64_t i;
 
-	mem = lab_mem_alloc(MOCK_LEN, 2 * MIB);
-	LAB_REQUIRE(lab, mem, "out of memory");
-	fd = lab_open(lab, "/dev/iommu", O_RDWR);
-	LAB_REQUIRE(lab, fd >= 0, "cannot open /dev/iommu: %d", fd);
-
-	ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_ALLOC, &ioas);
-	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
-	ioas_id = ioas.out_ioas_id;
-	mock.id = ioas_id;
-	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &mock);
-	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
+	if (mock_start(lab, MOCK_LEN, &mem, &fd, &ioas_id, &mock))
+		goto out;
 	stdev_id = mock.mock_domain.out_stdev_id;
-	{
-		struct vk_iommu_ioas_map m = {
-			.size = sizeof(m),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-				 VK_IOMMU_IOAS_MAP_READABLE |
-				 VK_IOMMU_IOAS_MAP_WRITEABLE,
-			.ioas_id = ioas_id,
-			.user_va = (uintptr_t)mem,
-			.length = MOCK_LEN,
-			.iova = MOCK_IOVA,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
-		LAB_REQUIRE(lab, ret == 0, "IOAS_MAP: %d", ret);
-	}
+	ret = lab_ioas_map(lab, fd, ioas_id, MOCK_IOVA, mem, MOCK_LEN);
+	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP: %d", ret);
 	hwpt.dev_id = mock.mock_domain.out_idev_id;
 	hwpt.pt_id = ioas_id;
 	ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_ALLOC, &hwpt);
 	LAB_REQUIRE(lab, ret == 0, "HWPT_ALLOC with DIRTY_TRACKING: %d", ret);
 	hwpt_id = hwpt.out_hwpt_id;
-	{
-		struct vk_iommu_hwpt_set_dirty_tracking st = {
-			.size = sizeof(st),
-			.flags = VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
-			.hwpt_id = hwpt_id,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
-		LAB_REQUIRE(lab, ret == 0, "SET_DIRTY_TRACKING: %d", ret);
-	}
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	LAB_REQUIRE(lab, ret == 0, "SET_DIRTY_TRACKING: %d", ret);
 	{
 		struct vk_iommu_test_cmd dirty = {
 			.size = sizeof(dirty),
@@ -114,17 +125,8 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 			   (unsigned long long)dirty.dirty.out_nr_dirty);
 	}
 	for (i = 0; i < 2; i++) {
-		struct vk_iommu_hwpt_get_dirty_bitmap g = {
-			.size = sizeof(g),
-			.hwpt_id = hwpt_id,
-			.iova = MOCK_IOVA,
-			.length = MOCK_LEN,
-			.page_size = MOCK_PG,
-			.data = (uintptr_t)bm,
-		};
-
-		memset(bm, 0, sizeof(bm));
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
+		ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, MOCK_IOVA,
+					 MOCK_LEN, MOCK_PG, bm, sizeof(bm));
 		LAB_REQUIRE(lab, ret == 0, "GET_DIRTY_BITMAP: %d", ret);
 		if (i == 0)
 			LAB_EXPECT(lab, !memcmp(bm, marks, sizeof(bm)),
@@ -139,18 +141,7 @@ void lab_iommufd_mock_smoke(struct lab *lab)
 					   bm, 0, MOCK_BITS));
 	}
 out:
-	if (fd >= 0) {
-		if (hwpt_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, hwpt_id), 0,
-				       "destroying the HWPT");
-		if (stdev_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, stdev_id), 0,
-				       "destroying the mock device");
-		if (ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, ioas_id), 0,
-				       "destroying the IOAS");
-		lab_close(lab, fd);
-	}
+	teardown(lab, fd, hwpt_id, stdev_id, ioas_id);
 	lab_mem_free(mem, MOCK_LEN);
 }
 
@@ -274,54 +265,22 @@ void lab_iommufd_devices(struct lab *lab)
 			 VK_IOMMU_HWPT_ALLOC_DIRTY_TRACKING, &id);
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP, "a DIRTY_TRACKING HWPT for edu");
 	if (!ret)
-		destroy(lab, fd, id);
+		lab_iommufd_destroy(lab, fd, id);
 	ret = hwpt_alloc(lab, fd, edu_id, ioas_id, 0, &hwpt_id);
 	LAB_REQUIRE(lab, ret == 0, "a plain HWPT for edu: %d", ret);
 	ret = attach(lab, edu, hwpt_id);
 	LAB_REQUIRE(lab, ret == 0, "ATTACH of edu to its HWPT: %d", ret);
-	{
-		struct vk_iommu_hwpt_set_dirty_tracking st = {
-			.size = sizeof(st),
-			.flags = VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
-			.hwpt_id = hwpt_id,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
-		LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
-			       "SET_DIRTY_TRACKING on a plain HWPT");
-	}
-	{
-		struct vk_iommu_ioas_map m = {
-			.size = sizeof(m),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-				 VK_IOMMU_IOAS_MAP_READABLE |
-				 VK_IOMMU_IOAS_MAP_WRITEABLE,
-			.ioas_id = ioas_id,
-			.user_va = (uintptr_t)mem,
-			.length = MIB,
-			.iova = 1ull << 30,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
-		LAB_EXPECT_RET(lab, ret, 0, "IOAS_MAP of 1 MiB");
-	}
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
+		       "SET_DIRTY_TRACKING on a plain HWPT");
+	ret = lab_ioas_map(lab, fd, ioas_id, 1ull << 30, mem, MIB);
+	LAB_EXPECT_RET(lab, ret, 0, "IOAS_MAP of 1 MiB");
 	LAB_EXPECT_RET(lab, iova_ranges(lab, fd, ioas_id), 0,
 		       "IOVA_RANGES with edu attached");
-	{
-		struct vk_iommu_hwpt_get_dirty_bitmap g = {
-			.size = sizeof(g),
-			.hwpt_id = hwpt_id,
-			.iova = 1ull << 30,
-			.length = MIB,
-			.page_size = 4096,
-			.data = (uintptr_t)bm,
-		};
-
-		memset(bm, 0, sizeof(bm));
-		ret = lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
-		LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
-			       "GET_DIRTY_BITMAP of a plain HWPT");
-	}
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, 1ull << 30, MIB, 4096, bm,
+				 sizeof(bm));
+	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
+		       "GET_DIRTY_BITMAP of a plain HWPT");
 
 	/* An mtty mdev on the same iommufd: an access, not a device. */
 	if (f->nr_mdevs >= 1 && f->mdevs[0].cdev) {
@@ -335,7 +294,7 @@ void lab_iommufd_devices(struct lab *lab)
 		ret = hwpt_alloc(lab, fd, mdev_id, ioas_id, 0, &id);
 		LAB_EXPECT_RET(lab, ret, -ENOENT, "HWPT_ALLOC for an access");
 		if (!ret)
-			destroy(lab, fd, id);
+			lab_iommufd_destroy(lab, fd, id);
 		ret = attach(lab, mdev, hwpt_id);
 		LAB_EXPECT_RET(lab, ret, -ENOENT,
 			       "ATTACH of an mdev to a HWPT");
@@ -362,39 +321,12 @@ out:
 		lab_close(lab, mdev);
 	if (edu >= 0)
 		lab_close(lab, edu);
-	if (fd >= 0) {
-		if (hwpt_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, hwpt_id), 0,
-				       "destroying the HWPT");
-		if (ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, ioas_id), 0,
-				       "destroying the IOAS");
-		lab_close(lab, fd);
-	}
+	teardown(lab, fd, hwpt_id, 0, ioas_id);
 	lab_mem_free(mem, MIB);
 }
 
 /* ------------------------------------------------------------------ */
 /* iommufd-mock-rows                                                   */
-
-/* GET_DIRTY_BITMAP of one request; bm is zeroed first. */
-static int get_dirty(struct lab *lab, int fd, uint32_t hwpt_id, uint32_t flags,
-		     uint64_t iova, uint64_t length, uint64_t page_size,
-		     uint64_t *bm, size_t bm_bytes)
-{
-	struct vk_iommu_hwpt_get_dirty_bitmap g = {
-		.size = sizeof(g),
-		.hwpt_id = hwpt_id,
-		.flags = flags,
-		.iova = iova,
-		.length = length,
-		.page_size = page_size,
-		.data = (uintptr_t)bm,
-	};
-
-	memset(bm, 0, bm_bytes);
-	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
-}
 
 /* Marks every slot of [iova, iova + length) dirty with the test op. */
 static int mark_all(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
@@ -414,18 +346,6 @@ static int mark_all(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
 	return lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &t);
 }
 
-static int set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
-			uint32_t flags)
-{
-	struct vk_iommu_hwpt_set_dirty_tracking st = {
-		.size = sizeof(st),
-		.flags = flags,
-		.hwpt_id = hwpt_id,
-	};
-
-	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_SET_DIRTY_TRACKING, &st);
-}
-
 /*
  * The rows of kernel-uapi.md 2.6, 2.8, 2.9 and 4.4 that the mock can
  * produce, and the pitfalls of 5: a read across a hole succeeds and stops
@@ -435,11 +355,7 @@ static int set_tracking(struct lab *lab, int fd, uint32_t hwpt_id,
  */
 void lab_iommufd_mock_rows(struct lab *lab)
 {
-	struct vk_iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
-	struct vk_iommu_test_cmd mock = {
-		.size = sizeof(mock),
-		.op = VK_IOMMU_TEST_OP_MOCK_DOMAIN,
-	};
+	struct vk_iommu_test_cmd mock;
 	/* Two 1 MiB mappings with a 1 MiB hole between them. */
 	const uint64_t a = MOCK_IOVA, b = MOCK_IOVA + 2 * MOCK_LEN;
 	uint64_t marks[3 * MOCK_BITS / 64], bm[3 * MOCK_BITS / 64 + 1];
@@ -448,32 +364,14 @@ void lab_iommufd_mock_rows(struct lab *lab)
 	uint64_t caps;
 	int fd = -1, ret, i;
 
-	mem = lab_mem_alloc(2 * MOCK_LEN, 2 * MIB);
-	LAB_REQUIRE(lab, mem, "out of memory");
-	fd = lab_open(lab, "/dev/iommu", O_RDWR);
-	LAB_REQUIRE(lab, fd >= 0, "cannot open /dev/iommu: %d", fd);
-	ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_ALLOC, &ioas);
-	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
-	ioas_id = ioas.out_ioas_id;
-	mock.id = ioas_id;
-	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &mock);
-	LAB_REQUIRE(lab, ret == 0, "TEST_CMD MOCK_DOMAIN: %d", ret);
+	if (mock_start(lab, 2 * MOCK_LEN, &mem, &fd, &ioas_id, &mock))
+		goto out;
 	stdev_id = mock.mock_domain.out_stdev_id;
 	auto_hwpt = mock.mock_domain.out_hwpt_id;
 	idev = mock.mock_domain.out_idev_id;
 	for (i = 0; i < 2; i++) {
-		struct vk_iommu_ioas_map m = {
-			.size = sizeof(m),
-			.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-				 VK_IOMMU_IOAS_MAP_READABLE |
-				 VK_IOMMU_IOAS_MAP_WRITEABLE,
-			.ioas_id = ioas_id,
-			.user_va = (uintptr_t)(mem + i * MOCK_LEN),
-			.length = MOCK_LEN,
-			.iova = i ? b : a,
-		};
-
-		ret = lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
+		ret = lab_ioas_map(lab, fd, ioas_id, i ? b : a,
+				   mem + i * MOCK_LEN, MOCK_LEN);
 		LAB_REQUIRE(lab, ret == 0, "IOAS_MAP %d: %d", i, ret);
 	}
 	LAB_EXPECT_RET(lab, iova_ranges(lab, fd, ioas_id), 0, "IOVA_RANGES");
@@ -506,54 +404,58 @@ void lab_iommufd_mock_rows(struct lab *lab)
 		LAB_EXPECT_RET(lab, ret, -EINVAL,
 			       "a NO_DIRTY mock device on a dirty HWPT");
 		if (!ret)
-			destroy(lab, fd, nd.mock_domain_flags.out_stdev_id);
+			lab_iommufd_destroy(lab, fd,
+					    nd.mock_domain_flags.out_stdev_id);
 	}
 
 	/* SET_DIRTY_TRACKING's rows. */
-	ret = set_tracking(lab, fd, hwpt_id, 0x2);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, 0x2);
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP, "SET_DIRTY_TRACKING flag 0x2");
-	ret = set_tracking(lab, fd, ioas_id, TRACK_ON);
+	ret = lab_hwpt_set_tracking(lab, fd, ioas_id, TRACK_ON);
 	LAB_EXPECT_RET(lab, ret, -ENOENT, "SET_DIRTY_TRACKING on an IOAS");
-	ret = set_tracking(lab, fd, auto_hwpt,
-			   VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
+	ret = lab_hwpt_set_tracking(lab, fd, auto_hwpt,
+				    VK_IOMMU_HWPT_DIRTY_TRACKING_ENABLE);
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
 		       "SET_DIRTY_TRACKING on the automatic HWPT");
 
 	/* Off: the test op refuses, a read succeeds with nothing. */
 	ret = mark_all(lab, fd, hwpt_id, a, MOCK_LEN, marks);
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "TEST_OP_DIRTY with tracking off");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, MOCK_BITS) == 0,
 		   "a read with tracking off: %d", ret);
-	ret = set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
 	LAB_REQUIRE(lab, ret == 0, "SET_DIRTY_TRACKING: %d", ret);
-	ret = set_tracking(lab, fd, hwpt_id, TRACK_ON);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, TRACK_ON);
 	LAB_EXPECT_RET(lab, ret, 0, "enabling twice");
 
 	/* GET_DIRTY_BITMAP's rows, in the kernel's order. */
-	ret = get_dirty(lab, fd, hwpt_id, 0x2, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0x2, a, MOCK_LEN, MOCK_PG,
+				 bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP, "GET_DIRTY_BITMAP flag 0x2");
-	ret = get_dirty(lab, fd, ioas_id, 0, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, ioas_id, 0, a, MOCK_LEN, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -ENOENT, "GET_DIRTY_BITMAP of an IOAS");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, 0, MOCK_PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, 0, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "GET_DIRTY_BITMAP of length 0");
-	ret = get_dirty(lab, fd, hwpt_id, 0, ~0ull - MOCK_PG + 1, 2 * MOCK_PG,
-			MOCK_PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, ~0ull - MOCK_PG + 1,
+				 2 * MOCK_PG, MOCK_PG, bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EOVERFLOW, "GET_DIRTY_BITMAP wrapping");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a + 1024, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a + 1024, MOCK_LEN,
+				 MOCK_PG, bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "GET_DIRTY_BITMAP misaligned iova");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, 0, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, 0, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL, "GET_DIRTY_BITMAP of page_size 0");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a + MOCK_PG, MOCK_LEN - MOCK_PG,
-			2 * MOCK_PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a + MOCK_PG,
+				 MOCK_LEN - MOCK_PG, 2 * MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EINVAL,
 		       "GET_DIRTY_BITMAP not aligned to page_size");
-	ret = get_dirty(lab, fd, auto_hwpt, 0, a, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, auto_hwpt, 0, a, MOCK_LEN, MOCK_PG,
+				 bm, sizeof(bm));
 	LAB_EXPECT_RET(lab, ret, -EOPNOTSUPP,
 		       "GET_DIRTY_BITMAP of the automatic HWPT");
 
@@ -562,15 +464,15 @@ void lab_iommufd_mock_rows(struct lab *lab)
 	LAB_EXPECT_RET(lab, ret, 0, "TEST_OP_DIRTY of the first mapping");
 	ret = mark_all(lab, fd, hwpt_id, b, MOCK_LEN, marks);
 	LAB_EXPECT_RET(lab, ret, 0, "TEST_OP_DIRTY of the second mapping");
-	ret = get_dirty(lab, fd, hwpt_id, 0, a, 3 * MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, 3 * MOCK_LEN, MOCK_PG,
+				 bm, sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 &&
 			lab_bits_count(bm, 0, MOCK_BITS) == MOCK_BITS &&
 			lab_bits_count(bm, MOCK_BITS, 2 * MOCK_BITS) == 0,
 		   "a read across the hole: %d", ret);
 	/* The second mapping was neither reported nor cleared. */
-	ret = get_dirty(lab, fd, hwpt_id, 0, b, MOCK_LEN, MOCK_PG, bm,
-			sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, b, MOCK_LEN, MOCK_PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 &&
 			lab_bits_count(bm, 0, MOCK_BITS) == MOCK_BITS,
 		   "the second mapping after the read across the hole: %d",
@@ -584,8 +486,8 @@ void lab_iommufd_mock_rows(struct lab *lab)
 				    : 0;
 		uint64_t want = i < 3 ? MOCK_BITS : 0;
 
-		ret = get_dirty(lab, fd, hwpt_id, fl, a, MOCK_LEN, MOCK_PG, bm,
-				sizeof(bm));
+		ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, fl, a, MOCK_LEN,
+					 MOCK_PG, bm, sizeof(bm));
 		LAB_EXPECT(lab, ret == 0 &&
 				lab_bits_count(bm, 0, MOCK_BITS) == want,
 			   "read %d (NO_CLEAR, NO_CLEAR, clear, clear): %d", i,
@@ -608,26 +510,15 @@ void lab_iommufd_mock_rows(struct lab *lab)
 		t.dirty.uptr = (uintptr_t)marks;
 		ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &t);
 		LAB_EXPECT_RET(lab, ret, 0, "TEST_OP_DIRTY of slot 1");
-		ret = get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN, 2 * MOCK_PG,
-				bm, sizeof(bm));
+		ret = lab_hwpt_get_dirty(lab, fd, hwpt_id, 0, a, MOCK_LEN,
+					 2 * MOCK_PG, bm, sizeof(bm));
 		LAB_EXPECT(lab, ret == 0 && bm[0] == 1 &&
 				lab_bits_count(bm, 0, MOCK_BITS / 2) == 1,
 			   "a 4 KiB read of slot 1: %d", ret);
 	}
-	ret = set_tracking(lab, fd, hwpt_id, 0);
+	ret = lab_hwpt_set_tracking(lab, fd, hwpt_id, 0);
 	LAB_EXPECT_RET(lab, ret, 0, "disabling");
 out:
-	if (fd >= 0) {
-		if (hwpt_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, hwpt_id), 0,
-				       "destroying the HWPT");
-		if (stdev_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, stdev_id), 0,
-				       "destroying the mock device");
-		if (ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, ioas_id), 0,
-				       "destroying the IOAS");
-		lab_close(lab, fd);
-	}
+	teardown(lab, fd, hwpt_id, stdev_id, ioas_id);
 	lab_mem_free(mem, 2 * MOCK_LEN);
 }

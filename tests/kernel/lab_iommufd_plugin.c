@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 
 #include <vmig/linux-uapi.h>
+#include "common/plugin_args.h"
 #include "lab.h"
 #include "lab_scenarios.h"
 
@@ -29,72 +30,6 @@
 /* Two 1 MiB mappings in the mock aperture with a 1 MiB hole between. */
 #define MAP_A VK_MOCK_APERTURE_START
 #define MAP_B (VK_MOCK_APERTURE_START + 2 * MIB)
-
-/* A mock device, as IOMMU_TEST_OP_MOCK_DOMAIN(_FLAGS) made it. */
-struct mock {
-	uint32_t stdev_id;
-	uint32_t idev_id;
-	int fd; /* its stand-in, or -1 */
-};
-
-static int destroy(struct lab *lab, int fd, uint32_t id)
-{
-	struct vk_iommu_destroy d = { .size = sizeof(d), .id = id };
-
-	return lab_ioctl(lab, fd, VK_IOMMU_DESTROY, &d);
-}
-
-/* A mock device on the IOAS (dev_flags 0: MOCK_DOMAIN), and its stand-in. */
-static int mock_new(struct lab *lab, int fd, uint32_t ioas_id,
-		    uint32_t dev_flags, struct mock *m)
-{
-	struct vk_iommu_test_cmd t = {
-		.size = sizeof(t),
-		.op = dev_flags ? VK_IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS :
-				  VK_IOMMU_TEST_OP_MOCK_DOMAIN,
-		.id = ioas_id,
-	};
-	int ret;
-
-	m->stdev_id = m->idev_id = 0;
-	m->fd = -1;
-	t.mock_domain_flags.dev_flags = dev_flags;
-	ret = lab_ioctl(lab, fd, VK_IOMMU_TEST_CMD, &t);
-	if (ret)
-		return ret;
-	m->stdev_id = t.mock_domain.out_stdev_id;
-	m->idev_id = t.mock_domain.out_idev_id;
-	m->fd = lab_mock_device_open(lab, fd, m->stdev_id);
-	return m->fd < 0 ? m->fd : 0;
-}
-
-static void mock_free(struct lab *lab, int fd, struct mock *m)
-{
-	if (m->fd >= 0)
-		lab_mock_device_close(lab, m->fd);
-	if (m->stdev_id)
-		LAB_EXPECT_RET(lab, destroy(lab, fd, m->stdev_id), 0,
-			       "destroying a mock device");
-	m->fd = -1;
-	m->stdev_id = 0;
-}
-
-static int ioas_map(struct lab *lab, int fd, uint32_t ioas_id, uint64_t iova,
-		    void *mem, uint64_t len)
-{
-	struct vk_iommu_ioas_map m = {
-		.size = sizeof(m),
-		.flags = VK_IOMMU_IOAS_MAP_FIXED_IOVA |
-			 VK_IOMMU_IOAS_MAP_READABLE |
-			 VK_IOMMU_IOAS_MAP_WRITEABLE,
-		.ioas_id = ioas_id,
-		.user_va = (uintptr_t)mem,
-		.length = len,
-		.iova = iova,
-	};
-
-	return lab_ioctl(lab, fd, VK_IOMMU_IOAS_MAP, &m);
-}
 
 static void ioas_unmap(struct lab *lab, int fd, uint32_t ioas_id,
 		       uint64_t iova, uint64_t len)
@@ -167,24 +102,6 @@ static int mark(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
 	return ret;
 }
 
-/* IOMMU_HWPT_GET_DIRTY_BITMAP, raw; bm is zeroed first. */
-static int get_dirty(struct lab *lab, int fd, uint32_t hwpt_id, uint64_t iova,
-		     uint64_t length, uint64_t page_size, uint64_t *bm,
-		     size_t bytes)
-{
-	struct vk_iommu_hwpt_get_dirty_bitmap g = {
-		.size = sizeof(g),
-		.hwpt_id = hwpt_id,
-		.iova = iova,
-		.length = length,
-		.page_size = page_size,
-		.data = (uintptr_t)bm,
-	};
-
-	memset(bm, 0, bytes);
-	return lab_ioctl(lab, fd, VK_IOMMU_HWPT_GET_DIRTY_BITMAP, &g);
-}
-
 /* The first nbits of two bitmaps are the same. */
 static bool bits_equal(const uint64_t *a, const uint64_t *b, uint64_t nbits)
 {
@@ -197,25 +114,18 @@ static bool bits_equal(const uint64_t *a, const uint64_t *b, uint64_t nbits)
 }
 
 static struct vmig_device_desc mock_desc(uint32_t id, const char *name,
-					 const struct mock *m,
+					 const struct lab_mock *m,
 					 const struct vmig_iommu_desc *io,
 					 const struct vmig_range *ranges,
 					 uint32_t nr_ranges)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = name,
-		.address = name,
-		.kind = VMIG_DEVICE_VFIO_PCI,
-		.device_fd = m->fd,
-		.group_fd = -1,
-		.iommufd_id = m->idev_id,
-		.iommu = io,
-		.ranges = ranges,
-		.nr_ranges = nr_ranges,
-	};
+	struct vmig_device_desc d = vmig_test_device_desc(
+		id, name, VMIG_DEVICE_VFIO_PCI, m->fd, -1, io);
 
+	d.address = name;
+	d.iommufd_id = m->idev_id;
+	d.ranges = ranges;
+	d.nr_ranges = nr_ranges;
 	return d;
 }
 
@@ -274,7 +184,7 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 		.kind = VMIG_IOMMU_IOMMUFD,
 		.fd = -1,
 	};
-	struct mock cap = { .fd = -1 }, nod = { .fd = -1 };
+	struct lab_mock cap = { .fd = -1 }, nod = { .fd = -1 };
 	struct vmig_device_desc d1, d2;
 	struct lab_inst in = { 0 };
 	struct vmig_probe pr;
@@ -292,14 +202,14 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
 	io.fd = fd;
 	io.ioas_id = ioas.out_ioas_id;
-	ret = mock_new(lab, fd, io.ioas_id, 0, &cap);
+	ret = lab_mock_new(lab, fd, io.ioas_id, 0, &cap);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN: %d", ret);
-	ret = mock_new(lab, fd, io.ioas_id, VK_MOCK_FLAGS_DEVICE_NO_DIRTY,
-		       &nod);
+	ret = lab_mock_new(lab, fd, io.ioas_id, VK_MOCK_FLAGS_DEVICE_NO_DIRTY,
+			   &nod);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN_FLAGS(NO_DIRTY): %d", ret);
-	ret = ioas_map(lab, fd, io.ioas_id, MAP_A, mem, MIB);
+	ret = lab_ioas_map(lab, fd, io.ioas_id, MAP_A, mem, MIB);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP of A: %d", ret);
-	ret = ioas_map(lab, fd, io.ioas_id, MAP_B, mem + MIB, MIB);
+	ret = lab_ioas_map(lab, fd, io.ioas_id, MAP_B, mem + MIB, MIB);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP of B: %d", ret);
 	mapped = true;
 	d1 = mock_desc(1, "mock-dirty", &cap, &io, ranges, 2);
@@ -396,7 +306,8 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 	 */
 	mark(lab, fd, hwpt, MAP_A, slots_a, NA);
 	mark(lab, fd, hwpt, MAP_B, slots_b, NB);
-	ret = get_dirty(lab, fd, hwpt, MAP_A, 3 * MIB, PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt, 0, MAP_A, 3 * MIB, PG, bm,
+				 sizeof(bm));
 	slots_as_pages(exp, sizeof(exp), slots_a, NA, PG);
 	LAB_EXPECT(lab, ret == 0 && bits_equal(bm, exp, MIB / PG) &&
 			lab_bits_count(bm, MIB / PG, 2 * MIB / PG) == 0,
@@ -411,7 +322,8 @@ void lab_iommufd_plugin_mock(struct lab *lab)
 	/* Tracking off: the kernel answers 0 and nothing; the plugin, no. */
 	mark(lab, fd, hwpt, MAP_A, slots_a, NA);
 	LAB_EXPECT_RET(lab, lab_inst_stop(lab, &in), 0, "stop");
-	ret = get_dirty(lab, fd, hwpt, MAP_A, MIB, PG, bm, sizeof(bm));
+	ret = lab_hwpt_get_dirty(lab, fd, hwpt, 0, MAP_A, MIB, PG, bm,
+				 sizeof(bm));
 	LAB_EXPECT(lab, ret == 0 && lab_bits_count(bm, 0, MIB / PG) == 0,
 		   "a raw read with tracking off: %d, %llu bits", ret,
 		   (unsigned long long)lab_bits_count(bm, 0, MIB / PG));
@@ -427,11 +339,12 @@ out:
 			ioas_unmap(lab, fd, io.ioas_id, MAP_A, MIB);
 			ioas_unmap(lab, fd, io.ioas_id, MAP_B, MIB);
 		}
-		mock_free(lab, fd, &nod);
-		mock_free(lab, fd, &cap);
+		lab_mock_free(lab, fd, &nod);
+		lab_mock_free(lab, fd, &cap);
 		if (io.ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, io.ioas_id), 0,
-				       "destroying the IOAS");
+			LAB_EXPECT_RET(lab,
+				       lab_iommufd_destroy(lab, fd, io.ioas_id),
+				       0, "destroying the IOAS");
 		lab_close(lab, fd);
 	}
 	lab_mem_free(mem, 2 * MIB);
@@ -482,7 +395,7 @@ void lab_iommufd_plugin_huge(struct lab *lab)
 		.kind = VMIG_IOMMU_IOMMUFD,
 		.fd = -1,
 	};
-	struct mock dev = { .fd = -1 };
+	struct lab_mock dev = { .fd = -1 };
 	struct vmig_device_desc d;
 	struct lab_inst in = { 0 };
 	struct vmig_probe pr;
@@ -500,10 +413,10 @@ void lab_iommufd_plugin_huge(struct lab *lab)
 	LAB_REQUIRE(lab, ret == 0, "IOAS_ALLOC: %d", ret);
 	io.fd = fd;
 	io.ioas_id = ioas.out_ioas_id;
-	ret = mock_new(lab, fd, io.ioas_id, VK_MOCK_FLAGS_DEVICE_HUGE_IOVA,
-		       &dev);
+	ret = lab_mock_new(lab, fd, io.ioas_id, VK_MOCK_FLAGS_DEVICE_HUGE_IOVA,
+			   &dev);
 	LAB_REQUIRE(lab, ret == 0, "MOCK_DOMAIN_FLAGS(HUGE_IOVA): %d", ret);
-	ret = ioas_map(lab, fd, io.ioas_id, MAP_A, mem, HUGE_LEN);
+	ret = lab_ioas_map(lab, fd, io.ioas_id, MAP_A, mem, HUGE_LEN);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP of 2 MiB: %d", ret);
 	mapped = true;
 	d = mock_desc(1, "mock-huge", &dev, &io, ranges, 1);
@@ -551,10 +464,11 @@ out:
 	if (fd >= 0) {
 		if (mapped)
 			ioas_unmap(lab, fd, io.ioas_id, MAP_A, HUGE_LEN);
-		mock_free(lab, fd, &dev);
+		lab_mock_free(lab, fd, &dev);
 		if (io.ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, io.ioas_id), 0,
-				       "destroying the IOAS");
+			LAB_EXPECT_RET(lab,
+				       lab_iommufd_destroy(lab, fd, io.ioas_id),
+				       0, "destroying the IOAS");
 		lab_close(lab, fd);
 	}
 	if (mem)
@@ -623,7 +537,7 @@ void lab_iommufd_plugin_edu(struct lab *lab)
 				&a);
 		LAB_REQUIRE(lab, ret == 0, "ATTACH to the IOAS: %d", ret);
 	}
-	ret = ioas_map(lab, fd, io.ioas_id, iova, mem, MIB);
+	ret = lab_ioas_map(lab, fd, io.ioas_id, iova, mem, MIB);
 	LAB_REQUIRE(lab, ret == 0, "IOAS_MAP: %d", ret);
 	mapped = true;
 	d = (struct vmig_device_desc){
@@ -664,8 +578,9 @@ out:
 		lab_close(lab, edu);
 	if (fd >= 0) {
 		if (io.ioas_id)
-			LAB_EXPECT_RET(lab, destroy(lab, fd, io.ioas_id), 0,
-				       "destroying the IOAS");
+			LAB_EXPECT_RET(lab,
+				       lab_iommufd_destroy(lab, fd, io.ioas_id),
+				       0, "destroying the IOAS");
 		lab_close(lab, fd);
 	}
 	lab_mem_free(mem, MIB);

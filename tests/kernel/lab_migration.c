@@ -36,13 +36,19 @@
 /* Reads of one stream before it is taken as endless. */
 #define MAX_READS 64
 
+/* MIG_DEVICE_STATE with flags (GET or SET), m copied in and back out. */
+static int mig_state(struct lab *lab, int devfd, uint32_t flags,
+		     struct vfio_device_feature_mig_state *m)
+{
+	return lab_feature(lab, devfd,
+			   flags | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, m,
+			   sizeof(*m), m);
+}
+
 static int get_state(struct lab *lab, int devfd, uint32_t *state)
 {
 	struct vfio_device_feature_mig_state m = { .data_fd = -1 };
-	int ret = lab_feature(lab, devfd,
-			      VFIO_DEVICE_FEATURE_GET |
-				      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-			      &m, sizeof(m), &m);
+	int ret = mig_state(lab, devfd, VFIO_DEVICE_FEATURE_GET, &m);
 
 	*state = ret ? VK_VFIO_STATE_NR : m.device_state;
 	return ret;
@@ -56,10 +62,7 @@ static int set_state(struct lab *lab, int devfd, uint32_t state,
 		.device_state = state,
 		.data_fd = -1,
 	};
-	int ret = lab_feature(lab, devfd,
-			      VFIO_DEVICE_FEATURE_SET |
-				      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-			      &m, sizeof(m), &m);
+	int ret = mig_state(lab, devfd, VFIO_DEVICE_FEATURE_SET, &m);
 
 	*data_fd = ret ? -1 : m.data_fd;
 	return ret;
@@ -284,6 +287,16 @@ static void say_ds(struct lab *lab, const char *what, int ret,
 		lab_note(lab, "devstate: %s", vmig_devstate_error(ds));
 }
 
+/* A finish, said; it must leave the device in state, its data fd closed. */
+static void say_finish(struct lab *lab, const char *what, int ret,
+		       struct vmig_devstate *ds, uint32_t state)
+{
+	say_ds(lab, what, ret, ds);
+	LAB_EXPECT(lab, ret == 0 && vmig_devstate_state(ds) == state &&
+			vmig_devstate_data_fd(ds) < 0,
+		   "%s: %d", what, ret);
+}
+
 /*
  * Reads the driver's stream until it says what ends this part of it
  * (-EAGAIN in PRE_COPY, 0 in STOP_COPY); returns that answer.
@@ -378,11 +391,7 @@ static void migrate_devstate(struct lab *lab, int src_fd, int dst_fd,
 		   "STOP_COPY through devstate: %lld, %zu bytes of %llu",
 		   (long long)n, len, (unsigned long long)total);
 	ret = vmig_devstate_save_finish(&src, 1);
-	say_ds(lab, "save_finish", ret, src);
-	LAB_EXPECT(lab, ret == 0 && vmig_devstate_state(src) ==
-					    VK_VFIO_STATE_STOP &&
-			vmig_devstate_data_fd(src) < 0,
-		   "save_finish: %d", ret);
+	say_finish(lab, "save_finish", ret, src, VK_VFIO_STATE_STOP);
 
 	ret = vmig_devstate_resume_start(&dst, 1);
 	say_ds(lab, "resume_start", ret, dst);
@@ -391,11 +400,7 @@ static void migrate_devstate(struct lab *lab, int src_fd, int dst_fd,
 	say_ds(lab, "write", ret, dst);
 	LAB_EXPECT_RET(lab, ret, 0, "devstate write");
 	ret = vmig_devstate_resume_finish(&dst, 1);
-	say_ds(lab, "resume_finish", ret, dst);
-	LAB_EXPECT(lab, ret == 0 && vmig_devstate_state(dst) ==
-					    VK_VFIO_STATE_RUNNING &&
-			vmig_devstate_data_fd(dst) < 0,
-		   "resume_finish: %d", ret);
+	say_finish(lab, "resume_finish", ret, dst, VK_VFIO_STATE_RUNNING);
 
 	/* The source runs again, as the lab found it. */
 	ret = vmig_devstate_set(src, VK_VFIO_STATE_RUNNING);

@@ -14,6 +14,8 @@
 #include <linux/vfio.h>
 
 #include <vmig/linux-uapi.h>
+#include "common/plugin_args.h"
+#include "common/vfio_args.h"
 #include "lab.h"
 #include "lab_scenarios.h"
 
@@ -128,13 +130,8 @@ static void rig_close(struct lab *lab, struct rig *r)
 static int map_dma(struct lab *lab, int container, uint64_t iova, void *hva,
 		   uint64_t len)
 {
-	struct vfio_iommu_type1_dma_map m = {
-		.argsz = sizeof(m),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)hva,
-		.iova = iova,
-		.size = len,
-	};
+	struct vfio_iommu_type1_dma_map m =
+		vmig_test_dma_map_rw(hva, iova, len);
 
 	return lab_ioctl(lab, container, VFIO_IOMMU_MAP_DMA, &m);
 }
@@ -227,19 +224,12 @@ static struct vmig_device_desc device_desc(const struct rig *r,
 					   const struct vmig_range *ranges,
 					   uint32_t nr_ranges)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = dev->name,
-		.address = dev->name,
-		.kind = kind,
-		.device_fd = r->device[slot],
-		.group_fd = r->group[slot],
-		.iommu = &r->io,
-		.ranges = ranges,
-		.nr_ranges = nr_ranges,
-	};
+	struct vmig_device_desc d = vmig_test_device_desc(
+		id, dev->name, kind, r->device[slot], r->group[slot], &r->io);
 
+	d.address = dev->name;
+	d.ranges = ranges;
+	d.nr_ranges = nr_ranges;
 	return d;
 }
 

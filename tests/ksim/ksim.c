@@ -73,6 +73,56 @@ int ksim_copy_to_user(void *udst, const void *src, size_t len)
 	return 0;
 }
 
+int ksim_argsz_in(void *dst, const void *arg, size_t minsz)
+{
+	uint32_t argsz;
+	int ret = ksim_copy_from_user(dst, arg, minsz);
+
+	if (ret)
+		return ret;
+	memcpy(&argsz, dst, sizeof(argsz));
+	return argsz < minsz ? -EINVAL : 0;
+}
+
+size_t ksim_lower_bound(const void *base, size_t nr, size_t size,
+			uint64_t key, uint64_t (*key_of)(const void *elem))
+{
+	const char *b = base;
+	size_t lo = 0, hi = nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (key_of(b + mid * size) < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void *ksim_array_grow(void *base, size_t *cap, size_t nr, size_t size,
+		      size_t first)
+{
+	size_t n;
+	void *p;
+
+	if (nr < *cap)
+		return base;
+	n = *cap ? 2 * *cap : first;
+	p = realloc(base, n * size);
+	if (p)
+		*cap = n;
+	return p;
+}
+
+void ksim_array_open(void *base, size_t nr, size_t i, size_t size)
+{
+	char *b = base;
+
+	memmove(b + (i + 1) * size, b + i * size, (nr - i) * size);
+}
+
 uint64_t ksim_rand(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
@@ -216,16 +266,13 @@ void ksim_fail_request(struct ksim *k, unsigned long request, int err,
 		goto out;
 	}
 	if (i == k->nr_fail_reqs) {
-		if (k->nr_fail_reqs == k->cap_fail_reqs) {
-			size_t n = k->cap_fail_reqs ? 2 * k->cap_fail_reqs : 8;
-			struct ksim_fail_req *r;
+		struct ksim_fail_req *r;
 
-			r = realloc(k->fail_reqs, n * sizeof(*r));
-			if (!r)
-				goto out; /* nothing armed: the test sees it */
-			k->fail_reqs = r;
-			k->cap_fail_reqs = n;
-		}
+		r = ksim_array_grow(k->fail_reqs, &k->cap_fail_reqs,
+				    k->nr_fail_reqs, sizeof(*r), 8);
+		if (!r)
+			goto out; /* nothing armed: the test sees it */
+		k->fail_reqs = r;
 		k->nr_fail_reqs++;
 	}
 	k->fail_reqs[i].request = request;
@@ -795,11 +842,9 @@ static int device_get_info(struct ksim_device *d, void *arg)
 	size_t copy = minsz;
 	int ret;
 
-	ret = ksim_copy_from_user(&info, arg, minsz);
+	ret = ksim_argsz_in(&info, arg, minsz);
 	if (ret)
 		return ret;
-	if (info.argsz < minsz)
-		return -EINVAL;
 	info.flags = VFIO_DEVICE_FLAGS_PCI;
 	info.num_regions = KSIM_PCI_NUM_REGIONS;
 	info.num_irqs = KSIM_PCI_NUM_IRQS;
@@ -980,40 +1025,31 @@ int ksim_devfile_open(struct ksim *k, struct ksim_device *d,
 /* Pinned pages                                                        */
 
 /* The index of the first pin at or after iova. */
+static uint64_t pin_iova(const void *pin)
+{
+	return ((const struct ksim_pin *)pin)->iova;
+}
+
 static size_t pin_lower_bound(const struct ksim_device *d, uint64_t iova)
 {
-	size_t lo = 0, hi = d->nr_pins;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (d->pins[mid].iova < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(d->pins, d->nr_pins, sizeof(*d->pins), iova,
+				pin_iova);
 }
 
 static int pin_page(struct ksim_device *d, uint64_t iova)
 {
 	size_t i = pin_lower_bound(d, iova);
+	struct ksim_pin *p;
 
 	if (i < d->nr_pins && d->pins[i].iova == iova) {
 		d->pins[i].count++;
 		return 0;
 	}
-	if (d->nr_pins == d->cap_pins) {
-		size_t n = d->cap_pins ? 2 * d->cap_pins : 16;
-		struct ksim_pin *p = realloc(d->pins, n * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		d->pins = p;
-		d->cap_pins = n;
-	}
-	memmove(d->pins + i + 1, d->pins + i,
-		(d->nr_pins - i) * sizeof(*d->pins));
+	p = ksim_array_grow(d->pins, &d->cap_pins, d->nr_pins, sizeof(*p), 16);
+	if (!p)
+		return -ENOMEM;
+	d->pins = p;
+	ksim_array_open(p, d->nr_pins, i, sizeof(*p));
 	d->pins[i].iova = iova;
 	d->pins[i].count = 1;
 	d->nr_pins++;
@@ -1171,15 +1207,11 @@ static int truth_add(struct ksim *k, const struct ksim_device *d,
 {
 	struct ksim_write *w;
 
-	if (k->nr_truth == k->cap_truth) {
-		size_t n = k->cap_truth ? 2 * k->cap_truth : 256;
-
-		w = realloc(k->truth, n * sizeof(*w));
-		if (!w)
-			return -ENOMEM;
-		k->truth = w;
-		k->cap_truth = n;
-	}
+	w = ksim_array_grow(k->truth, &k->cap_truth, k->nr_truth, sizeof(*w),
+			    256);
+	if (!w)
+		return -ENOMEM;
+	k->truth = w;
 	w = &k->truth[k->nr_truth++];
 	w->dev = d;
 	w->seq = ++k->seq;
@@ -1287,22 +1319,18 @@ struct step_runs {
 static void step_collect(void *opaque, uint64_t iova, uint64_t len)
 {
 	struct step_runs *r = opaque;
+	struct ksim_range_run *p;
 
 	if (r->nr && r->run[r->nr - 1].start + r->run[r->nr - 1].len == iova) {
 		r->run[r->nr - 1].len += len;
 		return;
 	}
-	if (r->nr == r->cap) {
-		size_t n = r->cap ? 2 * r->cap : 16;
-		struct ksim_range_run *p = realloc(r->run, n * sizeof(*p));
-
-		if (!p) {
-			r->nomem = true;
-			return;
-		}
-		r->run = p;
-		r->cap = n;
+	p = ksim_array_grow(r->run, &r->cap, r->nr, sizeof(*p), 16);
+	if (!p) {
+		r->nomem = true;
+		return;
 	}
+	r->run = p;
 	r->run[r->nr].start = iova;
 	r->run[r->nr].len = len;
 	r->nr++;

@@ -885,38 +885,30 @@ static void log_teardown(struct ks_dev *f)
 }
 
 /* The first index of f->dirty at or after granule g. */
+static uint64_t granule(const void *g)
+{
+	return *(const uint64_t *)g;
+}
+
 static size_t dirty_lower(const struct ks_dev *f, uint64_t g)
 {
-	size_t lo = 0, hi = f->nr_dirty;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (f->dirty[mid] < g)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(f->dirty, f->nr_dirty, sizeof(*f->dirty), g,
+				granule);
 }
 
 static int dirty_insert(struct ks_dev *f, uint64_t g)
 {
 	size_t i = dirty_lower(f, g);
+	uint64_t *p;
 
 	if (i < f->nr_dirty && f->dirty[i] == g)
 		return 0;
-	if (f->nr_dirty == f->cap_dirty) {
-		size_t n = f->cap_dirty ? 2 * f->cap_dirty : 64;
-		uint64_t *p = realloc(f->dirty, n * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		f->dirty = p;
-		f->cap_dirty = n;
-	}
-	memmove(f->dirty + i + 1, f->dirty + i,
-		(f->nr_dirty - i) * sizeof(*f->dirty));
+	p = ksim_array_grow(f->dirty, &f->cap_dirty, f->nr_dirty, sizeof(*p),
+			    64);
+	if (!p)
+		return -ENOMEM;
+	f->dirty = p;
+	ksim_array_open(p, f->nr_dirty, i, sizeof(*p));
 	f->dirty[i] = g;
 	f->nr_dirty++;
 	return 0;

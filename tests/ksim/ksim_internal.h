@@ -418,6 +418,12 @@ int ksim_copy_from_user(void *dst, const void *usrc, size_t len);
 int ksim_copy_to_user(void *udst, const void *src, size_t len);
 
 /*
+ * The head of a VFIO argument that starts with its argsz: the first minsz
+ * bytes copied in (0 or -EFAULT), -EINVAL when argsz is below minsz.
+ */
+int ksim_argsz_in(void *dst, const void *arg, size_t minsz);
+
+/*
  * __ffs(): the index of the lowest set bit; 0 for 0, which is what x86's
  * tzcnt gives once the shift count is reduced modulo 64.
  */
@@ -443,6 +449,24 @@ static inline bool ksim_uva_faults(uint64_t uva, uint64_t len)
 	return uva < KSIM_USER_MIN || len > KSIM_TASK_SIZE_MAX ||
 	       uva > KSIM_TASK_SIZE_MAX - len;
 }
+
+/*
+ * The simulator's growable arrays: nr elements of size bytes, room for
+ * *cap. ksim_array_grow returns the array with room for one more, its
+ * capacity doubled (first when it had none) when it was full; NULL when
+ * that failed, the array left as it was. ksim_array_open then makes a
+ * hole at index i for an insertion that keeps the order.
+ */
+void *ksim_array_grow(void *base, size_t *cap, size_t nr, size_t size,
+		      size_t first);
+void ksim_array_open(void *base, size_t nr, size_t i, size_t size);
+
+/*
+ * The first index of a sorted array of nr elements of size bytes whose
+ * key (key_of the element) is not below key: a binary search.
+ */
+size_t ksim_lower_bound(const void *base, size_t nr, size_t size,
+			uint64_t key, uint64_t (*key_of)(const void *elem));
 
 /* splitmix64: the simulator's only source of pseudo-random numbers. */
 uint64_t ksim_rand(uint64_t *state);

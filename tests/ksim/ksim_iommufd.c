@@ -404,17 +404,14 @@ struct ifd_ranges {
 
 static void ranges_add(struct ifd_ranges *rs, uint64_t start, uint64_t last)
 {
-	if (rs->nr == rs->cap) {
-		size_t n = rs->cap ? 2 * rs->cap : 16;
-		struct ifd_range *r = realloc(rs->r, n * sizeof(*r));
+	struct ifd_range *r;
 
-		if (!r) {
-			rs->nomem = true;
-			return;
-		}
-		rs->r = r;
-		rs->cap = n;
+	r = ksim_array_grow(rs->r, &rs->cap, rs->nr, sizeof(*r), 16);
+	if (!r) {
+		rs->nomem = true;
+		return;
 	}
+	rs->r = r;
 	rs->r[rs->nr].start = start;
 	rs->r[rs->nr].last = last;
 	rs->nr++;
@@ -471,19 +468,15 @@ static uint64_t area_last(const struct ifd_area *a)
 }
 
 /* The first area whose last byte is at or after iova. */
+static uint64_t area_last_of(const void *a)
+{
+	return area_last(a);
+}
+
 static size_t area_lower_bound(const struct ifd_ioas *ioas, uint64_t iova)
 {
-	size_t lo = 0, hi = ioas->nr_areas;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (area_last(&ioas->areas[mid]) < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(ioas->areas, ioas->nr_areas,
+				sizeof(*ioas->areas), iova, area_last_of);
 }
 
 /* The first area intersecting [start, last], or NULL. */
@@ -1563,17 +1556,12 @@ static int area_insert(struct ifd_ioas *ioas, const struct ifd_area *na)
 	size_t i = area_lower_bound(ioas, na->iova), j;
 	struct ifd_area *a;
 
-	if (ioas->nr_areas == ioas->cap_areas) {
-		size_t n = ioas->cap_areas ? 2 * ioas->cap_areas : 16;
-
-		a = realloc(ioas->areas, n * sizeof(*a));
-		if (!a)
-			return -ENOMEM;
-		ioas->areas = a;
-		ioas->cap_areas = n;
-	}
-	memmove(ioas->areas + i + 1, ioas->areas + i,
-		(ioas->nr_areas - i) * sizeof(*ioas->areas));
+	a = ksim_array_grow(ioas->areas, &ioas->cap_areas, ioas->nr_areas,
+			    sizeof(*a), 16);
+	if (!a)
+		return -ENOMEM;
+	ioas->areas = a;
+	ksim_array_open(a, ioas->nr_areas, i, sizeof(*a));
 	ioas->areas[i] = *na;
 	ioas->nr_areas++;
 	a = &ioas->areas[i];

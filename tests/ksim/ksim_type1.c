@@ -162,20 +162,17 @@ static void container_put(struct ksim_container *c)
 }
 
 /* The first mapping whose last byte is at or after iova, as an index. */
+static uint64_t dma_last(const void *dma)
+{
+	const struct t1_dma *d = dma;
+
+	return d->iova + (d->size - 1);
+}
+
 static size_t dma_lower_bound(const struct ksim_container *c, uint64_t iova)
 {
-	size_t lo = 0, hi = c->nr_dmas;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct t1_dma *d = &c->dmas[mid];
-
-		if (d->iova + (d->size - 1) < iova)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return ksim_lower_bound(c->dmas, c->nr_dmas, sizeof(*c->dmas), iova,
+				dma_last);
 }
 
 /*
@@ -199,18 +196,13 @@ static struct t1_dma *dma_find(struct ksim_container *c, uint64_t start,
 static int dma_insert(struct ksim_container *c, const struct t1_dma *dma)
 {
 	size_t i = dma_lower_bound(c, dma->iova);
+	struct t1_dma *p;
 
-	if (c->nr_dmas == c->cap_dmas) {
-		size_t n = c->cap_dmas ? 2 * c->cap_dmas : 16;
-		struct t1_dma *p = realloc(c->dmas, n * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->dmas = p;
-		c->cap_dmas = n;
-	}
-	memmove(c->dmas + i + 1, c->dmas + i,
-		(c->nr_dmas - i) * sizeof(*c->dmas));
+	p = ksim_array_grow(c->dmas, &c->cap_dmas, c->nr_dmas, sizeof(*p), 16);
+	if (!p)
+		return -ENOMEM;
+	c->dmas = p;
+	ksim_array_open(p, c->nr_dmas, i, sizeof(*p));
 	c->dmas[i] = *dma;
 	c->nr_dmas++;
 	return 0;
@@ -779,11 +771,9 @@ static int t1_get_info(struct ksim_container *c, void *arg)
 	uint32_t flags = 0, avail = c->dma_avail;
 	int ret;
 
-	ret = ksim_copy_from_user(&info, arg, minsz);
+	ret = ksim_argsz_in(&info, arg, minsz);
 	if (ret)
 		return ret;
-	if (info.argsz < minsz)
-		return -EINVAL;
 	copy = info.argsz < sizeof(info) ? info.argsz : sizeof(info);
 	info.flags = VFIO_IOMMU_INFO_PGSIZES;
 	info.iova_pgsizes = c->pgsize_bitmap;
@@ -997,10 +987,10 @@ static int t1_unmap_dma(struct ksim *k, struct ksim_container *c, void *arg)
 	const size_t minsz = sizeof(unmap);
 	int ret;
 
-	ret = ksim_copy_from_user(&unmap, arg, minsz);
+	ret = ksim_argsz_in(&unmap, arg, minsz);
 	if (ret)
 		return ret;
-	if (unmap.argsz < minsz || unmap.flags & ~mask)
+	if (unmap.flags & ~mask)
 		return -EINVAL;
 	if ((unmap.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) &&
 	    (unmap.flags & (VFIO_DMA_UNMAP_FLAG_ALL |
@@ -1040,10 +1030,10 @@ static int t1_dirty_pages(struct ksim *k, struct ksim_container *c, void *arg)
 
 	if (!c->v2)
 		return -EACCES;
-	ret = ksim_copy_from_user(&dirty, arg, minsz);
+	ret = ksim_argsz_in(&dirty, arg, minsz);
 	if (ret)
 		return ret;
-	if (dirty.argsz < minsz || dirty.flags & ~mask)
+	if (dirty.flags & ~mask)
 		return -EINVAL;
 	/* Exactly one of START, STOP, GET_BITMAP. */
 	if (!dirty.flags || dirty.flags & (dirty.flags - 1))
@@ -1265,11 +1255,9 @@ static int compat_get_info(struct ksim *k, struct ksim_container *c,
 	unsigned int i;
 	int ret;
 
-	ret = ksim_copy_from_user(&info, arg, minsz);
+	ret = ksim_argsz_in(&info, arg, minsz);
 	if (ret)
 		return ret;
-	if (info.argsz < minsz)
-		return -EINVAL;
 	copy = info.argsz < sizeof(info) ? info.argsz : sizeof(info);
 	if (!c->compat_ioas)
 		return -ENODEV;

@@ -196,6 +196,11 @@ static const struct field_pin vmig_progress_pins[] = {
 	PIN(struct vmig_progress, dirty_rate, 24, 8, uint64_t),
 	PIN(struct vmig_progress, bandwidth, 32, 8, uint64_t),
 	PIN(struct vmig_progress, expected_downtime_us, 40, 8, uint64_t),
+	/* Since 0.2. */
+	PIN(struct vmig_progress, phase, 48, 4, uint32_t),
+	PIN(struct vmig_progress, reserved, 52, 4, uint32_t),
+	PIN(struct vmig_progress, bytes_sent, 56, 8, uint64_t),
+	PIN(struct vmig_progress, elapsed_us, 64, 8, uint64_t),
 };
 
 static const struct field_pin vmig_session_params_pins[] = {
@@ -316,6 +321,35 @@ static const struct field_pin vmig_observer_pins[] = {
 	PIN(struct vmig_observer, vmm_call_done, 24, 8, void (*)(void *)),
 };
 
+static const struct field_pin vmig_status_pins[] = {
+	PIN(struct vmig_status, size, 0, 4, uint32_t),
+	PIN(struct vmig_status, phase, 4, 4, uint32_t),
+	PIN(struct vmig_status, iteration, 8, 4, uint32_t),
+	PIN(struct vmig_status, reserved, 12, 4, uint32_t),
+	PIN(struct vmig_status, bytes_sent, 16, 8, uint64_t),
+	PIN(struct vmig_status, bytes_left, 24, 8, uint64_t),
+	PIN(struct vmig_status, pages_dirty, 32, 8, uint64_t),
+	PIN(struct vmig_status, dirty_rate, 40, 8, uint64_t),
+	PIN(struct vmig_status, bandwidth, 48, 8, uint64_t),
+	PIN(struct vmig_status, expected_downtime_us, 56, 8, uint64_t),
+	PIN(struct vmig_status, elapsed_us, 64, 8, uint64_t),
+	PIN(struct vmig_status, stopped_us, 72, 8, uint64_t),
+};
+
+static const struct field_pin vmig_event_pins[] = {
+	PIN(struct vmig_event, size, 0, 4, uint32_t),
+	PIN(struct vmig_event, type, 4, 4, uint32_t),
+	PIN(struct vmig_event, phase, 8, 4, uint32_t),
+	PIN(struct vmig_event, iteration, 12, 4, uint32_t),
+	PIN(struct vmig_event, error, 16, 4, int32_t),
+	PIN(struct vmig_event, reserved, 20, 4, uint32_t),
+	PIN(struct vmig_event, elapsed_us, 24, 8, uint64_t),
+	PIN(struct vmig_event, pages_dirty, 32, 8, uint64_t),
+	PIN(struct vmig_event, bytes_sent, 40, 8, uint64_t),
+	PIN(struct vmig_event, expected_downtime_us, 48, 8, uint64_t),
+	PIN(struct vmig_event, message, 56, 8, const char *),
+};
+
 static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_range, 16, 8, vmig_range_pins),
 	STRUCT(struct vmig_iommu_desc, 24, 4, vmig_iommu_desc_pins),
@@ -326,7 +360,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_host, 112, 8, vmig_host_pins),
 	STRUCT(struct vmig_source_ops, 112, 8, vmig_source_ops_pins),
 	STRUCT(struct vmig_plugin, 80, 8, vmig_plugin_pins),
-	STRUCT(struct vmig_progress, 48, 8, vmig_progress_pins),
+	STRUCT(struct vmig_progress, 72, 8, vmig_progress_pins),
 	STRUCT(struct vmig_session_params, 56, 8, vmig_session_params_pins),
 	STRUCT(struct vmig_plugin_info, 32, 8, vmig_plugin_info_pins),
 	STRUCT(struct vmig_region, 56, 8, vmig_region_pins),
@@ -339,6 +373,8 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_policies, 64, 8, vmig_policies_pins),
 	STRUCT(struct vmig_sync_truth, 40, 8, vmig_sync_truth_pins),
 	STRUCT(struct vmig_observer, 32, 8, vmig_observer_pins),
+	STRUCT(struct vmig_status, 80, 8, vmig_status_pins),
+	STRUCT(struct vmig_event, 64, 8, vmig_event_pins),
 };
 
 /*
@@ -351,7 +387,7 @@ static void test_layouts(void)
 {
 	size_t i, j;
 
-	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 22);
+	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 24);
 	for (i = 0; i < ARRAY_SIZE(struct_pins); i++) {
 		const struct struct_pin *sp = &struct_pins[i];
 		size_t end = 0, sum = 0;
@@ -486,6 +522,12 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_set_observer,
 		 int (vmig_session *, const struct vmig_observer *, void *)),
 	TYPE_PIN(vmig_report_json, int64_t (vmig_session *, char *, size_t)),
+	TYPE_PIN(vmig_query, int (vmig_session *, struct vmig_status *)),
+	TYPE_PIN(vmig_set_event_callback,
+		 int (vmig_session *, vmig_event_fn, void *)),
+	TYPE_PIN(vmig_phase_name, const char *(uint32_t)),
+	TYPE_PIN(vmig_plugin_register_user,
+		 int (vmig_session *, const struct vmig_plugin *, void *)),
 };
 
 static void test_types(void)
@@ -554,6 +596,21 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_ROLE_SOURCE, 1),
 	ENUM(VMIG_ROLE_DESTINATION, 2),
 	ENUM(VMIG_OBSERVER_TRUTH, 1),
+	ENUM(VMIG_PHASE_NONE, 0),
+	ENUM(VMIG_PHASE_SETUP, 1),
+	ENUM(VMIG_PHASE_PRECOPY, 2),
+	ENUM(VMIG_PHASE_SWITCHOVER, 3),
+	ENUM(VMIG_PHASE_COMMIT, 4),
+	ENUM(VMIG_PHASE_COMPLETED, 5),
+	ENUM(VMIG_PHASE_FAILED, 6),
+	ENUM(VMIG_PHASE_UNRESOLVED, 7),
+	ENUM(VMIG_EVENT_PHASE, 1),
+	ENUM(VMIG_EVENT_ITERATION, 2),
+	ENUM(VMIG_EVENT_CONVERGED, 3),
+	ENUM(VMIG_EVENT_SWITCHOVER, 4),
+	ENUM(VMIG_EVENT_COMMIT, 5),
+	ENUM(VMIG_EVENT_COMPLETED, 6),
+	ENUM(VMIG_EVENT_FAILED, 7),
 };
 
 static void test_enums(void)

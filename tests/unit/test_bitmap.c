@@ -1092,8 +1092,8 @@ static CU_TestInfo tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "bitmap, canaries", suite_canary, NULL, NULL, NULL, tests },
-	{ "bitmap, guard pages", suite_guard, NULL, NULL, NULL, tests },
+	VMIG_SUITE_INIT("bitmap, canaries", suite_canary, NULL, tests),
+	VMIG_SUITE_INIT("bitmap, guard pages", suite_guard, NULL, tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -2043,12 +2043,12 @@ static CU_TestInfo robust_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "syntax", NULL, NULL, NULL, NULL, syntax_tests },
-	{ "top-level", NULL, NULL, NULL, NULL, top_tests },
-	{ "memory", NULL, NULL, NULL, NULL, memory_tests },
-	{ "devices", NULL, NULL, NULL, NULL, device_tests },
-	{ "kernel", NULL, NULL, NULL, NULL, kernel_tests },
-	{ "files and robustness", NULL, NULL, NULL, NULL, robust_tests },
+	VMIG_SUITE("syntax", syntax_tests),
+	VMIG_SUITE("top-level", top_tests),
+	VMIG_SUITE("memory", memory_tests),
+	VMIG_SUITE("devices", device_tests),
+	VMIG_SUITE("kernel", kernel_tests),
+	VMIG_SUITE("files and robustness", robust_tests),
 	CU_SUITE_INFO_NULL,
 };
 

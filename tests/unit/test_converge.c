@@ -283,8 +283,8 @@ static CU_TestInfo decide_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "rates", NULL, NULL, NULL, NULL, rate_tests },
-	{ "decide", NULL, NULL, NULL, NULL, decide_tests },
+	VMIG_SUITE("rates", rate_tests),
+	VMIG_SUITE("decide", decide_tests),
 	CU_SUITE_INFO_NULL,
 };
 

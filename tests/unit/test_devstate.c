@@ -7,7 +7,6 @@
  * reset), cancel, data fds always closed, and a device that cannot
  * migrate.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -36,21 +35,6 @@ enum {
 	ST_PRE_COPY = VK_VFIO_STATE_PRE_COPY,
 	ST_PRE_COPY_P2P = VK_VFIO_STATE_PRE_COPY_P2P,
 };
-
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
 
 /*
  * The arcs every device takes, checked as they happen against the P2P
@@ -126,10 +110,7 @@ struct rig {
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
-	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
-	r->h = ksim_host(r->k);
-	r->cfd = r->h->open(r->h->kctx, "/dev/vfio/vfio", O_RDWR);
-	CU_ASSERT_FATAL(r->cfd >= 0);
+	vmig_test_type1_kernel(&r->k, &r->h, &r->cfd);
 	ksim_feature_set_arc_hook(r->k, watch_arc, &r->w);
 }
 
@@ -137,17 +118,9 @@ static void rig_new(struct rig *r)
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	struct ksim_device_params dp = {
-		.name = name,
-		.kind = KSIM_DEV_PCI,
-		.group = 30 + r->n,
-		.feature = *fp,
-	};
-	int i = r->n++;
+	int i = vmig_test_type1_pci(r->k, r->h, r->cfd, name, 30, fp, &r->n,
+				    r->dev, r->gfd, r->dfd);
 
-	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
-			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
-			       &r->gfd[i], &r->dfd[i]);
 	r->w.dev[i] = r->dev[i];
 	r->w.state[i] = ST_RUNNING;
 	r->w.n = r->n;
@@ -164,6 +137,19 @@ static void rig_free(struct rig *r)
 	for (i = 0; i < r->n; i++)
 		vmig_devstate_close(r->ds[i]);
 	ksim_free(r->k);
+}
+
+/*
+ * After a flow cut by a failure, ret its last result: aborted where the
+ * call did not abort by itself (group calls do, reads do not), both
+ * devices back to RUNNING.
+ */
+static void expect_rolled_back(struct rig *r, int ret)
+{
+	if (ret == 0 || ret == -EIO)
+		vmig_devstate_abort(r->ds, 2);
+	CU_ASSERT(ksim_device_mig_state(r->dev[0]) == ST_RUNNING);
+	CU_ASSERT(ksim_device_mig_state(r->dev[1]) == ST_RUNNING);
 }
 
 /* A growing byte buffer: one device's stream. */
@@ -245,13 +231,13 @@ static void test_stop_copy_only(void)
 	struct stream s = { 0 };
 	struct rig r;
 	uint8_t c;
-	int before = count_fds(), fds;
+	int before = vmig_test_count_fds(), fds;
 
 	fq.state_seed = 6;
 	rig_new(&r);
 	rig_dev(&r, "src", &fp);
 	rig_dev(&r, "dst", &fq);
-	fds = count_fds();
+	fds = vmig_test_count_fds();
 	CU_ASSERT(ksim_device_state_run(r.dev[0], 20) == 20);
 	/* Nothing offers PRE_COPY: everything stays RUNNING. */
 	CU_ASSERT(vmig_devstate_precopy_start(&r.ds[0], 1) == 0);
@@ -268,7 +254,7 @@ static void test_stop_copy_only(void)
 	CU_ASSERT(vmig_devstate_save_finish(&r.ds[0], 1) == 0);
 	CU_ASSERT(ksim_device_mig_state(r.dev[0]) == ST_STOP);
 	CU_ASSERT(vmig_devstate_data_fd(r.ds[0]) == -1);
-	CU_ASSERT(count_fds() == fds);
+	CU_ASSERT(vmig_test_count_fds() == fds);
 
 	CU_ASSERT(vmig_devstate_write(r.ds[1], s.p, s.len) == -EINVAL);
 	CU_ASSERT(vmig_devstate_resume_start(&r.ds[1], 1) == 0);
@@ -280,10 +266,10 @@ static void test_stop_copy_only(void)
 	CU_ASSERT(ksim_device_mig_state(r.dev[1]) == ST_RUNNING);
 	CU_ASSERT(ksim_device_state_digest(r.dev[1]) ==
 		  ksim_device_state_digest(r.dev[0]));
-	CU_ASSERT(count_fds() == fds);
+	CU_ASSERT(vmig_test_count_fds() == fds);
 	free(s.p);
 	rig_free(&r);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* PRE_COPY while the device runs, sizes, then STOP_COPY: exact state. */
@@ -300,7 +286,7 @@ static void test_precopy_flow(void)
 	rig_new(&r);
 	rig_dev(&r, "src", &full);
 	rig_dev(&r, "dst", &fq);
-	fds = count_fds();
+	fds = vmig_test_count_fds();
 	CU_ASSERT(vmig_devstate_sizes(r.ds[0], &sz) == 0);
 	CU_ASSERT(sz.precopy_initial == 0 && sz.precopy_dirty == 0);
 	/* Header 40 bytes, 24 chunk records of 4112, an end record of 32. */
@@ -344,14 +330,14 @@ static void test_precopy_flow(void)
 	CU_ASSERT(vmig_devstate_data_fd(r.ds[0]) == fd);
 	CU_ASSERT(drain(r.ds[0], &s) == 0);
 	CU_ASSERT(vmig_devstate_save_finish(&r.ds[0], 1) == 0);
-	CU_ASSERT(count_fds() == fds);
+	CU_ASSERT(vmig_test_count_fds() == fds);
 
 	CU_ASSERT(vmig_devstate_resume_start(&r.ds[1], 1) == 0);
 	CU_ASSERT(vmig_devstate_write(r.ds[1], s.p, s.len) == 0);
 	CU_ASSERT(vmig_devstate_resume_finish(&r.ds[1], 1) == 0);
 	CU_ASSERT(ksim_device_state_digest(r.dev[1]) ==
 		  ksim_device_state_digest(r.dev[0]));
-	CU_ASSERT(count_fds() == fds);
+	CU_ASSERT(vmig_test_count_fds() == fds);
 	free(s.p);
 	rig_free(&r);
 }
@@ -457,7 +443,7 @@ static void test_source_fail_every_call(void)
 		rig_new(&r);
 		rig_dev(&r, "a", &full);
 		rig_dev(&r, "b", &b);
-		fds = count_fds();
+		fds = vmig_test_count_fds();
 		base = ksim_calls(r.k);
 		ksim_fail_nth(r.k, (uint64_t)nth, EIO);
 		ret = vmig_devstate_precopy_start(r.ds, 2);
@@ -479,17 +465,11 @@ static void test_source_fail_every_call(void)
 			done = 1;
 			CU_ASSERT(ksim_device_mig_state(r.dev[0]) == ST_STOP);
 		} else {
-			/* Group calls abort by themselves, reads do not. */
-			if (ret == 0 || ret == -EIO)
-				vmig_devstate_abort(r.ds, 2);
-			CU_ASSERT(ksim_device_mig_state(r.dev[0]) ==
-				  ST_RUNNING);
-			CU_ASSERT(ksim_device_mig_state(r.dev[1]) ==
-				  ST_RUNNING);
+			expect_rolled_back(&r, ret);
 		}
 		CU_ASSERT(vmig_devstate_data_fd(r.ds[0]) == -1);
 		CU_ASSERT(vmig_devstate_data_fd(r.ds[1]) == -1);
-		CU_ASSERT(count_fds() == fds);
+		CU_ASSERT(vmig_test_count_fds() == fds);
 		CU_ASSERT(r.w.violations == 0);
 		free(s.p);
 		rig_free(&r);
@@ -522,7 +502,7 @@ static void test_dest_fail_every_call(void)
 		rig_new(&d);
 		rig_dev(&d, "x", &fq);
 		rig_dev(&d, "y", &fq);
-		fds = count_fds();
+		fds = vmig_test_count_fds();
 		dig = ksim_device_state_digest(d.dev[0]);
 		base = ksim_calls(d.k);
 		ksim_fail_nth(d.k, (uint64_t)nth, EIO);
@@ -538,15 +518,10 @@ static void test_dest_fail_every_call(void)
 			CU_ASSERT(ksim_device_state_digest(d.dev[0]) !=
 				  dig);
 		} else {
-			if (ret == 0 || ret == -EIO)
-				vmig_devstate_abort(d.ds, 2);
-			CU_ASSERT(ksim_device_mig_state(d.dev[0]) ==
-				  ST_RUNNING);
-			CU_ASSERT(ksim_device_mig_state(d.dev[1]) ==
-				  ST_RUNNING);
+			expect_rolled_back(&d, ret);
 		}
 		CU_ASSERT(ksim_device_mig_state(d.dev[0]) == ST_RUNNING);
-		CU_ASSERT(count_fds() == fds);
+		CU_ASSERT(vmig_test_count_fds() == fds);
 		CU_ASSERT(d.w.violations == 0);
 		rig_free(&d);
 	}
@@ -607,14 +582,14 @@ static void test_cancel(void)
 	rig_new(&r);
 	rig_dev(&r, "a", &full);
 	rig_dev(&r, "b", &full);
-	fds = count_fds();
+	fds = vmig_test_count_fds();
 	CU_ASSERT(vmig_devstate_precopy_start(r.ds, 2) == 0);
 	CU_ASSERT(drain(r.ds[0], &s) == -EAGAIN);
-	CU_ASSERT(count_fds() == fds + 4);
+	CU_ASSERT(vmig_test_count_fds() == fds + 4);
 	CU_ASSERT(vmig_devstate_abort(r.ds, 2) == 0);
 	CU_ASSERT(ksim_device_mig_state(r.dev[0]) == ST_RUNNING);
 	CU_ASSERT(ksim_device_mig_state(r.dev[1]) == ST_RUNNING);
-	CU_ASSERT(count_fds() == fds);
+	CU_ASSERT(vmig_test_count_fds() == fds);
 	CU_ASSERT(r.w.violations == 0);
 
 	/* A half-written RESUMING can only be reset. */
@@ -632,7 +607,7 @@ static void test_cancel(void)
 	CU_ASSERT(ksim_device_mig_state(r.dev[1]) == ST_RUNNING);
 	CU_ASSERT(ksim_device_state_digest(r.dev[1]) == dig);
 	CU_ASSERT(strstr(vmig_devstate_error(r.ds[1]), "RESUMING") != NULL);
-	CU_ASSERT(count_fds() == fds);
+	CU_ASSERT(vmig_test_count_fds() == fds);
 	free(s.p);
 	rig_free(&r);
 }
@@ -673,9 +648,4 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "devstate", NULL, NULL, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE("devstate", tests))

@@ -60,6 +60,7 @@
 #include "ksim/ksim.h"
 #include "ksim/ksim_feature.h"
 #include "testutil.h"
+#include "unit/sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096u
@@ -372,22 +373,6 @@ static bool has(const char *hay, const char *needle)
 	return false;
 }
 
-static cJSON *report(vmig_session *s)
-{
-	int64_t len = vmig_report_json(s, NULL, 0);
-	cJSON *root;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	vmig_report_json(s, buf, (size_t)len + 1);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	return root;
-}
-
 static const char *str(cJSON *o, const char *key)
 {
 	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
@@ -508,7 +493,7 @@ static void run_one(struct outcome *o, struct guest *g, int id, int dir,
 	o->starts = atomic_load(&dst->vmm.starts);
 	o->src_runs = o->stops == 0 || o->resumes == o->stops;
 	o->dst_runs = o->starts == 1;
-	o->rep = report(src->s);
+	o->rep = json_session_report(src->s);
 	if (keep_src)
 		return;
 	side_free(src);
@@ -943,7 +928,7 @@ static void test_stall_after_commit(void)
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 1);
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
 	cJSON_Delete(o.rep);
-	o.rep = report(src.s);
+	o.rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(o.rep, "guest"), "migrated");
 	cJSON_Delete(o.rep);
 	vmig_session_free(src.s);
@@ -984,7 +969,7 @@ static void test_stall_commit_held(void)
 	CU_ASSERT_EQUAL(vmig_resolve(src.s, VMIG_RESOLVE_RESUME), 0);
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
 	cJSON_Delete(o.rep);
-	o.rep = report(src.s);
+	o.rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(o.rep, "guest"), "running");
 	CU_ASSERT_STRING_EQUAL(str(o.rep, "result"), "resolved");
 	cJSON_Delete(o.rep);
@@ -1091,7 +1076,7 @@ static void test_unresolved_keeps_owners(void)
 	CU_ASSERT_EQUAL(vmig_device_remove(src.s, id), 0);
 	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &other), 0);
 	cJSON_Delete(o.rep);
-	o.rep = report(src.s);
+	o.rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(o.rep, "guest"), "running");
 	CU_ASSERT_STRING_EQUAL(str(o.rep, "result"), "resolved");
 	/* From the stop until the resume, not until the ending. */
@@ -1163,7 +1148,7 @@ static void test_run_simulated_unresolved(void)
 	pthread_join(dst.thread, NULL);
 	CU_ASSERT_EQUAL(ret, VMIG_EUNRESOLVED);
 	CU_ASSERT_EQUAL(dst.ret, 0);
-	rep = report(src.s);
+	rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "unresolved");
 	cJSON_Delete(rep);
 
@@ -1172,7 +1157,7 @@ static void test_run_simulated_unresolved(void)
 	CU_ASSERT(has(vmig_errmsg(src.s), "vmig_run's simulated guest, "
 					  "which ended with the run"));
 	CU_ASSERT_EQUAL(vmig_set_vmm_ops(src.s, &ops, &src.vmm), -EBUSY);
-	rep = report(src.s);
+	rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "unresolved");
 	cJSON_Delete(rep);
 	/* The destination runs it: that settles. */
@@ -1263,7 +1248,7 @@ static void test_second_migrate_refused(void)
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 1);
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
 	/* The report still tells the migration that happened. */
-	rep = report(src.s);
+	rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
 	/* A policy of 0 is the default bound, never "no bound". */
@@ -1313,10 +1298,10 @@ static void test_destination_cannot_start(void)
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
 	/* Its start was tried once, and failed: the guest runs nowhere else. */
 	CU_ASSERT_EQUAL(atomic_load(&dst.vmm.starts), 1);
-	rep = report(dst.s);
+	rep = json_session_report(dst.s);
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "not started");
 	cJSON_Delete(rep);
-	rep = report(src.s);
+	rep = json_session_report(src.s);
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "running");
 	cJSON_Delete(rep);
 	vmig_session_free(src.s);
@@ -1653,7 +1638,7 @@ static void test_unknown_device_state_size(void)
 	CU_ASSERT(has(src.log, "device nic0: its state size is unknown"));
 	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 0);
 	CU_ASSERT_EQUAL(atomic_load(&dst.vmm.starts), 0);
-	rep = report(src.s);
+	rep = json_session_report(src.s);
 	unk = cJSON_GetObjectItem(rep, "state_size_unknown");
 	CU_ASSERT(cJSON_IsArray(unk) && cJSON_GetArraySize(unk) == 1);
 	CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetArrayItem(unk,

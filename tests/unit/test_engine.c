@@ -34,6 +34,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "unit/sessionutil.h"
 #include "sim/guest.h"
 #include "tool/vmig_tool.h"
 
@@ -385,22 +386,6 @@ static uint64_t pages_differing(struct rig *r)
 	return n;
 }
 
-static cJSON *report(vmig_session *s)
-{
-	int64_t len = vmig_report_json(s, NULL, 0);
-	cJSON *root;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	vmig_report_json(s, buf, (size_t)len + 1);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	return root;
-}
-
 static double num(cJSON *o, const char *key)
 {
 	cJSON *v = cJSON_GetObjectItem(o, key);
@@ -441,13 +426,13 @@ static void check_completed(struct rig *r, int ret)
 	CU_ASSERT_EQUAL(r->dg.sim.starts, 1);
 	/* Tracking ended with the migration. */
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r->src), -EINVAL);
-	rep = report(r->src);
+	rep = json_session_report(r->src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(rep, "memory_match")));
 	CU_ASSERT_STRING_EQUAL(str(rep, "digest"), str(rep, "peer_digest"));
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
 	cJSON_Delete(rep);
-	rep = report(r->dst);
+	rep = json_session_report(r->dst);
 	CU_ASSERT_STRING_EQUAL(str(rep, "role"), "destination");
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "started");
@@ -473,7 +458,7 @@ static void test_writes_during_precopy(void)
 	steps = r.g.sim.steps;
 	check_completed(&r, ret);
 	CU_ASSERT(steps > 4);
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(rep,
 							       "iterations")),
 			5);
@@ -509,7 +494,7 @@ static void test_converges_zero_pages(void)
 	rig_init(&r, 2 * MiB, 8, 8);
 	policies(&r, 60000, 0, 0, 0, 0);
 	check_completed(&r, vmig_migrate_local(r.src, r.dst));
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(rep,
 							       "iterations")),
 			2);
@@ -574,7 +559,7 @@ static void test_bandwidth_cap(void)
 	vmig_test_clock_set(&clock);
 	check_completed(&r, vmig_migrate_local(r.src, r.dst));
 	vmig_test_clock_set(NULL);
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	bytes = num(rep, "total_bytes");
 	us = num(rep, "duration_us");
 	rate = bytes * 1e6 / us;
@@ -628,7 +613,7 @@ static void check_resumed(struct rig *r, int ret, int want,
 	CU_ASSERT_EQUAL(r->g.sim.resumes, r->g.sim.stops);
 	CU_ASSERT(r->g.sim.running);
 	CU_ASSERT_EQUAL(r->dg.sim.starts, 0);
-	rep = report(r->src);
+	rep = json_session_report(r->src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), result);
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "running");
 	CU_ASSERT_EQUAL(cJSON_IsTrue(cJSON_GetObjectItem(rep,
@@ -636,7 +621,7 @@ static void check_resumed(struct rig *r, int ret, int want,
 			r->g.sim.stops == 1);
 	CU_ASSERT_STRING_EQUAL(str(rep, "error"), vmig_errmsg(r->src));
 	cJSON_Delete(rep);
-	rep = report(r->dst);
+	rep = json_session_report(r->dst);
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "not started");
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"),
 			       want == -ECANCELED || want == -ETIMEDOUT
@@ -775,7 +760,7 @@ static void test_cancel_mid_iteration(void)
 	CU_ASSERT_EQUAL(r.cancel_ret, 0);
 	CU_ASSERT_EQUAL(r.g.sim.stops, 0);
 	CU_ASSERT(has(r.msg, "cancelled (vmig_cancel) at iteration 0"));
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	its = cJSON_GetObjectItem(rep, "iterations");
 	CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(its), 1);
 	it0 = cJSON_GetArrayItem(its, 0);
@@ -834,14 +819,14 @@ static void test_audit_match(void)
 	rig_init(&r, 6 * MiB, 8, 8);
 	policies_verify(&r, VMIG_VERIFY_DEFAULT);
 	check_completed(&r, vmig_migrate_local(r.src, r.dst));
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "audit"), "match");
 	CU_ASSERT_STRING_EQUAL(str(cJSON_GetObjectItem(rep, "policies"),
 				   "verify"), "audit");
 	CU_ASSERT_EQUAL(num(cJSON_GetObjectItem(rep, "downtime_parts_ms"),
 			    "source_digest"), 0);
 	cJSON_Delete(rep);
-	rep = report(r.dst);
+	rep = json_session_report(r.dst);
 	CU_ASSERT_EQUAL_FATAL(vmig_memory_digest(r.dst, &d), 0);
 	CU_ASSERT_EQUAL(strtoull(str(rep, "digest"), NULL, 16), d);
 	cJSON_Delete(rep);
@@ -870,13 +855,13 @@ static void test_audit_mismatch(void)
 	CU_ASSERT(has(vmig_errmsg(r.src), "audit after COMMIT: the "
 					  "destination's memory digest "));
 	CU_ASSERT(has(vmig_strerror(VMIG_EAUDIT), "audit"));
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed, audit failed");
 	CU_ASSERT_STRING_EQUAL(str(rep, "audit"), "mismatch");
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
 	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(rep, "memory_match")));
 	cJSON_Delete(rep);
-	rep = report(r.dst);
+	rep = json_session_report(r.dst);
 	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "started");
 	cJSON_Delete(rep);
 	rig_fini(&r);
@@ -904,7 +889,7 @@ static void test_strict_match(void)
 	rig_init(&r, 6 * MiB, 8, 8);
 	policies_verify(&r, VMIG_VERIFY_STRICT);
 	check_completed(&r, vmig_migrate_local(r.src, r.dst));
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
 	CU_ASSERT_STRING_EQUAL(str(cJSON_GetObjectItem(rep, "policies"),
 				   "verify"), "strict");
@@ -923,7 +908,7 @@ static void test_verify_off(void)
 	r.g.scribble = r.smem[0];
 	CU_ASSERT_EQUAL(vmig_migrate_local(r.src, r.dst), 0);
 	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "digest")));
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
@@ -998,7 +983,7 @@ static void migrate_over(const char *address, const char *want_prefix)
 	pthread_join(th, NULL);
 	check_completed(&r, ret);
 	CU_ASSERT_EQUAL(rc.ret, 0);
-	rep = report(r.dst);
+	rep = json_session_report(r.dst);
 	CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItem(rep, "memory_match")));
 	cJSON_Delete(rep);
 	rig_fini(&r);
@@ -1161,7 +1146,7 @@ static void test_vcpu_source(void)
 	policies(&r, 1, 3, VMIG_TIMEOUT_STRATEGY_FORCE, 0, 0);
 	check_completed(&r, vmig_migrate_local(r.src, r.dst));
 	CU_ASSERT(vcpu_reads >= 3);
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	cJSON_ArrayForEach(src, cJSON_GetObjectItem(rep, "sources")) {
 		if (!strcmp(str(src, "name"), "kvm-test")) {
 			found = true;
@@ -1266,7 +1251,7 @@ static void test_tiny_guest_converges(void)
 	CU_ASSERT_FATAL(vmig_set_vmm_ops(dst, &ops, NULL) == 0);
 	CU_ASSERT_EQUAL(vmig_migrate_local(src, dst), 0);
 	CU_ASSERT(memcmp(smem, dmem, 16 * PG) == 0);
-	rep = report(src);
+	rep = json_session_report(src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	/* Converged on the estimate, long before max_iterations (30). */
 	CU_ASSERT(cJSON_GetArraySize(cJSON_GetObjectItem(rep, "iterations")) <
@@ -1429,7 +1414,7 @@ static void test_every_device_kind(void)
 	CU_ASSERT(p2p_first(&darcs, VK_VFIO_STATE_RUNNING, 3));
 	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
 
-	rep = report(r.src);
+	rep = json_session_report(r.src);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT_EQUAL(num(rep, "state_devices"), 3);
 	CU_ASSERT(num(rep, "device_bytes") > 0);

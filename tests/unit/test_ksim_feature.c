@@ -9,7 +9,6 @@
  * close, a failing tracker, the mtty stub). Numbers are the UAPI's, spelt
  * out here rather than taken from vmig's own headers.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -85,21 +84,6 @@ struct rig {
 	uint8_t *mem;
 };
 
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
 static int kio(struct rig *r, int fd, unsigned long req, void *arg)
 {
 	return r->h->ioctl(r->h->kctx, fd, req, arg);
@@ -123,13 +107,8 @@ static int kclose(struct rig *r, int fd)
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
-	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
-	r->h = ksim_host(r->k);
-	r->cfd = r->h->open(r->h->kctx, "/dev/vfio/vfio", O_RDWR);
-	CU_ASSERT_FATAL(r->cfd >= 0);
-	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, PG,
-				       MEM_PAGES * PG) == 0);
-	memset(r->mem, 0, MEM_PAGES * PG);
+	vmig_test_type1_kernel(&r->k, &r->h, &r->cfd);
+	r->mem = vmig_test_guest_mem(MEM_PAGES * PG, PG);
 }
 
 static void rig_free(struct rig *r)
@@ -142,19 +121,8 @@ static void rig_free(struct rig *r)
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	struct ksim_device_params dp = {
-		.name = name,
-		.kind = KSIM_DEV_PCI,
-		.group = 10 + r->ndev,
-	};
-	int i = r->ndev++;
-
-	if (fp)
-		dp.feature = *fp;
-	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
-			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
-			       &r->gfd[i], &r->dfd[i]);
-	return i;
+	return vmig_test_type1_pci(r->k, r->h, r->cfd, name, 10, fp, &r->ndev,
+				   r->dev, r->gfd, r->dfd);
 }
 
 /* Maps guest pages [first, first + n) writable at IOVA first * 4 KiB. */
@@ -525,7 +493,7 @@ static void test_fsm_every_pair(void)
 	uint8_t *img;
 	int64_t img_len = donor_image(8 * KiB, &img);
 	size_t fi;
-	int before = count_fds();
+	int before = vmig_test_count_fds();
 
 	for (fi = 0; fi < 4; fi++) {
 		struct ksim_feature_params fp = {
@@ -587,7 +555,7 @@ static void test_fsm_every_pair(void)
 		rig_free(&r);
 	}
 	free(img);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* Paths the kernel documents (vfio_main.c) for a device with all flags. */
@@ -713,7 +681,7 @@ static void test_stop_copy_restore(void)
 	uint8_t *img, c;
 	int64_t len, est;
 	struct rig r;
-	int fd, before = count_fds();
+	int fd, before = vmig_test_count_fds();
 	uint64_t dig;
 
 	fq.state_seed = 2;
@@ -762,7 +730,7 @@ static void test_stop_copy_restore(void)
 	CU_ASSERT(kclose(&r, fd) == 0);
 	free(img);
 	rig_free(&r);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /*
@@ -1015,6 +983,19 @@ static void test_precopy_info(void)
 	rig_free(&r);
 }
 
+/* Appends n bytes of buf to the growing *stream (*len of *cap used). */
+static void append(uint8_t **stream, size_t *len, size_t *cap,
+		   const uint8_t *buf, size_t n)
+{
+	if (*len + n > *cap) {
+		*cap = 2 * (*len + n);
+		*stream = realloc(*stream, *cap);
+		CU_ASSERT_FATAL(*stream != NULL);
+	}
+	memcpy(*stream + *len, buf, n);
+	*len += n;
+}
+
 /* A PRE_COPY stream then its STOP_COPY rest restore the final state. */
 static void test_precopy_stream_restores(void)
 {
@@ -1037,23 +1018,11 @@ static void test_precopy_stream_restores(void)
 		if (n == -ENOMSG)
 			continue;
 		CU_ASSERT_FATAL(n > 0);
-		if (len + (size_t)n > cap) {
-			cap = 2 * (len + (size_t)n);
-			stream = realloc(stream, cap);
-			CU_ASSERT_FATAL(stream != NULL);
-		}
-		memcpy(stream + len, buf, (size_t)n);
-		len += (size_t)n;
+		append(&stream, &len, &cap, buf, (size_t)n);
 	}
 	CU_ASSERT(mig_set(&r, r.dfd[0], ST_STOP_COPY, NULL) == 0);
 	while ((n = kread(&r, fd, buf, sizeof(buf))) > 0) {
-		if (len + (size_t)n > cap) {
-			cap = 2 * (len + (size_t)n);
-			stream = realloc(stream, cap);
-			CU_ASSERT_FATAL(stream != NULL);
-		}
-		memcpy(stream + len, buf, (size_t)n);
-		len += (size_t)n;
+		append(&stream, &len, &cap, buf, (size_t)n);
 	}
 	CU_ASSERT(n == 0);
 	CU_ASSERT(mig_set(&r, r.dfd[1], ST_RESUMING, &wfd) == 0);
@@ -1578,7 +1547,7 @@ static void test_stub(void)
 /* Everything ksim opened is closed with it: data fds included. */
 static void test_no_fd_leak(void)
 {
-	int before = count_fds(), fd1, fd2;
+	int before = vmig_test_count_fds(), fd1, fd2;
 	struct rig r;
 
 	rig_new(&r);
@@ -1588,9 +1557,9 @@ static void test_no_fd_leak(void)
 	CU_ASSERT(mig_set(&r, r.dfd[1], ST_RESUMING, &fd2) == 0);
 	/* Each session is one fd for the caller and one ksim keeps. */
 	/* A container, two groups, two devices, two pipes. */
-	CU_ASSERT(count_fds() == before + 1 + 2 + 2 + 2 * 2);
+	CU_ASSERT(vmig_test_count_fds() == before + 1 + 2 + 2 + 2 * 2);
 	rig_free(&r);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1640,11 +1609,11 @@ static CU_TestInfo leak_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "feature core", NULL, NULL, NULL, NULL, core_tests },
-	{ "migration fsm", NULL, NULL, NULL, NULL, fsm_tests },
-	{ "migration data", NULL, NULL, NULL, NULL, data_tests },
-	{ "dma logging", NULL, NULL, NULL, NULL, log_tests },
-	{ "fds", NULL, NULL, NULL, NULL, leak_tests },
+	VMIG_SUITE("feature core", core_tests),
+	VMIG_SUITE("migration fsm", fsm_tests),
+	VMIG_SUITE("migration data", data_tests),
+	VMIG_SUITE("dma logging", log_tests),
+	VMIG_SUITE("fds", leak_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -8,7 +8,6 @@
  * the bitmap format, the silent-success pitfalls, the selftest mock and
  * its dirty sequence, mdev accesses, PASID modelling, hot-unplug, fds.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -22,6 +21,8 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/ksimglobal.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define K2 2048ull
@@ -34,35 +35,10 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static struct ksim *K;
-static const struct vmig_host *H;
-
 static void sim_new(void)
 {
 	CU_ASSERT_FATAL(ksim_new(NULL, &K) == 0);
 	H = ksim_host(K);
-}
-
-static void sim_free(void)
-{
-	ksim_free(K);
-	K = NULL;
-	H = NULL;
-}
-
-static int xopen(const char *path)
-{
-	return H->open(H->kctx, path, O_RDWR);
-}
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return H->ioctl(H->kctx, fd, req, arg);
-}
-
-static int xclose(int fd)
-{
-	return H->close(H->kctx, fd);
 }
 
 /* A device; cdev < 0: none. */
@@ -331,15 +307,6 @@ static uint64_t alignment_of(int fd, uint32_t ioas)
 	return q.out_iova_alignment;
 }
 
-static void *mem_alloc(size_t size, size_t align)
-{
-	void *p = NULL;
-
-	CU_ASSERT_FATAL(posix_memalign(&p, align, size) == 0);
-	memset(p, 0, size);
-	return p;
-}
-
 /* Byte-wise bit access: the buffers here may be unaligned. */
 static bool bit(const void *bm, uint64_t n)
 {
@@ -352,21 +319,6 @@ static uint64_t count_bits(const void *bm, uint64_t nbits)
 
 	for (i = 0; i < nbits; i++)
 		n += bit(bm, i);
-	return n;
-}
-
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
 	return n;
 }
 
@@ -404,7 +356,7 @@ static void rig_up(struct rig *r, uint64_t iova, uint64_t len)
 	r->fd = iommufd();
 	r->ioas = ioas_alloc(r->fd);
 	r->dfd = open_bound(0, r->fd, &r->devid);
-	r->mem = mem_alloc(len, 2 * MiB);
+	r->mem = vmig_test_guest_mem(len, 2 * MiB);
 	r->iova = iova;
 	r->len = len;
 	CU_ASSERT_FATAL(map(r->fd, r->ioas, iova, len, r->mem) == 0);
@@ -432,7 +384,7 @@ static int rig_read(struct rig *r, uint32_t flags, uint64_t *bm)
 
 static void test_paths_and_leaks(void)
 {
-	int before = count_fds(), fd, d0, d1, p[2];
+	int before = vmig_test_count_fds(), fd, d0, d1, p[2];
 
 	CU_ASSERT_FATAL(before > 0);
 	sim_new();
@@ -467,9 +419,9 @@ static void test_paths_and_leaks(void)
 	}
 	/* read, write and mmap of /dev/iommu are not file operations. */
 	CU_ASSERT(H->read(H->kctx, fd, p, 4) == -EINVAL);
-	CU_ASSERT(count_fds() == before + 6);
+	CU_ASSERT(vmig_test_count_fds() == before + 6);
 	sim_free(); /* closes every fd */
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 static void test_dispatch(void)
@@ -592,7 +544,7 @@ static void test_ioas_alloc(void)
 static void test_map_errnos(void)
 {
 	uint32_t ioas, auto_id, devid;
-	uint8_t *mem = mem_alloc(64 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(64 * PG, PG);
 	uint64_t iova;
 	int fd, dfd, empty;
 
@@ -657,7 +609,7 @@ static void test_map_errnos(void)
 /* The kernel-chosen IOVA keeps the buffer's alignment, up to 2 MiB. */
 static void test_map_auto_iova(void)
 {
-	uint8_t *mem = mem_alloc(8 * MiB, 2 * MiB);
+	uint8_t *mem = vmig_test_guest_mem(8 * MiB, 2 * MiB);
 	uint64_t a, b, c, d;
 	uint32_t ioas, devid;
 	int fd, dfd;
@@ -687,7 +639,7 @@ static void test_map_auto_iova(void)
 
 static void test_unmap(void)
 {
-	uint8_t *mem = mem_alloc(64 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(64 * PG, PG);
 	uint64_t out;
 	uint32_t ioas;
 	int fd;
@@ -728,7 +680,7 @@ static void test_iova_ranges(void)
 {
 	struct vk_iommu_iova_range r[4];
 	struct vk_iommu_ioas_iova_ranges q;
-	uint8_t *mem = mem_alloc(4 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(4 * PG, PG);
 	uint32_t ioas, ioas2, hwpt, idev, devid, accid;
 	int fd, dfd, mfd, ret;
 
@@ -957,7 +909,7 @@ static void test_hwpt_alloc_domain_checks(void)
 	struct ksim_iommufd_device_params big = {
 		.cdev = true, .cdev_index = 1, .pgsizes = 16384 | (2 * MiB),
 	};
-	uint8_t *mem = mem_alloc(4 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(4 * PG, PG);
 	uint32_t ioas, ioas2, devid, bigid, idev, id;
 	struct ksim_device *d;
 	int fd, dfd;
@@ -1367,7 +1319,7 @@ static void test_mock_granule(void)
 						 .model = KSIM_IOMMU_MOCK,
 						 .dirty_tracking = true };
 	struct ksim_iommufd_device_params hp = mp;
-	uint8_t *mem = mem_alloc(4 * MiB, 2 * MiB);
+	uint8_t *mem = vmig_test_guest_mem(4 * MiB, 2 * MiB);
 	uint64_t bm[64];
 	uint32_t ioas, devid, hwpt, hid, hh;
 	struct ksim_device *d, *hd;
@@ -1558,8 +1510,8 @@ static void mock_variant(uint64_t buffer_size, bool huge, uint32_t flags)
 	uint64_t nbits = buffer_size / K2;
 	size_t bsize = (nbits + 7) / 8 + PG;
 	uint32_t ioas, ioas2, stdev, hwpt, idev, h;
-	uint8_t *buf = mem_alloc(buffer_size, 2 * MiB);
-	uint8_t *bitmap = mem_alloc(bsize, PG);
+	uint8_t *buf = vmig_test_guest_mem(buffer_size, 2 * MiB);
+	uint8_t *bitmap = vmig_test_guest_mem(bsize, PG);
 	uint64_t offs[3] = { 0, K2, 0xff1 };
 	int fd, i;
 
@@ -1607,7 +1559,7 @@ static void test_mock_errnos(void)
 	uint64_t raw[10];
 	uint8_t bm[64] = { 1 };
 	uint32_t ioas, ioas3, stdev, hwpt, idev, dh, ih, idd;
-	uint8_t *mem = mem_alloc(64 * 1024, PG);
+	uint8_t *mem = vmig_test_guest_mem(64 * 1024, PG);
 	uint64_t nr;
 	int fd;
 
@@ -1881,7 +1833,7 @@ static void test_cdev_attach_detach(void)
 	struct vk_vfio_device_attach_iommufd_pt a;
 	struct vk_vfio_device_detach_iommufd_pt dt;
 	struct ksim_device *d;
-	uint8_t *mem = mem_alloc(16 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(16 * PG, PG);
 	uint32_t ioas, devid, x, e, out;
 	int fd, dfd;
 
@@ -1936,8 +1888,8 @@ static void test_cdev_attach_detach(void)
 /* The iommufd lives on while a device is bound; closes release all. */
 static void test_cdev_close_releases(void)
 {
-	int before = count_fds(), fd, dfd;
-	uint8_t *mem = mem_alloc(16 * PG, PG);
+	int before = vmig_test_count_fds(), fd, dfd;
+	uint8_t *mem = vmig_test_guest_mem(16 * PG, PG);
 	struct ksim_device *d;
 	uint32_t ioas, devid;
 
@@ -1954,17 +1906,17 @@ static void test_cdev_close_releases(void)
 	CU_ASSERT(ksim_dma_write(d, 0x100000, "a", 1) == 0);
 	CU_ASSERT(detach(dfd) == 0);
 	CU_ASSERT(attach(dfd, ioas, NULL) == 0);
-	CU_ASSERT(count_fds() == before + 1);
+	CU_ASSERT(vmig_test_count_fds() == before + 1);
 	CU_ASSERT(xclose(dfd) == 0);
 	CU_ASSERT(!where(d, 0).bound);
 	CU_ASSERT(ksim_dma_write(d, 0x100000, "a", 1) == -ENODEV);
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 	/* ksim_free closes what is left open, in any state. */
 	fd = iommufd();
 	dfd = open_bound(0, fd, NULL);
 	CU_ASSERT(attach(dfd, ioas_alloc(fd), NULL) == 0);
 	sim_free();
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 	free(mem);
 }
 
@@ -2144,7 +2096,8 @@ static void test_pasid_on(void)
 						 .dirty_tracking = true };
 	struct ksim_iommufd_attachment at;
 	struct ksim_device *d;
-	uint8_t *mem = mem_alloc(16 * PG, PG), *mem2 = mem_alloc(16 * PG, PG);
+	uint8_t *mem = vmig_test_guest_mem(16 * PG, PG),
+		*mem2 = vmig_test_guest_mem(16 * PG, PG);
 	struct ksim_write first = { 0 };
 	uint64_t bm[4];
 	uint32_t ioas, ioas2, devid, main_hwpt, d2, out, x;
@@ -2384,14 +2337,14 @@ static CU_TestInfo engine_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "iommufd fd", NULL, NULL, NULL, NULL, fd_tests },
-	{ "IOAS", NULL, NULL, NULL, NULL, ioas_tests },
-	{ "HWPT", NULL, NULL, NULL, NULL, hwpt_tests },
-	{ "dirty bitmaps", NULL, NULL, NULL, NULL, dirty_tests },
-	{ "selftest mock", NULL, NULL, NULL, NULL, mock_tests },
-	{ "VFIO cdev", NULL, NULL, NULL, NULL, cdev_tests },
-	{ "PASID", NULL, NULL, NULL, NULL, pasid_tests },
-	{ "DMA and failures", NULL, NULL, NULL, NULL, engine_tests },
+	VMIG_SUITE("iommufd fd", fd_tests),
+	VMIG_SUITE("IOAS", ioas_tests),
+	VMIG_SUITE("HWPT", hwpt_tests),
+	VMIG_SUITE("dirty bitmaps", dirty_tests),
+	VMIG_SUITE("selftest mock", mock_tests),
+	VMIG_SUITE("VFIO cdev", cdev_tests),
+	VMIG_SUITE("PASID", pasid_tests),
+	VMIG_SUITE("DMA and failures", engine_tests),
 	CU_SUITE_INFO_NULL,
 };
 

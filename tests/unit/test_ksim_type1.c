@@ -6,7 +6,6 @@
  * pinned scope, the DMA engine and its ground truth, hot-unplug, failure
  * injection and iommufd's compatibility container.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +21,8 @@
 #include "ksim/ksim.h"
 #include "ksim/ksim_internal.h"
 #include "unit/testutil.h"
+#include "unit/ksimglobal.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
@@ -51,9 +52,6 @@ _Static_assert(sizeof(struct unmap_bitmap) == 48, "UNMAP+bitmap argsz");
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static struct ksim *K;
-static const struct vmig_host *H;
-
 static void sim_new(uint64_t pgsize, bool compat)
 {
 	struct ksim_params p = { .type1_pgsize = pgsize,
@@ -61,13 +59,6 @@ static void sim_new(uint64_t pgsize, bool compat)
 
 	CU_ASSERT_FATAL(ksim_new(&p, &K) == 0);
 	H = ksim_host(K);
-}
-
-static void sim_free(void)
-{
-	ksim_free(K);
-	K = NULL;
-	H = NULL;
 }
 
 static struct ksim_device *dev_add(const char *name,
@@ -80,21 +71,6 @@ static struct ksim_device *dev_add(const char *name,
 
 	CU_ASSERT_FATAL(ksim_device_add(K, &p, &d) == 0);
 	return d;
-}
-
-static int xopen(const char *path)
-{
-	return H->open(H->kctx, path, O_RDWR);
-}
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return H->ioctl(H->kctx, fd, req, arg);
-}
-
-static int xclose(int fd)
-{
-	return H->close(H->kctx, fd);
 }
 
 static void *arg_of(unsigned long v)
@@ -173,18 +149,9 @@ static int get_bitmap(int cfd, uint64_t iova, uint64_t size, uint64_t pgsize,
 	return xioctl(cfd, VFIO_IOMMU_DIRTY_PAGES, &g);
 }
 
-static void *guest_mem_aligned(size_t size, size_t align)
-{
-	void *p = NULL;
-
-	CU_ASSERT_FATAL(posix_memalign(&p, align, size) == 0);
-	memset(p, 0, size);
-	return p;
-}
-
 static void *guest_mem(size_t size)
 {
-	return guest_mem_aligned(size, PG);
+	return vmig_test_guest_mem(size, PG);
 }
 
 static void fill64(uint64_t *w, size_t n, uint64_t v)
@@ -193,21 +160,6 @@ static void fill64(uint64_t *w, size_t n, uint64_t v)
 
 	for (i = 0; i < n; i++)
 		w[i] = v;
-}
-
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((e = readdir(dir)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
 }
 
 /*
@@ -306,7 +258,7 @@ static void test_foreign_fds(void)
 
 static void test_no_fd_leak(void)
 {
-	int before = count_fds(), dfd;
+	int before = vmig_test_count_fds(), dfd;
 	struct setup s;
 
 	CU_ASSERT_FATAL(before > 0);
@@ -316,9 +268,9 @@ static void test_no_fd_leak(void)
 	dfd = device_fd(s.gfd, "0000:01:00.0");
 	CU_ASSERT(dfd >= 0 && dfd != s.dfd);
 	CU_ASSERT(xopen("/dev/vfio/vfio") >= 0);
-	CU_ASSERT(count_fds() == before + 5);
+	CU_ASSERT(vmig_test_count_fds() == before + 5);
 	sim_free(); /* closes all five */
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 static void test_paths(void)
@@ -383,7 +335,7 @@ static const struct ksim_obj_ops pipe_ops = { .type = KSIM_OBJ_DATA };
 static void test_real_pipe_objects(void)
 {
 	struct pollfd pfd[2];
-	int before = count_fds(), p[2], fd, cfd;
+	int before = vmig_test_count_fds(), p[2], fd, cfd;
 	char buf[8];
 
 	sim_new(0, false);
@@ -412,7 +364,7 @@ static void test_real_pipe_objects(void)
 	close(p[1]);
 	CU_ASSERT(H->read(H->kctx, fd, buf, sizeof(buf)) == 0);
 	sim_free(); /* closes the pipe's read end too */
-	CU_ASSERT(count_fds() == before);
+	CU_ASSERT(vmig_test_count_fds() == before);
 }
 
 /* ------------------------------------------------------------------ */
@@ -588,7 +540,7 @@ static void test_type1_pgsize(void)
 	uint8_t buf[512] __attribute__((aligned(8)));
 	struct vfio_iommu_type1_info *info = (void *)buf;
 	const struct vfio_iommu_type1_info_cap_migration *mig;
-	uint8_t *mem = guest_mem_aligned(65536, 65536);
+	uint8_t *mem = vmig_test_guest_mem(65536, 65536);
 	uint64_t bm[1] = { 0 };
 	struct setup s;
 
@@ -1900,11 +1852,11 @@ static void test_fail_close(void)
 
 	sim_new(0, false);
 	cfd = xopen("/dev/vfio/vfio");
-	before = count_fds();
+	before = vmig_test_count_fds();
 	ksim_fail_nth(K, 1, EIO);
 	CU_ASSERT(xclose(cfd) == -EIO);
 	CU_ASSERT(fcntl(cfd, F_GETFD) < 0);
-	CU_ASSERT(count_fds() == before - 1);
+	CU_ASSERT(vmig_test_count_fds() == before - 1);
 	CU_ASSERT(xioctl(cfd, VFIO_GET_API_VERSION, NULL) == -EBADF);
 	sim_free();
 }
@@ -2204,15 +2156,15 @@ static CU_TestInfo compat_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "ksim fds", NULL, NULL, NULL, NULL, fd_tests },
-	{ "type1 container", NULL, NULL, NULL, NULL, container_tests },
-	{ "type1 map", NULL, NULL, NULL, NULL, map_tests },
-	{ "type1 dirty", NULL, NULL, NULL, NULL, dirty_tests },
-	{ "groups", NULL, NULL, NULL, NULL, group_tests },
-	{ "dma engine", NULL, NULL, NULL, NULL, dma_tests },
-	{ "devices", NULL, NULL, NULL, NULL, device_tests },
-	{ "failure injection", NULL, NULL, NULL, NULL, inject_tests },
-	{ "iommufd compat", NULL, NULL, NULL, NULL, compat_tests },
+	VMIG_SUITE("ksim fds", fd_tests),
+	VMIG_SUITE("type1 container", container_tests),
+	VMIG_SUITE("type1 map", map_tests),
+	VMIG_SUITE("type1 dirty", dirty_tests),
+	VMIG_SUITE("groups", group_tests),
+	VMIG_SUITE("dma engine", dma_tests),
+	VMIG_SUITE("devices", device_tests),
+	VMIG_SUITE("failure injection", inject_tests),
+	VMIG_SUITE("iommufd compat", compat_tests),
 	CU_SUITE_INFO_NULL,
 };
 

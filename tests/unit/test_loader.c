@@ -432,37 +432,40 @@ static void *load_loop(void *arg)
 	return NULL;
 }
 
+/* load_loop in two threads, each to its end without a failure. */
+static void two_loaders(const struct vmig_plugin *first[2])
+{
+	pthread_t t[2];
+	void *res[2];
+	int i;
+
+	for (i = 0; i < 2; i++)
+		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, load_loop,
+					       &first[i]) == 0);
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT(pthread_join(t[i], &res[i]) == 0);
+		CU_ASSERT_PTR_NULL(res[i]);
+	}
+}
+
 /* Sets loaded and freed from two threads keep the registry right. */
 static void test_threads(void)
 {
 	const struct vmig_plugin *first[2] = { NULL, NULL };
 	struct vmig_pluginset *hold = new_set();
-	pthread_t t[2];
-	void *res[2];
 	int i;
 
 	/* Held here, the object stays at one address for both threads. */
 	CU_ASSERT_EQUAL(vmig_pluginset_load(hold, GOOD, NULL, err, sizeof(err)),
 			0);
+	two_loaders(first);
 	for (i = 0; i < 2; i++)
-		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, load_loop,
-					       &first[i]) == 0);
-	for (i = 0; i < 2; i++) {
-		CU_ASSERT(pthread_join(t[i], &res[i]) == 0);
-		CU_ASSERT_PTR_NULL(res[i]);
 		CU_ASSERT_PTR_EQUAL(first[i], vmig_pluginset_get(hold, 0));
-	}
 	vmig_pluginset_free(hold);
 	CU_ASSERT_FALSE(is_loaded(GOOD));
 
 	/* Unheld, the threads load and unload it over and over. */
-	for (i = 0; i < 2; i++)
-		CU_ASSERT_FATAL(pthread_create(&t[i], NULL, load_loop,
-					       &first[i]) == 0);
-	for (i = 0; i < 2; i++) {
-		CU_ASSERT(pthread_join(t[i], &res[i]) == 0);
-		CU_ASSERT_PTR_NULL(res[i]);
-	}
+	two_loaders(first);
 	CU_ASSERT_FALSE(is_loaded(GOOD));
 }
 
@@ -782,20 +785,36 @@ static void test_search_dirs(void)
 	vmig_pluginset_free(set);
 }
 
+/*
+ * A fresh directory tmp with set/ and env/ in it (*setdir, *envdir), the
+ * good plugin in each (*in_set, *in_env): a copy in set/ and a link in
+ * env/ when copy_in_set, the other way round otherwise.
+ */
+static void two_dirs(char *tmp, size_t len, bool copy_in_set, char **setdir,
+		     char **envdir, char **in_set, char **in_env)
+{
+	make_tmpdir(tmp, len);
+	make_dir(tmp, "set");
+	make_dir(tmp, "env");
+	*setdir = path_in(tmp, "set");
+	*envdir = path_in(tmp, "env");
+	if (copy_in_set) {
+		copy_in(*setdir, "vmig-test-good.so", GOOD);
+		link_in(*envdir, "vmig-test-good.so", GOOD);
+	} else {
+		link_in(*setdir, "vmig-test-good.so", GOOD);
+		copy_in(*envdir, "vmig-test-good.so", GOOD);
+	}
+	*in_set = path_in(*setdir, "vmig-test-good.so");
+	*in_env = path_in(*envdir, "vmig-test-good.so");
+}
+
 static void test_search_order(void)
 {
 	struct vmig_pluginset *set;
 	char tmp[64], *setdir, *envdir, *in_set, *in_env, *env;
 
-	make_tmpdir(tmp, sizeof(tmp));
-	make_dir(tmp, "set");
-	make_dir(tmp, "env");
-	setdir = path_in(tmp, "set");
-	envdir = path_in(tmp, "env");
-	copy_in(setdir, "vmig-test-good.so", GOOD);
-	link_in(envdir, "vmig-test-good.so", GOOD);
-	in_set = path_in(setdir, "vmig-test-good.so");
-	in_env = path_in(envdir, "vmig-test-good.so");
+	two_dirs(tmp, sizeof(tmp), true, &setdir, &envdir, &in_set, &in_env);
 	CU_ASSERT_FATAL(asprintf(&env, "/nonexistent/e0::%s:", envdir) >= 0);
 
 	/* Nothing in the (nonexistent) install directory. */
@@ -1065,15 +1084,7 @@ static void test_install_dir_next_to_library(void)
 	snprintf(want, sizeof(want), "%s/vmig/plugins", libdir);
 	CU_ASSERT_STRING_EQUAL(nn(fl.install_dir()), want);
 
-	make_tmpdir(tmp, sizeof(tmp));
-	make_dir(tmp, "set");
-	make_dir(tmp, "env");
-	setdir = path_in(tmp, "set");
-	envdir = path_in(tmp, "env");
-	link_in(setdir, "vmig-test-good.so", GOOD);
-	copy_in(envdir, "vmig-test-good.so", GOOD);
-	in_set = path_in(setdir, "vmig-test-good.so");
-	in_env = path_in(envdir, "vmig-test-good.so");
+	two_dirs(tmp, sizeof(tmp), false, &setdir, &envdir, &in_set, &in_env);
 
 	/* Only the install directory has it. */
 	CU_ASSERT_FATAL(fl.set_new(&set) == 0);
@@ -1155,9 +1166,4 @@ static CU_TestInfo loader_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "loader", suite_init, NULL, NULL, NULL, loader_tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("loader", suite_init, NULL, loader_tests))

@@ -37,6 +37,7 @@
 #include "ksim/ksim.h"
 #include "sim/truth.h"
 #include "testutil.h"
+#include "sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096ull
@@ -44,19 +45,8 @@
 
 struct lost {
 	vmig_session *s;
-	char log[32768];
+	struct vmig_test_log log;
 };
-
-static void lost_log(void *opaque, enum vmig_log_level level,
-		     const char *msg)
-{
-	struct lost *l = opaque;
-	size_t n = strlen(l->log);
-
-	(void)level;
-	if (n < sizeof(l->log) - 1)
-		snprintf(l->log + n, sizeof(l->log) - n, "%s\n", msg);
-}
 
 /*
  * A session configured from doc (single quotes turned into double ones);
@@ -69,8 +59,9 @@ static uint64_t vcpu_log[16];
 static void lost_init(struct lost *l, const char *doc,
 		      const struct vmig_plugin *plug)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .log = lost_log,
-					 .log_opaque = l,
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .log = vmig_test_session_log,
+					 .log_opaque = &l->log,
 					 .log_level = VMIG_LOG_DEBUG };
 	char *json = strdup(doc), *c, err[512];
 	vmig_config *cfg;
@@ -87,9 +78,7 @@ static void lost_init(struct lost *l, const char *doc,
 		fprintf(stderr, "\n  config: %s\n", err);
 	free(json);
 	CU_ASSERT_FATAL(ret == 0);
-	CU_ASSERT_FATAL(vmig_session_new(&p, &l->s) == 0);
-	CU_ASSERT_FATAL(vmig_plugin_add_path(l->s, VMIG_BUILD_PLUGIN_DIR) ==
-			0);
+	l->s = vmig_test_session_new(&p);
 	ret = vmig_session_configure(l->s, cfg);
 	vmig_config_free(cfg);
 	if (ret < 0)
@@ -330,7 +319,7 @@ static void test_gpa_source_restarted(void)
 	vcpu_fail_reads = 1;
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT_EQUAL(vcpu_starts, 2);
-	CU_ASSERT(has(l.log, "vcpu-test: read failed"));
+	CU_ASSERT(has(l.log.text, "vcpu-test: read failed"));
 	/* Whatever it covered, all of guest memory, is dirty once. */
 	CU_ASSERT(dirty(&l, 77 * PG));
 	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1024);
@@ -339,6 +328,17 @@ static void test_gpa_source_restarted(void)
 	vmig_bitmap_set(vcpu_log, 300, 1);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1);
 	CU_ASSERT(dirty(&l, 300 * PG));
+	/* A vCPU source covered guest memory at every sync. */
+	CU_ASSERT(!l.s->vcpus_untracked);
+	/*
+	 * It fails again: no second restart, nothing reads the vCPUs' log,
+	 * all of memory is dirty at every sync and the report says why.
+	 */
+	vcpu_fail_reads = 1;
+	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
+	clear_all(&l);
+	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1024);
+	CU_ASSERT(l.s->vcpus_untracked);
 	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
 	lost_fini(&l);
 }
@@ -426,8 +426,8 @@ static void test_type1_mixed_precision(void)
 	 */
 	vmig_source_fail(l.s, &l.s->sources[source_index(&l, "vfio-type1")],
 			 -EIO, "read");
-	CU_ASSERT(has(l.log, "vfio-type1: read failed"));
-	CU_ASSERT(has(l.log, "restarted"));
+	CU_ASSERT(has(l.log.text, "vfio-type1: read failed"));
+	CU_ASSERT(has(l.log.text, "restarted"));
 	status(&l, "m0", &ds);
 	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
@@ -847,47 +847,6 @@ static void test_iommufd_huge_precision(void)
 /* ------------------------------------------------------------------ */
 /* 3.3 figures that compare                                            */
 
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	if (!cJSON_IsNumber(v))
-		fprintf(stderr, "\n  \"%s\" is not a number\n", key);
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
-}
-
-static cJSON *report(struct lost *l)
-{
-	int64_t len = vmig_report_json(l->s, NULL, 0);
-	cJSON *root;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	CU_ASSERT_FATAL(vmig_report_json(l->s, buf, (size_t)len + 1) == len);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	return root;
-}
-
-static cJSON *report_source(cJSON *root, const char *name)
-{
-	cJSON *o;
-
-	cJSON_ArrayForEach(o, cJSON_GetObjectItem(root, "sources")) {
-		const char *n = cJSON_GetStringValue(
-			cJSON_GetObjectItem(o, "name"));
-
-		if (n && !strcmp(n, name))
-			return o;
-	}
-	CU_FAIL_FATAL("no such source in the report");
-	return NULL;
-}
-
 /*
  * A tracking run of three syncs: i0 (iommufd, 4 KiB IOPTEs: exact) writes
  * whole pages of [0, 1M); p0 (type1, a vfio-pci group: all mapped) writes
@@ -919,26 +878,26 @@ static void test_figures_compare(void)
 
 	lost_init(&l, figures_doc, NULL);
 	CU_ASSERT_FATAL(vmig_run(l.s, NULL) == 0);
-	root = report(&l);
-	written = num(root, "pages_written");
-	reported = num(root, "pages_reported");
-	missed = num(root, "pages_missed");
+	root = json_session_report(l.s);
+	written = json_num(root, "pages_written");
+	reported = json_num(root, "pages_reported");
+	missed = json_num(root, "pages_missed");
 	CU_ASSERT(written > 0);
 	CU_ASSERT_EQUAL(missed, 0);
-	ifd = report_source(root, "iommufd");
-	t1 = report_source(root, "vfio-type1");
-	fb = report_source(root, "all-dirty");
+	ifd = json_entry(root, "sources", "iommufd");
+	t1 = json_entry(root, "sources", "vfio-type1");
+	fb = json_entry(root, "sources", "all-dirty");
 	/* Exact: it reported what was written, and nothing else. */
-	CU_ASSERT_EQUAL(num(ifd, "pages_reported"), written);
-	CU_ASSERT_EQUAL(num(ifd, "pages_unwritten"), 0);
+	CU_ASSERT_EQUAL(json_num(ifd, "pages_reported"), written);
+	CU_ASSERT_EQUAL(json_num(ifd, "pages_unwritten"), 0);
 	/* All mapped: its 256 pages at each of the three syncs, unwritten. */
-	CU_ASSERT_EQUAL(num(t1, "pages_reported"), 3 * 256);
-	CU_ASSERT_EQUAL(num(t1, "pages_unwritten"), 3 * 256);
-	CU_ASSERT_EQUAL(num(fb, "pages_reported"), 0);
+	CU_ASSERT_EQUAL(json_num(t1, "pages_reported"), 3 * 256);
+	CU_ASSERT_EQUAL(json_num(t1, "pages_unwritten"), 3 * 256);
+	CU_ASSERT_EQUAL(json_num(fb, "pages_reported"), 0);
 	/* The spaces do not overlap: the totals are the sums. */
 	CU_ASSERT_EQUAL(reported, written + 3 * 256);
 	cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "iterations"))
-		sum += num(it, "pages_reported");
+		sum += json_num(it, "pages_reported");
 	CU_ASSERT_EQUAL(sum, reported);
 	cJSON_Delete(root);
 	lost_fini(&l);
@@ -968,9 +927,4 @@ static const struct CU_TestInfo lost_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "lost writes", NULL, NULL, NULL, NULL, (CU_TestInfo *)lost_tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE("lost writes", (CU_TestInfo *)lost_tests))

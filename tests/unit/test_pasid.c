@@ -28,6 +28,7 @@
 #include "core/internal.h"
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096u
@@ -67,24 +68,15 @@ struct rig {
 	vmig_session *s;
 	struct ksim_device *kd;
 	uint32_t dev_id;
-	char log[16384];
+	struct vmig_test_log log;
 };
-
-static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
-{
-	struct rig *r = opaque;
-	size_t n = strlen(r->log);
-
-	(void)level;
-	if (n < sizeof(r->log) - 1)
-		snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
-}
 
 /* A session configured from the document; returns what configure did. */
 static int rig_init(struct rig *r, bool pasid_attach)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .log = rig_log,
-					 .log_opaque = r,
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .log = vmig_test_session_log,
+					 .log_opaque = &r->log,
 					 .log_level = VMIG_LOG_DEBUG };
 	char text[2048], err[512];
 	vmig_config *cfg;
@@ -94,9 +86,7 @@ static int rig_init(struct rig *r, bool pasid_attach)
 	snprintf(text, sizeof(text), DOC_FMT, pasid_attach ? "true" : "false");
 	CU_ASSERT_FATAL(vmig_config_parse(text, strlen(text), NULL, &cfg, err,
 					  sizeof(err)) == 0);
-	CU_ASSERT_FATAL(vmig_session_new(&p, &r->s) == 0);
-	CU_ASSERT_FATAL(vmig_plugin_add_path(r->s, VMIG_BUILD_PLUGIN_DIR) ==
-			0);
+	r->s = vmig_test_session_new(&p);
 	ret = vmig_session_configure(r->s, cfg);
 	vmig_config_free(cfg);
 	if (ret < 0)
@@ -181,33 +171,19 @@ static const uint64_t *synced(struct rig *r)
 /* The report's entry for the device. */
 static cJSON *report_device(struct rig *r, cJSON **root)
 {
-	int64_t len = vmig_report_json(r->s, NULL, 0);
-	cJSON *d;
-	char *buf;
-
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	CU_ASSERT_FATAL(vmig_report_json(r->s, buf, (size_t)len + 1) == len);
-	*root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(*root != NULL);
-	cJSON_ArrayForEach(d, cJSON_GetObjectItem(*root, "devices")) {
-		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d,
-								     "name")),
-			    "acc"))
-			return d;
-	}
-	CU_FAIL_FATAL("the device is missing from the report");
-	return NULL;
+	*root = json_session_report(r->s);
+	return json_device(*root, "acc");
 }
 
-static double num(cJSON *o, const char *key)
+/* The device is tracked by iommufd, exactly, for the reason given. */
+static void expect_iommufd_exact(struct rig *r, const char *why)
 {
-	cJSON *v = cJSON_GetObjectItem(o, key);
+	struct vmig_device_status ds = { .size = sizeof(ds) };
 
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
+	CU_ASSERT(vmig_device_status(r->s, r->dev_id, &ds) == 0);
+	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
+	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ds.reason, why));
 }
 
 static bool where_tracking(struct rig *r, uint32_t pasid)
@@ -218,14 +194,6 @@ static bool where_tracking(struct rig *r, uint32_t pasid)
 	return a.tracking;
 }
 
-static const char *str(cJSON *o, const char *key)
-{
-	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, key));
-
-	CU_ASSERT_FATAL(v != NULL);
-	return v;
-}
-
 /*
  * pasid_attach on: the PASIDs are covered by iommufd, and every sync is
  * exactly what was written, through every domain.
@@ -233,7 +201,6 @@ static const char *str(cJSON *o, const char *key)
 static void test_pasids_tracked(void)
 {
 	struct ksim_iommufd_attachment a;
-	struct vmig_device_status ds;
 	struct truth t;
 	cJSON *root, *dev;
 	unsigned int i, pasid;
@@ -251,12 +218,7 @@ static void test_pasids_tracked(void)
 		CU_ASSERT(a.attached && !a.auto_domain && a.dirty_capable &&
 			  a.tracking);
 	}
-	memset(&ds, 0, sizeof(ds));
-	ds.size = sizeof(ds);
-	CU_ASSERT(vmig_device_status(r.s, r.dev_id, &ds) == 0);
-	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
-	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(ds.reason, "PASIDs' too"));
+	expect_iommufd_exact(&r, "PASIDs' too");
 	for (i = 0; i < ITERATIONS; i++) {
 		iteration(&r, i, &t);
 		CU_ASSERT(memcmp(synced(&r), t.bm, sizeof(t.bm)) == 0);
@@ -272,11 +234,11 @@ static void test_pasids_tracked(void)
 	 */
 	CU_ASSERT(vmig_run(r.s, NULL) == 0);
 	dev = report_device(&r, &root);
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
-	CU_ASSERT_STRING_EQUAL(str(dev, "source"), "iommufd");
-	CU_ASSERT_STRING_EQUAL(str(dev, "precision"), "exact");
-	CU_ASSERT_PTR_NOT_NULL(strstr(str(dev, "reason"), "PASIDs' too"));
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
+	CU_ASSERT_STRING_EQUAL(json_str(dev, "source"), "iommufd");
+	CU_ASSERT_STRING_EQUAL(json_str(dev, "precision"), "exact");
+	CU_ASSERT_PTR_NOT_NULL(strstr(json_str(dev, "reason"), "PASIDs' too"));
 	cJSON_Delete(root);
 	rig_fini(&r);
 }
@@ -292,7 +254,6 @@ static void test_pasids_tracked(void)
 static void test_pasids_degraded(void)
 {
 	struct ksim_iommufd_attachment a;
-	struct vmig_device_status ds;
 	struct truth t;
 	uint64_t want[NPAGES / 64];
 	cJSON *root, *dev;
@@ -311,12 +272,7 @@ static void test_pasids_degraded(void)
 	CU_ASSERT(a.dirty_capable && a.tracking);
 	CU_ASSERT(ksim_iommufd_attachment(r.kd, 1, &a) == 0);
 	CU_ASSERT(a.attached && a.auto_domain && !a.tracking);
-	memset(&ds, 0, sizeof(ds));
-	ds.size = sizeof(ds);
-	CU_ASSERT(vmig_device_status(r.s, r.dev_id, &ds) == 0);
-	CU_ASSERT_STRING_EQUAL(ds.source, "iommufd");
-	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(ds.reason, "PASIDs not covered"));
+	expect_iommufd_exact(&r, "PASIDs not covered");
 	for (i = 0; i < ITERATIONS; i++) {
 		iteration(&r, i, &t);
 		/* Exact in the main space, all of both PASID spaces. */
@@ -327,8 +283,8 @@ static void test_pasids_degraded(void)
 	vmig_dirty_clear(r.s, 0);
 	CU_ASSERT(vmig_dirty_sync(r.s) == 2 * SPACE_PAGES);
 	dev = report_device(&r, &root);
-	CU_ASSERT_STRING_EQUAL(str(dev, "source"), "iommufd");
-	CU_ASSERT_PTR_NOT_NULL(strstr(str(dev, "reason"),
+	CU_ASSERT_STRING_EQUAL(json_str(dev, "source"), "iommufd");
+	CU_ASSERT_PTR_NOT_NULL(strstr(json_str(dev, "reason"),
 				      "this kernel has no PASID attach"));
 	cJSON_Delete(root);
 	CU_ASSERT(vmig_tracking_stop(r.s) == 0);
@@ -341,9 +297,4 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "pasid", NULL, NULL, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE("pasid", tests))

@@ -10,7 +10,6 @@
  * broken or vanished log through ranges_unknown, maps and unmaps while
  * tracking, and the errors it returns.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/plugutil.h"
 #include "unit/ksimutil.h"
 
 #define PG 4096ull
@@ -33,8 +33,7 @@
 #define F_LOG_STOP 7u
 #define F_LOG_REPORT 8u
 
-static void *dl;
-static const struct vmig_plugin *plug;
+VMIG_TEST_PLUGIN_SUITE("vmig-device-dirty.so")
 
 struct unknown {
 	uint32_t iommu_id;
@@ -68,10 +67,9 @@ struct rig {
 static void rig_log(void *ctx, int level, const char *msg)
 {
 	struct rig *r = ctx;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static void rig_unknown(void *ctx, uint32_t iommu_id,
@@ -168,8 +166,7 @@ static int kio(struct rig *r, int fd, unsigned long req, void *arg)
 static void rig_new(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
-	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
-	r->h = ksim_host(r->k);
+	vmig_test_type1_kernel(&r->k, &r->h, &r->cfd);
 	r->host = *r->h;
 	r->host.kctx = r;
 	r->host.ctx = r;
@@ -183,11 +180,7 @@ static void rig_new(struct rig *r)
 	r->host.munmap = w_munmap;
 	r->host.log = rig_log;
 	r->host.ranges_unknown = rig_unknown;
-	r->cfd = r->h->open(r->h->kctx, "/dev/vfio/vfio", O_RDWR);
-	CU_ASSERT_FATAL(r->cfd >= 0);
-	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, PG,
-				       MEM_PAGES * PG) == 0);
-	memset(r->mem, 0, MEM_PAGES * PG);
+	r->mem = vmig_test_guest_mem(MEM_PAGES * PG, PG);
 	r->io.size = sizeof(r->io);
 	r->io.id = 3;
 	r->io.kind = VMIG_IOMMU_TYPE1;
@@ -197,28 +190,14 @@ static void rig_new(struct rig *r)
 
 static void rig_free(struct rig *r)
 {
-	if (r->inst)
-		plug->ops->destroy(r->inst);
-	ksim_free(r->k);
-	free(r->mem);
+	vmig_test_plugin_host_free(plug, r->inst, r->k, r->mem);
 }
 
 static int rig_dev(struct rig *r, const char *name,
 		   const struct ksim_feature_params *fp)
 {
-	struct ksim_device_params dp = {
-		.name = name,
-		.kind = KSIM_DEV_PCI,
-		.group = 20 + r->ndev,
-	};
-	int i = r->ndev++;
-
-	if (fp)
-		dp.feature = *fp;
-	vmig_test_type1_device(r->k, r->h, r->cfd, &dp,
-			       i == 0 ? VFIO_TYPE1v2_IOMMU : 0, &r->dev[i],
-			       &r->gfd[i], &r->dfd[i]);
-	return i;
+	return vmig_test_type1_pci(r->k, r->h, r->cfd, name, 20, fp, &r->ndev,
+				   r->dev, r->gfd, r->dfd);
 }
 
 /* Maps guest pages [first, first + n) writable at IOVA first * 4 KiB. */
@@ -243,18 +222,11 @@ static struct vmig_device_desc desc_of(struct rig *r, int i, uint32_t id,
 				       const struct vmig_range *ranges,
 				       uint32_t n)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = "dev",
-		.kind = VMIG_DEVICE_VFIO_PCI,
-		.device_fd = r->dfd[i],
-		.group_fd = r->gfd[i],
-		.iommu = &r->io,
-		.ranges = ranges,
-		.nr_ranges = n,
-	};
+	struct vmig_device_desc d = vmig_test_device_desc(
+		id, "dev", VMIG_DEVICE_VFIO_PCI, r->dfd[i], r->gfd[i], &r->io);
 
+	d.ranges = ranges;
+	d.nr_ranges = n;
 	return d;
 }
 
@@ -269,16 +241,8 @@ static int attach(struct rig *r, int i, uint32_t id,
 static int do_read(struct rig *r, uint64_t iova, uint64_t len, uint64_t ps,
 		   uint64_t *bm)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = r->io.id,
-		.iova = iova,
-		.length = len,
-		.page_size = ps,
-	};
-
-	memset(bm, 0, vmig_bitmap_bytes(len / ps));
-	return plug->ops->read(r->inst, &rq, bm);
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, ps, 0,
+				     bm);
 }
 
 static uint64_t count(const uint64_t *bm, uint64_t nbits)
@@ -293,35 +257,10 @@ static const struct ksim_feature_params mlx5 = {
 	.log = KSIM_LOG_MLX5,
 };
 
-static int suite_init(void)
-{
-	vmig_plugin_entry_fn entry;
-
-	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-device-dirty.so",
-		    RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "%s\n", dlerror());
-		return 1;
-	}
-	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-	if (!entry)
-		return 1;
-	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
-	return plug ? 0 : 1;
-}
-
-static int suite_fini(void)
-{
-	return dl ? dlclose(dl) : 0;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void test_descriptor(void)
 {
-	vmig_plugin_entry_fn entry =
-		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-
 	CU_ASSERT_STRING_EQUAL(plug->name, "device-dirty");
 	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
 	CU_ASSERT_EQUAL(plug->device_kinds,
@@ -336,7 +275,7 @@ static void test_descriptor(void)
 	CU_ASSERT((plug->page_sizes & (2ull << 20)) != 0);
 	CU_ASSERT_FALSE(plug->page_sizes & 2048);
 	CU_ASSERT_FALSE(plug->flags & VMIG_PLUGIN_READ_NO_CLEAR);
-	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+	vmig_test_plugin_refuses_next_major(dl);
 }
 
 static void test_probe(void)
@@ -713,13 +652,7 @@ static void test_unmap_complete(void)
 {
 	static const struct vmig_range rg[] = { { 0, 8 * PG },
 						{ 8 * PG, 8 * PG } };
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = 3,
-		.iova = 8 * PG,
-		.length = 8 * PG,
-		.page_size = PG,
-	};
+	struct vmig_read rq = vmig_test_read_rq(3, 8 * PG, 8 * PG, PG, 0);
 	uint64_t bm[1] = { 0 };
 	uint32_t flags = 0;
 	struct vmig_range again = { 8 * PG, 8 * PG };
@@ -781,13 +714,7 @@ static void test_errors(void)
 {
 	static const struct vmig_range rg[] = { { 0, 16 * PG } };
 	struct vmig_device_desc d;
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = 3,
-		.iova = 0,
-		.length = 16 * PG,
-		.page_size = PG,
-	};
+	struct vmig_read rq = vmig_test_read_rq(3, 0, 16 * PG, PG, 0);
 	uint64_t bm[1];
 	struct rig r;
 	int nolog;
@@ -875,9 +802,5 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "device-dirty plugin", suite_init, suite_fini, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("device-dirty plugin", suite_init,
+				     suite_fini, tests))

@@ -11,7 +11,6 @@
  * device's PASID domains, with the simulator's PASID attach of kernels
  * newer than 6.12 (ksim_iommufd_set_pasid_attach) and without it (6.12).
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +20,14 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/plugutil.h"
+#include "unit/ksimutil.h"
 
 #define PG 4096ull
 #define MiB (1ull << 20)
 #define IO_ID 7u
 
-static void *dl;
-static const struct vmig_plugin *plug;
+VMIG_TEST_PLUGIN_SUITE("vmig-iommufd.so")
 
 /* A simulated host: an iommufd, one IOAS, guest memory, devices. */
 struct rig {
@@ -51,10 +51,9 @@ static struct rig *the_rig; /* for the recording ioctl */
 static void rig_log(void *ctx, int level, const char *msg)
 {
 	struct rig *r = ctx;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static int rec_ioctl(void *kctx, int fd, unsigned long req, void *arg)
@@ -84,9 +83,7 @@ static void rig_init(struct rig *r, uint64_t memsize)
 	r->host.log = rig_log;
 	r->host.ioctl = rec_ioctl;
 	r->memsize = memsize;
-	CU_ASSERT_FATAL(posix_memalign((void **)&r->mem, 2 * MiB, memsize) ==
-			0);
-	memset(r->mem, 0, memsize);
+	r->mem = vmig_test_guest_mem(memsize, 2 * MiB);
 	r->fd = r->h->open(r->h->kctx, "/dev/iommu", 2);
 	CU_ASSERT_FATAL(r->fd >= 0);
 	CU_ASSERT_FATAL(kio(r, r->fd, VK_IOMMU_IOAS_ALLOC, &a) == 0);
@@ -101,10 +98,7 @@ static void rig_init(struct rig *r, uint64_t memsize)
 
 static void rig_fini(struct rig *r)
 {
-	if (r->inst)
-		plug->ops->destroy(r->inst);
-	ksim_free(r->k);
-	free(r->mem);
+	vmig_test_plugin_host_free(plug, r->inst, r->k, r->mem);
 }
 
 /* Maps len bytes of guest memory at offset off to iova (read/write). */
@@ -162,16 +156,12 @@ static void dev_add(struct rig *r, struct dev *d, uint32_t id,
 	CU_ASSERT_FATAL(kio(r, d->dfd, VK_VFIO_DEVICE_BIND_IOMMUFD, &b) == 0);
 	CU_ASSERT_FATAL(kio(r, d->dfd, VK_VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) ==
 			0);
-	d->desc.size = sizeof(d->desc);
-	d->desc.id = id;
-	d->desc.name = name;
+	d->desc = vmig_test_device_desc(
+		id, name,
+		kind == KSIM_DEV_MDEV ? VMIG_DEVICE_MDEV : VMIG_DEVICE_VFIO_PCI,
+		d->dfd, -1, &r->io);
 	d->desc.address = name;
-	d->desc.kind = kind == KSIM_DEV_MDEV ? VMIG_DEVICE_MDEV
-					     : VMIG_DEVICE_VFIO_PCI;
-	d->desc.device_fd = d->dfd;
-	d->desc.group_fd = -1;
 	d->desc.iommufd_id = b.out_devid;
-	d->desc.iommu = &r->io;
 }
 
 static void dev_intel(struct rig *r, struct dev *d, uint32_t id, int cdev,
@@ -217,25 +207,14 @@ static struct ksim_iommufd_attachment where(struct dev *d)
 static struct vmig_read rq_of(uint64_t iova, uint64_t len, uint64_t pgsize,
 			      uint32_t flags)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = IO_ID,
-		.iova = iova,
-		.length = len,
-		.page_size = pgsize,
-	};
-
-	return rq;
+	return vmig_test_read_rq(IO_ID, iova, len, pgsize, flags);
 }
 
 static int do_read(struct rig *r, uint64_t iova, uint64_t len,
 		   uint64_t pgsize, uint32_t flags, uint64_t *bm)
 {
-	struct vmig_read rq = rq_of(iova, len, pgsize, flags);
-
-	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
-	return plug->ops->read(r->inst, &rq, bm);
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, pgsize,
+				     flags, bm);
 }
 
 static int destroy_id(struct rig *r, uint32_t id)
@@ -262,35 +241,10 @@ static void truth_fn(void *opaque, const struct ksim_write *w)
 		t->bm[p / 64] |= 1ull << (p % 64);
 }
 
-static int suite_init(void)
-{
-	vmig_plugin_entry_fn entry;
-
-	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-iommufd.so",
-		    RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "%s\n", dlerror());
-		return 1;
-	}
-	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-	if (!entry)
-		return 1;
-	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
-	return plug ? 0 : 1;
-}
-
-static int suite_fini(void)
-{
-	return dl ? dlclose(dl) : 0;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void test_descriptor(void)
 {
-	vmig_plugin_entry_fn entry =
-		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-
 	CU_ASSERT_STRING_EQUAL(plug->name, "iommufd");
 	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
 	CU_ASSERT_EQUAL(plug->device_kinds,
@@ -302,7 +256,7 @@ static void test_descriptor(void)
 	CU_ASSERT(plug->page_sizes & 2048);
 	CU_ASSERT(plug->page_sizes & PG);
 	CU_ASSERT(plug->page_sizes & (1ull << 30));
-	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+	vmig_test_plugin_refuses_next_major(dl);
 }
 
 static void test_probe(void)
@@ -1446,9 +1400,4 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "iommufd", suite_init, suite_fini, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("iommufd", suite_init, suite_fini, tests))

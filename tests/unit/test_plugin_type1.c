@@ -6,7 +6,6 @@
  * the migration capability, precision per scope, start/read/stop, unmap
  * with bitmap, page-size conversion and the kernel's errors.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +15,13 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "unit/testutil.h"
+#include "unit/plugutil.h"
 #include "unit/ksimutil.h"
 
 #define PG 4096u
 #define MEM_PAGES 256u
 
-static void *dl;
-static const struct vmig_plugin *plug;
+VMIG_TEST_PLUGIN_SUITE("vmig-vfio-type1.so")
 
 /* One simulated host: a container with groups, memory mapped into it. */
 struct rig {
@@ -41,10 +40,9 @@ struct rig {
 static void rig_log(void *ctx, int level, const char *msg)
 {
 	struct rig *r = ctx;
-	size_t n = strlen(r->log);
 
 	(void)level;
-	snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	vmig_test_log_append(r->log, sizeof(r->log), msg);
 }
 
 static int kio(struct rig *r, int fd, unsigned long req, void *arg)
@@ -63,9 +61,7 @@ static void rig_init(struct rig *r, uint64_t pgsize, bool compat)
 	r->host = *r->h;
 	r->host.ctx = r;
 	r->host.log = rig_log;
-	r->mem = aligned_alloc(1 << 20, MEM_PAGES * PG);
-	CU_ASSERT_FATAL(r->mem != NULL);
-	memset(r->mem, 0, MEM_PAGES * PG);
+	r->mem = vmig_test_guest_mem(MEM_PAGES * PG, 1 << 20);
 	r->container = r->h->open(r->h->kctx, "/dev/vfio/vfio", 2);
 	CU_ASSERT_FATAL(r->container >= 0);
 	r->io.size = sizeof(r->io);
@@ -105,73 +101,26 @@ static void rig_map(struct rig *r, uint64_t iova, uint64_t page,
 
 static void rig_fini(struct rig *r)
 {
-	if (r->inst)
-		plug->ops->destroy(r->inst);
-	ksim_free(r->k);
-	free(r->mem);
+	vmig_test_plugin_host_free(plug, r->inst, r->k, r->mem);
 }
 
 static struct vmig_device_desc desc_of(struct rig *r, uint32_t id,
 				       uint32_t kind)
 {
-	struct vmig_device_desc d = {
-		.size = sizeof(d),
-		.id = id,
-		.name = "dev",
-		.kind = kind,
-		.device_fd = -1,
-		.group_fd = -1,
-		.iommu = &r->io,
-	};
-
-	return d;
+	return vmig_test_device_desc(id, "dev", kind, -1, -1, &r->io);
 }
 
 static int do_read(struct rig *r, uint64_t iova, uint64_t len,
 		   uint64_t pgsize, uint32_t flags, uint64_t *bm)
 {
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.flags = flags,
-		.iommu_id = r->io.id,
-		.iova = iova,
-		.length = len,
-		.page_size = pgsize,
-	};
-
-	memset(bm, 0, vmig_bitmap_bytes(len / pgsize));
-	return plug->ops->read(r->inst, &rq, bm);
-}
-
-static int suite_init(void)
-{
-	vmig_plugin_entry_fn entry;
-
-	dl = dlopen(VMIG_BUILD_PLUGIN_DIR "/vmig-vfio-type1.so",
-		    RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "%s\n", dlerror());
-		return 1;
-	}
-	entry = (vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-	if (!entry)
-		return 1;
-	plug = entry(NULL, VMIG_PLUGIN_ABI_MAJOR);
-	return plug ? 0 : 1;
-}
-
-static int suite_fini(void)
-{
-	return dl ? dlclose(dl) : 0;
+	return vmig_test_plugin_read(plug, r->inst, r->io.id, iova, len, pgsize,
+				     flags, bm);
 }
 
 /* ------------------------------------------------------------------ */
 
 static void test_descriptor(void)
 {
-	vmig_plugin_entry_fn entry =
-		(vmig_plugin_entry_fn)dlsym(dl, VMIG_PLUGIN_ENTRY_NAME);
-
 	CU_ASSERT_STRING_EQUAL(plug->name, "vfio-type1");
 	CU_ASSERT_EQUAL(plug->abi_major, VMIG_PLUGIN_ABI_MAJOR);
 	CU_ASSERT(plug->device_kinds & VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI));
@@ -180,7 +129,7 @@ static void test_descriptor(void)
 	CU_ASSERT(plug->page_sizes & PG);
 	CU_ASSERT_FALSE(plug->flags & VMIG_PLUGIN_READ_NO_CLEAR);
 	/* Another ABI major is refused by the plugin itself. */
-	CU_ASSERT_PTR_NULL(entry(NULL, VMIG_PLUGIN_ABI_MAJOR + 1));
+	vmig_test_plugin_refuses_next_major(dl);
 }
 
 static void test_probe(void)
@@ -344,13 +293,7 @@ static void test_unmap_harvest(void)
 	struct ksim_device *dev;
 	uint64_t bm[MEM_PAGES / 64];
 	uint32_t flags = 0;
-	struct vmig_read rq = {
-		.size = sizeof(rq),
-		.iommu_id = 7,
-		.iova = 64 * PG,
-		.length = 64 * PG,
-		.page_size = PG,
-	};
+	struct vmig_read rq = vmig_test_read_rq(7, 64 * PG, 64 * PG, PG, 0);
 
 	rig_init(&r, 0, false);
 	dev = rig_device(&r, "mdev-0", KSIM_DEV_MDEV, 2, false,
@@ -523,9 +466,5 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "vfio-type1", suite_init, suite_fini, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE_INIT("vfio-type1", suite_init, suite_fini,
+				     tests))

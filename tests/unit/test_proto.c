@@ -843,11 +843,11 @@ static void test_typed(void)
 	vmig_frame_pack(want, VMIG_FRAME_PAGES, 2 * PG, 1, 7, 2, NULL);
 	CU_ASSERT_EQUAL(memcmp(h, want, VMIG_FRAME_HDR), 0);
 
-	vmig_enc_device_state(h, 3, 4096, VMIG_PHASE_STOPCOPY, page, 10);
+	vmig_enc_device_state(h, 3, 4096, VMIG_DS_STOPCOPY, page, 10);
 	vmig_frame_unpack(h, &f);
 	vmig_frame_decode(&f, &m);
 	CU_ASSERT(m.state.device == 3 && m.state.offset == 4096 &&
-		  m.state.phase == VMIG_PHASE_STOPCOPY && m.length == 10);
+		  m.state.phase == VMIG_DS_STOPCOPY && m.length == 10);
 	CU_ASSERT_EQUAL(m.data_crc, vmig_crc32c(0, page, 10));
 	vmig_enc_device_end(h, 3, 4106);
 	vmig_frame_unpack(h, &f);
@@ -963,8 +963,8 @@ static CU_TestInfo dest_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "format", NULL, NULL, NULL, NULL, format_tests },
-	{ "destination", NULL, NULL, NULL, NULL, dest_tests },
+	VMIG_SUITE("format", format_tests),
+	VMIG_SUITE("destination", dest_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -22,6 +22,7 @@
 #include <vmig/linux-uapi.h>
 #include "ksim/ksim.h"
 #include "testutil.h"
+#include "sessionutil.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096u
@@ -186,18 +187,8 @@ struct rig {
 	int container;
 	uint32_t io;
 	uint32_t region;
-	char log[8192];
+	struct vmig_test_log log;
 };
-
-static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
-{
-	struct rig *r = opaque;
-	size_t n = strlen(r->log);
-
-	(void)level;
-	if (n < sizeof(r->log) - 1)
-		snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
-}
 
 static void rig_init(struct rig *r, size_t pages)
 {
@@ -211,8 +202,8 @@ static void rig_init(struct rig *r, size_t pages)
 	memset(&fake_b, 0, sizeof(fake_b));
 	CU_ASSERT_FATAL(ksim_new(NULL, &r->k) == 0);
 	p.kernel = ksim_host(r->k);
-	p.log = rig_log;
-	p.log_opaque = r;
+	p.log = vmig_test_session_log;
+	p.log_opaque = &r->log;
 	p.log_level = VMIG_LOG_DEBUG;
 	CU_ASSERT_FATAL(vmig_session_new(&p, &r->s) == 0);
 	r->mem_len = pages * PG;
@@ -313,6 +304,14 @@ static void status(struct rig *r, uint32_t id, struct vmig_device_status *ds)
 	memset(ds, 0, sizeof(*ds));
 	ds->size = sizeof(*ds);
 	CU_ASSERT_FATAL(vmig_device_status(r->s, id, ds) == 0);
+}
+
+/* The device's status in *ds, with the source tracking it. */
+static void source_is(struct rig *r, uint32_t id,
+		      struct vmig_device_status *ds, const char *source)
+{
+	status(r, id, ds);
+	CU_ASSERT_STRING_EQUAL(ds->source, source);
 }
 
 /* ------------------------------------------------------------------ */
@@ -469,8 +468,7 @@ static void test_devices_api(void)
 	d.nr_pasids = 1;
 	d.pasids = &pasid;
 	CU_ASSERT_EQUAL(vmig_device_add(r.s, &d, NULL), -ENOENT);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "");
+	source_is(&r, id, &ds, "");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_NONE);
 	ds.size = 8;
 	CU_ASSERT_EQUAL(vmig_device_status(r.s, id, &ds), -EINVAL);
@@ -540,8 +538,7 @@ static void test_type1_pci(void)
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
 	/* Nothing sent yet: all of memory is dirty. */
 	CU_ASSERT_EQUAL(dirty_count(&r), 256);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "vfio-type1");
+	source_is(&r, id, &ds, "vfio-type1");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
@@ -609,6 +606,16 @@ static void arb_rig(struct rig *r, uint32_t *id)
 	CU_ASSERT_FATAL(vmig_plugin_register(r->s, &fake_b_desc) == 0);
 }
 
+/* arb_rig, the fakes answering these precisions, tracking started. */
+static void arb_tracking(struct rig *r, uint32_t *id, uint32_t precision_a,
+			 uint32_t precision_b)
+{
+	arb_rig(r, id);
+	fake_a.precision = precision_a;
+	fake_b.precision = precision_b;
+	CU_ASSERT_FATAL(vmig_tracking_start(r->s) == 0);
+}
+
 static void test_preference(void)
 {
 	struct rig r;
@@ -622,8 +629,7 @@ static void test_preference(void)
 	fake_b.precision = VMIG_PRECISION_SUPERSET;
 	CU_ASSERT_EQUAL(vmig_set_preference(r.s, pref, 2), 0);
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
+	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_SUPERSET);
 	CU_ASSERT_EQUAL(fake_b.attaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
@@ -652,8 +658,7 @@ static void test_fallback(void)
 
 	arb_rig(&r, &id);
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "all-dirty");
+	source_is(&r, id, &ds, "all-dirty");
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_ALL_MAPPED);
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	/* Every writable mapped page, on every sync; not the read-only. */
@@ -674,31 +679,25 @@ static void test_source_failure(void)
 	int failed = 0;
 	uint32_t id;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	fake_b.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_EXACT);
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 
 	/* A first failure: its range is dirty, and it is restarted. */
 	fake_a.read_error = -EIO;
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(fake_a.attaches, 2);
 	CU_ASSERT_EQUAL(fake_a.starts, 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "fake-a: read failed "
 					     "(Input/output error): restarted"));
 	/* It fails again: the next candidate takes the device over. */
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
+	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(fake_a.detaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "fake-a: read failed "
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "fake-a: read failed "
 					     "(Input/output error) again"));
 
 	/* From now on fake-b alone says what is dirty. */
@@ -711,8 +710,7 @@ static void test_source_failure(void)
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "all-dirty");
+	source_is(&r, id, &ds, "all-dirty");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
 	CU_ASSERT(vmig_report_json(r.s, buf, sizeof(buf)) > 0);
@@ -728,8 +726,6 @@ static void test_source_failure(void)
 /* Not exported: closes an accounting interval, as a migration does. */
 uint64_t vmig_dirty_account(vmig_session *s, uint64_t *const *written);
 
-static double num(cJSON *o, const char *key);
-
 /* A source's pages_reported in the report, by name. */
 static double reported_by(vmig_session *s, const char *name)
 {
@@ -744,7 +740,7 @@ static double reported_by(vmig_session *s, const char *name)
 		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(src,
 								      "name")),
 			    name))
-			v = num(src, "pages_reported");
+			v = json_num(src, "pages_reported");
 	cJSON_Delete(root);
 	return v;
 }
@@ -760,12 +756,8 @@ static void test_unmap_harvest_failure_accounting(void)
 	struct vmig_device_status ds;
 	uint32_t id;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	fake_b.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_EXACT);
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	vmig_dirty_account(r.s, NULL);
 	CU_ASSERT_EQUAL(reported_by(r.s, "fake-a"), 0);
@@ -786,10 +778,7 @@ static void test_source_restart(void)
 	struct vmig_device_status ds;
 	uint32_t id;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	fake_b.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_EXACT);
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	fake_a.read_error = -EIO;
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
@@ -798,8 +787,7 @@ static void test_source_restart(void)
 	vmig_bitmap_set(fake_a.log[r.io], 9, 1);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 1);
 	CU_ASSERT(dirty_page(&r, 9));
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-a");
+	source_is(&r, id, &ds, "fake-a");
 	CU_ASSERT_EQUAL(fake_b.attaches, 0);
 	rig_fini(&r);
 }
@@ -816,8 +804,7 @@ static void test_attach_failure_and_unknown_ranges(void)
 	fake_a.attach_error = -EOPNOTSUPP;
 	fake_b.precision = VMIG_PRECISION_EXACT;
 	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
-	status(&r, id, &ds);
-	CU_ASSERT_STRING_EQUAL(ds.source, "fake-b");
+	source_is(&r, id, &ds, "fake-b");
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 	/* The plugin says some writes may be lost: those pages go. */
 	fake_b.host->ranges_unknown(fake_b.host->ctx, r.io, &rg, 1);
@@ -832,9 +819,7 @@ static void test_hotplug_and_map(void)
 	struct vmig_device_status ds;
 	uint32_t id, id2;
 
-	arb_rig(&r, &id);
-	fake_a.precision = VMIG_PRECISION_EXACT;
-	CU_ASSERT_FATAL(vmig_tracking_start(r.s) == 0);
+	arb_tracking(&r, &id, VMIG_PRECISION_EXACT, VMIG_PRECISION_NONE);
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
 
 	/* A device arriving mid-run: its space is dirty once. */
@@ -888,8 +873,9 @@ static const char *const sim_tail = " }\n}\n";
 static cJSON *run_config(const char *faults, int *ret, struct rig *r)
 {
 	char text[4096], err[512], *buf;
-	struct vmig_session_params p = { .size = sizeof(p), .log = rig_log,
-					 .log_opaque = r,
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .log = vmig_test_session_log,
+					 .log_opaque = &r->log,
 					 .log_level = VMIG_LOG_DEBUG };
 	vmig_config *cfg;
 	vmig_session *s;
@@ -919,27 +905,6 @@ static cJSON *run_config(const char *faults, int *ret, struct rig *r)
 	return root;
 }
 
-static double num(cJSON *o, const char *key)
-{
-	cJSON *v = cJSON_GetObjectItem(o, key);
-
-	CU_ASSERT_FATAL(cJSON_IsNumber(v));
-	return v->valuedouble;
-}
-
-static cJSON *device_named(cJSON *root, const char *name)
-{
-	cJSON *d;
-
-	cJSON_ArrayForEach(d, cJSON_GetObjectItem(root, "devices")) {
-		if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d, "name")),
-			    name))
-			return d;
-	}
-	CU_FAIL_FATAL("device missing from the report");
-	return NULL;
-}
-
 static void test_config_run(void)
 {
 	struct rig r = { 0 };
@@ -948,18 +913,18 @@ static void test_config_run(void)
 
 	root = run_config("", &ret, &r);
 	CU_ASSERT_EQUAL(ret, 0);
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
 	/* 6 MiB mapped in the pci container: every page, every time. */
-	CU_ASSERT_EQUAL(num(root, "pages_reported"), 4 * 1536);
+	CU_ASSERT_EQUAL(json_num(root, "pages_reported"), 4 * 1536);
 	CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(root,
 							       "iterations")),
 			4);
 	it = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "iterations"), 0);
-	CU_ASSERT_EQUAL(num(it, "pages_reported"), 1536);
-	CU_ASSERT_EQUAL(num(it, "pages_missed"), 0);
-	nic = device_named(root, "nic");
-	vgpu = device_named(root, "vgpu");
+	CU_ASSERT_EQUAL(json_num(it, "pages_reported"), 1536);
+	CU_ASSERT_EQUAL(json_num(it, "pages_missed"), 0);
+	nic = json_device(root, "nic");
+	vgpu = json_device(root, "vgpu");
 	CU_ASSERT_STRING_EQUAL(
 		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
 		"vfio-type1");
@@ -990,18 +955,18 @@ static void test_config_run_fault(void)
 			  "\"times\": -1 } ]",
 			  &ret, &r);
 	CU_ASSERT_EQUAL(ret, 0);
-	CU_ASSERT_EQUAL(num(root, "pages_missed"), 0);
-	CU_ASSERT(num(root, "pages_written") > 0);
+	CU_ASSERT_EQUAL(json_num(root, "pages_missed"), 0);
+	CU_ASSERT(json_num(root, "pages_written") > 0);
 	cJSON_ArrayForEach(src, cJSON_GetObjectItem(root, "sources")) {
 		if (cJSON_IsTrue(cJSON_GetObjectItem(src, "failed")))
 			failed++;
 	}
 	CU_ASSERT_EQUAL(failed, 1);
-	nic = device_named(root, "nic");
+	nic = json_device(root, "nic");
 	CU_ASSERT_STRING_EQUAL(
 		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
 		"all-dirty");
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log, "vfio-type1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "vfio-type1"));
 	cJSON_Delete(root);
 }
 
@@ -1035,9 +1000,9 @@ static CU_TestInfo config_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "api", NULL, NULL, NULL, NULL, api_tests },
-	{ "tracking", NULL, NULL, NULL, NULL, tracking_tests },
-	{ "configuration", NULL, NULL, NULL, NULL, config_tests },
+	VMIG_SUITE("api", api_tests),
+	VMIG_SUITE("tracking", tracking_tests),
+	VMIG_SUITE("configuration", config_tests),
 	CU_SUITE_INFO_NULL,
 };
 

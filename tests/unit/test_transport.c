@@ -105,9 +105,4 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
-static CU_SuiteInfo suites[] = {
-	{ "addresses", NULL, NULL, NULL, NULL, tests },
-	CU_SUITE_INFO_NULL,
-};
-
-VMIG_TEST_MAIN(suites)
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE("addresses", tests))

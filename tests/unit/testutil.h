@@ -2,8 +2,10 @@
  * testutil.h: the CUnit runner every unit test shares.
  *
  * A test file defines its tests and suites with CUnit's CU_TestInfo and
- * CU_SuiteInfo tables and ends with VMIG_TEST_MAIN(suites). The program
- * exits non-zero when any assertion failed, so CTest sees the failure.
+ * CU_SuiteInfo tables (VMIG_SUITE for a suite without fixtures) and ends
+ * with VMIG_TEST_MAIN(suites), or VMIG_TEST_MAIN_SUITE(suite) when it has
+ * one suite. The program exits non-zero when any assertion failed, so
+ * CTest sees the failure. Also what the tests' log callbacks share.
  */
 #ifndef VMIG_TESTUTIL_H
 #define VMIG_TESTUTIL_H
@@ -11,6 +13,7 @@
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline int vmig_test_run(CU_SuiteInfo *suites)
 {
@@ -39,10 +42,42 @@ static inline int vmig_test_run(CU_SuiteInfo *suites)
 	return failures ? 1 : 0;
 }
 
+/*
+ * Appends one logged message, and a newline, to the text in log (size
+ * bytes): what a test's log callback keeps for its assertions.
+ */
+static inline void vmig_test_log_append(char *log, size_t size, const char *msg)
+{
+	size_t n = strlen(log);
+
+	snprintf(log + n, size - n, "%s\n", msg);
+}
+
+/*
+ * A suite of the tests in a CU_TestInfo table, with no init, cleanup,
+ * setup or teardown: an entry of the CU_SuiteInfo table.
+ */
+#define VMIG_SUITE(name, tests)                                                \
+	{                                                                      \
+		(name), NULL, NULL, NULL, NULL, (tests)                        \
+	}
+
+/* The same with an init and a cleanup (NULL: none) around the suite. */
+#define VMIG_SUITE_INIT(name, init, cleanup, tests)                            \
+	{                                                                      \
+		(name), (init), (cleanup), NULL, NULL, (tests)                 \
+	}
+
 #define VMIG_TEST_MAIN(suites)                \
 	int main(void)                        \
 	{                                     \
 		return vmig_test_run(suites); \
 	}
+
+/* The main of a test program of one suite (VMIG_SUITE...). */
+#define VMIG_TEST_MAIN_SUITE(suite)                                            \
+	static CU_SuiteInfo vmig_test_suites[] = { suite,                      \
+						   CU_SUITE_INFO_NULL };       \
+	VMIG_TEST_MAIN(vmig_test_suites)
 
 #endif /* VMIG_TESTUTIL_H */
