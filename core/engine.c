@@ -407,6 +407,8 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 		n.switchover_timeout_ms = p->switchover_timeout_ms;
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, verify) && p->verify)
 		n.verify = p->verify;
+	else if (e->running)
+		n.verify = e->pol.verify; /* 0 keeps the migration's */
 	if (e->running)
 		return vmig_control_policies_live(s, &n);
 	e->pol = n;

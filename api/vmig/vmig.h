@@ -502,7 +502,10 @@ enum vmig_tracking_policy {
  * its own (docs/protocol.md "Digest").
  */
 enum vmig_verify_policy {
-	/* 0 (or an older caller's shorter struct): VMIG_VERIFY_AUDIT. */
+	/*
+	 * 0 (or an older caller's shorter struct): VMIG_VERIFY_AUDIT; while
+	 * a migration runs (it cannot change then), the one it uses.
+	 */
 	VMIG_VERIFY_DEFAULT = 0,
 	/*
 	 * Commit on the destination's ACK; then hash the stopped memory
