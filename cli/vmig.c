@@ -560,6 +560,8 @@ static void *signal_main(void *opaque)
 			return NULL;
 		fprintf(stderr, "%s: %s: cancelling the migration\n", prog,
 			sig == SIGINT ? "interrupted" : "terminated");
+		/* A set-up that still runs (filling memory) stops at once. */
+		vmig_configure_interrupt();
 		/* The run may not have begun its migration yet: retry. */
 		for (;;) {
 			int done;

@@ -187,6 +187,9 @@ static const char *fixed_field(const struct vmig_policies *a,
 		return "handshake_timeout_ms";
 	if (a->idle_timeout_ms != b->idle_timeout_ms)
 		return "idle_timeout_ms";
+	/* The destination was told in HELLO (FULL_DIGEST). */
+	if (a->verify != b->verify)
+		return "verify";
 	return NULL;
 }
 

@@ -55,6 +55,12 @@ static uint64_t part_time(uint64_t bytes, double rate)
 	return (uint64_t)((double)bytes * 1e6 / rate);
 }
 
+static double verify_rate(const struct vmig_converge_input *in)
+{
+	return in->verify_rate > 0 ? in->verify_rate
+				   : VMIG_CONVERGE_DIGEST_RATE;
+}
+
 static void decide_parts(const struct vmig_converge_input *in,
 			 struct vmig_converge_decision *out)
 {
@@ -65,7 +71,7 @@ static void decide_parts(const struct vmig_converge_input *in,
 	out->part_us[VMIG_CONVERGE_DEVICES] =
 		part_time(in->device_bytes, in->page_rate);
 	out->part_us[VMIG_CONVERGE_VERIFY] =
-		part_time(in->verify_bytes, VMIG_CONVERGE_DIGEST_RATE);
+		part_time(in->verify_bytes, verify_rate(in));
 	out->main = VMIG_CONVERGE_MEMORY;
 	for (i = 1; i < VMIG_CONVERGE_NR_PARTS; i++) {
 		if (out->part_us[i] > out->part_us[out->main])
@@ -86,7 +92,7 @@ void vmig_converge_decide(const struct vmig_converge_input *in,
 					      in->device_bytes) *
 					     1e6 / in->page_rate +
 				     (double)in->verify_bytes * 1e6 /
-					     VMIG_CONVERGE_DIGEST_RATE)
+					     verify_rate(in))
 			: UINT64_MAX;
 	out->limit_us = in->downtime_limit_us;
 	out->over_us = out->expected_us > out->limit_us

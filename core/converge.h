@@ -18,9 +18,9 @@
 #include <stdint.h>
 
 /*
- * The digests are part of the downtime (the destination's is computed
- * once all is received): their cost enters the estimate at this rate,
- * what one core hashes, conservatively (bytes per second).
+ * With verify "strict" the digests are part of the downtime: their cost
+ * enters the estimate at the rate the source measured, or without one at
+ * this rate, what one core hashes, conservatively (bytes per second).
  */
 #define VMIG_CONVERGE_DIGEST_RATE 4e9
 
@@ -55,7 +55,12 @@ struct vmig_converge_input {
 	double page_rate;          /* vmig_converge_rates.page_rate, 0: none */
 	uint64_t dirty_bytes;      /* guest memory dirty now */
 	uint64_t device_bytes;     /* device state still to move */
-	uint64_t verify_bytes;     /* what the digests read (all memory) */
+	/*
+	 * What the digests read inside the downtime, per core (strict: the
+	 * source's pass and the destination's; 0 otherwise).
+	 */
+	uint64_t verify_bytes;
+	double verify_rate;        /* bytes per second, 0: DIGEST_RATE */
 	uint64_t downtime_limit_us;
 	uint32_t iterations;       /* iterations done, this one included */
 	uint32_t max_iterations;

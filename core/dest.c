@@ -89,10 +89,147 @@ int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
 	return 0;
 }
 
+/*
+ * The per-page terms of the digest for this session's regions (none with
+ * FULL_DIGEST), and the bitmaps of the pages received.
+ */
+static int rx_terms_alloc(struct vmig_rx *rx)
+{
+	vmig_session *s = rx->s;
+	size_t i;
+
+	rx->term = calloc(s->nr_regions ? s->nr_regions : 1,
+			  sizeof(*rx->term));
+	rx->termed = calloc(s->nr_regions ? s->nr_regions : 1,
+			    sizeof(*rx->termed));
+	if (!rx->term || !rx->termed)
+		return -ENOMEM;
+	for (i = 0; i < s->nr_regions; i++) {
+		uint64_t n = s->regions[i].npages;
+
+		/* Large and zero-filled: untouched until pages arrive. */
+		if (!rx->full_digest) {
+			rx->term[i] = calloc(n, sizeof(uint64_t));
+			if (!rx->term[i])
+				return -ENOMEM;
+		}
+		rx->termed[i] = calloc((n + 63) / 64, sizeof(uint64_t));
+		if (!rx->termed[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void rx_terms_free(struct vmig_rx *rx)
+{
+	size_t i;
+
+	for (i = 0; rx->s && i < rx->s->nr_regions; i++) {
+		if (rx->term)
+			free(rx->term[i]);
+		if (rx->termed)
+			free(rx->termed[i]);
+	}
+	free(rx->term);
+	free(rx->termed);
+	rx->term = NULL;
+	rx->termed = NULL;
+}
+
+/* Page p of session region r now has the term t. */
+static inline void rx_term_set(struct vmig_rx *rx, uint32_t r, uint64_t p,
+			       uint64_t t)
+{
+	uint64_t *w = &rx->termed[r][p / 64], bit = 1ull << (p % 64);
+
+	if (*w & bit) {
+		rx->term_sum -= rx->term[r][p];
+	} else {
+		*w |= bit;
+		rx->termed_pages++;
+	}
+	rx->term[r][p] = t;
+	rx->term_sum += t;
+}
+
+/* Pages [first, first + n) of session region r were received. */
+static void rx_seen(struct vmig_rx *rx, uint32_t r, uint64_t first,
+		    uint64_t n)
+{
+	vmig_bitmap_set(rx->termed[r], first, n);
+}
+
+/*
+ * The pages of a PAGES or ZERO frame (source region, first page, count)
+ * were applied: their terms replace the old ones.
+ */
+static void rx_terms_update(struct vmig_rx *rx, uint64_t region,
+			    uint64_t first, uint64_t n, bool zero)
+{
+	uint32_t r = rx->region_map[region];
+	const struct vmig_region_rec *reg = &rx->s->regions[r];
+	uint64_t i;
+
+	if (rx->full_digest) {
+		/* One pass at the end instead; only mark them received. */
+		rx_seen(rx, r, first, n);
+		return;
+	}
+	for (i = first; i < first + n; i++) {
+		uint64_t gpa = reg->gpa + i * VMIG_PAGE_SIZE;
+
+		rx_term_set(rx, r, i,
+			    zero ? vmig_digest_zero_page(gpa)
+				 : vmig_digest_page(gpa, reg->hva +
+							 i * VMIG_PAGE_SIZE));
+	}
+}
+
+uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
+{
+	vmig_session *s = rx->s;
+	uint64_t total = 0;
+	size_t r;
+
+	*hashed = 0;
+	for (r = 0; r < s->nr_regions; r++)
+		total += s->regions[r].npages;
+	if (!rx->term || rx->full_digest) {
+		/* FULL_DIGEST: all of memory, as it is now. */
+		*hashed = total;
+		return vmig_digest_memory(s);
+	}
+	if (rx->termed_pages != total) {
+		/* Some pages never came: read them. */
+		for (r = 0; r < s->nr_regions; r++) {
+			const struct vmig_region_rec *reg = &s->regions[r];
+			uint64_t p;
+
+			for (p = 0; p < reg->npages; p++) {
+				if (rx->termed[r][p / 64] & (1ull << (p % 64)))
+					continue;
+				rx_term_set(rx, (uint32_t)r, p,
+					    vmig_digest_page(reg->gpa +
+							     p * VMIG_PAGE_SIZE,
+							     reg->hva +
+							     p * VMIG_PAGE_SIZE));
+				(*hashed)++;
+			}
+		}
+	}
+	return vmig_digest_layout(s) + rx->term_sum;
+}
+
 void vmig_rx_fini(struct vmig_rx *rx)
 {
+	size_t i;
+
 	if (rx->devs && rx->devices)
 		rx->devs->close(rx);
+	rx_terms_free(rx);
+	/* Whatever arrived, the memory is no longer known to be zero. */
+	for (i = 0; rx->s && i < rx->s->nr_regions; i++)
+		rx->s->regions[i].fresh = false;
 	free(rx->scratch);
 	free(rx->region_map);
 	free(rx->devices);
@@ -238,6 +375,8 @@ static int rx_header(struct vmig_rx *rx)
 		if (ret < 0)
 			return ret;
 		rx->ram->zero(rx, span, m->pages.count);
+		rx_terms_update(rx, m->pages.region, m->pages.first,
+				m->pages.count, true);
 		rx->pages += m->pages.count;
 		rx->zero_pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
@@ -438,6 +577,12 @@ static int rx_hello(struct vmig_rx *rx)
 		if (ret < 0)
 			return rx_bad(rx, "devices to RESUMING: %s", msg);
 	}
+	rx->full_digest = m->hello.flags & VMIG_HELLO_FULL_DIGEST;
+	if (rx_terms_alloc(rx) < 0) {
+		snprintf(rx->err, sizeof(rx->err), "out of memory");
+		rx->state = VMIG_RX_FAILED;
+		return -ENOMEM;
+	}
 	rx->state = VMIG_RX_RECEIVING;
 	return VMIG_RX_HELLO;
 }
@@ -471,6 +616,8 @@ static int rx_payload(struct vmig_rx *rx)
 			rx_check_pages(rx, &span);
 			memcpy(span, rx->scratch, rx->want);
 		}
+		rx_terms_update(rx, m->pages.region, m->pages.first,
+				m->pages.count, false);
 		rx->pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
@@ -712,7 +859,7 @@ static void dst_event(struct vmig_dst *d, int ev)
 	struct vmig_engine *e = d->e;
 	uint8_t hdr[VMIG_FRAME_HDR];
 	char msg[512];
-	uint64_t t0;
+	uint64_t t0, hashed;
 	int ret;
 
 	switch (ev) {
@@ -742,14 +889,16 @@ static void dst_event(struct vmig_dst *d, int ev)
 			return;
 		}
 		t0 = vmig_now_us();
-		e->st.digest = vmig_digest_memory(s);
+		e->st.digest = vmig_rx_digest(&d->rx, &hashed);
 		e->st.digest_us = vmig_now_us() - t0;
 		e->st.digest_known = true;
 		vmig_logf(s, VMIG_LOG_INFO,
 			  "destination: all received (%llu pages); digest "
-			  "0x%016llx",
+			  "0x%016llx (kept as pages arrived; %llu page(s) "
+			  "hashed now)",
 			  (unsigned long long)d->rx.pages,
-			  (unsigned long long)e->st.digest);
+			  (unsigned long long)e->st.digest,
+			  (unsigned long long)hashed);
 		vmig_enc_ack(hdr, e->st.digest, d->rx.pages);
 		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)

@@ -82,6 +82,7 @@ static void policies_default(struct vmig_policies *p)
 	p->switchover_timeout_ms = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 	p->handshake_timeout_ms = VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	p->idle_timeout_ms = VMIG_DEFAULT_IDLE_TIMEOUT_MS;
+	p->verify = VMIG_VERIFY_AUDIT;
 }
 
 struct vmig_engine *vmig_engine_get(vmig_session *s)
@@ -166,7 +167,8 @@ int vmig_engine_begin(struct vmig_engine *e, uv_async_t *cancel,
 		e->running = true;
 		e->busy = true;
 		e->loop_thread = pthread_self();
-		e->cancel_requested = false;
+		__atomic_store_n(&e->cancel_requested, false,
+				 __ATOMIC_RELEASE);
 		e->cancel = cancel;
 		e->cancel_cb = fn;
 		e->cancel_opaque = opaque;
@@ -222,8 +224,9 @@ bool vmig_engine_wakeup(struct vmig_engine *e)
 
 	pthread_mutex_lock(&e->lock);
 	run_calls(e);
-	cancel = e->cancel_requested;
-	e->cancel_requested = false;
+	/* The source's pump reads it without the lock, between batches. */
+	cancel = __atomic_exchange_n(&e->cancel_requested, false,
+				     __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&e->lock);
 	return cancel;
 }
@@ -383,6 +386,13 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	    p->tracking > VMIG_TRACKING_POLICY_ALL_OR_NOTHING)
 		return vmig_fail(s, -EINVAL, "policies: unknown tracking "
 				 "policy %u", p->tracking);
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, verify) &&
+	    p->verify > VMIG_VERIFY_OFF)
+		return vmig_fail(s, -EINVAL, "policies: unknown verify "
+				 "policy %u", p->verify);
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, reserved2) &&
+	    p->reserved2)
+		return vmig_fail(s, -EINVAL, "policies: reserved2 is not 0");
 	policies_default(&n);
 	n.hotplug = p->hotplug;
 	if (p->downtime_limit_ms)
@@ -403,6 +413,10 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	if (VMIG_HAS_FIELD(p, struct vmig_policies, idle_timeout_ms) &&
 	    p->idle_timeout_ms)
 		n.idle_timeout_ms = p->idle_timeout_ms;
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, verify) && p->verify)
+		n.verify = p->verify;
+	else if (e->running)
+		n.verify = e->pol.verify; /* 0 keeps the migration's */
 	if (e->running)
 		return vmig_control_policies_live(s, &n);
 	e->pol = n;
@@ -547,7 +561,8 @@ VMIG_API int vmig_cancel(vmig_session *s)
 		return -EINVAL;
 	pthread_mutex_lock(&e->lock);
 	if (e->running && e->cancel) {
-		e->cancel_requested = true;
+		__atomic_store_n(&e->cancel_requested, true,
+				 __ATOMIC_RELEASE);
 		ret = uv_async_send(e->cancel);
 	}
 	pthread_mutex_unlock(&e->lock);

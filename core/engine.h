@@ -57,6 +57,13 @@ struct vmig_mig_stats {
 	uint64_t digest;     /* this side's memory digest */
 	bool peer_digest_known;
 	uint64_t peer_digest; /* source: the destination's, from ACK */
+	uint32_t verify;     /* source: enum vmig_verify_policy used */
+	/*
+	 * Source, verify "audit": the comparison after COMMIT: 0 not made
+	 * (not committed, or no audit), 1 the digests matched, -1 they
+	 * differed (the call returned VMIG_EAUDIT).
+	 */
+	int audit;
 	uint64_t total_bytes; /* bytes of the stream (sent or received) */
 	uint64_t total_pages; /* PAGES and ZERO pages */
 	uint64_t zero_pages;
@@ -328,8 +335,21 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s);
 
 /* digest.c */
 
-/* The digest of the session's regions (docs/protocol.md "Digest"). */
+/*
+ * The digest of the session's regions (docs/protocol.md "Digest"): the
+ * layout's seed plus each page's term, modulo 2^64. Large memories are
+ * hashed on every core (vmig_digest_threads() threads).
+ */
 uint64_t vmig_digest_memory(const vmig_session *s);
+unsigned int vmig_digest_threads(const vmig_session *s);
+/* What one core hashes here, measured on a sample (bytes per second). */
+double vmig_digest_rate(const vmig_session *s);
+/* The layout's seed: the digest of memory without pages. */
+uint64_t vmig_digest_layout(const vmig_session *s);
+/* One page's term: its bytes, and the gpa of its first byte. */
+uint64_t vmig_digest_page(uint64_t gpa, const void *page);
+/* The term of a zero page at gpa, without reading one. */
+uint64_t vmig_digest_zero_page(uint64_t gpa);
 
 /* True when the 4 KiB page at p is all zero (stops at the first word). */
 bool vmig_page_is_zero(const void *p);
@@ -503,6 +523,18 @@ struct vmig_rx {
 	const struct vmig_section_loader *ram;
 	const struct vmig_section_loader *devs;
 	bool devs_touched;      /* some device left RUNNING */
+	/*
+	 * The memory digest, kept as pages arrive (docs/protocol.md
+	 * "Digest"): per region of this session, each page's term and a
+	 * bit saying it has one; their sum. A page received again replaces
+	 * its term, so at COMPLETE the digest is known without a pass over
+	 * memory (the pages the stream never named are hashed then).
+	 */
+	bool full_digest;       /* HELLO's FULL_DIGEST: no terms kept */
+	uint64_t **term;        /* NULL with FULL_DIGEST */
+	uint64_t **termed;      /* also: the page was received */
+	uint64_t term_sum;
+	uint64_t termed_pages;
 };
 
 /* Prepares rx for a stream into s's regions. Returns 0 or -ENOMEM. */
@@ -510,6 +542,13 @@ int vmig_rx_init(struct vmig_rx *rx, vmig_session *s);
 
 /* Releases what rx allocated. */
 void vmig_rx_fini(struct vmig_rx *rx);
+
+/*
+ * The digest of this session's memory as received: the terms kept so
+ * far, and the pages without one hashed now. Returns it, and sets
+ * *hashed to the pages that had to be read.
+ */
+uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed);
 
 /*
  * Where the next bytes of the stream go, and at most how many: never past

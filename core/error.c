@@ -37,6 +37,9 @@ VMIG_API const char *vmig_strerror(int err)
 		return "migration outcome unresolved: the guest is paused";
 	case VMIG_EMIGRATED:
 		return "the guest was migrated away already";
+	case VMIG_EAUDIT:
+		return "committed, then the audit found the destination's "
+		       "memory differs";
 	}
 	if (err < 0 && err > -4096) {
 		/* Unlike strerror, this never writes a shared buffer. */

@@ -41,6 +41,11 @@ struct vmig_region_rec {
 	uint64_t npages;
 	uint64_t *dirty; /* the migration bitmap: one bit per 4 KiB page */
 	bool owned;      /* the session allocated the memory (configuration) */
+	/*
+	 * VMIG_REGION_FRESH: zero and never written; a receive clears it
+	 * (the pages it wrote are no longer fresh).
+	 */
+	bool fresh;
 };
 
 struct vmig_mapping_rec {

@@ -75,6 +75,7 @@ struct vmig_src {
 	uint64_t dirty_rate;
 	uint64_t expected_us;
 	uint64_t mem_bytes;      /* all of guest memory */
+	double digest_rate;      /* strict: what one core hashes, measured */
 	bool want_switchover;    /* the timeout said force */
 	uint64_t last_progress_us;
 
@@ -109,6 +110,7 @@ struct vmig_src {
 	uint64_t digest;
 	bool ack;
 	uint64_t ack_digest, ack_pages;
+	bool audited;            /* audit: the comparison is made */
 
 	/* Replies: header, then an ERROR's message. */
 	struct vmig_reply reply;
@@ -408,9 +410,17 @@ static void src_pump(struct vmig_src *src)
 	while (!src->scan_done && !src->want_switchover &&
 	       src->w.inflight < INFLIGHT_MAX) {
 		struct vmig_batch *b;
-		uint64_t budget = pace_budget(src);
+		uint64_t budget;
 		int ret;
 
+		/*
+		 * vmig_cancel() from another thread: back to the loop, which
+		 * runs the cancel at once, between two batches.
+		 */
+		if (__atomic_load_n(&src->e->cancel_requested,
+				    __ATOMIC_ACQUIRE))
+			break;
+		budget = pace_budget(src);
 		if (!budget)
 			break;
 		b = vmig_batch_get(&src->w);
@@ -544,18 +554,18 @@ static int64_t src_sync(struct vmig_src *src, struct vmig_iter_stats *it)
 
 /*
  * The source gives up: max_iterations passed over the limit. The message
- * names the devices that made the estimate unknowable.
+ * says which part of the expected downtime is over the limit and by how
+ * much, and names the devices that made the estimate unknowable.
  */
-static void iteration_give_up(struct vmig_src *src, uint64_t n)
+static void iteration_give_up(struct vmig_src *src, uint64_t n,
+			      const struct vmig_converge_decision *d)
 {
 	struct vmig_engine *e = src->e;
 	char unknown[sizeof(e->st.unknown_state) + 64] = "";
-	char expected[32] = "unknown";
+	char why[256];
 	char *c;
 
-	if (src->expected_us != UINT64_MAX)
-		snprintf(expected, sizeof(expected), "%llu ms",
-			 (unsigned long long)src->expected_us / 1000);
+	vmig_converge_describe(d, why, sizeof(why));
 	if (e->st.unknown_state[0])
 		snprintf(unknown, sizeof(unknown),
 			 " (state size unknown, counted as 100 GiB: %s)",
@@ -566,10 +576,9 @@ static void iteration_give_up(struct vmig_src *src, uint64_t n)
 	e->st.cancelled = true;
 	src_fail(src, -ETIMEDOUT,
 		 "did not converge in %u iteration(s) (max_iterations): %llu "
-		 "pages dirty, expected downtime %s%s, limit %llu ms; the "
-		 "guest stays on the source",
-		 src->iteration + 1, (unsigned long long)n, expected, unknown,
-		 (unsigned long long)e->pol.downtime_limit_ms);
+		 "pages dirty; %s; mostly %s%s; the guest stays on the source",
+		 src->iteration + 1, (unsigned long long)n, why,
+		 vmig_converge_part_name(d->main), unknown);
 }
 
 /* After a sync that found n dirty pages: the policy decides, we act. */
@@ -578,7 +587,16 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 	struct vmig_engine *e = src->e;
 	struct vmig_converge_input in = {
 		.page_rate = src->rates.page_rate,
-		.verify_bytes = src->mem_bytes,
+		/*
+		 * Only strict hashes with the guest stopped: the source (in
+		 * parallel with the last pages), then the destination (after
+		 * COMPLETE), each on every core.
+		 */
+		.verify_bytes = e->pol.verify == VMIG_VERIFY_STRICT
+					? 2 * src->mem_bytes /
+						  vmig_digest_threads(src->s)
+					: 0,
+		.verify_rate = src->digest_rate,
 		.downtime_limit_us = e->pol.downtime_limit_ms * 1000u,
 		.iterations = src->iteration + 1,
 		.max_iterations = e->pol.max_iterations,
@@ -635,7 +653,7 @@ static void iteration_decide(struct vmig_src *src, uint64_t n)
 		src_switchover(src);
 		return;
 	case VMIG_CONVERGE_MAX_ITERATIONS:
-		iteration_give_up(src, n);
+		iteration_give_up(src, n, &d);
 		return;
 	case VMIG_CONVERGE_OVER_LIMIT:
 		break;
@@ -696,6 +714,7 @@ static void digest_work(uv_work_t *w)
 }
 
 static void src_decide(struct vmig_src *src);
+static void src_audit(struct vmig_src *src);
 
 static void digest_done(uv_work_t *w, int status)
 {
@@ -703,8 +722,56 @@ static void digest_done(uv_work_t *w, int status)
 
 	(void)status;
 	src->work_done = true;
-	if (!src->finished && src->ack)
+	if (src->e->pol.verify == VMIG_VERIFY_AUDIT)
+		src_audit(src);
+	else if (!src->finished && src->ack)
 		src_decide(src);
+}
+
+/* Hashes the stopped memory on the loop's thread pool. */
+static int digest_start(struct vmig_src *src)
+{
+	int ret;
+
+	src->work.data = src;
+	ret = uv_queue_work(src->loop, &src->work, digest_work, digest_done);
+	if (ret < 0)
+		return ret;
+	src->work_started = true;
+	return 0;
+}
+
+/*
+ * verify "audit": the guest runs on the destination (STARTED) and the
+ * source's digest is known: compare, loudly. The guest stays where it
+ * is whatever the outcome; a mismatch is the call's result.
+ */
+static void src_audit(struct vmig_src *src)
+{
+	struct vmig_engine *e = src->e;
+
+	if (e->pol.verify != VMIG_VERIFY_AUDIT || src->audited ||
+	    !src->work_done || !e->st.committed || src->result < 0)
+		return;
+	src->audited = true;
+	e->st.digest = src->digest;
+	e->st.digest_known = true;
+	if (src->digest == src->ack_digest) {
+		e->st.audit = 1;
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: audit: digests match (0x%016llx)",
+			  (unsigned long long)src->digest);
+		return;
+	}
+	e->st.audit = -1;
+	src->result = VMIG_EAUDIT;
+	snprintf(src->errmsg, sizeof(src->errmsg),
+		 "audit after COMMIT: the destination's memory digest "
+		 "0x%016llx differs from the source's 0x%016llx; the guest "
+		 "already runs on the destination, whose memory is suspect",
+		 (unsigned long long)src->ack_digest,
+		 (unsigned long long)src->digest);
+	vmig_logf(src->s, VMIG_LOG_ERROR, "source: %s", src->errmsg);
 }
 
 /*
@@ -795,14 +862,14 @@ static void src_switchover(struct vmig_src *src)
 	vmig_logf(s, VMIG_LOG_INFO,
 		  "source: switchover: guest stopped, %lld pages to send",
 		  (long long)n);
-	/* The source's digest, while the rest travels. */
-	src->work.data = src;
-	ret = uv_queue_work(src->loop, &src->work, digest_work, digest_done);
-	if (ret < 0) {
-		src_fail(src, ret, "digest: %s", vmig_strerror(ret));
-		return;
+	/* strict: the source's digest, while the rest travels. */
+	if (e->pol.verify == VMIG_VERIFY_STRICT) {
+		ret = digest_start(src);
+		if (ret < 0) {
+			src_fail(src, ret, "digest: %s", vmig_strerror(ret));
+			return;
+		}
 	}
-	src->work_started = true;
 	src_phase(src, SP_FINAL);
 	src->want_switchover = false;
 	src->it_start_us = vmig_now_us();
@@ -818,8 +885,13 @@ static void src_decide(struct vmig_src *src)
 	struct vmig_engine *e = src->e;
 	uint8_t hdr[VMIG_FRAME_HDR];
 
-	e->st.digest = src->digest;
-	e->st.digest_known = true;
+	bool strict = e->pol.verify == VMIG_VERIFY_STRICT;
+	int ret;
+
+	if (strict) {
+		e->st.digest = src->digest;
+		e->st.digest_known = true;
+	}
 	e->st.peer_digest = src->ack_digest;
 	e->st.peer_digest_known = true;
 	if (src->ack_pages != src->pages_total) {
@@ -832,7 +904,7 @@ static void src_decide(struct vmig_src *src)
 					: "");
 		return;
 	}
-	if (src->ack_digest != src->digest) {
+	if (strict && src->ack_digest != src->digest) {
 		src_fail(src, VMIG_EMISMATCH,
 			 "the destination's memory digest 0x%016llx differs "
 			 "from the source's 0x%016llx%s",
@@ -846,22 +918,38 @@ static void src_decide(struct vmig_src *src)
 		src_fail_quiet(src,
 			       src->peer_gone_err ? src->peer_gone_err
 						  : -ECONNRESET,
-			       "the destination acknowledged (the digests "
-			       "match) and closed the connection before "
-			       "COMMIT: COMMIT was not sent; the guest resumes "
-			       "on the source");
+			       "the destination acknowledged%s and closed "
+			       "the connection before COMMIT: COMMIT was not "
+			       "sent; the guest resumes on the source",
+			       strict ? " (the digests match)" : "");
 		return;
 	}
-	vmig_logf(src->s, VMIG_LOG_INFO,
-		  "source: digests match (0x%016llx): commit",
-		  (unsigned long long)src->digest);
+	if (strict)
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: digests match (0x%016llx): commit",
+			  (unsigned long long)src->digest);
+	else
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: the destination acknowledged (digest "
+			  "0x%016llx): commit (verify %s)",
+			  (unsigned long long)src->ack_digest,
+			  e->pol.verify == VMIG_VERIFY_AUDIT ? "audit"
+							     : "off");
 	/*
 	 * The phase changes before the write is queued: from the moment
 	 * COMMIT may be on the socket, nothing may resume the guest blindly.
 	 */
 	src_phase(src, SP_COMMIT);
 	vmig_enc_commit(hdr);
-	src_ctl(src, hdr, NULL, 0);
+	if (src_ctl(src, hdr, NULL, 0) < 0 ||
+	    e->pol.verify != VMIG_VERIFY_AUDIT)
+		return;
+	/* audit: hash the stopped memory while STARTED comes. */
+	ret = digest_start(src);
+	if (ret < 0)
+		vmig_logf(src->s, VMIG_LOG_ERROR,
+			  "source: audit: cannot hash the memory: %s",
+			  vmig_strerror(ret));
 }
 
 /* ------------------------------------------------------------------ */
@@ -966,6 +1054,8 @@ static void src_committed(struct vmig_src *src)
 	if (s->tracking)
 		vmig_tracking_stop(s);
 	src_close_conn(src);
+	/* audit: compare now, or when the hashing ends (digest_done). */
+	src_audit(src);
 }
 
 /*
@@ -1357,7 +1447,9 @@ static void src_reply(struct vmig_src *src)
 		src->ack = true;
 		src->ack_digest = m->ack.digest;
 		src->ack_pages = m->ack.pages;
-		if (src->work_done)
+		/* Only strict waits for its own digest. */
+		if (src->work_done ||
+		    src->e->pol.verify != VMIG_VERIFY_STRICT)
 			src_decide(src);
 		return;
 	case VMIG_FRAME_STARTED:
@@ -1498,7 +1590,11 @@ static void src_hello(struct vmig_src *src)
 				      vmig_section_devstate_name(
 					      &src->set.sec[VMIG_SECTION_DEVICES],
 					      i));
-	vmig_enc_hello(hdr, nr, nd, p, len);
+	vmig_enc_hello(hdr,
+		       src->e->pol.verify == VMIG_VERIFY_STRICT
+			       ? VMIG_HELLO_FULL_DIGEST
+			       : 0,
+		       nr, nd, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)
 		src_phase(src, SP_HELLO);
 }
@@ -1604,6 +1700,9 @@ static struct vmig_src *src_new(vmig_session *s, uv_loop_t *loop)
 	vmig_sections_init(&src->set, s, src->e);
 	for (i = 0; i < s->nr_regions; i++)
 		src->mem_bytes += s->regions[i].length;
+	/* strict hashes inside the downtime: at what rate, here. */
+	if (src->e->pol.verify == VMIG_VERIFY_STRICT)
+		src->digest_rate = vmig_digest_rate(s);
 	uv_async_init(loop, &src->cancel, cancel_fired);
 	src->cancel.data = src;
 	uv_timer_init(loop, &src->pace);
@@ -1752,6 +1851,7 @@ int vmig_src_run(vmig_session *s, const char *address, vmig_session *dsts)
 			       0);
 	e->st.valid = true;
 	e->st.local = dsts != NULL;
+	e->st.verify = e->pol.verify;
 	free(s->stats.iters);
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->stats.truth = vmig_observer_judges(s);

@@ -264,8 +264,7 @@ struct frame_rule {
 #define ZD 0x8u
 
 static const struct frame_rule rules[VMIG_FRAME_NR] = {
-	[VMIG_FRAME_HELLO] = { LEN_HELLO, VMIG_HELLO_MAX, CRC_ALWAYS,
-			       ZA | ZD },
+	[VMIG_FRAME_HELLO] = { LEN_HELLO, VMIG_HELLO_MAX, CRC_ALWAYS, ZD },
 	[VMIG_FRAME_WELCOME] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
 	[VMIG_FRAME_PAGES] = { LEN_PAGES, VMIG_PAGES_MAX * 4096ull, CRC_MAY,
 			       ZD },
@@ -433,6 +432,13 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 
 	/* The type's own fields that need no knowledge of the receiver. */
 	switch (f->type) {
+	case VMIG_FRAME_HELLO:
+		if (f->a & ~(uint64_t)VMIG_HELLO_FLAGS)
+			return bad(err, errlen, frame_no, f->type,
+				   "unknown stream flags 0x%llx",
+				   (unsigned long long)(f->a &
+							~(uint64_t)VMIG_HELLO_FLAGS));
+		break;
 	case VMIG_FRAME_PAGES:
 		if (!f->c)
 			return bad(err, errlen, frame_no, f->type,
@@ -466,11 +472,12 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 /* ------------------------------------------------------------------ */
 /* Typed encoders                                                      */
 
-void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t nr_regions,
-		    uint32_t nr_devices, const void *layout, size_t len)
+void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t flags,
+		    uint32_t nr_regions, uint32_t nr_devices, const void *layout,
+		    size_t len)
 {
-	vmig_frame_pack(hdr, VMIG_FRAME_HELLO, len, 0, nr_regions, nr_devices,
-			layout);
+	vmig_frame_pack(hdr, VMIG_FRAME_HELLO, len, flags, nr_regions,
+			nr_devices, layout);
 }
 
 void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR])
@@ -563,6 +570,7 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 	m->length = f->length;
 	switch (f->type) {
 	case VMIG_FRAME_HELLO:
+		m->hello.flags = f->a;
 		m->hello.nr_regions = f->b;
 		m->hello.nr_devices = f->c;
 		break;

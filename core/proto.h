@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMIG_PROTO_VERSION 2u
+#define VMIG_PROTO_VERSION 3u
 #define VMIG_FRAME_HDR 64u         /* bytes of a frame header */
 #define VMIG_FRAME_DATA_CRC 0x1u   /* flags: data_crc covers the payload */
 
@@ -122,11 +122,20 @@ void vmig_proto_text(char *out, size_t outlen, const void *msg, size_t len);
 /* Typed encoders: each fills a header of its frame type.              */
 
 /*
+ * HELLO's stream flags (field a). FULL_DIGEST: the destination's ACK
+ * digest is a pass over all its memory at COMPLETE (the source's verify
+ * "strict"), not the one it kept as pages arrived.
+ */
+#define VMIG_HELLO_FULL_DIGEST 0x1u
+#define VMIG_HELLO_FLAGS VMIG_HELLO_FULL_DIGEST
+
+/*
  * HELLO: the layout follows, nr_regions regions then nr_devices devices
  * (vmig_hello_len bytes, filled with vmig_hello_put_*), with DATA_CRC.
  */
-void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t nr_regions,
-		    uint32_t nr_devices, const void *layout, size_t len);
+void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t flags,
+		    uint32_t nr_regions, uint32_t nr_devices, const void *layout,
+		    size_t len);
 void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR]);
 /*
  * PAGES: count pages from page first of region, the payload data (count
@@ -179,7 +188,7 @@ struct vmig_msg {
 	uint64_t length;   /* payload bytes */
 	union {
 		struct {
-			uint64_t nr_regions, nr_devices;
+			uint64_t flags, nr_regions, nr_devices;
 		} hello;
 		struct {       /* PAGES and ZERO */
 			uint64_t region, first, count;

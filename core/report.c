@@ -88,6 +88,8 @@ static const char *result_name(const struct vmig_mig_stats *st)
 {
 	if (st->result == 0)
 		return "completed";
+	if (st->result == VMIG_EAUDIT)
+		return "completed, audit failed"; /* the guest migrated */
 	if (st->unresolved)
 		return "unresolved";
 	if (st->result == VMIG_EUNRESOLVED)
@@ -177,7 +179,11 @@ static bool report_migration(vmig_session *s, cJSON *root)
 		 * What kept the guest stopped when the migration did not
 		 * commit, and the devices the estimate could not size.
 		 */
-		if (!add_str(root, "awaited", st->awaited))
+		if (!add_str(root, "awaited", st->awaited) ||
+		    (st->audit ? !add_str(root, "audit",
+					   st->audit > 0 ? "match"
+							 : "mismatch")
+			       : !cJSON_AddNullToObject(root, "audit")))
 			return false;
 		unk = cJSON_AddArrayToObject(root, "state_size_unknown");
 		if (!unk)
@@ -198,7 +204,9 @@ static bool report_migration(vmig_session *s, cJSON *root)
 		    !add_ms(dt, "final_sync", st->final_sync_us) ||
 		    !add_ms(dt, "send", st->final_send_us) ||
 		    !add_ms(dt, "ack", st->ack_us) ||
-		    !add_ms(dt, "source_digest", st->digest_us))
+		    !add_ms(dt, "source_digest",
+			    st->verify == VMIG_VERIFY_STRICT ? st->digest_us
+							     : 0))
 			return false;
 	}
 	pol = cJSON_AddObjectToObject(root, "policies");
@@ -213,6 +221,10 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !add_u64(pol, "handshake_timeout_ms",
 		     e->pol.handshake_timeout_ms, true) ||
 	    !add_u64(pol, "idle_timeout_ms", e->pol.idle_timeout_ms, true) ||
+	    !add_str(pol, "verify",
+		     e->pol.verify == VMIG_VERIFY_STRICT ? "strict"
+		     : e->pol.verify == VMIG_VERIFY_OFF  ? "off"
+							 : "audit") ||
 	    !add_str(pol, "timeout_strategy",
 		     e->pol.timeout_strategy == VMIG_TIMEOUT_STRATEGY_FORCE
 			     ? "force"

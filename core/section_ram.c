@@ -16,6 +16,14 @@
 #include "section.h"
 
 #define PREFETCH_PAGES 8 /* zero checks look this far ahead */
+/*
+ * The pages one ZERO frame names at most, and one fill looks at: a fill
+ * runs on the loop's thread, so it must end soon enough for a cancel or
+ * a reply to be seen between two (tens of ms even where every page of a
+ * huge zero run costs a fault).
+ */
+#define ZERO_RUN_MAX 32768u
+#define FILL_PAGES_MAX 32768u
 
 struct ram {
 	uint32_t region;        /* the cursor */
@@ -127,8 +135,8 @@ static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
 
 	if (!zero && max > VMIG_PAGES_MAX)
 		max = VMIG_PAGES_MAX;
-	if (zero && max > UINT32_MAX)
-		max = UINT32_MAX;
+	if (zero && max > ZERO_RUN_MAX)
+		max = ZERO_RUN_MAX;
 	n = ram_same_run(data, max, zero);
 	vmig_bitmap_clear(reg->dirty, p, n);
 	if (zero) {
@@ -146,9 +154,13 @@ static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
 	return ret;
 }
 
-/* Fills the sink from the cursor: 1 at the end of memory, 0 when full. */
+/*
+ * Fills the sink from the cursor: 1 at the end of memory, 0 when full or
+ * after FILL_PAGES_MAX pages (the next fill goes on).
+ */
 static int ram_save(struct vmig_section *sec, struct vmig_section_sink *out)
 {
+	uint64_t pages0 = out->pages;
 	uint8_t *hdr;
 	int ret;
 
@@ -158,6 +170,8 @@ static int ram_save(struct vmig_section *sec, struct vmig_section_sink *out)
 		ret = ram_frame(sec, out, hdr);
 		if (ret < 0)
 			return ret;
+		if (out->pages - pages0 >= FILL_PAGES_MAX)
+			return 0;
 	}
 	return 0;
 }
@@ -192,14 +206,23 @@ static uint8_t *ram_span(struct vmig_rx *rx, uint64_t region, uint64_t first)
 	return r->hva + first * VMIG_PAGE_SIZE;
 }
 
-/* Zeroes the pages of a ZERO frame, writing only those that are not. */
+/*
+ * Zeroes the pages of a ZERO frame, writing only those that are not. In
+ * fresh memory (VMIG_REGION_FRESH) a page nothing arrived for yet is
+ * zero and is not even read; one that received data before must be
+ * cleared like any other.
+ */
 static void ram_zero(struct vmig_rx *rx, uint8_t *p, uint64_t n)
 {
-	uint64_t i;
+	uint32_t r = rx->region_map[rx->m.pages.region];
+	const struct vmig_region_rec *reg = &rx->s->regions[r];
+	const uint64_t *seen = rx->termed ? rx->termed[r] : NULL;
+	uint64_t i, page = rx->m.pages.first;
 
-	(void)rx;
-	/* Reading a page never touched costs nothing; writing allocates. */
 	for (i = 0; i < n; i++, p += VMIG_PAGE_SIZE) {
+		if (reg->fresh && seen && !vmig_bitmap_test(seen, page + i))
+			continue;
+		/* Reading a page never touched costs little; writing does. */
 		if (!vmig_page_is_zero(p))
 			memset(p, 0, VMIG_PAGE_SIZE);
 	}

@@ -447,9 +447,9 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 		return vmig_fail(s, -EINVAL, "region: size field too small");
 	if (s->tracking)
 		return vmig_fail(s, -EBUSY, "region: tracking has started");
-	if (r->flags)
+	if (r->flags & ~VMIG_REGION_FRESH)
 		return vmig_fail(s, -EINVAL, "region: unknown flags 0x%x",
-				 r->flags);
+				 r->flags & ~VMIG_REGION_FRESH);
 	if (!r->length || (r->gpa & PAGE_MASK_4K) ||
 	    (r->length & PAGE_MASK_4K) || r->gpa + r->length < r->gpa)
 		return vmig_fail(s, -EINVAL,
@@ -494,6 +494,7 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 	rec->fd = r->fd;
 	rec->fd_offset = r->fd_offset;
 	rec->npages = r->length / VMIG_PAGE_SIZE;
+	rec->fresh = r->flags & VMIG_REGION_FRESH;
 	if (r->name) {
 		rec->name = strdup(r->name);
 	} else if (asprintf(&rec->name, "ram%zu", s->nr_regions) < 0) {

@@ -332,7 +332,7 @@ static int parse_preference(struct ctx *c, const cJSON *root,
 static const char *const policies_keys[] = {
 	"hotplug", "downtime_limit_ms", "bandwidth_limit", "max_iterations",
 	"timeout_ms", "timeout_strategy", "tracking", "switchover_timeout_ms",
-	"handshake_timeout_ms", "idle_timeout_ms", NULL,
+	"handshake_timeout_ms", "idle_timeout_ms", "verify", NULL,
 };
 static const char *const hotplug_names[] = {
 	"track", "degrade", "reject", NULL,
@@ -340,6 +340,10 @@ static const char *const hotplug_names[] = {
 static const char *const timeout_names[] = { "cancel", "force", NULL };
 static const char *const tracking_names[] = {
 	"mixed", "all-or-nothing", NULL,
+};
+/* In the order of enum vmig_verify_policy, from VMIG_VERIFY_AUDIT. */
+static const char *const verify_names[] = {
+	"audit", "strict", "off", NULL,
 };
 
 static int parse_policies(struct ctx *c, const cJSON *root,
@@ -350,6 +354,7 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	int hotplug = VMIG_HOTPLUG_POLICY_TRACK,
 	    strategy = VMIG_TIMEOUT_STRATEGY_CANCEL;
 	int tracking = VMIG_TRACKING_POLICY_MIXED;
+	int verify = 0; /* audit */
 	int64_t downtime = 300, iters = 30, timeout = 0;
 	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 	int64_t handshake = VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -393,10 +398,13 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 					   EXACT_MAX, "a positive integer "
 					   "(milliseconds, below 2^53)",
 					   &idle);
+		rc = rc ? rc : cfg_get_enum(c, obj, "verify", verify_names,
+					    &verify);
 		if (rc)
 			return rc;
 		cfg_pop(c, m);
 	}
+	p->verify = (enum vmig_verify_policy)(VMIG_VERIFY_AUDIT + verify);
 	p->hotplug = (enum vmig_hotplug_policy)hotplug;
 	p->downtime_limit_ms = (uint64_t)downtime;
 	p->max_iterations = (uint32_t)iters;
@@ -441,13 +449,17 @@ static int parse_run(struct ctx *c, const cJSON *root,
 /* Memory                                                              */
 
 static const char *const region_keys[] = { "name", "gpa", "size", "fill",
-					    NULL };
+					    "backing", NULL };
 static const char *const fill_names[] = { "zero", "random", NULL };
+/* In the order of enum vmig_cfg_backing. */
+static const char *const backing_names[] = {
+	"anonymous", "memfd", "hugetlbfs", NULL,
+};
 
 static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 			struct vmig_cfg_region *r)
 {
-	int fill = VMIG_CFG_FILL_ZERO;
+	int fill = VMIG_CFG_FILL_ZERO, backing = VMIG_CFG_BACKING_ANONYMOUS;
 	uint64_t last;
 	char name[32];
 	int rc;
@@ -464,9 +476,17 @@ static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 	rc = rc ? rc : cfg_get_aligned(c, obj, "size", U_SIZE, &r->size);
 	rc = rc ? rc : cfg_range_last(c, r->gpa, r->size, &last);
 	rc = rc ? rc : cfg_get_enum(c, obj, "fill", fill_names, &fill);
+	rc = rc ? rc : cfg_get_enum(c, obj, "backing", backing_names,
+				    &backing);
 	if (rc)
 		return rc;
+	if (backing == VMIG_CFG_BACKING_HUGETLBFS && r->size % (2u << 20))
+		return cfg_fail_key(c, "size", "0x%llx is not a multiple of "
+				    "2 MiB, as \"backing\": \"hugetlbfs\" "
+				    "needs",
+				    (unsigned long long)r->size);
 	r->fill = (enum vmig_cfg_fill)fill;
+	r->backing = (enum vmig_cfg_backing)backing;
 	if (!r->name) {
 		snprintf(name, sizeof(name), "ram%zu", idx);
 		r->name = cfg_sdup(name);

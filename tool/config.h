@@ -30,6 +30,7 @@ struct vmig_cfg_policies {
 	uint64_t idle_timeout_ms;       /* default 60000; never 0 */
 	enum vmig_timeout_strategy timeout_strategy; /* default cancel */
 	enum vmig_tracking_policy tracking; /* default mixed */
+	enum vmig_verify_policy verify; /* default audit */
 };
 
 enum vmig_cfg_fill {
@@ -37,11 +38,19 @@ enum vmig_cfg_fill {
 	VMIG_CFG_FILL_RANDOM = 1, /* pseudo-random bytes, seeded by the gpa */
 };
 
+/* What backs a region's memory (the tool maps it). */
+enum vmig_cfg_backing {
+	VMIG_CFG_BACKING_ANONYMOUS = 0, /* private anonymous, THP advised */
+	VMIG_CFG_BACKING_MEMFD = 1,     /* a memfd, shared, THP advised */
+	VMIG_CFG_BACKING_HUGETLBFS = 2, /* a hugetlbfs memfd, 2 MiB pages */
+};
+
 struct vmig_cfg_region {
 	char *name;    /* default "ram<index>" */
 	uint64_t gpa;  /* 4 KiB aligned */
-	uint64_t size; /* a non-zero multiple of 4 KiB */
+	uint64_t size; /* a non-zero multiple of 4 KiB (2 MiB: hugetlbfs) */
 	enum vmig_cfg_fill fill; /* the contents the program starts with */
+	enum vmig_cfg_backing backing; /* default anonymous */
 };
 
 enum vmig_cfg_iommu_type {

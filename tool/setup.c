@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "core/engine.h"
@@ -38,6 +39,7 @@ struct space {
 
 struct setup {
 	vmig_session *s;
+	bool named_enomem; /* an -ENOMEM whose message says more */
 	struct vmig_tool_state *tst;
 	const struct vmig_config *cfg;
 	struct space *spaces;
@@ -416,20 +418,123 @@ static int setup_plugins(struct setup *st)
 	return 0;
 }
 
+/* vmig_configure_interrupt() was called (from any thread). */
+static bool configure_interrupted;
+
+void vmig_configure_interrupt(void)
+{
+	__atomic_store_n(&configure_interrupted, true, __ATOMIC_RELEASE);
+}
+
+static bool interrupted(void)
+{
+	return __atomic_load_n(&configure_interrupted, __ATOMIC_ACQUIRE);
+}
+
+#define FILL_CHUNK (64ull << 20) /* bytes between interrupt checks */
+
 /*
  * "fill": "random": bytes no page of which is zero, the same for the same
- * gpa on every run (xorshift64, seeded by the region's gpa).
+ * gpa on every run (xorshift64, seeded by the region's gpa). False when
+ * interrupted.
  */
-static void fill_random(uint8_t *p, uint64_t len, uint64_t gpa)
+static bool fill_random(uint8_t *p, uint64_t len, uint64_t gpa)
 {
 	uint64_t x = gpa ^ 0x9E3779B97F4A7C15ull, i;
 
 	for (i = 0; i + 8 <= len; i += 8) {
+		if (!(i % FILL_CHUNK) && interrupted())
+			return false;
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
 		memcpy(p + i, &x, 8);
 	}
+	return true;
+}
+
+#define HUGE_2M (2ull << 20)
+
+/*
+ * A 2 MiB-aligned reservation of len bytes (no access yet): huge pages
+ * can back it from its first byte. MAP_FAILED on failure (errno set).
+ */
+static void *reserve_aligned(uint64_t len)
+{
+	uint8_t *p, *a;
+	uint64_t head;
+
+	p = mmap(NULL, len + HUGE_2M, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return MAP_FAILED;
+	a = (uint8_t *)(((uintptr_t)p + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1));
+	head = (uint64_t)(a - p);
+	if (head)
+		munmap(p, head);
+	munmap(a + len, HUGE_2M - head);
+	return a;
+}
+
+/*
+ * Maps a region's memory as a VMM would: 2 MiB-aligned, anonymous (THP
+ * advised), a memfd (shared, THP advised) or a hugetlbfs memfd. The
+ * memfd is closed once mapped: the mapping keeps it. NULL with *err set.
+ */
+static void *map_region(const struct vmig_cfg_region *cr, int *err,
+			const char **what)
+{
+	unsigned int mfd = MFD_CLOEXEC;
+	void *a, *p;
+	int fd, flags = MAP_SHARED | MAP_FIXED;
+
+	a = reserve_aligned(cr->size);
+	if (a == MAP_FAILED) {
+		*err = -errno;
+		*what = "cannot reserve";
+		return NULL;
+	}
+	if (cr->backing == VMIG_CFG_BACKING_ANONYMOUS) {
+		/* Lazily backed: untouched guest pages cost nothing. */
+		p = mmap(a, cr->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+				 MAP_FIXED,
+			 -1, 0);
+		if (p == MAP_FAILED) {
+			*err = -errno;
+			*what = "cannot map";
+			munmap(a, cr->size);
+			return NULL;
+		}
+		/* Fewer faults, and no 4 KiB page tables to walk. */
+		madvise(p, cr->size, MADV_HUGEPAGE);
+		return p;
+	}
+	if (cr->backing == VMIG_CFG_BACKING_HUGETLBFS)
+		mfd |= MFD_HUGETLB;
+	else
+		flags |= MAP_NORESERVE;
+	fd = memfd_create(cr->name, mfd);
+	if (fd < 0 || ftruncate(fd, (off_t)cr->size) < 0) {
+		*err = -errno;
+		*what = fd < 0 ? "cannot create the memfd for" : "cannot size";
+		if (fd >= 0)
+			close(fd);
+		munmap(a, cr->size);
+		return NULL;
+	}
+	/* hugetlbfs reserves its pages here: none left fails now. */
+	p = mmap(a, cr->size, PROT_READ | PROT_WRITE, flags, fd, 0);
+	*err = p == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (p == MAP_FAILED) {
+		*what = "cannot map";
+		munmap(a, cr->size);
+		return NULL;
+	}
+	if (cr->backing == VMIG_CFG_BACKING_MEMFD)
+		madvise(p, cr->size, MADV_HUGEPAGE);
+	return p;
 }
 
 static int setup_memory(struct setup *st)
@@ -447,18 +552,38 @@ static int setup_memory(struct setup *st)
 			.length = cr->size,
 			.fd = -1,
 		};
+		static const char *const backing[] = {
+			"anonymous", "memfd", "hugetlbfs",
+		};
+		const char *what = "";
 		void *p;
+		int err = 0;
 
-		/* Lazily backed: untouched guest pages cost nothing. */
-		p = mmap(NULL, cr->size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return tool_fail(s, -errno,
-					 "memory[%zu]: cannot map %llu bytes: %s",
-					 i, (unsigned long long)cr->size,
-					 vmig_strerror(-errno));
-		if (cr->fill == VMIG_CFG_FILL_RANDOM)
-			fill_random(p, cr->size, cr->gpa);
+		p = map_region(cr, &err, &what);
+		st->named_enomem = err == -ENOMEM;
+		if (!p)
+			return tool_fail(s, err,
+					 "memory[%zu]: %s %llu bytes of %s "
+					 "memory: %s%s",
+					 i, what, (unsigned long long)cr->size,
+					 backing[cr->backing], vmig_strerror(err),
+					 cr->backing ==
+							 VMIG_CFG_BACKING_HUGETLBFS
+						 ? " (are enough 2 MiB pages "
+						   "reserved? "
+						   "/proc/sys/vm/nr_hugepages)"
+						 : "");
+		if (cr->fill == VMIG_CFG_FILL_RANDOM &&
+		    !fill_random(p, cr->size, cr->gpa)) {
+			munmap(p, cr->size);
+			return tool_fail(s, -ECANCELED,
+					 "memory[%zu]: configuring was "
+					 "interrupted",
+					 i);
+		}
+		if (cr->fill != VMIG_CFG_FILL_RANDOM)
+			/* Nothing wrote it: a destination skips zero pages. */
+			r.flags |= VMIG_REGION_FRESH;
 		r.hva = p;
 		ret = vmig_region_add(s, &r, NULL);
 		if (ret < 0) {
@@ -671,6 +796,7 @@ static int setup_run(struct setup *st)
 		.switchover_timeout_ms = cfg->policies.switchover_timeout_ms,
 		.handshake_timeout_ms = cfg->policies.handshake_timeout_ms,
 		.idle_timeout_ms = cfg->policies.idle_timeout_ms,
+		.verify = (uint32_t)cfg->policies.verify,
 	};
 
 	if (vmig_set_policies(s, &p) < 0)
@@ -719,6 +845,8 @@ int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 	if (!st.tst)
 		return tool_fail(s, -ENOMEM, "configure: out of memory");
 	s->role = cfg->role;
+	if (interrupted())
+		return tool_fail(s, -ECANCELED, "configure: interrupted");
 	ret = setup_run(&st);
 	if (ret == 0)
 		ret = setup_kernel(&st);
@@ -733,7 +861,7 @@ int vmig_session_configure(vmig_session *s, const vmig_config *cfg)
 	if (ret == 0)
 		ret = setup_simulation(&st);
 	free(st.spaces);
-	if (ret == -ENOMEM)
+	if (ret == -ENOMEM && !st.named_enomem)
 		return tool_fail(s, ret, "configure: out of memory");
 	return ret;
 }

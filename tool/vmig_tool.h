@@ -52,6 +52,15 @@ void vmig_config_free(vmig_config *cfg);
 int vmig_session_configure(vmig_session *s, const vmig_config *cfg);
 
 /*
+ * Interrupts the vmig_session_configure() that runs, from any thread: it
+ * stops at its next step (filling memory checks every 64 MiB) and returns
+ * -ECANCELED. For a program that configures one session: a signal during
+ * a long set-up (gigabytes of memory) ends it at once. Once called, every
+ * later configure of this process is interrupted too.
+ */
+void vmig_configure_interrupt(void);
+
+/*
  * Runs what the configuration says and writes the JSON report to
  * report_path (NULL: the configuration's "report", if any). With the
  * simulated kernel, the report compares what the sources reported with

@@ -73,6 +73,13 @@ enum vmig_error {
 	 * favour of the destination): this session no longer owns it.
 	 */
 	VMIG_EMIGRATED = -4012,
+	/*
+	 * Source, verify policy "audit": the migration committed (the
+	 * guest runs on the destination), then the source's digest of its
+	 * stopped memory differed from the destination's. The report says
+	 * "audit": "mismatch"; the destination's memory is suspect.
+	 */
+	VMIG_EAUDIT = -4013,
 };
 
 /*
@@ -247,9 +254,18 @@ VMIG_API int vmig_set_preference(vmig_session *s, const char *const *names,
 /* Guest memory                                                        */
 
 /* A block of guest RAM. */
+/*
+ * vmig_region.flags. FRESH: the memory is a new mapping that reads as
+ * zero and nothing wrote yet. A destination then never writes, nor reads,
+ * a page that arrives as zero before anything else arrived for it, so
+ * memory the guest never used is never backed. It holds for the first
+ * vmig_receive() only: that call clears it, whatever its outcome.
+ */
+#define VMIG_REGION_FRESH 0x1u
+
 struct vmig_region {
 	uint32_t size;
-	uint32_t flags;   /* none defined yet; must be 0 */
+	uint32_t flags;   /* VMIG_REGION_* */
 	const char *name; /* optional */
 	uint64_t gpa;     /* guest-physical start, 4 KiB aligned */
 	uint64_t length;  /* bytes, a multiple of 4 KiB */
@@ -481,6 +497,33 @@ enum vmig_tracking_policy {
 	VMIG_TRACKING_POLICY_ALL_OR_NOTHING = 1,
 };
 
+/*
+ * How the source checks the destination's memory digest (ACK) against
+ * its own (docs/protocol.md "Digest").
+ */
+enum vmig_verify_policy {
+	/*
+	 * 0 (or an older caller's shorter struct): VMIG_VERIFY_AUDIT; while
+	 * a migration runs (it cannot change then), the one it uses.
+	 */
+	VMIG_VERIFY_DEFAULT = 0,
+	/*
+	 * Commit on the destination's ACK; then hash the stopped memory
+	 * and compare: a mismatch returns VMIG_EAUDIT (the guest already
+	 * runs on the destination). Nothing of it is in the downtime.
+	 */
+	VMIG_VERIFY_AUDIT = 1,
+	/*
+	 * Hash the stopped memory (on every core) before COMMIT and commit
+	 * only on equal digests; a mismatch fails with VMIG_EMISMATCH and
+	 * the guest resumes on the source. The hashing is in the downtime
+	 * (and in the expected downtime).
+	 */
+	VMIG_VERIFY_STRICT = 2,
+	/* No comparison: commit on ACK (its page count is still checked). */
+	VMIG_VERIFY_OFF = 3,
+};
+
 /* How a migration behaves; zero fields take the defaults. */
 struct vmig_policies {
 	uint32_t size;
@@ -526,6 +569,9 @@ struct vmig_policies {
 	 */
 	uint64_t handshake_timeout_ms;
 	uint64_t idle_timeout_ms;
+	/* Appended after switchover_timeout_ms: enum vmig_verify_policy. */
+	uint32_t verify;
+	uint32_t reserved2;         /* 0 */
 };
 
 /* The default of vmig_policies.switchover_timeout_ms. */
@@ -553,8 +599,8 @@ VMIG_API int vmig_set_policies(vmig_session *s,
  * "tls-psk:host:port?key=FILE[&identity=ID]"; docs/config.md) and
  * migrates: pre-copy iterations while the guest runs, then switchover
  * through the VMM's stop callback, the final pages and device state,
- * COMMIT once the destination's memory digest equals the source's, and
- * the destination's STARTED. Blocks until done; progress goes to the
+ * COMMIT on the destination's ACK (with verify "strict", only once its
+ * memory digest equals the source's), and the destination's STARTED. Blocks until done; progress goes to the
  * progress callback. On any failure before COMMIT is written, the
  * devices and the guest (resume callback, when stop was called) run
  * again on the source. Returns 0 (the destination confirmed it runs the
@@ -562,7 +608,11 @@ VMIG_API int vmig_set_policies(vmig_session *s,
  * come: the guest stays paused; ask the destination, then call
  * vmig_resolve()), -ECANCELED (vmig_cancel), -ETIMEDOUT (timeout with
  * strategy cancel, handshake_timeout_ms, idle_timeout_ms or
- * switchover_timeout_ms; the message names what was awaited), VMIG_EPROTO (the destination rejected the stream),
+ * switchover_timeout_ms; the message names what was awaited),
+ * VMIG_EPROTO (the destination rejected the stream), VMIG_EMISMATCH
+ * (strict: the digests differ; the guest resumes here), VMIG_EAUDIT
+ * (audit: committed, the guest runs on the destination, then the
+ * digests differed),
  * VMIG_EMIGRATED (this session's guest was migrated already: nothing is
  * done, resume is not called), -EBUSY (a migration runs, or the last one
  * is unresolved), or another error, always with vmig_errmsg naming the

@@ -248,17 +248,26 @@ void vmig_stream_conn_discard(struct vmig_conn *c)
  * its buffers itself, and setting them would stop that.
  */
 #define UNIX_SNDBUF (4 << 20)
+/*
+ * A TCP receive queue the kernel lets grow to tcp_rmem's maximum (often
+ * 32 MiB) holds that much of the stream the destination has not applied
+ * yet: after the switchover the guest stays stopped until it is. 4 MiB
+ * (the kernel doubles it) still covers 10 Gb/s at 2 ms of round trip.
+ */
+#define TCP_RCVBUF (4 << 20)
 
 void vmig_stream_tune(struct vmig_conn *conn, bool tcp)
 {
 	struct stream_conn *c = sc_of(conn);
-	int v = UNIX_SNDBUF;
+	int v = UNIX_SNDBUF, r = TCP_RCVBUF;
 
 	/* Control frames are small and must not wait for more data. */
-	if (tcp)
+	if (tcp) {
 		uv_tcp_nodelay(&c->h.tcp, 1);
-	else
+		uv_recv_buffer_size(&c->h.handle, &r);
+	} else {
 		uv_send_buffer_size(&c->h.handle, &v);
+	}
 }
 
 uv_connect_t *vmig_stream_conn_connecting(struct vmig_conn *conn,

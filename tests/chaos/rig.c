@@ -645,7 +645,15 @@ void rig_free(struct rig *r)
 
 int rig_policies(struct rig *r, const struct vmig_policies *p)
 {
-	return vmig_set_policies(r->src, p);
+	struct vmig_policies q = *p;
+
+	/*
+	 * The rigs prove that a mismatch never commits: the source checks
+	 * the digests before COMMIT unless a test asks otherwise.
+	 */
+	if (q.size >= sizeof(q) && !q.verify)
+		q.verify = VMIG_VERIFY_STRICT;
+	return vmig_set_policies(r->src, &q);
 }
 
 int rig_space(struct rig *r, const char *label)

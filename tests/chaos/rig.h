@@ -181,7 +181,10 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen);
 /* Stops the guest, frees both sessions and the rig. Accepts NULL. */
 void rig_free(struct rig *r);
 
-/* Sets the source's policies (the other fields from *p). */
+/*
+ * Sets the source's policies (the other fields from *p); verify 0 means
+ * strict here.
+ */
 int rig_policies(struct rig *r, const struct vmig_policies *p);
 
 /* The mirror index of a space by its configuration label, or -1. */

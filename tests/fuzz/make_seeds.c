@@ -54,7 +54,7 @@ static void hello(struct stream *st, uint32_t ndev)
 		vmig_hello_put_device(layout, 2, 0, "nic0");
 	if (ndev > 1)
 		vmig_hello_put_device(layout, 2, 1, "gpu0");
-	vmig_enc_hello(hdr, 2, ndev, layout, len);
+	vmig_enc_hello(hdr, 0, 2, ndev, layout, len);
 	frame(st, hdr, layout, len);
 }
 
@@ -118,13 +118,13 @@ static void migration(struct stream *st, uint32_t ndev)
 	zero(st, 0, 2, 14);
 	zero(st, 1, 0, 8);
 	for (d = 0; d < ndev; d++)
-		state(st, d, 0, VMIG_PHASE_PRECOPY, 16);
+		state(st, d, 0, VMIG_DS_PRECOPY, 16);
 	iteration(st, 1);
 	pages(st, 1, 3, 1, false, 0x22);
 	simple(st, vmig_enc_switchover);
 	pages(st, 0, 5, 1, true, 0x33);
 	for (d = 0; d < ndev; d++) {
-		state(st, d, 16, VMIG_PHASE_STOPCOPY, 8);
+		state(st, d, 16, VMIG_DS_STOPCOPY, 8);
 		vmig_enc_device_end(hdr, d, 24);
 		frame(st, hdr, NULL, 0);
 	}

@@ -301,6 +301,8 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, switchover_timeout_ms, 48, 8, uint64_t),
 	PIN(struct vmig_policies, handshake_timeout_ms, 56, 8, uint64_t),
 	PIN(struct vmig_policies, idle_timeout_ms, 64, 8, uint64_t),
+	PIN(struct vmig_policies, verify, 72, 4, uint32_t),
+	PIN(struct vmig_policies, reserved2, 76, 4, uint32_t),
 };
 
 static const struct field_pin vmig_sync_truth_pins[] = {
@@ -370,7 +372,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_device, 56, 8, vmig_device_pins),
 	STRUCT(struct vmig_device_status, 232, 4, vmig_device_status_pins),
 	STRUCT(struct vmig_vmm_ops, 32, 8, vmig_vmm_ops_pins),
-	STRUCT(struct vmig_policies, 72, 8, vmig_policies_pins),
+	STRUCT(struct vmig_policies, 80, 8, vmig_policies_pins),
 	STRUCT(struct vmig_sync_truth, 40, 8, vmig_sync_truth_pins),
 	STRUCT(struct vmig_observer, 32, 8, vmig_observer_pins),
 	STRUCT(struct vmig_status, 80, 8, vmig_status_pins),
@@ -578,6 +580,7 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_EMISMATCH, -4010),
 	ENUM(VMIG_EUNRESOLVED, -4011),
 	ENUM(VMIG_EMIGRATED, -4012),
+	ENUM(VMIG_EAUDIT, -4013),
 	ENUM(VMIG_RESOLVE_RESUME, 1),
 	ENUM(VMIG_RESOLVE_DESTINATION, 2),
 	ENUM(VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS, 30000),
@@ -588,6 +591,10 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_TIMEOUT_STRATEGY_FORCE, 1),
 	ENUM(VMIG_TRACKING_POLICY_MIXED, 0),
 	ENUM(VMIG_TRACKING_POLICY_ALL_OR_NOTHING, 1),
+	ENUM(VMIG_VERIFY_DEFAULT, 0),
+	ENUM(VMIG_VERIFY_AUDIT, 1),
+	ENUM(VMIG_VERIFY_STRICT, 2),
+	ENUM(VMIG_VERIFY_OFF, 3),
 	ENUM(VMIG_ROLE_SOURCE, 1),
 	ENUM(VMIG_ROLE_DESTINATION, 2),
 	ENUM(VMIG_OBSERVER_TRUTH, 1),

@@ -491,7 +491,8 @@ static void test_policies(void)
 		      "'timeout_strategy': 'force', "
 		      "'tracking': 'all-or-nothing', "
 		      "'switchover_timeout_ms': 1500, "
-		      "'handshake_timeout_ms': 700, 'idle_timeout_ms': 900}"));
+		      "'handshake_timeout_ms': 700, 'idle_timeout_ms': 900, "
+		      "'verify': 'strict'}"));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	CU_ASSERT_EQUAL(cfg->policies.hotplug, VMIG_HOTPLUG_POLICY_REJECT);
 	CU_ASSERT_EQUAL(cfg->policies.downtime_limit_ms, 50);
@@ -503,6 +504,12 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.switchover_timeout_ms, 1500);
 	CU_ASSERT_EQUAL(cfg->policies.handshake_timeout_ms, 700);
 	CU_ASSERT_EQUAL(cfg->policies.idle_timeout_ms, 900);
+	CU_ASSERT_EQUAL(cfg->policies.verify, VMIG_VERIFY_STRICT);
+	vmig_config_free(cfg);
+
+	cfg = OK(WITH("'policies': {'verify': 'off'}"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->policies.verify, VMIG_VERIFY_OFF);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'degrade', "
@@ -516,6 +523,7 @@ static void test_policies(void)
 	CU_ASSERT_EQUAL(cfg->policies.max_iterations, 1);
 	CU_ASSERT_EQUAL(cfg->policies.timeout_strategy, VMIG_TIMEOUT_STRATEGY_CANCEL);
 	CU_ASSERT_EQUAL(cfg->policies.tracking, VMIG_TRACKING_POLICY_MIXED);
+	CU_ASSERT_EQUAL(cfg->policies.verify, VMIG_VERIFY_AUDIT);
 	vmig_config_free(cfg);
 
 	cfg = OK(WITH("'policies': {'hotplug': 'track', "
@@ -550,6 +558,9 @@ static void test_policies(void)
 	    "policies.max_iterations: expected an integer from 1 to 100000");
 	ERR(WITH("'policies': {'max_iterations': 100001}"),
 	    "policies.max_iterations: expected an integer from 1 to 100000");
+	ERR(WITH("'policies': {'verify': 'maybe'}"),
+	    "policies.verify: expected one of \"audit\", \"strict\", "
+	    "\"off\"");
 	ERR(WITH("'policies': {'switchover_timeout_ms': 0}"),
 	    "policies.switchover_timeout_ms: expected a positive integer "
 	    "(milliseconds, below 2^53)");
@@ -618,8 +629,9 @@ static void test_memory(void)
 
 	cfg = OK(REG("{'gpa': 0, 'size': 1073741824}, "
 		     "{'name': 'high', 'gpa': '0x100000000', 'size': '2GiB', "
-		     "'fill': 'random'}, "
-		     "{'gpa': '8G', 'size': '512M', 'fill': 'zero'}, "
+		     "'fill': 'random', 'backing': 'memfd'}, "
+		     "{'gpa': '8G', 'size': '512M', 'fill': 'zero', "
+		     "'backing': 'hugetlbfs'}, "
 		     "{'gpa': '17179869184', 'size': '4KiB'}, "
 		     "{'gpa': '0X2000000000', 'size': '0x3000'}, "
 		     "{'gpa': '0x3000000000', 'size': '1T'}, "
@@ -633,6 +645,9 @@ static void test_memory(void)
 	CU_ASSERT_EQUAL(cfg->regions[0].fill, VMIG_CFG_FILL_ZERO);
 	CU_ASSERT_EQUAL(cfg->regions[1].fill, VMIG_CFG_FILL_RANDOM);
 	CU_ASSERT_EQUAL(cfg->regions[2].fill, VMIG_CFG_FILL_ZERO);
+	CU_ASSERT_EQUAL(cfg->regions[0].backing, VMIG_CFG_BACKING_ANONYMOUS);
+	CU_ASSERT_EQUAL(cfg->regions[1].backing, VMIG_CFG_BACKING_MEMFD);
+	CU_ASSERT_EQUAL(cfg->regions[2].backing, VMIG_CFG_BACKING_HUGETLBFS);
 	CU_ASSERT_STRING_EQUAL(cfg->regions[1].name, "high");
 	CU_ASSERT_EQUAL(cfg->regions[1].gpa, 1ull << 32);
 	CU_ASSERT_EQUAL(cfg->regions[1].size, 2ull << 30);
@@ -663,6 +678,12 @@ static void test_memory(void)
 	    "memory[0].fill: expected one of \"zero\", \"random\"");
 	ERR(REG("{'gpa': 0, 'size': 4096, 'fill': 1}"),
 	    "memory[0].fill: expected one of \"zero\", \"random\"");
+	ERR(REG("{'gpa': 0, 'size': 4096, 'backing': 'shm'}"),
+	    "memory[0].backing: expected one of \"anonymous\", \"memfd\", "
+	    "\"hugetlbfs\"");
+	ERR(REG("{'gpa': 0, 'size': '3M', 'backing': 'hugetlbfs'}"),
+	    "memory[0].size: 0x300000 is not a multiple of 2 MiB, as "
+	    "\"backing\": \"hugetlbfs\" needs");
 }
 
 static void test_sizes_addresses(void)

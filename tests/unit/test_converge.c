@@ -110,6 +110,20 @@ static void test_within_limit(void)
 	CU_ASSERT_EQUAL(d.part_us[VMIG_CONVERGE_VERIFY], 100000);
 	CU_ASSERT_EQUAL(d.over_us, 0);
 	CU_ASSERT_EQUAL(d.limit_us, 300000);
+
+	/* A measured hashing rate replaces the default one. */
+	in.verify_bytes = 4000000000ull;
+	in.verify_rate = 16e9; /* 250 ms */
+	vmig_converge_decide(&in, &d);
+	CU_ASSERT_EQUAL(d.part_us[VMIG_CONVERGE_VERIFY], 250000);
+	CU_ASSERT_EQUAL(d.expected_us, 400000);
+	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_CONTINUE);
+	/* Nothing verified inside the downtime (audit, off): no part. */
+	in.verify_bytes = 0;
+	vmig_converge_decide(&in, &d);
+	CU_ASSERT_EQUAL(d.part_us[VMIG_CONVERGE_VERIFY], 0);
+	CU_ASSERT_EQUAL(d.expected_us, 150000);
+	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_SWITCHOVER);
 }
 
 static void test_limit_is_inclusive(void)

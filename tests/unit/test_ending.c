@@ -330,6 +330,8 @@ static void policies(struct side *sd, uint64_t timeout_ms,
 		.max_iterations = max_iterations,
 		.timeout_ms = timeout_ms,
 		.switchover_timeout_ms = switchover_ms,
+		/* The endings of docs/protocol.md are strict's. */
+		.verify = VMIG_VERIFY_STRICT,
 	};
 
 	CU_ASSERT_FATAL(vmig_set_policies(sd->s, &p) == 0);

@@ -162,6 +162,10 @@ struct rig {
 	struct guest dg;   /* the destination's VMM (start only) */
 	char msg[1024];    /* the source's error, kept */
 	char log[16384];
+	/* vmig_cancel(src) from the log, at the first line with this. */
+	const char *cancel_at;
+	bool cancel_sent;
+	int cancel_ret;
 	/* Progress reports. */
 	unsigned int progress_calls;
 	uint32_t max_iteration;
@@ -192,6 +196,10 @@ static void rig_log(void *opaque, enum vmig_log_level level, const char *msg)
 	(void)level;
 	if (n < sizeof(r->log) - 1)
 		snprintf(r->log + n, sizeof(r->log) - n, "%s\n", msg);
+	if (r->cancel_at && !r->cancel_sent && strstr(msg, r->cancel_at)) {
+		r->cancel_sent = true;
+		r->cancel_ret = vmig_cancel(r->src);
+	}
 }
 
 static uint8_t *map_mem(size_t len)
@@ -359,6 +367,7 @@ static void policies(struct rig *r, uint64_t downtime_ms, uint32_t max_iter,
 		.timeout_strategy = strategy,
 		.timeout_ms = timeout_ms,
 		.bandwidth_limit = bw,
+		.verify = VMIG_VERIFY_STRICT,
 	};
 
 	CU_ASSERT_FATAL(vmig_set_policies(r->src, &p) == 0);
@@ -634,6 +643,10 @@ static void test_max_iterations_cancel(void)
 		      "cancelled");
 	CU_ASSERT(has(r.msg,
 		      "did not converge in 3 iteration(s) (max_iterations)"));
+	/* Which part is over the limit, and by how much. */
+	CU_ASSERT(has(r.msg, "over the 1 ms limit by "));
+	CU_ASSERT(has(r.msg, "memory still dirty "));
+	CU_ASSERT(has(r.msg, "; mostly "));
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
 					  "did not converge in 3"));
 	rig_fini(&r);
@@ -726,6 +739,39 @@ static void test_cancel_from_thread(void)
 }
 
 /*
+ * vmig_cancel() in the middle of iteration 0: asked once its ITERATION
+ * frame is queued and before any page is (the log line that says so), it
+ * ends the migration before the rest of memory is read, whatever the
+ * size: the sender checks between batches, not only between iterations.
+ * The guest never stopped and runs on the source.
+ */
+static void test_cancel_mid_iteration(void)
+{
+	struct rig r;
+	cJSON *rep, *its, *it0;
+	double sent;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies(&r, 60000, 0, 0, 0, 0);
+	r.cancel_at = "source: iteration 0: ";
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), -ECANCELED,
+		      "cancelled");
+	CU_ASSERT(r.cancel_sent);
+	CU_ASSERT_EQUAL(r.cancel_ret, 0);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 0);
+	CU_ASSERT(has(r.msg, "cancelled (vmig_cancel) at iteration 0"));
+	rep = json_session_report(r.src);
+	its = cJSON_GetObjectItem(rep, "iterations");
+	CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(its), 1);
+	it0 = cJSON_GetArrayItem(its, 0);
+	sent = num(it0, "pages_sent") + num(it0, "zero_pages");
+	/* 12 MiB of guest: far less than one pump's worth (32 MiB). */
+	CU_ASSERT(sent < (R0_LEN + R1_LEN) / PG);
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/*
  * The destination's memory changes behind its back after it received a
  * page: its digest differs, the source does not commit.
  */
@@ -744,6 +790,129 @@ static void test_digest_mismatch(void)
 	CU_ASSERT(has(r.msg, " differs from the source's "));
 	CU_ASSERT(has(vmig_errmsg(r.dst), "the source ended the migration: "
 					  "the destination's memory digest"));
+	rig_fini(&r);
+}
+
+/* The source's policies with verify v (the others as policies()). */
+static void policies_verify(struct rig *r, uint32_t v)
+{
+	struct vmig_policies p = {
+		.size = sizeof(p),
+		.downtime_limit_ms = 60000,
+		.verify = v,
+	};
+
+	CU_ASSERT_FATAL(vmig_set_policies(r->src, &p) == 0);
+}
+
+/*
+ * verify "audit" (the default): the source commits on ACK, then hashes
+ * its stopped memory. Equal memories: completed, "audit": "match", the
+ * destination's digest (kept as pages arrived) is its memory's.
+ */
+static void test_audit_match(void)
+{
+	struct rig r;
+	uint64_t d;
+	cJSON *rep;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_DEFAULT);
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	rep = json_session_report(r.src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "audit"), "match");
+	CU_ASSERT_STRING_EQUAL(str(cJSON_GetObjectItem(rep, "policies"),
+				   "verify"), "audit");
+	CU_ASSERT_EQUAL(num(cJSON_GetObjectItem(rep, "downtime_parts_ms"),
+			    "source_digest"), 0);
+	cJSON_Delete(rep);
+	rep = json_session_report(r.dst);
+	CU_ASSERT_EQUAL_FATAL(vmig_memory_digest(r.dst, &d), 0);
+	CU_ASSERT_EQUAL(strtoull(str(rep, "digest"), NULL, 16), d);
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/*
+ * verify "audit": a write no source reported (the VMM's stop scribbles on
+ * the source's memory, after the pages went) is found after COMMIT: the
+ * guest runs on the destination, and the call says VMIG_EAUDIT.
+ */
+static void test_audit_mismatch(void)
+{
+	struct rig r;
+	cJSON *rep;
+	int ret;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_AUDIT);
+	r.g.scribble = r.smem[0];
+	ret = vmig_migrate_local(r.src, r.dst);
+	CU_ASSERT_EQUAL(ret, VMIG_EAUDIT);
+	CU_ASSERT_EQUAL(r.g.sim.stops, 1);
+	CU_ASSERT_EQUAL(r.g.sim.resumes, 0);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
+	CU_ASSERT(has(vmig_errmsg(r.src), "audit after COMMIT: the "
+					  "destination's memory digest "));
+	CU_ASSERT(has(vmig_strerror(VMIG_EAUDIT), "audit"));
+	rep = json_session_report(r.src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed, audit failed");
+	CU_ASSERT_STRING_EQUAL(str(rep, "audit"), "mismatch");
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "migrated");
+	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(rep, "memory_match")));
+	cJSON_Delete(rep);
+	rep = json_session_report(r.dst);
+	CU_ASSERT_STRING_EQUAL(str(rep, "guest"), "started");
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/* The same write under "strict": no COMMIT, the guest resumes here. */
+static void test_strict_source_mismatch(void)
+{
+	struct rig r;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_STRICT);
+	r.g.scribble = r.smem[0];
+	check_resumed(&r, vmig_migrate_local(r.src, r.dst), VMIG_EMISMATCH,
+		      "failed");
+	rig_fini(&r);
+}
+
+/* strict, equal memories: compared before COMMIT, no audit after. */
+static void test_strict_match(void)
+{
+	struct rig r;
+	cJSON *rep;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_STRICT);
+	check_completed(&r, vmig_migrate_local(r.src, r.dst));
+	rep = json_session_report(r.src);
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
+	CU_ASSERT_STRING_EQUAL(str(cJSON_GetObjectItem(rep, "policies"),
+				   "verify"), "strict");
+	cJSON_Delete(rep);
+	rig_fini(&r);
+}
+
+/* verify "off": committed on ACK, nothing compared. */
+static void test_verify_off(void)
+{
+	struct rig r;
+	cJSON *rep;
+
+	rig_init(&r, 6 * MiB, 8, 8);
+	policies_verify(&r, VMIG_VERIFY_OFF);
+	r.g.scribble = r.smem[0];
+	CU_ASSERT_EQUAL(vmig_migrate_local(r.src, r.dst), 0);
+	CU_ASSERT_EQUAL(r.dg.sim.starts, 1);
+	rep = json_session_report(r.src);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "digest")));
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
+	cJSON_Delete(rep);
 	rig_fini(&r);
 }
 
@@ -1408,7 +1577,13 @@ static CU_TestInfo fail_tests[] = {
 	{ "max_iterations, cancel", test_max_iterations_cancel },
 	{ "timeout, cancel", test_timeout_cancel },
 	{ "vmig_cancel from another thread", test_cancel_from_thread },
+	{ "cancel in the middle of iteration 0", test_cancel_mid_iteration },
 	{ "digest mismatch", test_digest_mismatch },
+	{ "verify audit: match", test_audit_match },
+	{ "verify audit: mismatch after COMMIT", test_audit_mismatch },
+	{ "verify strict: a write nobody reported", test_strict_source_mismatch },
+	{ "verify off", test_verify_off },
+	{ "verify strict: equal memories", test_strict_match },
 	{ "the destination refuses", test_destination_refuses },
 	{ "connection refused", test_connect_refused },
 	{ "no SIGPIPE from a migration's writes", test_sigpipe_guard },

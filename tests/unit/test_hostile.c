@@ -238,7 +238,7 @@ static void send_hello(int fd, size_t len)
 	CU_ASSERT_FATAL(vmig_hello_len(1, 0) <= sizeof(layout));
 	memset(layout, 0, sizeof(layout));
 	vmig_hello_put_region(layout, 0, 0, len, "ram");
-	vmig_enc_hello(hdr, 1, 0, layout, vmig_hello_len(1, 0));
+	vmig_enc_hello(hdr, 0, 1, 0, layout, vmig_hello_len(1, 0));
 	CU_ASSERT_FATAL(send_all(fd, hdr, HDR));
 	CU_ASSERT_FATAL(send_all(fd, layout, vmig_hello_len(1, 0)));
 }
@@ -489,8 +489,8 @@ static void test_destination_stops_reading(void)
 }
 
 /*
- * The destination acknowledges with a digest that is not the source's
- * and closes at once (a FIN, or a reset): whatever arrives first at the
+ * With verify "strict", the destination acknowledges with a digest that
+ * is not the source's and closes at once (a FIN, or a reset): whatever arrives first at the
  * source (the ACK, the close, its own digest: instant for a tiny guest,
  * slower for 64 MiB), the message is the mismatch, never "connection
  * lost".
@@ -503,8 +503,13 @@ static void test_wrong_digest_then_close(void)
 
 	for (i = 0; i < 12; i++) {
 		/* Half with a digest that takes its time. */
+		struct vmig_policies p = { .size = sizeof(p),
+					   .verify = VMIG_VERIFY_STRICT };
+
 		side_new(&src, VMIG_ROLE_SOURCE, i % 4 < 2 ? TINY_LEN : BIG_LEN,
 			 true);
+		/* Strict: the source compares before COMMIT. */
+		CU_ASSERT_FATAL(vmig_set_policies(src.s, &p) == 0);
 		ret = against_fake(&src, i % 2 ? FAKE_WRONG_DIGEST_RST
 					       : FAKE_WRONG_DIGEST, &f);
 		CU_ASSERT(f.acked);

@@ -79,11 +79,11 @@ struct dest {
 	struct vmig_rx rx;
 };
 
-static void dest_init(struct dest *d)
+static void dest_init_flags(struct dest *d, uint32_t flags)
 {
 	struct vmig_session_params p = { .size = sizeof(p),
 					 .role = VMIG_ROLE_DESTINATION };
-	struct vmig_region r = { .size = sizeof(r), .fd = -1 };
+	struct vmig_region r = { .size = sizeof(r), .fd = -1, .flags = flags };
 
 	memset(d, 0, sizeof(*d));
 	CU_ASSERT_FATAL(vmig_session_new(&p, &d->s) == 0);
@@ -100,6 +100,11 @@ static void dest_init(struct dest *d)
 	r.hva = d->r1.mem;
 	CU_ASSERT_FATAL(vmig_region_add(d->s, &r, NULL) == 0);
 	CU_ASSERT_FATAL(vmig_rx_init(&d->rx, d->s) == 0);
+}
+
+static void dest_init(struct dest *d)
+{
+	dest_init_flags(d, 0);
 }
 
 static void dest_fini(struct dest *d)
@@ -315,13 +320,13 @@ static void test_pack(void)
 			2, payload);
 	/* The layout of docs/protocol.md, little-endian. */
 	CU_ASSERT(memcmp(h, "VMIG", 4) == 0);
-	CU_ASSERT(h[4] == 2 && h[5] == 0);
+	CU_ASSERT(h[4] == 3 && h[5] == 0);
 	CU_ASSERT(h[6] == VMIG_FRAME_DEVICE_STATE && h[7] == 0);
 	CU_ASSERT(h[8] == 1 && h[9] == 0 && h[10] == 0 && h[11] == 0);
 	CU_ASSERT(h[24] == 7);
 	CU_ASSERT(h[40] == 0x88 && h[47] == 0x11);
 	vmig_frame_unpack(h, &f);
-	CU_ASSERT_EQUAL(f.version, 2);
+	CU_ASSERT_EQUAL(f.version, 3);
 	CU_ASSERT_EQUAL(f.type, VMIG_FRAME_DEVICE_STATE);
 	CU_ASSERT_EQUAL(f.flags, VMIG_FRAME_DATA_CRC);
 	CU_ASSERT_EQUAL(f.data_crc, vmig_crc32c(0, payload, 7));
@@ -453,7 +458,8 @@ static void expect_reject(const struct stream *prefix, uint32_t type,
 }
 
 static void e_magic(uint8_t *h) { h[0] = 'X'; }
-static void e_version(uint8_t *h) { h[4] = 3; }
+/* A version 2 peer: its digest means something else. */
+static void e_version(uint8_t *h) { h[4] = 2; }
 static void e_crc(uint8_t *h) { h[33] ^= 0x40; }
 static void e_flags(uint8_t *h) { h[8] |= 2; }
 static void e_reserved(uint8_t *h) { set32(h, 20, 1); }
@@ -489,7 +495,7 @@ static void test_rejects(void)
 		      "out of step)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 0, 0, NULL, 0, false,
 		      e_version, true,
-		      "frame 0: version 3, this end speaks version 2");
+		      "frame 0: version 2, this end speaks version 3");
 	vmig_frame_pack(h, VMIG_FRAME_ITERATION, 0, 1, 0, 0, NULL);
 	memcpy(&crc, h + 12, 4);
 	e_crc(h);
@@ -613,9 +619,9 @@ static void test_rejects(void)
 		      VMIG_HELLO_REGION, true, NULL, false,
 		      "frame 0 (HELLO): length 48, expected 96 for 2 region(s) "
 		      "and 0 device(s)");
-	expect_reject(&none, VMIG_FRAME_HELLO, 1, 1, 0, regions,
+	expect_reject(&none, VMIG_FRAME_HELLO, 6, 1, 0, regions,
 		      VMIG_HELLO_REGION, true, NULL, false,
-		      "frame 0 (HELLO): field a is 0x1, must be 0");
+		      "frame 0 (HELLO): unknown stream flags 0x6");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 1, 0, regions,
 		      VMIG_HELLO_REGION, true, NULL, false,
 		      "frame 0 (HELLO): the source has 1 region(s), this "
@@ -791,18 +797,18 @@ static void test_digest_vectors(void)
 	r.hva = g.mem;
 	CU_ASSERT_FATAL(vmig_region_add(s, &r, NULL) == 0);
 	CU_ASSERT_EQUAL(vmig_memory_digest(s, &d), 0);
-	CU_ASSERT_EQUAL(d, 0xe9ef160844c307eaull);
+	CU_ASSERT_EQUAL(d, 0xb671aecd2346323cull);
 	for (i = 0; i < PG; i++)
 		g.mem[i] = (uint8_t)i;
 	CU_ASSERT_EQUAL(vmig_memory_digest(s, &d), 0);
-	CU_ASSERT_EQUAL(d, 0xb4b11b3ec6cafd11ull);
+	CU_ASSERT_EQUAL(d, 0xed5b0b853a339458ull);
 	/* The layout is part of it: the same bytes elsewhere differ. */
 	vmig_session_free(s);
 	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
 	r.gpa = 0x200000;
 	CU_ASSERT_FATAL(vmig_region_add(s, &r, NULL) == 0);
 	CU_ASSERT_EQUAL(vmig_memory_digest(s, &d), 0);
-	CU_ASSERT_NOT_EQUAL(d, 0xb4b11b3ec6cafd11ull);
+	CU_ASSERT_NOT_EQUAL(d, 0xed5b0b853a339458ull);
 	vmig_session_free(s);
 	guarded_unmap(&g);
 }
@@ -878,16 +884,69 @@ static void test_typed(void)
 	CU_ASSERT(hr.name_len == 3 && !memcmp(hr.name, "ram", 3));
 	vmig_hello_get_device(layout, 2, 0, &name, &len);
 	CU_ASSERT(len == 12 && !memcmp(name, "0000:01:00.0", 12));
-	vmig_enc_hello(h, 2, 1, layout, sizeof(layout));
+	vmig_enc_hello(h, VMIG_HELLO_FULL_DIGEST, 2, 1, layout,
+		       sizeof(layout));
 	CU_ASSERT_EQUAL(vmig_frame_check_head(h, 0, &f, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(vmig_frame_check_body(&f, 0, err, sizeof(err)), 0);
 	vmig_frame_decode(&f, &m);
 	CU_ASSERT(m.hello.nr_regions == 2 && m.hello.nr_devices == 1 &&
-		  m.crc);
+		  m.hello.flags == VMIG_HELLO_FULL_DIGEST && m.crc);
+}
+
+/*
+ * Fresh memory (VMIG_REGION_FRESH): a page that arrives as zero before
+ * anything else is neither read nor written (its pages are PROT_NONE
+ * here: a read would fault), a zero page over earlier data is written,
+ * and the digest kept as pages arrived is the memory's.
+ */
+static void test_fresh_zero(void)
+{
+	static uint8_t pages[8 * PG];
+	struct stream st;
+	struct dest d;
+	uint64_t kept, full, hashed;
+	unsigned int ev = 0;
+	size_t i;
+
+	dest_init_flags(&d, VMIG_REGION_FRESH);
+	memset(&st, 0, sizeof(st));
+	hello(&st, 2, R0_PAGES * PG);
+	frame(&st, VMIG_FRAME_ITERATION, 0, 0, 0, NULL, 0, false);
+	page_fill(pages, 8 * PG, 5);
+	frame(&st, VMIG_FRAME_PAGES, 0, 3, 8, pages, 8 * PG, false);
+	frame(&st, VMIG_FRAME_ZERO, 0, 0, 3, NULL, 0, false);
+	frame(&st, VMIG_FRAME_ZERO, 0, 11, R0_PAGES - 11, NULL, 0, false);
+	frame(&st, VMIG_FRAME_ZERO, 1, 0, R1_PAGES, NULL, 0, false);
+	frame(&st, VMIG_FRAME_ITERATION, 1, 0, 0, NULL, 0, false);
+	/* Page 5 held data: its zero must be written. */
+	frame(&st, VMIG_FRAME_ZERO, 0, 5, 1, NULL, 0, false);
+	frame(&st, VMIG_FRAME_SWITCHOVER, 0, 0, 0, NULL, 0, false);
+	frame(&st, VMIG_FRAME_COMPLETE, R0_PAGES + R1_PAGES + 1, st.frames,
+	      0, NULL, 0, false);
+	/* Pages 20 on of region 0 and all of region 1: no access. */
+	CU_ASSERT_FATAL(mprotect(d.r0.mem + 20 * PG, (R0_PAGES - 20) * PG,
+				 PROT_NONE) == 0);
+	CU_ASSERT_FATAL(mprotect(d.r1.mem, R1_PAGES * PG, PROT_NONE) == 0);
+	CU_ASSERT_EQUAL(feed(&d, st.buf, st.len, 0, &ev), VMIG_RX_COMPLETE);
+	kept = vmig_rx_digest(&d.rx, &hashed);
+	CU_ASSERT_EQUAL(hashed, 0);
+	CU_ASSERT_FATAL(mprotect(d.r0.mem + 20 * PG, (R0_PAGES - 20) * PG,
+				 PROT_READ | PROT_WRITE) == 0);
+	CU_ASSERT_FATAL(mprotect(d.r1.mem, R1_PAGES * PG,
+				 PROT_READ | PROT_WRITE) == 0);
+	for (i = 0; i < PG; i++)
+		CU_ASSERT_FATAL(d.r0.mem[5 * PG + i] == 0);
+	CU_ASSERT(memcmp(d.r0.mem + 3 * PG, pages, 2 * PG) == 0);
+	CU_ASSERT(memcmp(d.r0.mem + 6 * PG, pages + 3 * PG, 5 * PG) == 0);
+	CU_ASSERT_EQUAL(vmig_memory_digest(d.s, &full), 0);
+	CU_ASSERT_EQUAL(kept, full);
+	free(st.buf);
+	dest_fini(&d);
 }
 
 static CU_TestInfo format_tests[] = {
 	{ "digest test vectors", test_digest_vectors },
+	{ "fresh memory: zero pages not touched", test_fresh_zero },
 	{ "CRC32C", test_crc32c },
 	{ "pack and unpack", test_pack },
 	{ "typed encoders and decoder", test_typed },
