@@ -33,6 +33,7 @@
 
 #include "core/proto.h"
 #include "testutil.h"
+#include "common/vmmcount.h"
 
 #define PG 4096u
 #define TINY_LEN (4u * PG)
@@ -40,38 +41,9 @@
 #define HDR VMIG_FRAME_HDR
 #define SMALL_MS 200
 
-struct vmm {
-	atomic_uint stops, resumes, starts;
-};
-
-static int cb_stop(void *o)
-{
-	atomic_fetch_add(&((struct vmm *)o)->stops, 1);
-	return 0;
-}
-
-static int cb_resume(void *o)
-{
-	atomic_fetch_add(&((struct vmm *)o)->resumes, 1);
-	return 0;
-}
-
-static int cb_start(void *o)
-{
-	atomic_fetch_add(&((struct vmm *)o)->starts, 1);
-	return 0;
-}
-
-static const struct vmig_vmm_ops ops = {
-	.size = sizeof(ops),
-	.stop = cb_stop,
-	.resume = cb_resume,
-	.start = cb_start,
-};
-
 struct side {
 	vmig_session *s;
-	struct vmm vmm;
+	struct vmig_vmm_count vmm;
 	uint8_t *mem;
 	size_t len;
 	int ret;
@@ -81,28 +53,14 @@ struct side {
 
 static void side_new(struct side *sd, int role, size_t len, bool data)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
-				   .name = "ram", .length = len };
-	size_t i;
-
 	memset(sd, 0, sizeof(*sd));
 	sd->len = len;
-	sd->mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CU_ASSERT_FATAL(sd->mem != MAP_FAILED);
-	for (i = 0; data && i < len; i += 64)
-		sd->mem[i] = (uint8_t)(i / 64 + 1);
-	reg.hva = sd->mem;
-	CU_ASSERT_FATAL(vmig_session_new(&p, &sd->s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(sd->s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(sd->s, &ops, &sd->vmm) == 0);
+	sd->s = vmig_test_ram_session(role, len, data, &sd->vmm, &sd->mem);
 }
 
 static void side_free(struct side *sd)
 {
-	vmig_session_free(sd->s);
-	munmap(sd->mem, sd->len);
+	vmig_test_ram_free(sd->s, sd->mem, sd->len);
 	sd->s = NULL;
 }
 

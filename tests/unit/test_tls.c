@@ -30,6 +30,7 @@
 #include <vmig/vmig.h>
 
 #include "testutil.h"
+#include "common/vmmcount.h"
 
 #define PG 4096u
 #define LEN (64u * PG)
@@ -180,60 +181,22 @@ static int suite_clean(void)
 
 struct side {
 	vmig_session *s;
-	atomic_uint stops, resumes, starts;
+	struct vmig_vmm_count vmm;
 	uint8_t *mem;
 	int ret;
 	char msg[1024];
 };
 
-static int cb_stop(void *o)
-{
-	atomic_fetch_add(&((struct side *)o)->stops, 1);
-	return 0;
-}
-
-static int cb_resume(void *o)
-{
-	atomic_fetch_add(&((struct side *)o)->resumes, 1);
-	return 0;
-}
-
-static int cb_start(void *o)
-{
-	atomic_fetch_add(&((struct side *)o)->starts, 1);
-	return 0;
-}
-
-static const struct vmig_vmm_ops ops = {
-	.size = sizeof(ops),
-	.stop = cb_stop,
-	.resume = cb_resume,
-	.start = cb_start,
-};
-
 static void side_new(struct side *sd, int role)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
-				   .name = "ram", .length = LEN };
-	size_t i;
-
 	memset(sd, 0, sizeof(*sd));
-	sd->mem = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CU_ASSERT_FATAL(sd->mem != MAP_FAILED);
-	for (i = 0; role == VMIG_ROLE_SOURCE && i < LEN; i += 64)
-		sd->mem[i] = (uint8_t)(i / 64 + 1);
-	reg.hva = sd->mem;
-	CU_ASSERT_FATAL(vmig_session_new(&p, &sd->s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(sd->s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(sd->s, &ops, sd) == 0);
+	sd->s = vmig_test_ram_session(role, LEN, role == VMIG_ROLE_SOURCE,
+				      &sd->vmm, &sd->mem);
 }
 
 static void side_free(struct side *sd)
 {
-	vmig_session_free(sd->s);
-	munmap(sd->mem, LEN);
+	vmig_test_ram_free(sd->s, sd->mem, LEN);
 }
 
 static void *receive_main(void *opaque)
@@ -314,9 +277,9 @@ static void check_completed(struct side *src, struct side *dst, int ret)
 			src->msg, dst->msg);
 	CU_ASSERT_EQUAL(ret, 0);
 	CU_ASSERT_EQUAL(dst->ret, 0);
-	CU_ASSERT_EQUAL(atomic_load(&src->stops), 1);
-	CU_ASSERT_EQUAL(atomic_load(&src->resumes), 0);
-	CU_ASSERT_EQUAL(atomic_load(&dst->starts), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.stops), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.resumes), 0);
+	CU_ASSERT_EQUAL(atomic_load(&dst->vmm.starts), 1);
 	CU_ASSERT(memcmp(src->mem, dst->mem, LEN) == 0);
 }
 
@@ -325,8 +288,8 @@ static void check_refused(struct side *src, struct side *dst, int ret)
 {
 	CU_ASSERT(ret < 0);
 	CU_ASSERT(dst->ret < 0);
-	CU_ASSERT_EQUAL(atomic_load(&src->stops), 0);
-	CU_ASSERT_EQUAL(atomic_load(&dst->starts), 0);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.stops), 0);
+	CU_ASSERT_EQUAL(atomic_load(&dst->vmm.starts), 0);
 	CU_ASSERT(untouched(dst));
 	CU_ASSERT(has(dst->msg, "the guest was not started here"));
 }
