@@ -34,6 +34,7 @@
 #include "core/proto.h"
 #include "testutil.h"
 #include "common/vmmcount.h"
+#include "sessionutil.h"
 
 #define PG 4096u
 #define TINY_LEN (4u * PG)
@@ -405,45 +406,53 @@ static int against_fake(struct side *src, enum fake_kind kind,
 	return ret;
 }
 
-static void test_destination_never_welcomes(void)
+/*
+ * A source of len bytes, its bounds small, against a fake destination
+ * of kind that never lets it finish: -ETIMEDOUT.
+ */
+static void source_times_out(struct side *src, size_t len,
+			     enum fake_kind kind)
 {
 	struct fake_dst f;
-	struct side src;
-	int ret;
 
-	side_new(&src, VMIG_ROLE_SOURCE, TINY_LEN, true);
-	bounds(&src, SMALL_MS, SMALL_MS);
-	ret = against_fake(&src, FAKE_SILENT, &f);
-	CU_ASSERT_EQUAL(ret, -ETIMEDOUT);
+	side_new(src, VMIG_ROLE_SOURCE, len, true);
+	bounds(src, SMALL_MS, SMALL_MS);
+	CU_ASSERT_EQUAL(against_fake(src, kind, &f), -ETIMEDOUT);
+}
+
+/* Its guest was never stopped (nor resumed); then frees the source. */
+static void source_untouched_free(struct side *src)
+{
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.stops), 0);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.resumes), 0);
+	side_free(src);
+}
+
+static void test_destination_never_welcomes(void)
+{
+	struct side src;
+
+	source_times_out(&src, TINY_LEN, FAKE_SILENT);
 	CU_ASSERT(has(vmig_errmsg(src.s), "handshake timeout: no WELCOME "
 					  "from tcp:127.0.0.1:"));
 	CU_ASSERT(has(vmig_errmsg(src.s), "in 200 ms (handshake_timeout_ms), "
 					  "waiting for the destination's "
 					  "WELCOME; the guest stays on the "
 					  "source"));
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 0);
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
-	side_free(&src);
+	source_untouched_free(&src);
 }
 
 static void test_destination_stops_reading(void)
 {
-	struct fake_dst f;
 	struct side src;
-	int ret;
 
-	side_new(&src, VMIG_ROLE_SOURCE, BIG_LEN, true);
-	bounds(&src, SMALL_MS, SMALL_MS);
-	ret = against_fake(&src, FAKE_DEAF, &f);
-	CU_ASSERT_EQUAL(ret, -ETIMEDOUT);
+	source_times_out(&src, BIG_LEN, FAKE_DEAF);
 	CU_ASSERT(has(vmig_errmsg(src.s), "idle timeout: nothing moved for "
 					  "200 ms (idle_timeout_ms) waiting "
 					  "for the destination to take "
 					  "iteration 0"));
 	CU_ASSERT(has(vmig_errmsg(src.s), "the guest stays on the source"));
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 0);
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
-	side_free(&src);
+	source_untouched_free(&src);
 }
 
 /*
@@ -482,20 +491,10 @@ static void test_wrong_digest_then_close(void)
 
 static uint64_t report_policy(vmig_session *s, const char *key)
 {
-	int64_t len = vmig_report_json(s, NULL, 0);
-	cJSON *root, *pol;
+	cJSON *root = json_session_report(s);
 	uint64_t v;
-	char *buf;
 
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	vmig_report_json(s, buf, (size_t)len + 1);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	pol = cJSON_GetObjectItem(root, "policies");
-	v = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(pol, key));
+	v = (uint64_t)json_num(cJSON_GetObjectItem(root, "policies"), key);
 	cJSON_Delete(root);
 	return v;
 }
