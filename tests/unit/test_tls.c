@@ -294,48 +294,67 @@ static void check_refused(struct side *src, struct side *dst, int ret)
 	CU_ASSERT(has(dst->msg, "the guest was not started here"));
 }
 
-static void test_certificates(void)
+/* Migrates as migrate() does, checks that it completed, frees the sides. */
+static void completes(const char *scheme, const char *dst_opts,
+		      const char *src_scheme, const char *src_opts)
 {
 	struct side src, dst;
-	char d[512], s[512];
 	int ret;
 
-	snprintf(d, sizeof(d), "cert=%s&key=%s", at("dst.pem"), at("dst.key"));
-	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst", at("ca.pem"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
+	ret = migrate(&src, &dst, scheme, dst_opts, src_scheme, src_opts);
 	check_completed(&src, &dst, ret);
 	side_free(&src);
 	side_free(&dst);
 }
 
-static void test_client_certificates(void)
+/*
+ * Migrates as migrate() does, checks that it was refused, the
+ * destination's message with dst_says and the source's with src_says
+ * (each unless NULL), and frees the sides.
+ */
+static void refused(const char *scheme, const char *dst_opts,
+		    const char *src_scheme, const char *src_opts,
+		    const char *dst_says, const char *src_says)
 {
 	struct side src, dst;
-	char d[512], s[512];
 	int ret;
+
+	ret = migrate(&src, &dst, scheme, dst_opts, src_scheme, src_opts);
+	check_refused(&src, &dst, ret);
+	if (dst_says)
+		CU_ASSERT(has(dst.msg, dst_says));
+	if (src_says)
+		CU_ASSERT(has(src.msg, src_says));
+	side_free(&src);
+	side_free(&dst);
+}
+
+static void test_certificates(void)
+{
+	char d[512], s[512];
+
+	snprintf(d, sizeof(d), "cert=%s&key=%s", at("dst.pem"), at("dst.key"));
+	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst", at("ca.pem"));
+	completes("tls", d, "tls", s);
+}
+
+static void test_client_certificates(void)
+{
+	char d[512], s[512];
 
 	snprintf(d, sizeof(d), "cert=%s&key=%s&ca=%s&name=vmig-src", at("dst.pem"), at("dst.key"), at("ca.pem"));
 	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst&cert=%s&key=%s", at("ca.pem"), at("src.pem"), at("src.key"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
-	check_completed(&src, &dst, ret);
-	side_free(&src);
-	side_free(&dst);
+	completes("tls", d, "tls", s);
 
 	/* Without a client certificate: refused. */
 	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst", at("ca.pem"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls", d, "tls", s, "tls: handshake with tls:127.0.0.1:",
+		NULL);
 
 	/* A certificate of another CA: refused. */
 	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst&cert=%s&key=%s", at("ca.pem"), at("stranger.pem"), at("stranger.key"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls", d, "tls", s, "tls: handshake with tls:127.0.0.1:",
+		NULL);
 }
 
 static void test_wrong_server_name(void)
@@ -356,45 +375,29 @@ static void test_wrong_server_name(void)
 
 static void test_psk(void)
 {
-	struct side src, dst;
 	char d[512], s[512];
-	int ret;
 
 	snprintf(d, sizeof(d), "key=%s", at("psk"));
 	snprintf(s, sizeof(s), "key=%s&identity=rack7", at("psk"));
-	ret = migrate(&src, &dst, "tls-psk", d, "tls-psk", s);
-	check_completed(&src, &dst, ret);
-	side_free(&src);
-	side_free(&dst);
+	completes("tls-psk", d, "tls-psk", s);
 
 	snprintf(s, sizeof(s), "key=%s", at("wrong-psk"));
-	ret = migrate(&src, &dst, "tls-psk", d, "tls-psk", s);
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls-psk:127.0.0.1:"));
-	CU_ASSERT(has(src.msg, "tls: handshake with"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls-psk", d, "tls-psk", s,
+		"tls: handshake with tls-psk:127.0.0.1:",
+		"tls: handshake with");
 }
 
 static void test_plain_peer_refused(void)
 {
-	struct side src, dst;
 	char d[512];
-	int ret;
 
 	snprintf(d, sizeof(d), "key=%s", at("psk"));
-	ret = migrate(&src, &dst, "tls-psk", d, "tcp", "");
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls-psk:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls-psk", d, "tcp", "",
+		"tls: handshake with tls-psk:127.0.0.1:", NULL);
 
 	snprintf(d, sizeof(d), "cert=%s&key=%s", at("dst.pem"), at("dst.key"));
-	ret = migrate(&src, &dst, "tls", d, "tcp", "");
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls", d, "tcp", "", "tls: handshake with tls:127.0.0.1:",
+		NULL);
 }
 
 static CU_TestInfo tests[] = {
