@@ -527,6 +527,16 @@ static void fail_once(struct side *sd, int role)
 	CU_ASSERT(vmig_receive(sd->s) < 0);
 }
 
+/* Fails once; the report gives the handshake and idle bounds. */
+static void fails_bounded(struct side *sd, int role, uint64_t handshake_ms,
+			  uint64_t idle_ms)
+{
+	fail_once(sd, role);
+	CU_ASSERT_EQUAL(report_policy(sd->s, "handshake_timeout_ms"),
+			handshake_ms);
+	CU_ASSERT_EQUAL(report_policy(sd->s, "idle_timeout_ms"), idle_ms);
+}
+
 /*
  * Without any policy, and with an older caller's shorter struct, both
  * sides bound the handshake and an idle stream.
@@ -544,24 +554,15 @@ static void test_bounded_by_default(void)
 	for (role = VMIG_ROLE_SOURCE; role <= VMIG_ROLE_DESTINATION;
 	     role++) {
 		side_new(&sd, role, TINY_LEN, false);
-		fail_once(&sd, role);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "handshake_timeout_ms"),
-				VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "idle_timeout_ms"),
-				VMIG_DEFAULT_IDLE_TIMEOUT_MS);
+		fails_bounded(&sd, role, VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+			      VMIG_DEFAULT_IDLE_TIMEOUT_MS);
 		CU_ASSERT_EQUAL(report_policy(sd.s, "switchover_timeout_ms"),
 				VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS);
 		CU_ASSERT_EQUAL_FATAL(vmig_set_policies(sd.s, &old), 0);
-		fail_once(&sd, role);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "handshake_timeout_ms"),
-				VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "idle_timeout_ms"),
-				VMIG_DEFAULT_IDLE_TIMEOUT_MS);
+		fails_bounded(&sd, role, VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+			      VMIG_DEFAULT_IDLE_TIMEOUT_MS);
 		bounds(&sd, 1234, 5678);
-		fail_once(&sd, role);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "handshake_timeout_ms"),
-				1234);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "idle_timeout_ms"), 5678);
+		fails_bounded(&sd, role, 1234, 5678);
 		side_free(&sd);
 	}
 }
