@@ -188,6 +188,20 @@ static void dma_write(struct lost *l, const char *name, uint64_t iova,
 	CU_ASSERT(ksim_dma_write(kdev(l, name), iova, NULL, len) == 0);
 }
 
+/*
+ * The set-up of doc, tracking clean; device name writes len bytes at
+ * iova and is unplugged: the write is dirty.
+ */
+static void unplug_after_write(struct lost *l, const char *doc,
+			       const char *name, uint64_t iova, size_t len)
+{
+	lost_init(l, doc, NULL);
+	start_clean(l);
+	dma_write(l, name, iova, len);
+	CU_ASSERT(vmig_device_remove(l->s, device(l, name)) == 0);
+	CU_ASSERT(dirty(l, iova));
+}
+
 /* Tracking stops cleanly; then the set-up goes. */
 static void stop_fini(struct lost *l)
 {
@@ -238,11 +252,7 @@ static void test_unplug_across_hole(void)
 {
 	struct lost l;
 
-	lost_init(&l, hole_doc, NULL);
-	start_clean(&l);
-	dma_write(&l, "i0", 2 * MiB + 9 * PG, 64);
-	CU_ASSERT(vmig_device_remove(l.s, device(&l, "i0")) == 0);
-	CU_ASSERT(dirty(&l, 2 * MiB + 9 * PG));
+	unplug_after_write(&l, hole_doc, "i0", 2 * MiB + 9 * PG, 64);
 	stop_fini(&l);
 }
 
@@ -608,11 +618,7 @@ static void test_window_unplug_log(void)
 {
 	struct lost l;
 
-	lost_init(&l, log_doc, NULL);
-	start_clean(&l);
-	dma_write(&l, "l0", 2 * MiB + 17 * PG, 8);
-	CU_ASSERT(vmig_device_remove(l.s, device(&l, "l0")) == 0);
-	CU_ASSERT(dirty(&l, 2 * MiB + 17 * PG));
+	unplug_after_write(&l, log_doc, "l0", 2 * MiB + 17 * PG, 8);
 	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1);
 	stop_fini(&l);
 }
