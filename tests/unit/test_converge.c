@@ -216,36 +216,40 @@ static void test_device_blamed(void)
 	CU_ASSERT_EQUAL(d.over_us, d.expected_us - 300000);
 }
 
+/* The decision on in, in d, is described as want. */
+static void describes(const struct vmig_converge_input *in,
+		      struct vmig_converge_decision *d, const char *want)
+{
+	char buf[256];
+
+	vmig_converge_decide(in, d);
+	vmig_converge_describe(d, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, want);
+}
+
 static void test_describe(void)
 {
 	struct vmig_converge_input in = input();
 	struct vmig_converge_decision d;
-	char buf[256];
 
 	in.dirty_bytes = 700000000;
 	in.device_bytes = 100000000;
 	in.verify_bytes = 48000000;
-	vmig_converge_decide(&in, &d);
-	vmig_converge_describe(&d, buf, sizeof(buf));
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "expected downtime 812 ms, over the 300 ms "
-			       "limit by 512 ms: memory still dirty 700 ms, "
-			       "device state 100 ms, verification 12 ms");
+	describes(&in, &d,
+		  "expected downtime 812 ms, over the 300 ms "
+		  "limit by 512 ms: memory still dirty 700 ms, "
+		  "device state 100 ms, verification 12 ms");
 	in.dirty_bytes = 100000000;
-	vmig_converge_decide(&in, &d);
-	vmig_converge_describe(&d, buf, sizeof(buf));
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "expected downtime 212 ms, within the 300 ms "
-			       "limit: memory still dirty 100 ms, device "
-			       "state 100 ms, verification 12 ms");
+	describes(&in, &d,
+		  "expected downtime 212 ms, within the 300 ms "
+		  "limit: memory still dirty 100 ms, device "
+		  "state 100 ms, verification 12 ms");
 	in.page_rate = 0;
-	vmig_converge_decide(&in, &d);
-	vmig_converge_describe(&d, buf, sizeof(buf));
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "expected downtime unknown, over the 300 ms "
-			       "limit by unknown: memory still dirty "
-			       "unknown, device state unknown, verification "
-			       "12 ms");
+	describes(&in, &d,
+		  "expected downtime unknown, over the 300 ms "
+		  "limit by unknown: memory still dirty "
+		  "unknown, device state unknown, verification "
+		  "12 ms");
 	CU_ASSERT_STRING_EQUAL(vmig_converge_action_name(d.action),
 			       "continue");
 }
