@@ -934,18 +934,10 @@ static void test_config_run(void)
 	CU_ASSERT_EQUAL(json_num(it, "pages_missed"), 0);
 	nic = json_device(root, "nic");
 	vgpu = json_device(root, "vgpu");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
-		"vfio-type1");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "precision")),
-		"all-mapped");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(vgpu, "precision")),
-		"exact");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(root, "kernel")),
-		"simulated");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "source"), "vfio-type1");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "precision"), "all-mapped");
+	CU_ASSERT_STRING_EQUAL(json_str(vgpu, "precision"), "exact");
+	CU_ASSERT_STRING_EQUAL(json_str(root, "kernel"), "simulated");
 	cJSON_Delete(root);
 }
 
@@ -972,9 +964,7 @@ static void test_config_run_fault(void)
 	}
 	CU_ASSERT_EQUAL(failed, 1);
 	nic = json_device(root, "nic");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
-		"all-dirty");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "source"), "all-dirty");
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "vfio-type1"));
 	cJSON_Delete(root);
 }
