@@ -65,6 +65,21 @@ struct stream_listener {
 	void *opaque;
 };
 
+/*
+ * Initializes h on loop, a TCP handle or a pipe, its data the object that
+ * holds it: 0 or a libuv error.
+ */
+static int stream_handle_init(uv_loop_t *loop, bool tcp,
+			      union stream_handle *h, void *owner)
+{
+	int ret = tcp ? uv_tcp_init(loop, &h->tcp)
+		      : uv_pipe_init(loop, &h->pipe, 0);
+
+	if (ret == 0)
+		h->handle.data = owner;
+	return ret;
+}
+
 static struct stream_conn *sc_of(struct vmig_conn *c)
 {
 	return (struct stream_conn *)c;
@@ -211,20 +226,16 @@ struct vmig_conn *vmig_stream_conn_new(uv_loop_t *loop, bool tcp,
 				       void *opaque)
 {
 	struct stream_conn *c = calloc(1, sizeof(*c));
-	int ret;
 
 	if (!c)
 		return NULL;
 	c->base.cls = &stream_conn_class;
 	c->base.ops = ops;
 	c->base.opaque = opaque;
-	ret = tcp ? uv_tcp_init(loop, &c->h.tcp)
-		  : uv_pipe_init(loop, &c->h.pipe, 0);
-	if (ret < 0) {
+	if (stream_handle_init(loop, tcp, &c->h, c) < 0) {
 		free(c);
 		return NULL;
 	}
-	c->h.handle.data = c;
 	return &c->base;
 }
 
@@ -416,19 +427,15 @@ static const struct vmig_listener_class stream_listener_class = {
 struct vmig_listener *vmig_stream_listener_new(uv_loop_t *loop, bool tcp)
 {
 	struct stream_listener *l = calloc(1, sizeof(*l));
-	int ret;
 
 	if (!l)
 		return NULL;
 	l->base.cls = &stream_listener_class;
 	l->tcp = tcp;
-	ret = tcp ? uv_tcp_init(loop, &l->h.tcp)
-		  : uv_pipe_init(loop, &l->h.pipe, 0);
-	if (ret < 0) {
+	if (stream_handle_init(loop, tcp, &l->h, l) < 0) {
 		free(l);
 		return NULL;
 	}
-	l->h.handle.data = l;
 	return &l->base;
 }
 
@@ -448,4 +455,19 @@ void vmig_stream_listener_set_path(struct vmig_listener *base,
 int vmig_stream_listen(struct vmig_listener *l)
 {
 	return uv_listen(&sl_of(l)->h.stream, 1, listener_connection);
+}
+
+int vmig_stream_listen_done(struct vmig_listener *l,
+			    const struct vmig_address *a, int ret,
+			    struct vmig_listener **out, char *err,
+			    size_t errlen)
+{
+	if (ret < 0) {
+		l->cls->close(l);
+		snprintf(err, errlen, "listen %s: %s", a->text,
+			 uv_strerror(ret));
+		return ret;
+	}
+	*out = l;
+	return 0;
 }

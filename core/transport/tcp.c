@@ -177,16 +177,10 @@ static int tcp_listen(uv_loop_t *loop, const struct vmig_address *a,
 		ret = vmig_stream_listen(l);
 	if (ret == 0)
 		ret = uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len);
-	if (ret < 0) {
-		l->cls->close(l);
-		snprintf(err, errlen, "listen %s: %s", a->text,
-			 uv_strerror(ret));
-		return ret;
-	}
-	vmig_tcp_sockaddr_text((struct sockaddr *)&ss, l->bound,
-			       sizeof(l->bound));
-	*out = l;
-	return 0;
+	if (ret == 0)
+		vmig_tcp_sockaddr_text((struct sockaddr *)&ss, l->bound,
+				       sizeof(l->bound));
+	return vmig_stream_listen_done(l, a, ret, out, err, errlen);
 }
 
 const struct vmig_transport vmig_transport_tcp = {

@@ -129,6 +129,14 @@ uv_stream_t *vmig_stream_listener_handle(struct vmig_listener *l);
 void vmig_stream_listener_set_path(struct vmig_listener *l,
 				   const char *path);
 int vmig_stream_listen(struct vmig_listener *l);
+/*
+ * Ends a listen on a: where ret (of binding and starting l) is 0, *out is
+ * l; else l is closed and err says why. Returns ret.
+ */
+int vmig_stream_listen_done(struct vmig_listener *l,
+			    const struct vmig_address *a, int ret,
+			    struct vmig_listener **out, char *err,
+			    size_t errlen);
 
 /* tcp.c: a peer's address as text ("tcp:1.2.3.4:5", "tcp:[::1]:5"). */
 void vmig_tcp_sockaddr_text(const struct sockaddr *sa, char *buf,

@@ -112,14 +112,7 @@ static int unix_listen(uv_loop_t *loop, const struct vmig_address *a,
 	snprintf(l->bound, sizeof(l->bound), "unix:%s", a->path);
 	if (ret == 0)
 		ret = vmig_stream_listen(l);
-	if (ret < 0) {
-		l->cls->close(l);
-		snprintf(err, errlen, "listen %s: %s", a->text,
-			 uv_strerror(ret));
-		return ret;
-	}
-	*out = l;
-	return 0;
+	return vmig_stream_listen_done(l, a, ret, out, err, errlen);
 }
 
 const struct vmig_transport vmig_transport_unix = {

@@ -73,14 +73,6 @@ static int fake_open(struct vmig_rx *rx, struct vmig_rx_device *d, char *err,
 	return 0;
 }
 
-static int fake_start(struct vmig_rx *rx, char *err, size_t errlen)
-{
-	(void)rx;
-	(void)err;
-	(void)errlen;
-	return 0;
-}
-
 static int fake_write(struct vmig_rx *rx, struct vmig_rx_device *d,
 		      const void *buf, size_t len, char *err, size_t errlen)
 {
@@ -95,7 +87,8 @@ static int fake_write(struct vmig_rx *rx, struct vmig_rx_device *d,
 	return 0;
 }
 
-static int fake_load(struct vmig_rx *rx, char *err, size_t errlen)
+/* Starting, loading and running the devices: nothing to do. */
+static int fake_ok(struct vmig_rx *rx, char *err, size_t errlen)
 {
 	(void)rx;
 	(void)err;
@@ -111,49 +104,50 @@ static void fake_none(struct vmig_rx *rx)
 static const struct vmig_section_loader fake_devs = {
 	.name = "fuzz-devices",
 	.open = fake_open,
-	.start = fake_start,
+	.start = fake_ok,
 	.write = fake_write,
-	.load = fake_load,
-	.run = fake_load,
+	.load = fake_ok,
+	.run = fake_ok,
 	.abort = fake_none,
 	.close = fake_none,
 };
 
+/* Adds region name at gpa, pages long, between guard pages. */
+static void add_region(const char *name, uint64_t gpa, size_t pages)
+{
+	struct vmig_region r = { .size = sizeof(r), .fd = -1, .name = name,
+				 .gpa = gpa, .length = pages * PG };
+
+	r.hva = guarded(pages);
+	if (vmig_region_add(sess, &r, NULL))
+		abort();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	static const char *const devices[] = { "nic0", "gpu0" };
 	struct vmig_session_params p = { .size = sizeof(p),
 					 .role = VMIG_ROLE_DESTINATION };
-	struct vmig_region r = { .size = sizeof(r), .fd = -1 };
 	struct vmig_iommu io = { .size = sizeof(io),
 				 .kind = VMIG_IOMMU_TYPE1, .fd = 0 };
 	struct vmig_device d = { .size = sizeof(d),
 				 .kind = VMIG_DEVICE_VFIO_PCI,
 				 .device_fd = -1, .group_fd = -1 };
+	size_t i;
 
 	(void)argc;
 	(void)argv;
 	if (vmig_session_new(&p, &sess))
 		abort();
-	r.name = "low";
-	r.gpa = 0x100000;
-	r.length = R0_PAGES * PG;
-	r.hva = guarded(R0_PAGES);
-	if (vmig_region_add(sess, &r, NULL))
-		abort();
-	r.name = "high";
-	r.gpa = 0x40000000;
-	r.length = R1_PAGES * PG;
-	r.hva = guarded(R1_PAGES);
-	if (vmig_region_add(sess, &r, NULL))
-		abort();
+	add_region("low", 0x100000, R0_PAGES);
+	add_region("high", 0x40000000, R1_PAGES);
 	if (vmig_iommu_add(sess, &io, &d.iommu_id))
 		abort();
-	d.name = "nic0";
-	if (vmig_device_add(sess, &d, NULL))
-		abort();
-	d.name = "gpu0";
-	if (vmig_device_add(sess, &d, NULL))
-		abort();
+	for (i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
+		d.name = devices[i];
+		if (vmig_device_add(sess, &d, NULL))
+			abort();
+	}
 	if (vmig_rx_init(&fresh, sess))
 		abort();
 	return 0;

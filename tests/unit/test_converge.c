@@ -84,6 +84,15 @@ static struct vmig_converge_input input(void)
 	return in;
 }
 
+/* The decision on in, in d, is to take action. */
+static void decides(const struct vmig_converge_input *in,
+		    struct vmig_converge_decision *d,
+		    enum vmig_converge_action action)
+{
+	vmig_converge_decide(in, d);
+	CU_ASSERT_EQUAL(d->action, action);
+}
+
 static void test_within_limit(void)
 {
 	struct vmig_converge_input in = input();
@@ -101,8 +110,7 @@ static void test_within_limit(void)
 	CU_ASSERT_EQUAL(d.over_us, 1150000 - 300000);
 
 	in.verify_bytes = 400000000; /* 100 ms */
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_SWITCHOVER);
+	decides(&in, &d, VMIG_CONVERGE_SWITCHOVER);
 	CU_ASSERT_EQUAL(d.reason, VMIG_CONVERGE_WITHIN_LIMIT);
 	CU_ASSERT_EQUAL(d.expected_us, 250000);
 	CU_ASSERT_EQUAL(d.part_us[VMIG_CONVERGE_MEMORY], 100000);
@@ -136,8 +144,7 @@ static void test_limit_is_inclusive(void)
 	CU_ASSERT_EQUAL(d.expected_us, 300000);
 	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_SWITCHOVER);
 	in.dirty_bytes += 1000; /* 1 us more */
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_CONTINUE);
+	decides(&in, &d, VMIG_CONVERGE_CONTINUE);
 	CU_ASSERT_EQUAL(d.over_us, 1);
 	CU_ASSERT_EQUAL(d.main, VMIG_CONVERGE_MEMORY);
 }
@@ -152,11 +159,9 @@ static void test_nothing_pending(void)
 	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_SWITCHOVER);
 	/* A zero limit is met only by nothing at all. */
 	in.downtime_limit_us = 0;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_SWITCHOVER);
+	decides(&in, &d, VMIG_CONVERGE_SWITCHOVER);
 	in.dirty_bytes = 4096;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_CONTINUE);
+	decides(&in, &d, VMIG_CONVERGE_CONTINUE);
 }
 
 static void test_max_iterations(void)
@@ -166,16 +171,13 @@ static void test_max_iterations(void)
 
 	in.dirty_bytes = 1000000000; /* 1 s */
 	in.iterations = 29;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_CONTINUE);
+	decides(&in, &d, VMIG_CONVERGE_CONTINUE);
 	in.iterations = 30;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_GIVE_UP);
+	decides(&in, &d, VMIG_CONVERGE_GIVE_UP);
 	CU_ASSERT_EQUAL(d.reason, VMIG_CONVERGE_MAX_ITERATIONS);
 	CU_ASSERT_EQUAL(d.over_us, 700000);
 	in.force = true;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_SWITCHOVER);
+	decides(&in, &d, VMIG_CONVERGE_SWITCHOVER);
 	CU_ASSERT_EQUAL(d.reason, VMIG_CONVERGE_FORCED);
 	/* Within the limit, the last iteration converges: no force. */
 	in.dirty_bytes = 4096;
@@ -186,8 +188,7 @@ static void test_max_iterations(void)
 	in.dirty_bytes = 1000000000;
 	in.iterations = 1;
 	in.max_iterations = 1;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_GIVE_UP);
+	decides(&in, &d, VMIG_CONVERGE_GIVE_UP);
 }
 
 static void test_unknown_rate(void)
@@ -207,11 +208,9 @@ static void test_unknown_rate(void)
 	CU_ASSERT_EQUAL(d.part_us[VMIG_CONVERGE_VERIFY], 1);
 	CU_ASSERT_EQUAL(d.main, VMIG_CONVERGE_MEMORY);
 	in.downtime_limit_us = UINT64_MAX - 1;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_CONTINUE);
+	decides(&in, &d, VMIG_CONVERGE_CONTINUE);
 	in.iterations = in.max_iterations;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_GIVE_UP);
+	decides(&in, &d, VMIG_CONVERGE_GIVE_UP);
 }
 
 static void test_device_blamed(void)
@@ -222,44 +221,47 @@ static void test_device_blamed(void)
 	/* A device whose size is unknown counts as 100 GiB. */
 	in.dirty_bytes = 1000000;
 	in.device_bytes = VMIG_CONVERGE_UNKNOWN_STATE;
-	vmig_converge_decide(&in, &d);
-	CU_ASSERT_EQUAL(d.action, VMIG_CONVERGE_CONTINUE);
+	decides(&in, &d, VMIG_CONVERGE_CONTINUE);
 	CU_ASSERT_EQUAL(d.main, VMIG_CONVERGE_DEVICES);
 	CU_ASSERT(d.part_us[VMIG_CONVERGE_DEVICES] >
 		  100 * d.part_us[VMIG_CONVERGE_MEMORY]);
 	CU_ASSERT_EQUAL(d.over_us, d.expected_us - 300000);
 }
 
+/* The decision on in, in d, is described as want. */
+static void describes(const struct vmig_converge_input *in,
+		      struct vmig_converge_decision *d, const char *want)
+{
+	char buf[256];
+
+	vmig_converge_decide(in, d);
+	vmig_converge_describe(d, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, want);
+}
+
 static void test_describe(void)
 {
 	struct vmig_converge_input in = input();
 	struct vmig_converge_decision d;
-	char buf[256];
 
 	in.dirty_bytes = 700000000;
 	in.device_bytes = 100000000;
 	in.verify_bytes = 48000000;
-	vmig_converge_decide(&in, &d);
-	vmig_converge_describe(&d, buf, sizeof(buf));
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "expected downtime 812 ms, over the 300 ms "
-			       "limit by 512 ms: memory still dirty 700 ms, "
-			       "device state 100 ms, verification 12 ms");
+	describes(&in, &d,
+		  "expected downtime 812 ms, over the 300 ms "
+		  "limit by 512 ms: memory still dirty 700 ms, "
+		  "device state 100 ms, verification 12 ms");
 	in.dirty_bytes = 100000000;
-	vmig_converge_decide(&in, &d);
-	vmig_converge_describe(&d, buf, sizeof(buf));
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "expected downtime 212 ms, within the 300 ms "
-			       "limit: memory still dirty 100 ms, device "
-			       "state 100 ms, verification 12 ms");
+	describes(&in, &d,
+		  "expected downtime 212 ms, within the 300 ms "
+		  "limit: memory still dirty 100 ms, device "
+		  "state 100 ms, verification 12 ms");
 	in.page_rate = 0;
-	vmig_converge_decide(&in, &d);
-	vmig_converge_describe(&d, buf, sizeof(buf));
-	CU_ASSERT_STRING_EQUAL(buf,
-			       "expected downtime unknown, over the 300 ms "
-			       "limit by unknown: memory still dirty "
-			       "unknown, device state unknown, verification "
-			       "12 ms");
+	describes(&in, &d,
+		  "expected downtime unknown, over the 300 ms "
+		  "limit by unknown: memory still dirty "
+		  "unknown, device state unknown, verification "
+		  "12 ms");
 	CU_ASSERT_STRING_EQUAL(vmig_converge_action_name(d.action),
 			       "continue");
 }

@@ -33,6 +33,8 @@
 
 #include "core/proto.h"
 #include "testutil.h"
+#include "common/vmmcount.h"
+#include "sessionutil.h"
 
 #define PG 4096u
 #define TINY_LEN (4u * PG)
@@ -40,38 +42,9 @@
 #define HDR VMIG_FRAME_HDR
 #define SMALL_MS 200
 
-struct vmm {
-	atomic_uint stops, resumes, starts;
-};
-
-static int cb_stop(void *o)
-{
-	atomic_fetch_add(&((struct vmm *)o)->stops, 1);
-	return 0;
-}
-
-static int cb_resume(void *o)
-{
-	atomic_fetch_add(&((struct vmm *)o)->resumes, 1);
-	return 0;
-}
-
-static int cb_start(void *o)
-{
-	atomic_fetch_add(&((struct vmm *)o)->starts, 1);
-	return 0;
-}
-
-static const struct vmig_vmm_ops ops = {
-	.size = sizeof(ops),
-	.stop = cb_stop,
-	.resume = cb_resume,
-	.start = cb_start,
-};
-
 struct side {
 	vmig_session *s;
-	struct vmm vmm;
+	struct vmig_vmm_count vmm;
 	uint8_t *mem;
 	size_t len;
 	int ret;
@@ -81,28 +54,14 @@ struct side {
 
 static void side_new(struct side *sd, int role, size_t len, bool data)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
-				   .name = "ram", .length = len };
-	size_t i;
-
 	memset(sd, 0, sizeof(*sd));
 	sd->len = len;
-	sd->mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CU_ASSERT_FATAL(sd->mem != MAP_FAILED);
-	for (i = 0; data && i < len; i += 64)
-		sd->mem[i] = (uint8_t)(i / 64 + 1);
-	reg.hva = sd->mem;
-	CU_ASSERT_FATAL(vmig_session_new(&p, &sd->s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(sd->s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(sd->s, &ops, &sd->vmm) == 0);
+	sd->s = vmig_test_ram_session(role, len, data, &sd->vmm, &sd->mem);
 }
 
 static void side_free(struct side *sd)
 {
-	vmig_session_free(sd->s);
-	munmap(sd->mem, sd->len);
+	vmig_test_ram_free(sd->s, sd->mem, sd->len);
 	sd->s = NULL;
 }
 
@@ -447,45 +406,53 @@ static int against_fake(struct side *src, enum fake_kind kind,
 	return ret;
 }
 
-static void test_destination_never_welcomes(void)
+/*
+ * A source of len bytes, its bounds small, against a fake destination
+ * of kind that never lets it finish: -ETIMEDOUT.
+ */
+static void source_times_out(struct side *src, size_t len,
+			     enum fake_kind kind)
 {
 	struct fake_dst f;
-	struct side src;
-	int ret;
 
-	side_new(&src, VMIG_ROLE_SOURCE, TINY_LEN, true);
-	bounds(&src, SMALL_MS, SMALL_MS);
-	ret = against_fake(&src, FAKE_SILENT, &f);
-	CU_ASSERT_EQUAL(ret, -ETIMEDOUT);
+	side_new(src, VMIG_ROLE_SOURCE, len, true);
+	bounds(src, SMALL_MS, SMALL_MS);
+	CU_ASSERT_EQUAL(against_fake(src, kind, &f), -ETIMEDOUT);
+}
+
+/* Its guest was never stopped (nor resumed); then frees the source. */
+static void source_untouched_free(struct side *src)
+{
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.stops), 0);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.resumes), 0);
+	side_free(src);
+}
+
+static void test_destination_never_welcomes(void)
+{
+	struct side src;
+
+	source_times_out(&src, TINY_LEN, FAKE_SILENT);
 	CU_ASSERT(has(vmig_errmsg(src.s), "handshake timeout: no WELCOME "
 					  "from tcp:127.0.0.1:"));
 	CU_ASSERT(has(vmig_errmsg(src.s), "in 200 ms (handshake_timeout_ms), "
 					  "waiting for the destination's "
 					  "WELCOME; the guest stays on the "
 					  "source"));
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 0);
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
-	side_free(&src);
+	source_untouched_free(&src);
 }
 
 static void test_destination_stops_reading(void)
 {
-	struct fake_dst f;
 	struct side src;
-	int ret;
 
-	side_new(&src, VMIG_ROLE_SOURCE, BIG_LEN, true);
-	bounds(&src, SMALL_MS, SMALL_MS);
-	ret = against_fake(&src, FAKE_DEAF, &f);
-	CU_ASSERT_EQUAL(ret, -ETIMEDOUT);
+	source_times_out(&src, BIG_LEN, FAKE_DEAF);
 	CU_ASSERT(has(vmig_errmsg(src.s), "idle timeout: nothing moved for "
 					  "200 ms (idle_timeout_ms) waiting "
 					  "for the destination to take "
 					  "iteration 0"));
 	CU_ASSERT(has(vmig_errmsg(src.s), "the guest stays on the source"));
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 0);
-	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
-	side_free(&src);
+	source_untouched_free(&src);
 }
 
 /*
@@ -529,20 +496,10 @@ static void test_wrong_digest_then_close(void)
 
 static uint64_t report_policy(vmig_session *s, const char *key)
 {
-	int64_t len = vmig_report_json(s, NULL, 0);
-	cJSON *root, *pol;
+	cJSON *root = json_session_report(s);
 	uint64_t v;
-	char *buf;
 
-	CU_ASSERT_FATAL(len > 0);
-	buf = malloc((size_t)len + 1);
-	CU_ASSERT_FATAL(buf != NULL);
-	vmig_report_json(s, buf, (size_t)len + 1);
-	root = cJSON_Parse(buf);
-	free(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	pol = cJSON_GetObjectItem(root, "policies");
-	v = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(pol, key));
+	v = (uint64_t)json_num(cJSON_GetObjectItem(root, "policies"), key);
 	cJSON_Delete(root);
 	return v;
 }
@@ -575,6 +532,16 @@ static void fail_once(struct side *sd, int role)
 	CU_ASSERT(vmig_receive(sd->s) < 0);
 }
 
+/* Fails once; the report gives the handshake and idle bounds. */
+static void fails_bounded(struct side *sd, int role, uint64_t handshake_ms,
+			  uint64_t idle_ms)
+{
+	fail_once(sd, role);
+	CU_ASSERT_EQUAL(report_policy(sd->s, "handshake_timeout_ms"),
+			handshake_ms);
+	CU_ASSERT_EQUAL(report_policy(sd->s, "idle_timeout_ms"), idle_ms);
+}
+
 /*
  * Without any policy, and with an older caller's shorter struct, both
  * sides bound the handshake and an idle stream.
@@ -592,24 +559,15 @@ static void test_bounded_by_default(void)
 	for (role = VMIG_ROLE_SOURCE; role <= VMIG_ROLE_DESTINATION;
 	     role++) {
 		side_new(&sd, role, TINY_LEN, false);
-		fail_once(&sd, role);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "handshake_timeout_ms"),
-				VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "idle_timeout_ms"),
-				VMIG_DEFAULT_IDLE_TIMEOUT_MS);
+		fails_bounded(&sd, role, VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+			      VMIG_DEFAULT_IDLE_TIMEOUT_MS);
 		CU_ASSERT_EQUAL(report_policy(sd.s, "switchover_timeout_ms"),
 				VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS);
 		CU_ASSERT_EQUAL_FATAL(vmig_set_policies(sd.s, &old), 0);
-		fail_once(&sd, role);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "handshake_timeout_ms"),
-				VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "idle_timeout_ms"),
-				VMIG_DEFAULT_IDLE_TIMEOUT_MS);
+		fails_bounded(&sd, role, VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+			      VMIG_DEFAULT_IDLE_TIMEOUT_MS);
 		bounds(&sd, 1234, 5678);
-		fail_once(&sd, role);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "handshake_timeout_ms"),
-				1234);
-		CU_ASSERT_EQUAL(report_policy(sd.s, "idle_timeout_ms"), 5678);
+		fails_bounded(&sd, role, 1234, 5678);
 		side_free(&sd);
 	}
 }

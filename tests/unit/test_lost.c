@@ -181,6 +181,34 @@ static bool has(const char *hay, const char *needle)
 	return false;
 }
 
+/* Device name writes len bytes at iova, as the guest's DMA would. */
+static void dma_write(struct lost *l, const char *name, uint64_t iova,
+		      size_t len)
+{
+	CU_ASSERT(ksim_dma_write(kdev(l, name), iova, NULL, len) == 0);
+}
+
+/*
+ * The set-up of doc, tracking clean; device name writes len bytes at
+ * iova and is unplugged: the write is dirty.
+ */
+static void unplug_after_write(struct lost *l, const char *doc,
+			       const char *name, uint64_t iova, size_t len)
+{
+	lost_init(l, doc, NULL);
+	start_clean(l);
+	dma_write(l, name, iova, len);
+	CU_ASSERT(vmig_device_remove(l->s, device(l, name)) == 0);
+	CU_ASSERT(dirty(l, iova));
+}
+
+/* Tracking stops cleanly; then the set-up goes. */
+static void stop_fini(struct lost *l)
+{
+	CU_ASSERT(vmig_tracking_stop(l->s) == 0);
+	lost_fini(l);
+}
+
 /* ------------------------------------------------------------------ */
 /* 1.1 iommufd: an unmap across a hole                                 */
 
@@ -208,14 +236,12 @@ static void test_unmap_across_hole(void)
 
 	lost_init(&l, hole_doc, NULL);
 	start_clean(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), 2 * MiB + 5 * PG, NULL,
-				 64) == 0);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), 3 * PG, NULL, 64) == 0);
+	dma_write(&l, "i0", 2 * MiB + 5 * PG, 64);
+	dma_write(&l, "i0", 3 * PG, 64);
 	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 0, 3 * MiB) == 0);
 	CU_ASSERT(dirty(&l, 3 * PG));
 	CU_ASSERT(dirty(&l, 2 * MiB + 5 * PG));
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /*
@@ -226,14 +252,8 @@ static void test_unplug_across_hole(void)
 {
 	struct lost l;
 
-	lost_init(&l, hole_doc, NULL);
-	start_clean(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), 2 * MiB + 9 * PG, NULL,
-				 64) == 0);
-	CU_ASSERT(vmig_device_remove(l.s, device(&l, "i0")) == 0);
-	CU_ASSERT(dirty(&l, 2 * MiB + 9 * PG));
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	unplug_after_write(&l, hole_doc, "i0", 2 * MiB + 9 * PG, 64);
+	stop_fini(&l);
 }
 
 /* ------------------------------------------------------------------ */
@@ -339,8 +359,7 @@ static void test_gpa_source_restarted(void)
 	clear_all(&l);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1024);
 	CU_ASSERT(l.s->vcpus_untracked);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /* ------------------------------------------------------------------ */
@@ -369,7 +388,7 @@ static void test_type1_pinning_pci(void)
 
 	lost_init(&l, pins_doc, NULL);
 	start_clean(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "p0"), 100 * PG, NULL, 64) == 0);
+	dma_write(&l, "p0", 100 * PG, 64);
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT(dirty(&l, 100 * PG));
 	/* The claim matches the bitmap: every mapped page, every sync. */
@@ -379,8 +398,7 @@ static void test_type1_pinning_pci(void)
 	CU_ASSERT(has(ds.reason, "pinned-page scope"));
 	clear_all(&l);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /* ------------------------------------------------------------------ */
@@ -455,8 +473,7 @@ static void test_type1_mixed_precision(void)
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 512);
 	clear_all(&l);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 4);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /* ------------------------------------------------------------------ */
@@ -484,8 +501,7 @@ static void test_truth_first_pass(void)
 	vmig_truth_reset(t);
 	for (pass = 0; pass < 3; pass++) {
 		memset(&it, 0, sizeof(it));
-		CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), (7 + pass) * PG, NULL,
-					 8) == 0);
+		dma_write(&l, "i0", (7 + pass) * PG, 8);
 		vmig_truth_drain(t);
 		CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 		/* Passes 0 and 2 lose what their sync found. */
@@ -497,8 +513,7 @@ static void test_truth_first_pass(void)
 		clear_all(&l);
 	}
 	vmig_truth_free(t);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /* ------------------------------------------------------------------ */
@@ -553,8 +568,7 @@ static void test_window_unmap_iommufd(void)
 	CU_ASSERT(vmig_dma_unmap(l.s, space(&l, "a"), 2 * MiB, MiB) == 0);
 	CU_ASSERT_EQUAL(window_writes, 1);
 	CU_ASSERT(dirty(&l, 2 * MiB + 11 * PG));
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /*
@@ -590,8 +604,7 @@ static void test_window_unmap_log(void)
 	CU_ASSERT(dirty(&l, 2 * MiB + 13 * PG));
 	/* Exact all the same: nothing else of the range is dirty. */
 	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /*
@@ -605,15 +618,9 @@ static void test_window_unplug_log(void)
 {
 	struct lost l;
 
-	lost_init(&l, log_doc, NULL);
-	start_clean(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "l0"), 2 * MiB + 17 * PG, NULL,
-				 8) == 0);
-	CU_ASSERT(vmig_device_remove(l.s, device(&l, "l0")) == 0);
-	CU_ASSERT(dirty(&l, 2 * MiB + 17 * PG));
+	unplug_after_write(&l, log_doc, "l0", 2 * MiB + 17 * PG, 8);
 	CU_ASSERT_EQUAL(vmig_dirty_count(l.s), 1);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /*
@@ -646,20 +653,17 @@ static void test_existing_under_logging(void)
 	CU_ASSERT_FATAL(l.s->kernel.ioctl(l.s->kernel.kctx,
 					  l.s->iommus[c]->desc.fd,
 					  VFIO_IOMMU_MAP_DMA, &m) == 0);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "l0"), 3 * MiB + 7 * PG, NULL,
-				 8) == 0);
+	dma_write(&l, "l0", 3 * MiB + 7 * PG, 8);
 	vm.iommu_id = c;
 	CU_ASSERT(vmig_dma_map(l.s, &vm) == 0);
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT(dirty(&l, 3 * MiB + 7 * PG));
 	/* From then on, the log covers it: exact again. */
 	clear_all(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "l0"), 3 * MiB + 9 * PG, NULL,
-				 8) == 0);
+	dma_write(&l, "l0", 3 * MiB + 9 * PG, 8);
 	CU_ASSERT_EQUAL(vmig_dirty_sync(l.s), 1);
 	CU_ASSERT(dirty(&l, 3 * MiB + 9 * PG));
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /*
@@ -690,12 +694,10 @@ static void test_top_of_iova_space(void)
 	start_clean(&l);
 	status(&l, "m0", &ds);
 	CU_ASSERT_STRING_EQUAL(ds.source, "device-dirty");
-	CU_ASSERT(ksim_dma_write(kdev(&l, "m0"), TOP_IOVA + 5 * PG, NULL,
-				 8) == 0);
+	dma_write(&l, "m0", TOP_IOVA + 5 * PG, 8);
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT(dirty(&l, 2 * MiB + 5 * PG));
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /*
@@ -763,8 +765,7 @@ static void test_split_huge_mapping(void)
 	vm.gpa = base + MiB;
 	CU_ASSERT_FATAL(vmig_dma_map(l.s, &vm) == 0);
 	start_clean(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), base + MiB + MiB / 2, NULL,
-				 8) == 0);
+	dma_write(&l, "i0", base + MiB + MiB / 2, 8);
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	CU_ASSERT(dirty(&l, base + MiB + MiB / 2));
 	/*
@@ -774,16 +775,14 @@ static void test_split_huge_mapping(void)
 	 */
 	CU_ASSERT(vmig_dirty_sync(l.s) >= 0);
 	clear_all(&l);
-	CU_ASSERT(ksim_dma_write(kdev(&l, "i0"), base + 3 * MiB, NULL, 8) ==
-		  0);
+	dma_write(&l, "i0", base + 3 * MiB, 8);
 	CU_ASSERT(vmig_dma_unmap(l.s, a, base, len) == 0);
 	CU_ASSERT(dirty(&l, base + 3 * MiB));
 	for (size_t i = 0; i < l.s->iommus[a]->nr_maps; i++)
 		CU_ASSERT(l.s->iommus[a]->maps[i].iova + l.s->iommus[a]->maps[i]
 				  .length <= base ||
 			  l.s->iommus[a]->maps[i].iova >= base + len);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 	munmap(raw, len + 2 * MiB);
 }
 
@@ -820,8 +819,7 @@ static void test_iommufd_huge_precision(void)
 	status(&l, "i0", &ds);
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
 	CU_ASSERT(has(ds.reason, "no range holds an aligned large IOPTE"));
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 
 	/*
 	 * Partial unmaps: two mappings that touch, [4M, 5M) and [5M, 8M),
@@ -840,8 +838,7 @@ static void test_iommufd_huge_precision(void)
 		  0);
 	status(&l, "i0", &ds);
 	CU_ASSERT_EQUAL(ds.precision, VMIG_PRECISION_EXACT);
-	CU_ASSERT(vmig_tracking_stop(l.s) == 0);
-	lost_fini(&l);
+	stop_fini(&l);
 }
 
 /* ------------------------------------------------------------------ */

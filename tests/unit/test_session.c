@@ -669,6 +669,19 @@ static void test_fallback(void)
 	rig_fini(&r);
 }
 
+/*
+ * A sync whose source fails: all 64 pages dirty, the device's source then
+ * source, and the log says logged.
+ */
+static void failed_sync(struct rig *r, uint32_t id,
+			struct vmig_device_status *ds, const char *source,
+			const char *logged)
+{
+	CU_ASSERT_EQUAL(vmig_dirty_sync(r->s), 64);
+	source_is(r, id, ds, source);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->log.text, logged));
+}
+
 /* A source failing mid-run: its ranges dirty, the next one takes over. */
 static void test_source_failure(void)
 {
@@ -685,20 +698,16 @@ static void test_source_failure(void)
 
 	/* A first failure: its range is dirty, and it is restarted. */
 	fake_a.read_error = -EIO;
-	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	source_is(&r, id, &ds, "fake-a");
+	failed_sync(&r, id, &ds, "fake-a",
+		    "fake-a: read failed (Input/output error): restarted");
 	CU_ASSERT_EQUAL(fake_a.attaches, 2);
 	CU_ASSERT_EQUAL(fake_a.starts, 2);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "fake-a: read failed "
-					     "(Input/output error): restarted"));
 	/* It fails again: the next candidate takes the device over. */
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
-	CU_ASSERT_EQUAL(vmig_dirty_sync(r.s), 64);
-	source_is(&r, id, &ds, "fake-b");
+	failed_sync(&r, id, &ds, "fake-b",
+		    "fake-a: read failed (Input/output error) again");
 	CU_ASSERT_EQUAL(fake_a.detaches, 1);
 	CU_ASSERT_EQUAL(fake_b.starts, 1);
-	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "fake-a: read failed "
-					     "(Input/output error) again"));
 
 	/* From now on fake-b alone says what is dirty. */
 	CU_ASSERT_EQUAL(vmig_dirty_clear(r.s, r.region), 0);
@@ -925,18 +934,10 @@ static void test_config_run(void)
 	CU_ASSERT_EQUAL(json_num(it, "pages_missed"), 0);
 	nic = json_device(root, "nic");
 	vgpu = json_device(root, "vgpu");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
-		"vfio-type1");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "precision")),
-		"all-mapped");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(vgpu, "precision")),
-		"exact");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(root, "kernel")),
-		"simulated");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "source"), "vfio-type1");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "precision"), "all-mapped");
+	CU_ASSERT_STRING_EQUAL(json_str(vgpu, "precision"), "exact");
+	CU_ASSERT_STRING_EQUAL(json_str(root, "kernel"), "simulated");
 	cJSON_Delete(root);
 }
 
@@ -963,9 +964,7 @@ static void test_config_run_fault(void)
 	}
 	CU_ASSERT_EQUAL(failed, 1);
 	nic = json_device(root, "nic");
-	CU_ASSERT_STRING_EQUAL(
-		cJSON_GetStringValue(cJSON_GetObjectItem(nic, "source")),
-		"all-dirty");
+	CU_ASSERT_STRING_EQUAL(json_str(nic, "source"), "all-dirty");
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.log.text, "vfio-type1"));
 	cJSON_Delete(root);
 }

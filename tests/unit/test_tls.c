@@ -30,6 +30,7 @@
 #include <vmig/vmig.h>
 
 #include "testutil.h"
+#include "common/vmmcount.h"
 
 #define PG 4096u
 #define LEN (64u * PG)
@@ -180,60 +181,22 @@ static int suite_clean(void)
 
 struct side {
 	vmig_session *s;
-	atomic_uint stops, resumes, starts;
+	struct vmig_vmm_count vmm;
 	uint8_t *mem;
 	int ret;
 	char msg[1024];
 };
 
-static int cb_stop(void *o)
-{
-	atomic_fetch_add(&((struct side *)o)->stops, 1);
-	return 0;
-}
-
-static int cb_resume(void *o)
-{
-	atomic_fetch_add(&((struct side *)o)->resumes, 1);
-	return 0;
-}
-
-static int cb_start(void *o)
-{
-	atomic_fetch_add(&((struct side *)o)->starts, 1);
-	return 0;
-}
-
-static const struct vmig_vmm_ops ops = {
-	.size = sizeof(ops),
-	.stop = cb_stop,
-	.resume = cb_resume,
-	.start = cb_start,
-};
-
 static void side_new(struct side *sd, int role)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
-				   .name = "ram", .length = LEN };
-	size_t i;
-
 	memset(sd, 0, sizeof(*sd));
-	sd->mem = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CU_ASSERT_FATAL(sd->mem != MAP_FAILED);
-	for (i = 0; role == VMIG_ROLE_SOURCE && i < LEN; i += 64)
-		sd->mem[i] = (uint8_t)(i / 64 + 1);
-	reg.hva = sd->mem;
-	CU_ASSERT_FATAL(vmig_session_new(&p, &sd->s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(sd->s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(sd->s, &ops, sd) == 0);
+	sd->s = vmig_test_ram_session(role, LEN, role == VMIG_ROLE_SOURCE,
+				      &sd->vmm, &sd->mem);
 }
 
 static void side_free(struct side *sd)
 {
-	vmig_session_free(sd->s);
-	munmap(sd->mem, LEN);
+	vmig_test_ram_free(sd->s, sd->mem, LEN);
 }
 
 static void *receive_main(void *opaque)
@@ -314,9 +277,9 @@ static void check_completed(struct side *src, struct side *dst, int ret)
 			src->msg, dst->msg);
 	CU_ASSERT_EQUAL(ret, 0);
 	CU_ASSERT_EQUAL(dst->ret, 0);
-	CU_ASSERT_EQUAL(atomic_load(&src->stops), 1);
-	CU_ASSERT_EQUAL(atomic_load(&src->resumes), 0);
-	CU_ASSERT_EQUAL(atomic_load(&dst->starts), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.stops), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.resumes), 0);
+	CU_ASSERT_EQUAL(atomic_load(&dst->vmm.starts), 1);
 	CU_ASSERT(memcmp(src->mem, dst->mem, LEN) == 0);
 }
 
@@ -325,54 +288,73 @@ static void check_refused(struct side *src, struct side *dst, int ret)
 {
 	CU_ASSERT(ret < 0);
 	CU_ASSERT(dst->ret < 0);
-	CU_ASSERT_EQUAL(atomic_load(&src->stops), 0);
-	CU_ASSERT_EQUAL(atomic_load(&dst->starts), 0);
+	CU_ASSERT_EQUAL(atomic_load(&src->vmm.stops), 0);
+	CU_ASSERT_EQUAL(atomic_load(&dst->vmm.starts), 0);
 	CU_ASSERT(untouched(dst));
 	CU_ASSERT(has(dst->msg, "the guest was not started here"));
 }
 
-static void test_certificates(void)
+/* Migrates as migrate() does, checks that it completed, frees the sides. */
+static void completes(const char *scheme, const char *dst_opts,
+		      const char *src_scheme, const char *src_opts)
 {
 	struct side src, dst;
-	char d[512], s[512];
 	int ret;
 
-	snprintf(d, sizeof(d), "cert=%s&key=%s", at("dst.pem"), at("dst.key"));
-	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst", at("ca.pem"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
+	ret = migrate(&src, &dst, scheme, dst_opts, src_scheme, src_opts);
 	check_completed(&src, &dst, ret);
 	side_free(&src);
 	side_free(&dst);
 }
 
-static void test_client_certificates(void)
+/*
+ * Migrates as migrate() does, checks that it was refused, the
+ * destination's message with dst_says and the source's with src_says
+ * (each unless NULL), and frees the sides.
+ */
+static void refused(const char *scheme, const char *dst_opts,
+		    const char *src_scheme, const char *src_opts,
+		    const char *dst_says, const char *src_says)
 {
 	struct side src, dst;
-	char d[512], s[512];
 	int ret;
+
+	ret = migrate(&src, &dst, scheme, dst_opts, src_scheme, src_opts);
+	check_refused(&src, &dst, ret);
+	if (dst_says)
+		CU_ASSERT(has(dst.msg, dst_says));
+	if (src_says)
+		CU_ASSERT(has(src.msg, src_says));
+	side_free(&src);
+	side_free(&dst);
+}
+
+static void test_certificates(void)
+{
+	char d[512], s[512];
+
+	snprintf(d, sizeof(d), "cert=%s&key=%s", at("dst.pem"), at("dst.key"));
+	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst", at("ca.pem"));
+	completes("tls", d, "tls", s);
+}
+
+static void test_client_certificates(void)
+{
+	char d[512], s[512];
 
 	snprintf(d, sizeof(d), "cert=%s&key=%s&ca=%s&name=vmig-src", at("dst.pem"), at("dst.key"), at("ca.pem"));
 	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst&cert=%s&key=%s", at("ca.pem"), at("src.pem"), at("src.key"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
-	check_completed(&src, &dst, ret);
-	side_free(&src);
-	side_free(&dst);
+	completes("tls", d, "tls", s);
 
 	/* Without a client certificate: refused. */
 	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst", at("ca.pem"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls", d, "tls", s, "tls: handshake with tls:127.0.0.1:",
+		NULL);
 
 	/* A certificate of another CA: refused. */
 	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst&cert=%s&key=%s", at("ca.pem"), at("stranger.pem"), at("stranger.key"));
-	ret = migrate(&src, &dst, "tls", d, "tls", s);
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls", d, "tls", s, "tls: handshake with tls:127.0.0.1:",
+		NULL);
 }
 
 static void test_wrong_server_name(void)
@@ -393,45 +375,29 @@ static void test_wrong_server_name(void)
 
 static void test_psk(void)
 {
-	struct side src, dst;
 	char d[512], s[512];
-	int ret;
 
 	snprintf(d, sizeof(d), "key=%s", at("psk"));
 	snprintf(s, sizeof(s), "key=%s&identity=rack7", at("psk"));
-	ret = migrate(&src, &dst, "tls-psk", d, "tls-psk", s);
-	check_completed(&src, &dst, ret);
-	side_free(&src);
-	side_free(&dst);
+	completes("tls-psk", d, "tls-psk", s);
 
 	snprintf(s, sizeof(s), "key=%s", at("wrong-psk"));
-	ret = migrate(&src, &dst, "tls-psk", d, "tls-psk", s);
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls-psk:127.0.0.1:"));
-	CU_ASSERT(has(src.msg, "tls: handshake with"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls-psk", d, "tls-psk", s,
+		"tls: handshake with tls-psk:127.0.0.1:",
+		"tls: handshake with");
 }
 
 static void test_plain_peer_refused(void)
 {
-	struct side src, dst;
 	char d[512];
-	int ret;
 
 	snprintf(d, sizeof(d), "key=%s", at("psk"));
-	ret = migrate(&src, &dst, "tls-psk", d, "tcp", "");
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls-psk:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls-psk", d, "tcp", "",
+		"tls: handshake with tls-psk:127.0.0.1:", NULL);
 
 	snprintf(d, sizeof(d), "cert=%s&key=%s", at("dst.pem"), at("dst.key"));
-	ret = migrate(&src, &dst, "tls", d, "tcp", "");
-	check_refused(&src, &dst, ret);
-	CU_ASSERT(has(dst.msg, "tls: handshake with tls:127.0.0.1:"));
-	side_free(&src);
-	side_free(&dst);
+	refused("tls", d, "tcp", "", "tls: handshake with tls:127.0.0.1:",
+		NULL);
 }
 
 static CU_TestInfo tests[] = {

@@ -22,6 +22,16 @@ static int parse(const char *address, bool listen, struct vmig_address *a,
 	return vmig_address_parse(address, listen, a, err, errlen);
 }
 
+/* address (to listen on, or not) is refused with -EINVAL and msg. */
+static void refused(const char *address, bool listen, const char *msg)
+{
+	struct vmig_address a;
+	char err[256];
+
+	CU_ASSERT_EQUAL(parse(address, listen, &a, err, sizeof(err)), -EINVAL);
+	CU_ASSERT_STRING_EQUAL(err, msg);
+}
+
 static void test_unix(void)
 {
 	struct vmig_address a;
@@ -31,8 +41,7 @@ static void test_unix(void)
 			      sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(vmig_address_scheme(&a), "unix");
 	CU_ASSERT_STRING_EQUAL(a.path, "/run/vmig.sock");
-	CU_ASSERT_EQUAL(parse("unix:", false, &a, err, sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "unix:: expected " FORMS);
+	refused("unix:", false, "unix:: expected " FORMS);
 	memset(lng, 'x', sizeof(lng) - 1);
 	memcpy(lng, "unix:/", 6);
 	lng[sizeof(lng) - 1] = '\0';
@@ -81,30 +90,20 @@ static void test_tls(void)
 			      "identity=rack7", false, &a, err,
 			      sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(vmig_address_scheme(&a), "tls-psk");
-	CU_ASSERT_EQUAL(parse("tls:h:1", false, &a, err, sizeof(err)),
-			-EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "tls:h:1: expected ca=<file> (the "
-				    "destination's CA)");
-	CU_ASSERT_EQUAL(parse("tls:h:1?ca=x", true, &a, err, sizeof(err)),
-			-EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "tls:h:1?ca=x: expected cert=<file> and "
-				    "key=<file> (this side's certificate)");
-	CU_ASSERT_EQUAL(parse("tls:h:1?ca=x&cert=y", false, &a, err,
-			      sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "tls:h:1?ca=x&cert=y: cert= and key= go "
-				    "together");
-	CU_ASSERT_EQUAL(parse("tls-psk:h:1?ca=x", false, &a, err,
-			      sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "tls-psk:h:1?ca=x: unknown option \"ca\" "
-				    "(tls-psk takes key= and identity=)");
-	CU_ASSERT_EQUAL(parse("tls-psk:h:1?key", false, &a, err,
-			      sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "tls-psk:h:1?key: option \"key\" is not "
-				    "key=value");
-	CU_ASSERT_EQUAL(parse("tls-psk:h:1", false, &a, err, sizeof(err)),
-			-EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "tls-psk:h:1: expected key=<file of the "
-				    "pre-shared key>");
+	refused("tls:h:1", false,
+		"tls:h:1: expected ca=<file> (the destination's CA)");
+	refused("tls:h:1?ca=x", true,
+		"tls:h:1?ca=x: expected cert=<file> and key=<file> (this "
+		"side's certificate)");
+	refused("tls:h:1?ca=x&cert=y", false,
+		"tls:h:1?ca=x&cert=y: cert= and key= go together");
+	refused("tls-psk:h:1?ca=x", false,
+		"tls-psk:h:1?ca=x: unknown option \"ca\" (tls-psk takes key= "
+		"and identity=)");
+	refused("tls-psk:h:1?key", false,
+		"tls-psk:h:1?key: option \"key\" is not key=value");
+	refused("tls-psk:h:1", false,
+		"tls-psk:h:1: expected key=<file of the pre-shared key>");
 }
 
 static void test_refused(void)
@@ -131,17 +130,11 @@ static void test_refused(void)
 		{ "unix", false,
 		  "unix: expected " FORMS },
 	};
-	struct vmig_address a;
-	char err[256];
 	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		CU_ASSERT_EQUAL(parse(cases[i].address, cases[i].listen, &a,
-				      err, sizeof(err)), -EINVAL);
-		CU_ASSERT_STRING_EQUAL(err, cases[i].err);
-	}
-	CU_ASSERT_EQUAL(parse(NULL, false, &a, err, sizeof(err)), -EINVAL);
-	CU_ASSERT_STRING_EQUAL(err, "(null): expected " FORMS);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		refused(cases[i].address, cases[i].listen, cases[i].err);
+	refused(NULL, false, "(null): expected " FORMS);
 }
 
 static CU_TestInfo tests[] = {
