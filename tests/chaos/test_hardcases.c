@@ -66,15 +66,6 @@ struct hc {
 	bool no_wait; /* writes of its own: no waiting for the guest */
 };
 
-static bool has(const char *hay, const char *needle)
-{
-	if (hay && strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle,
-		hay ? hay : "(null)");
-	return false;
-}
-
 static void hc_progress(struct rig *r, const struct vmig_progress *p)
 {
 	struct hc *h = r->opaque;

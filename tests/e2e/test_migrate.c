@@ -70,14 +70,6 @@ static void path_in(char *buf, size_t len, const char *name)
 	snprintf(buf, len, "%s/%s", tmpdir, name);
 }
 
-static bool has(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle, hay);
-	return false;
-}
-
 static bool has_either(const char *hay, const char *a, const char *b)
 {
 	if (strstr(hay, a) || strstr(hay, b))

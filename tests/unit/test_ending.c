@@ -60,6 +60,7 @@
 #include "ksim/ksim.h"
 #include "ksim/ksim_feature.h"
 #include "testutil.h"
+#include "common/frames.h"
 #include "unit/sessionutil.h"
 #include "tool/vmig_tool.h"
 
@@ -161,15 +162,6 @@ static void relay_begin(struct relay *r, int id, const char *dst_path,
 		 id);
 	CU_ASSERT_FATAL(relay_start(r, path, dst_path, dir, limit, 0, stall) ==
 			0);
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	while (n--)
-		v = (v << 8) | p[n];
-	return v;
 }
 
 static bool send_all(int fd, const uint8_t *p, size_t n)
@@ -363,14 +355,6 @@ static void *receive_main(void *opaque)
 
 	sd->ret = vmig_receive(sd->s);
 	return NULL;
-}
-
-static bool has(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle, hay);
-	return false;
 }
 
 static const char *str(cJSON *o, const char *key)
@@ -1362,31 +1346,6 @@ static void *blockers_main(void *opaque)
 
 	uv_run(&b->loop, UV_RUN_DEFAULT);
 	return NULL;
-}
-
-/* Reads one frame (header, payload into buf up to len); its type. */
-static int read_frame(int fd, uint8_t *hdr, uint8_t *buf, size_t len)
-{
-	uint64_t plen;
-	size_t got = 0;
-
-	while (got < HDR) {
-		ssize_t n = read(fd, hdr + got, HDR - got);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	plen = get_le(hdr + 24, 8);
-	got = 0;
-	while (got < plen) {
-		ssize_t n = read(fd, buf, plen - got < len ? plen - got : len);
-
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return (int)get_le(hdr + 6, 2);
 }
 
 struct fake_dst {

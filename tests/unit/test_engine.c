@@ -402,14 +402,6 @@ static const char *str(cJSON *o, const char *key)
 	return v;
 }
 
-static bool has(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle, hay);
-	return false;
-}
-
 /* ------------------------------------------------------------------ */
 /* Migrations that complete                                            */
 

@@ -33,6 +33,7 @@
 
 #include "core/proto.h"
 #include "testutil.h"
+#include "common/frames.h"
 #include "common/vmmcount.h"
 #include "sessionutil.h"
 
@@ -76,14 +77,6 @@ static void bounds(struct side *sd, uint64_t handshake_ms, uint64_t idle_ms)
 	};
 
 	CU_ASSERT_FATAL(vmig_set_policies(sd->s, &p) == 0);
-}
-
-static bool has(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle, hay);
-	return false;
 }
 
 static void *receive_main(void *opaque)
@@ -154,39 +147,6 @@ static bool send_all(int fd, const void *buf, size_t n)
 		n -= (size_t)k;
 	}
 	return true;
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned int n)
-{
-	uint64_t v = 0;
-
-	while (n--)
-		v = (v << 8) | p[n];
-	return v;
-}
-
-/* Reads one frame (its payload into buf, up to len); its type, or -1. */
-static int read_frame(int fd, uint8_t *hdr, uint8_t *buf, size_t len)
-{
-	uint64_t plen, got = 0;
-
-	while (got < HDR) {
-		ssize_t n = read(fd, hdr + got, HDR - got);
-
-		if (n <= 0)
-			return -1;
-		got += (uint64_t)n;
-	}
-	plen = get_le(hdr + 24, 8);
-	got = 0;
-	while (got < plen) {
-		ssize_t n = read(fd, buf, plen - got < len ? plen - got : len);
-
-		if (n <= 0)
-			return -1;
-		got += (uint64_t)n;
-	}
-	return (int)get_le(hdr + 6, 2);
 }
 
 /* A valid HELLO for one region at gpa 0 of len bytes. */

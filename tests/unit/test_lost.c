@@ -172,15 +172,6 @@ static size_t source_index(struct lost *l, const char *name)
 	return 0;
 }
 
-static bool has(const char *hay, const char *needle)
-{
-	if (hay && strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle,
-		hay ? hay : "(null)");
-	return false;
-}
-
 /* Device name writes len bytes at iova, as the guest's DMA would. */
 static void dma_write(struct lost *l, const char *name, uint64_t iova,
 		      size_t len)

@@ -208,14 +208,6 @@ static void *receive_main(void *opaque)
 	return NULL;
 }
 
-static bool has(const char *hay, const char *needle)
-{
-	if (strstr(hay, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle, hay);
-	return false;
-}
-
 static bool untouched(const struct side *sd)
 {
 	size_t i;

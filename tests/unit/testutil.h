@@ -11,6 +11,7 @@
 #define VMIG_TESTUTIL_H
 
 #include <CUnit/Basic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,5 +80,18 @@ static inline void vmig_test_log_append(char *log, size_t size, const char *msg)
 	static CU_SuiteInfo vmig_test_suites[] = { suite,                      \
 						   CU_SUITE_INFO_NULL };       \
 	VMIG_TEST_MAIN(vmig_test_suites)
+
+/*
+ * Whether needle is in hay (NULL: no); when not, says both on stderr, so
+ * that a failed CU_ASSERT(has(...)) shows what the text was.
+ */
+static inline bool has(const char *hay, const char *needle)
+{
+	if (hay && strstr(hay, needle))
+		return true;
+	fprintf(stderr, "\n  \"%s\" not in \"%s\"\n", needle,
+		hay ? hay : "(null)");
+	return false;
+}
 
 #endif /* VMIG_TESTUTIL_H */
