@@ -10,6 +10,7 @@
  * decision reads them.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "engine.h"
@@ -171,25 +172,38 @@ struct live {
 	const struct vmig_policies *n;
 };
 
+#define FIXED(field)                                                \
+	{ #field, offsetof(struct vmig_policies, field),            \
+	  sizeof(((struct vmig_policies *)0)->field) }
+
+/*
+ * The policies a migration cannot change once it runs: the rest of the
+ * protocol was chosen with them (verify: HELLO told the destination).
+ */
+static const struct {
+	const char *name;
+	size_t offset, size;
+} fixed_fields[] = {
+	FIXED(hotplug),
+	FIXED(max_iterations),
+	FIXED(timeout_strategy),
+	FIXED(tracking),
+	FIXED(handshake_timeout_ms),
+	FIXED(idle_timeout_ms),
+	FIXED(verify),
+};
+
 /* The first field that may not change while a migration runs, or NULL. */
 static const char *fixed_field(const struct vmig_policies *a,
 			       const struct vmig_policies *b)
 {
-	if (a->hotplug != b->hotplug)
-		return "hotplug";
-	if (a->max_iterations != b->max_iterations)
-		return "max_iterations";
-	if (a->timeout_strategy != b->timeout_strategy)
-		return "timeout_strategy";
-	if (a->tracking != b->tracking)
-		return "tracking";
-	if (a->handshake_timeout_ms != b->handshake_timeout_ms)
-		return "handshake_timeout_ms";
-	if (a->idle_timeout_ms != b->idle_timeout_ms)
-		return "idle_timeout_ms";
-	/* The destination was told in HELLO (FULL_DIGEST). */
-	if (a->verify != b->verify)
-		return "verify";
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed_fields) / sizeof(fixed_fields[0]); i++)
+		if (memcmp((const char *)a + fixed_fields[i].offset,
+			   (const char *)b + fixed_fields[i].offset,
+			   fixed_fields[i].size))
+			return fixed_fields[i].name;
 	return NULL;
 }
 
