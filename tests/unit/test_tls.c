@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -392,6 +393,77 @@ static void test_plain_peer_refused(void)
 		NULL);
 }
 
+/*
+ * Mutual authentication between two processes: the destination is a
+ * child process with its own session, memory and TLS state; it sends
+ * back where it listens, then its vmig_receive result and its memory's
+ * digest, which must be the source's.
+ */
+static void test_two_processes(void)
+{
+	char laddr[560], bound[160], caddr[560], d[512], s[512];
+	uint64_t sdig = 0, ddig = 0;
+	struct side src;
+	int pipefd[2], status = -1, dret = -1, ret;
+	const char *port;
+	pid_t pid;
+
+	certificates();
+	snprintf(d, sizeof(d), "cert=%s&key=%s&ca=%s&name=vmig-src",
+		 at("dst.pem"), at("dst.key"), at("ca.pem"));
+	snprintf(s, sizeof(s), "ca=%s&name=vmig-dst&cert=%s&key=%s",
+		 at("ca.pem"), at("src.pem"), at("src.key"));
+	snprintf(laddr, sizeof(laddr), "tls:127.0.0.1:0?%s", d);
+	CU_ASSERT_FATAL(pipe(pipefd) == 0);
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct side dst;
+		uint64_t dg = 0;
+		int r;
+
+		close(pipefd[0]);
+		side_new(&dst, VMIG_ROLE_DESTINATION);
+		memset(bound, 0, sizeof(bound));
+		if (vmig_listen(dst.s, laddr, bound, sizeof(bound)) != 0 ||
+		    write(pipefd[1], bound, sizeof(bound)) != sizeof(bound))
+			_exit(2);
+		r = vmig_receive(dst.s);
+		if (r == 0 && vmig_memory_digest(dst.s, &dg) != 0)
+			r = -1;
+		if (write(pipefd[1], &r, sizeof(r)) != sizeof(r) ||
+		    write(pipefd[1], &dg, sizeof(dg)) != sizeof(dg))
+			_exit(2);
+		r = r == 0 && atomic_load(&dst.vmm.starts) == 1 ? 0 : 1;
+		side_free(&dst);
+		close(pipefd[1]);
+		_exit(r);
+	}
+	close(pipefd[1]);
+	CU_ASSERT_FATAL(read(pipefd[0], bound, sizeof(bound)) ==
+			sizeof(bound));
+	port = strrchr(bound, ':');
+	CU_ASSERT_FATAL(port != NULL);
+	snprintf(caddr, sizeof(caddr), "tls:127.0.0.1%.8s?%s", port, s);
+	side_new(&src, VMIG_ROLE_SOURCE);
+	ret = vmig_migrate(src.s, caddr);
+	if (ret)
+		fprintf(stderr, "\n  source: %s\n", vmig_errmsg(src.s));
+	CU_ASSERT_EQUAL(ret, 0);
+	CU_ASSERT(read(pipefd[0], &dret, sizeof(dret)) == sizeof(dret));
+	CU_ASSERT(read(pipefd[0], &ddig, sizeof(ddig)) == sizeof(ddig));
+	CU_ASSERT(waitpid(pid, &status, 0) == pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_EQUAL(dret, 0);
+	CU_ASSERT(vmig_memory_digest(src.s, &sdig) == 0);
+	CU_ASSERT(sdig == ddig && sdig != 0);
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 1);
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 0);
+	close(pipefd[0]);
+	side_free(&src);
+}
+
 static CU_TestInfo tests[] = {
 	{ "certificates: server authentication", test_certificates },
 	{ "certificates: client authentication and its name",
@@ -399,6 +471,7 @@ static CU_TestInfo tests[] = {
 	{ "a destination of another name", test_wrong_server_name },
 	{ "pre-shared key, and a wrong one", test_psk },
 	{ "a plain TCP source is refused", test_plain_peer_refused },
+	{ "two processes, mutual authentication", test_two_processes },
 	CU_TEST_INFO_NULL,
 };
 
