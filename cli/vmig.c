@@ -193,20 +193,6 @@ struct list {
 	cJSON *arr;
 };
 
-static const char *precision_name(uint32_t p)
-{
-	switch (p) {
-	case VMIG_PRECISION_EXACT:
-		return "exact";
-	case VMIG_PRECISION_SUPERSET:
-		return "superset";
-	case VMIG_PRECISION_ALL_MAPPED:
-		return "all-mapped";
-	default:
-		return "none";
-	}
-}
-
 static void kinds(char *buf, size_t len, uint32_t mask, int iommu)
 {
 	static const char *const dev[] = { NULL, "vfio-pci", "mdev" };
@@ -274,7 +260,7 @@ static void list_one(void *opaque, const struct vmig_plugin_info *info)
 		printf("    devices: %s; address spaces: %s\n", devs, ios);
 		printf("    precision: %s at best; page sizes: %s%s%s; "
 		       "read without clearing: %s\n",
-		       precision_name(d->precision), minpg,
+		       vmig_precision_name(d->precision), minpg,
 		       strcmp(minpg, maxpg) ? " to " : "",
 		       strcmp(minpg, maxpg) ? maxpg : "",
 		       d->flags & VMIG_PLUGIN_READ_NO_CLEAR ? "yes" : "no");
@@ -303,7 +289,8 @@ static void list_one(void *opaque, const struct vmig_plugin_info *info)
 		cJSON_AddItemToArray(a, cJSON_CreateString("iommufd"));
 	if (d->iommu_kinds & VMIG_KIND_BIT(VMIG_IOMMU_GPA))
 		cJSON_AddItemToArray(a, cJSON_CreateString("gpa"));
-	cJSON_AddStringToObject(o, "precision", precision_name(d->precision));
+	cJSON_AddStringToObject(o, "precision",
+				vmig_precision_name(d->precision));
 	add_u64(o, "min_page_size", d->page_sizes & -d->page_sizes);
 	add_u64(o, "max_page_size",
 		1ull << (63 - __builtin_clzll(d->page_sizes)));

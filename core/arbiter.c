@@ -24,7 +24,7 @@ static const char *const default_preference[] = {
 	"vfio-type1",
 };
 
-const char *vmig_precision_name(uint32_t precision)
+VMIG_API const char *vmig_precision_name(uint32_t precision)
 {
 	switch (precision) {
 	case VMIG_PRECISION_EXACT:

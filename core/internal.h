@@ -333,8 +333,6 @@ void vmig_source_fail(vmig_session *s, struct vmig_source_rec *src, int err,
 /* Destroys every instance. */
 void vmig_arbiter_fini(vmig_session *s);
 
-/* The name of a precision, as the report and the CLI print it. */
-const char *vmig_precision_name(uint32_t precision);
 
 /* dirty.c */
 

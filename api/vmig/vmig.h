@@ -704,6 +704,12 @@ enum vmig_phase {
 	VMIG_PHASE_UNRESOLVED = 7, /* paused: vmig_resolve() decides */
 };
 
+/*
+ * The name of a precision (enum vmig_precision, <vmig/plugin.h>), as the
+ * report prints it: "exact", "superset", "all-mapped" or "none".
+ */
+VMIG_API const char *vmig_precision_name(uint32_t precision);
+
 /* The name of a phase ("pre-copy"), or "unknown". */
 VMIG_API const char *vmig_phase_name(uint32_t phase);
 

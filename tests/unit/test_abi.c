@@ -528,6 +528,7 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_set_event_callback,
 		 int (vmig_session *, vmig_event_fn, void *)),
 	TYPE_PIN(vmig_phase_name, const char *(uint32_t)),
+	TYPE_PIN(vmig_precision_name, const char *(uint32_t)),
 	TYPE_PIN(vmig_plugin_register_user,
 		 int (vmig_session *, const struct vmig_plugin *, void *)),
 };
