@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
 #include <vmig/vmig.h>
 
 #include "bitmap.h"
@@ -254,17 +258,6 @@ struct vmig_session {
 
 /* session.c */
 
-/*
- * Records err with a formatted message as the session's last error and
- * logs it. Returns err, so that `return vmig_fail(s, -EINVAL, ...)` reads
- * naturally.
- */
-int vmig_fail(vmig_session *s, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Logs a formatted message at level through the session's callback. */
-void vmig_logf(vmig_session *s, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* The region holding [gpa, gpa + len), or -1. */
 int vmig_region_find(const vmig_session *s, uint64_t gpa, uint64_t len);
@@ -414,5 +407,72 @@ int vmig_kernel_map(vmig_session *s, const struct vmig_iommu_rec *io,
 		    const struct vmig_mapping_rec *m);
 int vmig_kernel_unmap(vmig_session *s, const struct vmig_iommu_rec *io,
 		      uint64_t iova, uint64_t length);
+
+/*
+ * Logging and failing on a session: the one implementation of
+ * vmig_logf() and vmig_fail(), inline so that the tool, which links the
+ * shared libvmig and may call only its exported functions, uses the same
+ * code.
+ */
+__attribute__((format(printf, 3, 0)))
+static inline void vmig_session_vlog(vmig_session *s, int level,
+				     const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	if (!s->log || level > (int)s->log_level)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	s->log(s->log_opaque, (enum vmig_log_level)level, msg);
+}
+
+/* Keeps the message as the session's last error; logs it at debug. */
+static inline void vmig_session_errmsg(vmig_session *s, const char *msg,
+				       int err)
+{
+	/* msg may be the previous message: copy it aside first. */
+	char copy[sizeof(s->errmsg)];
+
+	snprintf(copy, sizeof(copy), "%s", msg);
+	memcpy(s->errmsg, copy, sizeof(copy));
+	if (s->log && VMIG_LOG_DEBUG <= (int)s->log_level) {
+		char line[sizeof(copy) + 64];
+
+		snprintf(line, sizeof(line), "error: %s (%s)", s->errmsg,
+			 vmig_strerror(err));
+		s->log(s->log_opaque, VMIG_LOG_DEBUG, line);
+	}
+}
+
+/* Logs a formatted message at level through the session's callback. */
+__attribute__((format(printf, 3, 4)))
+static inline void vmig_logf(vmig_session *s, int level, const char *fmt,
+			     ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmig_session_vlog(s, level, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Records err with a formatted message as the session's last error and
+ * logs it. Returns err, so that `return vmig_fail(s, -EINVAL, ...)` reads
+ * naturally.
+ */
+__attribute__((format(printf, 3, 4)))
+static inline int vmig_fail(vmig_session *s, int err, const char *fmt, ...)
+{
+	char msg[sizeof(s->errmsg)];
+	va_list ap;
+
+	/* The arguments may include the previous message: format aside. */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vmig_session_errmsg(s, msg, err);
+	return err;
+}
 
 #endif /* VMIG_CORE_INTERNAL_H */

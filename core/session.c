@@ -23,41 +23,6 @@
 /* ------------------------------------------------------------------ */
 /* Errors and logging                                                  */
 
-__attribute__((format(printf, 3, 0)))
-static void session_vlog(vmig_session *s, int level, const char *fmt,
-			 va_list ap)
-{
-	char msg[1024];
-
-	if (!s->log || level > (int)s->log_level)
-		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	s->log(s->log_opaque, (enum vmig_log_level)level, msg);
-}
-
-void vmig_logf(vmig_session *s, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	session_vlog(s, level, fmt, ap);
-	va_end(ap);
-}
-
-int vmig_fail(vmig_session *s, int err, const char *fmt, ...)
-{
-	char msg[sizeof(s->errmsg)];
-	va_list ap;
-
-	/* The arguments may include the previous message: format aside. */
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	memcpy(s->errmsg, msg, sizeof(msg));
-	vmig_logf(s, VMIG_LOG_DEBUG, "error: %s (%s)", s->errmsg,
-		  vmig_strerror(err));
-	return err;
-}
 
 /* Logging from plugins' entry points, attributed to the session. */
 static void session_host_log(void *ctx, int level, const char *msg)

@@ -54,38 +54,4 @@ struct ksim *vmig_tool_ksim(const vmig_session *s)
 	return ((const struct vmig_tool_state *)s->attached)->ksim;
 }
 
-__attribute__((format(printf, 3, 0)))
-static void tool_vlog(vmig_session *s, int level, const char *fmt,
-		      va_list ap)
-{
-	char msg[1024];
 
-	if (!s->log || level > (int)s->log_level)
-		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	s->log(s->log_opaque, (enum vmig_log_level)level, msg);
-}
-
-void tool_logf(vmig_session *s, int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	tool_vlog(s, level, fmt, ap);
-	va_end(ap);
-}
-
-int tool_fail(vmig_session *s, int err, const char *fmt, ...)
-{
-	char msg[sizeof(s->errmsg)];
-	va_list ap;
-
-	/* The arguments may include the previous message: format aside. */
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	memcpy(s->errmsg, msg, sizeof(msg));
-	tool_logf(s, VMIG_LOG_DEBUG, "error: %s (%s)", s->errmsg,
-		  vmig_strerror(err));
-	return err;
-}

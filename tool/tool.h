@@ -21,6 +21,7 @@
 
 #include <vmig/vmig.h>
 
+#include "core/internal.h"
 #include "vmig_tool.h"
 
 struct ksim;
@@ -47,13 +48,10 @@ struct vmig_tool_state *vmig_tool_state(vmig_session *s, bool create);
 
 /*
  * Records err with a formatted message as the session's last error
- * (vmig_errmsg) and logs it. Returns err.
+ * (vmig_errmsg) and logs it; returns err. Logs a formatted message. The
+ * library's own inline implementations (core/internal.h).
  */
-int tool_fail(vmig_session *s, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Logs a formatted message through the session's log callback. */
-void tool_logf(vmig_session *s, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+#define tool_fail vmig_fail
+#define tool_logf vmig_logf
 
 #endif /* VMIG_TOOL_TOOL_H */
