@@ -20,6 +20,8 @@
  *
  * usage: vmig-failsweep [--stride N] [--side src|dst]
  *   --stride N  sweep every Nth call only (1: all; CI under valgrind)
+ *   VMIG_SWEEP_SHOW=1 in the environment prints each failed run's
+ *   message (which call and device it names)
  * Prints the number of calls swept per side and exits non-zero when any
  * outcome was not clean.
  */
