@@ -430,7 +430,9 @@ static void test_wrong_digest_then_close(void)
 
 	for (i = 0; i < 12; i++) {
 		/* Half with a digest that takes its time. */
+		/* Strict, and a limit any machine's speed meets. */
 		struct vmig_policies p = { .size = sizeof(p),
+					   .downtime_limit_ms = 60000,
 					   .verify = VMIG_VERIFY_STRICT };
 
 		side_new(&src, VMIG_ROLE_SOURCE, i % 4 < 2 ? TINY_LEN : BIG_LEN,
