@@ -66,7 +66,7 @@ static struct vmig_policies first_policies(void)
 		.size = sizeof(p),
 		.downtime_limit_ms = 1,
 		.bandwidth_limit = 32ull << 20,
-		.max_iterations = 50,
+		.max_iterations = 500,
 		.timeout_strategy = VMIG_TIMEOUT_STRATEGY_CANCEL,
 	};
 
@@ -90,11 +90,11 @@ static void *monitor(void *opaque)
 	}
 	w->seen = st;
 	w->waited = st.phase == VMIG_PHASE_PRECOPY && st.iteration >= 2;
-	p.max_iterations = 60;
+	p.max_iterations = 600;
 	w->fixed_ret = vmig_set_policies(w->r->src, &p);
 	snprintf(w->fixed_msg, sizeof(w->fixed_msg), "%s",
 		 vmig_errmsg(w->r->src));
-	p.max_iterations = 50;
+	p.max_iterations = 500;
 	p.downtime_limit_ms = 60000;
 	w->live_ret = vmig_set_policies(w->r->src, &p);
 	return NULL;
@@ -152,7 +152,8 @@ static void test_live_query_and_policies(void)
 	rep = rig_report(w.r->src);
 	passes = (unsigned int)cJSON_GetArraySize(
 		cJSON_GetObjectItem(rep, "iterations"));
-	CU_ASSERT(passes >= 3 && passes < 50);
+	/* Far fewer than max_iterations: the change ended it. */
+	CU_ASSERT(passes >= 3 && passes < 500);
 	cJSON_Delete(rep);
 
 	/* After it: the outcome, how long the guest was stopped. */
@@ -173,7 +174,7 @@ static void test_live_query_and_policies(void)
 	CU_ASSERT_EQUAL(count(&w, VMIG_EVENT_COMPLETED), 1);
 	CU_ASSERT_EQUAL(count(&w, VMIG_EVENT_FAILED), 0);
 	/* Set while nothing runs: a fixed field may change again. */
-	p.max_iterations = 60;
+	p.max_iterations = 600;
 	CU_ASSERT(vmig_set_policies(w.r->src, &p) == 0);
 	rig_free(w.r);
 	pthread_mutex_destroy(&w.lock);
