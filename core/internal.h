@@ -414,46 +414,20 @@ int vmig_kernel_unmap(vmig_session *s, const struct vmig_iommu_rec *io,
  * shared libvmig and may call only its exported functions, uses the same
  * code.
  */
-__attribute__((format(printf, 3, 0)))
-static inline void vmig_session_vlog(vmig_session *s, int level,
-				     const char *fmt, va_list ap)
-{
-	char msg[1024];
-
-	if (!s->log || level > (int)s->log_level)
-		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	s->log(s->log_opaque, (enum vmig_log_level)level, msg);
-}
-
-/* Keeps the message as the session's last error; logs it at debug. */
-static inline void vmig_session_errmsg(vmig_session *s, const char *msg,
-				       int err)
-{
-	/* msg may be the previous message: copy it aside first. */
-	char copy[sizeof(s->errmsg)];
-
-	snprintf(copy, sizeof(copy), "%s", msg);
-	memcpy(s->errmsg, copy, sizeof(copy));
-	if (s->log && VMIG_LOG_DEBUG <= (int)s->log_level) {
-		char line[sizeof(copy) + 64];
-
-		snprintf(line, sizeof(line), "error: %s (%s)", s->errmsg,
-			 vmig_strerror(err));
-		s->log(s->log_opaque, VMIG_LOG_DEBUG, line);
-	}
-}
-
 /* Logs a formatted message at level through the session's callback. */
 __attribute__((format(printf, 3, 4)))
 static inline void vmig_logf(vmig_session *s, int level, const char *fmt,
 			     ...)
 {
+	char msg[1024];
 	va_list ap;
 
+	if (!s->log || level > (int)s->log_level)
+		return;
 	va_start(ap, fmt);
-	vmig_session_vlog(s, level, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	s->log(s->log_opaque, (enum vmig_log_level)level, msg);
 }
 
 /*
@@ -471,7 +445,9 @@ static inline int vmig_fail(vmig_session *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	vmig_session_errmsg(s, msg, err);
+	memcpy(s->errmsg, msg, sizeof(msg));
+	vmig_logf(s, VMIG_LOG_DEBUG, "error: %s (%s)", s->errmsg,
+		  vmig_strerror(err));
 	return err;
 }
 

@@ -21,8 +21,7 @@
 #include <vmig/linux-uapi.h>
 
 /* ------------------------------------------------------------------ */
-/* Errors and logging                                                  */
-
+/* Logging                                                             */
 
 /* Logging from plugins' entry points, attributed to the session. */
 static void session_host_log(void *ctx, int level, const char *msg)
