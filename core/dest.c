@@ -65,11 +65,14 @@ static const uint32_t allowed[] = {
 	[VMIG_RX_RECEIVING] = BIT(VMIG_FRAME_ITERATION) |
 			      BIT(VMIG_FRAME_PAGES) | BIT(VMIG_FRAME_ZERO) |
 			      BIT(VMIG_FRAME_DEVICE_STATE) |
+			      BIT(VMIG_FRAME_VMM_STATE) |
 			      BIT(VMIG_FRAME_SWITCHOVER) |
 			      BIT(VMIG_FRAME_ERROR),
 	[VMIG_RX_FINAL] = BIT(VMIG_FRAME_PAGES) | BIT(VMIG_FRAME_ZERO) |
 			  BIT(VMIG_FRAME_DEVICE_STATE) |
 			  BIT(VMIG_FRAME_DEVICE_END) |
+			  BIT(VMIG_FRAME_VMM_STATE) |
+			  BIT(VMIG_FRAME_VMM_STATE_END) |
 			  BIT(VMIG_FRAME_COMPLETE) | BIT(VMIG_FRAME_ERROR),
 	[VMIG_RX_ACKED] = BIT(VMIG_FRAME_COMMIT) | BIT(VMIG_FRAME_ERROR),
 	[VMIG_RX_DONE] = 0,
@@ -233,16 +236,22 @@ void vmig_rx_fini(struct vmig_rx *rx)
 	free(rx->scratch);
 	free(rx->region_map);
 	free(rx->devices);
+	free(rx->states);
+	rx->states = NULL;
 	rx->scratch = NULL;
 	rx->region_map = NULL;
 	rx->devices = NULL;
 }
 
-/* A failure: the devices leave RESUMING (reset), the guest never runs. */
+/*
+ * A failure: the devices leave RESUMING (reset), the VMM drops the state
+ * it loaded; the guest never runs.
+ */
 static void rx_devices_abort(struct vmig_rx *rx)
 {
 	if (rx->devs && rx->devices)
 		rx->devs->abort(rx);
+	vmig_state_rx_abort(rx);
 }
 
 /* Ends the stream with a message naming the frame and the check. */
@@ -315,6 +324,20 @@ static int rx_check_device(struct vmig_rx *rx, struct vmig_rx_device **out)
 	return 0;
 }
 
+/* The state section of a VMM_STATE or VMM_STATE_END frame, checked. */
+static int rx_check_state(struct vmig_rx *rx, uint64_t i,
+			  struct vmig_rx_vmmstate **out)
+{
+	if (i >= rx->nr_states)
+		return rx_bad(rx, "no state section %llu (the layout has %u)",
+			      (unsigned long long)i, rx->nr_states);
+	*out = &rx->states[i];
+	if ((*out)->ended)
+		return rx_bad(rx, "state section %llu (%s) has already ended",
+			      (unsigned long long)i, (*out)->reg->name);
+	return 0;
+}
+
 static int rx_frame_done(struct vmig_rx *rx, int event)
 {
 	rx->frame_no++;
@@ -327,6 +350,7 @@ static int rx_header(struct vmig_rx *rx)
 	struct vmig_frame *f = &rx->f;
 	struct vmig_msg *m = &rx->m;
 	struct vmig_rx_device *d = NULL;
+	struct vmig_rx_vmmstate *st = NULL;
 	uint8_t *span = NULL;
 	uint32_t i;
 	int ret;
@@ -408,6 +432,32 @@ static int rx_header(struct vmig_rx *rx)
 				      (unsigned long long)d->offset);
 		d->ended = true;
 		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_VMM_STATE:
+		ret = rx_check_state(rx, m->vmm.section, &st);
+		if (ret < 0)
+			return ret;
+		if (m->vmm.phase !=
+		    (rx->state == VMIG_RX_RECEIVING ? VMIG_DS_PRECOPY
+						    : VMIG_DS_STOPCOPY))
+			return rx_bad(rx, "phase %llu %s SWITCHOVER",
+				      (unsigned long long)m->vmm.phase,
+				      rx->state == VMIG_RX_RECEIVING ? "before"
+								     : "after");
+		if (m->vmm.offset != st->offset)
+			return rx_bad(rx, "offset %llu, expected %llu",
+				      (unsigned long long)m->vmm.offset,
+				      (unsigned long long)st->offset);
+		break;
+	case VMIG_FRAME_VMM_STATE_END:
+		ret = rx_check_state(rx, m->vmm_end.section, &st);
+		if (ret < 0)
+			return ret;
+		if (m->vmm_end.total != st->offset)
+			return rx_bad(rx, "total %llu bytes, %llu received",
+				      (unsigned long long)m->vmm_end.total,
+				      (unsigned long long)st->offset);
+		st->ended = true;
+		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_ITERATION:
 		if (m->iteration.number != rx->next_iteration)
 			return rx_bad(rx, "iteration %llu, expected %llu",
@@ -434,6 +484,12 @@ static int rx_header(struct vmig_rx *rx)
 				return rx_bad(rx, "device %u (%s) has not "
 						  "ended",
 					      i, rx->devices[i].dev->name);
+		}
+		for (i = 0; i < rx->nr_states; i++) {
+			if (!rx->states[i].ended)
+				return rx_bad(rx, "state section %u (%s) has "
+						  "not ended",
+					      i, rx->states[i].reg->name);
 		}
 		rx->state = VMIG_RX_ACKED;
 		return rx_frame_done(rx, VMIG_RX_COMPLETE);
@@ -474,6 +530,7 @@ static int rx_hello(struct vmig_rx *rx)
 	const struct vmig_msg *m = &rx->m;
 	vmig_session *s = rx->s;
 	const uint8_t *p = rx->scratch;
+	struct vmig_hello_counts counts;
 	char name[4 * VMIG_HELLO_DEVICE + 1], msg[256];
 	uint32_t i, j;
 	bool *used;
@@ -484,8 +541,15 @@ static int rx_hello(struct vmig_rx *rx)
 				  "destination %zu",
 			      (unsigned long long)m->hello.nr_regions,
 			      s->nr_regions);
+	if (m->hello.nr_sections > VMIG_STATE_SECTIONS_MAX)
+		return rx_bad(rx, "%llu state sections, at most %u",
+			      (unsigned long long)m->hello.nr_sections,
+			      VMIG_STATE_SECTIONS_MAX);
 	rx->nr_regions = (uint32_t)m->hello.nr_regions;
 	rx->nr_devices = (uint32_t)m->hello.nr_devices;
+	counts.regions = rx->nr_regions;
+	counts.devices = rx->nr_devices;
+	counts.sections = (uint32_t)m->hello.nr_sections;
 	rx->region_map = calloc(rx->nr_regions ? rx->nr_regions : 1,
 				sizeof(*rx->region_map));
 	rx->devices = calloc(rx->nr_devices ? rx->nr_devices : 1,
@@ -571,6 +635,15 @@ static int rx_hello(struct vmig_rx *rx)
 		}
 	}
 	free(used);
+	msg[0] = '\0';
+	ret = vmig_state_rx_hello(rx, p, &counts, msg, sizeof(msg));
+	if (ret < 0) {
+		if (ret == -EPROTO)
+			return rx_bad(rx, "%s", msg);
+		snprintf(rx->err, sizeof(rx->err), "%s", msg);
+		rx->state = VMIG_RX_FAILED;
+		return ret;
+	}
 	if (rx->nr_devices && rx->devs) {
 		msg[0] = '\0';
 		ret = rx->devs->start(rx, msg, sizeof(msg));
@@ -639,6 +712,18 @@ static int rx_payload(struct vmig_rx *rx)
 		}
 		d->offset += rx->want;
 		rx->device_bytes += rx->want;
+		return rx_frame_done(rx, VMIG_RX_MORE);
+	case VMIG_FRAME_VMM_STATE:
+		msg[0] = '\0';
+		ret = vmig_state_rx_record(rx, (uint32_t)m->vmm.section,
+					   rx->scratch, rx->want, msg,
+					   sizeof(msg));
+		if (ret < 0) {
+			rx_bad(rx, "state section %llu (%s): %s",
+			       (unsigned long long)m->vmm.section,
+			       rx->states[m->vmm.section].reg->name, msg);
+			return ret;
+		}
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_ERROR:
 		rx->peer_code = m->error.code;
@@ -870,9 +955,9 @@ static void dst_event(struct vmig_dst *d, int ev)
 		vmig_watch_arm(&d->watch, VMIG_WAIT_IDLE, e->pol.idle_timeout_ms);
 		vmig_logf(s, VMIG_LOG_INFO,
 			  "destination: %s: layout accepted (%u region(s), %u "
-			  "device(s))",
+			  "device(s), %u VMM state section(s))",
 			  vmig_conn_peer(d->conn), d->rx.nr_regions,
-			  d->rx.nr_devices);
+			  d->rx.nr_devices, d->rx.nr_states);
 		vmig_enc_welcome(hdr);
 		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
@@ -888,6 +973,12 @@ static void dst_event(struct vmig_dst *d, int ev)
 				   msg);
 			return;
 		}
+		ret = vmig_state_rx_done(&d->rx, msg, sizeof(msg));
+		if (ret < 0) {
+			dst_finish(d, ret, true, "loading the VMM state: %s",
+				   msg);
+			return;
+		}
 		t0 = vmig_now_us();
 		e->st.digest = vmig_rx_digest(&d->rx, &hashed);
 		e->st.digest_us = vmig_now_us() - t0;
@@ -899,7 +990,8 @@ static void dst_event(struct vmig_dst *d, int ev)
 			  (unsigned long long)d->rx.pages,
 			  (unsigned long long)e->st.digest,
 			  (unsigned long long)hashed);
-		vmig_enc_ack(hdr, e->st.digest, d->rx.pages);
+		vmig_enc_ack(hdr, e->st.digest, d->rx.pages,
+			     d->rx.state_check);
 		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
 			dst_finish(d, ret, false, "cannot answer ACK: %s",

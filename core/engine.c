@@ -147,6 +147,7 @@ void vmig_engine_free(vmig_session *s)
 		uv_loop_close(&e->loop);
 	}
 	vmig_engine_release_devices(e, false);
+	free(e->states);
 	free(e->transport);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->status_lock);

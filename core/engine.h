@@ -68,6 +68,8 @@ struct vmig_mig_stats {
 	uint64_t total_pages; /* PAGES and ZERO pages */
 	uint64_t zero_pages;
 	uint64_t device_bytes;
+	uint64_t vmm_state_bytes; /* VMM state sections' records */
+	uint32_t nr_vmm_states;   /* state sections that travelled */
 	uint64_t frames;
 	/*
 	 * Source: how long the guest was stopped: from the stop callback
@@ -109,6 +111,9 @@ struct vmig_engine {
 	struct vmig_vmm_ops vmm;
 	void *vmm_opaque;
 	bool have_vmm;
+	/* The VMM's state sections (section_state.c), registration order. */
+	struct vmig_state_reg *states;
+	uint32_t nr_states;
 	struct vmig_policies pol; /* defaults applied */
 
 	/*
@@ -483,6 +488,23 @@ struct vmig_rx_device {
 	void *ds;        /* device-state handle while resuming */
 };
 
+/* A registered VMM state section (vmig_state_register). */
+struct vmig_state_reg {
+	char name[VMIG_STATE_NAME_MAX + 1];
+	uint32_t version;     /* what save_final writes */
+	uint32_t min_version; /* the oldest load takes */
+	struct vmig_state_ops ops;
+	void *opaque;
+};
+
+/* A state section HELLO named, on the destination. */
+struct vmig_rx_vmmstate {
+	const struct vmig_state_reg *reg;
+	uint32_t version;  /* the source's */
+	uint64_t offset;   /* bytes received */
+	bool ended;
+};
+
 struct vmig_rx {
 	vmig_session *s;
 	enum vmig_rx_state state;
@@ -503,6 +525,11 @@ struct vmig_rx {
 	uint32_t *region_map;   /* source region -> this session's region */
 	uint32_t nr_devices;
 	struct vmig_rx_device *devices;
+	/* The VMM's state sections HELLO named (section_state.c). */
+	uint32_t nr_states;
+	struct vmig_rx_vmmstate *states;
+	uint64_t state_check;   /* vmig_state_check of what was loaded */
+	bool states_touched;    /* some record was loaded */
 	uint64_t next_iteration;
 	/* Figures. */
 	uint64_t first_us;      /* when the first byte came */

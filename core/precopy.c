@@ -110,6 +110,7 @@ struct vmig_src {
 	uint64_t digest;
 	bool ack;
 	uint64_t ack_digest, ack_pages;
+	uint64_t ack_state;     /* the VMM state check the ACK carried */
 	bool audited;            /* audit: the comparison is made */
 
 	/* Replies: header, then an ERROR's message. */
@@ -886,6 +887,8 @@ static void src_decide(struct vmig_src *src)
 	uint8_t hdr[VMIG_FRAME_HDR];
 
 	bool strict = e->pol.verify == VMIG_VERIFY_STRICT;
+	uint64_t sent_state =
+		vmig_section_state_check(&src->set.sec[VMIG_SECTION_STATE]);
 	int ret;
 
 	if (strict) {
@@ -900,6 +903,19 @@ static void src_decide(struct vmig_src *src)
 			 "sent%s",
 			 (unsigned long long)src->ack_pages,
 			 (unsigned long long)src->pages_total,
+			 src->peer_gone ? " (then it closed the connection)"
+					: "");
+		return;
+	}
+	if (src->ack_state != sent_state) {
+		/* The VMM's state is checked in every verify mode. */
+		src_fail(src, VMIG_EMISMATCH,
+			 "the destination loaded %u VMM state record(s) "
+			 "(CRC32C 0x%08x), the source sent %u (CRC32C "
+			 "0x%08x)%s",
+			 (unsigned)(src->ack_state >> 32),
+			 (unsigned)src->ack_state, (unsigned)(sent_state >> 32),
+			 (unsigned)sent_state,
 			 src->peer_gone ? " (then it closed the connection)"
 					: "");
 		return;
@@ -1447,6 +1463,7 @@ static void src_reply(struct vmig_src *src)
 		src->ack = true;
 		src->ack_digest = m->ack.digest;
 		src->ack_pages = m->ack.pages;
+		src->ack_state = m->ack.state_check;
 		/* Only strict waits for its own digest. */
 		if (src->work_done ||
 		    src->e->pol.verify != VMIG_VERIFY_STRICT)
@@ -1563,9 +1580,12 @@ static const struct vmig_conn_ops src_conn_ops = {
 static void src_hello(struct vmig_src *src)
 {
 	vmig_session *s = src->s;
+	struct vmig_section *devs = &src->set.sec[VMIG_SECTION_DEVICES];
+	struct vmig_section *state = &src->set.sec[VMIG_SECTION_STATE];
+	struct vmig_hello_counts n = { .regions = (uint32_t)s->nr_regions };
 	uint8_t hdr[VMIG_FRAME_HDR];
-	uint32_t nr = (uint32_t)s->nr_regions, nd, i;
 	size_t len;
+	uint32_t i;
 	uint8_t *p;
 	int ret;
 
@@ -1574,27 +1594,32 @@ static void src_hello(struct vmig_src *src)
 		src_section_failed(src, ret);
 		return;
 	}
-	nd = vmig_section_devstate_count(&src->set.sec[VMIG_SECTION_DEVICES]);
-	len = vmig_hello_len(nr, nd);
+	n.devices = vmig_section_devstate_count(devs);
+	n.sections = vmig_section_state_count(state);
+	len = vmig_hello_len(&n);
 	p = calloc(1, len ? len : 1);
 	if (!p) {
 		src_fail(src, -ENOMEM, "out of memory");
 		return;
 	}
-	for (i = 0; i < nr; i++)
+	for (i = 0; i < n.regions; i++)
 		vmig_hello_put_region(p, i, s->regions[i].gpa,
 				      s->regions[i].length,
 				      s->regions[i].name);
-	for (i = 0; i < nd; i++)
-		vmig_hello_put_device(p, nr, i,
-				      vmig_section_devstate_name(
-					      &src->set.sec[VMIG_SECTION_DEVICES],
-					      i));
+	for (i = 0; i < n.devices; i++)
+		vmig_hello_put_device(p, n.regions, i,
+				      vmig_section_devstate_name(devs, i));
+	for (i = 0; i < n.sections; i++) {
+		const struct vmig_state_reg *reg =
+			vmig_section_state_reg(state, i);
+
+		vmig_hello_put_section(p, &n, i, reg->name, reg->version);
+	}
 	vmig_enc_hello(hdr,
 		       src->e->pol.verify == VMIG_VERIFY_STRICT
 			       ? VMIG_HELLO_FULL_DIGEST
 			       : 0,
-		       nr, nd, p, len);
+		       &n, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)
 		src_phase(src, SP_HELLO);
 }

@@ -130,6 +130,8 @@ static const char *const frame_names[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_COMMIT] = "COMMIT",
 	[VMIG_FRAME_ERROR] = "ERROR",
 	[VMIG_FRAME_STARTED] = "STARTED",
+	[VMIG_FRAME_VMM_STATE] = "VMM_STATE",
+	[VMIG_FRAME_VMM_STATE_END] = "VMM_STATE_END",
 };
 
 const char *vmig_frame_name(uint32_t type)
@@ -181,9 +183,9 @@ static uint64_t get64(const uint8_t *p)
 	return le64toh(v);
 }
 
-static void pack(uint8_t *out, uint32_t type, uint32_t flags,
-		 uint32_t data_crc, uint64_t length, uint64_t a, uint64_t b,
-		 uint64_t c)
+static void pack4(uint8_t *out, uint32_t type, uint32_t flags,
+		  uint32_t data_crc, uint64_t length, uint64_t a, uint64_t b,
+		  uint64_t c, uint64_t d)
 {
 	memcpy(out, magic, 4);
 	put16(out + 4, VMIG_PROTO_VERSION);
@@ -196,8 +198,15 @@ static void pack(uint8_t *out, uint32_t type, uint32_t flags,
 	put64(out + 32, a);
 	put64(out + 40, b);
 	put64(out + 48, c);
-	put64(out + 56, 0);
+	put64(out + 56, d);
 	put32(out + 12, vmig_crc32c(0, out, VMIG_FRAME_HDR));
+}
+
+static void pack(uint8_t *out, uint32_t type, uint32_t flags,
+		 uint32_t data_crc, uint64_t length, uint64_t a, uint64_t b,
+		 uint64_t c)
+{
+	pack4(out, type, flags, data_crc, length, a, b, c, 0);
 }
 
 void vmig_frame_pack(uint8_t out[VMIG_FRAME_HDR], uint32_t type,
@@ -241,7 +250,7 @@ enum len_rule {
 	LEN_NONE,   /* no payload */
 	LEN_UPTO,   /* at most max */
 	LEN_PAGES,  /* c pages of 4096 bytes, at most max */
-	LEN_HELLO,  /* b regions and c devices, at most max */
+	LEN_HELLO,  /* b regions, c devices, d sections, at most max */
 	LEN_SOME,   /* 1 to max */
 };
 
@@ -264,7 +273,7 @@ struct frame_rule {
 #define ZD 0x8u
 
 static const struct frame_rule rules[VMIG_FRAME_NR] = {
-	[VMIG_FRAME_HELLO] = { LEN_HELLO, VMIG_HELLO_MAX, CRC_ALWAYS, ZD },
+	[VMIG_FRAME_HELLO] = { LEN_HELLO, VMIG_HELLO_MAX, CRC_ALWAYS, 0 },
 	[VMIG_FRAME_WELCOME] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
 	[VMIG_FRAME_PAGES] = { LEN_PAGES, VMIG_PAGES_MAX * 4096ull, CRC_MAY,
 			       ZD },
@@ -276,11 +285,14 @@ static const struct frame_rule rules[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_SWITCHOVER] = { LEN_NONE, 0, CRC_NEVER,
 				    ZA | ZB | ZC | ZD },
 	[VMIG_FRAME_COMPLETE] = { LEN_NONE, 0, CRC_NEVER, ZC | ZD },
-	[VMIG_FRAME_ACK] = { LEN_NONE, 0, CRC_NEVER, ZC | ZD },
+	[VMIG_FRAME_ACK] = { LEN_NONE, 0, CRC_NEVER, ZD },
 	[VMIG_FRAME_COMMIT] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
 	[VMIG_FRAME_ERROR] = { LEN_UPTO, VMIG_ERROR_MAX, CRC_MAY,
 			       ZB | ZC | ZD },
 	[VMIG_FRAME_STARTED] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
+	[VMIG_FRAME_VMM_STATE] = { LEN_SOME, VMIG_VMMSTATE_MAX, CRC_ALWAYS,
+				   ZD },
+	[VMIG_FRAME_VMM_STATE_END] = { LEN_NONE, 0, CRC_NEVER, ZC | ZD },
 };
 
 __attribute__((format(printf, 5, 6))) static int
@@ -395,18 +407,21 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 				   "length %llu above the limit of %llu",
 				   (unsigned long long)f->length,
 				   (unsigned long long)r->max);
-		want = f->b <= r->max && f->c <= r->max
+		want = f->b <= r->max && f->c <= r->max && f->d <= r->max
 			       ? f->b * VMIG_HELLO_REGION +
-					 f->c * VMIG_HELLO_DEVICE
+					 f->c * VMIG_HELLO_DEVICE +
+					 f->d * VMIG_HELLO_SECTION
 			       : UINT64_MAX;
 		if (f->length != want)
 			return bad(err, errlen, frame_no, f->type,
 				   "length %llu, expected %llu for %llu "
-				   "region(s) and %llu device(s)",
+				   "region(s), %llu device(s) and %llu state "
+				   "section(s)",
 				   (unsigned long long)f->length,
 				   (unsigned long long)want,
 				   (unsigned long long)f->b,
-				   (unsigned long long)f->c);
+				   (unsigned long long)f->c,
+				   (unsigned long long)f->d);
 		break;
 	}
 	for (i = 0; i < 4; i++) {
@@ -452,6 +467,7 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 				   (unsigned long long)VMIG_ZERO_MAX);
 		break;
 	case VMIG_FRAME_DEVICE_STATE:
+	case VMIG_FRAME_VMM_STATE:
 		if (f->c != VMIG_DS_PRECOPY && f->c != VMIG_DS_STOPCOPY)
 			return bad(err, errlen, frame_no, f->type,
 				   "phase %llu, expected 1 (pre-copy) or 2 "
@@ -473,11 +489,12 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 /* Typed encoders                                                      */
 
 void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t flags,
-		    uint32_t nr_regions, uint32_t nr_devices, const void *layout,
+		    const struct vmig_hello_counts *n, const void *layout,
 		    size_t len)
 {
-	vmig_frame_pack(hdr, VMIG_FRAME_HELLO, len, flags, nr_regions,
-			nr_devices, layout);
+	pack4(hdr, VMIG_FRAME_HELLO, VMIG_FRAME_DATA_CRC,
+	      vmig_crc32c(0, layout, len), len, flags, n->regions, n->devices,
+	      n->sections);
 }
 
 void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR])
@@ -529,10 +546,34 @@ void vmig_enc_complete(uint8_t hdr[VMIG_FRAME_HDR], uint64_t pages,
 	vmig_frame_pack(hdr, VMIG_FRAME_COMPLETE, 0, pages, frames, 0, NULL);
 }
 
-void vmig_enc_ack(uint8_t hdr[VMIG_FRAME_HDR], uint64_t digest,
-		  uint64_t pages)
+void vmig_enc_vmm_state(uint8_t hdr[VMIG_FRAME_HDR], uint32_t section,
+			uint64_t offset, uint32_t phase, const void *data,
+			size_t len)
 {
-	vmig_frame_pack(hdr, VMIG_FRAME_ACK, 0, digest, pages, 0, NULL);
+	vmig_frame_pack(hdr, VMIG_FRAME_VMM_STATE, len, section, offset, phase,
+			data);
+}
+
+void vmig_enc_vmm_state_end(uint8_t hdr[VMIG_FRAME_HDR], uint32_t section,
+			    uint64_t total)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_VMM_STATE_END, 0, section, total, 0,
+			NULL);
+}
+
+void vmig_enc_ack(uint8_t hdr[VMIG_FRAME_HDR], uint64_t digest,
+		  uint64_t pages, uint64_t state_check)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_ACK, 0, digest, pages, state_check,
+			NULL);
+}
+
+uint64_t vmig_state_check(uint64_t check, const void *data, size_t len)
+{
+	uint32_t crc = vmig_crc32c((uint32_t)check, data, len);
+	uint32_t records = (uint32_t)(check >> 32) + 1;
+
+	return (uint64_t)records << 32 | crc;
 }
 
 void vmig_enc_commit(uint8_t hdr[VMIG_FRAME_HDR])
@@ -573,6 +614,7 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 		m->hello.flags = f->a;
 		m->hello.nr_regions = f->b;
 		m->hello.nr_devices = f->c;
+		m->hello.nr_sections = f->d;
 		break;
 	case VMIG_FRAME_PAGES:
 	case VMIG_FRAME_ZERO:
@@ -589,6 +631,15 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 		m->end.device = f->a;
 		m->end.total = f->b;
 		break;
+	case VMIG_FRAME_VMM_STATE:
+		m->vmm.section = f->a;
+		m->vmm.offset = f->b;
+		m->vmm.phase = f->c;
+		break;
+	case VMIG_FRAME_VMM_STATE_END:
+		m->vmm_end.section = f->a;
+		m->vmm_end.total = f->b;
+		break;
 	case VMIG_FRAME_ITERATION:
 		m->iteration.number = f->a;
 		break;
@@ -599,6 +650,7 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 	case VMIG_FRAME_ACK:
 		m->ack.digest = f->a;
 		m->ack.pages = f->b;
+		m->ack.state_check = f->c;
 		break;
 	case VMIG_FRAME_ERROR:
 		/* The checks kept it in -1 .. -INT32_MAX. */
@@ -610,10 +662,18 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 /* ------------------------------------------------------------------ */
 /* HELLO's layout                                                      */
 
-size_t vmig_hello_len(uint32_t nr_regions, uint32_t nr_devices)
+size_t vmig_hello_len(const struct vmig_hello_counts *n)
+{
+	return (size_t)n->regions * VMIG_HELLO_REGION +
+	       (size_t)n->devices * VMIG_HELLO_DEVICE +
+	       (size_t)n->sections * VMIG_HELLO_SECTION;
+}
+
+/* Where device i of a layout with nr_regions regions begins. */
+static size_t hello_device_at(uint32_t nr_regions, uint32_t i)
 {
 	return (size_t)nr_regions * VMIG_HELLO_REGION +
-	       (size_t)nr_devices * VMIG_HELLO_DEVICE;
+	       (size_t)i * VMIG_HELLO_DEVICE;
 }
 
 void vmig_hello_put_region(uint8_t *layout, uint32_t i, uint64_t gpa,
@@ -629,7 +689,7 @@ void vmig_hello_put_region(uint8_t *layout, uint32_t i, uint64_t gpa,
 void vmig_hello_put_device(uint8_t *layout, uint32_t nr_regions, uint32_t i,
 			   const char *name)
 {
-	uint8_t *q = layout + vmig_hello_len(nr_regions, i);
+	uint8_t *q = layout + hello_device_at(nr_regions, i);
 
 	strncpy((char *)q, name, VMIG_HELLO_DEVICE);
 }
@@ -648,10 +708,39 @@ void vmig_hello_get_region(const uint8_t *layout, uint32_t i,
 void vmig_hello_get_device(const uint8_t *layout, uint32_t nr_regions,
 			   uint32_t i, const uint8_t **name, size_t *len)
 {
-	const uint8_t *p = layout + vmig_hello_len(nr_regions, i);
+	const uint8_t *p = layout + hello_device_at(nr_regions, i);
 
 	*name = p;
 	*len = strnlen((const char *)p, VMIG_HELLO_DEVICE);
+}
+
+/* Where state section i of a layout begins. */
+static size_t hello_section_at(const struct vmig_hello_counts *n, uint32_t i)
+{
+	return hello_device_at(n->regions, n->devices) +
+	       (size_t)i * VMIG_HELLO_SECTION;
+}
+
+void vmig_hello_put_section(uint8_t *layout, const struct vmig_hello_counts *n,
+			    uint32_t i, const char *name, uint32_t version)
+{
+	uint8_t *q = layout + hello_section_at(n, i);
+
+	strncpy((char *)q, name, VMIG_HELLO_SECTION_NAME);
+	put32(q + VMIG_HELLO_SECTION_NAME, version);
+	put32(q + VMIG_HELLO_SECTION_NAME + 4, 0);
+}
+
+void vmig_hello_get_section(const uint8_t *layout,
+			    const struct vmig_hello_counts *n, uint32_t i,
+			    struct vmig_hello_section *sec)
+{
+	const uint8_t *p = layout + hello_section_at(n, i);
+
+	sec->name = p;
+	sec->name_len = strnlen((const char *)p, VMIG_HELLO_SECTION_NAME);
+	sec->version = get32(p + VMIG_HELLO_SECTION_NAME);
+	sec->reserved = get32(p + VMIG_HELLO_SECTION_NAME + 4);
 }
 
 /* Length of the UTF-8 sequence at p (at most n bytes), 0 if invalid. */

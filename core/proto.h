@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMIG_PROTO_VERSION 3u
+#define VMIG_PROTO_VERSION 4u
 #define VMIG_FRAME_HDR 64u         /* bytes of a frame header */
 #define VMIG_FRAME_DATA_CRC 0x1u   /* flags: data_crc covers the payload */
 
@@ -37,6 +37,8 @@ enum vmig_frame_type {
 	VMIG_FRAME_COMMIT = 11,
 	VMIG_FRAME_ERROR = 12,
 	VMIG_FRAME_STARTED = 13, /* since version 2 */
+	VMIG_FRAME_VMM_STATE = 14,     /* since version 4 */
+	VMIG_FRAME_VMM_STATE_END = 15, /* since version 4 */
 	VMIG_FRAME_NR,
 };
 
@@ -45,9 +47,12 @@ enum vmig_frame_type {
 #define VMIG_HELLO_REGION 48u            /* bytes per region in HELLO */
 #define VMIG_HELLO_DEVICE 64u            /* bytes per device in HELLO */
 #define VMIG_HELLO_NAME 32u              /* a region's name field */
+#define VMIG_HELLO_SECTION 72u           /* bytes per state section */
+#define VMIG_HELLO_SECTION_NAME 64u      /* a state section's name field */
 #define VMIG_PAGES_MAX 256u              /* pages per PAGES frame */
 #define VMIG_ZERO_MAX (1ull << 32)       /* pages per ZERO frame */
 #define VMIG_DEVSTATE_MAX (1u << 20)     /* DEVICE_STATE payload bytes */
+#define VMIG_VMMSTATE_MAX (1u << 20)     /* VMM_STATE payload bytes */
 #define VMIG_ERROR_MAX 4096u             /* ERROR message bytes */
 
 /* DEVICE_STATE phases (field c). */
@@ -129,12 +134,17 @@ void vmig_proto_text(char *out, size_t outlen, const void *msg, size_t len);
 #define VMIG_HELLO_FULL_DIGEST 0x1u
 #define VMIG_HELLO_FLAGS VMIG_HELLO_FULL_DIGEST
 
+/* How many of each thing a HELLO layout names. */
+struct vmig_hello_counts {
+	uint32_t regions, devices, sections;
+};
+
 /*
- * HELLO: the layout follows, nr_regions regions then nr_devices devices
+ * HELLO: the layout follows, its regions, devices then state sections
  * (vmig_hello_len bytes, filled with vmig_hello_put_*), with DATA_CRC.
  */
 void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t flags,
-		    uint32_t nr_regions, uint32_t nr_devices, const void *layout,
+		    const struct vmig_hello_counts *n, const void *layout,
 		    size_t len);
 void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR]);
 /*
@@ -159,9 +169,27 @@ void vmig_enc_switchover(uint8_t hdr[VMIG_FRAME_HDR]);
 /* COMPLETE: pages sent in all, frames sent before this one. */
 void vmig_enc_complete(uint8_t hdr[VMIG_FRAME_HDR], uint64_t pages,
 		       uint64_t frames);
-/* ACK: the destination's memory digest and the pages it received. */
+/*
+ * VMM_STATE: one record (len bytes) of state section `section`, at
+ * offset in its bytes, in phase (VMIG_DS_PRECOPY or _STOPCOPY).
+ */
+void vmig_enc_vmm_state(uint8_t hdr[VMIG_FRAME_HDR], uint32_t section,
+			uint64_t offset, uint32_t phase, const void *data,
+			size_t len);
+/* VMM_STATE_END: the section's records were total bytes. */
+void vmig_enc_vmm_state_end(uint8_t hdr[VMIG_FRAME_HDR], uint32_t section,
+			    uint64_t total);
+/*
+ * ACK: the destination's memory digest, the pages it received, and the
+ * check of the VMM state it loaded (vmig_state_check).
+ */
 void vmig_enc_ack(uint8_t hdr[VMIG_FRAME_HDR], uint64_t digest,
-		  uint64_t pages);
+		  uint64_t pages, uint64_t state_check);
+/*
+ * The check of the VMM state records, in stream order: CRC32C of their
+ * bytes (low 32 bits) and their number (high 32 bits). Start with 0.
+ */
+uint64_t vmig_state_check(uint64_t check, const void *data, size_t len);
 void vmig_enc_commit(uint8_t hdr[VMIG_FRAME_HDR]);
 /*
  * ERROR: code (a negative errno or vmig code) and len bytes of message;
@@ -188,7 +216,7 @@ struct vmig_msg {
 	uint64_t length;   /* payload bytes */
 	union {
 		struct {
-			uint64_t flags, nr_regions, nr_devices;
+			uint64_t flags, nr_regions, nr_devices, nr_sections;
 		} hello;
 		struct {       /* PAGES and ZERO */
 			uint64_t region, first, count;
@@ -199,6 +227,12 @@ struct vmig_msg {
 		struct {
 			uint64_t device, total;
 		} end;
+		struct {       /* VMM_STATE */
+			uint64_t section, offset, phase;
+		} vmm;
+		struct {       /* VMM_STATE_END */
+			uint64_t section, total;
+		} vmm_end;
 		struct {
 			uint64_t number;
 		} iteration;
@@ -206,7 +240,7 @@ struct vmig_msg {
 			uint64_t pages, frames;
 		} complete;
 		struct {
-			uint64_t digest, pages;
+			uint64_t digest, pages, state_check;
 		} ack;
 		struct {
 			int code;
@@ -219,8 +253,8 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m);
 /* ------------------------------------------------------------------ */
 /* HELLO's layout                                                      */
 
-/* Bytes of a layout of nr_regions regions and nr_devices devices. */
-size_t vmig_hello_len(uint32_t nr_regions, uint32_t nr_devices);
+/* Bytes of a layout of n's regions, devices and state sections. */
+size_t vmig_hello_len(const struct vmig_hello_counts *n);
 
 /* Writes region i (the name is cut to VMIG_HELLO_NAME bytes). */
 void vmig_hello_put_region(uint8_t *layout, uint32_t i, uint64_t gpa,
@@ -242,5 +276,21 @@ void vmig_hello_get_region(const uint8_t *layout, uint32_t i,
 /* Device i's name as sent (len: up to the first NUL). */
 void vmig_hello_get_device(const uint8_t *layout, uint32_t nr_regions,
 			   uint32_t i, const uint8_t **name, size_t *len);
+
+/* Writes state section i, after n's regions and devices. */
+void vmig_hello_put_section(uint8_t *layout, const struct vmig_hello_counts *n,
+			    uint32_t i, const char *name, uint32_t version);
+
+/* A state section of a received layout; the name as sent. */
+struct vmig_hello_section {
+	const uint8_t *name;
+	size_t name_len;   /* up to the first NUL */
+	uint32_t version;
+	uint32_t reserved; /* must be 0 */
+};
+
+void vmig_hello_get_section(const uint8_t *layout,
+			    const struct vmig_hello_counts *n, uint32_t i,
+			    struct vmig_hello_section *sec);
 
 #endif /* VMIG_CORE_PROTO_H */

@@ -155,6 +155,8 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !add_u64(root, "zero_pages", st->zero_pages, true) ||
 	    !add_u64(root, "device_bytes", st->device_bytes, true) ||
 	    !add_u64(root, "state_devices", st->nr_state_devices, true) ||
+	    !add_u64(root, "vmm_state_bytes", st->vmm_state_bytes, true) ||
+	    !add_u64(root, "vmm_state_sections", st->nr_vmm_states, true) ||
 	    !add_u64(root, "frames", st->frames, true) ||
 	    !cJSON_AddNumberToObject(root, "downtime_ms",
 				     (double)st->downtime_us / 1000) ||

@@ -10,8 +10,9 @@
  * loader applies what the checked frames carry. section_ram.c is guest
  * RAM (the dirty bitmaps, PAGES and ZERO); section_devstate.c the VFIO
  * devices' state over core/devstate.c (DEVICE_STATE and DEVICE_END);
- * sections.c the set of them a migration moves, in order (a new section
- * is its file and one line there).
+ * section_state.c the VMM's own state sections (VMM_STATE and
+ * VMM_STATE_END); sections.c the set of them a migration moves, in order
+ * (a new section is its file and one line there).
  */
 #ifndef VMIG_CORE_SECTION_H
 #define VMIG_CORE_SECTION_H
@@ -142,12 +143,38 @@ bool vmig_section_devstate_hold(struct vmig_section *sec,
 				struct vmig_engine *e);
 extern const struct vmig_section_loader vmig_section_devstate_loader;
 
+/* section_state.c: the source's side */
+extern const struct vmig_section_ops vmig_section_state;
+/* The state sections that travel (HELLO's order), and each one's. */
+uint32_t vmig_section_state_count(const struct vmig_section *sec);
+const struct vmig_state_reg *
+vmig_section_state_reg(const struct vmig_section *sec, uint32_t i);
+/* vmig_state_check() of the records queued: what ACK must repeat. */
+uint64_t vmig_section_state_check(const struct vmig_section *sec);
+
+/*
+ * section_state.c: the destination's side. Messages go to err without
+ * the frame's name (the receive machine adds it).
+ */
+/* HELLO named n->sections sections in layout: match them with ours. */
+int vmig_state_rx_hello(struct vmig_rx *rx, const uint8_t *layout,
+			const struct vmig_hello_counts *n, char *err,
+			size_t errlen);
+/* VMM_STATE, checked: one record of section i to its load. */
+int vmig_state_rx_record(struct vmig_rx *rx, uint32_t i, const void *data,
+			 size_t len, char *err, size_t errlen);
+/* COMPLETE: every section's load_done. */
+int vmig_state_rx_done(struct vmig_rx *rx, char *err, size_t errlen);
+/* A failure after a record was loaded: every section's load_abort. */
+void vmig_state_rx_abort(struct vmig_rx *rx);
+
 /* ------------------------------------------------------------------ */
 /* sections.c: the sections a migration moves, in their order          */
 
 enum vmig_section_id {
 	VMIG_SECTION_RAM,      /* batched: paces each pass */
 	VMIG_SECTION_DEVICES,  /* between RAM's batches, then after it */
+	VMIG_SECTION_STATE,    /* the VMM's, likewise, after the devices */
 	VMIG_SECTION_NR,
 };
 
@@ -175,7 +202,7 @@ void vmig_sections_pass(struct vmig_sections *set, uint64_t dirty,
 			bool final);
 /* Bytes of guest memory dirty and not queued in this pass. */
 uint64_t vmig_sections_dirty(struct vmig_sections *set);
-/* Bytes the other sections (device state) have still to move. */
+/* Bytes the other sections (device and VMM state) have still to move. */
 uint64_t vmig_sections_pending(struct vmig_sections *set);
 /*
  * Fills out (a pooled batch) from the batched sections; true once every

@@ -12,6 +12,7 @@
 static const struct vmig_section_ops *const section_ops[] = {
 	[VMIG_SECTION_RAM] = &vmig_section_ram,
 	[VMIG_SECTION_DEVICES] = &vmig_section_devstate,
+	[VMIG_SECTION_STATE] = &vmig_section_state,
 };
 
 _Static_assert(sizeof(section_ops) / sizeof(section_ops[0]) ==

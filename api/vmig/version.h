@@ -10,9 +10,9 @@
 #define VMIG_VERSION_H
 
 #define VMIG_VERSION_MAJOR 0
-#define VMIG_VERSION_MINOR 2
+#define VMIG_VERSION_MINOR 3
 #define VMIG_VERSION_PATCH 0
-#define VMIG_VERSION_STRING "0.2.0"
+#define VMIG_VERSION_STRING "0.3.0"
 
 /* Packs a version into one integer: 0x00MMmmpp. */
 #define VMIG_VERSION_HEX(major, minor, patch) \

@@ -476,6 +476,108 @@ struct vmig_vmm_ops {
 VMIG_API int vmig_set_vmm_ops(vmig_session *s, const struct vmig_vmm_ops *ops,
 			      void *opaque);
 
+/* ------------------------------------------------------------------ */
+/* The VMM's own state (since 0.3)                                     */
+
+/*
+ * A VMM's state that is not guest memory nor a VFIO device's (vCPU
+ * registers, interrupt controllers, emulated devices, the machine's
+ * configuration) travels in the migration stream as named, versioned
+ * state sections. Their records enter the commit check (the
+ * destination's ACK proves it loaded every byte), and the destination
+ * loads them before the VMM's start callback. A section the destination
+ * has not registered, or a version outside what it loads, fails the
+ * migration at the handshake with an error that names it; so does a
+ * section the destination registered and the source does not send.
+ * docs/embedding.md has the rules and an example.
+ */
+
+/* Where a save callback writes its records (valid during the call). */
+typedef struct vmig_state_out vmig_state_out;
+
+/* The longest state section name, in bytes (UTF-8, no NUL). */
+#define VMIG_STATE_NAME_MAX 63u
+/* The largest record (one vmig_state_put), in bytes. */
+#define VMIG_STATE_RECORD_MAX (1u << 20)
+/* The most state sections a session registers. */
+#define VMIG_STATE_SECTIONS_MAX 64u
+
+/*
+ * A state section's callbacks. They run on the migration's thread, like
+ * struct vmig_vmm_ops, and return 0 or a negative errno.
+ */
+struct vmig_state_ops {
+	uint32_t size;
+	uint32_t reserved;
+	/*
+	 * Source, optional: the bytes save_final would write now (the
+	 * convergence estimate counts them inside the downtime).
+	 */
+	uint64_t (*pending)(void *opaque);
+	/*
+	 * Source, optional: the guest runs; called once per pre-copy pass,
+	 * to write what can go early (records, with vmig_state_put()).
+	 */
+	int (*save_live)(void *opaque, vmig_state_out *out);
+	/*
+	 * Source, required: the guest and the devices are stopped (after
+	 * the VMM's stop callback): write the rest. Called once per
+	 * switchover; if the migration then fails, the guest resumes and a
+	 * later migration calls it again.
+	 */
+	int (*save_final)(void *opaque, vmig_state_out *out);
+	/*
+	 * Destination, required: one record, whole and in the order it
+	 * was written, of the source's section version (within what this
+	 * side registered). Records come while pages arrive, all before
+	 * the VMM's start callback.
+	 */
+	int (*load)(void *opaque, uint32_t version, const void *data,
+		    size_t len);
+	/*
+	 * Destination, optional: every record arrived (before the ACK):
+	 * is the state whole? A failure fails the migration: the source
+	 * resumes its guest.
+	 */
+	int (*load_done)(void *opaque, uint32_t version);
+	/*
+	 * Destination, optional: the migration failed after the first
+	 * record came: what was loaded is dropped (the guest never runs
+	 * here).
+	 */
+	void (*load_abort)(void *opaque);
+};
+
+/*
+ * Registers a state section (ops copied, name copied, opaque passed
+ * back). version is what this side's save_final writes (1 or more);
+ * a destination loads the versions min_version to version. Both sides
+ * register the same names; their order need not match.
+ * Errors: -EINVAL (no name, a name longer than VMIG_STATE_NAME_MAX or
+ * with a control character, version 0, min_version above version, ops
+ * size too small, neither save_final nor load), -EEXIST (the name is
+ * registered), -ENOSPC (VMIG_STATE_SECTIONS_MAX reached), -EBUSY (a
+ * migration runs), -ENOMEM.
+ */
+VMIG_API int vmig_state_register(vmig_session *s, const char *name,
+				 uint32_t version, uint32_t min_version,
+				 const struct vmig_state_ops *ops,
+				 void *opaque);
+
+/*
+ * Removes a state section. Errors: -ENOENT (no such name), -EBUSY (a
+ * migration runs), -EINVAL.
+ */
+VMIG_API int vmig_state_unregister(vmig_session *s, const char *name);
+
+/*
+ * From a save callback: queues one record of len bytes (1 to
+ * VMIG_STATE_RECORD_MAX; copied). The destination's load gets it
+ * whole. Errors: -EINVAL (out, data or len), -ENOMEM.
+ */
+VMIG_API int vmig_state_put(vmig_state_out *out, const void *data,
+			    size_t len);
+
 enum vmig_hotplug_policy {
 	VMIG_HOTPLUG_POLICY_TRACK = 0,   /* track it with its best source */
 	VMIG_HOTPLUG_POLICY_DEGRADE = 1, /* treat its ranges as always dirty */

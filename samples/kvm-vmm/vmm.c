@@ -13,11 +13,17 @@
  *   vmig-kvm-vmm source ADDRESS      migrate to a destination at ADDRESS
  *   vmig-kvm-vmm destination ADDRESS receive at ADDRESS ("tcp:host:0" ok)
  *
- * The destination starts its vCPU afresh at the guest's entry point: the
- * guest keeps its state in memory, so it goes on counting from the value
- * the source reached, which is how the program checks the migration: the
- * count must continue, never restart or go back. Exit status 0 when the
- * migration completed and the guest runs on; 77 when /dev/kvm is missing.
+ * The VMM's own state travels as vmig state sections: "cpu" (the vCPU's
+ * general, special and FPU registers and the MSRs it has, saved once the
+ * vCPU is parked) and "pio-counter" (the model of the guest's I/O port,
+ * its count of exits). The destination loads them into its vCPU before
+ * its start callback runs, and the guest continues from the exact
+ * instruction where the source parked it: the program checks the
+ * registers at the destination's first exit against what the loaded ones
+ * make the next loop pass give (the loop counter, the page segment and
+ * the count, one step on), and that the count goes on, never restarts or
+ * goes back. Exit status 0 when the migration completed and the guest
+ * runs on; 77 when /dev/kvm is missing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +79,16 @@ struct vm {
 	bool quit;
 	atomic_ulong exits;
 	int error; /* what ended the vCPU thread badly */
+	/* Destination: the vCPU state the "cpu" section loaded. */
+	bool loaded;
+	struct kvm_regs loaded_regs;
+	struct kvm_sregs loaded_sregs;
+	/* Destination: the registers and count at its first exit. */
+	bool first_seen;
+	struct kvm_regs first_regs;
+	struct kvm_sregs first_sregs;
+	uint32_t first_count;
+	uint32_t start_count;  /* the count when the start callback ran */
 };
 
 static int fail(const char *what, int err)
@@ -182,6 +198,14 @@ static void *vcpu_thread(void *arg)
 		}
 		if (vm->run->exit_reason == KVM_EXIT_IO &&
 		    vm->run->io.port == PORT) {
+			if (!vm->first_seen) {
+				ioctl(vm->vcpu, KVM_GET_REGS, &vm->first_regs);
+				ioctl(vm->vcpu, KVM_GET_SREGS,
+				      &vm->first_sregs);
+				memcpy(&vm->first_count, vm->mem + COUNTER,
+				       sizeof(vm->first_count));
+				vm->first_seen = true;
+			}
 			vm->exits++;
 			continue;
 		}
@@ -200,7 +224,8 @@ static void *vcpu_thread(void *arg)
 
 static int vm_start(struct vm *vm)
 {
-	int ret = vcpu_reset(vm);
+	/* A migrated vCPU continues where it was: its state was loaded. */
+	int ret = vm->loaded ? 0 : vcpu_reset(vm);
 
 	if (ret < 0)
 		return ret;
@@ -361,6 +386,172 @@ static const struct vmig_plugin kvm_plugin = {
 };
 
 /* ------------------------------------------------------------------ */
+/* The VMM's own state, as vmig state sections                          */
+
+/* The MSRs this vCPU has state in (the guest itself uses none). */
+static const uint32_t cpu_msrs[] = {
+	0x00000010, /* IA32_TIME_STAMP_COUNTER */
+	0x00000174, /* IA32_SYSENTER_CS */
+	0x00000175, /* IA32_SYSENTER_ESP */
+	0x00000176, /* IA32_SYSENTER_EIP */
+};
+#define NR_MSRS (sizeof(cpu_msrs) / sizeof(cpu_msrs[0]))
+
+/* The "cpu" section, version 1: one record of this layout. */
+struct cpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct kvm_msr_entry msrs[NR_MSRS];
+};
+
+struct msrs_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry entries[NR_MSRS];
+};
+
+static int cpu_save(void *opaque, vmig_state_out *out)
+{
+	struct vm *vm = opaque;
+	struct cpu_state *st = calloc(1, sizeof(*st));
+	struct msrs_buf msrs = { .hdr.nmsrs = NR_MSRS };
+	unsigned int i;
+	int ret = 0;
+
+	if (!st)
+		return -ENOMEM;
+	for (i = 0; i < NR_MSRS; i++)
+		msrs.entries[i].index = cpu_msrs[i];
+	/* The vCPU is parked (the stop callback ran): its state is still. */
+	if (ioctl(vm->vcpu, KVM_GET_REGS, &st->regs) < 0 ||
+	    ioctl(vm->vcpu, KVM_GET_SREGS, &st->sregs) < 0 ||
+	    ioctl(vm->vcpu, KVM_GET_FPU, &st->fpu) < 0)
+		ret = fail("saving the vCPU", errno);
+	else if (ioctl(vm->vcpu, KVM_GET_MSRS, &msrs) != (int)NR_MSRS)
+		ret = fail("KVM_GET_MSRS", errno ? errno : EIO);
+	if (ret == 0) {
+		memcpy(st->msrs, msrs.entries, sizeof(st->msrs));
+		printf("source: vCPU saved: rip 0x%llx rcx 0x%llx es 0x%x, "
+		       "count %u\n",
+		       (unsigned long long)st->regs.rip,
+		       (unsigned long long)st->regs.rcx, st->sregs.es.selector,
+		       guest_counter(vm));
+		ret = vmig_state_put(out, st, sizeof(*st));
+	}
+	free(st);
+	return ret;
+}
+
+static int cpu_load(void *opaque, uint32_t version, const void *data,
+		    size_t len)
+{
+	struct vm *vm = opaque;
+	struct cpu_state *st;
+	struct msrs_buf msrs = { .hdr.nmsrs = NR_MSRS };
+	int ret = 0;
+
+	if (version != 1 || len != sizeof(*st))
+		return -EINVAL;
+	st = malloc(sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	memcpy(st, data, len);
+	memcpy(msrs.entries, st->msrs, sizeof(st->msrs));
+	if (ioctl(vm->vcpu, KVM_SET_SREGS, &st->sregs) < 0 ||
+	    ioctl(vm->vcpu, KVM_SET_REGS, &st->regs) < 0 ||
+	    ioctl(vm->vcpu, KVM_SET_FPU, &st->fpu) < 0)
+		ret = fail("loading the vCPU", errno);
+	else if (ioctl(vm->vcpu, KVM_SET_MSRS, &msrs) != (int)NR_MSRS)
+		ret = fail("KVM_SET_MSRS", errno ? errno : EIO);
+	if (ret == 0) {
+		vm->loaded_regs = st->regs;
+		vm->loaded_sregs = st->sregs;
+		vm->loaded = true;
+	}
+	free(st);
+	return ret;
+}
+
+/* The migration failed: the vCPU starts from nothing if ever. */
+static void cpu_abort(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	vm->loaded = false;
+}
+
+static const struct vmig_state_ops cpu_section = {
+	.size = sizeof(cpu_section),
+	.pending = NULL,
+	.save_final = cpu_save,
+	.load = cpu_load,
+	.load_abort = cpu_abort,
+};
+
+/* The I/O port's model: how many exits it took ("pio-counter", v1). */
+static int pio_save(void *opaque, vmig_state_out *out)
+{
+	struct vm *vm = opaque;
+	uint64_t exits = vm->exits;
+
+	return vmig_state_put(out, &exits, sizeof(exits));
+}
+
+static int pio_load(void *opaque, uint32_t version, const void *data,
+		    size_t len)
+{
+	struct vm *vm = opaque;
+	uint64_t exits;
+
+	if (version != 1 || len != sizeof(exits))
+		return -EINVAL;
+	memcpy(&exits, data, len);
+	vm->exits = exits;
+	return 0;
+}
+
+static const struct vmig_state_ops pio_section = {
+	.size = sizeof(pio_section),
+	.save_final = pio_save,
+	.load = pio_load,
+};
+
+/*
+ * The destination's guest went on from the exact instruction: at its
+ * first exit, one pass of the loop after the source's last, the loop
+ * counter is one less (or the loop began again: 0x6f), the page segment
+ * one page on (or the first page's next), the count one more. A vCPU
+ * started afresh would show 0x6f and segment 0x1100.
+ */
+static int check_continued(const struct vm *vm, uint32_t count_at_stop)
+{
+	uint64_t cx = vm->loaded_regs.rcx & 0xffff;
+	uint64_t want_cx = cx > 1 ? cx - 1 : 0x6f;
+	uint16_t want_es = cx > 1 ? (uint16_t)(vm->loaded_sregs.es.selector +
+					       0x100)
+				  : 0x1100;
+
+	printf("destination: first exit: rip 0x%llx rcx 0x%llx es 0x%x, "
+	       "count %u (loaded: rip 0x%llx rcx 0x%llx es 0x%x, count %u)\n",
+	       (unsigned long long)vm->first_regs.rip,
+	       (unsigned long long)vm->first_regs.rcx,
+	       vm->first_sregs.es.selector, vm->first_count,
+	       (unsigned long long)vm->loaded_regs.rip,
+	       (unsigned long long)vm->loaded_regs.rcx,
+	       vm->loaded_sregs.es.selector, count_at_stop);
+	if (!vm->loaded || !vm->first_seen ||
+	    (vm->first_regs.rcx & 0xffff) != want_cx ||
+	    vm->first_sregs.es.selector != want_es ||
+	    vm->first_regs.rip != vm->loaded_regs.rip ||
+	    vm->first_count != count_at_stop + 1) {
+		fprintf(stderr, "vmig-kvm-vmm: the destination's vCPU did "
+				"not continue where the source stopped\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* vmig                                                                */
 
 static int cb_stop(void *opaque)
@@ -390,6 +581,7 @@ static int cb_start(void *opaque)
 		local_memory_differs =
 			memcmp(local_source_vm->mem, vm->mem, MEM_SIZE) != 0;
 	}
+	vm->start_count = guest_counter(vm);
 	return vm_start(vm);
 }
 
@@ -431,6 +623,11 @@ static int session_for(struct vm *vm, enum vmig_role role, vmig_session **s)
 	ret = vmig_region_add(*s, &r, NULL);
 	if (ret == 0)
 		ret = vmig_set_vmm_ops(*s, &ops, vm);
+	if (ret == 0)
+		ret = vmig_state_register(*s, "cpu", 1, 1, &cpu_section, vm);
+	if (ret == 0)
+		ret = vmig_state_register(*s, "pio-counter", 1, 1,
+					  &pio_section, vm);
 	if (ret == 0 && role == VMIG_ROLE_SOURCE)
 		ret = vmig_plugin_register_user(*s, &kvm_plugin, vm);
 	if (ret < 0) {
@@ -511,6 +708,8 @@ static int run_local(void)
 		goto out;
 	}
 	ret = check_counting(&dst, at_stop, "destination after migration");
+	if (ret == 0)
+		ret = check_continued(&dst, at_stop);
 out:
 	vmig_session_free(ss);
 	vmig_session_free(ds);
@@ -587,8 +786,10 @@ static int run_destination(const char *address)
 			fprintf(stderr, "vmig-kvm-vmm: %s\n", vmig_errmsg(s));
 	}
 	if (ret == 0)
-		ret = check_counting(&vm, guest_counter(&vm),
+		ret = check_counting(&vm, vm.start_count,
 				     "destination after migration");
+	if (ret == 0)
+		ret = check_continued(&vm, vm.start_count);
 	vmig_session_free(s);
 	vm_destroy(&vm);
 	return ret == 0 ? 0 : 1;

@@ -20,7 +20,8 @@
  * The session is a destination of two regions at 0x100000 (16 pages)
  * and 0x40000000 (8 pages) and two devices, "nic0" and "gpu0", whose
  * state goes to a loader of this file that takes any bytes: the machine
- * is what is tested, not a kernel. The regions sit between guard pages:
+ * is what is tested, not a kernel. Its VMM loads one state section,
+ * "cpu" (versions 1 and 2), whose load reads every byte and takes it. The regions sit between guard pages:
  * a write outside them faults. After each input the machine's own
  * invariants are checked: a failed stream has a message, and nothing
  * counts more pages than the regions hold.
@@ -112,6 +113,23 @@ static const struct vmig_section_loader fake_devs = {
 	.close = fake_none,
 };
 
+/* The VMM's "cpu" section: every byte read, every record taken. */
+static int cpu_load(void *opaque, uint32_t version, const void *data,
+		    size_t len)
+{
+	(void)opaque;
+	(void)version;
+	if (((const volatile uint8_t *)data)[len - 1] == 0x5a &&
+	    ((const volatile uint8_t *)data)[0] == 0xa5)
+		return 0;
+	return 0;
+}
+
+static const struct vmig_state_ops cpu_ops = {
+	.size = sizeof(cpu_ops),
+	.load = cpu_load,
+};
+
 /* Adds region name at gpa, pages long, between guard pages. */
 static void add_region(const char *name, uint64_t gpa, size_t pages)
 {
@@ -148,6 +166,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		if (vmig_device_add(sess, &d, NULL))
 			abort();
 	}
+	if (vmig_state_register(sess, "cpu", 2, 1, &cpu_ops, NULL))
+		abort();
 	if (vmig_rx_init(&fresh, sess))
 		abort();
 	return 0;

@@ -1,7 +1,8 @@
 /*
  * make_seeds.c: writes the seed corpus of fuzz_rx (tests/fuzz/corpus/rx)
  * with proto.c's encoders: small valid streams for fuzz_rx's session
- * (two regions, devices "nic0" and "gpu0"), each behind the two mode
+ * (two regions, devices "nic0" and "gpu0", the VMM's state section
+ * "cpu"), each behind the two mode
  * bytes fuzz_rx reads, fed whole, in small chunks, and with the CRCs
  * fixed by the harness. Run by hand after a change of the format:
  *
@@ -44,8 +45,10 @@ static void frame(struct stream *st, const uint8_t hdr[VMIG_FRAME_HDR],
 
 static void hello(struct stream *st, uint32_t ndev)
 {
+	const struct vmig_hello_counts n = { .regions = 2, .devices = ndev,
+					     .sections = 1 };
 	uint8_t hdr[VMIG_FRAME_HDR], layout[512];
-	size_t len = vmig_hello_len(2, ndev);
+	size_t len = vmig_hello_len(&n);
 
 	memset(layout, 0, sizeof(layout));
 	vmig_hello_put_region(layout, 0, 0x100000, 16 * PG, "low");
@@ -54,7 +57,8 @@ static void hello(struct stream *st, uint32_t ndev)
 		vmig_hello_put_device(layout, 2, 0, "nic0");
 	if (ndev > 1)
 		vmig_hello_put_device(layout, 2, 1, "gpu0");
-	vmig_enc_hello(hdr, 0, 2, ndev, layout, len);
+	vmig_hello_put_section(layout, &n, 0, "cpu", 2);
+	vmig_enc_hello(hdr, 0, &n, layout, len);
 	frame(st, hdr, layout, len);
 }
 
@@ -90,6 +94,17 @@ static void state(struct stream *st, uint32_t dev, uint64_t off,
 	frame(st, hdr, data, len);
 }
 
+/* One record of the VMM's "cpu" section. */
+static void vmm_state(struct stream *st, uint64_t off, uint32_t phase,
+		      size_t len)
+{
+	uint8_t hdr[VMIG_FRAME_HDR], data[64];
+
+	memset(data, 0x70, sizeof(data));
+	vmig_enc_vmm_state(hdr, 0, off, phase, data, len);
+	frame(st, hdr, data, len);
+}
+
 static void simple(struct stream *st, void (*enc)(uint8_t *))
 {
 	uint8_t hdr[VMIG_FRAME_HDR];
@@ -119,6 +134,7 @@ static void migration(struct stream *st, uint32_t ndev)
 	zero(st, 1, 0, 8);
 	for (d = 0; d < ndev; d++)
 		state(st, d, 0, VMIG_DS_PRECOPY, 16);
+	vmm_state(st, 0, VMIG_DS_PRECOPY, 12);
 	iteration(st, 1);
 	pages(st, 1, 3, 1, false, 0x22);
 	simple(st, vmig_enc_switchover);
@@ -128,6 +144,9 @@ static void migration(struct stream *st, uint32_t ndev)
 		vmig_enc_device_end(hdr, d, 24);
 		frame(st, hdr, NULL, 0);
 	}
+	vmm_state(st, 12, VMIG_DS_STOPCOPY, 40);
+	vmig_enc_vmm_state_end(hdr, 0, 52);
+	frame(st, hdr, NULL, 0);
 	vmig_enc_complete(hdr, st->pages, st->frames);
 	frame(st, hdr, NULL, 0);
 	simple(st, vmig_enc_commit);

@@ -352,6 +352,21 @@ static const struct field_pin vmig_event_pins[] = {
 	PIN(struct vmig_event, message, 56, 8, const char *),
 };
 
+static const struct field_pin vmig_state_ops_pins[] = {
+	PIN(struct vmig_state_ops, size, 0, 4, uint32_t),
+	PIN(struct vmig_state_ops, reserved, 4, 4, uint32_t),
+	PIN(struct vmig_state_ops, pending, 8, 8, uint64_t (*)(void *)),
+	PIN(struct vmig_state_ops, save_live, 16, 8,
+	    int (*)(void *, vmig_state_out *)),
+	PIN(struct vmig_state_ops, save_final, 24, 8,
+	    int (*)(void *, vmig_state_out *)),
+	PIN(struct vmig_state_ops, load, 32, 8,
+	    int (*)(void *, uint32_t, const void *, size_t)),
+	PIN(struct vmig_state_ops, load_done, 40, 8,
+	    int (*)(void *, uint32_t)),
+	PIN(struct vmig_state_ops, load_abort, 48, 8, void (*)(void *)),
+};
+
 static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_range, 16, 8, vmig_range_pins),
 	STRUCT(struct vmig_iommu_desc, 24, 4, vmig_iommu_desc_pins),
@@ -377,6 +392,7 @@ static const struct struct_pin struct_pins[] = {
 	STRUCT(struct vmig_observer, 32, 8, vmig_observer_pins),
 	STRUCT(struct vmig_status, 80, 8, vmig_status_pins),
 	STRUCT(struct vmig_event, 64, 8, vmig_event_pins),
+	STRUCT(struct vmig_state_ops, 56, 8, vmig_state_ops_pins),
 };
 
 /*
@@ -389,7 +405,7 @@ static void test_layouts(void)
 {
 	size_t i, j;
 
-	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 24);
+	CU_ASSERT_EQUAL(ARRAY_SIZE(struct_pins), 25);
 	for (i = 0; i < ARRAY_SIZE(struct_pins); i++) {
 		const struct struct_pin *sp = &struct_pins[i];
 		size_t end = 0, sum = 0;
@@ -531,6 +547,12 @@ static const struct type_pin type_pins[] = {
 	TYPE_PIN(vmig_precision_name, const char *(uint32_t)),
 	TYPE_PIN(vmig_plugin_register_user,
 		 int (vmig_session *, const struct vmig_plugin *, void *)),
+	TYPE_PIN(vmig_state_register,
+		 int (vmig_session *, const char *, uint32_t, uint32_t,
+		      const struct vmig_state_ops *, void *)),
+	TYPE_PIN(vmig_state_unregister, int (vmig_session *, const char *)),
+	TYPE_PIN(vmig_state_put,
+		 int (vmig_state_out *, const void *, size_t)),
 };
 
 static void test_types(void)
@@ -582,6 +604,9 @@ static const struct enum_pin enum_pins[] = {
 	ENUM(VMIG_EUNRESOLVED, -4011),
 	ENUM(VMIG_EMIGRATED, -4012),
 	ENUM(VMIG_EAUDIT, -4013),
+	ENUM(VMIG_STATE_NAME_MAX, 63),
+	ENUM(VMIG_STATE_RECORD_MAX, 1 << 20),
+	ENUM(VMIG_STATE_SECTIONS_MAX, 64),
 	ENUM(VMIG_RESOLVE_RESUME, 1),
 	ENUM(VMIG_RESOLVE_DESTINATION, 2),
 	ENUM(VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS, 30000),
@@ -773,10 +798,10 @@ static void test_version(void)
 	char composed[32];
 
 	CU_ASSERT_EQUAL(VMIG_VERSION_MAJOR, 0);
-	CU_ASSERT_EQUAL(VMIG_VERSION_MINOR, 2);
+	CU_ASSERT_EQUAL(VMIG_VERSION_MINOR, 3);
 	CU_ASSERT_EQUAL(VMIG_VERSION_PATCH, 0);
-	CU_ASSERT_STRING_EQUAL(VMIG_VERSION_STRING, "0.2.0");
-	CU_ASSERT_EQUAL(VMIG_VERSION, 0x000200);
+	CU_ASSERT_STRING_EQUAL(VMIG_VERSION_STRING, "0.3.0");
+	CU_ASSERT_EQUAL(VMIG_VERSION, 0x000300);
 	CU_ASSERT_EQUAL(VMIG_VERSION_HEX(1, 2, 3), 0x010203);
 	CU_ASSERT_EQUAL(VMIG_VERSION_HEX(0, 255, 255), 0x00ffff);
 

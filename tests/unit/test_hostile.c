@@ -152,14 +152,15 @@ static bool send_all(int fd, const void *buf, size_t n)
 /* A valid HELLO for one region at gpa 0 of len bytes. */
 static void send_hello(int fd, size_t len)
 {
+	const struct vmig_hello_counts n = { .regions = 1 };
 	uint8_t hdr[HDR], layout[64];
 
-	CU_ASSERT_FATAL(vmig_hello_len(1, 0) <= sizeof(layout));
+	CU_ASSERT_FATAL(vmig_hello_len(&n) <= sizeof(layout));
 	memset(layout, 0, sizeof(layout));
 	vmig_hello_put_region(layout, 0, 0, len, "ram");
-	vmig_enc_hello(hdr, 0, 1, 0, layout, vmig_hello_len(1, 0));
+	vmig_enc_hello(hdr, 0, &n, layout, vmig_hello_len(&n));
 	CU_ASSERT_FATAL(send_all(fd, hdr, HDR));
-	CU_ASSERT_FATAL(send_all(fd, layout, vmig_hello_len(1, 0)));
+	CU_ASSERT_FATAL(send_all(fd, layout, vmig_hello_len(&n)));
 }
 
 static bool same_memory(const struct side *a, const struct side *b)
@@ -318,7 +319,7 @@ static void *fake_dst_main(void *opaque)
 		} else if (t == VMIG_FRAME_PAGES || t == VMIG_FRAME_ZERO) {
 			f->pages += get_le(hdr + 48, 8);
 		} else if (t == VMIG_FRAME_COMPLETE) {
-			vmig_enc_ack(out, 0x0123456789abcdefull, f->pages);
+			vmig_enc_ack(out, 0x0123456789abcdefull, f->pages, 0);
 			send_all(f->fd, out, HDR);
 			f->acked = true;
 			break;

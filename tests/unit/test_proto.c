@@ -320,13 +320,13 @@ static void test_pack(void)
 			2, payload);
 	/* The layout of docs/protocol.md, little-endian. */
 	CU_ASSERT(memcmp(h, "VMIG", 4) == 0);
-	CU_ASSERT(h[4] == 3 && h[5] == 0);
+	CU_ASSERT(h[4] == 4 && h[5] == 0);
 	CU_ASSERT(h[6] == VMIG_FRAME_DEVICE_STATE && h[7] == 0);
 	CU_ASSERT(h[8] == 1 && h[9] == 0 && h[10] == 0 && h[11] == 0);
 	CU_ASSERT(h[24] == 7);
 	CU_ASSERT(h[40] == 0x88 && h[47] == 0x11);
 	vmig_frame_unpack(h, &f);
-	CU_ASSERT_EQUAL(f.version, 3);
+	CU_ASSERT_EQUAL(f.version, 4);
 	CU_ASSERT_EQUAL(f.type, VMIG_FRAME_DEVICE_STATE);
 	CU_ASSERT_EQUAL(f.flags, VMIG_FRAME_DATA_CRC);
 	CU_ASSERT_EQUAL(f.data_crc, vmig_crc32c(0, payload, 7));
@@ -346,7 +346,9 @@ static void test_pack(void)
 	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_ERROR), "ERROR");
 	CU_ASSERT_PTR_NULL(vmig_frame_name(0));
 	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_STARTED), "STARTED");
-	CU_ASSERT_PTR_NULL(vmig_frame_name(14));
+	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_VMM_STATE_END),
+			       "VMM_STATE_END");
+	CU_ASSERT_PTR_NULL(vmig_frame_name(16));
 }
 
 static void test_text(void)
@@ -495,7 +497,7 @@ static void test_rejects(void)
 		      "out of step)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 0, 0, NULL, 0, false,
 		      e_version, true,
-		      "frame 0: version 2, this end speaks version 3");
+		      "frame 0: version 2, this end speaks version 4");
 	vmig_frame_pack(h, VMIG_FRAME_ITERATION, 0, 1, 0, 0, NULL);
 	memcpy(&crc, h + 12, 4);
 	e_crc(h);
@@ -527,6 +529,25 @@ static void test_rejects(void)
 		      NULL, false,
 		      "frame 2 (DEVICE_END): not allowed in state "
 		      "\"receiving\"");
+	expect_reject(&pre, VMIG_FRAME_VMM_STATE_END, 0, 0, 0, NULL, 0, false,
+		      NULL, false,
+		      "frame 2 (VMM_STATE_END): not allowed in state "
+		      "\"receiving\"");
+	expect_reject(&pre, VMIG_FRAME_VMM_STATE, 0, 0, VMIG_DS_PRECOPY, pg,
+		      8, true, NULL, false,
+		      "frame 2 (VMM_STATE): no state section 0 (the layout "
+		      "has 0)");
+	expect_reject(&pre, VMIG_FRAME_VMM_STATE, 0, 0, 3, pg, 8, true, NULL,
+		      false,
+		      "frame 2 (VMM_STATE): phase 3, expected 1 (pre-copy) or "
+		      "2 (stop-copy)");
+	expect_reject(&pre, VMIG_FRAME_VMM_STATE, 0, 0, VMIG_DS_PRECOPY, pg,
+		      8, false, NULL, false,
+		      "frame 2 (VMM_STATE): DATA_CRC missing");
+	expect_reject(&fin, VMIG_FRAME_VMM_STATE_END, 5, 0, 0, NULL, 0, false,
+		      NULL, false,
+		      "frame 3 (VMM_STATE_END): no state section 5 (the "
+		      "layout has 0)");
 	expect_reject(&fin, VMIG_FRAME_ITERATION, 1, 0, 0, NULL, 0, false,
 		      NULL, false,
 		      "frame 3 (ITERATION): not allowed in state \"final\"");
@@ -617,8 +638,8 @@ static void test_rejects(void)
 		      "frame 0 (HELLO): DATA_CRC missing");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 2, 0, regions,
 		      VMIG_HELLO_REGION, true, NULL, false,
-		      "frame 0 (HELLO): length 48, expected 96 for 2 region(s) "
-		      "and 0 device(s)");
+		      "frame 0 (HELLO): length 48, expected 96 for 2 region(s), "
+		      "0 device(s) and 0 state section(s)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 6, 1, 0, regions,
 		      VMIG_HELLO_REGION, true, NULL, false,
 		      "frame 0 (HELLO): unknown stream flags 0x6");
@@ -822,7 +843,10 @@ static void test_typed(void)
 {
 	static const uint8_t page[2 * PG] = { 1, 2, 3 };
 	uint8_t h[VMIG_FRAME_HDR], want[VMIG_FRAME_HDR];
-	uint8_t layout[2 * VMIG_HELLO_REGION + VMIG_HELLO_DEVICE] = { 0 };
+	uint8_t layout[2 * VMIG_HELLO_REGION + VMIG_HELLO_DEVICE +
+		       VMIG_HELLO_SECTION] = { 0 };
+	const struct vmig_hello_counts counts = { 2, 1, 1 };
+	struct vmig_hello_section hs;
 	struct vmig_hello_region hr;
 	struct vmig_frame f;
 	struct vmig_msg m;
@@ -857,10 +881,26 @@ static void test_typed(void)
 	vmig_frame_unpack(h, &f);
 	vmig_frame_decode(&f, &m);
 	CU_ASSERT(m.complete.pages == 100 && m.complete.frames == 42);
-	vmig_enc_ack(h, 0x1234567890abcdefull, 99);
+	vmig_enc_ack(h, 0x1234567890abcdefull, 99, 0x300000000abcdefull);
 	vmig_frame_unpack(h, &f);
 	vmig_frame_decode(&f, &m);
-	CU_ASSERT(m.ack.digest == 0x1234567890abcdefull && m.ack.pages == 99);
+	CU_ASSERT(m.ack.digest == 0x1234567890abcdefull && m.ack.pages == 99 &&
+		  m.ack.state_check == 0x300000000abcdefull);
+	vmig_enc_vmm_state(h, 2, 4096, VMIG_DS_STOPCOPY, "regs", 4);
+	CU_ASSERT_EQUAL(vmig_frame_check_head(h, 7, &f, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(vmig_frame_check_body(&f, 7, err, sizeof(err)), 0);
+	vmig_frame_decode(&f, &m);
+	CU_ASSERT(m.vmm.section == 2 && m.vmm.offset == 4096 &&
+		  m.vmm.phase == VMIG_DS_STOPCOPY && m.crc && m.length == 4);
+	vmig_enc_vmm_state_end(h, 2, 4100);
+	CU_ASSERT_EQUAL(vmig_frame_check_head(h, 8, &f, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(vmig_frame_check_body(&f, 8, err, sizeof(err)), 0);
+	vmig_frame_decode(&f, &m);
+	CU_ASSERT(m.vmm_end.section == 2 && m.vmm_end.total == 4100);
+	/* The state check: CRC32C of the bytes, and the records counted. */
+	CU_ASSERT_EQUAL(vmig_state_check(vmig_state_check(0, "1234", 4),
+					 "56789", 5),
+			(2ull << 32) | 0xE3069283u);
 	vmig_enc_error(h, -ENOSPC, "full", 4);
 	CU_ASSERT_EQUAL(vmig_frame_check_head(h, 5, &f, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(vmig_frame_check_body(&f, 5, err, sizeof(err)), 0);
@@ -876,7 +916,11 @@ static void test_typed(void)
 	vmig_hello_put_region(layout, 1, 0x40000000, 16 * PG,
 			      "a name longer than thirty-two bytes, cut");
 	vmig_hello_put_device(layout, 2, 0, "0000:01:00.0");
-	CU_ASSERT_EQUAL(vmig_hello_len(2, 1), sizeof(layout));
+	vmig_hello_put_section(layout, &counts, 0, "cpu0", 3);
+	CU_ASSERT_EQUAL(vmig_hello_len(&counts), sizeof(layout));
+	vmig_hello_get_section(layout, &counts, 0, &hs);
+	CU_ASSERT(hs.name_len == 4 && !memcmp(hs.name, "cpu0", 4) &&
+		  hs.version == 3 && !hs.reserved);
 	vmig_hello_get_region(layout, 1, &hr);
 	CU_ASSERT(hr.gpa == 0x40000000 && hr.size == 16 * PG);
 	CU_ASSERT_EQUAL(hr.name_len, VMIG_HELLO_NAME);
@@ -884,12 +928,13 @@ static void test_typed(void)
 	CU_ASSERT(hr.name_len == 3 && !memcmp(hr.name, "ram", 3));
 	vmig_hello_get_device(layout, 2, 0, &name, &len);
 	CU_ASSERT(len == 12 && !memcmp(name, "0000:01:00.0", 12));
-	vmig_enc_hello(h, VMIG_HELLO_FULL_DIGEST, 2, 1, layout,
+	vmig_enc_hello(h, VMIG_HELLO_FULL_DIGEST, &counts, layout,
 		       sizeof(layout));
 	CU_ASSERT_EQUAL(vmig_frame_check_head(h, 0, &f, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(vmig_frame_check_body(&f, 0, err, sizeof(err)), 0);
 	vmig_frame_decode(&f, &m);
 	CU_ASSERT(m.hello.nr_regions == 2 && m.hello.nr_devices == 1 &&
+		  m.hello.nr_sections == 1 &&
 		  m.hello.flags == VMIG_HELLO_FULL_DIGEST && m.crc);
 }
 
