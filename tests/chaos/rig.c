@@ -1348,6 +1348,20 @@ double rig_num(const cJSON *o, const char *key)
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+bool rig_seed_arg(int argc, char **argv, int *i, uint64_t *first,
+		  uint64_t *n)
+{
+	if (!strcmp(argv[*i], "--seeds") && *i + 1 < argc) {
+		*n = strtoull(argv[++*i], NULL, 0);
+		return true;
+	}
+	if (!strcmp(argv[*i], "--first") && *i + 1 < argc) {
+		*first = strtoull(argv[++*i], NULL, 0);
+		return true;
+	}
+	return false;
+}
+
 static void what_add(struct rig_result *res, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
