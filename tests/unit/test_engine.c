@@ -35,6 +35,7 @@
 #include "ksim/ksim.h"
 #include "testutil.h"
 #include "unit/sessionutil.h"
+#include "common/receiver.h"
 #include "sim/guest.h"
 #include "tool/vmig_tool.h"
 
@@ -278,15 +279,7 @@ static void add_device(struct rig *r, const char *name,
 
 static void fill(uint8_t *p, size_t len, uint64_t seed)
 {
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(p + i, &x, 8);
-	}
+	vmig_test_fill_xorshift(p, len, seed * 0x9E3779B97F4A7C15ull + 1);
 }
 
 /*
@@ -939,22 +932,9 @@ static void test_destination_refuses(void)
 /* ------------------------------------------------------------------ */
 /* Sockets                                                             */
 
-struct receiver {
-	vmig_session *s;
-	int ret;
-};
-
-static void *receive_main(void *opaque)
-{
-	struct receiver *rc = opaque;
-
-	rc->ret = vmig_receive(rc->s);
-	return NULL;
-}
-
 static void migrate_over(const char *address, const char *want_prefix)
 {
-	struct receiver rc;
+	struct vmig_test_receiver rc;
 	char bound[128];
 	pthread_t th;
 	struct rig r;
@@ -970,7 +950,8 @@ static void migrate_over(const char *address, const char *want_prefix)
 	CU_ASSERT_EQUAL(vmig_listen(r.dst, address, NULL, 0), -EALREADY);
 	rc.s = r.dst;
 	rc.ret = 1;
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, receive_main, &rc) == 0);
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
+				       &rc) == 0);
 	ret = vmig_migrate(r.src, bound);
 	pthread_join(th, NULL);
 	check_completed(&r, ret);
@@ -1002,7 +983,7 @@ static void test_tcp_loopback(void)
 static void test_cancel_destination(void)
 {
 	struct canceller c;
-	struct receiver rc;
+	struct vmig_test_receiver rc;
 	pthread_t th, tc;
 	char path[64], addr[80];
 	struct rig r;
@@ -1017,7 +998,8 @@ static void test_cancel_destination(void)
 	c.s = r.dst;
 	c.g = NULL;
 	c.ret = 1;
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, receive_main, &rc) == 0);
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
+				       &rc) == 0);
 	CU_ASSERT_FATAL(pthread_create(&tc, NULL, cancel_main, &c) == 0);
 	pthread_join(tc, NULL);
 	pthread_join(th, NULL);
