@@ -14,6 +14,7 @@
 
 #include "rig.h"
 #include "common/relay.h"
+#include "common/vcpu_plugin.h"
 
 #include "core/engine.h"
 #include "core/internal.h"
@@ -297,17 +298,8 @@ static const struct vmig_source_ops vcpu_ops = {
 	.read = vcpu_read,
 };
 
-static const struct vmig_plugin vcpu_plugin = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "rig-vcpu",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = RIG_PAGE,
-	.ops = &vcpu_ops,
-};
+static const struct vmig_plugin vcpu_plugin =
+	VMIG_TEST_VCPU_PLUGIN("rig-vcpu", RIG_PAGE, vcpu_ops);
 
 int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed,
 		 int only_region)

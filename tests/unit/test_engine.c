@@ -36,6 +36,7 @@
 #include "testutil.h"
 #include "unit/sessionutil.h"
 #include "common/receiver.h"
+#include "common/vcpu_plugin.h"
 #include "sim/guest.h"
 #include "tool/vmig_tool.h"
 
@@ -1090,17 +1091,8 @@ static const struct vmig_source_ops vcpu_ops = {
 	.read = vcpu_read,
 };
 
-static const struct vmig_plugin vcpu_desc = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "kvm-test",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = PG,
-	.ops = &vcpu_ops,
-};
+static const struct vmig_plugin vcpu_desc =
+	VMIG_TEST_VCPU_PLUGIN("kvm-test", PG, vcpu_ops);
 
 static void test_vcpu_source(void)
 {
@@ -1181,17 +1173,8 @@ static const struct vmig_source_ops tiny_ops = {
 	.read = tiny_read,
 };
 
-static const struct vmig_plugin tiny_desc = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "tiny-vcpu",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = PG,
-	.ops = &tiny_ops,
-};
+static const struct vmig_plugin tiny_desc =
+	VMIG_TEST_VCPU_PLUGIN("tiny-vcpu", PG, tiny_ops);
 
 static int noop_cb(void *opaque)
 {
