@@ -1563,10 +1563,10 @@ static CU_TestInfo api_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "complete", NULL, NULL, NULL, NULL, complete_tests },
-	{ "fail", NULL, NULL, NULL, NULL, fail_tests },
-	{ "sockets", NULL, NULL, NULL, NULL, socket_tests },
-	{ "api", NULL, NULL, NULL, NULL, api_tests },
+	VMIG_SUITE("complete", complete_tests),
+	VMIG_SUITE("fail", fail_tests),
+	VMIG_SUITE("sockets", socket_tests),
+	VMIG_SUITE("api", api_tests),
 	CU_SUITE_INFO_NULL,
 };
 
