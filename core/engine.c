@@ -319,14 +319,22 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s)
 /* ------------------------------------------------------------------ */
 /* Public calls                                                        */
 
-int vmig_engine_idle_get(vmig_session *s, const char *what,
-			 struct vmig_engine **out)
+/* *out gets the engine of s: 0, -EINVAL without s, -ENOMEM. */
+static int engine_of(vmig_session *s, struct vmig_engine **out)
 {
 	if (!s)
 		return -EINVAL;
 	*out = vmig_engine_get(s);
-	if (!*out)
-		return -ENOMEM;
+	return *out ? 0 : -ENOMEM;
+}
+
+int vmig_engine_idle_get(vmig_session *s, const char *what,
+			 struct vmig_engine **out)
+{
+	int ret = engine_of(s, out);
+
+	if (ret)
+		return ret;
 	if (vmig_engine_running(s))
 		return vmig_fail(s, -EBUSY, "%s: a migration runs", what);
 	return 0;
@@ -369,12 +377,10 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 {
 	struct vmig_policies n;
 	struct vmig_engine *e;
+	int ret = engine_of(s, &e);
 
-	if (!s)
-		return -EINVAL;
-	e = vmig_engine_get(s);
-	if (!e)
-		return -ENOMEM;
+	if (ret)
+		return ret;
 	if (!VMIG_HAS_FIELD(p, struct vmig_policies, timeout_ms))
 		return vmig_fail(s, -EINVAL, "policies: size field too small");
 	if (p->hotplug > VMIG_HOTPLUG_POLICY_REJECT)
@@ -523,12 +529,10 @@ static int resolve_resume(vmig_session *s, struct vmig_engine *e)
 VMIG_API int vmig_resolve(vmig_session *s, uint32_t decision)
 {
 	struct vmig_engine *e;
+	int ret = engine_of(s, &e);
 
-	if (!s)
-		return -EINVAL;
-	e = vmig_engine_get(s);
-	if (!e)
-		return -ENOMEM;
+	if (ret)
+		return ret;
 	if (!e->unresolved)
 		return vmig_fail(s, -EINVAL, "resolve: no unresolved "
 				 "migration");

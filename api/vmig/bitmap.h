@@ -139,8 +139,18 @@ static inline void vmig_bm_span(uint64_t start, uint64_t n, uint64_t *w,
 	*hi = (start + n - 1) % 64 + 1;
 }
 
-/* Sets bits [start, start + n). */
-static inline void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n)
+/* Sets (set) or clears the bits of mask in *word. */
+static inline void vmig_bm_assign_word(uint64_t *word, uint64_t mask, bool set)
+{
+	if (set)
+		*word |= mask;
+	else
+		*word &= ~mask;
+}
+
+/* Sets (set) or clears bits [start, start + n). */
+static inline void vmig_bm_assign(uint64_t *map, uint64_t start, uint64_t n,
+				  bool set)
 {
 	uint64_t w, last;
 	unsigned int lo, hi;
@@ -149,32 +159,25 @@ static inline void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n)
 		return;
 	vmig_bm_span(start, n, &w, &last, &lo, &hi);
 	if (w == last) {
-		map[w] |= vmig_bm_mask_range(lo, hi);
+		vmig_bm_assign_word(&map[w], vmig_bm_mask_range(lo, hi), set);
 		return;
 	}
-	map[w++] |= ~0ULL << lo;
+	vmig_bm_assign_word(&map[w++], ~0ULL << lo, set);
 	if (last > w)
-		memset(map + w, 0xff, (last - w) * sizeof(*map));
-	map[last] |= vmig_bm_mask_low(hi);
+		memset(map + w, set ? 0xff : 0, (last - w) * sizeof(*map));
+	vmig_bm_assign_word(&map[last], vmig_bm_mask_low(hi), set);
+}
+
+/* Sets bits [start, start + n). */
+static inline void vmig_bitmap_set(uint64_t *map, uint64_t start, uint64_t n)
+{
+	vmig_bm_assign(map, start, n, true);
 }
 
 /* Clears bits [start, start + n). */
 static inline void vmig_bitmap_clear(uint64_t *map, uint64_t start, uint64_t n)
 {
-	uint64_t w, last;
-	unsigned int lo, hi;
-
-	if (!n)
-		return;
-	vmig_bm_span(start, n, &w, &last, &lo, &hi);
-	if (w == last) {
-		map[w] &= ~vmig_bm_mask_range(lo, hi);
-		return;
-	}
-	map[w++] &= ~(~0ULL << lo);
-	if (last > w)
-		memset(map + w, 0, (last - w) * sizeof(*map));
-	map[last] &= ~vmig_bm_mask_low(hi);
+	vmig_bm_assign(map, start, n, false);
 }
 
 /* True if any bit of [start, start + n) is set. */

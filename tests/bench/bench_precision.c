@@ -174,11 +174,7 @@ int main(int argc, char **argv)
 	int i;
 
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
-			n = strtoull(argv[++i], NULL, 0);
-		} else if (!strcmp(argv[i], "--first") && i + 1 < argc) {
-			first = strtoull(argv[++i], NULL, 0);
-		} else {
+		if (!rig_seed_arg(argc, argv, &i, &first, &n)) {
 			fprintf(stderr, "usage: vmig-bench-precision "
 				"[--seeds N] [--first S]\n");
 			return 2;

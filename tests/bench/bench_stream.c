@@ -35,6 +35,7 @@
 #include <cjson/cJSON.h>
 #include <vmig/vmig.h>
 
+#include "common/receiver.h"
 #include "ksim/ksim.h"
 
 static double now_s(void)
@@ -55,19 +56,6 @@ static void *map_touched(size_t len)
 		exit(1);
 	}
 	return p;
-}
-
-static void fill_random(uint8_t *p, size_t len)
-{
-	uint64_t x = 0x243F6A8885A308D3ull;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(p + i, &x, 8);
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -115,19 +103,6 @@ static vmig_session *session(int role, struct ksim *k, void *mem, size_t len)
 	return s;
 }
 
-struct receiver {
-	vmig_session *s;
-	int ret;
-};
-
-static void *receive_main(void *opaque)
-{
-	struct receiver *rc = opaque;
-
-	rc->ret = vmig_receive(rc->s);
-	return NULL;
-}
-
 static double report_num(vmig_session *s, const char *key)
 {
 	int64_t len = vmig_report_json(s, NULL, 0);
@@ -157,7 +132,7 @@ static int vmig_once(const char *address, void *src_mem, void *dst_mem,
 {
 	struct ksim *ks, *kd;
 	vmig_session *src, *dst;
-	struct receiver rc;
+	struct vmig_test_receiver rc;
 	char bound[128];
 	pthread_t th;
 	double t0;
@@ -174,7 +149,7 @@ static int vmig_once(const char *address, void *src_mem, void *dst_mem,
 	}
 	rc.s = dst;
 	rc.ret = 1;
-	pthread_create(&th, NULL, receive_main, &rc);
+	pthread_create(&th, NULL, vmig_test_receive_main, &rc);
 	t0 = now_s();
 	ret = vmig_migrate(src, bound);
 	res->total_ms = (now_s() - t0) * 1000;
@@ -334,7 +309,7 @@ int main(int argc, char **argv)
 	src_mem = map_touched(len);
 	dst_mem = map_touched(len);
 	t0 = now_s();
-	fill_random(src_mem, len);
+	vmig_test_fill_xorshift(src_mem, len, 0x243F6A8885A308D3ull);
 	printf("region: %zu MiB of random data (filled in %.2f s)\n", mib,
 	       now_s() - t0);
 	printf("best of %d per run\n", reps);

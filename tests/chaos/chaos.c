@@ -1580,11 +1580,9 @@ int main(int argc, char **argv)
 	int i;
 
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
-			n = strtoull(argv[++i], NULL, 0);
-		} else if (!strcmp(argv[i], "--first") && i + 1 < argc) {
-			first = strtoull(argv[++i], NULL, 0);
-		} else if (!strcmp(argv[i], "-v")) {
+		if (rig_seed_arg(argc, argv, &i, &first, &n))
+			continue;
+		if (!strcmp(argv[i], "-v")) {
 			verbose++;
 		} else if (!strcmp(argv[i], "-vv")) {
 			verbose += 2;

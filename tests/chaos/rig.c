@@ -14,6 +14,7 @@
 
 #include "rig.h"
 #include "common/relay.h"
+#include "common/vcpu_plugin.h"
 
 #include "core/engine.h"
 #include "core/internal.h"
@@ -297,17 +298,8 @@ static const struct vmig_source_ops vcpu_ops = {
 	.read = vcpu_read,
 };
 
-static const struct vmig_plugin vcpu_plugin = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "rig-vcpu",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = RIG_PAGE,
-	.ops = &vcpu_ops,
-};
+static const struct vmig_plugin vcpu_plugin =
+	VMIG_TEST_VCPU_PLUGIN("rig-vcpu", RIG_PAGE, vcpu_ops);
 
 int rig_vcpu_add(struct rig *r, uint32_t writes, uint64_t seed,
 		 int only_region)
@@ -1346,6 +1338,20 @@ double rig_num(const cJSON *o, const char *key)
 	const cJSON *v = cJSON_GetObjectItem(o, key);
 
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+bool rig_seed_arg(int argc, char **argv, int *i, uint64_t *first,
+		  uint64_t *n)
+{
+	if (!strcmp(argv[*i], "--seeds") && *i + 1 < argc) {
+		*n = strtoull(argv[++*i], NULL, 0);
+		return true;
+	}
+	if (!strcmp(argv[*i], "--first") && *i + 1 < argc) {
+		*first = strtoull(argv[++*i], NULL, 0);
+		return true;
+	}
+	return false;
 }
 
 static void what_add(struct rig_result *res, const char *fmt, ...)

@@ -354,6 +354,13 @@ const char *rig_str(const cJSON *o, const char *key);
 /* A number member of a report object, or -1 when absent. */
 double rig_num(const cJSON *o, const char *key);
 
+/*
+ * Reads argv[*i] when it is "--seeds N" (into *n) or "--first S" (into
+ * *first), moving *i to its value; false for any other argument.
+ */
+bool rig_seed_arg(int argc, char **argv, int *i, uint64_t *first,
+		  uint64_t *n);
+
 /* Appends a line to the rig's log (and to stderr when echoing). */
 void rig_logf(struct rig *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -1212,11 +1212,11 @@ static CU_TestInfo mixed_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "hot-plug", NULL, NULL, NULL, NULL, hotplug_tests },
-	{ "unplug, unmap, map", NULL, NULL, NULL, NULL, mapping_tests },
-	{ "mdev, PASID", NULL, NULL, NULL, NULL, device_tests },
-	{ "failing sources", NULL, NULL, NULL, NULL, failure_tests },
-	{ "mixed mode", NULL, NULL, NULL, NULL, mixed_tests },
+	VMIG_SUITE("hot-plug", hotplug_tests),
+	VMIG_SUITE("unplug, unmap, map", mapping_tests),
+	VMIG_SUITE("mdev, PASID", device_tests),
+	VMIG_SUITE("failing sources", failure_tests),
+	VMIG_SUITE("mixed mode", mixed_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -837,7 +837,7 @@ static CU_TestInfo abi_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "abi", NULL, NULL, NULL, NULL, abi_tests },
+	VMIG_SUITE("abi", abi_tests),
 	CU_SUITE_INFO_NULL,
 };
 

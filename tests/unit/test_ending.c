@@ -61,6 +61,7 @@
 #include "ksim/ksim_feature.h"
 #include "testutil.h"
 #include "common/frames.h"
+#include "common/sendall.h"
 #include "unit/sessionutil.h"
 #include "tool/vmig_tool.h"
 
@@ -162,21 +163,6 @@ static void relay_begin(struct relay *r, int id, const char *dst_path,
 		 id);
 	CU_ASSERT_FATAL(relay_start(r, path, dst_path, dir, limit, 0, stall) ==
 			0);
-}
-
-static bool send_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return false;
-		p += k;
-		n -= (size_t)k;
-	}
-	return true;
 }
 
 /* The offset of the first frame of type t in direction d, or -1. */
@@ -1369,13 +1355,13 @@ static void *fake_dst_main(void *opaque)
 		if (t == VMIG_FRAME_HELLO) {
 			vmig_frame_pack(out, VMIG_FRAME_WELCOME, 0, 0, 0, 0,
 					NULL);
-			send_all(fd, out, HDR);
+			vmig_test_send_all(fd, out, HDR);
 		} else if (t == VMIG_FRAME_PAGES || t == VMIG_FRAME_ZERO) {
 			f->pages += get_le(hdr + 48, 8);
 		} else if (t == VMIG_FRAME_COMPLETE) {
 			vmig_frame_pack(out, VMIG_FRAME_ACK, 0, f->digest,
 					f->pages, 0, NULL);
-			send_all(fd, out, HDR);
+			vmig_test_send_all(fd, out, HDR);
 			f->acked = true;
 			/* A wrong digest, then goodbye. */
 			if (!f->after_commit)
@@ -1384,7 +1370,7 @@ static void *fake_dst_main(void *opaque)
 			/* Not a frame: whether it started, nobody knows. */
 			f->committed = true;
 			memset(out, 0x5a, HDR);
-			send_all(fd, out, HDR);
+			vmig_test_send_all(fd, out, HDR);
 			break;
 		}
 	}
@@ -1650,9 +1636,9 @@ static CU_TestInfo other_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "cut", NULL, NULL, NULL, NULL, cut_tests },
-	{ "stall", NULL, NULL, NULL, NULL, stall_tests },
-	{ "other", NULL, NULL, NULL, NULL, other_tests },
+	VMIG_SUITE("cut", cut_tests),
+	VMIG_SUITE("stall", stall_tests),
+	VMIG_SUITE("other", other_tests),
 	CU_SUITE_INFO_NULL,
 };
 

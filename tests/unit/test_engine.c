@@ -35,6 +35,8 @@
 #include "ksim/ksim.h"
 #include "testutil.h"
 #include "unit/sessionutil.h"
+#include "common/receiver.h"
+#include "common/vcpu_plugin.h"
 #include "sim/guest.h"
 #include "tool/vmig_tool.h"
 
@@ -278,15 +280,7 @@ static void add_device(struct rig *r, const char *name,
 
 static void fill(uint8_t *p, size_t len, uint64_t seed)
 {
-	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(p + i, &x, 8);
-	}
+	vmig_test_fill_xorshift(p, len, seed * 0x9E3779B97F4A7C15ull + 1);
 }
 
 /*
@@ -939,22 +933,9 @@ static void test_destination_refuses(void)
 /* ------------------------------------------------------------------ */
 /* Sockets                                                             */
 
-struct receiver {
-	vmig_session *s;
-	int ret;
-};
-
-static void *receive_main(void *opaque)
-{
-	struct receiver *rc = opaque;
-
-	rc->ret = vmig_receive(rc->s);
-	return NULL;
-}
-
 static void migrate_over(const char *address, const char *want_prefix)
 {
-	struct receiver rc;
+	struct vmig_test_receiver rc;
 	char bound[128];
 	pthread_t th;
 	struct rig r;
@@ -970,7 +951,8 @@ static void migrate_over(const char *address, const char *want_prefix)
 	CU_ASSERT_EQUAL(vmig_listen(r.dst, address, NULL, 0), -EALREADY);
 	rc.s = r.dst;
 	rc.ret = 1;
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, receive_main, &rc) == 0);
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
+				       &rc) == 0);
 	ret = vmig_migrate(r.src, bound);
 	pthread_join(th, NULL);
 	check_completed(&r, ret);
@@ -1002,7 +984,7 @@ static void test_tcp_loopback(void)
 static void test_cancel_destination(void)
 {
 	struct canceller c;
-	struct receiver rc;
+	struct vmig_test_receiver rc;
 	pthread_t th, tc;
 	char path[64], addr[80];
 	struct rig r;
@@ -1017,7 +999,8 @@ static void test_cancel_destination(void)
 	c.s = r.dst;
 	c.g = NULL;
 	c.ret = 1;
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, receive_main, &rc) == 0);
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
+				       &rc) == 0);
 	CU_ASSERT_FATAL(pthread_create(&tc, NULL, cancel_main, &c) == 0);
 	pthread_join(tc, NULL);
 	pthread_join(th, NULL);
@@ -1108,17 +1091,8 @@ static const struct vmig_source_ops vcpu_ops = {
 	.read = vcpu_read,
 };
 
-static const struct vmig_plugin vcpu_desc = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "kvm-test",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = PG,
-	.ops = &vcpu_ops,
-};
+static const struct vmig_plugin vcpu_desc =
+	VMIG_TEST_VCPU_PLUGIN("kvm-test", PG, vcpu_ops);
 
 static void test_vcpu_source(void)
 {
@@ -1199,17 +1173,8 @@ static const struct vmig_source_ops tiny_ops = {
 	.read = tiny_read,
 };
 
-static const struct vmig_plugin tiny_desc = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "tiny-vcpu",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = PG,
-	.ops = &tiny_ops,
-};
+static const struct vmig_plugin tiny_desc =
+	VMIG_TEST_VCPU_PLUGIN("tiny-vcpu", PG, tiny_ops);
 
 static int noop_cb(void *opaque)
 {
@@ -1598,10 +1563,10 @@ static CU_TestInfo api_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "complete", NULL, NULL, NULL, NULL, complete_tests },
-	{ "fail", NULL, NULL, NULL, NULL, fail_tests },
-	{ "sockets", NULL, NULL, NULL, NULL, socket_tests },
-	{ "api", NULL, NULL, NULL, NULL, api_tests },
+	VMIG_SUITE("complete", complete_tests),
+	VMIG_SUITE("fail", fail_tests),
+	VMIG_SUITE("sockets", socket_tests),
+	VMIG_SUITE("api", api_tests),
 	CU_SUITE_INFO_NULL,
 };
 

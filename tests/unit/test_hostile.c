@@ -34,6 +34,7 @@
 #include "core/proto.h"
 #include "testutil.h"
 #include "common/frames.h"
+#include "common/sendall.h"
 #include "common/vmmcount.h"
 #include "sessionutil.h"
 
@@ -132,23 +133,6 @@ static int listen_any(int *port)
 	return fd;
 }
 
-static bool send_all(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return false;
-		p += k;
-		n -= (size_t)k;
-	}
-	return true;
-}
-
 /* A valid HELLO for one region at gpa 0 of len bytes. */
 static void send_hello(int fd, size_t len)
 {
@@ -159,8 +143,9 @@ static void send_hello(int fd, size_t len)
 	memset(layout, 0, sizeof(layout));
 	vmig_hello_put_region(layout, 0, 0, len, "ram");
 	vmig_enc_hello(hdr, 0, &n, layout, vmig_hello_len(&n));
-	CU_ASSERT_FATAL(send_all(fd, hdr, HDR));
-	CU_ASSERT_FATAL(send_all(fd, layout, vmig_hello_len(&n)));
+	CU_ASSERT_FATAL(vmig_test_send_all(fd, hdr, HDR) == 0);
+	CU_ASSERT_FATAL(vmig_test_send_all(fd, layout, vmig_hello_len(&n)) ==
+			0);
 }
 
 static bool same_memory(const struct side *a, const struct side *b)
@@ -249,7 +234,7 @@ static void stall_after(bool half_header)
 			VMIG_FRAME_WELCOME);
 	if (half_header) {
 		vmig_enc_iteration(hdr, 0);
-		CU_ASSERT_FATAL(send_all(fd, hdr, HDR / 2));
+		CU_ASSERT_FATAL(vmig_test_send_all(fd, hdr, HDR / 2) == 0);
 	}
 	pthread_join(dst.thread, NULL);
 	CU_ASSERT_EQUAL(dst.ret, -ETIMEDOUT);
@@ -313,14 +298,14 @@ static void *fake_dst_main(void *opaque)
 	       (t = read_frame(f->fd, hdr, buf, sizeof(buf))) > 0) {
 		if (t == VMIG_FRAME_HELLO) {
 			vmig_enc_welcome(out);
-			send_all(f->fd, out, HDR);
+			vmig_test_send_all(f->fd, out, HDR);
 			if (f->kind == FAKE_DEAF)
 				break;
 		} else if (t == VMIG_FRAME_PAGES || t == VMIG_FRAME_ZERO) {
 			f->pages += get_le(hdr + 48, 8);
 		} else if (t == VMIG_FRAME_COMPLETE) {
 			vmig_enc_ack(out, 0x0123456789abcdefull, f->pages, 0);
-			send_all(f->fd, out, HDR);
+			vmig_test_send_all(f->fd, out, HDR);
 			f->acked = true;
 			break;
 		}
@@ -558,9 +543,9 @@ static CU_TestInfo default_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-	{ "hostile source", NULL, NULL, NULL, NULL, source_tests },
-	{ "hostile destination", NULL, NULL, NULL, NULL, destination_tests },
-	{ "defaults", NULL, NULL, NULL, NULL, default_tests },
+	VMIG_SUITE("hostile source", source_tests),
+	VMIG_SUITE("hostile destination", destination_tests),
+	VMIG_SUITE("defaults", default_tests),
 	CU_SUITE_INFO_NULL,
 };
 

@@ -38,6 +38,7 @@
 #include "sim/truth.h"
 #include "testutil.h"
 #include "sessionutil.h"
+#include "common/vcpu_plugin.h"
 #include "tool/vmig_tool.h"
 
 #define PG 4096ull
@@ -303,17 +304,8 @@ static const struct vmig_source_ops vcpu_ops = {
 	.read = vcpu_read,
 };
 
-static const struct vmig_plugin vcpu_desc = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "vcpu-test",
-	.version = "1",
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = PG,
-	.ops = &vcpu_ops,
-};
+static const struct vmig_plugin vcpu_desc =
+	VMIG_TEST_VCPU_PLUGIN("vcpu-test", PG, vcpu_ops);
 
 static void test_gpa_source_restarted(void)
 {
