@@ -19,6 +19,7 @@ cmake --build "$tmp/cmake" >/dev/null
 LD_LIBRARY_PATH="$(dirname "$(find "$prefix" -name 'libvmig.so' | head -n1)")" \
 	"$tmp/cmake/vmig-embed-sample" >"$tmp/out1"
 grep -q "plugin vfio-type1" "$tmp/out1" || { cat "$tmp/out1"; echo "find_package: vfio-type1 not found"; exit 1; }
+grep -q 'state section "machine": registered' "$tmp/out1" || { cat "$tmp/out1"; echo "find_package: no state section"; exit 1; }
 
 # pkg-config.
 pc=$(dirname "$(find "$prefix" -name vmig.pc | head -n1)")

@@ -3,12 +3,15 @@
  *
  * It creates a session, lists the dirty-source plugins vmig can load (from
  * its install directory and VMIG_PLUGIN_PATH), gives the session some
- * guest memory and reads its dirty bitmap back. Build it against an
+ * guest memory, reads its dirty bitmap back, and registers the VMM's own
+ * state (a "machine" section: what its save writes, its load reads;
+ * docs/embedding.md). Build it against an
  * installed vmig with CMake (find_package(vmig), target vmig::vmig) or
  * with
  *   cc main.c $(pkg-config --cflags --libs vmig)
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <vmig/vmig.h>
 
@@ -57,6 +60,36 @@ static int add_memory(vmig_session *s)
 	return 0;
 }
 
+/* The VMM's own state: here, the machine's configuration. */
+struct machine {
+	unsigned int vcpus;
+	unsigned int ram_pages;
+};
+
+static int machine_save(void *opaque, vmig_state_out *out)
+{
+	return vmig_state_put(out, opaque, sizeof(struct machine));
+}
+
+static int machine_load(void *opaque, uint32_t version, const void *data,
+			size_t len)
+{
+	struct machine *m = opaque;
+
+	if (version != 1 || len != sizeof(*m))
+		return -22; /* EINVAL */
+	memcpy(m, data, len);
+	return 0;
+}
+
+static const struct vmig_state_ops machine_ops = {
+	.size = sizeof(machine_ops),
+	.save_final = machine_save,
+	.load = machine_load,
+};
+
+static struct machine machine = { 1, RAM_PAGES };
+
 int main(void)
 {
 	struct vmig_session_params params = { .size = sizeof(params) };
@@ -76,6 +109,14 @@ int main(void)
 		return 1;
 	}
 	ret = add_memory(s);
+	if (ret == 0) {
+		ret = vmig_state_register(s, "machine", 1, 1, &machine_ops,
+					  &machine);
+		if (ret < 0)
+			fprintf(stderr, "state: %s\n", vmig_errmsg(s));
+		else
+			printf("state section \"machine\": registered\n");
+	}
 	vmig_session_free(s);
 	return ret < 0 ? 1 : 0;
 }
