@@ -118,7 +118,7 @@ const char *vmig_converge_part_name(enum vmig_converge_part part)
 {
 	static const char *const names[] = {
 		[VMIG_CONVERGE_MEMORY] = "memory still dirty",
-		[VMIG_CONVERGE_DEVICES] = "device state",
+		[VMIG_CONVERGE_DEVICES] = "device and VMM state",
 		[VMIG_CONVERGE_VERIFY] = "verification",
 	};
 

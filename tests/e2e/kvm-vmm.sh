@@ -1,7 +1,10 @@
 #!/bin/sh
 # The sample KVM VMM migrating a real guest between two processes over a
-# unix socket: the destination's guest must count on from where the
-# source stopped. Exits 77 (skipped) without a usable /dev/kvm.
+# unix socket: the vCPU's registers travel as a state section, the
+# destination loads exactly what the source saved, and its guest continues
+# from the exact instruction where the source stopped (the destination
+# checks its first exit itself) and counts on. Exits 77 (skipped) without
+# a usable /dev/kvm.
 # Usage: kvm-vmm.sh VMM_PROGRAM
 set -eu
 vmm=$1
@@ -38,4 +41,8 @@ stopped=$(sed -n 's/^migrated: source stopped at //p' "$tmp/src.out")
 first=$(sed -n 's/^destination after migration: guest counter \([0-9]*\) -> .*/\1/p' "$tmp/dst.out")
 [ -n "$stopped" ] && [ -n "$first" ] && [ "$first" -ge "$stopped" ] ||
 	{ echo "the destination's guest did not go on from $stopped"; exit 1; }
-echo "kvm: the guest went on from $stopped on the destination"
+saved=$(sed -n 's/^source: vCPU saved: \(rip .*\), count [0-9]*$/\1/p' "$tmp/src.out")
+loaded=$(sed -n 's/^destination: first exit: .*(loaded: \(rip .*\), count [0-9]*)$/\1/p' "$tmp/dst.out")
+[ -n "$saved" ] && [ "$saved" = "$loaded" ] ||
+	{ echo "vCPU state: saved '$saved', loaded '$loaded'"; exit 1; }
+echo "kvm: the guest went on from $stopped on the destination ($saved)"

@@ -250,17 +250,18 @@ static void test_describe(void)
 	describes(&in, &d,
 		  "expected downtime 812 ms, over the 300 ms "
 		  "limit by 512 ms: memory still dirty 700 ms, "
-		  "device state 100 ms, verification 12 ms");
+		  "device and VMM state 100 ms, verification 12 ms");
 	in.dirty_bytes = 100000000;
 	describes(&in, &d,
 		  "expected downtime 212 ms, within the 300 ms "
-		  "limit: memory still dirty 100 ms, device "
-		  "state 100 ms, verification 12 ms");
+		  "limit: memory still dirty 100 ms, device and "
+		  "VMM state 100 ms, verification 12 ms");
 	in.page_rate = 0;
 	describes(&in, &d,
 		  "expected downtime unknown, over the 300 ms "
 		  "limit by unknown: memory still dirty "
-		  "unknown, device state unknown, verification "
+		  "unknown, device and VMM state unknown, "
+		  "verification "
 		  "12 ms");
 	CU_ASSERT_STRING_EQUAL(vmig_converge_action_name(d.action),
 			       "continue");
