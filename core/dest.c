@@ -105,7 +105,9 @@ static int rx_terms_alloc(struct vmig_rx *rx)
 			  sizeof(*rx->term));
 	rx->termed = calloc(s->nr_regions ? s->nr_regions : 1,
 			    sizeof(*rx->termed));
-	if (!rx->term || !rx->termed)
+	rx->zeroed = calloc(s->nr_regions ? s->nr_regions : 1,
+			    sizeof(*rx->zeroed));
+	if (!rx->term || !rx->termed || !rx->zeroed)
 		return -ENOMEM;
 	for (i = 0; i < s->nr_regions; i++) {
 		uint64_t n = s->regions[i].npages;
@@ -117,7 +119,8 @@ static int rx_terms_alloc(struct vmig_rx *rx)
 				return -ENOMEM;
 		}
 		rx->termed[i] = calloc((n + 63) / 64, sizeof(uint64_t));
-		if (!rx->termed[i])
+		rx->zeroed[i] = calloc((n + 63) / 64, sizeof(uint64_t));
+		if (!rx->termed[i] || !rx->zeroed[i])
 			return -ENOMEM;
 	}
 	return 0;
@@ -132,26 +135,43 @@ static void rx_terms_free(struct vmig_rx *rx)
 			free(rx->term[i]);
 		if (rx->termed)
 			free(rx->termed[i]);
+		if (rx->zeroed)
+			free(rx->zeroed[i]);
 	}
 	free(rx->term);
 	free(rx->termed);
+	free(rx->zeroed);
 	rx->term = NULL;
 	rx->termed = NULL;
+	rx->zeroed = NULL;
 }
 
-/* Page p of session region r now has the term t. */
+/*
+ * Page p of session region r now has the term t, a zero page's when zero
+ * (then only a bit records it: a huge guest's zero pages cost no terms).
+ */
 static inline void rx_term_set(struct vmig_rx *rx, uint32_t r, uint64_t p,
-			       uint64_t t)
+			       uint64_t t, bool zero)
 {
-	uint64_t *w = &rx->termed[r][p / 64], bit = 1ull << (p % 64);
+	uint64_t *w = &rx->termed[r][p / 64], *z = &rx->zeroed[r][p / 64],
+		 bit = 1ull << (p % 64);
 
 	if (*w & bit) {
-		rx->term_sum -= rx->term[r][p];
+		rx->term_sum -= *z & bit
+					? vmig_digest_zero_page(
+						  rx->s->regions[r].gpa +
+						  p * VMIG_PAGE_SIZE)
+					: rx->term[r][p];
 	} else {
 		*w |= bit;
 		rx->termed_pages++;
 	}
-	rx->term[r][p] = t;
+	if (zero) {
+		*z |= bit;
+	} else {
+		*z &= ~bit;
+		rx->term[r][p] = t;
+	}
 	rx->term_sum += t;
 }
 
@@ -184,7 +204,8 @@ static void rx_terms_update(struct vmig_rx *rx, uint64_t region,
 		rx_term_set(rx, r, i,
 			    zero ? vmig_digest_zero_page(gpa)
 				 : vmig_digest_page(gpa, reg->hva +
-							 i * VMIG_PAGE_SIZE));
+							 i * VMIG_PAGE_SIZE),
+			    zero);
 	}
 }
 
@@ -215,7 +236,8 @@ uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
 					    vmig_digest_page(reg->gpa +
 							     p * VMIG_PAGE_SIZE,
 							     reg->hva +
-							     p * VMIG_PAGE_SIZE));
+							     p * VMIG_PAGE_SIZE),
+					    false);
 				(*hashed)++;
 			}
 		}

@@ -169,9 +169,22 @@ static void *digest_part_run(void *opaque)
 
 		if (p->end <= base)
 			break;
-		for (i = lo; i < hi; i++)
-			sum += vmig_digest_page(reg->gpa + i * VMIG_PAGE_SIZE,
-						reg->hva + i * VMIG_PAGE_SIZE);
+		for (i = lo; i < hi;) {
+			bool hole;
+			uint64_t n = vmig_region_extent(reg, i, hi - i, &hole),
+				 end = i + n;
+
+			/* A hole is zero: its terms, without reading it. */
+			for (; i < end; i++)
+				sum += hole ? vmig_digest_zero_page(
+						      reg->gpa +
+						      i * VMIG_PAGE_SIZE)
+					    : vmig_digest_page(
+						      reg->gpa +
+							      i * VMIG_PAGE_SIZE,
+						      reg->hva +
+							      i * VMIG_PAGE_SIZE);
+		}
 		base += reg->npages;
 	}
 	p->sum = sum;
@@ -259,6 +272,93 @@ unsigned int vmig_digest_threads(const vmig_session *s)
 		return 1;
 	return cpus > DIGEST_THREADS_MAX ? DIGEST_THREADS_MAX
 					 : (unsigned int)cpus;
+}
+
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
+#define PAGEMAP_CHUNK 512u /* entries read at once */
+
+bool vmig_pagemap_hole(uint64_t entry)
+{
+	return !(entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED));
+}
+
+/* A memfd: the file's holes (a swapped page is data to SEEK_DATA). */
+static uint64_t fd_extent(const struct vmig_region_rec *reg, uint64_t p,
+			  uint64_t max, bool *hole)
+{
+	off_t at = (off_t)(reg->fd_offset + p * VMIG_PAGE_SIZE), next;
+	uint64_t n;
+
+	*hole = false;
+	next = lseek(reg->fd, at, SEEK_DATA);
+	if (next < 0) {
+		/* ENXIO: no data from here to the end of the file. */
+		*hole = errno == ENXIO;
+		return max;
+	}
+	/* Data may begin inside a page: that page is data. */
+	n = (uint64_t)(next - at) / VMIG_PAGE_SIZE;
+	if (n) {
+		*hole = true;
+		return n < max ? n : max;
+	}
+	next = lseek(reg->fd, at, SEEK_HOLE);
+	if (next <= at)
+		return max;
+	n = ((uint64_t)(next - at) + VMIG_PAGE_SIZE - 1) / VMIG_PAGE_SIZE;
+	return n < max ? n : max;
+}
+
+/* Private anonymous memory: /proc/self/pagemap, present or swapped. */
+static uint64_t anon_extent(const struct vmig_region_rec *reg, uint64_t p,
+			    uint64_t max, bool *hole)
+{
+	uint64_t buf[PAGEMAP_CHUNK], n = 0, off;
+	int fd;
+
+	*hole = false;
+	if (sysconf(_SC_PAGESIZE) != VMIG_PAGE_SIZE)
+		return max;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return max;
+	off = ((uintptr_t)reg->hva / VMIG_PAGE_SIZE + p) * sizeof(uint64_t);
+	while (n < max) {
+		uint64_t want = max - n < PAGEMAP_CHUNK ? max - n
+							 : PAGEMAP_CHUNK;
+		ssize_t got = pread(fd, buf, want * sizeof(uint64_t),
+				    (off_t)(off + n * sizeof(uint64_t)));
+		uint64_t i, k;
+
+		if (got < (ssize_t)sizeof(uint64_t))
+			break;
+		k = (uint64_t)got / sizeof(uint64_t);
+		if (!n)
+			*hole = vmig_pagemap_hole(buf[0]);
+		for (i = 0; i < k && vmig_pagemap_hole(buf[i]) == *hole; i++)
+			;
+		n += i;
+		if (i < k)
+			break;
+	}
+	close(fd);
+	if (!n) {
+		*hole = false;
+		return max;
+	}
+	return n;
+}
+
+uint64_t vmig_region_extent(const struct vmig_region_rec *reg, uint64_t p,
+			    uint64_t max, bool *hole)
+{
+	if (reg->fd >= 0)
+		return fd_extent(reg, p, max, hole);
+	if (reg->anon_private)
+		return anon_extent(reg, p, max, hole);
+	*hole = false;
+	return max;
 }
 
 bool vmig_page_is_zero(const void *p)

@@ -359,6 +359,22 @@ uint64_t vmig_digest_zero_page(uint64_t gpa);
 /* True when the 4 KiB page at p is all zero (stops at the first word). */
 bool vmig_page_is_zero(const void *p);
 
+/*
+ * Never-written memory, found without reading it. From page p of reg on,
+ * at most max pages (max > 0) that are all holes (*hole true: they read
+ * as zero and nothing ever wrote them, or what did was discarded) or all
+ * possibly data (*hole false). Only the backing can say, and only where
+ * the VMM said what it is: a region's fd (its memfd: lseek SEEK_DATA /
+ * SEEK_HOLE, which counts a swapped-out page as data), or a region of
+ * private anonymous memory of this process (VMIG_REGION_ANON_PRIVATE:
+ * /proc/self/pagemap, a page neither present nor swapped). Anything else,
+ * or a kernel that does not answer, is all data.
+ */
+uint64_t vmig_region_extent(const struct vmig_region_rec *reg, uint64_t p,
+			    uint64_t max, bool *hole);
+/* A /proc/self/pagemap entry names a hole: neither present nor swapped. */
+bool vmig_pagemap_hole(uint64_t entry);
+
 /* core/transport/: the connections a stream runs over */
 
 /* One buffer of a write. */
@@ -560,6 +576,11 @@ struct vmig_rx {
 	bool full_digest;       /* HELLO's FULL_DIGEST: no terms kept */
 	uint64_t **term;        /* NULL with FULL_DIGEST */
 	uint64_t **termed;      /* also: the page was received */
+	/*
+	 * The page's term is a zero page's, computed, not kept in term:
+	 * term is written only for pages that carried data.
+	 */
+	uint64_t **zeroed;
 	uint64_t term_sum;
 	uint64_t termed_pages;
 };

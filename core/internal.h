@@ -50,6 +50,11 @@ struct vmig_region_rec {
 	 * (the pages it wrote are no longer fresh).
 	 */
 	bool fresh;
+	/*
+	 * VMIG_REGION_ANON_PRIVATE: private anonymous memory of this
+	 * process, whose never-written pages pagemap shows.
+	 */
+	bool anon_private;
 };
 
 struct vmig_mapping_rec {
@@ -159,6 +164,7 @@ struct vmig_iter_stats {
 	uint64_t pages_dirty;    /* pages to send when it began */
 	uint64_t pages_sent;     /* as PAGES */
 	uint64_t zero_pages;     /* as ZERO */
+	uint64_t pages_unread;   /* of those, holes of the backing: not read */
 	uint64_t bytes;          /* stream bytes */
 	uint64_t device_bytes;   /* device state bytes */
 	uint64_t dirty_rate;     /* bytes dirtied per second before it */

@@ -73,6 +73,7 @@ static cJSON *report_iterations(const vmig_session *s)
 		    !add_u64(o, "pages_dirty", it->pages_dirty, true) ||
 		    !add_u64(o, "pages_sent", it->pages_sent, true) ||
 		    !add_u64(o, "zero_pages", it->zero_pages, true) ||
+		    !add_u64(o, "pages_unread", it->pages_unread, true) ||
 		    !add_u64(o, "bytes", it->bytes, true) ||
 		    !add_u64(o, "device_bytes", it->device_bytes, true) ||
 		    !add_u64(o, "dirty_rate", it->dirty_rate, i > 0))

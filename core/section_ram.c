@@ -24,6 +24,8 @@
  */
 #define ZERO_RUN_MAX 32768u
 #define FILL_PAGES_MAX 32768u
+/* How far one look at the backing's holes goes (vmig_region_extent). */
+#define EXTENT_MAX 32768u
 
 struct ram {
 	uint32_t region;        /* the cursor */
@@ -31,6 +33,14 @@ struct ram {
 	uint64_t run_start, run_end; /* the dirty run under the cursor */
 	uint64_t left;          /* dirty pages not queued yet */
 	bool final;             /* the guest is stopped: DATA_CRC */
+	/*
+	 * The backing's last answer: pages [ext_start, ext_end) of region
+	 * ext_region are all holes (never written: sent as zero, unread)
+	 * or all maybe data. Asked again each pass.
+	 */
+	uint32_t ext_region;
+	uint64_t ext_start, ext_end;
+	bool ext_hole;
 };
 
 static struct ram *ram_of(const struct vmig_section *sec)
@@ -64,6 +74,7 @@ static void ram_pass_begin(struct vmig_section *sec, uint64_t dirty,
 	r->run_start = r->run_end = 0;
 	r->left = dirty;
 	r->final = final;
+	r->ext_end = 0;
 }
 
 static uint64_t ram_pending(struct vmig_section *sec)
@@ -122,6 +133,28 @@ static uint64_t ram_same_run(const uint8_t *p, uint64_t max, bool zero)
 	return n;
 }
 
+/*
+ * The pages from the cursor on (at most max) that the backing says are
+ * all holes (*hole) or all maybe data. A page that is a hole now reads as
+ * zero now: sending it as zero unread is what reading it would have done,
+ * and a write after this look is tracked like one after a read.
+ */
+static uint64_t ram_extent(struct ram *r, const struct vmig_region_rec *reg,
+			   uint64_t max, bool *hole)
+{
+	uint64_t p = r->page, n;
+
+	if (r->ext_region != r->region || p < r->ext_start ||
+	    p >= r->ext_end) {
+		n = reg->npages - p < EXTENT_MAX ? reg->npages - p : EXTENT_MAX;
+		r->ext_region = r->region;
+		r->ext_start = p;
+		r->ext_end = p + vmig_region_extent(reg, p, n, &r->ext_hole);
+	}
+	*hole = r->ext_hole;
+	return r->ext_end - p < max ? r->ext_end - p : max;
+}
+
 /* One frame (PAGES or ZERO) from the cursor into hdr. */
 static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
 		     uint8_t *hdr)
@@ -130,14 +163,21 @@ static int ram_frame(struct vmig_section *sec, struct vmig_section_sink *out,
 	struct vmig_region_rec *reg = &sec->s->regions[r->region];
 	const uint8_t *data = reg->hva + r->page * VMIG_PAGE_SIZE;
 	uint64_t p = r->page, n, max = r->run_end - p;
-	bool zero = vmig_page_is_zero(data);
+	bool zero;
 	int ret;
 
-	if (!zero && max > VMIG_PAGES_MAX)
-		max = VMIG_PAGES_MAX;
-	if (zero && max > ZERO_RUN_MAX)
-		max = ZERO_RUN_MAX;
-	n = ram_same_run(data, max, zero);
+	max = ram_extent(r, reg, max, &zero);
+	if (zero) {
+		n = max < ZERO_RUN_MAX ? max : ZERO_RUN_MAX;
+		out->it->pages_unread += n;
+	} else {
+		zero = vmig_page_is_zero(data);
+		if (!zero && max > VMIG_PAGES_MAX)
+			max = VMIG_PAGES_MAX;
+		if (zero && max > ZERO_RUN_MAX)
+			max = ZERO_RUN_MAX;
+		n = ram_same_run(data, max, zero);
+	}
 	vmig_bitmap_clear(reg->dirty, p, n);
 	if (zero) {
 		vmig_enc_zero(hdr, r->region, p, n);

@@ -163,8 +163,11 @@ VMIG_API void vmig_session_free(vmig_session *s)
 	for (i = 0; i < s->nr_regions; i++) {
 		struct vmig_region_rec *r = &s->regions[i];
 
-		if (r->owned)
+		if (r->owned) {
 			munmap(r->hva, r->length);
+			if (r->fd >= 0)
+				close(r->fd);
+		}
 		free(r->name);
 		free(r->dirty);
 	}
@@ -411,9 +414,10 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 		return vmig_fail(s, -EINVAL, "region: size field too small");
 	if (s->tracking)
 		return vmig_fail(s, -EBUSY, "region: tracking has started");
-	if (r->flags & ~VMIG_REGION_FRESH)
+	if (r->flags & ~(VMIG_REGION_FRESH | VMIG_REGION_ANON_PRIVATE))
 		return vmig_fail(s, -EINVAL, "region: unknown flags 0x%x",
-				 r->flags & ~VMIG_REGION_FRESH);
+				 r->flags & ~(VMIG_REGION_FRESH |
+					      VMIG_REGION_ANON_PRIVATE));
 	if (!r->length || (r->gpa & PAGE_MASK_4K) ||
 	    (r->length & PAGE_MASK_4K) || r->gpa + r->length < r->gpa)
 		return vmig_fail(s, -EINVAL,
@@ -459,6 +463,7 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 	rec->fd_offset = r->fd_offset;
 	rec->npages = r->length / VMIG_PAGE_SIZE;
 	rec->fresh = r->flags & VMIG_REGION_FRESH;
+	rec->anon_private = r->flags & VMIG_REGION_ANON_PRIVATE;
 	if (r->name) {
 		rec->name = strdup(r->name);
 	} else if (asprintf(&rec->name, "ram%zu", s->nr_regions) < 0) {

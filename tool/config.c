@@ -449,7 +449,7 @@ static int parse_run(struct ctx *c, const cJSON *root,
 /* Memory                                                              */
 
 static const char *const region_keys[] = { "name", "gpa", "size", "fill",
-					    "backing", NULL };
+					    "fill_size", "backing", NULL };
 static const char *const fill_names[] = { "zero", "random", NULL };
 /* In the order of enum vmig_cfg_backing. */
 static const char *const backing_names[] = {
@@ -478,8 +478,16 @@ static int parse_region(struct ctx *c, const cJSON *obj, size_t idx,
 	rc = rc ? rc : cfg_get_enum(c, obj, "fill", fill_names, &fill);
 	rc = rc ? rc : cfg_get_enum(c, obj, "backing", backing_names,
 				    &backing);
+	if (!rc && cfg_item(obj, "fill_size"))
+		rc = cfg_get_aligned(c, obj, "fill_size", U_SIZE,
+				     &r->fill_size);
 	if (rc)
 		return rc;
+	if (r->fill_size > r->size)
+		return cfg_fail_key(c, "fill_size", "0x%llx is more than the "
+				    "region's size 0x%llx",
+				    (unsigned long long)r->fill_size,
+				    (unsigned long long)r->size);
 	if (backing == VMIG_CFG_BACKING_HUGETLBFS && r->size % (2u << 20))
 		return cfg_fail_key(c, "size", "0x%llx is not a multiple of "
 				    "2 MiB, as \"backing\": \"hugetlbfs\" "

@@ -50,6 +50,7 @@ struct vmig_cfg_region {
 	uint64_t gpa;  /* 4 KiB aligned */
 	uint64_t size; /* a non-zero multiple of 4 KiB (2 MiB: hugetlbfs) */
 	enum vmig_cfg_fill fill; /* the contents the program starts with */
+	uint64_t fill_size; /* "random": the bytes filled from the start (0: all) */
 	enum vmig_cfg_backing backing; /* default anonymous */
 };
 

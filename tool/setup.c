@@ -478,16 +478,18 @@ static void *reserve_aligned(uint64_t len)
 
 /*
  * Maps a region's memory as a VMM would: 2 MiB-aligned, anonymous (THP
- * advised), a memfd (shared, THP advised) or a hugetlbfs memfd. The
- * memfd is closed once mapped: the mapping keeps it. NULL with *err set.
+ * advised), a memfd (shared, THP advised) or a hugetlbfs memfd, whose fd
+ * comes back in *mfd_out (the session's, to find its holes with), else
+ * -1. NULL with *err set.
  */
 static void *map_region(const struct vmig_cfg_region *cr, int *err,
-			const char **what)
+			const char **what, int *mfd_out)
 {
 	unsigned int mfd = MFD_CLOEXEC;
 	void *a, *p;
 	int fd, flags = MAP_SHARED | MAP_FIXED;
 
+	*mfd_out = -1;
 	a = reserve_aligned(cr->size);
 	if (a == MAP_FAILED) {
 		*err = -errno;
@@ -526,12 +528,13 @@ static void *map_region(const struct vmig_cfg_region *cr, int *err,
 	/* hugetlbfs reserves its pages here: none left fails now. */
 	p = mmap(a, cr->size, PROT_READ | PROT_WRITE, flags, fd, 0);
 	*err = p == MAP_FAILED ? -errno : 0;
-	close(fd);
 	if (p == MAP_FAILED) {
+		close(fd);
 		*what = "cannot map";
 		munmap(a, cr->size);
 		return NULL;
 	}
+	*mfd_out = fd;
 	if (cr->backing == VMIG_CFG_BACKING_MEMFD)
 		madvise(p, cr->size, MADV_HUGEPAGE);
 	return p;
@@ -557,9 +560,9 @@ static int setup_memory(struct setup *st)
 		};
 		const char *what = "";
 		void *p;
-		int err = 0;
+		int err = 0, mfd;
 
-		p = map_region(cr, &err, &what);
+		p = map_region(cr, &err, &what, &mfd);
 		st->named_enomem = err == -ENOMEM;
 		if (!p)
 			return tool_fail(s, err,
@@ -574,8 +577,11 @@ static int setup_memory(struct setup *st)
 						   "/proc/sys/vm/nr_hugepages)"
 						 : "");
 		if (cr->fill == VMIG_CFG_FILL_RANDOM &&
-		    !fill_random(p, cr->size, cr->gpa)) {
+		    !fill_random(p, cr->fill_size ? cr->fill_size : cr->size,
+				 cr->gpa)) {
 			munmap(p, cr->size);
+			if (mfd >= 0)
+				close(mfd);
 			return tool_fail(s, -ECANCELED,
 					 "memory[%zu]: configuring was "
 					 "interrupted",
@@ -584,9 +590,18 @@ static int setup_memory(struct setup *st)
 		if (cr->fill != VMIG_CFG_FILL_RANDOM)
 			/* Nothing wrote it: a destination skips zero pages. */
 			r.flags |= VMIG_REGION_FRESH;
+		/*
+		 * What never-written memory looks like to the source: its
+		 * memfd's holes, or pagemap's for private anonymous memory.
+		 */
+		r.fd = mfd;
+		if (cr->backing == VMIG_CFG_BACKING_ANONYMOUS)
+			r.flags |= VMIG_REGION_ANON_PRIVATE;
 		r.hva = p;
 		ret = vmig_region_add(s, &r, NULL);
 		if (ret < 0) {
+			if (mfd >= 0)
+				close(mfd);
 			munmap(p, cr->size);
 			return tool_fail(s, ret, "memory[%zu]: %s", i,
 					 vmig_errmsg(s));

@@ -262,6 +262,16 @@ VMIG_API int vmig_set_preference(vmig_session *s, const char *const *names,
  * vmig_receive() only: that call clears it, whatever its outcome.
  */
 #define VMIG_REGION_FRESH 0x1u
+/*
+ * ANON_PRIVATE: hva is private anonymous memory of this process
+ * (MAP_PRIVATE | MAP_ANONYMOUS), written only through this process's page
+ * tables (vCPUs, DMA to pinned pages). A source then does not read a page
+ * that /proc/self/pagemap shows neither present nor swapped: it was never
+ * written and is sent as zero. A region with an fd (its memfd) needs no
+ * flag: the file's holes (lseek SEEK_DATA/SEEK_HOLE, which moves the fd's
+ * offset) are not read.
+ */
+#define VMIG_REGION_ANON_PRIVATE 0x2u
 
 struct vmig_region {
 	uint32_t size;

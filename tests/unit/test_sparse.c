@@ -1,0 +1,258 @@
+/*
+ * test_sparse.c: a source does not read guest memory that was never
+ * written, where the backing can say so (a memfd's holes, pagemap for
+ * private anonymous memory), and never skips a page that was.
+ *
+ * Each test migrates a mostly untouched region in one process
+ * (vmig_migrate_local, verify audit: the digests of both ends are
+ * compared) and then asks the kernel how much of the source's memory was
+ * touched: mincore() for the anonymous region (a page read once maps the
+ * zero page and counts), the memfd's allocated blocks for the memfd (a
+ * page read through a shared mapping is allocated). The same migration
+ * without the backing's information reads everything: the check can
+ * tell.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <vmig/vmig.h>
+
+#include "core/engine.h"
+#include "testutil.h"
+#include "common/vmmcount.h"
+
+#define PG 4096u
+#define NPAGES 16384u /* 64 MiB */
+#define LEN ((size_t)NPAGES * PG)
+
+/* The pages the tests write: the first, one in the middle, the last. */
+static const uint64_t written[] = { 0, NPAGES / 2 + 7, NPAGES - 1 };
+#define NWRITTEN (sizeof(written) / sizeof(written[0]))
+
+static void write_pages(uint8_t *mem)
+{
+	size_t i;
+
+	for (i = 0; i < NWRITTEN; i++)
+		memset(mem + written[i] * PG, (int)(0xa0 + i), PG);
+}
+
+/* Pages of [mem, mem + LEN) that mincore says are resident. */
+static uint64_t resident(uint8_t *mem)
+{
+	static unsigned char vec[NPAGES];
+	uint64_t i, n = 0;
+
+	CU_ASSERT_FATAL(mincore(mem, LEN, vec) == 0);
+	for (i = 0; i < NPAGES; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+/* A source session of one region as given, its VMM counting. */
+static vmig_session *source(uint8_t *hva, uint32_t flags, int fd,
+			    struct vmig_vmm_count *vc)
+{
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .role = VMIG_ROLE_SOURCE };
+	struct vmig_region reg = { .size = sizeof(reg), .name = "ram",
+				   .length = LEN, .hva = hva, .fd = fd,
+				   .flags = flags };
+	vmig_session *s = NULL;
+
+	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
+	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
+	return s;
+}
+
+static uint8_t *anon_map(void)
+{
+	uint8_t *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	/* One written page must stay one resident page. */
+	madvise(m, LEN, MADV_NOHUGEPAGE);
+	return m;
+}
+
+/*
+ * Migrates src into a fresh anonymous destination; checks the written
+ * pages arrived (and the zero ones are zero), both VMMs' calls. Returns
+ * the source's report figure pages_unread of iteration 0.
+ */
+static double migrate_and_check(vmig_session *src, const uint8_t *expect,
+				struct vmig_vmm_count *svc)
+{
+	struct vmig_vmm_count dvc = { 0 };
+	uint8_t *dmem = NULL;
+	vmig_session *dst = vmig_test_ram_session(VMIG_ROLE_DESTINATION, LEN,
+						  false, &dvc, &dmem);
+	struct vmig_policies pol = { .size = sizeof(pol),
+				     .verify = VMIG_VERIFY_AUDIT };
+	char *rep;
+	int64_t n;
+	double unread = -1;
+	size_t i;
+
+	CU_ASSERT_FATAL(vmig_set_policies(src, &pol) == 0);
+	/* 0 with verify audit: the destination's digest equals ours. */
+	CU_ASSERT_EQUAL_FATAL(vmig_migrate_local(src, dst), 0);
+	for (i = 0; i < NWRITTEN; i++)
+		CU_ASSERT(memcmp(dmem + written[i] * PG,
+				 expect + written[i] * PG, PG) == 0);
+	CU_ASSERT(dmem[PG] == 0 && dmem[LEN / 2] == 0);
+	CU_ASSERT_EQUAL(atomic_load(&svc->stops), 1);
+	CU_ASSERT_EQUAL(atomic_load(&svc->resumes), 0);
+	CU_ASSERT_EQUAL(atomic_load(&dvc.starts), 1);
+	n = vmig_report_json(src, NULL, 0);
+	CU_ASSERT_FATAL(n > 0);
+	rep = malloc((size_t)n + 1);
+	CU_ASSERT_FATAL(rep != NULL);
+	CU_ASSERT(vmig_report_json(src, rep, (size_t)n + 1) == n);
+	{
+		const char *u = strstr(rep, "\"pages_unread\":");
+
+		if (u)
+			unread = strtod(u + strlen("\"pages_unread\":"), NULL);
+	}
+	free(rep);
+	vmig_test_ram_free(dst, dmem, LEN);
+	return unread;
+}
+
+/* pagemap: only an entry neither present nor swapped is a hole. */
+static void test_pagemap_bits(void)
+{
+	CU_ASSERT(vmig_pagemap_hole(0));
+	CU_ASSERT(vmig_pagemap_hole(0x1234)); /* a hidden pfn, no flags */
+	CU_ASSERT(!vmig_pagemap_hole(1ull << 63)); /* present */
+	CU_ASSERT(!vmig_pagemap_hole(1ull << 62)); /* swapped */
+	CU_ASSERT(!vmig_pagemap_hole((1ull << 63) | (1ull << 62)));
+	CU_ASSERT(!vmig_pagemap_hole((1ull << 62) | 0x5678)); /* swap entry */
+}
+
+/*
+ * The extent of a private anonymous region: written pages are data, a
+ * page paged out to swap stays data (when this machine can swap).
+ */
+static void test_anon_extent(void)
+{
+	struct vmig_region_rec reg = { .fd = -1, .npages = NPAGES,
+				       .anon_private = true };
+	uint8_t *mem = anon_map();
+	uint64_t n;
+	bool hole;
+
+	reg.hva = mem;
+	write_pages(mem);
+	n = vmig_region_extent(&reg, 0, NPAGES, &hole);
+	CU_ASSERT(!hole && n == 1);
+	n = vmig_region_extent(&reg, 1, NPAGES - 1, &hole);
+	CU_ASSERT(hole && n == written[1] - 1);
+	n = vmig_region_extent(&reg, written[1], 100, &hole);
+	CU_ASSERT(!hole && n == 1);
+	/* Without the flag nothing is known: all data. */
+	reg.anon_private = false;
+	n = vmig_region_extent(&reg, 1, 100, &hole);
+	CU_ASSERT(!hole && n == 100);
+	reg.anon_private = true;
+#ifdef MADV_PAGEOUT
+	if (madvise(mem + written[1] * PG, PG, MADV_PAGEOUT) == 0) {
+		/* Swapped or still present: never a hole. */
+		n = vmig_region_extent(&reg, written[1], 1, &hole);
+		CU_ASSERT(!hole && n == 1);
+	}
+#endif
+	munmap(mem, LEN);
+}
+
+/*
+ * Private anonymous memory, 3 pages of 16384 written: with the flag the
+ * source reads only those (and sends the rest as zero); without it, it
+ * reads everything.
+ */
+static void test_anon_holes_not_read(void)
+{
+	struct vmig_vmm_count vc = { 0 };
+	uint8_t *mem = anon_map();
+	vmig_session *s;
+	double unread;
+
+	write_pages(mem);
+	CU_ASSERT_EQUAL(resident(mem), NWRITTEN);
+	s = source(mem, VMIG_REGION_ANON_PRIVATE, -1, &vc);
+	unread = migrate_and_check(s, mem, &vc);
+	/* Neither the pass nor the audit's digest read a hole. */
+	CU_ASSERT_EQUAL(resident(mem), NWRITTEN);
+	CU_ASSERT_EQUAL(unread, NPAGES - NWRITTEN);
+	vmig_session_free(s);
+
+	/* The control: an hva alone is read in full. */
+	memset(&vc, 0, sizeof(vc));
+	s = source(mem, 0, -1, &vc);
+	unread = migrate_and_check(s, mem, &vc);
+	CU_ASSERT_EQUAL(unread, 0);
+	CU_ASSERT(resident(mem) > NPAGES / 2);
+	vmig_session_free(s);
+	munmap(mem, LEN);
+}
+
+/*
+ * A memfd written through another mapping (as another process would:
+ * nothing in the registered mapping's page tables): the pages written
+ * are migrated, the file's holes are never read (never allocated).
+ */
+static void test_memfd_holes_not_read(void)
+{
+	struct vmig_vmm_count vc = { 0 };
+	uint8_t *hva, *other;
+	vmig_session *s;
+	struct stat st;
+	double unread;
+	int fd = memfd_create("sparse", MFD_CLOEXEC);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(ftruncate(fd, (off_t)LEN) == 0);
+	hva = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	other = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CU_ASSERT_FATAL(hva != MAP_FAILED && other != MAP_FAILED);
+	write_pages(other);
+	s = source(hva, 0, fd, &vc);
+	unread = migrate_and_check(s, other, &vc);
+	CU_ASSERT_EQUAL(unread, NPAGES - NWRITTEN);
+	CU_ASSERT_FATAL(fstat(fd, &st) == 0);
+	/* At most a huge page per page written, where shmem uses them. */
+	CU_ASSERT((uint64_t)st.st_blocks * 512 <= NWRITTEN * (2ull << 20));
+	vmig_session_free(s);
+
+	/* The control: without the fd, reading allocates the holes. */
+	memset(&vc, 0, sizeof(vc));
+	s = source(hva, 0, -1, &vc);
+	migrate_and_check(s, other, &vc);
+	CU_ASSERT_FATAL(fstat(fd, &st) == 0);
+	CU_ASSERT((uint64_t)st.st_blocks * 512 >= LEN / 2);
+	vmig_session_free(s);
+	munmap(hva, LEN);
+	munmap(other, LEN);
+	close(fd);
+}
+
+static CU_TestInfo tests[] = {
+	{ "pagemap: present or swapped is data", test_pagemap_bits },
+	{ "private anonymous: extents", test_anon_extent },
+	{ "private anonymous: holes not read", test_anon_holes_not_read },
+	{ "memfd: holes not read", test_memfd_holes_not_read },
+	CU_TEST_INFO_NULL,
+};
+
+VMIG_TEST_MAIN_SUITE(VMIG_SUITE("sparse", tests))
