@@ -221,7 +221,8 @@ uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
 	if (!rx->term || rx->full_digest) {
 		/* FULL_DIGEST: all of memory, as it is now. */
 		*hashed = total;
-		return vmig_digest_memory(s);
+		return vmig_digest_memory_until(
+			s, s->engine ? &s->engine->cancel_requested : NULL);
 	}
 	if (rx->termed_pages != total) {
 		/* Some pages never came: read them. */
@@ -1003,6 +1004,9 @@ static void dst_event(struct vmig_dst *d, int ev)
 		}
 		t0 = vmig_now_us();
 		e->st.digest = vmig_rx_digest(&d->rx, &hashed);
+		/* Cancelled while hashing: the cancel, not an ACK, is next. */
+		if (__atomic_load_n(&e->cancel_requested, __ATOMIC_ACQUIRE))
+			return;
 		e->st.digest_us = vmig_now_us() - t0;
 		e->st.digest_known = true;
 		vmig_logf(s, VMIG_LOG_INFO,

@@ -27,6 +27,8 @@
 /* Below this much memory a single thread hashes it all. */
 #define DIGEST_THREAD_MIN (64ull << 20)
 #define DIGEST_THREADS_MAX 16
+/* The pages hashed between two looks at a request to stop (16 MiB). */
+#define DIGEST_STEP 4096u
 /* The pages vmig_digest_rate() hashes, and how many times. */
 #define CALIBRATE_PAGES 1024u
 #define CALIBRATE_ROUNDS 4u
@@ -149,6 +151,7 @@ struct digest_part {
 	const vmig_session *s;
 	uint64_t first, end;
 	uint64_t sum;
+	const bool *stop; /* NULL, or set from elsewhere: give up */
 	pthread_t thread;
 	bool started;
 };
@@ -171,8 +174,18 @@ static void *digest_part_run(void *opaque)
 			break;
 		for (i = lo; i < hi;) {
 			bool hole;
-			uint64_t n = vmig_region_extent(reg, i, hi - i, &hole),
+			uint64_t n = vmig_region_extent(
+					 reg, i,
+					 hi - i < DIGEST_STEP ? hi - i
+							      : DIGEST_STEP,
+					 &hole),
 				 end = i + n;
+
+			if (p->stop && __atomic_load_n(p->stop,
+						       __ATOMIC_ACQUIRE)) {
+				p->sum = 0;
+				return NULL;
+			}
 
 			/* A hole is zero: its terms, without reading it. */
 			for (; i < end; i++)
@@ -193,6 +206,11 @@ static void *digest_part_run(void *opaque)
 
 uint64_t vmig_digest_memory(const vmig_session *s)
 {
+	return vmig_digest_memory_until(s, NULL);
+}
+
+uint64_t vmig_digest_memory_until(const vmig_session *s, const bool *stop)
+{
 	struct digest_part parts[DIGEST_THREADS_MAX];
 	uint64_t pages = 0, sum = 0, per;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -208,6 +226,7 @@ uint64_t vmig_digest_memory(const vmig_session *s)
 	for (i = 0; i < n; i++) {
 		parts[i] = (struct digest_part){
 			.s = s,
+			.stop = stop,
 			.first = per * i < pages ? per * i : pages,
 			.end = per * (i + 1) < pages ? per * (i + 1) : pages,
 		};

@@ -346,6 +346,11 @@ struct vmig_iter_stats *vmig_stats_iter_add(vmig_session *s);
  * hashed on every core (vmig_digest_threads() threads).
  */
 uint64_t vmig_digest_memory(const vmig_session *s);
+/*
+ * The same, given up (a meaningless result) soon after *stop becomes
+ * true from another thread: a cancel does not wait for a whole memory.
+ */
+uint64_t vmig_digest_memory_until(const vmig_session *s, const bool *stop);
 unsigned int vmig_digest_threads(const vmig_session *s);
 /* What one core hashes here, measured on a sample (bytes per second). */
 double vmig_digest_rate(const vmig_session *s);

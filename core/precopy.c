@@ -38,6 +38,8 @@
 #define INFLIGHT_MAX (32ull << 20)
 #define PROGRESS_US 100000u  /* progress callback while sending */
 #define LINGER_MS 2000u      /* wait for an ERROR to go, at most */
+/* The same after vmig_cancel: the caller wants its call back now. */
+#define CANCEL_LINGER_MS 20u
 #define BROKEN_MS 500u       /* after a write error, wait for the reason */
 
 enum src_phase {
@@ -107,6 +109,7 @@ struct vmig_src {
 	uint64_t digest_t0;
 	uv_work_t work;
 	bool work_started, work_done;
+	bool work_stop;          /* the outcome is known: stop hashing */
 	uint64_t digest;
 	bool ack;
 	uint64_t ack_digest, ack_pages;
@@ -710,7 +713,7 @@ static void digest_work(uv_work_t *w)
 
 	uint64_t t0 = vmig_now_us();
 
-	src->digest = vmig_digest_memory(src->s);
+	src->digest = vmig_digest_memory_until(src->s, &src->work_stop);
 	src->e->st.digest_us = vmig_now_us() - t0;
 }
 
@@ -1090,6 +1093,7 @@ static void src_unresolved(struct vmig_src *src, const char *fmt, ...)
 		return;
 	src->finished = true;
 	src->result = VMIG_EUNRESOLVED;
+	__atomic_store_n(&src->work_stop, true, __ATOMIC_RELEASE);
 	va_start(ap, fmt);
 	vsnprintf(src->errmsg, sizeof(src->errmsg), fmt, ap);
 	va_end(ap);
@@ -1195,6 +1199,7 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 	}
 	src->finished = true;
 	src->result = err;
+	__atomic_store_n(&src->work_stop, true, __ATOMIC_RELEASE);
 	vsnprintf(src->errmsg, sizeof(src->errmsg), fmt, ap);
 	if (src->stop_called)
 		src_awaited(src, e->st.awaited, sizeof(e->st.awaited));
@@ -1205,7 +1210,10 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 	uv_timer_stop(&src->linger);
 	if (tell_peer && src->w.conn && !src->broken &&
 	    src->phase != SP_CONNECT && src_send_error(src, err))
-		uv_timer_start(&src->linger, linger_expired, LINGER_MS, 0);
+		uv_timer_start(&src->linger, linger_expired,
+			       err == -ECANCELED ? CANCEL_LINGER_MS
+						 : LINGER_MS,
+			       0);
 	else
 		src_close_conn(src);
 	src_phase(src, SP_FAILED);
