@@ -6,11 +6,16 @@
  * its exit status, what it printed and the JSON report it wrote.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/frames.h"
 #include "common/report.h"
 #include "e2e/runner.h"
 #include "unit/testutil.h"
@@ -308,6 +313,152 @@ static void test_run_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.err, "/nonexistent/dir/r.json"));
 }
 
+/* ------------------------------------------------------------------ */
+/* Signals                                                             */
+
+/* Starts the program with args (NULL-terminated), its output to out. */
+static pid_t start(const char *out, const char *const *args)
+{
+	pid_t pid = fork();
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		FILE *f = freopen(out, "w", stdout);
+
+		if (!f || dup2(1, 2) < 0)
+			_exit(127);
+		execv(VMIG, (char *const *)args);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Its exit status (-1: not an exit). */
+static int finish(pid_t pid)
+{
+	int ws;
+
+	CU_ASSERT_FATAL(waitpid(pid, &ws, 0) == pid);
+	return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+/*
+ * Waits until file holds text, or pid ended (false). A condition, not a
+ * time: the test's own bound is CTest's.
+ */
+static bool wait_text(const char *file, const char *text, pid_t pid)
+{
+	static char buf[1 << 16];
+
+	for (;;) {
+		vmig_slurp(file, buf, sizeof(buf));
+		if (strstr(buf, text))
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		usleep(10000);
+	}
+}
+
+/* The source's report after a signal: cancelled, its guest running. */
+static void check_cancelled(const char *report)
+{
+	cJSON *root = vmig_load_json(report);
+
+	CU_ASSERT_FATAL(root != NULL);
+	CU_ASSERT_STRING_EQUAL(json_str(root, "result"), "cancelled");
+	CU_ASSERT_STRING_EQUAL(json_str(root, "guest"), "running");
+	CU_ASSERT(has(json_str(root, "error"),
+		      "cancelled (vmig_cancel) at iteration 0"));
+	cJSON_Delete(root);
+}
+
+/*
+ * SIGINT to a source in iteration 0 of a 1 GiB guest (16 MiB written, at
+ * 1 MiB/s): exit status 6, cancelled, the guest runs on the source; the
+ * destination, told, exits cancelled too.
+ */
+static void test_run_sigint_iteration0(void)
+{
+	char scfg[128], dcfg[128], sock[128], ev[128], rep[128], sout[128],
+		dout[128], text[1024];
+	pid_t dst, src;
+
+	snprintf(sock, sizeof(sock), "%s/i0.sock", tmpdir);
+	snprintf(scfg, sizeof(scfg), "%s/i0-src.json", tmpdir);
+	snprintf(dcfg, sizeof(dcfg), "%s/i0-dst.json", tmpdir);
+	snprintf(ev, sizeof(ev), "%s/i0-events", tmpdir);
+	snprintf(rep, sizeof(rep), "%s/i0-report.json", tmpdir);
+	snprintf(sout, sizeof(sout), "%s/i0-src.out", tmpdir);
+	snprintf(dout, sizeof(dout), "%s/i0-dst.out", tmpdir);
+	snprintf(text, sizeof(text),
+		 "{ \"role\": \"destination\", \"transport\": \"unix:%s\",\n"
+		 "  \"memory\": [ { \"gpa\": 0, \"size\": \"1G\" } ],\n"
+		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
+		 sock);
+	write_file(dcfg, text);
+	snprintf(text, sizeof(text),
+		 "{ \"role\": \"source\", \"transport\": \"unix:%s\",\n"
+		 "  \"memory\": [ { \"gpa\": 0, \"size\": \"1G\",\n"
+		 "    \"fill\": \"random\", \"fill_size\": \"16M\" } ],\n"
+		 "  \"policies\": { \"bandwidth_limit\": \"1M\" },\n"
+		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
+		 sock);
+	write_file(scfg, text);
+	dst = start(dout, (const char *const[]){ VMIG, "run", dcfg, NULL });
+	CU_ASSERT_FATAL(wait_text(dout, "listening on", dst));
+	src = start(sout, (const char *const[]){ VMIG, "run", scfg, "--events",
+						 ev, "--report", rep, NULL });
+	CU_ASSERT_FATAL(wait_text(ev, "\"phase\":\"pre-copy\"", src));
+	kill(src, SIGINT);
+	CU_ASSERT_EQUAL(finish(src), 6);
+	CU_ASSERT_EQUAL(finish(dst), 6);
+	vmig_slurp(sout, text, sizeof(text));
+	CU_ASSERT(has(text, "interrupted: cancelling the migration"));
+	check_cancelled(rep);
+}
+
+/*
+ * SIGTERM to a source in its set-up: the destination (this test) read its
+ * HELLO and never answers. Exit status 6, the guest runs on the source.
+ */
+static void test_run_sigterm_setup(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	static uint8_t buf[65536];
+	uint8_t hdr[VMIG_TEST_FRAME_HDR];
+	char cfg[128], rep[128], out[128], text[1024];
+	int lfd, fd;
+	pid_t src;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/mute.sock", tmpdir);
+	snprintf(cfg, sizeof(cfg), "%s/mute-src.json", tmpdir);
+	snprintf(rep, sizeof(rep), "%s/mute-report.json", tmpdir);
+	snprintf(out, sizeof(out), "%s/mute-src.out", tmpdir);
+	snprintf(text, sizeof(text),
+		 "{ \"role\": \"source\", \"transport\": \"unix:%s\",\n"
+		 "  \"memory\": [ { \"gpa\": 0, \"size\": \"1M\" } ],\n"
+		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
+		 a.sun_path);
+	write_file(cfg, text);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(lfd >= 0);
+	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CU_ASSERT_FATAL(listen(lfd, 1) == 0);
+	src = start(out, (const char *const[]){ VMIG, "run", cfg, "--report",
+						rep, NULL });
+	fd = accept(lfd, NULL, NULL);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(read_frame(fd, hdr, buf, sizeof(buf)), 1 /* HELLO */);
+	kill(src, SIGTERM);
+	CU_ASSERT_EQUAL(finish(src), 6);
+	vmig_slurp(out, text, sizeof(text));
+	CU_ASSERT(has(text, "terminated: cancelling the migration"));
+	check_cancelled(rep);
+	close(fd);
+	close(lfd);
+}
+
 static CU_TestInfo tests[] = {
 	{ "version and usage", test_version_and_usage },
 	{ "plugins", test_plugins_list },
@@ -319,6 +470,8 @@ static CU_TestInfo tests[] = {
 	{ "run: type1 with an mdev", test_run_type1_mdev },
 	{ "run --events", test_run_events },
 	{ "run errors", test_run_errors },
+	{ "run: SIGINT in iteration 0", test_run_sigint_iteration0 },
+	{ "run: SIGTERM in the set-up", test_run_sigterm_setup },
 	CU_TEST_INFO_NULL,
 };
 
