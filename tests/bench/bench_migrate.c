@@ -18,6 +18,21 @@
  * ratio to the plain transfer, beside the same case's over TCP, is what
  * the encryption costs.
  *
+ * A case named "sparse-" has one region of which only the start was ever
+ * written ("fill_size"): 2, 8 and 64 GiB guests with 1 GiB touched. Their
+ * resident memory, less the 1 GiB, is vmig's own: what grows with the
+ * guest (the bitmaps); sparse-64g's time is that of a 64 GiB guest whose
+ * never-touched memory is not read.
+ *
+ * The "cancel-" cases measure how soon a cancel takes effect: SIGINT to
+ * the source process at one moment (set-up: this program is a destination
+ * that read HELLO and never answers; iteration 0 of the 64 GiB sparse
+ * guest under a 100 MB/s limit; the switchover wait: the destination
+ * process stopped with SIGSTOP once the source says it switched over),
+ * then the milliseconds until the source's events file says "failed"
+ * (the guest runs on the source: vmig resumes it before it says so, or
+ * never stopped it) and until the process exits (status 6).
+ *
  * A case whose keys this build does not know (a configuration error) is
  * printed as "n/a" with the error, never as a figure.
  *
@@ -58,6 +73,9 @@ struct bench_case {
 	unsigned int connections; /* 0: the default (no key) */
 	const char *verify;  /* NULL: the default (no key) */
 	bool tls;            /* tls-psk: TLS 1.3 with a pre-shared key */
+	bool sparse;         /* one region, of which `random` was written */
+	const char *bandwidth; /* policies.bandwidth_limit, or NULL */
+	unsigned int downtime_ms; /* policies.downtime_limit_ms, or 0 */
 };
 
 /* The pre-shared key of the TLS cases (written into the work directory). */
@@ -110,6 +128,15 @@ static int free_port(void)
 static void memory_json(FILE *f, const struct bench_case *c, bool src)
 {
 	fprintf(f, "  \"memory\": [\n");
+	if (c->sparse) {
+		fprintf(f, "    { \"name\": \"ram\", \"gpa\": 0, \"size\": %llu",
+			(unsigned long long)c->size);
+		if (src)
+			fprintf(f, ", \"fill\": \"random\", \"fill_size\": %llu",
+				(unsigned long long)c->random);
+		fprintf(f, " }\n  ],\n");
+		return;
+	}
 	if (c->random)
 		fprintf(f, "    { \"name\": \"data\", \"gpa\": 0, "
 			   "\"size\": %llu%s }%s\n",
@@ -159,13 +186,27 @@ static void write_config(const char *path, const struct bench_case *c,
 	else
 		fprintf(f, "  \"transport\": \"tcp:127.0.0.1:%d\",\n", port);
 	fprintf(f, "  \"report\": \"%s\",\n", report);
-	if (src && (c->connections || c->verify)) {
+	if (src && (c->connections || c->verify || c->bandwidth ||
+		    c->downtime_ms)) {
+		const char *sep = "";
+
 		fprintf(f, "  \"policies\": {");
-		if (c->connections)
-			fprintf(f, " \"connections\": %u%s", c->connections,
-				c->verify ? "," : "");
-		if (c->verify)
-			fprintf(f, " \"verify\": \"%s\"", c->verify);
+		if (c->connections) {
+			fprintf(f, " \"connections\": %u", c->connections);
+			sep = ",";
+		}
+		if (c->verify) {
+			fprintf(f, "%s \"verify\": \"%s\"", sep, c->verify);
+			sep = ",";
+		}
+		if (c->bandwidth) {
+			fprintf(f, "%s \"bandwidth_limit\": \"%s\"", sep,
+				c->bandwidth);
+			sep = ",";
+		}
+		if (c->downtime_ms)
+			fprintf(f, "%s \"downtime_limit_ms\": %u", sep,
+				c->downtime_ms);
 		fprintf(f, " },\n");
 	}
 	memory_json(f, c, src);
@@ -178,7 +219,9 @@ static void write_config(const char *path, const struct bench_case *c,
 /* ------------------------------------------------------------------ */
 /* Two processes                                                       */
 
-static pid_t spawn(const char *vmig, const char *config, const char *out)
+/* `vmig run config`, with --events events when not NULL. */
+static pid_t spawn_events(const char *vmig, const char *config,
+			  const char *out, const char *events)
 {
 	pid_t pid = fork();
 
@@ -189,10 +232,19 @@ static pid_t spawn(const char *vmig, const char *config, const char *out)
 
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(127);
-		execl(vmig, vmig, "run", config, (char *)NULL);
+		if (events)
+			execl(vmig, vmig, "run", config, "--events", events,
+			      (char *)NULL);
+		else
+			execl(vmig, vmig, "run", config, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const char *vmig, const char *config, const char *out)
+{
+	return spawn_events(vmig, config, out, NULL);
 }
 
 /* Waits until the destination's output says it listens (or it ended). */
@@ -330,6 +382,199 @@ static void run_migration(const char *vmig, const char *dir,
 		snprintf(r->error, sizeof(r->error), "report %.400s lacks figures",
 			 srep);
 	cJSON_Delete(rep);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cancelling                                                          */
+
+enum moment { AT_SETUP, AT_ITERATION0, AT_SWITCHOVER };
+
+struct cancel_case {
+	const char *name;
+	enum moment at;
+	struct bench_case guest; /* its memory and policies */
+};
+
+struct cancel_result {
+	bool ok;
+	char error[512];
+	double resumed_ms; /* SIGINT to the "failed" event line */
+	double exit_ms;    /* SIGINT to the source's exit */
+	int status;
+};
+
+/* Whether file holds text now. */
+static bool file_has(const char *path, const char *text)
+{
+	static char buf[1 << 20];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
+/* Waits for text in path while pid runs (polled each ms); false: ended. */
+static bool await_text(const char *path, const char *text, pid_t pid)
+{
+	while (!file_has(path, text)) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+/* Reads n bytes (false: the stream ended first). */
+static bool read_n(int fd, uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+
+		if (r <= 0)
+			return false;
+		p += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+/* A destination that accepts, reads HELLO (its header and payload), and
+ * never answers: returns the connection, or -1. */
+static int mute_accept(int lfd)
+{
+	uint8_t hdr[64], *payload;
+	uint64_t len = 0;
+	int fd = accept(lfd, NULL, NULL), i;
+
+	if (fd < 0)
+		return -1;
+	if (!read_n(fd, hdr, sizeof(hdr))) {
+		close(fd);
+		return -1;
+	}
+	for (i = 7; i >= 0; i--)
+		len = (len << 8) | hdr[24 + i];
+	payload = malloc(len ? len : 1);
+	if (!payload || !read_n(fd, payload, len)) {
+		free(payload);
+		close(fd);
+		return -1;
+	}
+	free(payload);
+	return fd;
+}
+
+static void run_cancel(const char *vmig, const char *dir,
+		       const struct cancel_case *cc, struct cancel_result *r)
+{
+	const struct bench_case *c = &cc->guest;
+	char scfg[PATH_MAX], dcfg[PATH_MAX], srep[PATH_MAX], drep[PATH_MAX];
+	char sout[PATH_MAX], dout[PATH_MAX], ev[PATH_MAX];
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int port = free_port(), lfd = -1, mfd = -1, st;
+	pid_t dpid = -1, spid;
+	long rss;
+	double t0;
+	bool resumed = false;
+
+	r->status = -1;
+	snprintf(scfg, sizeof(scfg), "%s/%s-src.json", dir, cc->name);
+	snprintf(dcfg, sizeof(dcfg), "%s/%s-dst.json", dir, cc->name);
+	snprintf(srep, sizeof(srep), "%s/%s-src-report.json", dir, cc->name);
+	snprintf(drep, sizeof(drep), "%s/%s-dst-report.json", dir, cc->name);
+	snprintf(sout, sizeof(sout), "%s/%s-src.out", dir, cc->name);
+	snprintf(dout, sizeof(dout), "%s/%s-dst.out", dir, cc->name);
+	snprintf(ev, sizeof(ev), "%s/%s-events", dir, cc->name);
+	write_config(scfg, c, true, port, srep);
+	if (cc->at == AT_SETUP) {
+		a.sin_port = htons((uint16_t)port);
+		lfd = socket(AF_INET, SOCK_STREAM, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    listen(lfd, 1) < 0)
+			die("cancel: listen");
+	} else {
+		write_config(dcfg, c, false, port, drep);
+		dpid = spawn(vmig, dcfg, dout);
+		if (!wait_listening(dpid, dout)) {
+			reap(dpid, &rss);
+			first_line(dout, r->error, sizeof(r->error));
+			return;
+		}
+	}
+	unlink(ev);
+	spid = spawn_events(vmig, scfg, sout, ev);
+	switch (cc->at) {
+	case AT_SETUP:
+		mfd = mute_accept(lfd);
+		if (mfd < 0)
+			snprintf(r->error, sizeof(r->error),
+				 "the source sent no HELLO");
+		break;
+	case AT_ITERATION0:
+		if (!await_text(ev, "\"phase\":\"pre-copy\"", spid))
+			snprintf(r->error, sizeof(r->error),
+				 "the source ended before its pre-copy");
+		/* Well inside the pass: its pages are on the wire. */
+		usleep(500000);
+		break;
+	case AT_SWITCHOVER:
+		if (!await_text(ev, "\"phase\":\"switchover\"", spid))
+			snprintf(r->error, sizeof(r->error),
+				 "the source ended before its switchover");
+		/* The destination stalls before its reply. */
+		kill(dpid, SIGSTOP);
+		usleep(100000);
+		break;
+	}
+	t0 = now_s();
+	kill(spid, SIGINT);
+	for (;;) {
+		pid_t w = waitpid(spid, &st, WNOHANG);
+
+		if (!resumed && file_has(ev, "\"event\":\"failed\"")) {
+			r->resumed_ms = (now_s() - t0) * 1e3;
+			resumed = true;
+		}
+		if (w == spid) {
+			r->exit_ms = (now_s() - t0) * 1e3;
+			break;
+		}
+		usleep(200);
+	}
+	if (!resumed && file_has(ev, "\"event\":\"failed\"")) {
+		r->resumed_ms = r->exit_ms;
+		resumed = true;
+	}
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (dpid > 0) {
+		kill(dpid, SIGCONT);
+		kill(dpid, SIGTERM);
+		reap(dpid, &rss);
+	}
+	if (mfd >= 0)
+		close(mfd);
+	if (lfd >= 0)
+		close(lfd);
+	if (r->error[0])
+		return;
+	if (cc->at == AT_SWITCHOVER &&
+	    !file_has(srep, "after the switchover")) {
+		snprintf(r->error, sizeof(r->error),
+			 "the cancel did not land in the switchover wait "
+			 "(see %.400s)", srep);
+		return;
+	}
+	r->ok = resumed && r->status == 6;
+	if (!r->ok)
+		snprintf(r->error, sizeof(r->error),
+			 "exit %d%s (see %.400s)", r->status,
+			 resumed ? "" : ", no \"failed\" event", sout);
 }
 
 /* ------------------------------------------------------------------ */
@@ -487,15 +732,41 @@ int main(int argc, char **argv)
 		{ "idle-2g-off", 2 * GiB, 3 * GiB / 2, false, 0, "off" },
 		{ "idle-2g-tls", 2 * GiB, 3 * GiB / 2, false, 0, NULL, true },
 		{ "device-2g-tls", 2 * GiB, 3 * GiB / 2, true, 0, NULL, true },
+		{ "sparse-2g", 2 * GiB, 1 * GiB, .sparse = true },
+		{ "sparse-8g", 8 * GiB, 1 * GiB, .sparse = true },
+		{ "sparse-64g", 64 * GiB, 1 * GiB, .sparse = true },
+	};
+	static const struct cancel_case cancels[] = {
+		{ "cancel-setup", AT_SETUP,
+		  { "", 64 * GiB, 1 * GiB, .sparse = true } },
+		{ "cancel-iteration0", AT_ITERATION0,
+		  { "", 64 * GiB, 1 * GiB, .sparse = true,
+		    .bandwidth = "100M" } },
+		{ "cancel-switchover", AT_SWITCHOVER,
+		  { "", 8 * GiB, 2 * GiB, .sparse = true, .verify = "strict",
+		    .downtime_ms = 60000 } },
+	};
+	static const struct cancel_case quick_cancels[] = {
+		{ "cancel-setup", AT_SETUP,
+		  { "", 256 * MiB, 64 * MiB, .sparse = true } },
+		{ "cancel-iteration0", AT_ITERATION0,
+		  { "", 1 * GiB, 256 * MiB, .sparse = true,
+		    .bandwidth = "100M" } },
+		{ "cancel-switchover", AT_SWITCHOVER,
+		  { "", 1 * GiB, 512 * MiB, .sparse = true,
+		    .verify = "strict", .downtime_ms = 60000 } },
 	};
 	static const struct bench_case quick[] = {
 		{ "idle-64m", 64 * MiB, 48 * MiB, false, 0, NULL },
 		{ "device-64m", 64 * MiB, 48 * MiB, true, 0, NULL },
 		{ "idle-256m", 256 * MiB, 192 * MiB, false, 0, NULL },
 		{ "idle-64m-tls", 64 * MiB, 48 * MiB, false, 0, NULL, true },
+		{ "sparse-1g", 1 * GiB, 64 * MiB, .sparse = true },
 	};
 	const struct bench_case *cases = full;
+	const struct cancel_case *ccases = cancels;
 	size_t nr = sizeof(full) / sizeof(full[0]), i;
+	size_t ncr = sizeof(cancels) / sizeof(cancels[0]);
 	char vmig[PATH_MAX + 16], dir[] = "/tmp/vmig-bench-migrate-XXXXXX";
 	char **want = NULL;
 	int nwant = 0, a, failed = 0;
@@ -507,6 +778,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[a], "--quick")) {
 			cases = quick;
 			nr = sizeof(quick) / sizeof(quick[0]);
+			ccases = quick_cancels;
+			ncr = sizeof(quick_cancels) / sizeof(quick_cancels[0]);
 		} else if (argv[a][0] == '-') {
 			fprintf(stderr,
 				"usage: %s [--vmig PATH] [--quick] [CASE...]\n",
@@ -549,6 +822,23 @@ int main(int argc, char **argv)
 		else if (!strstr(r.error, "policies"))
 			failed++;
 		print_result(&cases[i], &r);
+		fflush(stdout);
+	}
+	for (i = 0; i < ncr; i++) {
+		struct cancel_result r = { 0 };
+
+		if (!selected(ccases[i].name, want, nwant))
+			continue;
+		run_cancel(vmig, dir, &ccases[i], &r);
+		if (!r.ok) {
+			failed++;
+			printf("%-18s n/a: %s\n", ccases[i].name, r.error);
+		} else {
+			printf("%-18s SIGINT -> guest running %7.1f ms, "
+			       "-> exit %7.1f ms (status %d)\n",
+			       ccases[i].name, r.resumed_ms, r.exit_ms,
+			       r.status);
+		}
 		fflush(stdout);
 	}
 	return failed ? 1 : 0;
