@@ -331,21 +331,38 @@ static double num(const cJSON *o, const char *key)
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/* A case's files in the work directory. */
+struct case_files {
+	char scfg[PATH_MAX], dcfg[PATH_MAX], srep[PATH_MAX], drep[PATH_MAX];
+	char sout[PATH_MAX], dout[PATH_MAX], ev[PATH_MAX];
+};
+
+static void case_files(struct case_files *f, const char *dir,
+		       const char *name)
+{
+	static const char *const ends[] = {
+		"src.json", "dst.json", "src-report.json", "dst-report.json",
+		"src.out", "dst.out", "events",
+	};
+	char *const to[] = { f->scfg, f->dcfg, f->srep, f->drep,
+			     f->sout, f->dout, f->ev };
+	size_t i;
+
+	for (i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+		snprintf(to[i], PATH_MAX, "%s/%s-%s", dir, name, ends[i]);
+}
+
 static void run_migration(const char *vmig, const char *dir,
 			  const struct bench_case *c, struct result *r)
 {
-	char scfg[PATH_MAX], dcfg[PATH_MAX], srep[PATH_MAX], drep[PATH_MAX];
-	char sout[PATH_MAX], dout[PATH_MAX];
+	static struct case_files f;
+	const char *scfg = f.scfg, *dcfg = f.dcfg, *srep = f.srep;
+	const char *drep = f.drep, *sout = f.sout, *dout = f.dout;
 	int port = free_port(), sret, dret;
 	pid_t dpid, spid;
 	cJSON *rep;
 
-	snprintf(scfg, sizeof(scfg), "%s/%s-src.json", dir, c->name);
-	snprintf(dcfg, sizeof(dcfg), "%s/%s-dst.json", dir, c->name);
-	snprintf(srep, sizeof(srep), "%s/%s-src-report.json", dir, c->name);
-	snprintf(drep, sizeof(drep), "%s/%s-dst-report.json", dir, c->name);
-	snprintf(sout, sizeof(sout), "%s/%s-src.out", dir, c->name);
-	snprintf(dout, sizeof(dout), "%s/%s-dst.out", dir, c->name);
+	case_files(&f, dir, c->name);
 	write_config(scfg, c, true, port, srep);
 	write_config(dcfg, c, false, port, drep);
 	dpid = spawn(vmig, dcfg, dout);
@@ -473,8 +490,9 @@ static void run_cancel(const char *vmig, const char *dir,
 		       const struct cancel_case *cc, struct cancel_result *r)
 {
 	const struct bench_case *c = &cc->guest;
-	char scfg[PATH_MAX], dcfg[PATH_MAX], srep[PATH_MAX], drep[PATH_MAX];
-	char sout[PATH_MAX], dout[PATH_MAX], ev[PATH_MAX];
+	static struct case_files f;
+	const char *scfg = f.scfg, *dcfg = f.dcfg, *srep = f.srep;
+	const char *drep = f.drep, *sout = f.sout, *dout = f.dout, *ev = f.ev;
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int port = free_port(), lfd = -1, mfd = -1, st;
@@ -484,13 +502,7 @@ static void run_cancel(const char *vmig, const char *dir,
 	bool resumed = false;
 
 	r->status = -1;
-	snprintf(scfg, sizeof(scfg), "%s/%s-src.json", dir, cc->name);
-	snprintf(dcfg, sizeof(dcfg), "%s/%s-dst.json", dir, cc->name);
-	snprintf(srep, sizeof(srep), "%s/%s-src-report.json", dir, cc->name);
-	snprintf(drep, sizeof(drep), "%s/%s-dst-report.json", dir, cc->name);
-	snprintf(sout, sizeof(sout), "%s/%s-src.out", dir, cc->name);
-	snprintf(dout, sizeof(dout), "%s/%s-dst.out", dir, cc->name);
-	snprintf(ev, sizeof(ev), "%s/%s-events", dir, cc->name);
+	case_files(&f, dir, cc->name);
 	write_config(scfg, c, true, port, srep);
 	if (cc->at == AT_SETUP) {
 		a.sin_port = htons((uint16_t)port);
@@ -746,16 +758,6 @@ int main(int argc, char **argv)
 		  { "", 8 * GiB, 2 * GiB, .sparse = true, .verify = "strict",
 		    .downtime_ms = 60000 } },
 	};
-	static const struct cancel_case quick_cancels[] = {
-		{ "cancel-setup", AT_SETUP,
-		  { "", 256 * MiB, 64 * MiB, .sparse = true } },
-		{ "cancel-iteration0", AT_ITERATION0,
-		  { "", 1 * GiB, 256 * MiB, .sparse = true,
-		    .bandwidth = "100M" } },
-		{ "cancel-switchover", AT_SWITCHOVER,
-		  { "", 1 * GiB, 512 * MiB, .sparse = true,
-		    .verify = "strict", .downtime_ms = 60000 } },
-	};
 	static const struct bench_case quick[] = {
 		{ "idle-64m", 64 * MiB, 48 * MiB, false, 0, NULL },
 		{ "device-64m", 64 * MiB, 48 * MiB, true, 0, NULL },
@@ -764,9 +766,9 @@ int main(int argc, char **argv)
 		{ "sparse-1g", 1 * GiB, 64 * MiB, .sparse = true },
 	};
 	const struct bench_case *cases = full;
-	const struct cancel_case *ccases = cancels;
 	size_t nr = sizeof(full) / sizeof(full[0]), i;
 	size_t ncr = sizeof(cancels) / sizeof(cancels[0]);
+	bool small = false;
 	char vmig[PATH_MAX + 16], dir[] = "/tmp/vmig-bench-migrate-XXXXXX";
 	char **want = NULL;
 	int nwant = 0, a, failed = 0;
@@ -778,8 +780,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[a], "--quick")) {
 			cases = quick;
 			nr = sizeof(quick) / sizeof(quick[0]);
-			ccases = quick_cancels;
-			ncr = sizeof(quick_cancels) / sizeof(quick_cancels[0]);
+			small = true;
 		} else if (argv[a][0] == '-') {
 			fprintf(stderr,
 				"usage: %s [--vmig PATH] [--quick] [CASE...]\n",
@@ -826,17 +827,23 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < ncr; i++) {
 		struct cancel_result r = { 0 };
+		struct cancel_case cc = cancels[i];
 
-		if (!selected(ccases[i].name, want, nwant))
+		if (!selected(cc.name, want, nwant))
 			continue;
-		run_cancel(vmig, dir, &ccases[i], &r);
+		/* --quick: a 64th of each guest (64 GiB: 1 GiB). */
+		if (small) {
+			cc.guest.size /= 64;
+			cc.guest.random /= 64;
+		}
+		run_cancel(vmig, dir, &cc, &r);
 		if (!r.ok) {
 			failed++;
-			printf("%-18s n/a: %s\n", ccases[i].name, r.error);
+			printf("%-18s n/a: %s\n", cc.name, r.error);
 		} else {
 			printf("%-18s SIGINT -> guest running %7.1f ms, "
 			       "-> exit %7.1f ms (status %d)\n",
-			       ccases[i].name, r.resumed_ms, r.exit_ms,
+			       cc.name, r.resumed_ms, r.exit_ms,
 			       r.status);
 		}
 		fflush(stdout);

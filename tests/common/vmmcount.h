@@ -48,6 +48,28 @@ static const struct vmig_vmm_ops vmig_vmm_count_ops = {
 };
 
 /*
+ * A new session of role with one region ("ram") of len bytes at hva,
+ * registered with flags (VMIG_REGION_*) and fd (its memfd, or -1), its
+ * VMM the counter vc.
+ */
+static inline vmig_session *vmig_test_region_session(int role, uint8_t *hva,
+						     size_t len,
+						     uint32_t flags, int fd,
+						     struct vmig_vmm_count *vc)
+{
+	struct vmig_session_params p = { .size = sizeof(p), .role = role };
+	struct vmig_region reg = { .size = sizeof(reg), .fd = fd,
+				   .name = "ram", .length = len, .hva = hva,
+				   .flags = flags };
+	vmig_session *s = NULL;
+
+	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
+	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
+	return s;
+}
+
+/*
  * A new session of role with one anonymous region of len bytes, mapped at
  * *mem (a pattern written into it when data, zero otherwise), its VMM the
  * counter vc.
@@ -57,10 +79,6 @@ static inline vmig_session *vmig_test_ram_session(int role, size_t len,
 						  struct vmig_vmm_count *vc,
 						  uint8_t **mem)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
-				   .name = "ram", .length = len };
-	vmig_session *s = NULL;
 	size_t i;
 
 	*mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -68,11 +86,7 @@ static inline vmig_session *vmig_test_ram_session(int role, size_t len,
 	CU_ASSERT_FATAL(*mem != MAP_FAILED);
 	for (i = 0; data && i < len; i += 64)
 		(*mem)[i] = (uint8_t)(i / 64 + 1);
-	reg.hva = *mem;
-	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
-	return s;
+	return vmig_test_region_session(role, *mem, len, 0, -1, vc);
 }
 
 /* Frees a session of vmig_test_ram_session() and unmaps its region. */

@@ -373,6 +373,42 @@ static void check_cancelled(const char *report)
 	cJSON_Delete(root);
 }
 
+/* A run's files in the test's directory, named from a prefix. */
+enum { F_SOCK, F_SCFG, F_DCFG, F_EV, F_REP, F_SOUT, F_DOUT, F_COUNT };
+
+struct run_files {
+	char p[F_COUNT][100];
+};
+
+static const char *const run_file_ends[F_COUNT] = {
+	".sock", "-src.json", "-dst.json", "-events", "-report.json",
+	"-src.out", "-dst.out",
+};
+
+static void run_files(struct run_files *f, const char *prefix)
+{
+	int i;
+
+	for (i = 0; i < F_COUNT; i++)
+		snprintf(f->p[i], sizeof(f->p[i]), "%.40s/%.20s%s", tmpdir,
+			 prefix, run_file_ends[i]);
+}
+
+/* A configuration of role on the unix socket sock: memory, then more. */
+static void write_run_config(const char *path, const char *role,
+			     const char *sock, const char *memory,
+			     const char *more)
+{
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+		 "{ \"role\": \"%s\", \"transport\": \"unix:%s\",\n"
+		 "  \"memory\": [ %s ],\n%s"
+		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
+		 role, sock, memory, more);
+	write_file(path, text);
+}
+
 /*
  * SIGINT to a source in iteration 0 of a 1 GiB guest (16 MiB written, at
  * 1 MiB/s): exit status 6, cancelled, the guest runs on the source; the
@@ -380,42 +416,31 @@ static void check_cancelled(const char *report)
  */
 static void test_run_sigint_iteration0(void)
 {
-	char scfg[128], dcfg[128], sock[128], ev[128], rep[128], sout[128],
-		dout[128], text[1024];
+	struct run_files f;
+	char text[1024];
 	pid_t dst, src;
 
-	snprintf(sock, sizeof(sock), "%s/i0.sock", tmpdir);
-	snprintf(scfg, sizeof(scfg), "%s/i0-src.json", tmpdir);
-	snprintf(dcfg, sizeof(dcfg), "%s/i0-dst.json", tmpdir);
-	snprintf(ev, sizeof(ev), "%s/i0-events", tmpdir);
-	snprintf(rep, sizeof(rep), "%s/i0-report.json", tmpdir);
-	snprintf(sout, sizeof(sout), "%s/i0-src.out", tmpdir);
-	snprintf(dout, sizeof(dout), "%s/i0-dst.out", tmpdir);
-	snprintf(text, sizeof(text),
-		 "{ \"role\": \"destination\", \"transport\": \"unix:%s\",\n"
-		 "  \"memory\": [ { \"gpa\": 0, \"size\": \"1G\" } ],\n"
-		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
-		 sock);
-	write_file(dcfg, text);
-	snprintf(text, sizeof(text),
-		 "{ \"role\": \"source\", \"transport\": \"unix:%s\",\n"
-		 "  \"memory\": [ { \"gpa\": 0, \"size\": \"1G\",\n"
-		 "    \"fill\": \"random\", \"fill_size\": \"16M\" } ],\n"
-		 "  \"policies\": { \"bandwidth_limit\": \"1M\" },\n"
-		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
-		 sock);
-	write_file(scfg, text);
-	dst = start(dout, (const char *const[]){ VMIG, "run", dcfg, NULL });
-	CU_ASSERT_FATAL(wait_text(dout, "listening on", dst));
-	src = start(sout, (const char *const[]){ VMIG, "run", scfg, "--events",
-						 ev, "--report", rep, NULL });
-	CU_ASSERT_FATAL(wait_text(ev, "\"phase\":\"pre-copy\"", src));
+	run_files(&f, "i0");
+	write_run_config(f.p[F_DCFG], "destination", f.p[F_SOCK],
+			 "{ \"gpa\": 0, \"size\": \"1G\" }", "");
+	write_run_config(f.p[F_SCFG], "source", f.p[F_SOCK],
+			 "{ \"gpa\": 0, \"size\": \"1G\", \"fill\": \"random\", "
+			 "\"fill_size\": \"16M\" }",
+			 "  \"policies\": { \"bandwidth_limit\": \"1M\" },\n");
+	dst = start(f.p[F_DOUT],
+		    (const char *const[]){ VMIG, "run", f.p[F_DCFG], NULL });
+	CU_ASSERT_FATAL(wait_text(f.p[F_DOUT], "listening on", dst));
+	src = start(f.p[F_SOUT],
+		    (const char *const[]){ VMIG, "run", f.p[F_SCFG], "--events",
+					   f.p[F_EV], "--report", f.p[F_REP],
+					   NULL });
+	CU_ASSERT_FATAL(wait_text(f.p[F_EV], "\"phase\":\"pre-copy\"", src));
 	kill(src, SIGINT);
 	CU_ASSERT_EQUAL(finish(src), 6);
 	CU_ASSERT_EQUAL(finish(dst), 6);
-	vmig_slurp(sout, text, sizeof(text));
+	vmig_slurp(f.p[F_SOUT], text, sizeof(text));
 	CU_ASSERT(has(text, "interrupted: cancelling the migration"));
-	check_cancelled(rep);
+	check_cancelled(f.p[F_REP]);
 }
 
 /*
@@ -427,34 +452,30 @@ static void test_run_sigterm_setup(void)
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	static uint8_t buf[65536];
 	uint8_t hdr[VMIG_TEST_FRAME_HDR];
-	char cfg[128], rep[128], out[128], text[1024];
+	struct run_files f;
+	char text[1024];
 	int lfd, fd;
 	pid_t src;
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s/mute.sock", tmpdir);
-	snprintf(cfg, sizeof(cfg), "%s/mute-src.json", tmpdir);
-	snprintf(rep, sizeof(rep), "%s/mute-report.json", tmpdir);
-	snprintf(out, sizeof(out), "%s/mute-src.out", tmpdir);
-	snprintf(text, sizeof(text),
-		 "{ \"role\": \"source\", \"transport\": \"unix:%s\",\n"
-		 "  \"memory\": [ { \"gpa\": 0, \"size\": \"1M\" } ],\n"
-		 "  \"kernel\": { \"type\": \"simulated\", \"devices\": [] } }\n",
-		 a.sun_path);
-	write_file(cfg, text);
+	run_files(&f, "mute");
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", f.p[F_SOCK]);
+	write_run_config(f.p[F_SCFG], "source", f.p[F_SOCK],
+			 "{ \"gpa\": 0, \"size\": \"1M\" }", "");
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	CU_ASSERT_FATAL(lfd >= 0);
 	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
 	CU_ASSERT_FATAL(listen(lfd, 1) == 0);
-	src = start(out, (const char *const[]){ VMIG, "run", cfg, "--report",
-						rep, NULL });
+	src = start(f.p[F_SOUT],
+		    (const char *const[]){ VMIG, "run", f.p[F_SCFG], "--report",
+					   f.p[F_REP], NULL });
 	fd = accept(lfd, NULL, NULL);
 	CU_ASSERT_FATAL(fd >= 0);
 	CU_ASSERT_EQUAL(read_frame(fd, hdr, buf, sizeof(buf)), 1 /* HELLO */);
 	kill(src, SIGTERM);
 	CU_ASSERT_EQUAL(finish(src), 6);
-	vmig_slurp(out, text, sizeof(text));
+	vmig_slurp(f.p[F_SOUT], text, sizeof(text));
 	CU_ASSERT(has(text, "terminated: cancelling the migration"));
-	check_cancelled(rep);
+	check_cancelled(f.p[F_REP]);
 	close(fd);
 	close(lfd);
 }

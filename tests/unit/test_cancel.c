@@ -152,16 +152,7 @@ static uint8_t *guest_map(size_t len, size_t data)
 static vmig_session *session(int role, uint8_t *mem, size_t len,
 			     uint32_t flags, struct vmig_vmm_count *vc)
 {
-	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = -1,
-				   .name = "ram", .length = len, .hva = mem,
-				   .flags = flags };
-	vmig_session *s = NULL;
-
-	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
-	return s;
+	return vmig_test_region_session(role, mem, len, flags, -1, vc);
 }
 
 struct receiver {

@@ -61,17 +61,8 @@ static uint64_t resident(uint8_t *mem)
 static vmig_session *source(uint8_t *hva, uint32_t flags, int fd,
 			    struct vmig_vmm_count *vc)
 {
-	struct vmig_session_params p = { .size = sizeof(p),
-					 .role = VMIG_ROLE_SOURCE };
-	struct vmig_region reg = { .size = sizeof(reg), .name = "ram",
-				   .length = LEN, .hva = hva, .fd = fd,
-				   .flags = flags };
-	vmig_session *s = NULL;
-
-	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
-	return s;
+	return vmig_test_region_session(VMIG_ROLE_SOURCE, hva, LEN, flags, fd,
+					vc);
 }
 
 static uint8_t *anon_map(void)
