@@ -401,6 +401,12 @@ struct vmig_conn_ops {
 	void (*read_end)(void *opaque, int err);
 	/* The connection is closed and freed. */
 	void (*closed)(void *opaque);
+	/*
+	 * Optional: connecting has begun on c, which vmig_conn_close may
+	 * abandon before connected() ran (connected() then runs with
+	 * -ECANCELED). Only stream connections (unix, tcp) say so.
+	 */
+	void (*connecting)(void *opaque, struct vmig_conn *c);
 };
 
 /*

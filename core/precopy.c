@@ -60,6 +60,8 @@ struct vmig_src {
 	uv_loop_t *loop;
 	enum src_phase phase;
 	char connect_err[512];
+	/* Connecting, not connected yet: a failure abandons it. */
+	struct vmig_conn *connecting;
 
 	/* Sending. */
 	struct vmig_writer w;
@@ -1216,6 +1218,11 @@ static void src_vfail(struct vmig_src *src, int err, bool tell_peer,
 			       0);
 	else
 		src_close_conn(src);
+	/* A connect that never answers does not hold the call back. */
+	if (src->connecting) {
+		vmig_conn_close(src->connecting);
+		src->connecting = NULL;
+	}
 	src_phase(src, SP_FAILED);
 
 	/*
@@ -1576,10 +1583,13 @@ static void src_read_end(void *opaque, int err)
 			   : "the destination closed the connection");
 }
 
+static void src_connecting(void *opaque, struct vmig_conn *c);
+
 static const struct vmig_conn_ops src_conn_ops = {
 	.read_buf = src_read_buf,
 	.read_done = src_read_done,
 	.read_end = src_read_end,
+	.connecting = src_connecting,
 };
 
 /* ------------------------------------------------------------------ */
@@ -1632,10 +1642,17 @@ static void src_hello(struct vmig_src *src)
 		src_phase(src, SP_HELLO);
 }
 
+static void src_connecting(void *opaque, struct vmig_conn *c)
+{
+	((struct vmig_src *)opaque)->connecting = c;
+}
+
 static void src_connected(void *opaque, struct vmig_conn *c, int err)
 {
 	struct vmig_src *src = opaque;
 	int ret;
+
+	src->connecting = NULL;
 
 	if (err < 0) {
 		src_fail(src, err, "%s", src->connect_err);

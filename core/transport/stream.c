@@ -291,6 +291,8 @@ uv_connect_t *vmig_stream_conn_connecting(struct vmig_conn *conn,
 	c->cerr = err;
 	c->cerrlen = errlen;
 	c->creq.data = c;
+	if (conn->ops && conn->ops->connecting)
+		conn->ops->connecting(conn->opaque, conn);
 	return &c->creq;
 }
 

@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -288,6 +290,46 @@ static void test_setup(void)
 	munmap(mem, 16 * PG);
 }
 
+/*
+ * Set-up, still connecting: the destination's accept queue is full (a
+ * backlog of 0 and one connection in it), so the kernel drops the
+ * source's SYN and retries it for minutes. Cancelled once the source says
+ * it sets up (its connect is then issued: the cancel runs on its loop).
+ */
+static void test_connecting(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	struct vmig_vmm_count vc = { 0 };
+	struct canceller c;
+	char addr[64];
+	uint8_t *mem = guest_map(16 * PG, 16 * PG);
+	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ret;
+
+	CU_ASSERT_FATAL(lfd >= 0 && filler >= 0);
+	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
+	CU_ASSERT_FATAL(listen(lfd, 0) == 0);
+	CU_ASSERT_FATAL(connect(filler, (struct sockaddr *)&a, sizeof(a)) ==
+			0);
+	far_policies(s, 0);
+	canceller_start(&c, s, VMIG_PHASE_SETUP);
+	CU_ASSERT_FATAL(vmig_set_event_callback(s, on_event, &c) == 0);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u",
+		 (unsigned int)ntohs(a.sin_port));
+	ret = vmig_migrate(s, addr);
+	CU_ASSERT(canceller_join(&c));
+	check_source_cancelled(s, ret, &vc, 0);
+	close(filler);
+	close(lfd);
+	vmig_session_free(s);
+	munmap(mem, 16 * PG);
+}
+
 #define BIG (1ull << 30)        /* a large guest, mostly never written */
 #define BIG_DATA (8ull << 20)   /* of which data */
 #define TINY_BW (64ull << 10)   /* bytes per second: 128 s of data */
@@ -355,8 +397,9 @@ static void test_destination_receiving(void)
 }
 
 /*
- * The switchover wait: the guest is stopped and the relay holds the
- * destination's ACK (its bound, switchover_timeout_ms, is 60 s away).
+ * The switchover wait: the guest is stopped and the relay holds what the
+ * destination sends after WELCOME, its ACK (the bound,
+ * switchover_timeout_ms, is 60 s away).
  */
 static void test_switchover_wait(void)
 {
@@ -375,12 +418,16 @@ static void test_switchover_wait(void)
 	unix_path(dpath, sizeof(dpath), "swd");
 	unix_path(spath, sizeof(spath), "sws");
 	receiver_start(&r, d, dpath);
-	CU_ASSERT_FATAL(relay_start(&rl, spath, dpath, RELAY_D2S, 0,
-				    VMIG_FRAME_ACK + 0, true) == 0);
+	/* WELCOME (a header alone) goes back, nothing after it. */
+	CU_ASSERT_FATAL(relay_start(&rl, spath, dpath, RELAY_D2S,
+				    VMIG_TEST_FRAME_HDR, VMIG_FRAME_WELCOME + 0,
+				    true) == 0);
 	canceller_start(&c, s, VMIG_PHASE_SWITCHOVER);
 	CU_ASSERT_FATAL(vmig_set_event_callback(s, on_event, &c) == 0);
 	ret = vmig_migrate(s, rl.src_addr);
 	CU_ASSERT(canceller_join(&c));
+	/* The ACK never reached the source. */
+	CU_ASSERT(relay_frame_off(&rl, RELAY_D2S, VMIG_FRAME_ACK + 0) < 0);
 	relay_stop(&rl);
 	pthread_join(r.thread, NULL);
 	check_source_cancelled(s, ret, &svc, 1);
@@ -421,6 +468,7 @@ static void test_destination_listening(void)
 }
 
 static CU_TestInfo tests[] = {
+	{ "set-up: a connect never answered", test_connecting },
 	{ "set-up: a destination that never answers", test_setup },
 	{ "iteration 0 of a large sparse guest, bandwidth-limited",
 	  test_iteration0 },
