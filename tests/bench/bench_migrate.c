@@ -22,7 +22,8 @@
  * written ("fill_size"): 2, 8 and 64 GiB guests with 1 GiB touched. Their
  * resident memory, less the 1 GiB, is vmig's own: what grows with the
  * guest (the bitmaps); sparse-64g's time is that of a 64 GiB guest whose
- * never-touched memory is not read.
+ * never-touched memory is not read (sparse-64g-memfd: the same guest in
+ * a memfd, its holes found with SEEK_DATA).
  *
  * The "cancel-" cases measure how soon a cancel takes effect: SIGINT to
  * the source process at one moment (set-up: this program is a destination
@@ -75,6 +76,7 @@ struct bench_case {
 	const char *verify;  /* NULL: the default (no key) */
 	bool tls;            /* tls-psk: TLS 1.3 with a pre-shared key */
 	bool sparse;         /* one region, of which `random` was written */
+	const char *backing; /* sparse: memory[].backing, or NULL */
 	const char *bandwidth; /* policies.bandwidth_limit, or NULL */
 	unsigned int downtime_ms; /* policies.downtime_limit_ms, or 0 */
 };
@@ -135,6 +137,8 @@ static void memory_json(FILE *f, const struct bench_case *c, bool src)
 		if (src)
 			fprintf(f, ", \"fill\": \"random\", \"fill_size\": %llu",
 				(unsigned long long)c->random);
+		if (c->backing)
+			fprintf(f, ", \"backing\": \"%s\"", c->backing);
 		fprintf(f, " }\n  ],\n");
 		return;
 	}
@@ -717,10 +721,10 @@ static void print_result(const struct bench_case *c, const struct result *r)
 	long guest_kib = (long)(c->random >> 10);
 
 	if (!r->ok) {
-		printf("%-14s n/a: %s\n", c->name, r->error);
+		printf("%-16s n/a: %s\n", c->name, r->error);
 		return;
 	}
-	printf("%-14s %8.2f s  downtime %8.1f ms  %7.1f MiB on the wire  "
+	printf("%-16s %8.2f s  downtime %8.1f ms  %7.1f MiB on the wire  "
 	       "rss src %5ld MiB (data+%ld)  dst %5ld MiB (data+%ld)  "
 	       "plain %6.2f s  "
 	       "ratio %5.2f\n",
@@ -748,6 +752,8 @@ int main(int argc, char **argv)
 		{ "sparse-2g", 2 * GiB, 1 * GiB, .sparse = true },
 		{ "sparse-8g", 8 * GiB, 1 * GiB, .sparse = true },
 		{ "sparse-64g", 64 * GiB, 1 * GiB, .sparse = true },
+		{ "sparse-64g-memfd", 64 * GiB, 1 * GiB, .sparse = true,
+		  .backing = "memfd" },
 	};
 	static const struct cancel_case cancels[] = {
 		{ "cancel-setup", AT_SETUP,

@@ -168,6 +168,46 @@ static void test_anon_extent(void)
 }
 
 /*
+ * The extent of a memfd: runs of data end where the file's data ends,
+ * found in bounded looks; a short hole inside data counts as data (it is
+ * read, never skipped); a page written through another mapping is data.
+ */
+static void test_memfd_extent(void)
+{
+	struct vmig_region_rec reg = { .npages = NPAGES };
+	int fd = memfd_create("extent", MFD_CLOEXEC);
+	uint8_t *m;
+	uint64_t n;
+	bool hole;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(ftruncate(fd, (off_t)LEN) == 0);
+	m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	reg.fd = fd;
+	memset(m, 1, 100 * PG);             /* data [0, 100) */
+	memset(m + 200 * PG, 1, 1801 * PG); /* hole [100, 200), data to 2001 */
+	memset(m + 5000 * PG, 1, PG);       /* hole [2001, 5000), data 5000 */
+	n = vmig_region_extent(&reg, 0, NPAGES, &hole);
+	CU_ASSERT(!hole && n == 2001);
+	n = vmig_region_extent(&reg, 150, NPAGES - 150, &hole);
+	CU_ASSERT(hole && n == 50);
+	n = vmig_region_extent(&reg, 2001, NPAGES - 2001, &hole);
+	CU_ASSERT(hole && n == 2999);
+	n = vmig_region_extent(&reg, 5000, NPAGES - 5000, &hole);
+	CU_ASSERT(!hole && n == 1);
+	n = vmig_region_extent(&reg, 5001, NPAGES - 5001, &hole);
+	CU_ASSERT(hole && n == NPAGES - 5001);
+	/* At most max. */
+	n = vmig_region_extent(&reg, 2001, 10, &hole);
+	CU_ASSERT(hole && n == 10);
+	n = vmig_region_extent(&reg, 0, 10, &hole);
+	CU_ASSERT(!hole && n == 10);
+	munmap(m, LEN);
+	close(fd);
+}
+
+/*
  * Private anonymous memory, 3 pages of 16384 written: with the flag the
  * source reads only those (and sends the rest as zero); without it, it
  * reads everything.
@@ -242,6 +282,7 @@ static CU_TestInfo tests[] = {
 	{ "pagemap: present or swapped is data", test_pagemap_bits },
 	{ "private anonymous: extents", test_anon_extent },
 	{ "private anonymous: holes not read", test_anon_holes_not_read },
+	{ "memfd: extents", test_memfd_extent },
 	{ "memfd: holes not read", test_memfd_holes_not_read },
 	CU_TEST_INFO_NULL,
 };
