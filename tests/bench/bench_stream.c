@@ -179,39 +179,25 @@ static int vmig_once(const char *address, void *src_mem, void *dst_mem,
 
 struct plain {
 	int fd;
+	bool send;  /* writes the bytes, else reads them */
 	uint8_t *mem;
 	size_t len;
-	double first, last;
+	double first, last; /* the first chunk moved, the last one */
 };
 
-static void *plain_send(void *opaque)
+/* Moves p's bytes through its socket, a large buffer at a time. */
+static void *plain_move(void *opaque)
 {
 	struct plain *p = opaque;
 	size_t off = 0;
 
 	while (off < p->len) {
 		size_t n = p->len - off < CHUNK ? p->len - off : CHUNK;
-		ssize_t w = write(p->fd, p->mem + off, n);
-
-		if (w <= 0) {
-			perror("write");
-			break;
-		}
-		off += (size_t)w;
-	}
-	return NULL;
-}
-
-static void plain_receive(struct plain *p)
-{
-	size_t off = 0;
-
-	while (off < p->len) {
-		size_t n = p->len - off < CHUNK ? p->len - off : CHUNK;
-		ssize_t r = read(p->fd, p->mem + off, n);
+		ssize_t r = p->send ? write(p->fd, p->mem + off, n)
+				    : read(p->fd, p->mem + off, n);
 
 		if (r <= 0) {
-			perror("read");
+			perror(p->send ? "write" : "read");
 			break;
 		}
 		if (!off)
@@ -219,6 +205,7 @@ static void plain_receive(struct plain *p)
 		off += (size_t)r;
 	}
 	p->last = now_s();
+	return NULL;
 }
 
 /* A connected pair of the kind: unix (stream) or TCP on loopback. */
@@ -274,13 +261,13 @@ static void socket_pair(bool tcp, int *a, int *b)
 static double plain_once(bool tcp, uint8_t *src_mem, uint8_t *dst_mem,
 			 size_t len)
 {
-	struct plain tx = { .mem = src_mem, .len = len };
+	struct plain tx = { .send = true, .mem = src_mem, .len = len };
 	struct plain rx = { .mem = dst_mem, .len = len };
 	pthread_t th;
 
 	socket_pair(tcp, &tx.fd, &rx.fd);
-	pthread_create(&th, NULL, plain_send, &tx);
-	plain_receive(&rx);
+	pthread_create(&th, NULL, plain_move, &tx);
+	plain_move(&rx);
 	pthread_join(th, NULL);
 	close(tx.fd);
 	close(rx.fd);

@@ -6,14 +6,12 @@
 #ifndef VMIG_TEST_VCPU_PLUGIN_H
 #define VMIG_TEST_VCPU_PLUGIN_H
 
-#include <vmig/plugin.h>
+#include "common/test_plugin.h"
 
 /* The plugin name_, of page sizes page_sizes_, whose operations are ops_. */
 #define VMIG_TEST_VCPU_PLUGIN(name_, page_sizes_, ops_)                        \
 	{                                                                      \
-		.size = sizeof(struct vmig_plugin),                            \
-		.abi_major = VMIG_PLUGIN_ABI_MAJOR,                            \
-		.abi_minor = VMIG_PLUGIN_ABI_MINOR,                            \
+		VMIG_TEST_PLUGIN_ABI,                                          \
 		.name = name_, .version = "1",                                 \
 		.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_GPA),                  \
 		.precision = VMIG_PRECISION_EXACT,                             \

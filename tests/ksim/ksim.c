@@ -1519,9 +1519,11 @@ static void device_free(struct ksim *k, struct ksim_device *d)
 {
 	int i;
 
-	for (i = 0; i < KSIM_EXT_NR; i++)
+	for (i = 0; i < KSIM_EXT_NR; i++) {
 		if (ksim_exts[i] && ksim_exts[i]->device_free)
 			ksim_exts[i]->device_free(k, d);
+		free(d->ext[i]);
+	}
 	ksim_pins_clear(d);
 	ksim_edu_free(d);
 	free(d->name);

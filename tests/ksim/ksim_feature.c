@@ -1762,8 +1762,6 @@ static void feature_device_free(struct ksim *k, struct ksim_device *d)
 	sessions_end(f);
 	log_teardown(f);
 	free(f->blob);
-	free(f);
-	d->ext[KSIM_EXT_FEATURE] = NULL;
 }
 
 /*

@@ -158,7 +158,7 @@ struct ksim_device {
 	size_t nr_pins;
 	size_t cap_pins;
 
-	/* Per-device state of each part (freed by its device_free hook). */
+	/* Per-device state of each part (freed after its device_free hook). */
 	void *ext[KSIM_EXT_NR];
 	struct ksim_edu *edu;       /* QEMU's edu model, or NULL */
 	struct ksim_device *next;
@@ -344,7 +344,10 @@ struct ksim_ext {
 	 * going away).
 	 */
 	void (*device_removed)(struct ksim *k, struct ksim_device *d);
-	/* Frees d->ext[id] (at ksim_free, or when the add failed). */
+	/*
+	 * Frees what d->ext[id] holds (at ksim_free, or when the add
+	 * failed); ksim frees d->ext[id] itself after it.
+	 */
 	void (*device_free)(struct ksim *k, struct ksim_device *d);
 	/* munmap of a range this part mapped: 0, an errno, or KSIM_PASS. */
 	int (*munmap)(struct ksim *k, void *addr, size_t len);

@@ -2875,13 +2875,6 @@ static void ifd_device_removed(struct ksim *k, struct ksim_device *d)
 		cdev_unbind(k, id->bound);
 }
 
-static void ifd_device_free(struct ksim *k, struct ksim_device *d)
-{
-	(void)k;
-	free(d->ext[KSIM_EXT_IOMMUFD]);
-	d->ext[KSIM_EXT_IOMMUFD] = NULL;
-}
-
 const struct ksim_ext ksim_ext_iommufd = {
 	.name = "iommufd",
 	.init = ifd_init,
@@ -2890,5 +2883,4 @@ const struct ksim_ext ksim_ext_iommufd = {
 	.device_ioctl = ifd_device_ioctl,
 	.device_added = ifd_device_added,
 	.device_removed = ifd_device_removed,
-	.device_free = ifd_device_free,
 };

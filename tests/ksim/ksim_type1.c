@@ -2044,17 +2044,9 @@ static void t1_device_removed(struct ksim *k, struct ksim_device *d)
 		group_detach_container(k, g);
 }
 
-static void t1_device_free(struct ksim *k, struct ksim_device *d)
-{
-	(void)k;
-	free(d->ext[KSIM_EXT_TYPE1]);
-	d->ext[KSIM_EXT_TYPE1] = NULL;
-}
-
 const struct ksim_ext ksim_ext_type1 = {
 	.name = "vfio-type1",
 	.open = t1_open,
 	.device_added = t1_device_added,
 	.device_removed = t1_device_removed,
-	.device_free = t1_device_free,
 };

@@ -12,6 +12,8 @@
 
 #include <vmig/plugin.h>
 
+#include "common/test_plugin.h"
+
 struct good_instance {
 	const struct vmig_host *host;
 	unsigned int probes;
@@ -57,19 +59,10 @@ static const struct vmig_source_ops good_ops = {
 	.probe = good_probe,
 };
 
-static const struct vmig_plugin good_plugin = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = "test-good",
-	.version = "1.0.0",
-	.description = "a loader test plugin that tracks nothing",
-	.device_kinds = VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI),
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_TYPE1),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = VMIG_PAGE_SIZE,
-	.ops = &good_ops,
-};
+static const struct vmig_plugin good_plugin =
+	VMIG_TEST_LOADER_PLUGIN("test-good",
+				"a loader test plugin that tracks nothing",
+				good_ops);
 
 VMIG_PLUGIN_EXPORT const struct vmig_plugin *
 VMIG_PLUGIN_ENTRY(const struct vmig_host *host, uint32_t abi_major)

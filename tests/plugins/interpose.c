@@ -13,6 +13,8 @@
 
 #include <vmig/plugin.h>
 
+#include "common/test_plugin.h"
+
 #if !defined(INTERPOSE_NAME) || !defined(INTERPOSE_VALUE)
 #error "define INTERPOSE_NAME and INTERPOSE_VALUE"
 #endif
@@ -57,19 +59,10 @@ static const struct vmig_source_ops ip_ops = {
 	.probe = ip_probe,
 };
 
-static const struct vmig_plugin ip_plugin = {
-	.size = sizeof(struct vmig_plugin),
-	.abi_major = VMIG_PLUGIN_ABI_MAJOR,
-	.abi_minor = VMIG_PLUGIN_ABI_MINOR,
-	.name = INTERPOSE_NAME,
-	.version = "1.0.0",
-	.description = "a loader test plugin exporting a clashing symbol",
-	.device_kinds = VMIG_KIND_BIT(VMIG_DEVICE_VFIO_PCI),
-	.iommu_kinds = VMIG_KIND_BIT(VMIG_IOMMU_TYPE1),
-	.precision = VMIG_PRECISION_EXACT,
-	.page_sizes = VMIG_PAGE_SIZE,
-	.ops = &ip_ops,
-};
+static const struct vmig_plugin ip_plugin =
+	VMIG_TEST_LOADER_PLUGIN(INTERPOSE_NAME,
+				"a loader test plugin exporting a clashing symbol",
+				ip_ops);
 
 VMIG_PLUGIN_EXPORT const struct vmig_plugin *
 VMIG_PLUGIN_ENTRY(const struct vmig_host *host, uint32_t abi_major)

@@ -25,6 +25,7 @@
 #include <vmig/vmig.h>
 
 #include "unit/testutil.h"
+#include "unit/sessionutil.h"
 
 #define MEM (1u << 20)
 
@@ -55,21 +56,13 @@ struct vmm {
 	uint32_t cpu_version;  /* loaded: the version the source sent */
 	int fail_load;         /* destination: cpu load fails with it */
 	int fail_save;         /* source: cpu save_final fails with it */
-	char log[16384];
+	struct vmig_test_log log;
 };
 
 static void note(struct vmm *v, char c)
 {
 	if (v->ncalls + 1 < sizeof(v->calls))
 		v->calls[v->ncalls++] = c;
-}
-
-static void on_log(void *opaque, enum vmig_log_level level, const char *msg)
-{
-	struct vmm *v = opaque;
-
-	(void)level;
-	vmig_test_log_append(v->log, sizeof(v->log), msg);
 }
 
 static int vmm_stop(void *opaque)
@@ -210,8 +203,8 @@ static void vmm_init(struct vmm *v, uint32_t role)
 	struct vmig_session_params p = {
 		.size = sizeof(p),
 		.role = role,
-		.log = on_log,
-		.log_opaque = v,
+		.log = vmig_test_session_log,
+		.log_opaque = &v->log,
 		.log_level = VMIG_LOG_DEBUG,
 	};
 	static const struct vmig_vmm_ops ops = {
@@ -263,17 +256,9 @@ static void vmm_fini(struct vmm *v)
 /* A number of the session's report. */
 static uint64_t report_u64(vmig_session *s, const char *key)
 {
-	char buf[65536];
-	const cJSON *item;
-	cJSON *root;
-	uint64_t v = UINT64_MAX;
+	cJSON *root = json_session_report(s);
+	uint64_t v = (uint64_t)json_num(root, key);
 
-	CU_ASSERT_FATAL(vmig_report_json(s, buf, sizeof(buf)) > 0);
-	root = cJSON_Parse(buf);
-	CU_ASSERT_FATAL(root != NULL);
-	item = cJSON_GetObjectItem(root, key);
-	if (cJSON_IsNumber(item))
-		v = (uint64_t)item->valuedouble;
 	cJSON_Delete(root);
 	return v;
 }
@@ -328,7 +313,7 @@ static void test_state_travels(void)
 		  sizeof(struct cpu) + sizeof(src.uart.fifo) + 8);
 	CU_ASSERT_EQUAL(report_u64(dst.s, "vmm_state_bytes"),
 			report_u64(src.s, "vmm_state_bytes"));
-	CU_ASSERT(has(src.log, "source: VMM state section \"uart\" "
+	CU_ASSERT(has(src.log.text, "source: VMM state section \"uart\" "
 			  "(version 1) travels"));
 	vmm_fini(&src);
 	vmm_fini(&dst);
