@@ -545,11 +545,13 @@ static void test_sigint_source(void)
 	path_in(sock, sizeof(sock), "int.sock");
 	snprintf(addr, sizeof(addr), "unix:%s", sock);
 	CU_ASSERT_FATAL(start_destination(&r, addr));
-	start_source(&r, r.addr, POLICIES_SLOW, false);
+	start_source(&r, r.addr, POLICIES_SLOW, true);
 	/*
 	 * The migration runs from here, and cannot end by itself for a long
 	 * while (POLICIES_SLOW never converges, and iteration 0 alone is
-	 * 8 s of data at 2 MiB/s): no need to guess a moment.
+	 * 8 s of data at 2 MiB/s: region "low" is full of data, which
+	 * iteration 0 must read, unlike never-written memory): no need to
+	 * guess a moment.
 	 */
 	CU_ASSERT(wait_for(r.src.err, "source: iteration 0:", 20000));
 	kill(r.src.pid, SIGINT);
@@ -580,11 +582,13 @@ static void test_kill_destination(void)
 
 	CU_ASSERT_FATAL(start_destination(&r, "tcp:127.0.0.1:0"));
 	snprintf(addr, sizeof(addr), "%s", r.addr);
-	start_source(&r, addr, POLICIES_SLOW, false);
+	start_source(&r, addr, POLICIES_SLOW, true);
 	/*
 	 * The migration runs from here, and cannot end by itself for a long
 	 * while (POLICIES_SLOW never converges, and iteration 0 alone is
-	 * 8 s of data at 2 MiB/s): no need to guess a moment.
+	 * 8 s of data at 2 MiB/s: region "low" is full of data, which
+	 * iteration 0 must read, unlike never-written memory): no need to
+	 * guess a moment.
 	 */
 	CU_ASSERT(wait_for(r.src.err, "source: iteration 0:", 20000));
 	kill(r.dst.pid, SIGKILL);
@@ -782,7 +786,7 @@ static void run_through_proxy(struct run *r, struct proxy *p,
 	CU_ASSERT_FATAL(start_destination(r, addr));
 	proxy_start(p, r->addr);
 	snprintf(addr, sizeof(addr), "unix:%s", p->path);
-	start_source(r, addr, policies, false);
+	start_source(r, addr, policies, true);
 	s_st = reap(&r->src, WAIT_MS);
 	d_st = reap(&r->dst, WAIT_MS);
 	if (s_st != 1 || d_st != 1)
