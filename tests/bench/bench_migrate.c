@@ -599,7 +599,11 @@ static void run_cancel(const char *vmig, const char *dir,
 
 static void plain_receiver(int lfd, uint64_t bytes)
 {
-	/* Fresh memory, as a destination VMM's guest RAM. */
+	/*
+	 * Fresh memory, as a destination VMM's guest RAM, with transparent
+	 * huge pages as vmig's own guest memory has them: the comparison
+	 * must not pay page faults that the migration does not.
+	 */
 	uint8_t *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
 			    0);
@@ -609,6 +613,7 @@ static void plain_receiver(int lfd, uint64_t bytes)
 
 	if (mem == MAP_FAILED)
 		_exit(2);
+	madvise(mem, bytes, MADV_HUGEPAGE);
 	fd = accept(lfd, NULL, NULL);
 	if (fd < 0)
 		_exit(2);
@@ -640,9 +645,10 @@ static double plain_transfer(uint64_t bytes)
 	char ack;
 
 	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		die("mmap");
+	madvise(mem, bytes, MADV_HUGEPAGE);
 	for (i = 0; i < bytes / 8; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
