@@ -14,9 +14,14 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -397,12 +402,75 @@ static uint64_t anon_extent(const struct vmig_region_rec *reg, uint64_t p,
 uint64_t vmig_region_extent(const struct vmig_region_rec *reg, uint64_t p,
 			    uint64_t max, bool *hole)
 {
-	if (reg->fd >= 0)
+	if (reg->fd_holes)
 		return fd_extent(reg, p, max, hole);
 	if (reg->anon_private)
 		return anon_extent(reg, p, max, hole);
 	*hole = false;
 	return max;
+}
+
+/*
+ * Whether every mapping of [hva, hva + len) in /proc/self/maps is shared
+ * (want_shared) of the file dev:ino at the offsets off on, or private
+ * and anonymous (inode 0). 1 yes, 0 no or unknown.
+ */
+static int maps_cover(const uint8_t *hva, uint64_t len, bool want_shared,
+		      unsigned long long dev_major, unsigned long long dev_minor,
+		      unsigned long long ino, uint64_t off)
+{
+	uintptr_t cur = (uintptr_t)hva, end = (uintptr_t)hva + len;
+	char line[4096], perms[8];
+	int ok = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		return 0;
+	while (cur < end && fgets(line, sizeof(line), f)) {
+		unsigned long long start, stop, foff, ma, mi, in;
+
+		if (sscanf(line, "%llx-%llx %7s %llx %llx:%llx %llu", &start,
+			   &stop, perms, &foff, &ma, &mi, &in) != 7)
+			break;
+		if (stop <= cur)
+			continue;
+		if (start > cur || strlen(perms) < 4)
+			break; /* a gap */
+		if (want_shared ? perms[3] != 's' || in != ino ||
+					  ma != dev_major || mi != dev_minor ||
+					  foff + (cur - start) !=
+						  off + (cur - (uintptr_t)hva)
+				: perms[3] != 'p' || in != 0)
+			break;
+		cur = stop;
+	}
+	ok = cur >= end;
+	fclose(f);
+	return ok;
+}
+
+int vmig_region_backing(struct vmig_region_rec *reg, char *why,
+			size_t whylen)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	reg->fd_holes = false;
+	if (reg->fd >= 0 && !fstat(reg->fd, &st) && S_ISREG(st.st_mode) &&
+	    !fstatfs(reg->fd, &sfs) && sfs.f_type == TMPFS_MAGIC)
+		reg->fd_holes = maps_cover(reg->hva, reg->length, true,
+					   major(st.st_dev), minor(st.st_dev),
+					   (unsigned long long)st.st_ino,
+					   reg->fd_offset) == 1;
+	if (reg->anon_private &&
+	    maps_cover(reg->hva, reg->length, false, 0, 0, 0, 0) != 1) {
+		snprintf(why, whylen,
+			 "VMIG_REGION_ANON_PRIVATE, but its memory is not "
+			 "private anonymous memory of this process (a file, "
+			 "shared or hugetlb memory, or not mapped)");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 bool vmig_page_is_zero(const void *p)

@@ -379,6 +379,17 @@ uint64_t vmig_region_extent(const struct vmig_region_rec *reg, uint64_t p,
 			    uint64_t max, bool *hole);
 /* A /proc/self/pagemap entry names a hole: neither present nor swapped. */
 bool vmig_pagemap_hole(uint64_t entry);
+/*
+ * What vmig_region_add learns of a region's backing, from the kernel
+ * (fstat, fstatfs, /proc/self/maps): whether its fd's holes may be
+ * trusted (a tmpfs file, a memfd, that every mapping of hva..hva+len
+ * maps shared at the offsets fd_offset on), and, for a region the VMM
+ * flagged VMIG_REGION_ANON_PRIVATE, whether that is true (every mapping
+ * private and anonymous: not hugetlb, not a file). Returns 0, or -EINVAL
+ * with why in why (the flag is wrong).
+ */
+int vmig_region_backing(struct vmig_region_rec *reg, char *why,
+			size_t whylen);
 
 /* core/transport/: the connections a stream runs over */
 

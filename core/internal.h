@@ -52,9 +52,15 @@ struct vmig_region_rec {
 	bool fresh;
 	/*
 	 * VMIG_REGION_ANON_PRIVATE: private anonymous memory of this
-	 * process, whose never-written pages pagemap shows.
+	 * process, whose never-written pages pagemap shows (checked at
+	 * vmig_region_add: no hugetlb, no file).
 	 */
 	bool anon_private;
+	/*
+	 * fd is a tmpfs file (a memfd) that hva maps shared at fd_offset
+	 * (checked at vmig_region_add): its holes are never-written pages.
+	 */
+	bool fd_holes;
 };
 
 struct vmig_mapping_rec {

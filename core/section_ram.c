@@ -36,7 +36,8 @@ struct ram {
 	/*
 	 * The backing's last answer: pages [ext_start, ext_end) of region
 	 * ext_region are all holes (never written: sent as zero, unread)
-	 * or all maybe data. Asked again each pass.
+	 * or all maybe data. Valid within one fill and one dirty run only
+	 * (see ram_extent).
 	 */
 	uint32_t ext_region;
 	uint64_t ext_start, ext_end;
@@ -137,7 +138,12 @@ static uint64_t ram_same_run(const uint8_t *p, uint64_t max, bool zero)
  * The pages from the cursor on (at most max) that the backing says are
  * all holes (*hole) or all maybe data. A page that is a hole now reads as
  * zero now: sending it as zero unread is what reading it would have done,
- * and a write after this look is tracked like one after a read.
+ * and a write after this look is tracked like one after a read, as long
+ * as nothing can set a dirty bit of the bitmap being sent between the
+ * look and the frame. The VMM's calls (an unmap's harvest, a hot-plug's
+ * ranges) can, but only between two fills, and only in pages of another
+ * run: so the answer is kept within the dirty run it was asked for and
+ * forgotten at the start of each fill (ram_save).
  */
 static uint64_t ram_extent(struct ram *r, const struct vmig_region_rec *reg,
 			   uint64_t max, bool *hole)
@@ -146,7 +152,7 @@ static uint64_t ram_extent(struct ram *r, const struct vmig_region_rec *reg,
 
 	if (r->ext_region != r->region || p < r->ext_start ||
 	    p >= r->ext_end) {
-		n = reg->npages - p < EXTENT_MAX ? reg->npages - p : EXTENT_MAX;
+		n = r->run_end - p < EXTENT_MAX ? r->run_end - p : EXTENT_MAX;
 		r->ext_region = r->region;
 		r->ext_start = p;
 		r->ext_end = p + vmig_region_extent(reg, p, n, &r->ext_hole);
@@ -204,6 +210,8 @@ static int ram_save(struct vmig_section *sec, struct vmig_section_sink *out)
 	uint8_t *hdr;
 	int ret;
 
+	/* The backing's answers of the last fill are stale (ram_extent). */
+	ram_of(sec)->ext_end = 0;
 	while ((hdr = out->next(out->opaque))) {
 		if (!ram_next_run(sec))
 			return 1;

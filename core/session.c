@@ -405,7 +405,9 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 			     uint32_t *out_index)
 {
 	struct vmig_region_rec *arr, *rec;
+	char why[256];
 	size_t i;
+	int ret;
 
 	if (!s)
 		return -EINVAL;
@@ -474,6 +476,14 @@ VMIG_API int vmig_region_add(vmig_session *s, const struct vmig_region *r,
 		free(rec->name);
 		free(rec->dirty);
 		return -ENOMEM;
+	}
+	if (vmig_region_backing(rec, why, sizeof(why)) < 0) {
+		ret = vmig_fail(s, -EINVAL, "region %s (0x%llx+0x%llx): %s",
+				rec->name, (unsigned long long)r->gpa,
+				(unsigned long long)r->length, why);
+		free(rec->name);
+		free(rec->dirty);
+		return ret;
 	}
 	if (out_index)
 		*out_index = (uint32_t)s->nr_regions;

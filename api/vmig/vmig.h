@@ -264,12 +264,19 @@ VMIG_API int vmig_set_preference(vmig_session *s, const char *const *names,
 #define VMIG_REGION_FRESH 0x1u
 /*
  * ANON_PRIVATE: hva is private anonymous memory of this process
- * (MAP_PRIVATE | MAP_ANONYMOUS), written only through this process's page
- * tables (vCPUs, DMA to pinned pages). A source then does not read a page
- * that /proc/self/pagemap shows neither present nor swapped: it was never
- * written and is sent as zero. A region with an fd (its memfd) needs no
- * flag: the file's holes (lseek SEEK_DATA/SEEK_HOLE, which moves the fd's
- * offset) are not read.
+ * (MAP_PRIVATE | MAP_ANONYMOUS, 4 KiB or transparent huge pages, not
+ * hugetlb), written only through this process's page tables (vCPUs, DMA
+ * to pinned pages). A source then does not read a page that
+ * /proc/self/pagemap shows neither present nor swapped: it was never
+ * written and is sent as zero. vmig_region_add checks the mappings
+ * (/proc/self/maps) and refuses the flag with -EINVAL on anything else.
+ * Never set it on memory registered with userfaultfd in missing mode (a
+ * page not yet filled is a hole whose contents are not zero).
+ *
+ * A region with an fd needs no flag: when the fd is a tmpfs file (a
+ * memfd) that every mapping of hva maps shared at fd_offset onwards
+ * (vmig_region_add checks), the file's holes (lseek SEEK_DATA/SEEK_HOLE,
+ * which moves the fd's offset) are not read; any other fd is not used.
  */
 #define VMIG_REGION_ANON_PRIVATE 0x2u
 
@@ -280,7 +287,7 @@ struct vmig_region {
 	uint64_t gpa;     /* guest-physical start, 4 KiB aligned */
 	uint64_t length;  /* bytes, a multiple of 4 KiB */
 	void *hva;        /* where the VMM mapped it */
-	int32_t fd;       /* backing memfd, or -1 */
+	int32_t fd;       /* backing memfd, or -1 (see ANON_PRIVATE) */
 	uint32_t reserved;
 	uint64_t fd_offset;
 };

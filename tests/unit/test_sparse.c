@@ -19,13 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
 #include <vmig/vmig.h>
 
 #include "core/engine.h"
+#include "core/section.h"
 #include "testutil.h"
 #include "common/vmmcount.h"
 
@@ -43,6 +46,14 @@ static void write_pages(uint8_t *mem)
 
 	for (i = 0; i < NWRITTEN; i++)
 		memset(mem + written[i] * PG, (int)(0xa0 + i), PG);
+}
+
+/* Whether fd's file is on tmpfs. */
+static bool vmig_test_on_tmpfs(int fd)
+{
+	struct statfs sfs;
+
+	return !fstatfs(fd, &sfs) && sfs.f_type == TMPFS_MAGIC;
 }
 
 /* Pages of [mem, mem + LEN) that mincore says are resident. */
@@ -174,8 +185,9 @@ static void test_anon_extent(void)
  */
 static void test_memfd_extent(void)
 {
-	struct vmig_region_rec reg = { .npages = NPAGES };
+	struct vmig_region_rec reg = { .npages = NPAGES, .length = LEN };
 	int fd = memfd_create("extent", MFD_CLOEXEC);
+	char why[256];
 	uint8_t *m;
 	uint64_t n;
 	bool hole;
@@ -185,6 +197,10 @@ static void test_memfd_extent(void)
 	m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CU_ASSERT_FATAL(m != MAP_FAILED);
 	reg.fd = fd;
+	reg.hva = m;
+	/* A memfd that hva maps shared: its holes are trusted. */
+	CU_ASSERT_FATAL(vmig_region_backing(&reg, why, sizeof(why)) == 0);
+	CU_ASSERT_FATAL(reg.fd_holes);
 	memset(m, 1, 100 * PG);             /* data [0, 100) */
 	memset(m + 200 * PG, 1, 1801 * PG); /* hole [100, 200), data to 2001 */
 	memset(m + 5000 * PG, 1, PG);       /* hole [2001, 5000), data 5000 */
@@ -278,12 +294,173 @@ static void test_memfd_holes_not_read(void)
 	close(fd);
 }
 
+/*
+ * An fd whose holes do not describe hva's pages is never trusted: a
+ * private mapping of the memfd (writes go to private copies, the file
+ * stays a hole), a shared mapping at another offset, a file not on
+ * tmpfs. Every page is then data, read and sent.
+ */
+static void test_fd_not_trusted(void)
+{
+	struct vmig_region_rec reg = { .npages = NPAGES, .length = LEN };
+	int fd = memfd_create("untrusted", MFD_CLOEXEC);
+	char path[] = "/var/tmp/vmig-sparse-XXXXXX", why[256];
+	uint8_t *m;
+	uint64_t n;
+	bool hole;
+	int ffd;
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(ftruncate(fd, (off_t)(2 * LEN)) == 0);
+	reg.fd = fd;
+	m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	memset(m + 10 * PG, 0xab, PG);
+	reg.hva = m;
+	CU_ASSERT(vmig_region_backing(&reg, why, sizeof(why)) == 0);
+	CU_ASSERT(!reg.fd_holes);
+	n = vmig_region_extent(&reg, 0, NPAGES, &hole);
+	CU_ASSERT(!hole && n == NPAGES);
+	munmap(m, LEN);
+	/* Shared, but at offset LEN while the VMM says 0. */
+	m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)LEN);
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	reg.hva = m;
+	CU_ASSERT(vmig_region_backing(&reg, why, sizeof(why)) == 0);
+	CU_ASSERT(!reg.fd_holes);
+	reg.fd_offset = LEN;
+	CU_ASSERT(vmig_region_backing(&reg, why, sizeof(why)) == 0);
+	CU_ASSERT(reg.fd_holes);
+	munmap(m, LEN);
+	close(fd);
+	/* A sparse file where /var/tmp is not tmpfs: its holes are not
+	 * trusted (a private mapping of one would lose every write). */
+	ffd = mkstemp(path);
+	CU_ASSERT_FATAL(ffd >= 0);
+	unlink(path);
+	CU_ASSERT_FATAL(ftruncate(ffd, (off_t)LEN) == 0);
+	m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, ffd, 0);
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	reg.fd = ffd;
+	reg.fd_offset = 0;
+	reg.hva = m;
+	CU_ASSERT(vmig_region_backing(&reg, why, sizeof(why)) == 0);
+	CU_ASSERT_EQUAL(reg.fd_holes, vmig_test_on_tmpfs(ffd));
+	munmap(m, LEN);
+	close(ffd);
+}
+
+/* VMIG_REGION_ANON_PRIVATE on memory that is not private anonymous. */
+static void test_anon_flag_checked(void)
+{
+	struct vmig_region r = { .size = sizeof(r), .gpa = 0, .length = LEN,
+				 .flags = VMIG_REGION_ANON_PRIVATE, .fd = -1 };
+	int fd = memfd_create("flagged", MFD_CLOEXEC);
+	vmig_session *s = NULL;
+	uint8_t *shared, *file;
+
+	CU_ASSERT_FATAL(fd >= 0 && ftruncate(fd, (off_t)LEN) == 0);
+	shared = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	file = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CU_ASSERT_FATAL(shared != MAP_FAILED && file != MAP_FAILED);
+	CU_ASSERT_FATAL(vmig_session_new(NULL, &s) == 0);
+	r.hva = shared;
+	CU_ASSERT_EQUAL(vmig_region_add(s, &r, NULL), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(s), "VMIG_REGION_ANON_PRIVATE, but its "
+				      "memory is not private anonymous"));
+	r.hva = file;
+	CU_ASSERT_EQUAL(vmig_region_add(s, &r, NULL), -EINVAL);
+	vmig_session_free(s);
+	munmap(shared, LEN);
+	munmap(file, LEN);
+	close(fd);
+}
+
+struct sink {
+	uint8_t hdr[4][VMIG_FRAME_HDR];
+	int n, room;
+};
+
+static uint8_t *sink_next(void *o)
+{
+	struct sink *k = o;
+
+	return k->room > 0 ? k->hdr[k->n] : NULL;
+}
+
+static int sink_add(void *o, const void *d, size_t len, bool own)
+{
+	struct sink *k = o;
+
+	(void)d;
+	(void)len;
+	(void)own;
+	k->n++;
+	k->room--;
+	return 0;
+}
+
+/*
+ * The backing's answer is not kept past a fill: a page that was a hole
+ * when one fill looked, then written and its write merged into the
+ * bitmap being sent between two fills (an unmap's harvest does that), is
+ * read and sent as data, never as zero.
+ */
+static void test_hole_answer_not_stale(void)
+{
+	struct vmig_vmm_count vc = { 0 };
+	struct vmig_iter_stats it = { 0 };
+	struct sink k = { .room = 1 };
+	struct vmig_section_sink out = { .next = sink_next, .add = sink_add,
+					 .opaque = &k, .it = &it };
+	struct vmig_section sec = { .ops = &vmig_section_ram };
+	struct vmig_region_rec *reg;
+	struct vmig_frame f;
+	uint8_t *mem = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	vmig_session *s;
+
+	CU_ASSERT_FATAL(mem != MAP_FAILED);
+	madvise(mem, LEN, MADV_NOHUGEPAGE);
+	s = vmig_test_region_session(VMIG_ROLE_SOURCE, mem, LEN,
+				     VMIG_REGION_ANON_PRIVATE, -1, &vc);
+	sec.s = s;
+	reg = &s->regions[0];
+	/* Page 0: written, dirty, then discarded: a hole that is dirty. */
+	memset(mem, 1, PG);
+	madvise(mem, PG, MADV_DONTNEED);
+	vmig_bitmap_set(reg->dirty, 0, 1);
+	CU_ASSERT_FATAL(vmig_section_ram.setup(&sec) == 0);
+	vmig_section_ram.pass_begin(&sec, 1, false);
+	CU_ASSERT(vmig_section_ram.save_live(&sec, &out) == 0);
+	CU_ASSERT_EQUAL_FATAL(k.n, 1);
+	vmig_frame_unpack(k.hdr[0], &f);
+	CU_ASSERT(f.type == VMIG_FRAME_ZERO && f.b == 0 && f.c == 1);
+	/* Between two fills: page 10 written, its bit merged. */
+	memset(mem + 10 * PG, 0xab, PG);
+	vmig_bitmap_set(reg->dirty, 10, 1);
+	k.room = 1;
+	vmig_section_ram.save_live(&sec, &out);
+	CU_ASSERT_EQUAL_FATAL(k.n, 2);
+	vmig_frame_unpack(k.hdr[1], &f);
+	CU_ASSERT(f.type == VMIG_FRAME_PAGES && f.b == 10 && f.c == 1);
+	vmig_section_ram.cleanup(&sec);
+	vmig_session_free(s);
+	munmap(mem, LEN);
+}
+
 static CU_TestInfo tests[] = {
 	{ "pagemap: present or swapped is data", test_pagemap_bits },
 	{ "private anonymous: extents", test_anon_extent },
 	{ "private anonymous: holes not read", test_anon_holes_not_read },
 	{ "memfd: extents", test_memfd_extent },
 	{ "memfd: holes not read", test_memfd_holes_not_read },
+	{ "an fd whose holes are not hva's", test_fd_not_trusted },
+	{ "the anonymous flag is checked", test_anon_flag_checked },
+	{ "a hole's answer does not outlive a fill",
+	  test_hole_answer_not_stale },
 	CU_TEST_INFO_NULL,
 };
 
