@@ -1615,6 +1615,14 @@ static void src_hello(struct vmig_src *src)
 	n.devices = vmig_section_devstate_count(devs);
 	n.sections = vmig_section_state_count(state);
 	len = vmig_hello_len(&n);
+	if (len > VMIG_HELLO_MAX) {
+		src_fail(src, -E2BIG,
+			 "the layout (%u region(s), %u device(s), %u VMM state "
+			 "section(s)) takes %zu bytes, above HELLO's limit of "
+			 "%u",
+			 n.regions, n.devices, n.sections, len, VMIG_HELLO_MAX);
+		return;
+	}
 	p = calloc(1, len ? len : 1);
 	if (!p) {
 		src_fail(src, -ENOMEM, "out of memory");
@@ -1796,8 +1804,11 @@ static void src_start(struct vmig_src *src, const char *address,
 		ret = vmig_conn_connect(src->loop, address, &src_conn_ops, src,
 					src_connected, src->connect_err,
 					sizeof(src->connect_err));
-		if (ret < 0)
+		if (ret < 0) {
+			/* The connection the hook named was discarded. */
+			src->connecting = NULL;
 			src_fail(src, ret, "%s", src->connect_err);
+		}
 		return;
 	}
 	ret = vmig_dst_start(dsts, src->loop, &src->dst);

@@ -559,8 +559,8 @@ struct vmig_state_ops {
 	int (*load_done)(void *opaque, uint32_t version);
 	/*
 	 * Destination, optional: the migration failed after the first
-	 * record came: what was loaded is dropped (the guest never runs
-	 * here).
+	 * record came (or after load_done): what was loaded is dropped (the
+	 * guest never runs here).
 	 */
 	void (*load_abort)(void *opaque);
 };
