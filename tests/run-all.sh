@@ -24,6 +24,9 @@ scripts/install-deps.sh valgrind qemu-system-x86 busybox-static cpio \
 # ../shared or the cache in a moment, or built from source (about half
 # an hour on 2 cores) when neither has it.
 tests/kernel/get-kernel.sh >/dev/null
+# And the one with KVM, for the sample KVM VMM nested in QEMU (run-kvm.sh).
+VMIG_KERNEL_FRAGMENT="$top/tests/kernel/config-fragment-kvm" \
+	tests/kernel/get-kernel.sh >/dev/null
 
 echo "== build-ci: -Werror"
 cmake -S . -B build-ci -DVMIG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo

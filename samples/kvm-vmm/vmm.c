@@ -45,6 +45,7 @@
 #define ENTRY 0x1000u       /* where the code sits and the vCPU starts */
 #define COUNTER 0x500u      /* the guest's count */
 #define PORT 0x10u          /* the guest's exit after each page */
+#define OUT_RIP (ENTRY + 0x2fu) /* the guest's out instruction */
 
 /*
  * The guest, assembled from (GNU as, .code16):
@@ -178,6 +179,19 @@ static void *vcpu_thread(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&vm->lock);
+		if (vm->want_stop && !vm->quit && !vm->parked) {
+			/*
+			 * The last exit's I/O is completed only when the vCPU
+			 * enters KVM_RUN again: do that without running the
+			 * guest (immediate_exit), so that the state a
+			 * migration saves is after the instruction, which the
+			 * destination must not execute a second time.
+			 */
+			vm->run->immediate_exit = 1;
+			if (ioctl(vm->vcpu, KVM_RUN, 0) == 0 || errno != EINTR)
+				vm->error = vm->error ? vm->error : EIO;
+			vm->run->immediate_exit = 0;
+		}
 		while (vm->want_stop && !vm->quit) {
 			vm->parked = true;
 			pthread_cond_broadcast(&vm->cond);
@@ -517,16 +531,19 @@ static const struct vmig_state_ops pio_section = {
 };
 
 /*
- * The destination's guest went on from the exact instruction: at its
- * first exit, one pass of the loop after the source's last, the loop
- * counter is one less (or the loop began again: 0x6f), the page segment
- * one page on (or the first page's next), the count one more. A vCPU
- * started afresh would show 0x6f and segment 0x1100.
+ * The destination's guest went on from the exact instruction: the source
+ * saved it after its out (at the loop instruction), so the destination's
+ * first exit comes one pass of the loop later, at the next out: the loop
+ * counter one less (or, when it ran out, the loop begun again: 0x70),
+ * the page segment one page on (or the first page's next: 0x1100), the
+ * count one more. A vCPU started afresh would show 0x70 and 0x1100 at
+ * any count; one that ran the source's last out again, the loaded
+ * registers themselves.
  */
 static int check_continued(const struct vm *vm, uint32_t count_at_stop)
 {
 	uint64_t cx = vm->loaded_regs.rcx & 0xffff;
-	uint64_t want_cx = cx > 1 ? cx - 1 : 0x6f;
+	uint64_t want_cx = cx > 1 ? cx - 1 : 0x70;
 	uint16_t want_es = cx > 1 ? (uint16_t)(vm->loaded_sregs.es.selector +
 					       0x100)
 				  : 0x1100;
@@ -542,7 +559,8 @@ static int check_continued(const struct vm *vm, uint32_t count_at_stop)
 	if (!vm->loaded || !vm->first_seen ||
 	    (vm->first_regs.rcx & 0xffff) != want_cx ||
 	    vm->first_sregs.es.selector != want_es ||
-	    vm->first_regs.rip != vm->loaded_regs.rip ||
+	    vm->loaded_regs.rip != OUT_RIP + 1 ||
+	    vm->first_regs.rip != OUT_RIP ||
 	    vm->first_count != count_at_stop + 1) {
 		fprintf(stderr, "vmig-kvm-vmm: the destination's vCPU did "
 				"not continue where the source stopped\n");

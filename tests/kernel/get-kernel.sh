@@ -1,6 +1,8 @@
 #!/bin/sh
 # Prints the path of the Linux 6.12 bzImage that the kernel lab boots, and
-# makes sure it exists, in this order:
+# makes sure it exists. The configuration is config-fragment, or the
+# fragment VMIG_KERNEL_FRAGMENT names (config-fragment-kvm: the same with
+# KVM, for run-kvm.sh). In this order:
 #   1. $VMIG_TEST_KERNEL, when set (used as it is);
 #   2. <repo>/../shared/kernel/bzImage, when its sha256 is the known one and
 #      it was built from the same config fragment as ours; it is also copied
@@ -14,7 +16,9 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-fragment="$here/config-fragment"
+fragment=${VMIG_KERNEL_FRAGMENT:-$here/config-fragment}
+[ -f "$fragment" ] || { echo "get-kernel: $fragment: no such file" >&2; exit 1; }
+fragment=$(cd "$(dirname "$fragment")" && pwd)/$(basename "$fragment")
 shared="$top/../shared/kernel"
 # The bzImage in ../shared, as its README records it.
 shared_sha=b2d379874cbd1f9001e317ab228ae33bcd11d56475b8718afd480f7e741285bd

@@ -3,8 +3,9 @@
 # /init of the kernel lab's initramfs (mkinitramfs.sh puts it there).
 #
 # Mounts the kernel's file systems, prepares the devices of this boot
-# (vmig.boot=mock|viommu on the kernel command line), runs the lab program
-# against the real kernel and powers off. The lab's own output goes to the
+# (vmig.boot=mock|viommu|kvm on the kernel command line), runs the lab
+# program against the real kernel (kvm: the sample KVM VMM, in one
+# process and between two) and powers off. The lab's own output goes to the
 # second serial port (/dev/ttyS1), away from the kernel's messages on the
 # console, between the markers that run-lab.sh looks for:
 #   VMIG-LAB-ARGS: <the device facts passed to the lab program>
@@ -123,6 +124,23 @@ viommu)
 	wait_for /dev/vfio/vfio || setup_failed "no /dev/vfio/vfio"
 	prepare_edu
 	prepare_mtty
+	;;
+kvm)
+	# KVM inside the emulated machine (nested: TCG's SVM or VMX).
+	wait_for /dev/kvm || setup_failed "no /dev/kvm (does the emulated CPU offer SVM or VMX?)"
+	[ -x /opt/vmig/bin/vmig-kvm-vmm ] ||
+		setup_failed "no vmig-kvm-vmm in the initramfs"
+	echo "VMIG-LAB-ARGS: $args" >"$out"
+	say "running the sample KVM VMM"
+	{
+		LD_LIBRARY_PATH=/opt/vmig/lib /opt/vmig/bin/vmig-kvm-vmm local
+		echo "KVM-LOCAL-EXIT: $?"
+		LD_LIBRARY_PATH=/opt/vmig/lib sh /opt/vmig/bin/kvm-vmm.sh \
+			/opt/vmig/bin/vmig-kvm-vmm
+		echo "KVM-TWO-PROCESSES-EXIT: $?"
+	} >"$out" 2>&1
+	echo "VMIG-LAB-EXIT: 0" >"$out"
+	finish
 	;;
 *)
 	setup_failed "unknown boot '$boot' (vmig.boot= on the command line)"

@@ -5,6 +5,8 @@
 #   /opt/vmig/bin/vmig-lab     the lab program, dynamically linked
 #   /opt/vmig/lib/             libvmig, where the loader finds its plugins
 #   /opt/vmig/lib/vmig/plugins the plugins
+#   /opt/vmig/bin/vmig-kvm-vmm the sample KVM VMM and kvm-vmm.sh, when
+#                              built (run-kvm.sh boots them)
 #   and every other shared library ldd names, at the path ldd gives.
 # Usage: mkinitramfs.sh BUILD_DIR OUTPUT
 set -eu
@@ -81,6 +83,12 @@ copy_libs() {
 }
 
 copy_libs "$lab"
+kvm="$build/bin/vmig-kvm-vmm"
+if [ -x "$kvm" ]; then
+	cp "$kvm" "$stage/opt/vmig/bin/vmig-kvm-vmm"
+	cp "$here/../e2e/kvm-vmm.sh" "$stage/opt/vmig/bin/kvm-vmm.sh"
+	copy_libs "$kvm"
+fi
 for p in "$plugins"/*.so; do
 	copy_libs "$p"
 done
