@@ -439,6 +439,53 @@ static void test_wrong_digest_then_close(void)
 	}
 }
 
+/* The source's VMM state: one record of registers. */
+static int put_regs(void *opaque, vmig_state_out *out)
+{
+	static const uint64_t regs[4] = { 0x1030, 0x20, 0x6100, 5233 };
+
+	(void)opaque;
+	return vmig_state_put(out, regs, sizeof(regs));
+}
+
+/*
+ * The destination acknowledges without having loaded the VMM state the
+ * source sent (its ACK's check says 0 records): in every verify mode the
+ * source never commits, names the difference and resumes its guest.
+ */
+static void test_state_not_loaded(void)
+{
+	static const struct vmig_state_ops ops = {
+		.size = sizeof(ops),
+		.save_final = put_regs,
+	};
+	static const uint32_t modes[] = { VMIG_VERIFY_AUDIT,
+					  VMIG_VERIFY_OFF };
+	struct fake_dst f;
+	struct side src;
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct vmig_policies p = { .size = sizeof(p),
+					   .downtime_limit_ms = 60000,
+					   .verify = modes[i] };
+
+		side_new(&src, VMIG_ROLE_SOURCE, TINY_LEN, true);
+		CU_ASSERT_FATAL(vmig_set_policies(src.s, &p) == 0);
+		CU_ASSERT_FATAL(vmig_state_register(src.s, "cpu", 1, 1, &ops,
+						    NULL) == 0);
+		CU_ASSERT_EQUAL(against_fake(&src, FAKE_WRONG_DIGEST, &f),
+				VMIG_EMISMATCH);
+		CU_ASSERT(f.acked);
+		CU_ASSERT(has(vmig_errmsg(src.s),
+			      "the destination loaded 0 VMM state record(s) "
+			      "(CRC32C 0x00000000), the source sent 1"));
+		CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 1);
+		CU_ASSERT_EQUAL(atomic_load(&src.vmm.resumes), 1);
+		side_free(&src);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Defaults                                                            */
 
@@ -534,6 +581,7 @@ static CU_TestInfo destination_tests[] = {
 	  test_destination_never_welcomes },
 	{ "a destination that stops reading", test_destination_stops_reading },
 	{ "a wrong digest, then a close", test_wrong_digest_then_close },
+	{ "the VMM state not loaded", test_state_not_loaded },
 	CU_TEST_INFO_NULL,
 };
 
