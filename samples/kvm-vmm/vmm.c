@@ -419,32 +419,50 @@ struct cpu_state {
 	struct kvm_msr_entry msrs[NR_MSRS];
 };
 
-struct msrs_buf {
-	struct kvm_msrs hdr;
-	struct kvm_msr_entry entries[NR_MSRS];
-};
+/*
+ * KVM_GET_MSRS or KVM_SET_MSRS (req) of the NR_MSRS entries (their
+ * indexes set), through the variable-sized struct kvm_msrs.
+ */
+static int vcpu_msrs(struct vm *vm, unsigned long req,
+		     struct kvm_msr_entry *entries)
+{
+	size_t len = NR_MSRS * sizeof(*entries);
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + len);
+	int ret = 0;
+
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = NR_MSRS;
+	memcpy(m->entries, entries, len);
+	if (ioctl(vm->vcpu, req, m) != (int)NR_MSRS)
+		ret = fail(req == KVM_GET_MSRS ? "KVM_GET_MSRS"
+					       : "KVM_SET_MSRS",
+			   errno ? errno : EIO);
+	else
+		memcpy(entries, m->entries, len);
+	free(m);
+	return ret;
+}
 
 static int cpu_save(void *opaque, vmig_state_out *out)
 {
 	struct vm *vm = opaque;
 	struct cpu_state *st = calloc(1, sizeof(*st));
-	struct msrs_buf msrs = { .hdr.nmsrs = NR_MSRS };
 	unsigned int i;
 	int ret = 0;
 
 	if (!st)
 		return -ENOMEM;
 	for (i = 0; i < NR_MSRS; i++)
-		msrs.entries[i].index = cpu_msrs[i];
+		st->msrs[i].index = cpu_msrs[i];
 	/* The vCPU is parked (the stop callback ran): its state is still. */
 	if (ioctl(vm->vcpu, KVM_GET_REGS, &st->regs) < 0 ||
 	    ioctl(vm->vcpu, KVM_GET_SREGS, &st->sregs) < 0 ||
 	    ioctl(vm->vcpu, KVM_GET_FPU, &st->fpu) < 0)
 		ret = fail("saving the vCPU", errno);
-	else if (ioctl(vm->vcpu, KVM_GET_MSRS, &msrs) != (int)NR_MSRS)
-		ret = fail("KVM_GET_MSRS", errno ? errno : EIO);
+	else
+		ret = vcpu_msrs(vm, KVM_GET_MSRS, st->msrs);
 	if (ret == 0) {
-		memcpy(st->msrs, msrs.entries, sizeof(st->msrs));
 		printf("source: vCPU saved: rip 0x%llx rcx 0x%llx es 0x%x, "
 		       "count %u\n",
 		       (unsigned long long)st->regs.rip,
@@ -461,7 +479,6 @@ static int cpu_load(void *opaque, uint32_t version, const void *data,
 {
 	struct vm *vm = opaque;
 	struct cpu_state *st;
-	struct msrs_buf msrs = { .hdr.nmsrs = NR_MSRS };
 	int ret = 0;
 
 	if (version != 1 || len != sizeof(*st))
@@ -470,13 +487,12 @@ static int cpu_load(void *opaque, uint32_t version, const void *data,
 	if (!st)
 		return -ENOMEM;
 	memcpy(st, data, len);
-	memcpy(msrs.entries, st->msrs, sizeof(st->msrs));
 	if (ioctl(vm->vcpu, KVM_SET_SREGS, &st->sregs) < 0 ||
 	    ioctl(vm->vcpu, KVM_SET_REGS, &st->regs) < 0 ||
 	    ioctl(vm->vcpu, KVM_SET_FPU, &st->fpu) < 0)
 		ret = fail("loading the vCPU", errno);
-	else if (ioctl(vm->vcpu, KVM_SET_MSRS, &msrs) != (int)NR_MSRS)
-		ret = fail("KVM_SET_MSRS", errno ? errno : EIO);
+	else
+		ret = vcpu_msrs(vm, KVM_SET_MSRS, st->msrs);
 	if (ret == 0) {
 		vm->loaded_regs = st->regs;
 		vm->loaded_sregs = st->sregs;
