@@ -46,15 +46,22 @@ void vmig_control_begin(struct vmig_engine *e)
 	e->status.phase = VMIG_PHASE_NONE;
 	e->status.expected_downtime_us = UINT64_MAX;
 	e->status_t0 = vmig_now_us();
+	e->status_t1 = 0;
 	e->status_stop_t0 = e->status_stop_t1 = 0;
 	pthread_mutex_unlock(&e->status_lock);
 }
 
+/* Microseconds from t0 to its end (t1), or to now while it runs. */
+static uint64_t span_us(uint64_t t0, uint64_t t1, uint64_t now)
+{
+	uint64_t end = t1 ? t1 : now;
+
+	return t0 && end > t0 ? end - t0 : 0;
+}
+
 uint64_t vmig_control_elapsed(const struct vmig_engine *e)
 {
-	uint64_t now = vmig_now_us();
-
-	return e->status_t0 && now > e->status_t0 ? now - e->status_t0 : 0;
+	return span_us(e->status_t0, e->status_t1, vmig_now_us());
 }
 
 void vmig_control_publish(struct vmig_engine *e, const struct vmig_status *st)
@@ -112,6 +119,9 @@ void vmig_control_phase(struct vmig_engine *e, uint32_t phase, int error,
 		e->status_stop_t0 = now;
 	if (phase_over(phase) && e->status_stop_t0 && !e->status_stop_t1)
 		e->status_stop_t1 = now;
+	/* Ended: elapsed_us stops with it. */
+	if (phase_over(phase) && !e->status_t1)
+		e->status_t1 = now;
 	pthread_mutex_unlock(&e->status_lock);
 	if (old == phase)
 		return;
@@ -143,11 +153,8 @@ VMIG_API int vmig_query(vmig_session *s, struct vmig_status *out)
 	pthread_mutex_lock(&e->status_lock);
 	*out = e->status;
 	out->size = size;
-	if (e->status_t0)
-		out->elapsed_us = now - e->status_t0;
-	if (e->status_stop_t0)
-		out->stopped_us = (e->status_stop_t1 ? e->status_stop_t1 : now) -
-				  e->status_stop_t0;
+	out->elapsed_us = span_us(e->status_t0, e->status_t1, now);
+	out->stopped_us = span_us(e->status_stop_t0, e->status_stop_t1, now);
 	pthread_mutex_unlock(&e->status_lock);
 	return 0;
 }

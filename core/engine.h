@@ -140,6 +140,7 @@ struct vmig_engine {
 	pthread_mutex_t status_lock;
 	struct vmig_status status;
 	uint64_t status_t0;      /* the migration's start (vmig_now_us) */
+	uint64_t status_t1;      /* ... and its end, 0: still running */
 	uint64_t status_stop_t0; /* the guest's stop, 0: not stopped */
 	uint64_t status_stop_t1; /* ... and its end, 0: still stopped */
 	vmig_event_fn event_fn;  /* vmig_set_event_callback */

@@ -131,7 +131,7 @@ struct vmig_progress {
 	uint32_t phase;          /* enum vmig_phase */
 	uint32_t reserved;
 	uint64_t bytes_sent;     /* bytes written since the migration began */
-	uint64_t elapsed_us;     /* since the migration began */
+	uint64_t elapsed_us;     /* since the migration began (to its end) */
 };
 
 typedef void (*vmig_progress_fn)(void *opaque,
@@ -844,7 +844,7 @@ struct vmig_status {
 	uint64_t dirty_rate;     /* bytes dirtied per second */
 	uint64_t bandwidth;      /* bytes moved per second */
 	uint64_t expected_downtime_us; /* UINT64_MAX: not known yet */
-	uint64_t elapsed_us;     /* since the migration began */
+	uint64_t elapsed_us;     /* since the migration began (to its end) */
 	uint64_t stopped_us;     /* how long the guest has been stopped */
 };
 
@@ -874,7 +874,7 @@ struct vmig_event {
 	uint32_t iteration;
 	int32_t error;           /* FAILED: the migration's result */
 	uint32_t reserved;
-	uint64_t elapsed_us;     /* since the migration began */
+	uint64_t elapsed_us;     /* since the migration began (to its end) */
 	uint64_t pages_dirty;    /* ITERATION: what its sync found */
 	uint64_t bytes_sent;
 	uint64_t expected_downtime_us; /* UINT64_MAX: not known yet */

@@ -160,6 +160,17 @@ static void test_live_query_and_policies(void)
 	CU_ASSERT(vmig_query(w.r->src, &st) == 0);
 	CU_ASSERT_EQUAL(st.phase, VMIG_PHASE_COMPLETED);
 	CU_ASSERT(st.stopped_us > 0);
+	/* Ended: the clocks stopped with it (a later query says the same). */
+	{
+		struct vmig_status later = { .size = sizeof(later) };
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		CU_ASSERT(vmig_query(w.r->src, &later) == 0);
+		CU_ASSERT(st.elapsed_us > 0);
+		CU_ASSERT_EQUAL(later.elapsed_us, st.elapsed_us);
+		CU_ASSERT_EQUAL(later.stopped_us, st.stopped_us);
+	}
 
 	/* The events: the phases in order, each pass, converged once. */
 	for (i = 0; i < w.nr && k < sizeof(phases) / sizeof(phases[0]); i++)
