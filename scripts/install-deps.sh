@@ -6,10 +6,14 @@
 set -eu
 
 # Besides the build, every program a script of the tree calls that a fresh
-# Debian 12 lacks: QEMU (qemu-system-x86_64, kvm), a static busybox and
-# cpio for the kernel lab, whichever path a run takes.
+# Debian 12 lacks, whichever path a run takes: QEMU (qemu-system-x86_64,
+# kvm), a static busybox and cpio for the kernel lab; flex, bison, bc, the
+# libelf and libssl headers and xz for a test kernel built from source
+# (tests/kernel/get-kernel.sh, when no copy is cached); dash (sh) for the
+# scripts themselves.
 pkgs="build-essential cmake pkg-config libuv1-dev libcjson-dev libcunit1-dev
-libgnutls28-dev qemu-system-x86 busybox-static cpio $*"
+libgnutls28-dev qemu-system-x86 busybox-static cpio flex bison bc libelf-dev
+libssl-dev xz-utils dash $*"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

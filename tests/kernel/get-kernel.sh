@@ -111,8 +111,9 @@ fi
 
 # 4. Build it, with the recipe of shared/kernel/README.md.
 say "no cached kernel: building one from $src_pkg (13 to 33 minutes on 2 cores)"
-"$top/scripts/install-deps.sh" "$src_pkg" flex bison bc libelf-dev \
-	libssl-dev cpio xz-utils >&2
+# (flex, bison and the rest of the recipe's tools come with the default
+# list of install-deps.sh.)
+"$top/scripts/install-deps.sh" "$src_pkg" >&2
 ver=$(source_version)
 [ -n "$ver" ] || die "$src_pkg is not installed"
 tarball="/usr/src/$src_pkg.tar.xz"
