@@ -413,19 +413,18 @@ uint64_t vmig_region_extent(const struct vmig_region_rec *reg, uint64_t p,
 /*
  * Whether every mapping of [hva, hva + len) in /proc/self/maps is shared
  * (want_shared) of the file dev:ino at the offsets off on, or private
- * and anonymous (inode 0). 1 yes, 0 no or unknown.
+ * and anonymous (inode 0); false when it cannot tell.
  */
-static int maps_cover(const uint8_t *hva, uint64_t len, bool want_shared,
+static bool maps_cover(const uint8_t *hva, uint64_t len, bool want_shared,
 		      unsigned long long dev_major, unsigned long long dev_minor,
 		      unsigned long long ino, uint64_t off)
 {
 	uintptr_t cur = (uintptr_t)hva, end = (uintptr_t)hva + len;
 	char line[4096], perms[8];
-	int ok = 0;
 	FILE *f = fopen("/proc/self/maps", "re");
 
 	if (!f)
-		return 0;
+		return false;
 	while (cur < end && fgets(line, sizeof(line), f)) {
 		unsigned long long start, stop, foff, ma, mi, in;
 
@@ -444,9 +443,8 @@ static int maps_cover(const uint8_t *hva, uint64_t len, bool want_shared,
 			break;
 		cur = stop;
 	}
-	ok = cur >= end;
 	fclose(f);
-	return ok;
+	return cur >= end;
 }
 
 int vmig_region_backing(struct vmig_region_rec *reg, char *why,
@@ -461,9 +459,9 @@ int vmig_region_backing(struct vmig_region_rec *reg, char *why,
 		reg->fd_holes = maps_cover(reg->hva, reg->length, true,
 					   major(st.st_dev), minor(st.st_dev),
 					   (unsigned long long)st.st_ino,
-					   reg->fd_offset) == 1;
+					   reg->fd_offset);
 	if (reg->anon_private &&
-	    maps_cover(reg->hva, reg->length, false, 0, 0, 0, 0) != 1) {
+	    !maps_cover(reg->hva, reg->length, false, 0, 0, 0, 0)) {
 		snprintf(why, whylen,
 			 "VMIG_REGION_ANON_PRIVATE, but its memory is not "
 			 "private anonymous memory of this process (a file, "

@@ -417,23 +417,30 @@ uint64_t vmig_section_state_check(const struct vmig_section *sec)
 /* ------------------------------------------------------------------ */
 /* The destination                                                     */
 
+/* Whether one of the first n sections HELLO named is reg. */
+static bool rx_named(const struct vmig_rx *rx, uint32_t n,
+		     const struct vmig_state_reg *reg)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		if (rx->states[i].reg == reg)
+			return true;
+	}
+	return false;
+}
+
 int vmig_state_rx_hello(struct vmig_rx *rx, const uint8_t *layout,
 			const struct vmig_hello_counts *n, char *err,
 			size_t errlen)
 {
 	struct vmig_engine *e = vmig_engine_get(rx->s);
 	char name[4 * VMIG_HELLO_SECTION_NAME + 1];
-	bool *named;
 	uint32_t i, j;
 
-	if (!e) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	rx->states = calloc(n->sections + 1, sizeof(*rx->states));
-	named = calloc(e->nr_states + 1, sizeof(*named));
-	if (!rx->states || !named) {
-		free(named);
+	if (e)
+		rx->states = calloc(n->sections + 1, sizeof(*rx->states));
+	if (!e || !rx->states) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -450,7 +457,6 @@ int vmig_state_rx_hello(struct vmig_rx *rx, const uint8_t *layout,
 				 i, name,
 				 hs.reserved ? "reserved field is not 0"
 					     : "no name");
-			free(named);
 			return -EPROTO;
 		}
 		if (!reg || !reg->ops.load) {
@@ -459,7 +465,6 @@ int vmig_state_rx_hello(struct vmig_rx *rx, const uint8_t *layout,
 				 "section of that name is registered to load "
 				 "it)",
 				 i, name, hs.version);
-			free(named);
 			return -EPROTO;
 		}
 		if (hs.version < reg->min_version ||
@@ -469,30 +474,25 @@ int vmig_state_rx_hello(struct vmig_rx *rx, const uint8_t *layout,
 				 "versions %u to %u",
 				 i, name, hs.version, reg->min_version,
 				 reg->version);
-			free(named);
 			return -EPROTO;
 		}
-		j = (uint32_t)(reg - e->states);
-		if (named[j]) {
+		if (rx_named(rx, i, reg)) {
 			snprintf(err, errlen, "state section %u (\"%s\") is "
 				 "named twice", i, name);
-			free(named);
 			return -EPROTO;
 		}
-		named[j] = true;
 		rx->states[i].reg = reg;
 		rx->states[i].version = hs.version;
 	}
 	for (j = 0; j < e->nr_states; j++) {
-		if (e->states[j].ops.load && !named[j]) {
+		if (e->states[j].ops.load &&
+		    !rx_named(rx, rx->nr_states, &e->states[j])) {
 			snprintf(err, errlen, "the state section \"%s\" this "
 				 "destination loads is not in the stream",
 				 e->states[j].name);
-			free(named);
 			return -EPROTO;
 		}
 	}
-	free(named);
 	e->st.nr_vmm_states = rx->nr_states;
 	e->st.vmm_state_bytes = 0;
 	return 0;
