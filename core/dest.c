@@ -23,10 +23,14 @@
  * that gives up keeps its listener for the next source.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
+#include "channels.h"
 #include "engine.h"
 #include "section.h"
 #include "watch.h"
@@ -122,6 +126,20 @@ static int rx_terms_alloc(struct vmig_rx *rx)
 		rx->zeroed[i] = calloc((n + 63) / 64, sizeof(uint64_t));
 		if (!rx->termed[i] || !rx->zeroed[i])
 			return -ENOMEM;
+		/*
+		 * Fresh memory is zero: each page's term is a zero page's
+		 * until something arrives for it, in the sum from now on.
+		 * A ZERO frame for such a page then costs a bit, not a hash,
+		 * and the destination never lags behind a sparse guest's
+		 * stream of ZERO frames.
+		 */
+		if (!rx->full_digest && s->regions[i].fresh) {
+			uint64_t p, gpa = s->regions[i].gpa;
+
+			for (p = 0; p < n; p++)
+				rx->terms.sum += vmig_digest_zero_page(
+					gpa + p * VMIG_PAGE_SIZE);
+		}
 	}
 	return 0;
 }
@@ -147,47 +165,95 @@ static void rx_terms_free(struct vmig_rx *rx)
 }
 
 /*
- * Page p of session region r now has the term t, a zero page's when zero
- * (then only a bit records it: a huge guest's zero pages cost no terms).
+ * Page p of session region r now holds page (NULL: it is zero); its term
+ * replaces the one it had: term[r][p], a zero page's (a bit says so: a
+ * huge guest's zero pages cost no terms), or, in fresh memory nothing
+ * arrived for yet, a zero page's too (rx_terms_alloc). The page is this
+ * thread's alone until the next pass; its bitmap words are not (data
+ * connections apply neighbouring pages): they change atomically.
  */
-static inline void rx_term_set(struct vmig_rx *rx, uint32_t r, uint64_t p,
-			       uint64_t t, bool zero)
+static inline void rx_term_set(struct vmig_rx *rx, struct vmig_rx_terms *acc,
+			       uint32_t r, uint64_t p, const uint8_t *page)
 {
+	const struct vmig_region_rec *reg = &rx->s->regions[r];
 	uint64_t *w = &rx->termed[r][p / 64], *z = &rx->zeroed[r][p / 64],
-		 bit = 1ull << (p % 64);
+		 bit = 1ull << (p % 64), gpa = reg->gpa + p * VMIG_PAGE_SIZE;
+	bool old = __atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit;
+	bool was_zero = (page ? __atomic_fetch_and(z, ~bit, __ATOMIC_RELAXED)
+			      : __atomic_fetch_or(z, bit, __ATOMIC_RELAXED)) &
+			bit;
+	bool had_zero_term = old ? was_zero : reg->fresh;
+	uint64_t t;
 
-	if (*w & bit) {
-		rx->term_sum -= *z & bit
-					? vmig_digest_zero_page(
-						  rx->s->regions[r].gpa +
-						  p * VMIG_PAGE_SIZE)
-					: rx->term[r][p];
-	} else {
-		*w |= bit;
-		rx->termed_pages++;
-	}
-	if (zero) {
-		*z |= bit;
-	} else {
-		*z &= ~bit;
+	if (!old)
+		acc->pages++;
+	if (!page && had_zero_term)
+		return; /* the same term */
+	if (old || reg->fresh)
+		acc->sum -= had_zero_term ? vmig_digest_zero_page(gpa)
+					  : rx->term[r][p];
+	if (page) {
+		t = vmig_digest_page(gpa, page);
 		rx->term[r][p] = t;
+	} else {
+		t = vmig_digest_zero_page(gpa);
 	}
-	rx->term_sum += t;
+	acc->sum += t;
 }
 
 /* Pages [first, first + n) of session region r were received. */
 static void rx_seen(struct vmig_rx *rx, uint32_t r, uint64_t first,
 		    uint64_t n)
 {
-	vmig_bitmap_set(rx->termed[r], first, n);
+	uint64_t *map = rx->termed[r], p = first, end = first + n;
+
+	while (p < end) {
+		uint64_t room = 64 - p % 64, k = end - p < room ? end - p : room;
+		uint64_t mask = k == 64 ? ~0ull : ((1ull << k) - 1) << (p % 64);
+
+		__atomic_fetch_or(&map[p / 64], mask, __ATOMIC_RELAXED);
+		p += k;
+	}
+}
+
+/*
+ * The pages of a ZERO frame in session region r, [first, first + n): a
+ * word of them whose terms are all a zero page's already (received as
+ * zero, or fresh and not received) changes two bits per page, at once.
+ */
+static void rx_terms_zero(struct vmig_rx *rx, struct vmig_rx_terms *acc,
+			  uint32_t r, uint64_t first, uint64_t n)
+{
+	bool fresh = rx->s->regions[r].fresh;
+	uint64_t p = first, end = first + n;
+
+	while (p < end) {
+		uint64_t room = 64 - p % 64, k = end - p < room ? end - p : room;
+		uint64_t mask = k == 64 ? ~0ull : ((1ull << k) - 1) << (p % 64);
+		uint64_t *tw = &rx->termed[r][p / 64], *zw = &rx->zeroed[r][p / 64];
+		uint64_t t = __atomic_load_n(tw, __ATOMIC_RELAXED),
+			 z = __atomic_load_n(zw, __ATOMIC_RELAXED);
+		uint64_t zero_term = (t & z) | (fresh ? ~t : 0), i;
+
+		if (!(mask & ~zero_term)) {
+			__atomic_fetch_or(tw, mask, __ATOMIC_RELAXED);
+			__atomic_fetch_or(zw, mask, __ATOMIC_RELAXED);
+			acc->pages += (uint64_t)__builtin_popcountll(mask & ~t);
+		} else {
+			for (i = p; i < p + k; i++)
+				rx_term_set(rx, acc, r, i, NULL);
+		}
+		p += k;
+	}
 }
 
 /*
  * The pages of a PAGES or ZERO frame (source region, first page, count)
  * were applied: their terms replace the old ones.
  */
-static void rx_terms_update(struct vmig_rx *rx, uint64_t region,
-			    uint64_t first, uint64_t n, bool zero)
+static void rx_terms_update(struct vmig_rx *rx, struct vmig_rx_terms *acc,
+			    uint64_t region, uint64_t first, uint64_t n,
+			    bool zero)
 {
 	uint32_t r = rx->region_map[region];
 	const struct vmig_region_rec *reg = &rx->s->regions[r];
@@ -198,15 +264,28 @@ static void rx_terms_update(struct vmig_rx *rx, uint64_t region,
 		rx_seen(rx, r, first, n);
 		return;
 	}
-	for (i = first; i < first + n; i++) {
-		uint64_t gpa = reg->gpa + i * VMIG_PAGE_SIZE;
-
-		rx_term_set(rx, r, i,
-			    zero ? vmig_digest_zero_page(gpa)
-				 : vmig_digest_page(gpa, reg->hva +
-							 i * VMIG_PAGE_SIZE),
-			    zero);
+	if (zero) {
+		rx_terms_zero(rx, acc, r, first, n);
+		return;
 	}
+	for (i = first; i < first + n; i++)
+		rx_term_set(rx, acc, r, i, reg->hva + i * VMIG_PAGE_SIZE);
+}
+
+void vmig_rx_pages_applied(struct vmig_rx *rx, struct vmig_rx_terms *t,
+			   const struct vmig_msg *m)
+{
+	rx_terms_update(rx, t, m->pages.region, m->pages.first,
+			m->pages.count, false);
+}
+
+void vmig_rx_zero_applied(struct vmig_rx *rx, struct vmig_rx_terms *t,
+			  const struct vmig_msg *m, uint8_t *span)
+{
+	rx->ram->zero(rx, m->pages.region, m->pages.first, span,
+		      m->pages.count);
+	rx_terms_update(rx, t, m->pages.region, m->pages.first,
+			m->pages.count, true);
 }
 
 uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
@@ -224,26 +303,25 @@ uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
 		return vmig_digest_memory_until(
 			s, s->engine ? &s->engine->cancel_requested : NULL);
 	}
-	if (rx->termed_pages != total) {
-		/* Some pages never came: read them. */
+	if (rx->terms.pages != total) {
+		/*
+		 * Some pages never came: read them (in fresh memory they are
+		 * zero, and their terms in the sum already).
+		 */
 		for (r = 0; r < s->nr_regions; r++) {
 			const struct vmig_region_rec *reg = &s->regions[r];
 			uint64_t p;
 
-			for (p = 0; p < reg->npages; p++) {
+			for (p = 0; !reg->fresh && p < reg->npages; p++) {
 				if (rx->termed[r][p / 64] & (1ull << (p % 64)))
 					continue;
-				rx_term_set(rx, (uint32_t)r, p,
-					    vmig_digest_page(reg->gpa +
-							     p * VMIG_PAGE_SIZE,
-							     reg->hva +
-							     p * VMIG_PAGE_SIZE),
-					    false);
+				rx_term_set(rx, &rx->terms, (uint32_t)r, p,
+					    reg->hva + p * VMIG_PAGE_SIZE);
 				(*hashed)++;
 			}
 		}
 	}
-	return vmig_digest_layout(s) + rx->term_sum;
+	return vmig_digest_layout(s) + rx->terms.sum;
 }
 
 void vmig_rx_fini(struct vmig_rx *rx)
@@ -309,25 +387,44 @@ void vmig_rx_buf(struct vmig_rx *rx, void **buf, size_t *len)
 	}
 }
 
+int vmig_rx_span(const struct vmig_rx *rx, const struct vmig_msg *m,
+		 uint8_t **span, char *err, size_t errlen)
+{
+	const struct vmig_region_rec *r;
+
+	if (m->pages.region >= rx->nr_regions) {
+		snprintf(err, errlen, "no region %llu (the layout has %u)",
+			 (unsigned long long)m->pages.region, rx->nr_regions);
+		return -EPROTO;
+	}
+	r = &rx->s->regions[rx->region_map[m->pages.region]];
+	if (m->pages.first >= r->npages ||
+	    m->pages.count > r->npages - m->pages.first) {
+		snprintf(err, errlen,
+			 "page range %llu+%llu outside region %llu (%llu "
+			 "pages)",
+			 (unsigned long long)m->pages.first,
+			 (unsigned long long)m->pages.count,
+			 (unsigned long long)m->pages.region,
+			 (unsigned long long)r->npages);
+		return -EPROTO;
+	}
+	*span = rx->ram->span((struct vmig_rx *)rx, m->pages.region,
+			      m->pages.first);
+	return 0;
+}
+
 /* The region and page range of a PAGES or ZERO frame, checked. */
 static int rx_check_pages(struct vmig_rx *rx, uint8_t **span)
 {
-	const struct vmig_msg *m = &rx->m;
-	const struct vmig_region_rec *r;
+	char why[256];
 
-	if (m->pages.region >= rx->nr_regions)
-		return rx_bad(rx, "no region %llu (the layout has %u)",
-			      (unsigned long long)m->pages.region, rx->nr_regions);
-	r = &rx->s->regions[rx->region_map[m->pages.region]];
-	if (m->pages.first >= r->npages || m->pages.count > r->npages - m->pages.first)
-		return rx_bad(rx,
-			      "page range %llu+%llu outside region %llu "
-			      "(%llu pages)",
-			      (unsigned long long)m->pages.first,
-			      (unsigned long long)m->pages.count,
-			      (unsigned long long)m->pages.region,
-			      (unsigned long long)r->npages);
-	*span = rx->ram->span(rx, m->pages.region, m->pages.first);
+	if (rx->nr_chans)
+		return rx_bad(rx, "pages travel on the %u data connection(s) "
+			      "HELLO named, not on the main stream",
+			      rx->nr_chans);
+	if (vmig_rx_span(rx, &rx->m, span, why, sizeof(why)) < 0)
+		return rx_bad(rx, "%s", why);
 	return 0;
 }
 
@@ -421,9 +518,7 @@ static int rx_header(struct vmig_rx *rx)
 		ret = rx_check_pages(rx, &span);
 		if (ret < 0)
 			return ret;
-		rx->ram->zero(rx, span, m->pages.count);
-		rx_terms_update(rx, m->pages.region, m->pages.first,
-				m->pages.count, true);
+		vmig_rx_zero_applied(rx, &rx->terms, m, span);
 		rx->pages += m->pages.count;
 		rx->zero_pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
@@ -492,7 +587,8 @@ static int rx_header(struct vmig_rx *rx)
 		rx->state = VMIG_RX_FINAL;
 		return rx_frame_done(rx, VMIG_RX_MORE);
 	case VMIG_FRAME_COMPLETE:
-		if (m->complete.pages != rx->pages)
+		/* With data connections, checked once they all ended. */
+		if (!rx->nr_chans && m->complete.pages != rx->pages)
 			return rx_bad(rx, "the source sent %llu pages, %llu "
 					  "arrived",
 				      (unsigned long long)m->complete.pages,
@@ -674,6 +770,7 @@ static int rx_hello(struct vmig_rx *rx)
 			return rx_bad(rx, "devices to RESUMING: %s", msg);
 	}
 	rx->full_digest = m->hello.flags & VMIG_HELLO_FULL_DIGEST;
+	rx->nr_chans = m->hello.connections;
 	if (rx_terms_alloc(rx) < 0) {
 		snprintf(rx->err, sizeof(rx->err), "out of memory");
 		rx->state = VMIG_RX_FAILED;
@@ -712,8 +809,7 @@ static int rx_payload(struct vmig_rx *rx)
 			rx_check_pages(rx, &span);
 			memcpy(span, rx->scratch, rx->want);
 		}
-		rx_terms_update(rx, m->pages.region, m->pages.first,
-				m->pages.count, false);
+		vmig_rx_pages_applied(rx, &rx->terms, m);
 		rx->pages += m->pages.count;
 		rx->last_page_us = vmig_now_us();
 		return rx_frame_done(rx, VMIG_RX_MORE);
@@ -808,8 +904,13 @@ struct vmig_dst {
 	bool cancelled;          /* by vmig_cancel: the listener goes too */
 	bool switchover_armed;
 	bool finished;
-	bool accepted;
+	bool listened;           /* vmig_receive: connections are accepted */
 	int result;
+	/* The data connections HELLO named (channels.c). */
+	struct vmig_dchans *chans;
+	bool chan_accepting;     /* waiting on the listener for one */
+	bool complete_pending;   /* COMPLETE read: waiting for them to end */
+	uint64_t complete_pages; /* the pages COMPLETE says were sent */
 	uint64_t start_us;
 	char errmsg[1024];
 };
@@ -893,6 +994,9 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 		vsnprintf(d->errmsg, sizeof(d->errmsg), fmt, ap);
 		va_end(ap);
 	}
+	/* Their threads stop before anything they write to is released. */
+	vmig_dchans_close(d->chans);
+	d->chans = NULL;
 	if (err)
 		rx_devices_abort(&d->rx);
 	vmig_engine_end(d->e);
@@ -906,9 +1010,10 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	if ((!err || d->cancelled) && d->e->listener) {
 		vmig_listener_close(d->e->listener);
 		d->e->listener = NULL;
-	} else if (d->e->listener && !d->conn) {
+	} else if (d->e->listener && (!d->conn || d->chan_accepting)) {
 		vmig_listener_accept(d->e->listener, NULL, NULL, NULL, NULL);
 	}
+	d->chan_accepting = false;
 	if (d->conn)
 		vmig_conn_read_stop(d->conn);
 	len = strnlen(d->errmsg, VMIG_ERROR_MAX);
@@ -961,13 +1066,206 @@ static void dst_position(const struct vmig_dst *d, char *buf, size_t len)
 			 (unsigned long long)rx->frame_no);
 }
 
-static void dst_event(struct vmig_dst *d, int ev)
+/*
+ * COMPLETE, and every data connection's: the devices and the VMM load
+ * their state, then ACK with the digest.
+ */
+static void dst_complete(struct vmig_dst *d)
 {
 	vmig_session *s = d->s;
 	struct vmig_engine *e = d->e;
 	uint8_t hdr[VMIG_FRAME_HDR];
 	char msg[512];
 	uint64_t t0, hashed;
+	int ret;
+
+	vmig_watch_disarm(&d->watch, VMIG_WAIT_IDLE);
+	if (d->rx.nr_chans && d->complete_pages != d->rx.pages) {
+		dst_finish(d, VMIG_EPROTO, true,
+			   "frame %llu (COMPLETE): the source sent %llu pages, "
+			   "%llu arrived over its %u data connection(s)",
+			   (unsigned long long)d->rx.frame_no - 1,
+			   (unsigned long long)d->complete_pages,
+			   (unsigned long long)d->rx.pages, d->rx.nr_chans);
+		return;
+	}
+	msg[0] = '\0';
+	ret = d->rx.devs->load(&d->rx, msg, sizeof(msg));
+	if (ret < 0) {
+		dst_finish(d, ret, true, "loading the device state: %s",
+			   msg);
+		return;
+	}
+	ret = vmig_state_rx_done(&d->rx, msg, sizeof(msg));
+	if (ret < 0) {
+		dst_finish(d, ret, true, "loading the VMM state: %s",
+			   msg);
+		return;
+	}
+	t0 = vmig_now_us();
+	e->st.digest = vmig_rx_digest(&d->rx, &hashed);
+	/* Cancelled while hashing: the cancel, not an ACK, is next. */
+	if (__atomic_load_n(&e->cancel_requested, __ATOMIC_ACQUIRE))
+		return;
+	e->st.digest_us = vmig_now_us() - t0;
+	e->st.digest_known = true;
+	vmig_logf(s, VMIG_LOG_INFO,
+		  "destination: all received (%llu pages); digest "
+		  "0x%016llx (kept as pages arrived; %llu page(s) "
+		  "hashed now)",
+		  (unsigned long long)d->rx.pages,
+		  (unsigned long long)e->st.digest,
+		  (unsigned long long)hashed);
+	vmig_enc_ack(hdr, e->st.digest, d->rx.pages,
+		     d->rx.state_check);
+	ret = dst_send(d, hdr, NULL, 0, false);
+	if (ret < 0)
+		dst_finish(d, ret, false, "cannot answer ACK: %s",
+			   vmig_strerror(ret));
+	return;
+}
+
+/*
+ * A data connection moved, ended or failed (channels.c, from its
+ * thread): the source is not idle; a failure ends the migration; the
+ * last one's COMPLETE lets the main stream's go on.
+ */
+static void dst_chans_event(void *opaque)
+{
+	struct vmig_dst *d = opaque;
+	char msg[768];
+	int ret;
+
+	if (d->finished || !d->chans)
+		return;
+	vmig_watch_touch(&d->watch);
+	ret = vmig_dchans_poll(d->chans, msg, sizeof(msg));
+	if (ret < 0) {
+		dst_finish(d, ret, true, "%s", msg);
+		return;
+	}
+	if (ret == 1 && d->complete_pending) {
+		d->complete_pending = false;
+		dst_complete(d);
+	}
+}
+
+static const struct vmig_conn_ops dst_chan_conn_ops;
+
+static void dst_chan_accept(struct vmig_dst *d);
+
+/* A data connection was accepted: its socket goes to a thread. */
+static void dst_chan_accepted(void *opaque, struct vmig_conn *c, int err)
+{
+	struct vmig_dst *d = opaque;
+	char peer[160];
+	int fd;
+
+	d->chan_accepting = false;
+	if (d->finished) {
+		if (c)
+			vmig_conn_close(c);
+		return;
+	}
+	if (err < 0) {
+		dst_finish(d, err, true, "accepting a data connection: %s",
+			   vmig_strerror(err));
+		return;
+	}
+	snprintf(peer, sizeof(peer), "%s", vmig_conn_peer(c));
+	fd = vmig_conn_fd(c);
+	/* Nothing was read from it: the stream is the thread's, whole. */
+	if (fd >= 0)
+		fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	err = fd < 0 ? -errno : 0;
+	vmig_conn_close(c);
+	if (err == 0)
+		err = vmig_dchans_add(d->chans, fd, peer);
+	if (err < 0) {
+		dst_finish(d, err, true, "data connection from %s: %s", peer,
+			   vmig_strerror(err));
+		return;
+	}
+	if (vmig_dchans_added(d->chans) < d->rx.nr_chans)
+		dst_chan_accept(d);
+}
+
+static void dst_chan_accept(struct vmig_dst *d)
+{
+	int ret;
+
+	d->chan_accepting = true;
+	ret = vmig_listener_accept(d->e->listener, &dst_chan_conn_ops, d,
+				   dst_chan_accepted, d);
+	if (ret < 0) {
+		d->chan_accepting = false;
+		dst_finish(d, ret, true, "accepting data connections: %s",
+			   vmig_strerror(ret));
+	}
+}
+
+/*
+ * HELLO named data connections: their token, their threads' set, and
+ * the wait for them on the listener (vmig_receive) or from the local
+ * source (vmig_dst_add_channel). token is 0 without any.
+ */
+static int dst_chans_open(struct vmig_dst *d, uint64_t token[2])
+{
+	int ret;
+
+	token[0] = token[1] = 0;
+	if (!d->rx.nr_chans)
+		return 0;
+	if (vmig_conn_fd(d->conn) < 0) {
+		dst_finish(d, VMIG_EPROTO, true,
+			   "HELLO names %u data connection(s), and this "
+			   "destination's transport (%s) carries one stream",
+			   d->rx.nr_chans, vmig_conn_peer(d->conn));
+		return -EPROTO;
+	}
+	if (getrandom(token, 2 * sizeof(token[0]), 0) !=
+	    (ssize_t)(2 * sizeof(token[0]))) {
+		ret = -errno;
+		dst_finish(d, ret, true, "data connections: no random token: "
+			   "%s", vmig_strerror(ret));
+		return ret;
+	}
+	ret = vmig_dchans_new(&d->chans, d->loop, &d->rx, d->rx.nr_chans,
+			      token, dst_chans_event, d);
+	if (ret < 0) {
+		dst_finish(d, ret, true, "data connections: %s",
+			   vmig_strerror(ret));
+		return ret;
+	}
+	vmig_logf(d->s, VMIG_LOG_INFO,
+		  "destination: the pages come over %u data connection(s)",
+		  d->rx.nr_chans);
+	if (d->listened)
+		dst_chan_accept(d);
+	return d->finished ? -EPROTO : 0;
+}
+
+void vmig_dst_add_channel(struct vmig_dst *d, int fd)
+{
+	int ret;
+
+	if (d->finished || !d->chans) {
+		close(fd);
+		return;
+	}
+	ret = vmig_dchans_add(d->chans, fd, "socketpair");
+	if (ret < 0)
+		dst_finish(d, ret, true, "data connection: %s",
+			   vmig_strerror(ret));
+}
+
+static void dst_event(struct vmig_dst *d, int ev)
+{
+	vmig_session *s = d->s;
+	struct vmig_engine *e = d->e;
+	uint8_t hdr[VMIG_FRAME_HDR];
+	uint64_t token[2];
+	char msg[512];
 	int ret;
 
 	switch (ev) {
@@ -981,47 +1279,23 @@ static void dst_event(struct vmig_dst *d, int ev)
 			  "device(s), %u VMM state section(s))",
 			  vmig_conn_peer(d->conn), d->rx.nr_regions,
 			  d->rx.nr_devices, d->rx.nr_states);
-		vmig_enc_welcome(hdr);
+		if (dst_chans_open(d, token) < 0)
+			return;
+		vmig_enc_welcome(hdr, token);
 		ret = dst_send(d, hdr, NULL, 0, false);
 		if (ret < 0)
 			dst_finish(d, ret, false, "cannot answer WELCOME: %s",
 				   vmig_strerror(ret));
 		return;
 	case VMIG_RX_COMPLETE:
-		vmig_watch_disarm(&d->watch, VMIG_WAIT_IDLE);
-		msg[0] = '\0';
-		ret = d->rx.devs->load(&d->rx, msg, sizeof(msg));
-		if (ret < 0) {
-			dst_finish(d, ret, true, "loading the device state: %s",
-				   msg);
+		d->complete_pages = d->rx.m.complete.pages;
+		if (d->chans) {
+			/* The data connections' own COMPLETE first. */
+			d->complete_pending = true;
+			dst_chans_event(d);
 			return;
 		}
-		ret = vmig_state_rx_done(&d->rx, msg, sizeof(msg));
-		if (ret < 0) {
-			dst_finish(d, ret, true, "loading the VMM state: %s",
-				   msg);
-			return;
-		}
-		t0 = vmig_now_us();
-		e->st.digest = vmig_rx_digest(&d->rx, &hashed);
-		/* Cancelled while hashing: the cancel, not an ACK, is next. */
-		if (__atomic_load_n(&e->cancel_requested, __ATOMIC_ACQUIRE))
-			return;
-		e->st.digest_us = vmig_now_us() - t0;
-		e->st.digest_known = true;
-		vmig_logf(s, VMIG_LOG_INFO,
-			  "destination: all received (%llu pages); digest "
-			  "0x%016llx (kept as pages arrived; %llu page(s) "
-			  "hashed now)",
-			  (unsigned long long)d->rx.pages,
-			  (unsigned long long)e->st.digest,
-			  (unsigned long long)hashed);
-		vmig_enc_ack(hdr, e->st.digest, d->rx.pages,
-			     d->rx.state_check);
-		ret = dst_send(d, hdr, NULL, 0, false);
-		if (ret < 0)
-			dst_finish(d, ret, false, "cannot answer ACK: %s",
-				   vmig_strerror(ret));
+		dst_complete(d);
 		return;
 	case VMIG_RX_COMMIT:
 		e->st.committed = true;
@@ -1289,6 +1563,8 @@ int vmig_dst_finish(struct vmig_dst *d)
 
 	if (!d->finished) {
 		/* The loop stopped without an ending: nothing came. */
+		vmig_dchans_close(d->chans);
+		d->chans = NULL;
 		vmig_watch_close(&d->watch);
 		uv_run(d->loop, UV_RUN_NOWAIT);
 		d->finished = true;
@@ -1358,6 +1634,7 @@ int vmig_dst_run(vmig_session *s)
 	ret = vmig_dst_start(s, loop, &d);
 	if (ret < 0)
 		return ret;
+	d->listened = true;
 	snprintf(e->st.transport, sizeof(e->st.transport), "%s", e->bound);
 	vmig_listener_accept(e->listener, &dst_conn_ops, d, dst_accepted, d);
 	vmig_sigpipe_block(&sp);

@@ -397,9 +397,11 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 	    p->verify > VMIG_VERIFY_OFF)
 		return vmig_fail(s, -EINVAL, "policies: unknown verify "
 				 "policy %u", p->verify);
-	if (VMIG_HAS_FIELD(p, struct vmig_policies, reserved2) &&
-	    p->reserved2)
-		return vmig_fail(s, -EINVAL, "policies: reserved2 is not 0");
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, connections) &&
+	    p->connections > VMIG_CONNECTIONS_MAX)
+		return vmig_fail(s, -EINVAL, "policies: connections %u, at "
+				 "most %u", p->connections,
+				 VMIG_CONNECTIONS_MAX);
 	policies_default(&n);
 	n.hotplug = p->hotplug;
 	if (p->downtime_limit_ms)
@@ -424,6 +426,10 @@ VMIG_API int vmig_set_policies(vmig_session *s, const struct vmig_policies *p)
 		n.verify = p->verify;
 	else if (e->running)
 		n.verify = e->pol.verify; /* 0 keeps the migration's */
+	if (VMIG_HAS_FIELD(p, struct vmig_policies, connections))
+		n.connections = p->connections;
+	if (e->running)
+		n.connections = e->pol.connections; /* fixed at the start */
 	if (e->running)
 		return vmig_control_policies_live(s, &n);
 	e->pol = n;

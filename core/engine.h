@@ -462,6 +462,14 @@ int vmig_conn_write(struct vmig_conn *c, const struct vmig_iov *iov,
 void vmig_conn_close(struct vmig_conn *c);
 
 /*
+ * The connection's socket, for data connections to the same peer
+ * (getpeername) or to be read by a thread of their own (dup'ed, then the
+ * connection closed before it read anything); -ENOTSUP when its bytes
+ * are not the stream's (TLS).
+ */
+int vmig_conn_fd(struct vmig_conn *c);
+
+/*
  * The peer's address as text ("unix:/path", "tcp:1.2.3.4:5",
  * "socketpair").
  */
@@ -525,6 +533,15 @@ struct vmig_rx_device {
 	uint64_t offset; /* state bytes received */
 	bool ended;
 	void *ds;        /* device-state handle while resuming */
+};
+
+/*
+ * The digest's terms a receiver of pages added: their sum and how many
+ * pages got their first term (one per thread that applies pages).
+ */
+struct vmig_rx_terms {
+	uint64_t sum;
+	uint64_t pages;
 };
 
 /* A registered VMM state section (vmig_state_register). */
@@ -604,9 +621,29 @@ struct vmig_rx {
 	 * term is written only for pages that carried data.
 	 */
 	uint64_t **zeroed;
-	uint64_t term_sum;
-	uint64_t termed_pages;
+	struct vmig_rx_terms terms; /* the main stream's, and at COMPLETE all */
+	/*
+	 * HELLO's data connections: the pages travel there (channels.c),
+	 * each applied by its own thread, never on this stream. Their
+	 * pages' bits in termed and zeroed are set atomically.
+	 */
+	uint32_t nr_chans;
 };
+
+/*
+ * For the data connections' threads (channels.c), once HELLO was
+ * accepted. vmig_rx_span checks a PAGES or ZERO frame's region and range
+ * against the layout: 0 with *span where its first page goes, or -EPROTO
+ * with why in err. Once a PAGES frame's data is at its span,
+ * vmig_rx_pages_applied records it; vmig_rx_zero_applied zeroes a ZERO
+ * frame's pages and records them. The terms go to t, the thread's own.
+ */
+int vmig_rx_span(const struct vmig_rx *rx, const struct vmig_msg *m,
+		 uint8_t **span, char *err, size_t errlen);
+void vmig_rx_pages_applied(struct vmig_rx *rx, struct vmig_rx_terms *t,
+			   const struct vmig_msg *m);
+void vmig_rx_zero_applied(struct vmig_rx *rx, struct vmig_rx_terms *t,
+			  const struct vmig_msg *m, uint8_t *span);
 
 /* Prepares rx for a stream into s's regions. Returns 0 or -ENOMEM. */
 int vmig_rx_init(struct vmig_rx *rx, vmig_session *s);
@@ -651,6 +688,8 @@ int vmig_dst_run(vmig_session *s);
 int vmig_dst_start(vmig_session *s, uv_loop_t *loop, struct vmig_dst **out);
 const struct vmig_conn_ops *vmig_dst_conn_ops(void);
 void vmig_dst_attach(struct vmig_dst *d, struct vmig_conn *c);
+/* A data connection's socket (fd, taken), from the local source. */
+void vmig_dst_add_channel(struct vmig_dst *d, int fd);
 /* True once the destination is over. */
 bool vmig_dst_finished(const struct vmig_dst *d);
 /* Ends a destination that never got its connection. */

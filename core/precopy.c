@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "converge.h"
 #include "engine.h"
@@ -140,6 +142,7 @@ struct vmig_src {
 };
 
 static void src_pump(struct vmig_src *src);
+static int src_open_chans(struct vmig_src *src, const uint64_t token[2]);
 static void src_switchover(struct vmig_src *src);
 static int src_ctl(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR],
 		   void *payload, size_t len);
@@ -209,6 +212,25 @@ static int src_ctl_frame(struct vmig_src *src,
 			 vmig_frame_name(type), vmig_conn_peer(src->w.conn),
 			 vmig_strerror(ret));
 	}
+	return ret;
+}
+
+/*
+ * A pass begins (ITERATION, SWITCHOVER, already queued on the main
+ * stream): each data connection carries the marker too, before the
+ * pass's pages (channels.h says why).
+ */
+static int src_marker(struct vmig_src *src, const uint8_t hdr[VMIG_FRAME_HDR])
+{
+	int ret;
+
+	if (!src->w.chans)
+		return 0;
+	ret = vmig_chans_marker(src->w.chans, hdr);
+	if (ret < 0)
+		src_fail(src, ret, "queueing %s on the data connections: %s",
+			 vmig_frame_name(vmig_frame_type_of(hdr)),
+			 vmig_strerror(ret));
 	return ret;
 }
 
@@ -330,6 +352,7 @@ static void src_fill(struct vmig_src *src, struct vmig_batch *b,
 	vmig_batch_sink(b, budget, &out, &bs);
 	src->scan_done = vmig_sections_fill(&src->set, &out,
 					    src->phase == SP_FINAL);
+	b->pages = out.pages;
 	src->pages_total += out.pages;
 }
 
@@ -367,6 +390,10 @@ static void queue_tail(struct vmig_src *src)
 	if (ret <= 0)
 		return;
 	src->tail_queued = true;
+	if (src->w.chans && vmig_chans_complete(src->w.chans) < 0) {
+		src_fail(src, -ENOMEM, "out of memory");
+		return;
+	}
 	vmig_enc_complete(hdr, src->pages_total, src->w.frames);
 	if (src_ctl(src, hdr, NULL, 0) < 0)
 		return;
@@ -540,7 +567,7 @@ static void iteration_begin(struct vmig_src *src, uint64_t dirty)
 	vmig_sections_pass(&src->set, dirty, false);
 	src->scan_done = false;
 	vmig_enc_iteration(hdr, src->iteration);
-	if (src_ctl(src, hdr, NULL, 0) < 0)
+	if (src_ctl(src, hdr, NULL, 0) < 0 || src_marker(src, hdr) < 0)
 		return;
 	vmig_logf(src->s, VMIG_LOG_INFO,
 		  "source: iteration %u: %llu dirty pages",
@@ -855,7 +882,7 @@ static void src_switchover(struct vmig_src *src)
 	t0 = vmig_now_us();
 	e->st.stop_us = t0 - src->stop_us;
 	vmig_enc_switchover(hdr);
-	if (src_ctl(src, hdr, NULL, 0) < 0)
+	if (src_ctl(src, hdr, NULL, 0) < 0 || src_marker(src, hdr) < 0)
 		return;
 	/* Nothing writes guest memory now: this sync is the last. */
 	n = src_sync(src, it);
@@ -979,6 +1006,13 @@ static void src_decide(struct vmig_src *src)
 /* Closes the connection and the linger timer, once. */
 static void src_close_conn(struct vmig_src *src)
 {
+	/* Their pending writes end now, cancelled (src_written ignores). */
+	if (src->w.chans) {
+		struct vmig_chans *chans = src->w.chans;
+
+		src->w.chans = NULL;
+		vmig_chans_close(chans);
+	}
 	if (src->w.conn) {
 		vmig_conn_close(src->w.conn);
 		src->w.conn = NULL;
@@ -1270,6 +1304,12 @@ static void broken_expired(uv_timer_t *t)
 {
 	struct vmig_src *src = t->data;
 
+	const char *chan = vmig_chans_errmsg(src->w.chans);
+
+	if (chan[0]) {
+		src_fail_quiet(src, src->broken, "%s", chan);
+		return;
+	}
 	src_fail_quiet(src, src->broken, "writing to %s at frame %llu: %s",
 		       src->w.conn ? vmig_conn_peer(src->w.conn) : "?",
 		       (unsigned long long)src->w.frames,
@@ -1445,6 +1485,8 @@ static void src_reply(struct vmig_src *src)
 	switch (m->type) {
 	case VMIG_FRAME_WELCOME:
 		src->welcomed = true;
+		if (src_open_chans(src, m->channel.token) < 0)
+			return;
 		vmig_watch_disarm(&src->watch, VMIG_WAIT_HANDSHAKE);
 		vmig_watch_arm(&src->watch, VMIG_WAIT_IDLE,
 			       src->e->pol.idle_timeout_ms);
@@ -1595,6 +1637,12 @@ static const struct vmig_conn_ops src_conn_ops = {
 /* ------------------------------------------------------------------ */
 /* Starting                                                            */
 
+/* HELLO's data connections: 0 when the pages go on the main stream. */
+static uint32_t src_data_conns(const struct vmig_src *src)
+{
+	return src->e->pol.connections > 1 ? src->e->pol.connections : 0;
+}
+
 static void src_hello(struct vmig_src *src)
 {
 	vmig_session *s = src->s;
@@ -1645,9 +1693,63 @@ static void src_hello(struct vmig_src *src)
 		       src->e->pol.verify == VMIG_VERIFY_STRICT
 			       ? VMIG_HELLO_FULL_DIGEST
 			       : 0,
-		       &n, p, len);
+		       src_data_conns(src), &n, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)
 		src_phase(src, SP_HELLO);
+}
+
+/*
+ * WELCOME came with the token: the data connections open, to the main
+ * stream's peer, or over socket pairs to the local destination.
+ */
+static int src_open_chans(struct vmig_src *src, const uint64_t token[2])
+{
+	uint32_t i, n = src_data_conns(src);
+	int fds[VMIG_DATA_CONN_MAX], ret, fd;
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	char err[256];
+
+	if (!n)
+		return 0;
+	if (!src->dst) {
+		fd = vmig_conn_fd(src->w.conn);
+		if (fd < 0 || getpeername(fd, (struct sockaddr *)&peer, &len) < 0) {
+			ret = fd < 0 ? fd : -errno;
+			src_fail(src, ret, "data connections: the address of "
+				 "%s: %s", vmig_conn_peer(src->w.conn),
+				 vmig_strerror(ret));
+			return ret;
+		}
+		ret = vmig_chans_open(&src->w.chans, src->loop, n,
+				      (struct sockaddr *)&peer, len, NULL,
+				      token, err, sizeof(err));
+	} else {
+		for (i = 0; i < n; i++) {
+			int sv[2];
+
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+						 SOCK_CLOEXEC,
+				       0, sv) < 0) {
+				ret = -errno;
+				while (i--)
+					close(fds[i]);
+				src_fail(src, ret, "data connections: "
+					 "socketpair: %s", vmig_strerror(ret));
+				return ret;
+			}
+			fds[i] = sv[0];
+			vmig_dst_add_channel(src->dst, sv[1]);
+		}
+		ret = vmig_chans_open(&src->w.chans, src->loop, n, NULL, 0,
+				      fds, token, err, sizeof(err));
+	}
+	if (ret < 0)
+		src_fail(src, ret, "%s", err);
+	else
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: %u data connection(s) carry the pages", n);
+	return ret;
 }
 
 static void src_connecting(void *opaque, struct vmig_conn *c)
@@ -1677,6 +1779,14 @@ static void src_connected(void *opaque, struct vmig_conn *c, int err)
 		 src->dst ? "socketpair" : vmig_conn_peer(c));
 	vmig_logf(src->s, VMIG_LOG_INFO, "source: connected to %s",
 		  vmig_conn_peer(c));
+	if (src_data_conns(src) && !src->dst && vmig_conn_fd(c) < 0) {
+		src_fail(src, -EINVAL,
+			 "policies: connections %u: data connections open to "
+			 "a tcp: or unix: address, and %s is not one; the "
+			 "guest stays on the source",
+			 src->e->pol.connections, vmig_conn_peer(c));
+		return;
+	}
 	ret = vmig_conn_read_start(c);
 	if (ret < 0) {
 		src_fail(src, ret, "reading from %s: %s", vmig_conn_peer(c),

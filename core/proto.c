@@ -132,6 +132,7 @@ static const char *const frame_names[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_STARTED] = "STARTED",
 	[VMIG_FRAME_VMM_STATE] = "VMM_STATE",
 	[VMIG_FRAME_VMM_STATE_END] = "VMM_STATE_END",
+	[VMIG_FRAME_CHANNEL] = "CHANNEL",
 };
 
 const char *vmig_frame_name(uint32_t type)
@@ -274,7 +275,7 @@ struct frame_rule {
 
 static const struct frame_rule rules[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_HELLO] = { LEN_HELLO, VMIG_HELLO_MAX, CRC_ALWAYS, 0 },
-	[VMIG_FRAME_WELCOME] = { LEN_NONE, 0, CRC_NEVER, ZA | ZB | ZC | ZD },
+	[VMIG_FRAME_WELCOME] = { LEN_NONE, 0, CRC_NEVER, ZC | ZD },
 	[VMIG_FRAME_PAGES] = { LEN_PAGES, VMIG_PAGES_MAX * 4096ull, CRC_MAY,
 			       ZD },
 	[VMIG_FRAME_ZERO] = { LEN_NONE, 0, CRC_NEVER, ZD },
@@ -293,6 +294,7 @@ static const struct frame_rule rules[VMIG_FRAME_NR] = {
 	[VMIG_FRAME_VMM_STATE] = { LEN_SOME, VMIG_VMMSTATE_MAX, CRC_ALWAYS,
 				   ZD },
 	[VMIG_FRAME_VMM_STATE_END] = { LEN_NONE, 0, CRC_NEVER, ZC | ZD },
+	[VMIG_FRAME_CHANNEL] = { LEN_NONE, 0, CRC_NEVER, ZD },
 };
 
 __attribute__((format(printf, 5, 6))) static int
@@ -448,11 +450,23 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 	/* The type's own fields that need no knowledge of the receiver. */
 	switch (f->type) {
 	case VMIG_FRAME_HELLO:
-		if (f->a & ~(uint64_t)VMIG_HELLO_FLAGS)
+		if ((uint32_t)f->a & ~(uint32_t)VMIG_HELLO_FLAGS)
 			return bad(err, errlen, frame_no, f->type,
-				   "unknown stream flags 0x%llx",
-				   (unsigned long long)(f->a &
-							~(uint64_t)VMIG_HELLO_FLAGS));
+				   "unknown stream flags 0x%x",
+				   (uint32_t)f->a & ~(uint32_t)VMIG_HELLO_FLAGS);
+		if ((f->a >> VMIG_HELLO_CONN_SHIFT) > VMIG_DATA_CONN_MAX)
+			return bad(err, errlen, frame_no, f->type,
+				   "%llu data connections, at most %u",
+				   (unsigned long long)(f->a >>
+							VMIG_HELLO_CONN_SHIFT),
+				   VMIG_DATA_CONN_MAX);
+		break;
+	case VMIG_FRAME_CHANNEL:
+		if (f->c >= VMIG_DATA_CONN_MAX)
+			return bad(err, errlen, frame_no, f->type,
+				   "connection index %llu, at most %u",
+				   (unsigned long long)f->c,
+				   VMIG_DATA_CONN_MAX - 1);
 		break;
 	case VMIG_FRAME_PAGES:
 		if (!f->c)
@@ -489,17 +503,26 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 /* Typed encoders                                                      */
 
 void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t flags,
-		    const struct vmig_hello_counts *n, const void *layout,
-		    size_t len)
+		    uint32_t connections, const struct vmig_hello_counts *n,
+		    const void *layout, size_t len)
 {
 	pack4(hdr, VMIG_FRAME_HELLO, VMIG_FRAME_DATA_CRC,
-	      vmig_crc32c(0, layout, len), len, flags, n->regions, n->devices,
-	      n->sections);
+	      vmig_crc32c(0, layout, len), len,
+	      flags | (uint64_t)connections << VMIG_HELLO_CONN_SHIFT,
+	      n->regions, n->devices, n->sections);
 }
 
-void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR])
+void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR], const uint64_t token[2])
 {
-	vmig_frame_pack(hdr, VMIG_FRAME_WELCOME, 0, 0, 0, 0, NULL);
+	vmig_frame_pack(hdr, VMIG_FRAME_WELCOME, 0, token ? token[0] : 0,
+			token ? token[1] : 0, 0, NULL);
+}
+
+void vmig_enc_channel(uint8_t hdr[VMIG_FRAME_HDR], const uint64_t token[2],
+		      uint32_t index)
+{
+	vmig_frame_pack(hdr, VMIG_FRAME_CHANNEL, 0, token[0], token[1], index,
+			NULL);
 }
 
 void vmig_enc_pages(uint8_t hdr[VMIG_FRAME_HDR], uint32_t region,
@@ -611,7 +634,9 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 	m->length = f->length;
 	switch (f->type) {
 	case VMIG_FRAME_HELLO:
-		m->hello.flags = f->a;
+		m->hello.flags = (uint32_t)f->a;
+		m->hello.connections =
+			(uint32_t)(f->a >> VMIG_HELLO_CONN_SHIFT);
 		m->hello.nr_regions = f->b;
 		m->hello.nr_devices = f->c;
 		m->hello.nr_sections = f->d;
@@ -642,6 +667,12 @@ void vmig_frame_decode(const struct vmig_frame *f, struct vmig_msg *m)
 		break;
 	case VMIG_FRAME_ITERATION:
 		m->iteration.number = f->a;
+		break;
+	case VMIG_FRAME_WELCOME:
+	case VMIG_FRAME_CHANNEL:
+		m->channel.token[0] = f->a;
+		m->channel.token[1] = f->b;
+		m->channel.index = f->c;
 		break;
 	case VMIG_FRAME_COMPLETE:
 		m->complete.pages = f->a;

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMIG_PROTO_VERSION 4u
+#define VMIG_PROTO_VERSION 5u
 #define VMIG_FRAME_HDR 64u         /* bytes of a frame header */
 #define VMIG_FRAME_DATA_CRC 0x1u   /* flags: data_crc covers the payload */
 
@@ -39,6 +39,7 @@ enum vmig_frame_type {
 	VMIG_FRAME_STARTED = 13, /* since version 2 */
 	VMIG_FRAME_VMM_STATE = 14,     /* since version 4 */
 	VMIG_FRAME_VMM_STATE_END = 15, /* since version 4 */
+	VMIG_FRAME_CHANNEL = 16,       /* since version 5 */
 	VMIG_FRAME_NR,
 };
 
@@ -133,6 +134,13 @@ void vmig_proto_text(char *out, size_t outlen, const void *msg, size_t len);
  */
 #define VMIG_HELLO_FULL_DIGEST 0x1u
 #define VMIG_HELLO_FLAGS VMIG_HELLO_FULL_DIGEST
+/*
+ * HELLO's field a: the flags in bits 0-31, the number of data connections
+ * (0: the pages travel on this stream; 1 to VMIG_DATA_CONN_MAX) in bits
+ * 32-47, the rest 0.
+ */
+#define VMIG_HELLO_CONN_SHIFT 32u
+#define VMIG_DATA_CONN_MAX 16u
 
 /* How many of each thing a HELLO layout names. */
 struct vmig_hello_counts {
@@ -144,9 +152,16 @@ struct vmig_hello_counts {
  * (vmig_hello_len bytes, filled with vmig_hello_put_*), with DATA_CRC.
  */
 void vmig_enc_hello(uint8_t hdr[VMIG_FRAME_HDR], uint32_t flags,
-		    const struct vmig_hello_counts *n, const void *layout,
-		    size_t len);
-void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR]);
+		    uint32_t connections, const struct vmig_hello_counts *n,
+		    const void *layout, size_t len);
+/*
+ * WELCOME: with data connections, the token (128 bits) each one presents
+ * in its CHANNEL frame; 0 without.
+ */
+void vmig_enc_welcome(uint8_t hdr[VMIG_FRAME_HDR], const uint64_t token[2]);
+/* CHANNEL: the first frame of data connection index, with the token. */
+void vmig_enc_channel(uint8_t hdr[VMIG_FRAME_HDR], const uint64_t token[2],
+		      uint32_t index);
 /*
  * PAGES: count pages from page first of region, the payload data (count
  * pages); with crc, DATA_CRC covers them (after SWITCHOVER).
@@ -217,7 +232,12 @@ struct vmig_msg {
 	union {
 		struct {
 			uint64_t flags, nr_regions, nr_devices, nr_sections;
+			uint32_t connections; /* data connections */
 		} hello;
+		struct {       /* WELCOME, and CHANNEL with its index */
+			uint64_t token[2];
+			uint64_t index;
+		} channel;
 		struct {       /* PAGES and ZERO */
 			uint64_t region, first, count;
 		} pages;

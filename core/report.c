@@ -224,6 +224,8 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !add_u64(pol, "handshake_timeout_ms",
 		     e->pol.handshake_timeout_ms, true) ||
 	    !add_u64(pol, "idle_timeout_ms", e->pol.idle_timeout_ms, true) ||
+	    !add_u64(pol, "connections",
+		     e->pol.connections > 1 ? e->pol.connections : 1, true) ||
 	    !add_str(pol, "verify",
 		     e->pol.verify == VMIG_VERIFY_STRICT ? "strict"
 		     : e->pol.verify == VMIG_VERIFY_OFF  ? "off"

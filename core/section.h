@@ -107,8 +107,12 @@ struct vmig_section_loader {
 	int (*start)(struct vmig_rx *rx, char *err, size_t errlen);
 	/* PAGES and ZERO, checked: where page first of region is. */
 	uint8_t *(*span)(struct vmig_rx *rx, uint64_t region, uint64_t first);
-	/* ZERO: count pages at span are zero. */
-	void (*zero)(struct vmig_rx *rx, uint8_t *span, uint64_t count);
+	/*
+	 * ZERO: count pages at span (page first of region) are zero. Runs
+	 * on the data connections' threads too, for pages of their own.
+	 */
+	void (*zero)(struct vmig_rx *rx, uint64_t region, uint64_t first,
+		     uint8_t *span, uint64_t count);
 	/* DEVICE_STATE, checked: len more bytes of d's state. */
 	int (*write)(struct vmig_rx *rx, struct vmig_rx_device *d,
 		     const void *buf, size_t len, char *err, size_t errlen);

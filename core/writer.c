@@ -49,7 +49,7 @@ struct vmig_batch *vmig_batch_get(struct vmig_writer *w)
 		return NULL;
 	w->free_batches = b->next;
 	b->nframes = b->nbufs = b->nheap = 0;
-	b->bytes = 0;
+	b->bytes = b->pages = 0;
 	b->complete = b->commit = b->last = false;
 	return b;
 }
@@ -95,7 +95,9 @@ void vmig_batch_frame(struct vmig_batch *b, const void *data,
 	if (length)
 		b->bufs[b->nbufs++] = (struct vmig_iov){ data, length };
 	b->bytes += VMIG_FRAME_HDR + length;
-	b->w->frames++;
+	/* A data connection counts its own (vmig_chans_complete). */
+	if (b->own || !b->w->chans)
+		b->w->frames++;
 	b->w->last_type = vmig_frame_type_of(h);
 }
 
@@ -132,7 +134,12 @@ int vmig_batch_submit(struct vmig_batch *b)
 		vmig_batch_put(b);
 		return -ENOTCONN;
 	}
-	ret = vmig_conn_write(w->conn, b->bufs, b->nbufs, batch_written, b);
+	if (!b->own && w->chans)
+		ret = vmig_chans_write(w->chans, b->bufs, b->nbufs, b->bytes,
+				       b->nframes, b->pages, batch_written, b);
+	else
+		ret = vmig_conn_write(w->conn, b->bufs, b->nbufs,
+				      batch_written, b);
 	if (ret < 0) {
 		vmig_batch_put(b);
 		return ret;

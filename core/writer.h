@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "channels.h"
 #include "engine.h"
 #include "section.h"
 
@@ -28,6 +29,7 @@ struct vmig_batch {
 	struct vmig_batch *next;
 	unsigned int nframes, nbufs, nheap;
 	uint64_t bytes;
+	uint64_t pages; /* PAGES and ZERO pages it names (data connections) */
 	bool complete;  /* carries COMPLETE */
 	bool commit;    /* carries COMMIT */
 	bool last;      /* ERROR: close the connection after it */
@@ -45,11 +47,16 @@ struct vmig_written {
 
 struct vmig_writer {
 	struct vmig_conn *conn;   /* NULL: closed, nothing goes out */
+	/*
+	 * The data connections (channels.h), once open: the pooled batches
+	 * (pages) go there, the control frames on conn.
+	 */
+	struct vmig_chans *chans;
 	struct vmig_batch *pool;
 	struct vmig_batch *free_batches;
 	unsigned int batches_out;
 	uint64_t inflight;        /* bytes queued, not yet written */
-	uint64_t frames;          /* frames queued */
+	uint64_t frames;          /* frames queued on conn */
 	uint32_t last_type;       /* type of the last frame queued */
 	uint64_t bytes_total;     /* bytes queued */
 	uint64_t bytes_done;      /* bytes written */

@@ -332,7 +332,8 @@ static int parse_preference(struct ctx *c, const cJSON *root,
 static const char *const policies_keys[] = {
 	"hotplug", "downtime_limit_ms", "bandwidth_limit", "max_iterations",
 	"timeout_ms", "timeout_strategy", "tracking", "switchover_timeout_ms",
-	"handshake_timeout_ms", "idle_timeout_ms", "verify", NULL,
+	"handshake_timeout_ms", "idle_timeout_ms", "verify", "connections",
+	NULL,
 };
 static const char *const hotplug_names[] = {
 	"track", "degrade", "reject", NULL,
@@ -359,6 +360,7 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	int64_t switchover = VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS;
 	int64_t handshake = VMIG_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	int64_t idle = VMIG_DEFAULT_IDLE_TIMEOUT_MS;
+	int64_t conns = 1;
 	size_t m;
 	int rc;
 
@@ -400,6 +402,9 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 					   &idle);
 		rc = rc ? rc : cfg_get_enum(c, obj, "verify", verify_names,
 					    &verify);
+		rc = rc ? rc : cfg_get_int(c, obj, "connections", 1,
+					   VMIG_CONNECTIONS_MAX,
+					   NULL, &conns);
 		if (rc)
 			return rc;
 		cfg_pop(c, m);
@@ -412,6 +417,7 @@ static int parse_policies(struct ctx *c, const cJSON *root,
 	p->switchover_timeout_ms = (uint64_t)switchover;
 	p->handshake_timeout_ms = (uint64_t)handshake;
 	p->idle_timeout_ms = (uint64_t)idle;
+	p->connections = (uint32_t)conns;
 	p->timeout_strategy = (enum vmig_timeout_strategy)strategy;
 	p->tracking = (enum vmig_tracking_policy)tracking;
 	return 0;

@@ -31,6 +31,7 @@ struct vmig_cfg_policies {
 	enum vmig_timeout_strategy timeout_strategy; /* default cancel */
 	enum vmig_tracking_policy tracking; /* default mixed */
 	enum vmig_verify_policy verify; /* default audit */
+	uint32_t connections;           /* default 1 */
 };
 
 enum vmig_cfg_fill {

@@ -812,6 +812,7 @@ static int setup_run(struct setup *st)
 		.handshake_timeout_ms = cfg->policies.handshake_timeout_ms,
 		.idle_timeout_ms = cfg->policies.idle_timeout_ms,
 		.verify = (uint32_t)cfg->policies.verify,
+		.connections = cfg->policies.connections,
 	};
 
 	if (vmig_set_policies(s, &p) < 0)

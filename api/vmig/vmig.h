@@ -690,8 +690,21 @@ struct vmig_policies {
 	uint64_t idle_timeout_ms;
 	/* Appended after switchover_timeout_ms: enum vmig_verify_policy. */
 	uint32_t verify;
-	uint32_t reserved2;         /* 0 */
+	/*
+	 * Was reserved (0), now: the source's connections, fixed for the
+	 * migration once it starts. 0 or 1: one stream carries everything.
+	 * 2 to VMIG_CONNECTIONS_MAX: the pages travel over that many
+	 * connections of their own to the same address (tcp: or unix:, not
+	 * TLS), each written by a thread of its own on the source and read
+	 * by one on the destination, beside the stream that keeps the
+	 * control frames and the device and VMM state (docs/protocol.md,
+	 * "Data connections").
+	 */
+	uint32_t connections;
 };
+
+/* The most vmig_policies.connections may be. */
+#define VMIG_CONNECTIONS_MAX 16u
 
 /* The default of vmig_policies.switchover_timeout_ms. */
 #define VMIG_DEFAULT_SWITCHOVER_TIMEOUT_MS 30000u

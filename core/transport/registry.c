@@ -94,6 +94,11 @@ void vmig_conn_close(struct vmig_conn *c)
 		c->cls->close(c);
 }
 
+int vmig_conn_fd(struct vmig_conn *c)
+{
+	return c->cls->fd ? c->cls->fd(c) : -ENOTSUP;
+}
+
 const char *vmig_conn_peer(const struct vmig_conn *c)
 {
 	return c->peer;

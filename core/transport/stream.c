@@ -214,11 +214,20 @@ static int stream_write(struct vmig_conn *conn, const struct vmig_iov *iov,
 	return ret;
 }
 
+static int stream_fd(struct vmig_conn *conn)
+{
+	uv_os_fd_t fd;
+	int ret = uv_fileno(&sc_of(conn)->h.handle, &fd);
+
+	return ret < 0 ? ret : fd;
+}
+
 static const struct vmig_conn_class stream_conn_class = {
 	.read_start = stream_read_start,
 	.read_stop = stream_read_stop,
 	.write = stream_write,
 	.close = stream_close,
+	.fd = stream_fd,
 };
 
 struct vmig_conn *vmig_stream_conn_new(uv_loop_t *loop, bool tcp,

@@ -40,6 +40,8 @@ struct vmig_conn_class {
 		     unsigned int n, vmig_write_fn done, void *opaque);
 	/* Pending writes end with -ECANCELED, then ops->closed, free. */
 	void (*close)(struct vmig_conn *c);
+	/* Optional: its socket, when the bytes on it are the stream's. */
+	int (*fd)(struct vmig_conn *c);
 };
 
 /* Every connection starts with this. */

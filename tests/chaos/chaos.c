@@ -527,6 +527,11 @@ static void draw_policies(struct scenario *sc)
 	sc->pol.timeout_strategy = VMIG_TIMEOUT_STRATEGY_FORCE;
 	/* Slow enough for events to happen during the migration. */
 	sc->pol.bandwidth_limit = (32 + draw(sc, 96)) * MiB;
+	/*
+	 * 1 to 4 connections, from the seed itself: the draws that follow
+	 * (and so each seed's scenario) are those of before.
+	 */
+	sc->pol.connections = 1 + (uint32_t)(sc->seed % 4);
 	sc->pasid_off = chance(sc, 40);
 	/*
 	 * vCPUs with their dirty log, as a VMM registers them; half of
@@ -553,6 +558,11 @@ static void draw_policies(struct scenario *sc)
 				      : k == 2 ? 9 /* COMPLETE */
 					       : 10 /* ACK */;
 		sc->cut_at.limit = k < 2 ? draw(sc, 64 << 10) : draw(sc, 200);
+		/*
+		 * The relay carries one connection, the main stream, whose
+		 * bytes the cut counts: the pages go on it too.
+		 */
+		sc->pol.connections = 1;
 	}
 }
 
@@ -1543,13 +1553,14 @@ out:
 		t->mismatches++;
 	if (!ok || verbose)
 		printf("seed %llu: %s%s%s (%d region(s), %d space(s), %d "
-		       "device(s), %d event(s), %s, %llu page(s) written, "
-		       "%llu ms)\n",
+		       "device(s), %d event(s), %s, %u connection(s), %llu "
+		       "page(s) written, %llu ms)\n",
 		       (unsigned long long)seed, ok ? "ok" : "MISMATCH: ",
 		       ok ? "" : ru.fail,
 		       ok ? (res.ret ? ", aborted" : ", completed") : "",
 		       sc.nr_regions, sc.nr_spaces, sc.nr_devs, sc.nr_events,
 		       sc.pol.tracking ? "all-or-nothing" : "mixed",
+		       sc.pol.connections,
 		       (unsigned long long)res.pages_written,
 		       (unsigned long long)(now_us() - t0) / 1000);
 	if ((!ok || verbose > 1) && ru.r) {

@@ -48,25 +48,35 @@ static const struct vmig_vmm_ops vmig_vmm_count_ops = {
 };
 
 /*
- * A new session of role with one region ("ram") of len bytes at hva,
- * registered with flags (VMIG_REGION_*) and fd (its memfd, or -1), its
- * VMM the counter vc.
+ * A new session of params p with one region ("ram") of len bytes at
+ * hva, registered with flags (VMIG_REGION_*) and fd (its memfd, or -1),
+ * its VMM the counter vc.
  */
+static inline vmig_session *
+vmig_test_region_session_p(const struct vmig_session_params *p, uint8_t *hva,
+			   size_t len, uint32_t flags, int fd,
+			   struct vmig_vmm_count *vc)
+{
+	struct vmig_region reg = { .size = sizeof(reg), .fd = fd,
+				   .name = "ram", .length = len, .hva = hva,
+				   .flags = flags };
+	vmig_session *s = NULL;
+
+	CU_ASSERT_FATAL(vmig_session_new(p, &s) == 0);
+	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
+	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
+	return s;
+}
+
+/* The same with params of its own (a log), the role theirs. */
 static inline vmig_session *vmig_test_region_session(int role, uint8_t *hva,
 						     size_t len,
 						     uint32_t flags, int fd,
 						     struct vmig_vmm_count *vc)
 {
 	struct vmig_session_params p = { .size = sizeof(p), .role = role };
-	struct vmig_region reg = { .size = sizeof(reg), .fd = fd,
-				   .name = "ram", .length = len, .hva = hva,
-				   .flags = flags };
-	vmig_session *s = NULL;
 
-	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
-	CU_ASSERT_FATAL(vmig_region_add(s, &reg, NULL) == 0);
-	CU_ASSERT_FATAL(vmig_set_vmm_ops(s, &vmig_vmm_count_ops, vc) == 0);
-	return s;
+	return vmig_test_region_session_p(&p, hva, len, flags, fd, vc);
 }
 
 /*

@@ -43,7 +43,7 @@ static void frame(struct stream *st, const uint8_t hdr[VMIG_FRAME_HDR],
 	st->frames++;
 }
 
-static void hello(struct stream *st, uint32_t ndev)
+static void hello(struct stream *st, uint32_t ndev, uint32_t conns)
 {
 	const struct vmig_hello_counts n = { .regions = 2, .devices = ndev,
 					     .sections = 1 };
@@ -58,7 +58,7 @@ static void hello(struct stream *st, uint32_t ndev)
 	if (ndev > 1)
 		vmig_hello_put_device(layout, 2, 1, "gpu0");
 	vmig_hello_put_section(layout, &n, 0, "cpu", 2);
-	vmig_enc_hello(hdr, 0, &n, layout, len);
+	vmig_enc_hello(hdr, 0, conns, &n, layout, len);
 	frame(st, hdr, layout, len);
 }
 
@@ -127,7 +127,7 @@ static void migration(struct stream *st, uint32_t ndev)
 	uint8_t hdr[VMIG_FRAME_HDR];
 	uint32_t d;
 
-	hello(st, ndev);
+	hello(st, ndev, 0);
 	iteration(st, 0);
 	pages(st, 0, 0, 2, false, 0x11);
 	zero(st, 0, 2, 14);
@@ -186,10 +186,18 @@ int main(int argc, char **argv)
 	write_seed(argv[1], "migration-nodev", 0, 0, &st);
 	write_seed(argv[1], "migration-nodev-fix", 3, 7, &st);
 	memset(&st, 0, sizeof(st));
-	hello(&st, 1);
+	hello(&st, 1, 0);
 	iteration(&st, 0);
 	vmig_enc_error(hdr, -125, msg, sizeof(msg) - 1);
 	frame(&st, hdr, msg, sizeof(msg) - 1);
 	write_seed(argv[1], "hello-then-error", 0, 0, &st);
+	/* Pages on data connections: the main stream carries none. */
+	memset(&st, 0, sizeof(st));
+	hello(&st, 0, 2);
+	iteration(&st, 0);
+	iteration(&st, 1);
+	vmig_enc_error(hdr, -125, msg, sizeof(msg) - 1);
+	frame(&st, hdr, msg, sizeof(msg) - 1);
+	write_seed(argv[1], "hello-data-connections", 0, 0, &st);
 	return 0;
 }

@@ -302,7 +302,7 @@ static const struct field_pin vmig_policies_pins[] = {
 	PIN(struct vmig_policies, handshake_timeout_ms, 56, 8, uint64_t),
 	PIN(struct vmig_policies, idle_timeout_ms, 64, 8, uint64_t),
 	PIN(struct vmig_policies, verify, 72, 4, uint32_t),
-	PIN(struct vmig_policies, reserved2, 76, 4, uint32_t),
+	PIN(struct vmig_policies, connections, 76, 4, uint32_t),
 };
 
 static const struct field_pin vmig_sync_truth_pins[] = {

@@ -142,7 +142,7 @@ static void send_hello(int fd, size_t len)
 	CU_ASSERT_FATAL(vmig_hello_len(&n) <= sizeof(layout));
 	memset(layout, 0, sizeof(layout));
 	vmig_hello_put_region(layout, 0, 0, len, "ram");
-	vmig_enc_hello(hdr, 0, &n, layout, vmig_hello_len(&n));
+	vmig_enc_hello(hdr, 0, 0, &n, layout, vmig_hello_len(&n));
 	CU_ASSERT_FATAL(vmig_test_send_all(fd, hdr, HDR) == 0);
 	CU_ASSERT_FATAL(vmig_test_send_all(fd, layout, vmig_hello_len(&n)) ==
 			0);
@@ -297,7 +297,7 @@ static void *fake_dst_main(void *opaque)
 	while (f->kind != FAKE_SILENT &&
 	       (t = read_frame(f->fd, hdr, buf, sizeof(buf))) > 0) {
 		if (t == VMIG_FRAME_HELLO) {
-			vmig_enc_welcome(out);
+			vmig_enc_welcome(out, NULL);
 			vmig_test_send_all(f->fd, out, HDR);
 			if (f->kind == FAKE_DEAF)
 				break;

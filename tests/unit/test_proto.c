@@ -320,13 +320,13 @@ static void test_pack(void)
 			2, payload);
 	/* The layout of docs/protocol.md, little-endian. */
 	CU_ASSERT(memcmp(h, "VMIG", 4) == 0);
-	CU_ASSERT(h[4] == 4 && h[5] == 0);
+	CU_ASSERT(h[4] == 5 && h[5] == 0);
 	CU_ASSERT(h[6] == VMIG_FRAME_DEVICE_STATE && h[7] == 0);
 	CU_ASSERT(h[8] == 1 && h[9] == 0 && h[10] == 0 && h[11] == 0);
 	CU_ASSERT(h[24] == 7);
 	CU_ASSERT(h[40] == 0x88 && h[47] == 0x11);
 	vmig_frame_unpack(h, &f);
-	CU_ASSERT_EQUAL(f.version, 4);
+	CU_ASSERT_EQUAL(f.version, 5);
 	CU_ASSERT_EQUAL(f.type, VMIG_FRAME_DEVICE_STATE);
 	CU_ASSERT_EQUAL(f.flags, VMIG_FRAME_DATA_CRC);
 	CU_ASSERT_EQUAL(f.data_crc, vmig_crc32c(0, payload, 7));
@@ -348,7 +348,8 @@ static void test_pack(void)
 	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_STARTED), "STARTED");
 	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_VMM_STATE_END),
 			       "VMM_STATE_END");
-	CU_ASSERT_PTR_NULL(vmig_frame_name(16));
+	CU_ASSERT_STRING_EQUAL(vmig_frame_name(VMIG_FRAME_CHANNEL), "CHANNEL");
+	CU_ASSERT_PTR_NULL(vmig_frame_name(17));
 }
 
 static void test_text(void)
@@ -497,7 +498,7 @@ static void test_rejects(void)
 		      "out of step)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 0, 0, NULL, 0, false,
 		      e_version, true,
-		      "frame 0: version 2, this end speaks version 4");
+		      "frame 0: version 2, this end speaks version 5");
 	vmig_frame_pack(h, VMIG_FRAME_ITERATION, 0, 1, 0, 0, NULL);
 	memcpy(&crc, h + 12, 4);
 	e_crc(h);
@@ -928,7 +929,7 @@ static void test_typed(void)
 	CU_ASSERT(hr.name_len == 3 && !memcmp(hr.name, "ram", 3));
 	vmig_hello_get_device(layout, 2, 0, &name, &len);
 	CU_ASSERT(len == 12 && !memcmp(name, "0000:01:00.0", 12));
-	vmig_enc_hello(h, VMIG_HELLO_FULL_DIGEST, &counts, layout,
+	vmig_enc_hello(h, VMIG_HELLO_FULL_DIGEST, 0, &counts, layout,
 		       sizeof(layout));
 	CU_ASSERT_EQUAL(vmig_frame_check_head(h, 0, &f, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(vmig_frame_check_body(&f, 0, err, sizeof(err)), 0);

@@ -1,0 +1,433 @@
+/*
+ * test_channels.c: the pages over several connections ("connections": N,
+ * docs/protocol.md "Data connections").
+ *
+ * Whole migrations (in one process over socket pairs, and between two
+ * threads over TCP) move every byte with 2 to 4 data connections; a
+ * source written here, frame by frame, shows what the destination does
+ * with what a real source never sends: an older copy of a page that
+ * arrives after the newer one on another connection is applied first
+ * (the pass barrier), and a connection without the token is refused.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <linux/sockios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+#include <vmig/vmig.h>
+
+#include "core/proto.h"
+#include "testutil.h"
+#include "sessionutil.h"
+#include "common/frames.h"
+#include "common/receiver.h"
+#include "common/sendall.h"
+#include "common/vmmcount.h"
+
+#define PG 4096u
+#define LEN (16u << 20)
+
+/* A destination of len bytes of fresh memory whose log goes to log. */
+static vmig_session *logged_destination(size_t len, struct vmig_vmm_count *vc,
+					uint8_t **mem, struct vmig_test_log *log)
+{
+	struct vmig_session_params p = { .size = sizeof(p),
+					 .role = VMIG_ROLE_DESTINATION,
+					 .log = vmig_test_session_log,
+					 .log_opaque = log,
+					 .log_level = VMIG_LOG_INFO };
+
+	*mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(*mem != MAP_FAILED);
+	return vmig_test_region_session_p(&p, *mem, len, 0, -1, vc);
+}
+
+static void set_connections(vmig_session *s, uint32_t n, uint32_t verify)
+{
+	struct vmig_policies pol = { .size = sizeof(pol), .verify = verify,
+				     .connections = n };
+
+	CU_ASSERT_FATAL(vmig_set_policies(s, &pol) == 0);
+}
+
+/* The report's policies.connections of session s. */
+static double report_connections(vmig_session *s)
+{
+	cJSON *rep = json_session_report(s);
+	const cJSON *pol = cJSON_GetObjectItem(rep, "policies");
+	const cJSON *n = cJSON_GetObjectItem(pol, "connections");
+	double v = cJSON_IsNumber(n) ? n->valuedouble : -1;
+
+	cJSON_Delete(rep);
+	return v;
+}
+
+/* In one process: every byte arrives, whatever the number. */
+static void test_local(void)
+{
+	static const uint32_t counts[] = { 2, 3, 4 };
+	size_t i;
+
+	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct vmig_vmm_count svc = { 0 }, dvc = { 0 };
+		uint8_t *smem, *dmem;
+		vmig_session *src = vmig_test_ram_session(VMIG_ROLE_SOURCE,
+							  LEN, true, &svc,
+							  &smem);
+		vmig_session *dst = vmig_test_ram_session(
+			VMIG_ROLE_DESTINATION, LEN, false, &dvc, &dmem);
+
+		/* Zero pages among the data: ZERO frames go there too. */
+		memset(smem + LEN / 2, 0, LEN / 8);
+		set_connections(src, counts[i],
+				i == 1 ? VMIG_VERIFY_AUDIT : VMIG_VERIFY_STRICT);
+		CU_ASSERT_EQUAL(vmig_migrate_local(src, dst), 0);
+		CU_ASSERT(memcmp(smem, dmem, LEN) == 0);
+		CU_ASSERT_EQUAL(atomic_load(&svc.stops), 1);
+		CU_ASSERT_EQUAL(atomic_load(&svc.resumes), 0);
+		CU_ASSERT_EQUAL(atomic_load(&dvc.starts), 1);
+		CU_ASSERT_EQUAL(report_connections(src), counts[i]);
+		vmig_test_ram_free(src, smem, LEN);
+		vmig_test_ram_free(dst, dmem, LEN);
+	}
+}
+
+/* Between two threads over TCP: the data connections go to the same peer. */
+static void test_tcp(void)
+{
+	struct vmig_vmm_count svc = { 0 }, dvc = { 0 };
+	struct vmig_test_receiver rc = { 0 };
+	struct vmig_test_log log = { { 0 } };
+	uint8_t *smem, *dmem;
+	vmig_session *src = vmig_test_ram_session(VMIG_ROLE_SOURCE, LEN, true,
+						  &svc, &smem);
+	vmig_session *dst = logged_destination(LEN, &dvc, &dmem, &log);
+	char bound[128], addr[160];
+	pthread_t th;
+
+	rc.s = dst;
+	CU_ASSERT_FATAL(vmig_listen(dst, "tcp:127.0.0.1:0", bound,
+				    sizeof(bound)) == 0);
+	snprintf(addr, sizeof(addr), "%s", bound);
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
+				       &rc) == 0);
+	set_connections(src, 3, VMIG_VERIFY_STRICT);
+	CU_ASSERT_EQUAL(vmig_migrate(src, addr), 0);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(rc.ret, 0);
+	CU_ASSERT(memcmp(smem, dmem, LEN) == 0);
+	CU_ASSERT_EQUAL(atomic_load(&dvc.starts), 1);
+	CU_ASSERT(has(log.text, "the pages come over 3 data connection(s)"));
+	vmig_test_ram_free(src, smem, LEN);
+	vmig_test_ram_free(dst, dmem, LEN);
+}
+
+static void test_policy_limits(void)
+{
+	struct vmig_vmm_count vc = { 0 };
+	uint8_t *mem;
+	vmig_session *s = vmig_test_ram_session(VMIG_ROLE_SOURCE, PG * 16,
+						false, &vc, &mem);
+	struct vmig_policies pol = { .size = sizeof(pol),
+				     .connections = VMIG_CONNECTIONS_MAX + 1 };
+
+	CU_ASSERT_EQUAL(vmig_set_policies(s, &pol), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(s), "connections 17, at most 16"));
+	pol.connections = VMIG_CONNECTIONS_MAX;
+	CU_ASSERT_EQUAL(vmig_set_policies(s, &pol), 0);
+	vmig_test_ram_free(s, mem, PG * 16);
+}
+
+/* ------------------------------------------------------------------ */
+/* A source written here, frame by frame                               */
+
+#define RPAGES 16u
+
+struct raw {
+	struct vmig_vmm_count dvc;
+	struct vmig_test_receiver rc;
+	struct vmig_test_log log;
+	uint8_t *dmem;
+	char path[108];
+	pthread_t th;
+	int main_fd;
+	uint64_t token[2];
+	uint64_t frames; /* on the main stream */
+	char errmsg[1024];
+};
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	return fd;
+}
+
+static void put(int fd, const uint8_t hdr[VMIG_FRAME_HDR], const void *data,
+		size_t len)
+{
+	CU_ASSERT_FATAL(vmig_test_send_all(fd, hdr, VMIG_FRAME_HDR) == 0);
+	if (len)
+		CU_ASSERT_FATAL(vmig_test_send_all(fd, data, len) == 0);
+}
+
+/*
+ * A destination of RPAGES pages receiving on a unix socket, and a source
+ * here that said HELLO with nchans data connections and read WELCOME.
+ */
+static void raw_start(struct raw *r, uint32_t nchans)
+{
+	struct vmig_hello_counts n = { .regions = 1 };
+	uint8_t hdr[VMIG_FRAME_HDR], buf[256], layout[VMIG_HELLO_REGION];
+	char addr[128];
+
+	memset(r, 0, sizeof(*r));
+	r->rc.s = logged_destination(RPAGES * PG, &r->dvc, &r->dmem, &r->log);
+	snprintf(r->path, sizeof(r->path), "/tmp/vmig-chan-%d.sock",
+		 (int)getpid());
+	unlink(r->path);
+	snprintf(addr, sizeof(addr), "unix:%s", r->path);
+	CU_ASSERT_FATAL(vmig_listen(r->rc.s, addr, NULL, 0) == 0);
+	CU_ASSERT_FATAL(pthread_create(&r->th, NULL, vmig_test_receive_main,
+				       &r->rc) == 0);
+	r->main_fd = unix_connect(r->path);
+	memset(layout, 0, sizeof(layout));
+	vmig_hello_put_region(layout, 0, 0, RPAGES * PG, "ram");
+	vmig_enc_hello(hdr, 0, nchans, &n, layout, sizeof(layout));
+	put(r->main_fd, hdr, layout, sizeof(layout));
+	r->frames++;
+	CU_ASSERT_FATAL(read_frame(r->main_fd, hdr, buf, sizeof(buf)) ==
+			VMIG_FRAME_WELCOME);
+	r->token[0] = get_le(hdr + 32, 8);
+	r->token[1] = get_le(hdr + 40, 8);
+	CU_ASSERT(r->token[0] || r->token[1]);
+}
+
+/* Data connection index, its CHANNEL sent with token. */
+static int raw_channel(struct raw *r, uint32_t index, const uint64_t *token)
+{
+	uint8_t hdr[VMIG_FRAME_HDR];
+	int fd = unix_connect(r->path);
+
+	vmig_enc_channel(hdr, token, index);
+	put(fd, hdr, NULL, 0);
+	return fd;
+}
+
+/* Frames that carry no payload, on fd. */
+static void raw_iteration(int fd, uint64_t k)
+{
+	uint8_t hdr[VMIG_FRAME_HDR];
+
+	vmig_enc_iteration(hdr, k);
+	put(fd, hdr, NULL, 0);
+}
+
+static void raw_switchover(int fd)
+{
+	uint8_t hdr[VMIG_FRAME_HDR];
+
+	vmig_enc_switchover(hdr);
+	put(fd, hdr, NULL, 0);
+}
+
+static void raw_complete(int fd, uint64_t pages, uint64_t frames)
+{
+	uint8_t hdr[VMIG_FRAME_HDR];
+
+	vmig_enc_complete(hdr, pages, frames);
+	put(fd, hdr, NULL, 0);
+}
+
+/* Page p, all bytes v; with crc (after SWITCHOVER) DATA_CRC. */
+static void raw_page(int fd, uint64_t p, uint8_t v, bool crc)
+{
+	uint8_t hdr[VMIG_FRAME_HDR], page[PG];
+
+	memset(page, v, sizeof(page));
+	vmig_enc_pages(hdr, 0, p, 1, page, crc);
+	put(fd, hdr, page, sizeof(page));
+}
+
+/* Bytes written on fd that the destination has not read yet (unix). */
+static int unread(int fd)
+{
+	int n = 0;
+
+	CU_ASSERT_FATAL(ioctl(fd, SIOCOUTQ, &n) == 0);
+	return n;
+}
+
+/* The destination's vmig_receive returned; its message is in errmsg. */
+static void raw_finish(struct raw *r)
+{
+	close(r->main_fd);
+	pthread_join(r->th, NULL);
+	unlink(r->path);
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s", vmig_errmsg(r->rc.s));
+	vmig_test_ram_free(r->rc.s, r->dmem, RPAGES * PG);
+}
+
+/* The destination said ERROR on the main stream. */
+static void raw_expect_error(struct raw *r)
+{
+	uint8_t hdr[VMIG_FRAME_HDR], buf[VMIG_ERROR_MAX];
+
+	CU_ASSERT_EQUAL(read_frame(r->main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_ERROR);
+}
+
+/* ... and ended refusing the stream (why in r->errmsg), never started. */
+static void raw_rejected(struct raw *r, int c0)
+{
+	close(c0);
+	raw_finish(r);
+	CU_ASSERT_EQUAL(r->rc.ret, VMIG_EPROTO);
+	CU_ASSERT_EQUAL(atomic_load(&r->dvc.starts), 0);
+}
+
+/*
+ * Page 5 went in iteration 0 on connection 0 (A) and again in iteration 1
+ * on connection 1 (B); connection 1's whole stream is written first, and
+ * connection 0's copy only after the destination had all the time it
+ * wanted to read connection 1 to its end. B, the newer, must win: the
+ * destination applies nothing of iteration 1 before every connection
+ * ended iteration 0.
+ */
+static void test_older_copy_late(void)
+{
+	struct raw r;
+	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int c0, c1, i;
+
+	raw_start(&r, 2);
+	c0 = raw_channel(&r, 0, r.token);
+	c1 = raw_channel(&r, 1, r.token);
+	raw_iteration(r.main_fd, 0);
+	r.frames++;
+	raw_iteration(c0, 0);
+	/* Connection 1: iteration 0 (nothing), 1 (B), the end. */
+	raw_iteration(c1, 0);
+	raw_iteration(c1, 1);
+	raw_page(c1, 5, 'B', false);
+	raw_switchover(c1);
+	raw_complete(c1, 1, 5);
+	/*
+	 * A destination without the barrier reads all of it at once; one
+	 * with it stops at iteration 1. Either way, A comes after.
+	 */
+	for (i = 0; i < 100 && unread(c1) > 0; i++)
+		nanosleep(&ts, NULL);
+	raw_page(c0, 5, 'A', false);
+	raw_iteration(c0, 1);
+	raw_switchover(c0);
+	raw_complete(c0, 1, 5);
+	raw_iteration(r.main_fd, 1);
+	raw_switchover(r.main_fd);
+	r.frames += 2;
+	raw_complete(r.main_fd, 2, r.frames);
+	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_ACK);
+	CU_ASSERT_EQUAL(get_le(hdr + 40, 8), 2); /* pages */
+	CU_ASSERT_EQUAL(r.dmem[5 * PG], 'B');
+	CU_ASSERT_EQUAL(r.dmem[6 * PG - 1], 'B');
+	vmig_enc_commit(hdr);
+	put(r.main_fd, hdr, NULL, 0);
+	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_STARTED);
+	close(c0);
+	close(c1);
+	raw_finish(&r);
+	CU_ASSERT_EQUAL(r.rc.ret, 0);
+}
+
+/* A connection that does not present this migration's token. */
+static void test_stranger(void)
+{
+	uint64_t wrong[2];
+	struct raw r;
+	int c0;
+
+	raw_start(&r, 1);
+	wrong[0] = r.token[0] ^ 1;
+	wrong[1] = r.token[1];
+	c0 = raw_channel(&r, 0, wrong);
+	/* The destination says why on the main stream, and never starts. */
+	raw_expect_error(&r);
+	raw_rejected(&r, c0);
+	CU_ASSERT(has(r.errmsg, "not this migration's token"));
+}
+
+/* Pages on the main stream when HELLO named data connections. */
+static void test_pages_on_main(void)
+{
+	struct raw r;
+	int c0;
+
+	raw_start(&r, 1);
+	c0 = raw_channel(&r, 0, r.token);
+	raw_page(r.main_fd, 1, 'x', false);
+	raw_expect_error(&r);
+	/* Refused at its header: nothing was written. */
+	CU_ASSERT_EQUAL(r.dmem[PG], 0);
+	raw_rejected(&r, c0);
+	CU_ASSERT(has(r.errmsg, "pages travel on the 1 data connection(s)"));
+}
+
+/* A data connection's COMPLETE that does not match what came on it. */
+static void test_short_connection(void)
+{
+	struct raw r;
+	int c0;
+
+	raw_start(&r, 1);
+	c0 = raw_channel(&r, 0, r.token);
+	raw_iteration(c0, 0);
+	raw_page(c0, 1, 'x', false);
+	raw_switchover(c0);
+	raw_complete(c0, 2, 4); /* says 2 pages, 1 came */
+	raw_expect_error(&r);
+	raw_rejected(&r, c0);
+	CU_ASSERT(has(r.errmsg, "data connection 1 of 1"));
+	CU_ASSERT(has(r.errmsg, "the source sent 2 pages in 4 frames on it, "
+				  "1 pages in 4 frames arrived"));
+}
+
+static CU_TestInfo tests[] = {
+	{ "every byte over 2, 3 and 4 data connections", test_local },
+	{ "over TCP, to the same peer", test_tcp },
+	{ "the policy's limits", test_policy_limits },
+	{ "an older copy arriving late is applied first", test_older_copy_late },
+	{ "a connection without the token", test_stranger },
+	{ "pages on the main stream", test_pages_on_main },
+	{ "a data connection's COMPLETE that does not add up",
+	  test_short_connection },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "channels", NULL, NULL, NULL, NULL, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+	return vmig_test_run(suites);
+}
