@@ -1047,12 +1047,25 @@ dst_finish(struct vmig_dst *d, int err, bool error_frame, const char *fmt,
 	dst_close_conn(d);
 }
 
-/* Where the stream was when it broke, for messages. */
+/*
+ * Where the stream was when it broke, for messages: the main stream's
+ * frame, and the data connections that never came.
+ */
 static void dst_position(const struct vmig_dst *d, char *buf, size_t len)
 {
 	const struct vmig_rx *rx = &d->rx;
 	const char *name = vmig_frame_name(rx->f.type);
+	uint32_t added = d->chans ? vmig_dchans_added(d->chans) : 0;
+	int n;
 
+	if (d->chans && added < rx->nr_chans) {
+		n = snprintf(buf, len, "%u of %u data connection(s) opened, ",
+			     added, rx->nr_chans);
+		if (n < 0 || (size_t)n >= len)
+			return;
+		buf += n;
+		len -= (size_t)n;
+	}
 	if (rx->in_payload)
 		snprintf(buf, len, "frame %llu (%s, %zu of %zu payload bytes)",
 			 (unsigned long long)rx->frame_no, name ? name : "?",

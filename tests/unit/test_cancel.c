@@ -123,7 +123,7 @@ static void on_event(void *opaque, const struct vmig_event *ev)
 /* Sessions                                                            */
 
 /* Far bounds: only the cancel ends a migration here. */
-static void far_policies(vmig_session *s, uint64_t bandwidth)
+static void far_policies(vmig_session *s, uint64_t bandwidth, uint32_t conns)
 {
 	struct vmig_policies p = {
 		.size = sizeof(p),
@@ -133,6 +133,7 @@ static void far_policies(vmig_session *s, uint64_t bandwidth)
 		.switchover_timeout_ms = FAR_MS,
 		.handshake_timeout_ms = FAR_MS,
 		.idle_timeout_ms = FAR_MS,
+		.connections = conns,
 	};
 
 	CU_ASSERT_FATAL(vmig_set_policies(s, &p) == 0);
@@ -265,7 +266,7 @@ static void test_setup(void)
 	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
 	int ret;
 
-	far_policies(s, 0);
+	far_policies(s, 0, 0);
 	unix_path(m.path, sizeof(m.path), "mute");
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", m.path);
 	m.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -316,7 +317,7 @@ static void test_connecting(void)
 	CU_ASSERT_FATAL(listen(lfd, 0) == 0);
 	CU_ASSERT_FATAL(connect(filler, (struct sockaddr *)&a, sizeof(a)) ==
 			0);
-	far_policies(s, 0);
+	far_policies(s, 0, 0);
 	canceller_start(&c, s, VMIG_PHASE_SETUP);
 	CU_ASSERT_FATAL(vmig_set_event_callback(s, on_event, &c) == 0);
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%u",
@@ -336,10 +337,11 @@ static void test_connecting(void)
 
 /*
  * Iteration 0 of a 1 GiB guest (8 MiB of data, the rest never written)
- * under a bandwidth limit that makes it last minutes. With cancel_dst,
- * the destination is cancelled instead of the source.
+ * under a bandwidth limit that makes it last minutes, its pages on conns
+ * data connections (0: the main stream). With cancel_dst, the
+ * destination is cancelled instead of the source.
  */
-static void iteration0(bool cancel_dst)
+static void iteration0(bool cancel_dst, uint32_t conns)
 {
 	struct vmig_vmm_count svc = { 0 }, dvc = { 0 };
 	struct vmig_status st = { .size = sizeof(st) };
@@ -354,7 +356,7 @@ static void iteration0(bool cancel_dst)
 	char addr[160];
 	int ret;
 
-	far_policies(s, TINY_BW);
+	far_policies(s, TINY_BW, conns);
 	unix_path(path, sizeof(path), cancel_dst ? "i0d" : "i0s");
 	receiver_start(&r, d, path);
 	canceller_start(&c, cancel_dst ? d : s, VMIG_PHASE_PRECOPY);
@@ -388,12 +390,23 @@ static void iteration0(bool cancel_dst)
 
 static void test_iteration0(void)
 {
-	iteration0(false);
+	iteration0(false, 0);
 }
 
 static void test_destination_receiving(void)
 {
-	iteration0(true);
+	iteration0(true, 0);
+}
+
+/* The same with the pages on three data connections of their own. */
+static void test_iteration0_connections(void)
+{
+	iteration0(false, 3);
+}
+
+static void test_destination_receiving_connections(void)
+{
+	iteration0(true, 3);
 }
 
 /*
@@ -414,7 +427,7 @@ static void test_switchover_wait(void)
 	vmig_session *d = session(VMIG_ROLE_DESTINATION, dmem, len, 0, &dvc);
 	int ret;
 
-	far_policies(s, 0);
+	far_policies(s, 0, 0);
 	unix_path(dpath, sizeof(dpath), "swd");
 	unix_path(spath, sizeof(spath), "sws");
 	receiver_start(&r, d, dpath);
@@ -474,6 +487,9 @@ static CU_TestInfo tests[] = {
 	  test_iteration0 },
 	{ "the switchover wait: the ACK held", test_switchover_wait },
 	{ "the destination, receiving", test_destination_receiving },
+	{ "iteration 0 over 3 data connections", test_iteration0_connections },
+	{ "the destination, receiving over 3 data connections",
+	  test_destination_receiving_connections },
 	{ "the destination, listening", test_destination_listening },
 	CU_TEST_INFO_NULL,
 };

@@ -188,11 +188,19 @@ struct side {
 	char msg[1024];
 };
 
+/* The source's policy "connections" in the next migrate() (0: none). */
+static uint32_t src_connections;
+
 static void side_new(struct side *sd, int role)
 {
+	struct vmig_policies pol = { .size = sizeof(pol),
+				     .connections = src_connections };
+
 	memset(sd, 0, sizeof(*sd));
 	sd->s = vmig_test_ram_session(role, LEN, role == VMIG_ROLE_SOURCE,
 				      &sd->vmm, &sd->mem);
+	if (role == VMIG_ROLE_SOURCE)
+		CU_ASSERT_FATAL(vmig_set_policies(sd->s, &pol) == 0);
 }
 
 static void side_free(struct side *sd)
@@ -394,6 +402,32 @@ static void test_plain_peer_refused(void)
 }
 
 /*
+ * TLS carries one stream: a source asked for data connections fails
+ * before HELLO, its guest never stopped, and says why.
+ */
+static void test_no_data_connections(void)
+{
+	struct side src, dst;
+	char d[512], s[512];
+	int ret;
+
+	snprintf(d, sizeof(d), "key=%s", at("psk"));
+	snprintf(s, sizeof(s), "key=%s", at("psk"));
+	src_connections = 2;
+	ret = migrate(&src, &dst, "tls-psk", d, "tls-psk", s);
+	src_connections = 0;
+	CU_ASSERT_EQUAL(ret, -EINVAL);
+	CU_ASSERT(has(src.msg, "connections 2: data connections open to a "
+			       "tcp: or unix: address"));
+	CU_ASSERT_EQUAL(atomic_load(&src.vmm.stops), 0);
+	CU_ASSERT(dst.ret < 0);
+	CU_ASSERT_EQUAL(atomic_load(&dst.vmm.starts), 0);
+	CU_ASSERT(untouched(&dst));
+	side_free(&src);
+	side_free(&dst);
+}
+
+/*
  * Mutual authentication between two processes: the destination is a
  * child process with its own session, memory and TLS state; it sends
  * back where it listens, then its vmig_receive result and its memory's
@@ -471,6 +505,7 @@ static CU_TestInfo tests[] = {
 	{ "a destination of another name", test_wrong_server_name },
 	{ "pre-shared key, and a wrong one", test_psk },
 	{ "a plain TCP source is refused", test_plain_peer_refused },
+	{ "no data connections over TLS", test_no_data_connections },
 	{ "two processes, mutual authentication", test_two_processes },
 	CU_TEST_INFO_NULL,
 };
