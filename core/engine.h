@@ -416,7 +416,7 @@ struct vmig_conn_ops {
 	/*
 	 * Optional: connecting has begun on c, which vmig_conn_close may
 	 * abandon before connected() ran (connected() then runs with
-	 * -ECANCELED). Only stream connections (unix, tcp) say so.
+	 * -ECANCELED). Stream connections (unix, tcp) and TLS say so.
 	 */
 	void (*connecting)(void *opaque, struct vmig_conn *c);
 };

@@ -51,6 +51,8 @@ struct tls_opts {
 struct tls_conn {
 	struct vmig_conn base;   /* what the owner sees */
 	struct vmig_conn *tcp;   /* the TCP connection underneath */
+	/* The same while it connects (its connect may be abandoned). */
+	struct vmig_conn *tcp_connecting;
 	gnutls_session_t sess;
 	gnutls_certificate_credentials_t xcred;
 	gnutls_psk_client_credentials_t pcred;
@@ -673,11 +675,25 @@ static void tls_tcp_closed(void *opaque)
 	tls_free(c);
 }
 
+/*
+ * The TCP connect began: from now the owner may abandon the whole
+ * connect, TCP and handshake (tls_close before its connected() ran).
+ */
+static void tls_tcp_connecting(void *opaque, struct vmig_conn *tcp)
+{
+	struct tls_conn *c = opaque;
+
+	c->tcp_connecting = tcp;
+	if (c->base.ops && c->base.ops->connecting)
+		c->base.ops->connecting(c->base.opaque, &c->base);
+}
+
 static const struct vmig_conn_ops tls_tcp_ops = {
 	.read_buf = tls_tcp_read_buf,
 	.read_done = tls_tcp_read_done,
 	.read_end = tls_tcp_read_end,
 	.closed = tls_tcp_closed,
+	.connecting = tls_tcp_connecting,
 };
 
 /* The owner's calls. */
@@ -742,6 +758,22 @@ static void tls_close(struct vmig_conn *conn)
 		return;
 	c->closing = true;
 	c->reading = false;
+	if (!c->server && !c->handshaken && c->connected) {
+		/*
+		 * Abandoned while connecting: connected() runs with
+		 * -ECANCELED, from the TCP connect's end (which frees c) or
+		 * from here during the handshake (c goes with its TCP).
+		 */
+		if (!c->tcp) {
+			vmig_conn_close(c->tcp_connecting);
+			return;
+		}
+		snprintf(c->base.err, sizeof(c->base.err),
+			 "tls: the handshake with %s was abandoned",
+			 c->base.peer);
+		tls_fail(c, -ECANCELED);
+		return;
+	}
 	vmig_conn_close(c->tcp);
 }
 

@@ -29,7 +29,8 @@
  *
  * The "cancel-" cases measure how soon a cancel takes effect: SIGINT to
  * the source process at one moment (set-up: this program is a destination
- * that read HELLO and never answers; iteration 0 of the 64 GiB sparse
+ * that read HELLO and never answers, or, over TLS, a server that read the
+ * first handshake bytes and never answers; iteration 0 of the 64 GiB sparse
  * guest under a 100 MB/s limit; the switchover wait: the destination
  * process stopped with SIGSTOP once the source says it switched over),
  * then the milliseconds until the source's events file says "failed"
@@ -503,6 +504,22 @@ static int mute_accept(int lfd)
 	return fd;
 }
 
+/*
+ * A TLS server that accepts, reads the client's first handshake bytes,
+ * and never answers: returns the connection, or -1.
+ */
+static int silent_accept(int lfd)
+{
+	uint8_t b;
+	int fd = accept(lfd, NULL, NULL);
+
+	if (fd >= 0 && !read_n(fd, &b, 1)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static void run_cancel(const char *vmig, const char *dir,
 		       const struct cancel_case *cc, struct cancel_result *r)
 {
@@ -540,10 +557,11 @@ static void run_cancel(const char *vmig, const char *dir,
 	spid = spawn_events(vmig, scfg, sout, ev);
 	switch (cc->at) {
 	case AT_SETUP:
-		mfd = mute_accept(lfd);
+		mfd = c->tls ? silent_accept(lfd) : mute_accept(lfd);
 		if (mfd < 0)
 			snprintf(r->error, sizeof(r->error),
-				 "the source sent no HELLO");
+				 c->tls ? "the source began no TLS handshake"
+					: "the source sent no HELLO");
 		break;
 	case AT_ITERATION0:
 		if (!await_text(ev, "\"phase\":\"pre-copy\"", spid))
@@ -777,6 +795,8 @@ int main(int argc, char **argv)
 	static const struct cancel_case cancels[] = {
 		{ "cancel-setup", AT_SETUP,
 		  { "", 64 * GiB, 1 * GiB, .sparse = true } },
+		{ "cancel-tls-handshake", AT_SETUP,
+		  { "", 64 * GiB, 1 * GiB, .sparse = true, .tls = true } },
 		{ "cancel-iteration0", AT_ITERATION0,
 		  { "", 64 * GiB, 1 * GiB, .sparse = true,
 		    .bandwidth = "100M" } },

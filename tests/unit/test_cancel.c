@@ -291,6 +291,76 @@ static void test_setup(void)
 	munmap(mem, 16 * PG);
 }
 
+/* Accepts, reads the first bytes, tells the canceller, then only reads. */
+static void *silent_main(void *opaque)
+{
+	struct mute *m = opaque;
+	uint8_t buf[4096];
+	ssize_t n;
+
+	m->fd = accept(m->lfd, NULL, NULL);
+	if (m->fd < 0)
+		return NULL;
+	n = read(m->fd, buf, sizeof(buf));
+	m->hello = n > 0;
+	canceller_reach(m->c);
+	while (n > 0)
+		n = read(m->fd, buf, sizeof(buf));
+	return NULL;
+}
+
+/*
+ * Set-up, in the TLS handshake: the destination accepts TCP and reads
+ * the source's first handshake message, and never answers (the TLS
+ * layer's own bound, and the handshake's, are 30 and 60 s away).
+ */
+static void test_tls_handshake(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	struct vmig_vmm_count vc = { 0 };
+	struct canceller c;
+	struct mute m = { .fd = -1 };
+	char addr[256], key[108];
+	uint8_t *mem = guest_map(16 * PG, 16 * PG);
+	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
+	FILE *f;
+	int ret;
+
+	unix_path(key, sizeof(key), "psk");
+	f = fopen(key, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs("8f2b6c1d0e9a7b3c5d4e6f708192a3b4"
+	      "c5d6e7f8091a2b3c4d5e6f7081920a1b\n", f);
+	fclose(f);
+	m.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(m.lfd >= 0);
+	CU_ASSERT_FATAL(bind(m.lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CU_ASSERT_FATAL(getsockname(m.lfd, (struct sockaddr *)&a, &alen) ==
+			0);
+	CU_ASSERT_FATAL(listen(m.lfd, 1) == 0);
+	far_policies(s, 0, 0);
+	canceller_start(&c, s, 0);
+	m.c = &c;
+	CU_ASSERT_FATAL(pthread_create(&m.thread, NULL, silent_main, &m) ==
+			0);
+	snprintf(addr, sizeof(addr), "tls-psk:127.0.0.1:%u?key=%s",
+		 (unsigned int)ntohs(a.sin_port), key);
+	ret = vmig_migrate(s, addr);
+	CU_ASSERT(canceller_join(&c));
+	pthread_join(m.thread, NULL);
+	/* The handshake had begun: its first message arrived. */
+	CU_ASSERT(m.hello);
+	check_source_cancelled(s, ret, &vc, 0);
+	if (m.fd >= 0)
+		close(m.fd);
+	close(m.lfd);
+	unlink(key);
+	vmig_session_free(s);
+	munmap(mem, 16 * PG);
+}
+
 /*
  * Set-up, still connecting: the destination's accept queue is full (a
  * backlog of 0 and one connection in it), so the kernel drops the
@@ -483,6 +553,7 @@ static void test_destination_listening(void)
 static CU_TestInfo tests[] = {
 	{ "set-up: a connect never answered", test_connecting },
 	{ "set-up: a destination that never answers", test_setup },
+	{ "set-up: a TLS handshake never answered", test_tls_handshake },
 	{ "iteration 0 of a large sparse guest, bandwidth-limited",
 	  test_iteration0 },
 	{ "the switchover wait: the ACK held", test_switchover_wait },
