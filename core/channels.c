@@ -21,23 +21,37 @@
 
 #include "channels.h"
 
-/* Waits for fd to be ready for events, or for stop_fd. -ECANCELED: stop. */
-static int chan_wait(int fd, short events, int stop_fd)
+/*
+ * Waits for fd to be ready for events, or for stop_fd: 0, -ECANCELED
+ * (stop), or -ETIMEDOUT once the monotonic clock passes until_us (0: no
+ * deadline). fd -1 waits for the stop or the deadline alone.
+ */
+static int chan_wait(int fd, short events, int stop_fd, uint64_t until_us)
 {
 	struct pollfd p[2] = {
-		{ .fd = fd, .events = events },
 		{ .fd = stop_fd, .events = POLLIN },
+		{ .fd = fd, .events = events },
 	};
 
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		int ms = -1, n;
+
+		if (until_us) {
+			uint64_t now = vmig_now_us();
+
+			if (now >= until_us)
+				return -ETIMEDOUT;
+			ms = (int)((until_us - now + 999) / 1000);
+		}
+		n = poll(p, fd >= 0 ? 2 : 1, ms);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (p[1].revents)
-			return -ECANCELED;
 		if (p[0].revents)
+			return -ECANCELED;
+		if (fd >= 0 && p[1].revents)
 			return 0;
 	}
 }
@@ -56,7 +70,7 @@ static int chan_sendv(int fd, struct iovec *iov, size_t n, int stop_fd)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -errno;
-			ret = chan_wait(fd, POLLOUT, stop_fd);
+			ret = chan_wait(fd, POLLOUT, stop_fd, 0);
 			if (ret < 0)
 				return ret;
 			continue;
@@ -74,8 +88,12 @@ static int chan_sendv(int fd, struct iovec *iov, size_t n, int stop_fd)
 	return 0;
 }
 
-/* Reads len bytes whole into buf. 0, -ECONNRESET at the end, or -errno. */
-static int chan_recv(int fd, void *buf, size_t len, int stop_fd)
+/*
+ * Reads len bytes whole into buf, by until_us (0: no deadline): 0,
+ * -ECONNRESET at the end, -ETIMEDOUT, or -errno.
+ */
+static int chan_recv(int fd, void *buf, size_t len, int stop_fd,
+		     uint64_t until_us)
 {
 	uint8_t *p = buf;
 
@@ -94,7 +112,7 @@ static int chan_recv(int fd, void *buf, size_t len, int stop_fd)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		ret = chan_wait(fd, POLLIN, stop_fd);
+		ret = chan_wait(fd, POLLIN, stop_fd, until_us);
 		if (ret < 0)
 			return ret;
 	}
@@ -176,6 +194,8 @@ static void base_close(struct chan_base *b)
 /* ------------------------------------------------------------------ */
 /* The source                                                          */
 
+#define CONNECT_RETRY_US 5000u /* a unix backlog full: connect again */
+
 struct chan_item {
 	struct chan_item *next;
 	struct vmig_chan *ch;       /* the connection it is queued on */
@@ -206,21 +226,32 @@ struct vmig_chans {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint64_t token[2];
-	char err[256];                   /* the first failure, under lock */
+	/* The first failure, under lock, and whether the loop heard it. */
+	int errcode;
+	char err[256];
+	bool err_told;
+	void (*failed)(void *opaque, int err, const char *msg);
+	void *opaque;
 	uint32_t n;
 	struct vmig_chan ch[];
 };
 
+/* The connection failed: the loop hears it at once (chans_async). */
 static void chans_failed(struct vmig_chan *c, const char *what, int err)
 {
 	struct vmig_chans *set = c->set;
 
+	if (err == -ECANCELED)
+		return;
 	pthread_mutex_lock(&set->b.lock);
-	if (!set->err[0] && err != -ECANCELED)
+	if (!set->errcode) {
+		set->errcode = err;
 		snprintf(set->err, sizeof(set->err),
 			 "data connection %u of %u: %s: %s", c->index + 1,
 			 set->n, what, strerror(-err));
+	}
 	pthread_mutex_unlock(&set->b.lock);
+	uv_async_send(&set->b.async);
 }
 
 /* Connects the thread's socket to the main stream's peer. */
@@ -235,12 +266,25 @@ static int chan_connect(struct vmig_chan *c)
 	if (fd < 0)
 		return -errno;
 	c->fd = fd;
-	if (connect(fd, (const struct sockaddr *)&set->peer, set->peerlen) ==
-	    0)
+	/*
+	 * A unix socket's full backlog says EAGAIN, not connected: the
+	 * destination accepts one at a time, so try again a little later
+	 * (the migration's own bounds end the wait).
+	 */
+	while (connect(fd, (const struct sockaddr *)&set->peer,
+		       set->peerlen) < 0) {
+		if (errno == EINPROGRESS)
+			break;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		ret = chan_wait(-1, 0, set->b.stop_fd,
+				vmig_now_us() + CONNECT_RETRY_US);
+		if (ret != -ETIMEDOUT)
+			return ret < 0 ? ret : -ECANCELED;
+	}
+	if (errno != EINPROGRESS)
 		return 0;
-	if (errno != EINPROGRESS && errno != EAGAIN)
-		return -errno;
-	ret = chan_wait(fd, POLLOUT, set->b.stop_fd);
+	ret = chan_wait(fd, POLLOUT, set->b.stop_fd, 0);
 	if (ret < 0)
 		return ret;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
@@ -336,6 +380,21 @@ static void chans_cancel(struct chan_item *it)
 	}
 }
 
+/* A connection failed: the owner hears it once, with the reason. */
+static void chans_tell_failure(struct vmig_chans *set)
+{
+	char msg[256];
+	int err;
+
+	pthread_mutex_lock(&set->b.lock);
+	err = set->err_told ? 0 : set->errcode;
+	set->err_told = set->err_told || err;
+	snprintf(msg, sizeof(msg), "%s", set->err);
+	pthread_mutex_unlock(&set->b.lock);
+	if (err && set->failed)
+		set->failed(set->opaque, err, msg);
+}
+
 /* The loop: completions, in each connection's order. */
 static void chans_async(uv_async_t *a)
 {
@@ -361,12 +420,14 @@ static void chans_async(uv_async_t *a)
 			return;
 		}
 	}
+	chans_tell_failure(set);
 }
 
 int vmig_chans_open(struct vmig_chans **out, uv_loop_t *loop, uint32_t n,
 		    const struct sockaddr *peer, socklen_t peerlen,
-		    const int *fds, const uint64_t token[2], char *err,
-		    size_t errlen)
+		    const int *fds, const uint64_t token[2],
+		    void (*failed)(void *opaque, int err, const char *msg),
+		    void *opaque, char *err, size_t errlen)
 {
 	struct vmig_chans *set;
 	uint32_t i;
@@ -382,6 +443,8 @@ int vmig_chans_open(struct vmig_chans **out, uv_loop_t *loop, uint32_t n,
 	}
 	set->loop = loop;
 	set->n = n;
+	set->failed = failed;
+	set->opaque = opaque;
 	set->token[0] = token[0];
 	set->token[1] = token[1];
 	set->done_tail = &set->done_head;
@@ -505,16 +568,18 @@ int vmig_chans_complete(struct vmig_chans *set)
 	return 0;
 }
 
-const char *vmig_chans_errmsg(struct vmig_chans *set)
+int vmig_chans_error(struct vmig_chans *set, char *msg, size_t len)
 {
-	const char *msg;
+	int err;
 
+	msg[0] = '\0';
 	if (!set)
-		return "";
+		return 0;
 	pthread_mutex_lock(&set->b.lock);
-	msg = set->err;
+	err = set->errcode;
+	snprintf(msg, len, "%s", set->err);
 	pthread_mutex_unlock(&set->b.lock);
-	return msg;
+	return err;
 }
 
 void vmig_chans_close(struct vmig_chans *set)
@@ -541,6 +606,17 @@ void vmig_chans_close(struct vmig_chans *set)
 /* ------------------------------------------------------------------ */
 /* The destination                                                     */
 
+/*
+ * Slots beyond the connections HELLO named: a stranger that connects to
+ * the listener (and says nothing, or not this migration's CHANNEL) holds
+ * one until it is dropped, without keeping a real data connection out.
+ */
+#define DCHAN_SPARE 4u
+
+/*
+ * A slot: free (not started), a thread reading a connection, or dropped
+ * (a stranger, its thread ended, for the loop to reap).
+ */
 struct vmig_dchan {
 	struct vmig_dchans *set;
 	int fd;
@@ -551,10 +627,13 @@ struct vmig_dchan {
 	/* The thread's, read by the loop once ended is set. */
 	struct vmig_rx_terms terms;
 	uint64_t pages, zero_pages, bytes, frame_no, last_page_us;
-	int index;                   /* its CHANNEL's, -1 before */
+	uint64_t opened_us;          /* accepted: CHANNEL is due by a bound */
 	/* Under the set's lock. */
+	int index;                   /* its CHANNEL's, -1 before */
 	uint64_t markers;            /* ITERATION and SWITCHOVER read */
 	bool ended;                  /* its COMPLETE was read */
+	bool dropped;                /* never this migration's: why says */
+	char why[768];
 };
 
 struct vmig_dchans {
@@ -562,19 +641,24 @@ struct vmig_dchans {
 	uv_loop_t *loop;
 	struct vmig_rx *rx;
 	uint64_t token[2];
-	uint32_t n, added;
+	uint32_t n, slots;
+	uint64_t handshake_us;       /* from accepting to CHANNEL, at most */
 	void (*notify)(void *opaque);
 	void *opaque;
 	/* Under lock. */
 	bool claimed[VMIG_DATA_CONN_MAX];
-	uint32_t ended;
+	uint32_t nclaimed, ended;
 	int err;
 	char errmsg[768];
 	bool collected;
 	struct vmig_dchan ch[];
 };
 
-/* The connection failed (err, why): the whole stream does. */
+/*
+ * The connection failed (err, why): the whole stream does, unless it
+ * never presented this migration's CHANNEL: then it was a stranger's,
+ * and only it is dropped.
+ */
 __attribute__((format(printf, 3, 4))) static int
 dchan_fail(struct vmig_dchan *c, int err, const char *fmt, ...)
 {
@@ -586,17 +670,19 @@ dchan_fail(struct vmig_dchan *c, int err, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&set->b.lock);
-	if (!set->err && !set->b.stop) {
+	if (c->index < 0) {
+		if (!c->dropped) {
+			c->dropped = true;
+			snprintf(c->why, sizeof(c->why),
+				 "a connection from %s: %s", c->peer, why);
+		}
+	} else if (!set->err && !set->b.stop) {
 		set->err = err;
-		if (c->index >= 0)
-			snprintf(set->errmsg, sizeof(set->errmsg),
-				 "data connection %d of %u (%s): %s",
-				 c->index + 1, set->n, c->peer, why);
-		else
-			snprintf(set->errmsg, sizeof(set->errmsg),
-				 "data connection from %s: %s", c->peer, why);
+		snprintf(set->errmsg, sizeof(set->errmsg),
+			 "data connection %d of %u (%s): %s", c->index + 1,
+			 set->n, c->peer, why);
+		base_stop_locked(&set->b);
 	}
-	base_stop_locked(&set->b);
 	pthread_mutex_unlock(&set->b.lock);
 	uv_async_send(&set->b.async);
 	return err;
@@ -621,8 +707,12 @@ static int dchan_barrier(struct vmig_dchan *c)
 
 		if (set->b.stop)
 			break;
-		for (i = 0; i < set->n; i++)
-			if (set->ch[i].markers < least)
+		/* A data connection not here yet has read none. */
+		if (set->nclaimed < set->n)
+			least = 0;
+		for (i = 0; i < set->slots; i++)
+			if (set->ch[i].index >= 0 &&
+			    set->ch[i].markers < least)
 				least = set->ch[i].markers;
 		if (least >= c->markers)
 			break;
@@ -670,13 +760,17 @@ static int dchan_hello(struct vmig_dchan *c, const struct vmig_msg *m)
 				  (unsigned long long)m->channel.index, set->n);
 	pthread_mutex_lock(&set->b.lock);
 	taken = set->claimed[m->channel.index];
-	set->claimed[m->channel.index] = true;
+	if (!taken) {
+		set->claimed[m->channel.index] = true;
+		set->nclaimed++;
+		c->index = (int)m->channel.index;
+		pthread_cond_broadcast(&set->b.cond);
+	}
 	pthread_mutex_unlock(&set->b.lock);
 	if (taken)
 		return dchan_fail(c, VMIG_EPROTO,
 				  "frame 0 (CHANNEL): index %llu is taken",
 				  (unsigned long long)m->channel.index);
-	c->index = (int)m->channel.index;
 	return 0;
 }
 
@@ -694,7 +788,7 @@ static int dchan_pages(struct vmig_dchan *c, const struct vmig_msg *m,
 				  "frame %llu (PAGES): DATA_CRC missing after "
 				  "SWITCHOVER",
 				  (unsigned long long)c->frame_no);
-	ret = chan_recv(c->fd, dst, m->length, set->b.stop_fd);
+	ret = chan_recv(c->fd, dst, m->length, set->b.stop_fd, 0);
 	if (ret < 0)
 		return ret;
 	c->bytes += m->length;
@@ -722,7 +816,9 @@ static int dchan_frame(struct vmig_dchan *c, bool *final, uint64_t *iter)
 	char err[384];
 	int ret;
 
-	ret = chan_recv(c->fd, raw, sizeof(raw), set->b.stop_fd);
+	/* Its CHANNEL comes by a bound: a silent stranger is dropped. */
+	ret = chan_recv(c->fd, raw, sizeof(raw), set->b.stop_fd,
+			c->index < 0 ? c->opened_us + set->handshake_us : 0);
 	if (ret < 0)
 		return ret;
 	c->bytes += sizeof(raw);
@@ -813,6 +909,9 @@ static void *dchan_main(void *arg)
 		c->ended = true;
 		set->ended++;
 		pthread_mutex_unlock(&set->b.lock);
+	} else if (ret == -ETIMEDOUT) {
+		dchan_fail(c, ret, "no CHANNEL in %llu ms",
+			   (unsigned long long)set->handshake_us / 1000);
 	} else if (ret != -ECANCELED) {
 		/* The stream broke (a failed check has said so already). */
 		dchan_fail(c, ret, "connection lost at frame %llu: %s",
@@ -834,13 +933,14 @@ static void dchans_async(uv_async_t *a)
 
 int vmig_dchans_new(struct vmig_dchans **out, uv_loop_t *loop,
 		    struct vmig_rx *rx, uint32_t n, const uint64_t token[2],
-		    void (*notify)(void *opaque), void *opaque)
+		    uint64_t handshake_ms, void (*notify)(void *opaque),
+		    void *opaque)
 {
 	struct vmig_dchans *set;
-	uint32_t i;
+	uint32_t i, slots = n + DCHAN_SPARE;
 
 	*out = NULL;
-	set = calloc(1, sizeof(*set) + n * sizeof(set->ch[0]));
+	set = calloc(1, sizeof(*set) + slots * sizeof(set->ch[0]));
 	if (!set)
 		return -ENOMEM;
 	if (base_init(&set->b, loop, dchans_async) < 0) {
@@ -850,11 +950,13 @@ int vmig_dchans_new(struct vmig_dchans **out, uv_loop_t *loop,
 	set->loop = loop;
 	set->rx = rx;
 	set->n = n;
+	set->slots = slots;
+	set->handshake_us = handshake_ms * 1000u;
 	set->token[0] = token[0];
 	set->token[1] = token[1];
 	set->notify = notify;
 	set->opaque = opaque;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < slots; i++) {
 		set->ch[i].set = set;
 		set->ch[i].fd = -1;
 		set->ch[i].index = -1;
@@ -863,19 +965,31 @@ int vmig_dchans_new(struct vmig_dchans **out, uv_loop_t *loop,
 	return 0;
 }
 
+/* A slot no thread reads: none, or NULL. */
+static struct vmig_dchan *dchans_free_slot(struct vmig_dchans *set)
+{
+	uint32_t i;
+
+	for (i = 0; i < set->slots; i++)
+		if (!set->ch[i].started)
+			return &set->ch[i];
+	return NULL;
+}
+
 int vmig_dchans_add(struct vmig_dchans *set, int fd, const char *peer)
 {
-	struct vmig_dchan *c;
+	struct vmig_dchan *c = dchans_free_slot(set);
 	int ret;
 
-	if (set->added >= set->n) {
+	if (!c) {
 		close(fd);
-		return -EEXIST;
+		return -EBUSY;
 	}
-	c = &set->ch[set->added];
 	c->fd = fd;
+	c->opened_us = vmig_now_us();
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->scratch = malloc(VMIG_PAGES_MAX * VMIG_PAGE_SIZE);
+	if (!c->scratch)
+		c->scratch = malloc(VMIG_PAGES_MAX * VMIG_PAGE_SIZE);
 	if (!c->scratch) {
 		close(fd);
 		c->fd = -1;
@@ -888,22 +1002,65 @@ int vmig_dchans_add(struct vmig_dchans *set, int fd, const char *peer)
 		return ret;
 	}
 	c->started = true;
-	set->added++;
 	return 0;
 }
 
-uint32_t vmig_dchans_added(const struct vmig_dchans *set)
+bool vmig_dchans_want(struct vmig_dchans *set)
 {
-	return set->added;
+	uint32_t claimed;
+
+	pthread_mutex_lock(&set->b.lock);
+	claimed = set->nclaimed;
+	pthread_mutex_unlock(&set->b.lock);
+	return claimed < set->n && dchans_free_slot(set) != NULL;
 }
 
-int vmig_dchans_poll(struct vmig_dchans *set, char *msg, size_t msglen)
+uint32_t vmig_dchans_claimed(struct vmig_dchans *set)
+{
+	uint32_t claimed;
+
+	pthread_mutex_lock(&set->b.lock);
+	claimed = set->nclaimed;
+	pthread_mutex_unlock(&set->b.lock);
+	return claimed;
+}
+
+/* The strangers' slots: their threads joined, the slots free again. */
+static uint32_t dchans_reap(struct vmig_dchans *set, char *why, size_t len)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < set->slots; i++) {
+		struct vmig_dchan *c = &set->ch[i];
+		bool dropped;
+
+		pthread_mutex_lock(&set->b.lock);
+		dropped = c->started && c->dropped;
+		if (dropped)
+			snprintf(why, len, "%s", c->why);
+		pthread_mutex_unlock(&set->b.lock);
+		if (!dropped)
+			continue;
+		pthread_join(c->thread, NULL);
+		close(c->fd);
+		c->fd = -1;
+		c->started = false;
+		c->dropped = false;
+		c->frame_no = c->bytes = 0;
+		n++;
+	}
+	return n;
+}
+
+int vmig_dchans_poll(struct vmig_dchans *set, uint32_t *dropped, char *msg,
+		     size_t msglen)
 {
 	struct vmig_rx *rx = set->rx;
 	bool all;
 	uint32_t i;
 	int err;
 
+	msg[0] = '\0';
 	pthread_mutex_lock(&set->b.lock);
 	err = set->err;
 	if (err)
@@ -912,13 +1069,16 @@ int vmig_dchans_poll(struct vmig_dchans *set, char *msg, size_t msglen)
 	pthread_mutex_unlock(&set->b.lock);
 	if (err)
 		return err;
+	*dropped = dchans_reap(set, msg, msglen);
 	if (!all)
 		return 0;
 	if (!set->collected) {
 		set->collected = true;
-		for (i = 0; i < set->n; i++) {
+		for (i = 0; i < set->slots; i++) {
 			const struct vmig_dchan *c = &set->ch[i];
 
+			if (c->index < 0)
+				continue;
 			rx->pages += c->pages;
 			rx->zero_pages += c->zero_pages;
 			rx->bytes += c->bytes;
@@ -937,7 +1097,7 @@ void vmig_dchans_close(struct vmig_dchans *set)
 
 	if (!set || !base_close_begin(&set->b))
 		return;
-	for (i = 0; i < set->n; i++) {
+	for (i = 0; i < set->slots; i++) {
 		struct vmig_dchan *c = &set->ch[i];
 
 		if (c->started)

@@ -35,13 +35,14 @@ struct vmig_chans;
  * stream's peer address, peerlen bytes), or, with fds non-NULL, over the
  * n sockets given (taken, closed at the end). Each thread connects,
  * presents token in its CHANNEL frame, then writes what it is given.
- * progress(opaque) runs on the loop after completions. Returns 0 or an
- * error with the reason in err.
+ * failed(opaque, err, msg) runs on the loop, once, as soon as one fails
+ * (a connect, a write). Returns 0 or an error with the reason in err.
  */
 int vmig_chans_open(struct vmig_chans **out, uv_loop_t *loop, uint32_t n,
 		    const struct sockaddr *peer, socklen_t peerlen,
-		    const int *fds, const uint64_t token[2], char *err,
-		    size_t errlen);
+		    const int *fds, const uint64_t token[2],
+		    void (*failed)(void *opaque, int err, const char *msg),
+		    void *opaque, char *err, size_t errlen);
 
 /*
  * Queues a write of iov[0..niov) (frames frames, pages pages, bytes
@@ -60,8 +61,11 @@ int vmig_chans_marker(struct vmig_chans *c,
 /* Queues on each one its COMPLETE: the pages and frames it carried. */
 int vmig_chans_complete(struct vmig_chans *c);
 
-/* Why a data connection failed ("" when none did). */
-const char *vmig_chans_errmsg(struct vmig_chans *c);
+/*
+ * The first failure of a data connection: its error (0: none; c may be
+ * NULL) and why in msg.
+ */
+int vmig_chans_error(struct vmig_chans *c, char *msg, size_t len);
 
 /*
  * Stops every thread (at once: a write in progress is abandoned), then
@@ -77,29 +81,41 @@ struct vmig_dchans;
 
 /*
  * Expects n data connections for rx (its HELLO was accepted), presenting
- * token. notify(opaque) runs on loop's thread when a connection moved,
- * ended or failed. Returns 0 or -ENOMEM.
+ * token in their CHANNEL within handshake_ms of being accepted.
+ * notify(opaque) runs on loop's thread when a connection moved, ended,
+ * failed or was dropped. Returns 0 or -ENOMEM.
  */
 int vmig_dchans_new(struct vmig_dchans **out, uv_loop_t *loop,
 		    struct vmig_rx *rx, uint32_t n, const uint64_t token[2],
-		    void (*notify)(void *opaque), void *opaque);
+		    uint64_t handshake_ms, void (*notify)(void *opaque),
+		    void *opaque);
 
 /*
  * One more connection (fd, taken; peer names it in messages): its thread
- * reads its CHANNEL frame, then its stream. Returns 0 or an error (the fd
- * is closed).
+ * reads its CHANNEL frame, then its stream. A connection that does not
+ * present this migration's CHANNEL in time (a stranger's) is dropped, not
+ * the migration. Returns 0 or an error (the fd is closed; -EBUSY: no slot
+ * free).
  */
 int vmig_dchans_add(struct vmig_dchans *d, int fd, const char *peer);
 
-/* Connections added so far. */
-uint32_t vmig_dchans_added(const struct vmig_dchans *d);
+/*
+ * Whether to accept another connection: some data connection has not
+ * presented its CHANNEL yet, and a slot is free.
+ */
+bool vmig_dchans_want(struct vmig_dchans *d);
+
+/* The data connections that presented their CHANNEL. */
+uint32_t vmig_dchans_claimed(struct vmig_dchans *d);
 
 /*
- * After notify: < 0 when a connection failed (why in msg), 1 when every
- * one received its COMPLETE (the counts are then added into rx: pages,
- * bytes, the digest's terms), else 0.
+ * After notify: < 0 when a data connection failed (why in msg); 1 when
+ * every one received its COMPLETE (the counts are then added into rx:
+ * pages, bytes, the digest's terms), else 0. *dropped counts the
+ * strangers' connections closed now (the last one's reason in msg).
  */
-int vmig_dchans_poll(struct vmig_dchans *d, char *msg, size_t msglen);
+int vmig_dchans_poll(struct vmig_dchans *d, uint32_t *dropped, char *msg,
+		     size_t msglen);
 
 /* Stops and joins every thread, frees d once libuv is done with it. */
 void vmig_dchans_close(struct vmig_dchans *d);

@@ -910,6 +910,7 @@ struct vmig_dst {
 	struct vmig_dchans *chans;
 	bool chan_accepting;     /* waiting on the listener for one */
 	bool complete_pending;   /* COMPLETE read: waiting for them to end */
+	bool acked;              /* ACK was queued: COMMIT may come */
 	uint64_t complete_pages; /* the pages COMPLETE says were sent */
 	uint64_t start_us;
 	char errmsg[1024];
@@ -1055,7 +1056,7 @@ static void dst_position(const struct vmig_dst *d, char *buf, size_t len)
 {
 	const struct vmig_rx *rx = &d->rx;
 	const char *name = vmig_frame_name(rx->f.type);
-	uint32_t added = d->chans ? vmig_dchans_added(d->chans) : 0;
+	uint32_t added = d->chans ? vmig_dchans_claimed(d->chans) : 0;
 	int n;
 
 	if (d->chans && added < rx->nr_chans) {
@@ -1131,11 +1132,37 @@ static void dst_complete(struct vmig_dst *d)
 		  (unsigned long long)hashed);
 	vmig_enc_ack(hdr, e->st.digest, d->rx.pages,
 		     d->rx.state_check);
+	d->acked = true;
 	ret = dst_send(d, hdr, NULL, 0, false);
 	if (ret < 0)
 		dst_finish(d, ret, false, "cannot answer ACK: %s",
 			   vmig_strerror(ret));
 	return;
+}
+
+static const struct vmig_conn_ops dst_chan_conn_ops;
+
+static void dst_chan_accept(struct vmig_dst *d);
+
+/*
+ * On the listener: waits for one more connection while a data connection
+ * is missing and a slot is free; ends the wait once all of them came (a
+ * source that connects then waits for the next vmig_receive).
+ */
+static void dst_chan_accept_more(struct vmig_dst *d)
+{
+	bool want;
+
+	if (!d->listened || !d->chans || d->finished)
+		return;
+	want = vmig_dchans_want(d->chans);
+	if (want && !d->chan_accepting) {
+		dst_chan_accept(d);
+	} else if (!want && d->chan_accepting) {
+		/* Until a stranger's slot frees, or for good. */
+		d->chan_accepting = false;
+		vmig_listener_accept(d->e->listener, NULL, NULL, NULL, NULL);
+	}
 }
 
 /*
@@ -1146,26 +1173,30 @@ static void dst_complete(struct vmig_dst *d)
 static void dst_chans_event(void *opaque)
 {
 	struct vmig_dst *d = opaque;
+	uint32_t dropped = 0;
 	char msg[768];
 	int ret;
 
 	if (d->finished || !d->chans)
 		return;
 	vmig_watch_touch(&d->watch);
-	ret = vmig_dchans_poll(d->chans, msg, sizeof(msg));
+	ret = vmig_dchans_poll(d->chans, &dropped, msg, sizeof(msg));
 	if (ret < 0) {
 		dst_finish(d, ret, true, "%s", msg);
 		return;
 	}
+	if (dropped)
+		vmig_logf(d->s, VMIG_LOG_WARN,
+			  "destination: %s; closed (not a data connection of "
+			  "this migration)", msg);
+	/* Slots freed, or all came: accept again, or no more. */
+	dst_chan_accept_more(d);
 	if (ret == 1 && d->complete_pending) {
 		d->complete_pending = false;
 		dst_complete(d);
 	}
 }
 
-static const struct vmig_conn_ops dst_chan_conn_ops;
-
-static void dst_chan_accept(struct vmig_dst *d);
 
 /* A data connection was accepted: its socket goes to a thread. */
 static void dst_chan_accepted(void *opaque, struct vmig_conn *c, int err)
@@ -1188,19 +1219,27 @@ static void dst_chan_accepted(void *opaque, struct vmig_conn *c, int err)
 	snprintf(peer, sizeof(peer), "%s", vmig_conn_peer(c));
 	fd = vmig_conn_fd(c);
 	/* Nothing was read from it: the stream is the thread's, whole. */
-	if (fd >= 0)
+	if (fd >= 0) {
 		fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	err = fd < 0 ? -errno : 0;
+		err = fd < 0 ? -errno : 0;
+	} else {
+		err = fd;
+	}
 	vmig_conn_close(c);
 	if (err == 0)
 		err = vmig_dchans_add(d->chans, fd, peer);
+	if (err == -EBUSY) {
+		vmig_logf(d->s, VMIG_LOG_WARN,
+			  "destination: a connection from %s: no data "
+			  "connection slot free; closed", peer);
+		err = 0;
+	}
 	if (err < 0) {
 		dst_finish(d, err, true, "data connection from %s: %s", peer,
 			   vmig_strerror(err));
 		return;
 	}
-	if (vmig_dchans_added(d->chans) < d->rx.nr_chans)
-		dst_chan_accept(d);
+	dst_chan_accept_more(d);
 }
 
 static void dst_chan_accept(struct vmig_dst *d)
@@ -1244,7 +1283,8 @@ static int dst_chans_open(struct vmig_dst *d, uint64_t token[2])
 		return ret;
 	}
 	ret = vmig_dchans_new(&d->chans, d->loop, &d->rx, d->rx.nr_chans,
-			      token, dst_chans_event, d);
+			      token, d->e->pol.handshake_timeout_ms,
+			      dst_chans_event, d);
 	if (ret < 0) {
 		dst_finish(d, ret, true, "data connections: %s",
 			   vmig_strerror(ret));
@@ -1253,8 +1293,7 @@ static int dst_chans_open(struct vmig_dst *d, uint64_t token[2])
 	vmig_logf(d->s, VMIG_LOG_INFO,
 		  "destination: the pages come over %u data connection(s)",
 		  d->rx.nr_chans);
-	if (d->listened)
-		dst_chan_accept(d);
+	dst_chan_accept_more(d);
 	return d->finished ? -EPROTO : 0;
 }
 
@@ -1311,6 +1350,20 @@ static void dst_event(struct vmig_dst *d, int ev)
 		dst_complete(d);
 		return;
 	case VMIG_RX_COMMIT:
+		/*
+		 * Only an answer to this destination's ACK: with data
+		 * connections, COMPLETE waits for theirs, and a COMMIT sent
+		 * before the ACK would start a guest whose memory is not all
+		 * here, nor checked.
+		 */
+		if (!d->acked) {
+			dst_finish(d, VMIG_EPROTO, true,
+				   "frame %llu (COMMIT): before this "
+				   "destination's ACK (its data connections "
+				   "had not all ended)",
+				   (unsigned long long)d->rx.frame_no - 1);
+			return;
+		}
 		e->st.committed = true;
 		msg[0] = '\0';
 		/*
@@ -1389,11 +1442,11 @@ static void dst_read_end(void *opaque, int err)
 	dst_position(d, where, sizeof(where));
 	if (d->rx.state == VMIG_RX_ACKED) {
 		dst_finish(d, err ? err : -ECONNRESET, false,
-			   "connection lost at %s, after ACK and before "
+			   "connection lost at %s, after %s and before "
 			   "COMMIT: %s; the guest was not started here and "
 			   "will not be (the source resumes it, or, if it "
 			   "wrote COMMIT, its VMM resolves)",
-			   where,
+			   where, d->acked ? "ACK" : "COMPLETE",
 			   err ? vmig_strerror(err) : "the source closed it");
 		return;
 	}

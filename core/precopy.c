@@ -1304,9 +1304,9 @@ static void broken_expired(uv_timer_t *t)
 {
 	struct vmig_src *src = t->data;
 
-	const char *chan = vmig_chans_errmsg(src->w.chans);
+	char chan[256];
 
-	if (chan[0]) {
+	if (vmig_chans_error(src->w.chans, chan, sizeof(chan))) {
 		src_fail_quiet(src, src->broken, "%s", chan);
 		return;
 	}
@@ -1699,6 +1699,21 @@ static void src_hello(struct vmig_src *src)
 }
 
 /*
+ * A data connection failed (a connect, CHANNEL, a write): before COMMIT
+ * the migration fails now (the destination is told on the main stream),
+ * not when the next write on that connection would have said so, which
+ * for a connection holding only markers is never.
+ */
+static void src_chans_failed(void *opaque, int err, const char *msg)
+{
+	struct vmig_src *src = opaque;
+
+	if (src->finished)
+		return;
+	src_fail(src, err, "%s", msg);
+}
+
+/*
  * WELCOME came with the token: the data connections open, to the main
  * stream's peer, or over socket pairs to the local destination.
  */
@@ -1723,7 +1738,8 @@ static int src_open_chans(struct vmig_src *src, const uint64_t token[2])
 		}
 		ret = vmig_chans_open(&src->w.chans, src->loop, n,
 				      (struct sockaddr *)&peer, len, NULL,
-				      token, err, sizeof(err));
+				      token, src_chans_failed, src, err,
+				      sizeof(err));
 	} else {
 		for (i = 0; i < n; i++) {
 			int sv[2];
@@ -1742,7 +1758,8 @@ static int src_open_chans(struct vmig_src *src, const uint64_t token[2])
 			vmig_dst_add_channel(src->dst, sv[1]);
 		}
 		ret = vmig_chans_open(&src->w.chans, src->loop, n, NULL, 0,
-				      fds, token, err, sizeof(err));
+				      fds, token, src_chans_failed, src, err,
+				      sizeof(err));
 	}
 	if (ret < 0)
 		src_fail(src, ret, "%s", err);

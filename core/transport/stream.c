@@ -463,9 +463,17 @@ void vmig_stream_listener_set_path(struct vmig_listener *base,
 	snprintf(l->path, sizeof(l->path), "%s", path);
 }
 
+/*
+ * Room in the kernel for every data connection of a migration at once
+ * (they connect together, and are accepted one at a time), and a few
+ * more.
+ */
+#define LISTEN_BACKLOG 32
+
 int vmig_stream_listen(struct vmig_listener *l)
 {
-	return uv_listen(&sl_of(l)->h.stream, 1, listener_connection);
+	return uv_listen(&sl_of(l)->h.stream, LISTEN_BACKLOG,
+			 listener_connection);
 }
 
 int vmig_stream_listen_done(struct vmig_listener *l,

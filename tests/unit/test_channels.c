@@ -117,8 +117,11 @@ static void test_local(void)
 	}
 }
 
-/* Between two threads over TCP: the data connections go to the same peer. */
-static void test_tcp(void)
+/*
+ * Between two threads over a socket (listen: the destination's address):
+ * the data connections go to the same peer, all at once.
+ */
+static void over(const char *listen, uint32_t conns)
 {
 	struct vmig_vmm_count svc = { 0 }, dvc = { 0 };
 	struct vmig_test_receiver rc = { 0 };
@@ -127,24 +130,48 @@ static void test_tcp(void)
 	vmig_session *src = vmig_test_ram_session(VMIG_ROLE_SOURCE, LEN, true,
 						  &svc, &smem);
 	vmig_session *dst = logged_destination(LEN, &dvc, &dmem, &log);
-	char bound[128], addr[160];
+	char bound[128], addr[160], said[80];
 	pthread_t th;
+	int ret;
 
 	rc.s = dst;
-	CU_ASSERT_FATAL(vmig_listen(dst, "tcp:127.0.0.1:0", bound,
-				    sizeof(bound)) == 0);
+	CU_ASSERT_FATAL(vmig_listen(dst, listen, bound, sizeof(bound)) == 0);
 	snprintf(addr, sizeof(addr), "%s", bound);
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
 				       &rc) == 0);
-	set_connections(src, 3, VMIG_VERIFY_STRICT);
-	CU_ASSERT_EQUAL(vmig_migrate(src, addr), 0);
+	set_connections(src, conns, VMIG_VERIFY_STRICT);
+	ret = vmig_migrate(src, addr);
+	if (ret)
+		printf("\n  %s, %u connections: %s\n", listen, conns,
+		       vmig_errmsg(src));
+	CU_ASSERT_EQUAL(ret, 0);
 	pthread_join(th, NULL);
 	CU_ASSERT_EQUAL(rc.ret, 0);
 	CU_ASSERT(memcmp(smem, dmem, LEN) == 0);
 	CU_ASSERT_EQUAL(atomic_load(&dvc.starts), 1);
-	CU_ASSERT(has(log.text, "the pages come over 3 data connection(s)"));
+	snprintf(said, sizeof(said),
+		 "the pages come over %u data connection(s)", conns);
+	CU_ASSERT(has(log.text, said));
 	vmig_test_ram_free(src, smem, LEN);
 	vmig_test_ram_free(dst, dmem, LEN);
+}
+
+static void test_tcp(void)
+{
+	over("tcp:127.0.0.1:0", 3);
+}
+
+/* The most, at once: each connects while the others wait to be accepted. */
+static void test_sixteen(void)
+{
+	char path[128];
+
+	over("tcp:127.0.0.1:0", VMIG_CONNECTIONS_MAX);
+	snprintf(path, sizeof(path), "unix:/tmp/vmig-chan-%d-16.sock",
+		 (int)getpid());
+	unlink(path + 5);
+	over(path, VMIG_CONNECTIONS_MAX);
+	unlink(path + 5);
 }
 
 static void test_policy_limits(void)
@@ -371,21 +398,70 @@ static void test_older_copy_late(void)
 	CU_ASSERT_EQUAL(r.rc.ret, 0);
 }
 
-/* A connection that does not present this migration's token. */
+/*
+ * Strangers on the listener while the data connection is awaited: one
+ * that says nothing (it holds a slot), one with another token (dropped
+ * at once). The migration goes on with its own connection, and the log
+ * says who was closed and why.
+ */
 static void test_stranger(void)
 {
+	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
 	uint64_t wrong[2];
+	struct raw r;
+	int silent, other, c0;
+
+	raw_start(&r, 1);
+	silent = unix_connect(r.path);
+	wrong[0] = r.token[0] ^ 1;
+	wrong[1] = r.token[1];
+	other = raw_channel(&r, 0, wrong);
+	c0 = raw_channel(&r, 0, r.token);
+	raw_iteration(r.main_fd, 0);
+	raw_iteration(c0, 0);
+	raw_page(c0, 2, 'x', false);
+	raw_switchover(c0);
+	raw_complete(c0, 1, 4);
+	raw_switchover(r.main_fd);
+	r.frames += 2;
+	raw_complete(r.main_fd, 1, r.frames);
+	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_ACK);
+	CU_ASSERT_EQUAL(r.dmem[2 * PG], 'x');
+	vmig_enc_commit(hdr);
+	put(r.main_fd, hdr, NULL, 0);
+	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_STARTED);
+	close(c0);
+	close(other);
+	close(silent);
+	raw_finish(&r);
+	CU_ASSERT_EQUAL(r.rc.ret, 0);
+	CU_ASSERT_EQUAL(atomic_load(&r.dvc.starts), 1);
+	CU_ASSERT(has(r.log.text, "not this migration's token; closed"));
+}
+
+/*
+ * COMMIT right after COMPLETE, before the data connection ended (so
+ * before any ACK): refused, the guest never starts.
+ */
+static void test_commit_before_ack(void)
+{
+	uint8_t hdr[VMIG_FRAME_HDR];
 	struct raw r;
 	int c0;
 
 	raw_start(&r, 1);
-	wrong[0] = r.token[0] ^ 1;
-	wrong[1] = r.token[1];
-	c0 = raw_channel(&r, 0, wrong);
-	/* The destination says why on the main stream, and never starts. */
+	c0 = raw_channel(&r, 0, r.token);
+	raw_iteration(r.main_fd, 0);
+	raw_switchover(r.main_fd);
+	r.frames += 2;
+	raw_complete(r.main_fd, 0, r.frames);
+	vmig_enc_commit(hdr);
+	put(r.main_fd, hdr, NULL, 0);
 	raw_expect_error(&r);
 	raw_rejected(&r, c0);
-	CU_ASSERT(has(r.errmsg, "not this migration's token"));
+	CU_ASSERT(has(r.errmsg, "(COMMIT): before this destination's ACK"));
 }
 
 /* Pages on the main stream when HELLO named data connections. */
@@ -428,7 +504,9 @@ static CU_TestInfo tests[] = {
 	{ "over TCP, to the same peer", test_tcp },
 	{ "the policy's limits", test_policy_limits },
 	{ "an older copy arriving late is applied first", test_older_copy_late },
-	{ "a connection without the token", test_stranger },
+	{ "strangers on the listener", test_stranger },
+	{ "COMMIT before the ACK", test_commit_before_ack },
+	{ "16 connections over TCP and unix", test_sixteen },
 	{ "pages on the main stream", test_pages_on_main },
 	{ "a data connection's COMPLETE that does not add up",
 	  test_short_connection },
