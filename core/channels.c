@@ -403,6 +403,13 @@ static void chans_async(uv_async_t *a)
 
 	if (set->b.closed)
 		return;
+	/*
+	 * A failure first: the owner ends the migration with its reason
+	 * before the writes it failed come back as mere errors.
+	 */
+	chans_tell_failure(set);
+	if (set->b.closed)
+		return;
 	pthread_mutex_lock(&set->b.lock);
 	it = set->done_head;
 	set->done_head = NULL;
@@ -420,7 +427,6 @@ static void chans_async(uv_async_t *a)
 			return;
 		}
 	}
-	chans_tell_failure(set);
 }
 
 int vmig_chans_open(struct vmig_chans **out, uv_loop_t *loop, uint32_t n,

@@ -499,6 +499,83 @@ static void test_short_connection(void)
 				  "1 pages in 4 frames arrived"));
 }
 
+/*
+ * A destination written here: it welcomes the source with a token, and
+ * its listener is gone by then, so that no data connection can connect.
+ */
+struct gone {
+	char path[108];
+	int lfd;
+	int last;        /* the last frame type the source sent */
+	pthread_t thread;
+};
+
+static void *gone_main(void *opaque)
+{
+	struct gone *g = opaque;
+	static uint8_t buf[65536];
+	uint8_t hdr[VMIG_FRAME_HDR];
+	const uint64_t token[2] = { 1, 2 };
+	int fd = accept(g->lfd, NULL, NULL), t;
+
+	close(g->lfd);
+	unlink(g->path);
+	if (fd < 0)
+		return NULL;
+	if (read_frame(fd, hdr, buf, sizeof(buf)) == VMIG_FRAME_HELLO) {
+		vmig_enc_welcome(hdr, token);
+		put(fd, hdr, NULL, 0);
+	}
+	while ((t = read_frame(fd, hdr, buf, sizeof(buf))) >= 0)
+		g->last = t;
+	close(fd);
+	return NULL;
+}
+
+/*
+ * A data connection that cannot connect ends the migration at once, with
+ * its reason (not when an idle bound passes): the guest never stopped,
+ * and the destination heard why (ERROR).
+ */
+static void test_cannot_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vmig_vmm_count svc = { 0 };
+	struct gone g = { .last = -1 };
+	uint8_t *smem;
+	vmig_session *src = vmig_test_ram_session(VMIG_ROLE_SOURCE, LEN, true,
+						  &svc, &smem);
+	struct vmig_policies pol = {
+		.size = sizeof(pol), .connections = 2,
+		/* Far: only the connect's failure can end it soon. */
+		.idle_timeout_ms = 600000, .handshake_timeout_ms = 600000,
+	};
+	char addr[160];
+	int ret;
+
+	snprintf(g.path, sizeof(g.path), "/tmp/vmig-chan-%d-gone.sock",
+		 (int)getpid());
+	unlink(g.path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g.path);
+	g.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(g.lfd >= 0);
+	CU_ASSERT_FATAL(bind(g.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CU_ASSERT_FATAL(listen(g.lfd, 1) == 0);
+	CU_ASSERT_FATAL(pthread_create(&g.thread, NULL, gone_main, &g) == 0);
+	CU_ASSERT_FATAL(vmig_set_policies(src, &pol) == 0);
+	snprintf(addr, sizeof(addr), "unix:%s", g.path);
+	ret = vmig_migrate(src, addr);
+	pthread_join(g.thread, NULL);
+	CU_ASSERT_EQUAL(ret, -ENOENT);
+	CU_ASSERT(has(vmig_errmsg(src), "data connection "));
+	CU_ASSERT(has(vmig_errmsg(src), ": connect: "));
+	CU_ASSERT_EQUAL(atomic_load(&svc.stops), 0);
+	if (g.last != VMIG_FRAME_ERROR)
+		printf("\n  last frame %d: %s\n", g.last, vmig_errmsg(src));
+	CU_ASSERT_EQUAL(g.last, VMIG_FRAME_ERROR);
+	vmig_test_ram_free(src, smem, LEN);
+}
+
 static CU_TestInfo tests[] = {
 	{ "every byte over 2, 3 and 4 data connections", test_local },
 	{ "over TCP, to the same peer", test_tcp },
@@ -507,6 +584,7 @@ static CU_TestInfo tests[] = {
 	{ "strangers on the listener", test_stranger },
 	{ "COMMIT before the ACK", test_commit_before_ack },
 	{ "16 connections over TCP and unix", test_sixteen },
+	{ "a data connection that cannot connect", test_cannot_connect },
 	{ "pages on the main stream", test_pages_on_main },
 	{ "a data connection's COMPLETE that does not add up",
 	  test_short_connection },
