@@ -88,6 +88,12 @@ struct vmig_mig_stats {
 	char unknown_state[256];
 	uint64_t bandwidth;   /* stream bytes per second, whole migration */
 	uint64_t duration_us;
+	/*
+	 * Source: from the start to the destination's STARTED (the guest
+	 * runs there); 0 when it never came. duration_us goes on to the
+	 * end (with verify audit, the hashing after the commit).
+	 */
+	uint64_t committed_us;
 	uint64_t expected_downtime_us; /* at the switchover decision */
 	/* Where the downtime went (source). */
 	uint64_t stop_us;       /* the VMM's stop and the devices' */

@@ -1103,6 +1103,7 @@ static void src_committed(struct vmig_src *src)
 	e->st.committed = true;
 	e->migrated = true;
 	e->st.downtime_us = vmig_now_us() - src->stop_us;
+	e->st.committed_us = vmig_now_us() - src->start_us;
 	vmig_logf(s, VMIG_LOG_INFO, "source: committed: the destination "
 		  "started the guest; downtime %llu ms",
 		  (unsigned long long)e->st.downtime_us / 1000);

@@ -166,6 +166,12 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	    !add_u64(root, "bandwidth", st->bandwidth, true) ||
 	    !cJSON_AddNumberToObject(root, "digest_ms",
 				     (double)st->digest_us / 1000) ||
+	    (source && (st->committed_us
+				? !cJSON_AddNumberToObject(
+					  root, "committed_ms",
+					  (double)st->committed_us / 1000)
+				: !cJSON_AddNullToObject(root,
+							 "committed_ms"))) ||
 	    (!source && !cJSON_AddNumberToObject(root, "stream_ms",
 						 (double)st->stream_us /
 							 1000)) ||

@@ -70,14 +70,22 @@ static void set_connections(vmig_session *s, uint32_t n, uint32_t verify)
 	CU_ASSERT_FATAL(vmig_set_policies(s, &pol) == 0);
 }
 
-/* The report's policies.connections of session s. */
+/*
+ * The report's policies.connections of session s; and its committed_ms,
+ * within the whole duration.
+ */
 static double report_connections(vmig_session *s)
 {
 	cJSON *rep = json_session_report(s);
 	const cJSON *pol = cJSON_GetObjectItem(rep, "policies");
 	const cJSON *n = cJSON_GetObjectItem(pol, "connections");
+	const cJSON *c = cJSON_GetObjectItem(rep, "committed_ms");
+	const cJSON *d = cJSON_GetObjectItem(rep, "duration_us");
 	double v = cJSON_IsNumber(n) ? n->valuedouble : -1;
 
+	CU_ASSERT(cJSON_IsNumber(c) && cJSON_IsNumber(d) &&
+		  c->valuedouble > 0 &&
+		  c->valuedouble <= d->valuedouble / 1000);
 	cJSON_Delete(rep);
 	return v;
 }
@@ -416,6 +424,8 @@ static void test_stranger(void)
 	wrong[0] = r.token[0] ^ 1;
 	wrong[1] = r.token[1];
 	other = raw_channel(&r, 0, wrong);
+	/* Dropped: the destination closes it (whatever the timing). */
+	CU_ASSERT_EQUAL(read(other, buf, sizeof(buf)), 0);
 	c0 = raw_channel(&r, 0, r.token);
 	raw_iteration(r.main_fd, 0);
 	raw_iteration(c0, 0);
