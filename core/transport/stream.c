@@ -35,6 +35,9 @@ struct stream_conn {
 	struct vmig_conn base;
 	union stream_handle h;
 	bool closing;
+	/* Told when it closes before connecting began (a name lookup). */
+	void (*on_close)(void *arg);
+	void *on_close_arg;
 	struct stream_write *free_writes; /* the pool */
 	/* While connecting. */
 	uv_connect_t creq;
@@ -115,7 +118,20 @@ static void stream_close(struct vmig_conn *conn)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->on_close) {
+		c->on_close(c->on_close_arg);
+		c->on_close = NULL;
+	}
 	uv_close(&c->h.handle, conn_free_cb);
+}
+
+void vmig_stream_conn_on_close(struct vmig_conn *conn, void (*fn)(void *arg),
+			       void *arg)
+{
+	struct stream_conn *c = sc_of(conn);
+
+	c->on_close = fn;
+	c->on_close_arg = arg;
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

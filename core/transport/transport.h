@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <netdb.h>
+
 #include "address.h"
 #include "core/engine.h"
 
@@ -118,6 +120,12 @@ uv_connect_t *vmig_stream_conn_connecting(struct vmig_conn *c,
 					  vmig_connected_fn connected,
 					  char *err, size_t errlen);
 void vmig_stream_connected(uv_connect_t *req, int status);
+/*
+ * fn(arg) runs when c is closed (before its handle closes); NULL: none.
+ * For what its connect waits on before libuv's (a name lookup).
+ */
+void vmig_stream_conn_on_close(struct vmig_conn *c, void (*fn)(void *arg),
+			       void *arg);
 /* Socket options of a new connection (tcp: no delay; unix: buffers). */
 void vmig_stream_tune(struct vmig_conn *c, bool tcp);
 
@@ -139,6 +147,14 @@ int vmig_stream_listen_done(struct vmig_listener *l,
 			    const struct vmig_address *a, int ret,
 			    struct vmig_listener **out, char *err,
 			    size_t errlen);
+
+/*
+ * tcp.c: how a host name is looked up when connecting (getaddrinfo; a
+ * test may put a lookup of its own here before any connect).
+ */
+extern int (*vmig_tcp_lookup)(const char *host, const char *port,
+			      const struct addrinfo *hints,
+			      struct addrinfo **res);
 
 /* tcp.c: a peer's address as text ("tcp:1.2.3.4:5", "tcp:[::1]:5"). */
 void vmig_tcp_sockaddr_text(const struct sockaddr *sa, char *buf,

@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -37,6 +39,7 @@
 #include <vmig/vmig.h>
 
 #include "core/proto.h"
+#include "core/transport/transport.h"
 #include "testutil.h"
 #include "common/frames.h"
 #include "common/relay.h"
@@ -361,6 +364,60 @@ static void test_tls_handshake(void)
 	munmap(mem, 16 * PG);
 }
 
+/* A resolver that answers only when released (or after 60 s). */
+static pthread_mutex_t slow_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slow_cond = PTHREAD_COND_INITIALIZER;
+static bool slow_released;
+
+static int slow_lookup(const char *host, const char *port,
+		       const struct addrinfo *hints, struct addrinfo **res)
+{
+	struct timespec until;
+
+	(void)host;
+	(void)port;
+	(void)hints;
+	*res = NULL;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 60;
+	pthread_mutex_lock(&slow_lock);
+	while (!slow_released &&
+	       pthread_cond_timedwait(&slow_cond, &slow_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&slow_lock);
+	return EAI_NONAME;
+}
+
+/*
+ * Set-up, looking up the destination's name: the resolver does not
+ * answer until released, which happens only after vmig_migrate returned.
+ */
+static void test_name_lookup(void)
+{
+	struct vmig_vmm_count vc = { 0 };
+	struct canceller c;
+	uint8_t *mem = guest_map(16 * PG, 16 * PG);
+	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
+	int ret;
+
+	vmig_tcp_lookup = slow_lookup;
+	far_policies(s, 0, 0);
+	canceller_start(&c, s, VMIG_PHASE_SETUP);
+	CU_ASSERT_FATAL(vmig_set_event_callback(s, on_event, &c) == 0);
+	ret = vmig_migrate(s, "tcp:vmig-cancel.invalid:4444");
+	CU_ASSERT(canceller_join(&c));
+	check_source_cancelled(s, ret, &vc, 0);
+	pthread_mutex_lock(&slow_lock);
+	/* Returned while the lookup still waited: nothing answered it. */
+	CU_ASSERT_FALSE(slow_released);
+	slow_released = true;
+	pthread_cond_broadcast(&slow_cond);
+	pthread_mutex_unlock(&slow_lock);
+	vmig_tcp_lookup = getaddrinfo;
+	vmig_session_free(s);
+	munmap(mem, 16 * PG);
+}
+
 /*
  * Set-up, still connecting: the destination's accept queue is full (a
  * backlog of 0 and one connection in it), so the kernel drops the
@@ -554,6 +611,7 @@ static CU_TestInfo tests[] = {
 	{ "set-up: a connect never answered", test_connecting },
 	{ "set-up: a destination that never answers", test_setup },
 	{ "set-up: a TLS handshake never answered", test_tls_handshake },
+	{ "set-up: a name being looked up", test_name_lookup },
 	{ "iteration 0 of a large sparse guest, bandwidth-limited",
 	  test_iteration0 },
 	{ "the switchover wait: the ACK held", test_switchover_wait },

@@ -129,7 +129,7 @@ static void test_local(void)
  * Between two threads over a socket (listen: the destination's address):
  * the data connections go to the same peer, all at once.
  */
-static void over(const char *listen, uint32_t conns)
+static void over_name(const char *listen, const char *name, uint32_t conns)
 {
 	struct vmig_vmm_count svc = { 0 }, dvc = { 0 };
 	struct vmig_test_receiver rc = { 0 };
@@ -144,7 +144,12 @@ static void over(const char *listen, uint32_t conns)
 
 	rc.s = dst;
 	CU_ASSERT_FATAL(vmig_listen(dst, listen, bound, sizeof(bound)) == 0);
-	snprintf(addr, sizeof(addr), "%s", bound);
+	/* By name: the port bound, after the name (looked up by a thread). */
+	if (name)
+		snprintf(addr, sizeof(addr), "tcp:%s:%s", name,
+			 strrchr(bound, ':') + 1);
+	else
+		snprintf(addr, sizeof(addr), "%s", bound);
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, vmig_test_receive_main,
 				       &rc) == 0);
 	set_connections(src, conns, VMIG_VERIFY_STRICT);
@@ -164,9 +169,16 @@ static void over(const char *listen, uint32_t conns)
 	vmig_test_ram_free(dst, dmem, LEN);
 }
 
+static void over(const char *listen, uint32_t conns)
+{
+	over_name(listen, NULL, conns);
+}
+
 static void test_tcp(void)
 {
 	over("tcp:127.0.0.1:0", 3);
+	/* The source connects to a name; its data connections, to the peer. */
+	over_name("tcp:localhost:0", "localhost", 2);
 }
 
 /* The most, at once: each connects while the others wait to be accepted. */
