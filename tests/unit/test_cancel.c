@@ -294,6 +294,22 @@ static void test_setup(void)
 	munmap(mem, 16 * PG);
 }
 
+/* A TCP listener on 127.0.0.1, any port (its address in *a). */
+static int loopback_listener(struct sockaddr_in *a, int backlog)
+{
+	socklen_t alen = sizeof(*a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(a, 0, sizeof(*a));
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)a, sizeof(*a)) == 0);
+	CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)a, &alen) == 0);
+	CU_ASSERT_FATAL(listen(fd, backlog) == 0);
+	return fd;
+}
+
 /* Accepts, reads the first bytes, tells the canceller, then only reads. */
 static void *silent_main(void *opaque)
 {
@@ -319,12 +335,10 @@ static void *silent_main(void *opaque)
  */
 static void test_tls_handshake(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
+	struct sockaddr_in a;
 	struct vmig_vmm_count vc = { 0 };
 	struct canceller c;
-	struct mute m = { .fd = -1 };
+	struct mute m = { .fd = loopback_listener(&a, 1) };
 	char addr[256], key[108];
 	uint8_t *mem = guest_map(16 * PG, 16 * PG);
 	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
@@ -337,12 +351,8 @@ static void test_tls_handshake(void)
 	fputs("8f2b6c1d0e9a7b3c5d4e6f708192a3b4"
 	      "c5d6e7f8091a2b3c4d5e6f7081920a1b\n", f);
 	fclose(f);
-	m.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CU_ASSERT_FATAL(m.lfd >= 0);
-	CU_ASSERT_FATAL(bind(m.lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CU_ASSERT_FATAL(getsockname(m.lfd, (struct sockaddr *)&a, &alen) ==
-			0);
-	CU_ASSERT_FATAL(listen(m.lfd, 1) == 0);
+	m.lfd = m.fd;
+	m.fd = -1;
 	far_policies(s, 0, 0);
 	canceller_start(&c, s, 0);
 	m.c = &c;
@@ -426,22 +436,17 @@ static void test_name_lookup(void)
  */
 static void test_connecting(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
+	struct sockaddr_in a;
 	struct vmig_vmm_count vc = { 0 };
 	struct canceller c;
 	char addr[64];
 	uint8_t *mem = guest_map(16 * PG, 16 * PG);
 	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int lfd = loopback_listener(&a, 0);
 	int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int ret;
 
-	CU_ASSERT_FATAL(lfd >= 0 && filler >= 0);
-	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
-	CU_ASSERT_FATAL(listen(lfd, 0) == 0);
+	CU_ASSERT_FATAL(filler >= 0);
 	CU_ASSERT_FATAL(connect(filler, (struct sockaddr *)&a, sizeof(a)) ==
 			0);
 	far_policies(s, 0, 0);

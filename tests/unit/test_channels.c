@@ -290,6 +290,13 @@ static int raw_channel(struct raw *r, uint32_t index, const uint64_t *token)
 	return fd;
 }
 
+/* raw_start() with one data connection, opened: its socket. */
+static int raw_start_one(struct raw *r)
+{
+	raw_start(r, 1);
+	return raw_channel(r, 0, r->token);
+}
+
 /* Frames that carry no payload, on fd. */
 static void raw_iteration(int fd, uint64_t k)
 {
@@ -473,8 +480,7 @@ static void test_commit_before_ack(void)
 	struct raw r;
 	int c0;
 
-	raw_start(&r, 1);
-	c0 = raw_channel(&r, 0, r.token);
+	c0 = raw_start_one(&r);
 	raw_iteration(r.main_fd, 0);
 	raw_switchover(r.main_fd);
 	r.frames += 2;
@@ -492,8 +498,7 @@ static void test_pages_on_main(void)
 	struct raw r;
 	int c0;
 
-	raw_start(&r, 1);
-	c0 = raw_channel(&r, 0, r.token);
+	c0 = raw_start_one(&r);
 	raw_page(r.main_fd, 1, 'x', false);
 	raw_expect_error(&r);
 	/* Refused at its header: nothing was written. */
@@ -508,8 +513,7 @@ static void test_short_connection(void)
 	struct raw r;
 	int c0;
 
-	raw_start(&r, 1);
-	c0 = raw_channel(&r, 0, r.token);
+	c0 = raw_start_one(&r);
 	raw_iteration(c0, 0);
 	raw_page(c0, 1, 'x', false);
 	raw_switchover(c0);
