@@ -1311,6 +1311,44 @@ void vmig_dst_add_channel(struct vmig_dst *d, int fd)
 			   vmig_strerror(ret));
 }
 
+static const struct vmig_conn_ops dst_conn_ops;
+static void dst_accepted(void *opaque, struct vmig_conn *c, int err);
+
+/*
+ * vmig_receive, before HELLO: the connection is not a source's but a data
+ * connection of an earlier migration that waited in the backlog (CHANNEL
+ * first). It is closed and logged, and the wait goes on for a source, its
+ * bounds from the next one's connection. False when that does not apply.
+ */
+static bool dst_not_a_source(struct vmig_dst *d, const char *why)
+{
+	struct vmig_rx *rx = &d->rx;
+	const struct vmig_section_loader *devs = rx->devs;
+	uint8_t *scratch = rx->scratch;
+	size_t len = rx->scratch_len;
+
+	if (!d->listened || !d->conn || rx->frame_no > 0 || rx->nr_regions)
+		return false;
+	vmig_logf(d->s, VMIG_LOG_WARN,
+		  "destination: %s %s; closed, waiting for a source",
+		  vmig_conn_peer(d->conn), why);
+	vmig_conn_close(d->conn);
+	d->conn = NULL;
+	/* Nothing was allocated or written before HELLO: start over. */
+	memset(rx, 0, sizeof(*rx));
+	rx->s = d->s;
+	rx->state = VMIG_RX_START;
+	rx->scratch = scratch;
+	rx->scratch_len = len;
+	rx->ram = &vmig_section_ram_loader;
+	rx->devs = devs;
+	vmig_watch_disarm(&d->watch, VMIG_WAIT_HANDSHAKE);
+	vmig_watch_disarm(&d->watch, VMIG_WAIT_TOTAL);
+	vmig_listener_accept(d->e->listener, &dst_conn_ops, d, dst_accepted,
+			     d);
+	return true;
+}
+
 static void dst_event(struct vmig_dst *d, int ev)
 {
 	vmig_session *s = d->s;
@@ -1401,6 +1439,10 @@ static void dst_event(struct vmig_dst *d, int ev)
 		return;
 	}
 	/* A check failed: the source hears which. */
+	if (ev == -EPROTO && d->rx.f.type == VMIG_FRAME_CHANNEL &&
+	    dst_not_a_source(d, "sent CHANNEL first (a data connection of no "
+			     "migration here)"))
+		return;
 	if (ev == -EPROTO)
 		dst_finish(d, VMIG_EPROTO, true, "%s", d->rx.err);
 	else

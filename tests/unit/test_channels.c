@@ -602,6 +602,46 @@ static void test_cannot_connect(void)
 	vmig_test_ram_free(src, smem, LEN);
 }
 
+/*
+ * A data connection of an earlier migration, left in the backlog: the
+ * next vmig_receive takes it first, sees CHANNEL, closes it and goes on
+ * with the real source.
+ */
+static void test_stale_connection(void)
+{
+	struct raw r;
+	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
+	const uint64_t old[2] = { 7, 7 };
+	char addr[128];
+	int stale;
+
+	memset(&r, 0, sizeof(r));
+	r.rc.s = logged_destination(RPAGES * PG, &r.dvc, &r.dmem, &r.log);
+	snprintf(r.path, sizeof(r.path), "/tmp/vmig-chan-%d-stale.sock",
+		 (int)getpid());
+	unlink(r.path);
+	snprintf(addr, sizeof(addr), "unix:%s", r.path);
+	CU_ASSERT_FATAL(vmig_listen(r.rc.s, addr, NULL, 0) == 0);
+	/* Before the receive runs: it waits in the backlog. */
+	stale = unix_connect(r.path);
+	vmig_enc_channel(hdr, old, 0);
+	put(stale, hdr, NULL, 0);
+	CU_ASSERT_FATAL(pthread_create(&r.th, NULL, vmig_test_receive_main,
+				       &r.rc) == 0);
+	/* Closed by the destination: then the source comes. */
+	CU_ASSERT_EQUAL(read(stale, buf, sizeof(buf)), 0);
+	close(stale);
+	r.main_fd = unix_connect(r.path);
+	vmig_enc_error(hdr, -ECANCELED, NULL, 0);
+	put(r.main_fd, hdr, NULL, 0);
+	raw_finish(&r);
+	/* It heard this source's ERROR, not the stale connection's bytes. */
+	CU_ASSERT_EQUAL(r.rc.ret, -ECANCELED);
+	CU_ASSERT(has(r.log.text, "sent CHANNEL first (a data connection of "
+				  "no migration here); closed, waiting for a "
+				  "source"));
+}
+
 static CU_TestInfo tests[] = {
 	{ "every byte over 2, 3 and 4 data connections", test_local },
 	{ "over TCP, to the same peer", test_tcp },
@@ -611,6 +651,8 @@ static CU_TestInfo tests[] = {
 	{ "COMMIT before the ACK", test_commit_before_ack },
 	{ "16 connections over TCP and unix", test_sixteen },
 	{ "a data connection that cannot connect", test_cannot_connect },
+	{ "an earlier migration's connection in the backlog",
+	  test_stale_connection },
 	{ "pages on the main stream", test_pages_on_main },
 	{ "a data connection's COMPLETE that does not add up",
 	  test_short_connection },
