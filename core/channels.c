@@ -260,6 +260,7 @@ static int chan_connect(struct vmig_chan *c)
 	struct vmig_chans *set = c->set;
 	int fd, ret, soerr = 0;
 	socklen_t len = sizeof(soerr);
+	bool pending = false;
 
 	fd = socket(set->peer.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -273,8 +274,10 @@ static int chan_connect(struct vmig_chan *c)
 	 */
 	while (connect(fd, (const struct sockaddr *)&set->peer,
 		       set->peerlen) < 0) {
-		if (errno == EINPROGRESS)
+		if (errno == EINPROGRESS) {
+			pending = true;
 			break;
+		}
 		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
 		ret = chan_wait(-1, 0, set->b.stop_fd,
@@ -282,7 +285,7 @@ static int chan_connect(struct vmig_chan *c)
 		if (ret != -ETIMEDOUT)
 			return ret < 0 ? ret : -ECANCELED;
 	}
-	if (errno != EINPROGRESS)
+	if (!pending)
 		return 0;
 	ret = chan_wait(fd, POLLOUT, set->b.stop_fd, 0);
 	if (ret < 0)
