@@ -1304,9 +1304,9 @@ src_fail_quiet(struct vmig_src *src, int err, const char *fmt, ...)
 static void broken_expired(uv_timer_t *t)
 {
 	struct vmig_src *src = t->data;
-
 	char chan[256];
 
+	/* A data connection's own reason, when one failed. */
 	if (vmig_chans_error(src->w.chans, chan, sizeof(chan))) {
 		src_fail_quiet(src, src->broken, "%s", chan);
 		return;
