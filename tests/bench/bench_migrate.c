@@ -41,10 +41,14 @@
  * A case whose keys this build does not know (a configuration error) is
  * printed as "n/a" with the error, never as a figure.
  *
- * usage: vmig-bench-migrate [--vmig PATH] [--quick] [CASE...]
+ * usage: vmig-bench-migrate [--vmig PATH] [--quick] [--repeat N] [CASE...]
  *   --vmig PATH  the vmig program (default: "vmig" next to this program)
  *   --quick      small guests (64 MiB and 256 MiB; the cancel cases at an
  *                eighth of their size), for a smoke run
+ *   --repeat N   each migration case N times (1 to 99), then the medians
+ *                of its figures and of its ratios: on a machine whose
+ *                speed varies from one run to the next, the median of
+ *                ratios taken in the same run is the figure to read
  *   CASE         run only the cases whose name starts with CASE
  */
 #include <errno.h>
@@ -777,6 +781,49 @@ static void print_result(const struct bench_case *c, const struct result *r)
 	       r->running_s / r->plain_s);
 }
 
+/* A case's figures over --repeat runs. */
+struct medians {
+	int n;
+	double running[99], downtime[99], before[99], after[99];
+};
+
+static void medians_add(struct medians *md, const struct result *r)
+{
+	if (!r->ok || r->running_s <= 0)
+		return;
+	md->running[md->n] = r->running_s;
+	md->downtime[md->n] = r->downtime_ms;
+	md->before[md->n] = r->running_s / r->plain_before_s;
+	md->after[md->n] = r->running_s / r->plain_s;
+	md->n++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void medians_print(const struct bench_case *c, struct medians *md)
+{
+	if (!md->n) {
+		printf("%-16s median: no run completed\n", c->name);
+		return;
+	}
+	printf("%-16s median of %d: running there at %5.2f s, downtime "
+	       "%6.1f ms, ratio (running) %5.2f / %5.2f\n",
+	       c->name, md->n, median(md->running, md->n),
+	       median(md->downtime, md->n), median(md->before, md->n),
+	       median(md->after, md->n));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct bench_case full[] = {
@@ -822,7 +869,7 @@ int main(int argc, char **argv)
 	bool small = false;
 	char vmig[PATH_MAX + 16], dir[] = "/tmp/vmig-bench-migrate-XXXXXX";
 	char **want = NULL;
-	int nwant = 0, a, failed = 0;
+	int nwant = 0, a, failed = 0, repeat = 1;
 
 	default_vmig(argv[0], vmig, sizeof(vmig));
 	for (a = 1; a < argc; a++) {
@@ -832,9 +879,13 @@ int main(int argc, char **argv)
 			cases = quick;
 			nr = sizeof(quick) / sizeof(quick[0]);
 			small = true;
+		} else if (!strcmp(argv[a], "--repeat") && a + 1 < argc &&
+			   atoi(argv[a + 1]) >= 1 && atoi(argv[a + 1]) <= 99) {
+			repeat = atoi(argv[++a]);
 		} else if (argv[a][0] == '-') {
 			fprintf(stderr,
-				"usage: %s [--vmig PATH] [--quick] [CASE...]\n",
+				"usage: %s [--vmig PATH] [--quick] [--repeat N] "
+				"[CASE...]\n",
 				argv[0]);
 			return 2;
 		} else {
@@ -864,26 +915,35 @@ int main(int argc, char **argv)
 	       "default policies unless named; work files in %s\n",
 	       vmig, dir);
 	for (i = 0; i < nr; i++) {
-		struct result r = { 0 };
+		struct medians md = { 0 };
+		int k;
 
 		if (!selected(cases[i].name, want, nwant))
 			continue;
-		/*
-		 * The plain transfer before and after the migration: memory
-		 * a process touches first may cost more than memory another
-		 * process just freed (on a virtual machine whose host backs
-		 * its memory on first touch, several times more), so one
-		 * comparison alone would favour whichever ran second.
-		 */
-		r.plain_before_s = plain_transfer(cases[i].random ? cases[i].random
-							     : 64 * MiB);
-		run_migration(vmig, dir, &cases[i], &r);
-		if (r.ok)
-			r.plain_s = plain_transfer(r.bytes);
-		else if (!strstr(r.error, "policies"))
-			failed++;
-		print_result(&cases[i], &r);
-		fflush(stdout);
+		for (k = 0; k < repeat; k++) {
+			struct result r = { 0 };
+
+			/*
+			 * The plain transfer before and after the migration:
+			 * memory a process touches first may cost more than
+			 * memory another process just freed (on a virtual
+			 * machine whose host backs its memory on first touch,
+			 * several times more), so one comparison alone would
+			 * favour whichever ran second.
+			 */
+			r.plain_before_s = plain_transfer(
+				cases[i].random ? cases[i].random : 64 * MiB);
+			run_migration(vmig, dir, &cases[i], &r);
+			if (r.ok)
+				r.plain_s = plain_transfer(r.bytes);
+			else if (!strstr(r.error, "policies"))
+				failed++;
+			print_result(&cases[i], &r);
+			medians_add(&md, &r);
+			fflush(stdout);
+		}
+		if (repeat > 1)
+			medians_print(&cases[i], &md);
 	}
 	for (i = 0; i < ncr; i++) {
 		struct cancel_result r = { 0 };
