@@ -428,11 +428,12 @@ struct vmig_conn_ops {
 };
 
 /*
- * Connects to address ("unix:/path", "tcp:host:port"; the host is
- * resolved here, synchronously). connected(opaque, conn, 0) runs from the
- * loop once connected; on failure it runs with a negative errno and conn
- * NULL, and err holds the reason (it must live until then). Returns 0 or
- * an error (bad address, resolution failed) with the reason in err.
+ * Connects to address ("unix:/path", "tcp:host:port"; a host name is
+ * looked up in a thread of its own, an address at once).
+ * connected(opaque, conn, 0) runs from the loop once connected; on
+ * failure (a lookup too) it runs with a negative errno and conn NULL, and
+ * err holds the reason (it must live until then). Returns 0 or an error
+ * (a bad address) with the reason in err.
  */
 int vmig_conn_connect(uv_loop_t *loop, const char *address,
 		      const struct vmig_conn_ops *ops, void *opaque,
