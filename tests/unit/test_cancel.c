@@ -428,6 +428,37 @@ static void test_name_lookup(void)
 	munmap(mem, 16 * PG);
 }
 
+/* A resolver that knows no name. */
+static int no_lookup(const char *host, const char *port,
+		     const struct addrinfo *hints, struct addrinfo **res)
+{
+	(void)host;
+	(void)port;
+	(void)hints;
+	*res = NULL;
+	return EAI_NONAME;
+}
+
+/* A name that does not resolve: the source fails, saying which. */
+static void test_name_unknown(void)
+{
+	struct vmig_vmm_count vc = { 0 };
+	uint8_t *mem = guest_map(16 * PG, 16 * PG);
+	vmig_session *s = session(VMIG_ROLE_SOURCE, mem, 16 * PG, 0, &vc);
+
+	vmig_tcp_lookup = no_lookup;
+	far_policies(s, 0, 0);
+	CU_ASSERT_EQUAL(vmig_migrate(s, "tcp:vmig-none.invalid:4444"),
+			-ENOENT);
+	CU_ASSERT(has(vmig_errmsg(s), "tcp:vmig-none.invalid:4444: cannot "
+				      "resolve \"vmig-none.invalid\": no such "
+				      "host"));
+	CU_ASSERT_EQUAL(atomic_load(&vc.stops), 0);
+	vmig_tcp_lookup = getaddrinfo;
+	vmig_session_free(s);
+	munmap(mem, 16 * PG);
+}
+
 /*
  * Set-up, still connecting: the destination's accept queue is full (a
  * backlog of 0 and one connection in it), so the kernel drops the
@@ -617,6 +648,7 @@ static CU_TestInfo tests[] = {
 	{ "set-up: a destination that never answers", test_setup },
 	{ "set-up: a TLS handshake never answered", test_tls_handshake },
 	{ "set-up: a name being looked up", test_name_lookup },
+	{ "set-up: a name that does not resolve", test_name_unknown },
 	{ "iteration 0 of a large sparse guest, bandwidth-limited",
 	  test_iteration0 },
 	{ "the switchover wait: the ACK held", test_switchover_wait },
