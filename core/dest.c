@@ -201,19 +201,27 @@ static inline void rx_term_set(struct vmig_rx *rx, struct vmig_rx_terms *acc,
 	acc->sum += t;
 }
 
+/*
+ * The pages [p, end) that lie in p's bitmap word: their mask, and in *k
+ * how many they are (the walk's step).
+ */
+static inline uint64_t rx_word(uint64_t p, uint64_t end, uint64_t *k)
+{
+	unsigned int lo = p % 64;
+
+	*k = vmig_bm_min(end - p, 64 - lo);
+	return vmig_bm_mask_range(lo, lo + (unsigned int)*k);
+}
+
 /* Pages [first, first + n) of session region r were received. */
 static void rx_seen(struct vmig_rx *rx, uint32_t r, uint64_t first,
 		    uint64_t n)
 {
-	uint64_t *map = rx->termed[r], p = first, end = first + n;
+	uint64_t p, k, end = first + n;
 
-	while (p < end) {
-		uint64_t room = 64 - p % 64, k = end - p < room ? end - p : room;
-		uint64_t mask = k == 64 ? ~0ull : ((1ull << k) - 1) << (p % 64);
-
-		__atomic_fetch_or(&map[p / 64], mask, __ATOMIC_RELAXED);
-		p += k;
-	}
+	for (p = first; p < end; p += k)
+		__atomic_fetch_or(&rx->termed[r][p / 64], rx_word(p, end, &k),
+				  __ATOMIC_RELAXED);
 }
 
 /*
@@ -225,11 +233,10 @@ static void rx_terms_zero(struct vmig_rx *rx, struct vmig_rx_terms *acc,
 			  uint32_t r, uint64_t first, uint64_t n)
 {
 	bool fresh = rx->s->regions[r].fresh;
-	uint64_t p = first, end = first + n;
+	uint64_t p, k, end = first + n;
 
-	while (p < end) {
-		uint64_t room = 64 - p % 64, k = end - p < room ? end - p : room;
-		uint64_t mask = k == 64 ? ~0ull : ((1ull << k) - 1) << (p % 64);
+	for (p = first; p < end; p += k) {
+		uint64_t mask = rx_word(p, end, &k);
 		uint64_t *tw = &rx->termed[r][p / 64], *zw = &rx->zeroed[r][p / 64];
 		uint64_t t = __atomic_load_n(tw, __ATOMIC_RELAXED),
 			 z = __atomic_load_n(zw, __ATOMIC_RELAXED);
@@ -243,7 +250,6 @@ static void rx_terms_zero(struct vmig_rx *rx, struct vmig_rx_terms *acc,
 			for (i = p; i < p + k; i++)
 				rx_term_set(rx, acc, r, i, NULL);
 		}
-		p += k;
 	}
 }
 
