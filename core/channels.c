@@ -1014,16 +1014,6 @@ int vmig_dchans_add(struct vmig_dchans *set, int fd, const char *peer)
 	return 0;
 }
 
-bool vmig_dchans_want(struct vmig_dchans *set)
-{
-	uint32_t claimed;
-
-	pthread_mutex_lock(&set->b.lock);
-	claimed = set->nclaimed;
-	pthread_mutex_unlock(&set->b.lock);
-	return claimed < set->n && dchans_free_slot(set) != NULL;
-}
-
 uint32_t vmig_dchans_claimed(struct vmig_dchans *set)
 {
 	uint32_t claimed;
@@ -1032,6 +1022,12 @@ uint32_t vmig_dchans_claimed(struct vmig_dchans *set)
 	claimed = set->nclaimed;
 	pthread_mutex_unlock(&set->b.lock);
 	return claimed;
+}
+
+bool vmig_dchans_want(struct vmig_dchans *set)
+{
+	return vmig_dchans_claimed(set) < set->n &&
+	       dchans_free_slot(set) != NULL;
 }
 
 /* The strangers' slots: their threads joined, the slots free again. */
