@@ -83,17 +83,23 @@ static const uint32_t allowed[] = {
 	[VMIG_RX_FAILED] = 0,
 };
 
-int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
+/* rx as vmig_rx_init leaves it, its scratch buffer the one given. */
+static void rx_start(struct vmig_rx *rx, vmig_session *s, uint8_t *scratch)
 {
 	memset(rx, 0, sizeof(*rx));
 	rx->s = s;
 	rx->state = VMIG_RX_START;
-	rx->scratch = malloc(SCRATCH_LEN);
-	if (!rx->scratch)
-		return -ENOMEM;
+	rx->scratch = scratch;
 	rx->scratch_len = SCRATCH_LEN;
 	rx->ram = &vmig_section_ram_loader;
-	return 0;
+}
+
+int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
+{
+	uint8_t *scratch = malloc(SCRATCH_LEN);
+
+	rx_start(rx, s, scratch);
+	return scratch ? 0 : -ENOMEM;
 }
 
 /*
@@ -1330,8 +1336,6 @@ static bool dst_not_a_source(struct vmig_dst *d, const char *why)
 {
 	struct vmig_rx *rx = &d->rx;
 	const struct vmig_section_loader *devs = rx->devs;
-	uint8_t *scratch = rx->scratch;
-	size_t len = rx->scratch_len;
 
 	if (!d->listened || !d->conn || rx->frame_no > 0 || rx->nr_regions)
 		return false;
@@ -1341,12 +1345,7 @@ static bool dst_not_a_source(struct vmig_dst *d, const char *why)
 	vmig_conn_close(d->conn);
 	d->conn = NULL;
 	/* Nothing was allocated or written before HELLO: start over. */
-	memset(rx, 0, sizeof(*rx));
-	rx->s = d->s;
-	rx->state = VMIG_RX_START;
-	rx->scratch = scratch;
-	rx->scratch_len = len;
-	rx->ram = &vmig_section_ram_loader;
+	rx_start(rx, d->s, rx->scratch);
 	rx->devs = devs;
 	vmig_watch_disarm(&d->watch, VMIG_WAIT_HANDSHAKE);
 	vmig_watch_disarm(&d->watch, VMIG_WAIT_TOTAL);
