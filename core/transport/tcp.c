@@ -77,40 +77,55 @@ int vmig_tcp_parse(const char *host, bool listen, struct vmig_address *a,
 	return tcp_parse_port(colon + 1, listen, a, err, errlen);
 }
 
-/* Resolves a TCP address synchronously (the loop does not run yet). */
-static int tcp_resolve(uv_loop_t *loop, const struct vmig_address *a,
-		       bool passive, struct sockaddr_storage *out, char *err,
-		       size_t errlen)
+/*
+ * Looks host:port up (vmig_tcp_lookup, in the calling thread): its first
+ * IPv4 or IPv6 address into out. Returns 0, or -ENOENT or -EHOSTUNREACH
+ * with why in why (to follow "<address>: ").
+ */
+static int tcp_lookup_addr(const char *host, const char *port, bool passive,
+			   struct sockaddr_storage *out, char *why,
+			   size_t whylen)
 {
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = passive ? AI_PASSIVE : 0,
 	};
-	uv_getaddrinfo_t req;
-	struct addrinfo *ai;
-	int ret;
+	struct addrinfo *res = NULL, *ai;
+	int ret = vmig_tcp_lookup(host, port, &hints, &res);
 
-	ret = uv_getaddrinfo(loop, &req, NULL, a->host, a->port, &hints);
-	if (ret < 0) {
-		snprintf(err, errlen, "%s: cannot resolve \"%s\": %s",
-			 a->text, a->host, uv_strerror(ret));
-		return ret == UV_EAI_NONAME ? -ENOENT : -EHOSTUNREACH;
+	if (ret) {
+		snprintf(why, whylen, "cannot resolve \"%s\": %s", host,
+			 ret == EAI_NONAME ? "no such host" : gai_strerror(ret));
+		return ret == EAI_NONAME ? -ENOENT : -EHOSTUNREACH;
 	}
-	for (ai = req.addrinfo; ai; ai = ai->ai_next) {
+	for (ai = res; ai; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
 			break;
 	}
 	if (!ai) {
-		uv_freeaddrinfo(req.addrinfo);
-		snprintf(err, errlen, "%s: \"%s\" has no IPv4 or IPv6 address",
-			 a->text, a->host);
+		freeaddrinfo(res);
+		snprintf(why, whylen, "\"%s\" has no IPv4 or IPv6 address",
+			 host);
 		return -ENOENT;
 	}
 	memset(out, 0, sizeof(*out));
 	memcpy(out, ai->ai_addr, ai->ai_addrlen);
-	uv_freeaddrinfo(req.addrinfo);
+	freeaddrinfo(res);
 	return 0;
+}
+
+/* Resolves a TCP address synchronously (the loop does not run yet). */
+static int tcp_resolve(const struct vmig_address *a, bool passive,
+		       struct sockaddr_storage *out, char *err, size_t errlen)
+{
+	char why[320];
+	int ret = tcp_lookup_addr(a->host, a->port, passive, out, why,
+				  sizeof(why));
+
+	if (ret < 0)
+		snprintf(err, errlen, "%s: %s", a->text, why);
+	return ret;
 }
 
 void vmig_tcp_sockaddr_text(const struct sockaddr *sa, char *buf,
@@ -152,6 +167,7 @@ struct tcp_lookup {
 	/* The answer, under lock. */
 	int status;
 	struct sockaddr_storage ss;
+	char why[320];
 };
 
 static void tcp_lookup_put(struct tcp_lookup *l)
@@ -170,26 +186,18 @@ static void tcp_lookup_put(struct tcp_lookup *l)
 static void *tcp_lookup_main(void *arg)
 {
 	struct tcp_lookup *l = arg;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM };
-	struct addrinfo *res = NULL, *ai;
-	int ret = vmig_tcp_lookup(l->host, l->port, &hints, &res);
+	struct sockaddr_storage ss = { 0 };
+	char why[sizeof(l->why)] = "";
+	int ret = tcp_lookup_addr(l->host, l->port, false, &ss, why,
+				  sizeof(why));
 
 	pthread_mutex_lock(&l->lock);
-	l->status = ret == 0 ? -ENOENT : ret == EAI_NONAME ? -ENOENT
-								: -EHOSTUNREACH;
-	for (ai = ret == 0 ? res : NULL; ai; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
-			memcpy(&l->ss, ai->ai_addr, ai->ai_addrlen);
-			l->status = 0;
-			break;
-		}
-	}
+	l->status = ret;
+	l->ss = ss;
+	memcpy(l->why, why, sizeof(why));
 	if (!l->abandoned)
 		uv_async_send(&l->async);
 	pthread_mutex_unlock(&l->lock);
-	if (res)
-		freeaddrinfo(res);
 	tcp_lookup_put(l);
 	return NULL;
 }
@@ -247,9 +255,7 @@ static void tcp_lookup_done(uv_async_t *async)
 		snprintf(l->err, l->errlen, "connect %s: %s", l->text,
 			 uv_strerror(ret));
 	} else {
-		snprintf(l->err, l->errlen, "%s: cannot resolve \"%s\": %s",
-			 l->text, l->host,
-			 ret == -ENOENT ? "no such host" : "lookup failed");
+		snprintf(l->err, l->errlen, "%s: %s", l->text, l->why);
 	}
 	vmig_stream_conn_discard(c);
 	l->connected(l->opaque, NULL, ret);
@@ -332,7 +338,7 @@ static int tcp_connect(uv_loop_t *loop, const struct vmig_address *a,
 	if (!tcp_numeric(a->host))
 		return tcp_connect_name(loop, a, ops, opaque, connected, err,
 					errlen);
-	ret = tcp_resolve(loop, a, false, &ss, err, errlen);
+	ret = tcp_resolve(a, false, &ss, err, errlen);
 	if (ret < 0)
 		return ret;
 	c = vmig_stream_conn_new(loop, true, ops, opaque);
@@ -363,7 +369,7 @@ static int tcp_listen(uv_loop_t *loop, const struct vmig_address *a,
 	uv_tcp_t *h;
 	int ret, len = sizeof(ss);
 
-	ret = tcp_resolve(loop, a, true, &ss, err, errlen);
+	ret = tcp_resolve(a, true, &ss, err, errlen);
 	if (ret < 0)
 		return ret;
 	l = vmig_stream_listener_new(loop, true);
