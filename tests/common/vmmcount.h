@@ -80,14 +80,13 @@ static inline vmig_session *vmig_test_region_session(int role, uint8_t *hva,
 }
 
 /*
- * A new session of role with one anonymous region of len bytes, mapped at
- * *mem (a pattern written into it when data, zero otherwise), its VMM the
- * counter vc.
+ * A new session of params p with one anonymous region of len bytes,
+ * mapped at *mem (a pattern written into it when data, zero otherwise),
+ * its VMM the counter vc.
  */
-static inline vmig_session *vmig_test_ram_session(int role, size_t len,
-						  bool data,
-						  struct vmig_vmm_count *vc,
-						  uint8_t **mem)
+static inline vmig_session *
+vmig_test_ram_session_p(const struct vmig_session_params *p, size_t len,
+			bool data, struct vmig_vmm_count *vc, uint8_t **mem)
 {
 	size_t i;
 
@@ -96,7 +95,18 @@ static inline vmig_session *vmig_test_ram_session(int role, size_t len,
 	CU_ASSERT_FATAL(*mem != MAP_FAILED);
 	for (i = 0; data && i < len; i += 64)
 		(*mem)[i] = (uint8_t)(i / 64 + 1);
-	return vmig_test_region_session(role, *mem, len, 0, -1, vc);
+	return vmig_test_region_session_p(p, *mem, len, 0, -1, vc);
+}
+
+/* The same with params of its own (a log), the role theirs. */
+static inline vmig_session *vmig_test_ram_session(int role, size_t len,
+						  bool data,
+						  struct vmig_vmm_count *vc,
+						  uint8_t **mem)
+{
+	struct vmig_session_params p = { .size = sizeof(p), .role = role };
+
+	return vmig_test_ram_session_p(&p, len, data, vc, mem);
 }
 
 /* Frees a session of vmig_test_ram_session() and unmaps its region. */

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/sockios.h>
@@ -48,10 +47,7 @@ static vmig_session *logged_destination(size_t len, struct vmig_vmm_count *vc,
 					 .log_opaque = log,
 					 .log_level = VMIG_LOG_INFO };
 
-	*mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CU_ASSERT_FATAL(*mem != MAP_FAILED);
-	return vmig_test_region_session_p(&p, *mem, len, 0, -1, vc);
+	return vmig_test_ram_session_p(&p, len, false, vc, mem);
 }
 
 /*
