@@ -12,12 +12,16 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc)
 
-# Every program a test or script calls that a fresh Debian 12 lacks:
-# QEMU, a static busybox and cpio for the kernel lab, iproute2 for the
-# network-namespace test, valgrind, clang for the second compile, and
-# patch for the planted bugs, libclang-rt for the fuzzers, man-db for
-# the manual page check.
+# Every program a test or script calls that a fresh Debian 12 lacks,
+# before anything runs, whichever path the run takes: QEMU
+# (qemu-system-x86_64, kvm), a static busybox and cpio for the kernel
+# lab; flex, bison, bc, the libelf and libssl headers and xz for a lab
+# kernel built from source; dash (sh) for the scripts; iproute2 for the
+# network-namespace test, valgrind, clang for the second compile, patch
+# for the planted bugs, libclang-rt for the fuzzers, man-db for the
+# manual page check. (install-deps.sh's own list has most of them too.)
 scripts/install-deps.sh valgrind qemu-system-x86 busybox-static cpio \
+	flex bison bc libelf-dev libssl-dev xz-utils dash \
 	iproute2 clang libclang-rt-14-dev patch man-db
 
 # The kernel lab's bzImage, before CTest's time limits apply: from
