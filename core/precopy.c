@@ -1707,11 +1707,7 @@ static void src_hello(struct vmig_src *src)
  */
 static void src_chans_failed(void *opaque, int err, const char *msg)
 {
-	struct vmig_src *src = opaque;
-
-	if (src->finished)
-		return;
-	src_fail(src, err, "%s", msg);
+	src_fail(opaque, err, "%s", msg);
 }
 
 /*
