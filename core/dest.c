@@ -102,9 +102,15 @@ int vmig_rx_init(struct vmig_rx *rx, vmig_session *s)
 	return scratch ? 0 : -ENOMEM;
 }
 
+/* Whether the digest is kept as pages arrive (not FULL_DIGEST, nor NO_). */
+static bool rx_keeps_terms(const struct vmig_rx *rx)
+{
+	return !rx->full_digest && !rx->no_digest;
+}
+
 /*
  * The per-page terms of the digest for this session's regions (none with
- * FULL_DIGEST), and the bitmaps of the pages received.
+ * FULL_DIGEST or NO_DIGEST), and the bitmaps of the pages received.
  */
 static int rx_terms_alloc(struct vmig_rx *rx)
 {
@@ -123,7 +129,7 @@ static int rx_terms_alloc(struct vmig_rx *rx)
 		uint64_t n = s->regions[i].npages;
 
 		/* Large and zero-filled: untouched until pages arrive. */
-		if (!rx->full_digest) {
+		if (rx_keeps_terms(rx)) {
 			rx->term[i] = calloc(n, sizeof(uint64_t));
 			if (!rx->term[i])
 				return -ENOMEM;
@@ -139,7 +145,7 @@ static int rx_terms_alloc(struct vmig_rx *rx)
 		 * and the destination never lags behind a sparse guest's
 		 * stream of ZERO frames.
 		 */
-		if (!rx->full_digest && s->regions[i].fresh) {
+		if (rx_keeps_terms(rx) && s->regions[i].fresh) {
 			uint64_t p, gpa = s->regions[i].gpa;
 
 			for (p = 0; p < n; p++)
@@ -271,8 +277,11 @@ static void rx_terms_update(struct vmig_rx *rx, struct vmig_rx_terms *acc,
 	const struct vmig_region_rec *reg = &rx->s->regions[r];
 	uint64_t i;
 
-	if (rx->full_digest) {
-		/* One pass at the end instead; only mark them received. */
+	if (!rx_keeps_terms(rx)) {
+		/*
+		 * One pass at the end instead, or no digest: only mark them
+		 * received.
+		 */
 		rx_seen(rx, r, first, n);
 		return;
 	}
@@ -307,6 +316,8 @@ uint64_t vmig_rx_digest(struct vmig_rx *rx, uint64_t *hashed)
 	size_t r;
 
 	*hashed = 0;
+	if (rx->no_digest)
+		return 0;
 	for (r = 0; r < s->nr_regions; r++)
 		total += s->regions[r].npages;
 	if (!rx->term || rx->full_digest) {
@@ -782,6 +793,7 @@ static int rx_hello(struct vmig_rx *rx)
 			return rx_bad(rx, "devices to RESUMING: %s", msg);
 	}
 	rx->full_digest = m->hello.flags & VMIG_HELLO_FULL_DIGEST;
+	rx->no_digest = m->hello.flags & VMIG_HELLO_NO_DIGEST;
 	rx->nr_chans = m->hello.connections;
 	if (rx_terms_alloc(rx) < 0) {
 		snprintf(rx->err, sizeof(rx->err), "out of memory");
@@ -1134,14 +1146,20 @@ static void dst_complete(struct vmig_dst *d)
 	if (__atomic_load_n(&e->cancel_requested, __ATOMIC_ACQUIRE))
 		return;
 	e->st.digest_us = vmig_now_us() - t0;
-	e->st.digest_known = true;
-	vmig_logf(s, VMIG_LOG_INFO,
-		  "destination: all received (%llu pages); digest "
-		  "0x%016llx (kept as pages arrived; %llu page(s) "
-		  "hashed now)",
-		  (unsigned long long)d->rx.pages,
-		  (unsigned long long)e->st.digest,
-		  (unsigned long long)hashed);
+	e->st.digest_known = !d->rx.no_digest;
+	if (d->rx.no_digest)
+		vmig_logf(s, VMIG_LOG_INFO,
+			  "destination: all received (%llu pages); no "
+			  "digest (the source's verify is off)",
+			  (unsigned long long)d->rx.pages);
+	else
+		vmig_logf(s, VMIG_LOG_INFO,
+			  "destination: all received (%llu pages); digest "
+			  "0x%016llx (kept as pages arrived; %llu page(s) "
+			  "hashed now)",
+			  (unsigned long long)d->rx.pages,
+			  (unsigned long long)e->st.digest,
+			  (unsigned long long)hashed);
 	vmig_enc_ack(hdr, e->st.digest, d->rx.pages,
 		     d->rx.state_check);
 	d->acked = true;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -37,11 +38,6 @@
 /* The pages vmig_digest_rate() hashes, and how many times. */
 #define CALIBRATE_PAGES 1024u
 #define CALIBRATE_ROUNDS 4u
-
-static inline uint64_t rotl64(uint64_t x, int r)
-{
-	return (x << r) | (x >> (64 - r));
-}
 
 /* The final avalanche (MurmurHash3's fmix64). */
 static inline uint64_t avalanche(uint64_t h)
@@ -62,36 +58,183 @@ static inline uint64_t load64(const uint8_t *p)
 	return le64toh(w);
 }
 
-static inline uint64_t lane(uint64_t h, uint64_t w)
+/*
+ * A page's bytes are 64 stripes of 8 words; word i of stripe j goes to
+ * accumulator i, mixed with its key, a constant of lane i plus j times P2
+ * (docs/protocol.md "Digest"): one 32 x 32 -> 64-bit multiply per word,
+ * the same in every lane, so a vector unit hashes several words at once.
+ * The portable loop below defines the result; the x86-64 ones compute the
+ * same with SSE2 (always there) or AVX2 (when the processor has it).
+ */
+#define LANES 8
+#define STRIPES (VMIG_PAGE_SIZE / (8 * LANES))
+
+static uint64_t lane_key[LANES];
+
+static void lane_keys_init(void)
 {
-	return rotl64(h ^ (w * P1), 31) * P2;
+	unsigned int i;
+
+	for (i = 0; i < LANES; i++)
+		lane_key[i] = avalanche(P1 ^ (i + 1));
 }
 
-/* The lanes' starting values: the same for every page. */
-static inline uint64_t lane_seed(unsigned int i)
+/* The content hash from the lanes' accumulators. */
+static uint64_t lanes_fold(const uint64_t acc[LANES])
 {
-	return avalanche(P2 ^ (i + 1));
+	uint64_t c = 0;
+	unsigned int i;
+
+	for (i = 0; i < LANES; i++)
+		c += avalanche(acc[i] + (i + 1) * P2);
+	return c;
+}
+
+static uint64_t content_portable(const uint8_t *p)
+{
+	uint64_t acc[LANES] = { 0 }, key[LANES];
+	unsigned int i, j;
+
+	memcpy(key, lane_key, sizeof(key));
+	for (j = 0; j < STRIPES; j++, p += 8 * LANES) {
+		for (i = 0; i < LANES; i++) {
+			uint64_t w = load64(p + 8 * i), d = w ^ key[i];
+
+			acc[i] += w + (d & 0xffffffffu) * (d >> 32);
+			key[i] += P2;
+		}
+	}
+	return lanes_fold(acc);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+static uint64_t content_sse2(const uint8_t *p)
+{
+	const __m128i step = _mm_set1_epi64x((long long)P2);
+	__m128i acc[LANES / 2], key[LANES / 2];
+	uint64_t out[LANES];
+	unsigned int i, j;
+
+	for (i = 0; i < LANES / 2; i++) {
+		acc[i] = _mm_setzero_si128();
+		key[i] = _mm_loadu_si128((const __m128i *)&lane_key[2 * i]);
+	}
+	for (j = 0; j < STRIPES; j++, p += 8 * LANES) {
+		for (i = 0; i < LANES / 2; i++) {
+			__m128i w = _mm_loadu_si128(
+				(const __m128i *)(const void *)(p + 16 * i));
+			__m128i d = _mm_xor_si128(w, key[i]);
+			__m128i m = _mm_mul_epu32(d, _mm_srli_epi64(d, 32));
+
+			acc[i] = _mm_add_epi64(acc[i], _mm_add_epi64(w, m));
+			key[i] = _mm_add_epi64(key[i], step);
+		}
+	}
+	for (i = 0; i < LANES / 2; i++)
+		_mm_storeu_si128((__m128i *)(void *)&out[2 * i], acc[i]);
+	return lanes_fold(out);
+}
+
+__attribute__((target("avx2"))) static uint64_t
+content_avx2(const uint8_t *p)
+{
+	const __m256i step = _mm256_set1_epi64x((long long)P2);
+	__m256i acc[LANES / 4], key[LANES / 4];
+	uint64_t out[LANES];
+	unsigned int i, j;
+
+	for (i = 0; i < LANES / 4; i++) {
+		acc[i] = _mm256_setzero_si256();
+		key[i] = _mm256_loadu_si256(
+			(const __m256i *)(const void *)&lane_key[4 * i]);
+	}
+	for (j = 0; j < STRIPES; j++, p += 8 * LANES) {
+		for (i = 0; i < LANES / 4; i++) {
+			__m256i w = _mm256_loadu_si256(
+				(const __m256i *)(const void *)(p + 32 * i));
+			__m256i d = _mm256_xor_si256(w, key[i]);
+			__m256i m = _mm256_mul_epu32(d,
+						     _mm256_srli_epi64(d, 32));
+
+			acc[i] = _mm256_add_epi64(acc[i],
+						  _mm256_add_epi64(w, m));
+			key[i] = _mm256_add_epi64(key[i], step);
+		}
+	}
+	for (i = 0; i < LANES / 4; i++)
+		_mm256_storeu_si256((__m256i *)(void *)&out[4 * i], acc[i]);
+	return lanes_fold(out);
+}
+#endif
+
+typedef uint64_t (*content_fn)(const uint8_t *p);
+
+static const struct {
+	const char *name;
+	content_fn fn;
+} content_impls[] = {
+	{ "portable", content_portable },
+#if defined(__x86_64__)
+	{ "sse2", content_sse2 },
+	{ "avx2", content_avx2 },
+#endif
+};
+
+static bool content_impl_usable(unsigned int i)
+{
+#if defined(__x86_64__)
+	if (content_impls[i].fn == content_avx2) {
+		__builtin_cpu_init();
+		return __builtin_cpu_supports("avx2");
+	}
+#else
+	(void)i;
+#endif
+	return true;
+}
+
+static content_fn content_best;
+static pthread_once_t content_once = PTHREAD_ONCE_INIT;
+
+/* The keys, and the fastest implementation this processor runs. */
+static void content_init(void)
+{
+	unsigned int i;
+
+	lane_keys_init();
+	for (i = 0; i < sizeof(content_impls) / sizeof(content_impls[0]); i++)
+		if (content_impl_usable(i))
+			content_best = content_impls[i].fn;
 }
 
 /* The hash of a page's bytes alone, before its address is mixed in. */
 static uint64_t page_content(const uint8_t *p)
 {
-	uint64_t a = lane_seed(0), b = lane_seed(1), c = lane_seed(2),
-		 d = lane_seed(3);
-	const uint8_t *end = p + VMIG_PAGE_SIZE;
+	pthread_once(&content_once, content_init);
+	return content_best(p);
+}
 
-	for (; p < end; p += 32) {
-		a = lane(a, load64(p));
-		b = lane(b, load64(p + 8));
-		c = lane(c, load64(p + 16));
-		d = lane(d, load64(p + 24));
-	}
-	return rotl64(a, 1) + rotl64(b, 7) + rotl64(c, 12) + rotl64(d, 18);
+const char *vmig_digest_impl(unsigned int i)
+{
+	pthread_once(&content_once, content_init);
+	if (i >= sizeof(content_impls) / sizeof(content_impls[0]) ||
+	    !content_impl_usable(i))
+		return NULL;
+	return content_impls[i].name;
 }
 
 static inline uint64_t page_term(uint64_t gpa, uint64_t content)
 {
 	return avalanche(content ^ avalanche(gpa ^ P1));
+}
+
+uint64_t vmig_digest_page_impl(unsigned int i, uint64_t gpa,
+			       const void *page)
+{
+	pthread_once(&content_once, content_init);
+	return page_term(gpa, content_impls[i].fn(page));
 }
 
 uint64_t vmig_digest_page(uint64_t gpa, const void *page)
@@ -252,12 +395,16 @@ uint64_t vmig_digest_memory_until(const vmig_session *s, const bool *stop)
 	return vmig_digest_layout(s) + sum;
 }
 
+double vmig_digest_rate_fixed;
+
 double vmig_digest_rate(const vmig_session *s)
 {
 	const struct vmig_region_rec *reg;
 	uint64_t n, stride, i, sum = 0, t0, us, best = UINT64_MAX;
 	unsigned int round;
 
+	if (vmig_digest_rate_fixed > 0)
+		return vmig_digest_rate_fixed;
 	if (!s->nr_regions || !s->regions[0].npages)
 		return 0;
 	/*
@@ -359,7 +506,40 @@ static uint64_t fd_extent(const struct vmig_region_rec *reg, uint64_t p,
 	return max;
 }
 
-/* Private anonymous memory: /proc/self/pagemap, present or swapped. */
+/*
+ * Private anonymous memory. A page mincore() calls resident is mapped:
+ * data (a page only ever read maps the zero page: data too, found zero
+ * when read). One it does not may be a hole or swapped out, which only
+ * /proc/self/pagemap tells apart. mincore() costs a byte per page, and
+ * nothing per page of a transparent huge page, against a pagemap entry
+ * built per page: a guest's memory, mostly resident, is looked at with
+ * mincore(), and pagemap reads only the pages it does not call resident.
+ */
+#define MINCORE_CHUNK 4096u /* pages looked at at once */
+
+/* The pages from p on (at most max) that mincore() calls resident. */
+static uint64_t anon_resident(const struct vmig_region_rec *reg, uint64_t p,
+			      uint64_t max)
+{
+	unsigned char vec[MINCORE_CHUNK];
+	uint64_t n = 0;
+
+	while (n < max) {
+		uint64_t want = max - n < MINCORE_CHUNK ? max - n
+							: MINCORE_CHUNK, i;
+
+		if (mincore(reg->hva + (p + n) * VMIG_PAGE_SIZE,
+			    want * VMIG_PAGE_SIZE, vec))
+			break;
+		for (i = 0; i < want && (vec[i] & 1); i++)
+			;
+		n += i;
+		if (i < want)
+			break;
+	}
+	return n;
+}
+
 static uint64_t anon_extent(const struct vmig_region_rec *reg, uint64_t p,
 			    uint64_t max, bool *hole)
 {
@@ -369,6 +549,9 @@ static uint64_t anon_extent(const struct vmig_region_rec *reg, uint64_t p,
 	*hole = false;
 	if (sysconf(_SC_PAGESIZE) != VMIG_PAGE_SIZE)
 		return max;
+	n = anon_resident(reg, p, max);
+	if (n)
+		return n;
 	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return max;

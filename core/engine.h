@@ -361,12 +361,27 @@ uint64_t vmig_digest_memory_until(const vmig_session *s, const bool *stop);
 unsigned int vmig_digest_threads(const vmig_session *s);
 /* What one core hashes here, measured on a sample (bytes per second). */
 double vmig_digest_rate(const vmig_session *s);
+/*
+ * Tests: when above 0, the rate vmig_digest_rate() returns instead of
+ * measuring one, so that whether a migration converges does not depend
+ * on how fast this machine hashes.
+ */
+extern double vmig_digest_rate_fixed;
 /* The layout's seed: the digest of memory without pages. */
 uint64_t vmig_digest_layout(const vmig_session *s);
 /* One page's term: its bytes, and the gpa of its first byte. */
 uint64_t vmig_digest_page(uint64_t gpa, const void *page);
 /* The term of a zero page at gpa, without reading one. */
 uint64_t vmig_digest_zero_page(uint64_t gpa);
+/*
+ * The implementations of the page hash this build has, for tests and
+ * benchmarks: implementation i's name, or NULL when there is no such
+ * one or this processor cannot run it; a page's term by implementation
+ * i (one that has a name). vmig_digest_page() uses the fastest.
+ */
+const char *vmig_digest_impl(unsigned int i);
+uint64_t vmig_digest_page_impl(unsigned int i, uint64_t gpa,
+			       const void *page);
 
 /* True when the 4 KiB page at p is all zero (stops at the first word). */
 bool vmig_page_is_zero(const void *p);
@@ -621,6 +636,7 @@ struct vmig_rx {
 	 * memory (the pages the stream never named are hashed then).
 	 */
 	bool full_digest;       /* HELLO's FULL_DIGEST: no terms kept */
+	bool no_digest;         /* HELLO's NO_DIGEST: nor any digest */
 	uint64_t **term;        /* NULL with FULL_DIGEST */
 	uint64_t **termed;      /* also: the page was received */
 	/*

@@ -928,7 +928,8 @@ static void src_decide(struct vmig_src *src)
 		e->st.digest_known = true;
 	}
 	e->st.peer_digest = src->ack_digest;
-	e->st.peer_digest_known = true;
+	/* verify off: the destination was asked for none (NO_DIGEST). */
+	e->st.peer_digest_known = e->pol.verify != VMIG_VERIFY_OFF;
 	if (src->ack_pages != src->pages_total) {
 		src_fail(src, VMIG_EPROTO,
 			 "the destination acknowledged %llu pages, %llu were "
@@ -976,13 +977,15 @@ static void src_decide(struct vmig_src *src)
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: digests match (0x%016llx): commit",
 			  (unsigned long long)src->digest);
-	else
+	else if (e->pol.verify == VMIG_VERIFY_AUDIT)
 		vmig_logf(src->s, VMIG_LOG_INFO,
 			  "source: the destination acknowledged (digest "
-			  "0x%016llx): commit (verify %s)",
-			  (unsigned long long)src->ack_digest,
-			  e->pol.verify == VMIG_VERIFY_AUDIT ? "audit"
-							     : "off");
+			  "0x%016llx): commit (verify audit)",
+			  (unsigned long long)src->ack_digest);
+	else
+		vmig_logf(src->s, VMIG_LOG_INFO,
+			  "source: the destination acknowledged: commit "
+			  "(verify off)");
 	/*
 	 * The phase changes before the write is queued: from the moment
 	 * COMMIT may be on the socket, nothing may resume the guest blindly.
@@ -1693,6 +1696,8 @@ static void src_hello(struct vmig_src *src)
 	vmig_enc_hello(hdr,
 		       src->e->pol.verify == VMIG_VERIFY_STRICT
 			       ? VMIG_HELLO_FULL_DIGEST
+		       : src->e->pol.verify == VMIG_VERIFY_OFF
+			       ? VMIG_HELLO_NO_DIGEST
 			       : 0,
 		       src_data_conns(src), &n, p, len);
 	if (src_ctl(src, hdr, p, len) == 0)

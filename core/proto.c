@@ -454,6 +454,11 @@ int vmig_frame_check_body(const struct vmig_frame *f, uint64_t frame_no,
 			return bad(err, errlen, frame_no, f->type,
 				   "unknown stream flags 0x%x",
 				   (uint32_t)f->a & ~(uint32_t)VMIG_HELLO_FLAGS);
+		if ((f->a & VMIG_HELLO_FULL_DIGEST) &&
+		    (f->a & VMIG_HELLO_NO_DIGEST))
+			return bad(err, errlen, frame_no, f->type,
+				   "stream flags FULL_DIGEST and NO_DIGEST "
+				   "together");
 		if ((f->a >> VMIG_HELLO_CONN_SHIFT) > VMIG_DATA_CONN_MAX)
 			return bad(err, errlen, frame_no, f->type,
 				   "%llu data connections, at most %u",

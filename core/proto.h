@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VMIG_PROTO_VERSION 5u
+#define VMIG_PROTO_VERSION 6u
 #define VMIG_FRAME_HDR 64u         /* bytes of a frame header */
 #define VMIG_FRAME_DATA_CRC 0x1u   /* flags: data_crc covers the payload */
 
@@ -130,10 +130,13 @@ void vmig_proto_text(char *out, size_t outlen, const void *msg, size_t len);
 /*
  * HELLO's stream flags (field a). FULL_DIGEST: the destination's ACK
  * digest is a pass over all its memory at COMPLETE (the source's verify
- * "strict"), not the one it kept as pages arrived.
+ * "strict"), not the one it kept as pages arrived. NO_DIGEST: the source
+ * will not look at it (verify "off"): the destination hashes nothing and
+ * ACK's digest is 0. Not both.
  */
 #define VMIG_HELLO_FULL_DIGEST 0x1u
-#define VMIG_HELLO_FLAGS VMIG_HELLO_FULL_DIGEST
+#define VMIG_HELLO_NO_DIGEST 0x2u
+#define VMIG_HELLO_FLAGS (VMIG_HELLO_FULL_DIGEST | VMIG_HELLO_NO_DIGEST)
 /*
  * HELLO's field a: the flags in bits 0-31, the number of data connections
  * (0: the pages travel on this stream; 1 to VMIG_DATA_CONN_MAX) in bits

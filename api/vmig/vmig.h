@@ -639,7 +639,10 @@ enum vmig_verify_policy {
 	 * (and in the expected downtime).
 	 */
 	VMIG_VERIFY_STRICT = 2,
-	/* No comparison: commit on ACK (its page count is still checked). */
+	/*
+	 * No comparison: commit on ACK (its page count is still checked);
+	 * neither end hashes memory.
+	 */
 	VMIG_VERIFY_OFF = 3,
 };
 

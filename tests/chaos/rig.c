@@ -16,6 +16,7 @@
 #include "common/relay.h"
 #include "common/vcpu_plugin.h"
 
+#include "core/converge.h"
 #include "core/engine.h"
 #include "core/internal.h"
 #include <vmig/linux-uapi.h>
@@ -579,6 +580,12 @@ int rig_new(const char *json, struct rig **out, char *err, size_t errlen)
 
 	*out = NULL;
 	err[0] = '\0';
+	/*
+	 * Strict's digests count in the expected downtime at one fixed
+	 * rate, the conservative one: a test that means to run all its
+	 * iterations (a limit that cannot be met) does so on any machine.
+	 */
+	vmig_digest_rate_fixed = VMIG_CONVERGE_DIGEST_RATE;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;

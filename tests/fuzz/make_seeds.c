@@ -43,7 +43,8 @@ static void frame(struct stream *st, const uint8_t hdr[VMIG_FRAME_HDR],
 	st->frames++;
 }
 
-static void hello(struct stream *st, uint32_t ndev, uint32_t conns)
+static void hello(struct stream *st, uint32_t ndev, uint32_t conns,
+		  uint32_t flags)
 {
 	const struct vmig_hello_counts n = { .regions = 2, .devices = ndev,
 					     .sections = 1 };
@@ -58,7 +59,7 @@ static void hello(struct stream *st, uint32_t ndev, uint32_t conns)
 	if (ndev > 1)
 		vmig_hello_put_device(layout, 2, 1, "gpu0");
 	vmig_hello_put_section(layout, &n, 0, "cpu", 2);
-	vmig_enc_hello(hdr, 0, conns, &n, layout, len);
+	vmig_enc_hello(hdr, flags, conns, &n, layout, len);
 	frame(st, hdr, layout, len);
 }
 
@@ -121,13 +122,16 @@ static void iteration(struct stream *st, uint64_t n)
 	frame(st, hdr, NULL, 0);
 }
 
-/* A whole migration: two iterations, device state, the end, COMMIT. */
-static void migration(struct stream *st, uint32_t ndev)
+/*
+ * A whole migration: two iterations, device state, the end, COMMIT;
+ * HELLO with the stream flags given.
+ */
+static void migration(struct stream *st, uint32_t ndev, uint32_t flags)
 {
 	uint8_t hdr[VMIG_FRAME_HDR];
 	uint32_t d;
 
-	hello(st, ndev, 0);
+	hello(st, ndev, 0, flags);
 	iteration(st, 0);
 	pages(st, 0, 0, 2, false, 0x11);
 	zero(st, 0, 2, 14);
@@ -177,23 +181,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s DIR\n", argv[0]);
 		return 2;
 	}
-	migration(&st, 2);
+	migration(&st, 2, 0);
 	write_seed(argv[1], "migration-2dev", 0, 0, &st);
 	write_seed(argv[1], "migration-2dev-chunked", 0, 3, &st);
 	write_seed(argv[1], "migration-2dev-fixcrc", 1, 1, &st);
 	memset(&st, 0, sizeof(st));
-	migration(&st, 0);
+	migration(&st, 0, 0);
 	write_seed(argv[1], "migration-nodev", 0, 0, &st);
 	write_seed(argv[1], "migration-nodev-fix", 3, 7, &st);
+	/* verify "strict" and "off": the destination's other digests. */
 	memset(&st, 0, sizeof(st));
-	hello(&st, 1, 0);
+	migration(&st, 0, VMIG_HELLO_FULL_DIGEST);
+	write_seed(argv[1], "migration-full-digest", 0, 0, &st);
+	memset(&st, 0, sizeof(st));
+	migration(&st, 0, VMIG_HELLO_NO_DIGEST);
+	write_seed(argv[1], "migration-no-digest", 0, 0, &st);
+	memset(&st, 0, sizeof(st));
+	hello(&st, 1, 0, 0);
 	iteration(&st, 0);
 	vmig_enc_error(hdr, -125, msg, sizeof(msg) - 1);
 	frame(&st, hdr, msg, sizeof(msg) - 1);
 	write_seed(argv[1], "hello-then-error", 0, 0, &st);
 	/* Pages on data connections: the main stream carries none. */
 	memset(&st, 0, sizeof(st));
-	hello(&st, 0, 2);
+	hello(&st, 0, 2, 0);
 	iteration(&st, 0);
 	iteration(&st, 1);
 	vmig_enc_error(hdr, -125, msg, sizeof(msg) - 1);

@@ -898,6 +898,12 @@ static void test_verify_off(void)
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "digest")));
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "audit")));
+	/* Nor did the destination hash anything (HELLO's NO_DIGEST). */
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "peer_digest")));
+	cJSON_Delete(rep);
+	rep = json_session_report(r.dst);
+	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
+	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "digest")));
 	cJSON_Delete(rep);
 	rig_fini(&r);
 }

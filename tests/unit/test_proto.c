@@ -320,13 +320,13 @@ static void test_pack(void)
 			2, payload);
 	/* The layout of docs/protocol.md, little-endian. */
 	CU_ASSERT(memcmp(h, "VMIG", 4) == 0);
-	CU_ASSERT(h[4] == 5 && h[5] == 0);
+	CU_ASSERT(h[4] == 6 && h[5] == 0);
 	CU_ASSERT(h[6] == VMIG_FRAME_DEVICE_STATE && h[7] == 0);
 	CU_ASSERT(h[8] == 1 && h[9] == 0 && h[10] == 0 && h[11] == 0);
 	CU_ASSERT(h[24] == 7);
 	CU_ASSERT(h[40] == 0x88 && h[47] == 0x11);
 	vmig_frame_unpack(h, &f);
-	CU_ASSERT_EQUAL(f.version, 5);
+	CU_ASSERT_EQUAL(f.version, 6);
 	CU_ASSERT_EQUAL(f.type, VMIG_FRAME_DEVICE_STATE);
 	CU_ASSERT_EQUAL(f.flags, VMIG_FRAME_DATA_CRC);
 	CU_ASSERT_EQUAL(f.data_crc, vmig_crc32c(0, payload, 7));
@@ -498,7 +498,7 @@ static void test_rejects(void)
 		      "out of step)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 0, 0, NULL, 0, false,
 		      e_version, true,
-		      "frame 0: version 2, this end speaks version 5");
+		      "frame 0: version 2, this end speaks version 6");
 	vmig_frame_pack(h, VMIG_FRAME_ITERATION, 0, 1, 0, 0, NULL);
 	memcpy(&crc, h + 12, 4);
 	e_crc(h);
@@ -643,7 +643,11 @@ static void test_rejects(void)
 		      "0 device(s) and 0 state section(s)");
 	expect_reject(&none, VMIG_FRAME_HELLO, 6, 1, 0, regions,
 		      VMIG_HELLO_REGION, true, NULL, false,
-		      "frame 0 (HELLO): unknown stream flags 0x6");
+		      "frame 0 (HELLO): unknown stream flags 0x4");
+	expect_reject(&none, VMIG_FRAME_HELLO, 3, 1, 0, regions,
+		      VMIG_HELLO_REGION, true, NULL, false,
+		      "frame 0 (HELLO): stream flags FULL_DIGEST and "
+		      "NO_DIGEST together");
 	expect_reject(&none, VMIG_FRAME_HELLO, 0, 1, 0, regions,
 		      VMIG_HELLO_REGION, true, NULL, false,
 		      "frame 0 (HELLO): the source has 1 region(s), this "
@@ -819,20 +823,87 @@ static void test_digest_vectors(void)
 	r.hva = g.mem;
 	CU_ASSERT_FATAL(vmig_region_add(s, &r, NULL) == 0);
 	CU_ASSERT_EQUAL(vmig_memory_digest(s, &d), 0);
-	CU_ASSERT_EQUAL(d, 0xb671aecd2346323cull);
+	CU_ASSERT_EQUAL(d, 0xb290e8bf7f8ec301ull);
 	for (i = 0; i < PG; i++)
 		g.mem[i] = (uint8_t)i;
 	CU_ASSERT_EQUAL(vmig_memory_digest(s, &d), 0);
-	CU_ASSERT_EQUAL(d, 0xed5b0b853a339458ull);
+	CU_ASSERT_EQUAL(d, 0x69df5c60d9e94e44ull);
 	/* The layout is part of it: the same bytes elsewhere differ. */
 	vmig_session_free(s);
 	CU_ASSERT_FATAL(vmig_session_new(&p, &s) == 0);
 	r.gpa = 0x200000;
 	CU_ASSERT_FATAL(vmig_region_add(s, &r, NULL) == 0);
 	CU_ASSERT_EQUAL(vmig_memory_digest(s, &d), 0);
-	CU_ASSERT_NOT_EQUAL(d, 0xed5b0b853a339458ull);
+	CU_ASSERT_NOT_EQUAL(d, 0x69df5c60d9e94e44ull);
 	vmig_session_free(s);
 	guarded_unmap(&g);
+}
+
+/*
+ * Every implementation of the page hash this processor runs (the portable
+ * one, and on x86-64 SSE2 and AVX2) gives the portable one's term, for
+ * pages of every kind, at any alignment; and a change anywhere in a page,
+ * or a swap of two of its words, changes the term.
+ */
+static void test_digest_impls(void)
+{
+	static uint8_t buf[3 * PG];
+	uint64_t x = 0x243f6a8885a308d3ull, ref, t;
+	unsigned int impl, k, found = 0;
+	size_t i, at;
+
+	CU_ASSERT_STRING_EQUAL(vmig_digest_impl(0), "portable");
+	for (k = 0; k < 64; k++) {
+		for (i = 0; i < sizeof(buf); i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* Some pages mostly zero, some all ones, some random. */
+			buf[i] = k % 4 == 0 ? (uint8_t)(i % 997 ? 0 : x)
+				 : k % 4 == 1 ? 0xff
+					      : (uint8_t)x;
+		}
+		at = (size_t)(x % PG);
+		ref = vmig_digest_page_impl(0, 0x1000 * k, buf + at);
+		CU_ASSERT_EQUAL(vmig_digest_page(0x1000 * k, buf + at), ref);
+		for (impl = 1; vmig_digest_impl(impl); impl++)
+			CU_ASSERT_EQUAL(vmig_digest_page_impl(impl, 0x1000 * k,
+							      buf + at),
+					ref);
+		/* One bit, anywhere. */
+		i = at + (size_t)((x >> 20) % PG);
+		buf[i] ^= (uint8_t)(1u << (x >> 40) % 8);
+		for (impl = 0; vmig_digest_impl(impl); impl++) {
+			t = vmig_digest_page_impl(impl, 0x1000 * k, buf + at);
+			CU_ASSERT_NOT_EQUAL(t, ref);
+		}
+		/* Two different words swapped (a copy out of order). */
+		{
+			uint64_t w1, w2;
+			size_t a = at + 8 * (size_t)((x >> 8) % 512),
+			       b = at + 8 * (size_t)((x >> 30) % 512);
+
+			memcpy(&w1, buf + a, 8);
+			memcpy(&w2, buf + b, 8);
+			if (w1 == w2)
+				continue;
+			ref = vmig_digest_page_impl(0, 0x1000 * k, buf + at);
+			memcpy(buf + a, &w2, 8);
+			memcpy(buf + b, &w1, 8);
+			CU_ASSERT_NOT_EQUAL(vmig_digest_page_impl(
+						    0, 0x1000 * k, buf + at),
+					    ref);
+		}
+	}
+	for (impl = 0; vmig_digest_impl(impl); impl++)
+		found++;
+	CU_ASSERT(found >= 1);
+	CU_ASSERT_PTR_NULL(vmig_digest_impl(99));
+	/* A zero page's term, computed without reading one, is the same. */
+	memset(buf, 0, PG);
+	for (impl = 0; vmig_digest_impl(impl); impl++)
+		CU_ASSERT_EQUAL(vmig_digest_page_impl(impl, 0x7000, buf),
+				vmig_digest_zero_page(0x7000));
 }
 
 /*
@@ -992,6 +1063,8 @@ static void test_fresh_zero(void)
 
 static CU_TestInfo format_tests[] = {
 	{ "digest test vectors", test_digest_vectors },
+		{ "digest: every implementation, the same terms",
+		  test_digest_impls },
 	{ "fresh memory: zero pages not touched", test_fresh_zero },
 	{ "CRC32C", test_crc32c },
 	{ "pack and unpack", test_pack },
