@@ -7,7 +7,9 @@
  * source written here, frame by frame, shows what the destination does
  * with what a real source never sends: an older copy of a page that
  * arrives after the newer one on another connection is applied first
- * (the pass barrier), and a connection without the token is refused.
+ * (the pass barrier), a connection without the token is refused, and a
+ * data connection whose frames are corrupt, cut short, repeated or left
+ * out ends the migration with a reason, never in a guest started.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -244,10 +246,11 @@ static void put(int fd, const uint8_t hdr[VMIG_FRAME_HDR], const void *data,
 }
 
 /*
- * A destination of RPAGES pages receiving on a unix socket, and a source
- * here that said HELLO with nchans data connections and read WELCOME.
+ * A destination of RPAGES pages receiving on a unix socket (that gives up
+ * after idle_ms without a byte, 0: its default), and a source here that
+ * said HELLO with nchans data connections and read WELCOME.
  */
-static void raw_start(struct raw *r, uint32_t nchans)
+static void raw_start_idle(struct raw *r, uint32_t nchans, uint64_t idle_ms)
 {
 	struct vmig_hello_counts n = { .regions = 1 };
 	uint8_t hdr[VMIG_FRAME_HDR], buf[256], layout[VMIG_HELLO_REGION];
@@ -255,6 +258,12 @@ static void raw_start(struct raw *r, uint32_t nchans)
 
 	memset(r, 0, sizeof(*r));
 	r->rc.s = logged_destination(RPAGES * PG, &r->dvc, &r->dmem, &r->log);
+	if (idle_ms) {
+		struct vmig_policies pol = { .size = sizeof(pol),
+					     .idle_timeout_ms = idle_ms };
+
+		CU_ASSERT_FATAL(vmig_set_policies(r->rc.s, &pol) == 0);
+	}
 	snprintf(r->path, sizeof(r->path), "/tmp/vmig-chan-%d.sock",
 		 (int)getpid());
 	unlink(r->path);
@@ -273,6 +282,11 @@ static void raw_start(struct raw *r, uint32_t nchans)
 	r->token[0] = get_le(hdr + 32, 8);
 	r->token[1] = get_le(hdr + 40, 8);
 	CU_ASSERT(r->token[0] || r->token[1]);
+}
+
+static void raw_start(struct raw *r, uint32_t nchans)
+{
+	raw_start_idle(r, nchans, 0);
 }
 
 /* Data connection index, its CHANNEL sent with token. */
@@ -521,6 +535,186 @@ static void test_short_connection(void)
 				  "1 pages in 4 frames arrived"));
 }
 
+/* ------------------------------------------------------------------ */
+/* Hostile data connections                                            */
+
+struct dstream {
+	uint8_t buf[16 * PG];
+	size_t len;
+	size_t at[16]; /* where each frame starts */
+	unsigned int frames;
+};
+
+static void ds_put(struct dstream *d, const uint8_t *hdr, const void *data,
+		   size_t len)
+{
+	CU_ASSERT_FATAL(d->len + VMIG_FRAME_HDR + len <= sizeof(d->buf) &&
+			d->frames < 16);
+	d->at[d->frames++] = d->len;
+	memcpy(d->buf + d->len, hdr, VMIG_FRAME_HDR);
+	if (len)
+		memcpy(d->buf + d->len + VMIG_FRAME_HDR, data, len);
+	d->len += VMIG_FRAME_HDR + len;
+}
+
+/*
+ * A whole data connection as a source sends it: CHANNEL, ITERATION 0,
+ * one page, four zero pages, two pages, SWITCHOVER, a page again (with
+ * DATA_CRC), COMPLETE: 8 pages before it in 7 frames.
+ */
+#define DS_PAGES 8u
+static void ds_build(struct dstream *d, const uint64_t token[2])
+{
+	uint8_t hdr[VMIG_FRAME_HDR], data[2 * PG];
+
+	memset(d, 0, sizeof(*d));
+	memset(data, 'a', sizeof(data));
+	vmig_enc_channel(hdr, token, 0);
+	ds_put(d, hdr, NULL, 0);
+	vmig_enc_iteration(hdr, 0);
+	ds_put(d, hdr, NULL, 0);
+	vmig_enc_pages(hdr, 0, 1, 1, data, false);
+	ds_put(d, hdr, data, PG);
+	vmig_enc_zero(hdr, 0, 2, 4);
+	ds_put(d, hdr, NULL, 0);
+	memset(data, 'b', sizeof(data));
+	vmig_enc_pages(hdr, 0, 6, 2, data, false);
+	ds_put(d, hdr, data, 2 * PG);
+	vmig_enc_switchover(hdr);
+	ds_put(d, hdr, NULL, 0);
+	memset(data, 'c', PG);
+	vmig_enc_pages(hdr, 0, 1, 1, data, true);
+	ds_put(d, hdr, data, PG);
+	vmig_enc_complete(hdr, DS_PAGES, 7);
+	ds_put(d, hdr, NULL, 0);
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/*
+ * One of the ways a stream goes wrong, after CHANNEL (the strangers test
+ * covers that one): bytes flipped anywhere; a header field changed with
+ * its header CRC made right again (so that the frame's own checks see
+ * it); the stream cut short; a frame sent twice or left out. Returns the
+ * new length.
+ */
+static size_t ds_mutate(struct dstream *d, uint64_t *x, uint8_t *out)
+{
+	size_t len = d->len, first = d->at[1], n, i;
+	unsigned int f = 1 + (unsigned int)(xorshift(x) % (d->frames - 1)),
+		     g = 1 + (unsigned int)(xorshift(x) % (d->frames - 1));
+	size_t fend = f + 1 < d->frames ? d->at[f + 1] : d->len;
+	uint32_t crc;
+
+	memcpy(out, d->buf, d->len);
+	switch (xorshift(x) % 5) {
+	case 0:
+		for (n = 1 + xorshift(x) % 4; n; n--)
+			out[first + xorshift(x) % (len - first)] ^=
+				(uint8_t)(1u << (xorshift(x) % 8));
+		break;
+	case 1:
+		i = d->at[f] + 4 + xorshift(x) % (VMIG_FRAME_HDR - 4);
+		if (i >= d->at[f] + 12 && i < d->at[f] + 16)
+			i += 4; /* not the CRC itself */
+		out[i] ^= (uint8_t)(1u + xorshift(x) % 255);
+		memset(out + d->at[f] + 12, 0, 4);
+		crc = vmig_crc32c(0, out + d->at[f], VMIG_FRAME_HDR);
+		memcpy(out + d->at[f] + 12, &crc, 4); /* little-endian */
+		break;
+	case 2:
+		len = first + xorshift(x) % (len - first);
+		break;
+	case 3: /* frame f again, after frame g */
+		i = g + 1 < d->frames ? d->at[g + 1] : d->len;
+		memcpy(out + i, d->buf + d->at[f], fend - d->at[f]);
+		memcpy(out + i + (fend - d->at[f]), d->buf + i, d->len - i);
+		len = d->len + (fend - d->at[f]);
+		break;
+	default: /* frame f left out */
+		memcpy(out + d->at[f], d->buf + fend, d->len - fend);
+		len = d->len - (fend - d->at[f]);
+		break;
+	}
+	return len;
+}
+
+/*
+ * A data connection that says what a real source never does, drawn from
+ * a seed: the destination ends every time, in a bounded time, and either
+ * acknowledges what it was sent and starts the guest on COMMIT, or
+ * refuses the stream on the main one (ERROR) and never starts it; its
+ * checks are the main stream's, so nothing lands outside its memory
+ * (the sanitizers' and valgrind's runs of this test watch that).
+ */
+static void test_hostile_connection(void)
+{
+	static struct dstream d;
+	static uint8_t out[2 * sizeof(d.buf)];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	unsigned int k, acked = 0, refused = 0;
+
+	for (k = 0; k < 160; k++) {
+		uint8_t hdr[VMIG_FRAME_HDR], buf[VMIG_ERROR_MAX];
+		struct raw r;
+		size_t len;
+		int c0, type;
+
+		/* 1 s without a byte: a frame cut short never waits long. */
+		raw_start_idle(&r, 1, 1000);
+		ds_build(&d, r.token);
+		len = ds_mutate(&d, &x, out);
+		c0 = unix_connect(r.path);
+		/* The destination may close it first: no assert. */
+		(void)vmig_test_send_all(c0, out, len);
+		shutdown(c0, SHUT_WR);
+		/* It may have refused and closed the main stream too. */
+		vmig_enc_iteration(hdr, 0);
+		(void)vmig_test_send_all(r.main_fd, hdr, sizeof(hdr));
+		vmig_enc_switchover(hdr);
+		(void)vmig_test_send_all(r.main_fd, hdr, sizeof(hdr));
+		vmig_enc_complete(hdr, DS_PAGES, r.frames + 2);
+		(void)vmig_test_send_all(r.main_fd, hdr, sizeof(hdr));
+		type = read_frame(r.main_fd, hdr, buf, sizeof(buf));
+		if (type == VMIG_FRAME_ACK) {
+			acked++;
+			vmig_enc_commit(hdr);
+			put(r.main_fd, hdr, NULL, 0);
+			CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf,
+						   sizeof(buf)),
+					VMIG_FRAME_STARTED);
+			close(c0);
+			raw_finish(&r);
+			CU_ASSERT_EQUAL(r.rc.ret, 0);
+			CU_ASSERT_EQUAL(atomic_load(&r.dvc.starts), 1);
+		} else {
+			refused++;
+			CU_ASSERT_EQUAL(type, VMIG_FRAME_ERROR);
+			close(c0);
+			raw_finish(&r);
+			CU_ASSERT(r.rc.ret < 0);
+			CU_ASSERT_EQUAL(atomic_load(&r.dvc.starts), 0);
+			if (getenv("VMIG_TEST_VERBOSE"))
+				fprintf(stderr, "\n  %u: %s", k, r.errmsg);
+			/* It says what and where. */
+			CU_ASSERT(has(r.errmsg, "data connection") ||
+				  has(r.errmsg, "frame"));
+		}
+	}
+	if (getenv("VMIG_TEST_VERBOSE"))
+		fprintf(stderr, "\n  %u acknowledged, %u refused\n", acked,
+			refused);
+	/* Both outcomes were drawn (flipped page bytes are still pages). */
+	CU_ASSERT(refused > 0);
+	CU_ASSERT(acked > 0);
+}
+
 /*
  * A destination written here: it welcomes the source with a token, and
  * its listener is gone by then, so that no data connection can connect.
@@ -650,6 +844,7 @@ static CU_TestInfo tests[] = {
 	{ "an earlier migration's connection in the backlog",
 	  test_stale_connection },
 	{ "pages on the main stream", test_pages_on_main },
+	{ "hostile data connections", test_hostile_connection },
 	{ "a data connection's COMPLETE that does not add up",
 	  test_short_connection },
 	CU_TEST_INFO_NULL,
