@@ -119,7 +119,8 @@ static uint64_t content_sse2(const uint8_t *p)
 
 	for (i = 0; i < LANES / 2; i++) {
 		acc[i] = _mm_setzero_si128();
-		key[i] = _mm_loadu_si128((const __m128i *)&lane_key[2 * i]);
+		key[i] = _mm_loadu_si128(
+			(const __m128i *)(const void *)&lane_key[2 * i]);
 	}
 	for (j = 0; j < STRIPES; j++, p += 8 * LANES) {
 		for (i = 0; i < LANES / 2; i++) {
@@ -233,7 +234,9 @@ static inline uint64_t page_term(uint64_t gpa, uint64_t content)
 uint64_t vmig_digest_page_impl(unsigned int i, uint64_t gpa,
 			       const void *page)
 {
-	pthread_once(&content_once, content_init);
+	/* One this processor cannot run: the fastest that it can. */
+	if (!vmig_digest_impl(i))
+		return vmig_digest_page(gpa, page);
 	return page_term(gpa, content_impls[i].fn(page));
 }
 

@@ -377,7 +377,8 @@ uint64_t vmig_digest_zero_page(uint64_t gpa);
  * The implementations of the page hash this build has, for tests and
  * benchmarks: implementation i's name, or NULL when there is no such
  * one or this processor cannot run it; a page's term by implementation
- * i (one that has a name). vmig_digest_page() uses the fastest.
+ * i (by the fastest when i has no name). vmig_digest_page() uses the
+ * fastest.
  */
 const char *vmig_digest_impl(unsigned int i);
 uint64_t vmig_digest_page_impl(unsigned int i, uint64_t gpa,
@@ -637,7 +638,7 @@ struct vmig_rx {
 	 */
 	bool full_digest;       /* HELLO's FULL_DIGEST: no terms kept */
 	bool no_digest;         /* HELLO's NO_DIGEST: nor any digest */
-	uint64_t **term;        /* NULL with FULL_DIGEST */
+	uint64_t **term;        /* entries NULL with FULL_ or NO_DIGEST */
 	uint64_t **termed;      /* also: the page was received */
 	/*
 	 * The page's term is a zero page's, computed, not kept in term:

@@ -124,9 +124,13 @@ static bool report_migration(vmig_session *s, cJSON *root)
 	const struct vmig_engine *e = s->engine;
 	const struct vmig_mig_stats *st = &e->st;
 	bool source = s->role != VMIG_ROLE_DESTINATION;
+	/*
+	 * The destination: its digest was compared before COMMIT (strict)
+	 * or will be after (audit); with verify off none was kept.
+	 */
 	bool match = source ? st->peer_digest_known && st->digest_known &&
 				      st->digest == st->peer_digest
-			    : st->committed;
+			    : st->committed && st->digest_known;
 	const char *guest;
 	cJSON *pol, *dst;
 

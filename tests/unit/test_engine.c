@@ -904,6 +904,8 @@ static void test_verify_off(void)
 	rep = json_session_report(r.dst);
 	CU_ASSERT_STRING_EQUAL(str(rep, "result"), "completed");
 	CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(rep, "digest")));
+	/* Nothing compared: not a match. */
+	CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItem(rep, "memory_match")));
 	cJSON_Delete(rep);
 	rig_fini(&r);
 }
