@@ -633,6 +633,44 @@ static bool maps_cover(const uint8_t *hva, uint64_t len, bool want_shared,
 	return cur >= end;
 }
 
+/*
+ * Whether a mapping of [hva, hva + len) is registered with userfaultfd in
+ * missing mode ("um" in its VmFlags in /proc/self/smaps): a page of it
+ * not filled yet (a VM restored lazily from a snapshot) is a hole whose
+ * contents are not zero. True as well when smaps cannot be read: a hole
+ * is then not trusted.
+ */
+static bool uffd_missing(const uint8_t *hva, uint64_t len)
+{
+	uintptr_t lo = (uintptr_t)hva, hi = (uintptr_t)hva + len;
+	bool in = false, found = false;
+	char line[4096];
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	if (!f)
+		return true;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned long long start, stop;
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "VmFlags:", 8) != 0) {
+			/* A mapping's first line: "start-end perms ...". */
+			if (sscanf(line, "%llx-%llx ", &start, &stop) == 2 &&
+			    strchr(line, '-') < strchr(line, ' '))
+				in = start < hi && stop > lo;
+			continue;
+		}
+		if (!in)
+			continue;
+		for (tok = strtok_r(line + 8, " \n", &save); tok;
+		     tok = strtok_r(NULL, " \n", &save))
+			if (!strcmp(tok, "um"))
+				found = true;
+	}
+	fclose(f);
+	return found;
+}
+
 int vmig_region_backing(struct vmig_region_rec *reg, char *why,
 			size_t whylen)
 {
@@ -653,6 +691,19 @@ int vmig_region_backing(struct vmig_region_rec *reg, char *why,
 			 "private anonymous memory of this process (a file, "
 			 "shared or hugetlb memory, or not mapped)");
 		return -EINVAL;
+	}
+	if ((reg->anon_private || reg->fd_holes) &&
+	    uffd_missing(reg->hva, reg->length)) {
+		if (reg->anon_private) {
+			snprintf(why, whylen,
+				 "VMIG_REGION_ANON_PRIVATE, but its memory is "
+				 "registered with userfaultfd in missing mode "
+				 "(a page not filled yet is a hole that is not "
+				 "zero)");
+			return -EINVAL;
+		}
+		/* Its fd's holes may be pages not filled yet: read all. */
+		reg->fd_holes = false;
 	}
 	return 0;
 }

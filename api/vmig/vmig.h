@@ -271,12 +271,16 @@ VMIG_API int vmig_set_preference(vmig_session *s, const char *const *names,
  * written and is sent as zero. vmig_region_add checks the mappings
  * (/proc/self/maps) and refuses the flag with -EINVAL on anything else.
  * Never set it on memory registered with userfaultfd in missing mode (a
- * page not yet filled is a hole whose contents are not zero).
+ * page not yet filled is a hole whose contents are not zero):
+ * vmig_region_add refuses it with -EINVAL on memory registered so when
+ * it is called (/proc/self/smaps), and cannot see a registration made
+ * later.
  *
  * A region with an fd needs no flag: when the fd is a tmpfs file (a
  * memfd) that every mapping of hva maps shared at fd_offset onwards
  * (vmig_region_add checks), the file's holes (lseek SEEK_DATA/SEEK_HOLE,
- * which moves the fd's offset) are not read; any other fd is not used.
+ * which moves the fd's offset) are not read; any other fd is not used,
+ * nor the holes of a mapping registered with userfaultfd in missing mode.
  */
 #define VMIG_REGION_ANON_PRIVATE 0x2u
 

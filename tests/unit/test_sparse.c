@@ -18,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -378,6 +382,72 @@ static void test_anon_flag_checked(void)
 	close(fd);
 }
 
+/*
+ * Memory registered with userfaultfd in missing mode: a page not filled
+ * yet is a hole whose contents are not zero (a VM restored lazily), so
+ * VMIG_REGION_ANON_PRIVATE is refused on it, and a memfd's holes are not
+ * trusted. Skipped where this process may not use userfaultfd.
+ */
+static void test_uffd_missing_refused(void)
+{
+	struct vmig_region r = { .size = sizeof(r), .gpa = 0, .length = LEN,
+				 .flags = VMIG_REGION_ANON_PRIVATE, .fd = -1 };
+	struct vmig_region_rec rec = { 0 };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register ureg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	vmig_session *s = NULL;
+	int uffd, mfd;
+	uint8_t *anon, *shm;
+	char why[256];
+
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	if (uffd < 0)
+		uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0) {
+		printf("(skipped: userfaultfd: %s) ", strerror(errno));
+		if (uffd >= 0)
+			close(uffd);
+		return;
+	}
+	anon = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CU_ASSERT_FATAL(anon != MAP_FAILED);
+	/* Before registering: accepted. */
+	CU_ASSERT_FATAL(vmig_session_new(NULL, &s) == 0);
+	r.hva = anon;
+	CU_ASSERT_EQUAL(vmig_region_add(s, &r, NULL), 0);
+	vmig_session_free(s);
+	ureg.range.start = (uintptr_t)anon;
+	ureg.range.len = LEN;
+	CU_ASSERT_FATAL(ioctl(uffd, UFFDIO_REGISTER, &ureg) == 0);
+	CU_ASSERT_FATAL(vmig_session_new(NULL, &s) == 0);
+	CU_ASSERT_EQUAL(vmig_region_add(s, &r, NULL), -EINVAL);
+	CU_ASSERT(has(vmig_errmsg(s), "registered with userfaultfd in "
+				      "missing mode"));
+	vmig_session_free(s);
+	/* A memfd's holes, under the same registration: not trusted. */
+	mfd = memfd_create("uffd", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(mfd >= 0 && ftruncate(mfd, (off_t)LEN) == 0);
+	shm = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	CU_ASSERT_FATAL(shm != MAP_FAILED);
+	rec.fd = mfd;
+	rec.hva = shm;
+	rec.length = LEN;
+	CU_ASSERT(vmig_region_backing(&rec, why, sizeof(why)) == 0);
+	CU_ASSERT_EQUAL(rec.fd_holes, vmig_test_on_tmpfs(mfd));
+	ureg.range.start = (uintptr_t)shm;
+	if (ioctl(uffd, UFFDIO_REGISTER, &ureg) == 0) {
+		CU_ASSERT(vmig_region_backing(&rec, why, sizeof(why)) == 0);
+		CU_ASSERT_FALSE(rec.fd_holes);
+	} else {
+		printf("(memfd part skipped: %s) ", strerror(errno));
+	}
+	munmap(shm, LEN);
+	close(mfd);
+	munmap(anon, LEN);
+	close(uffd);
+}
+
 struct sink {
 	uint8_t hdr[4][VMIG_FRAME_HDR];
 	int n, room;
@@ -459,6 +529,8 @@ static CU_TestInfo tests[] = {
 	{ "memfd: holes not read", test_memfd_holes_not_read },
 	{ "an fd whose holes are not hva's", test_fd_not_trusted },
 	{ "the anonymous flag is checked", test_anon_flag_checked },
+	{ "userfaultfd's missing mode: no hole trusted",
+	  test_uffd_missing_refused },
 	{ "a hole's answer does not outlive a fill",
 	  test_hole_answer_not_stale },
 	CU_TEST_INFO_NULL,
