@@ -543,6 +543,9 @@ static uint64_t anon_resident(const struct vmig_region_rec *reg, uint64_t p,
 	return n;
 }
 
+ssize_t (*vmig_pagemap_pread)(int fd, void *buf, size_t len,
+			      off_t off) = pread;
+
 static uint64_t anon_extent(const struct vmig_region_rec *reg, uint64_t p,
 			    uint64_t max, bool *hole)
 {
@@ -562,8 +565,9 @@ static uint64_t anon_extent(const struct vmig_region_rec *reg, uint64_t p,
 	while (n < max) {
 		uint64_t want = max - n < PAGEMAP_CHUNK ? max - n
 							 : PAGEMAP_CHUNK;
-		ssize_t got = pread(fd, buf, want * sizeof(uint64_t),
-				    (off_t)(off + n * sizeof(uint64_t)));
+		ssize_t got = vmig_pagemap_pread(
+			fd, buf, want * sizeof(uint64_t),
+			(off_t)(off + n * sizeof(uint64_t)));
 		uint64_t i, k;
 
 		if (got < (ssize_t)sizeof(uint64_t))

@@ -403,6 +403,13 @@ uint64_t vmig_region_extent(const struct vmig_region_rec *reg, uint64_t p,
 /* A /proc/self/pagemap entry names a hole: neither present nor swapped. */
 bool vmig_pagemap_hole(uint64_t entry);
 /*
+ * How vmig_region_extent reads /proc/self/pagemap (pread): tests put in
+ * entries the kernel gives only under memory pressure (a swapped page,
+ * which mincore() does not call resident but is data).
+ */
+extern ssize_t (*vmig_pagemap_pread)(int fd, void *buf, size_t len,
+				     off_t off);
+/*
  * What vmig_region_add learns of a region's backing, from the kernel
  * (fstat, fstatfs, /proc/self/maps): whether its fd's holes may be
  * trusted (a tmpfs file, a memfd, that every mapping of hva..hva+len

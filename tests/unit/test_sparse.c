@@ -383,6 +383,70 @@ static void test_anon_flag_checked(void)
 }
 
 /*
+ * The pagemap entries of fake_lo's pages [fake_first, fake_end): swapped
+ * out (bit 62), as the kernel says of pages it paged out under pressure.
+ */
+static uintptr_t fake_lo;
+static uint64_t fake_first, fake_end;
+
+static ssize_t fake_pagemap(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t got = pread(fd, buf, len, off);
+	uint64_t *e = buf, first = (uint64_t)off / 8, i;
+
+	for (i = 0; got > 0 && i < (uint64_t)got / 8; i++) {
+		uint64_t page = first + i, q = page - fake_lo / PG;
+
+		if (page >= fake_lo / PG && q >= fake_first && q < fake_end)
+			e[i] = 1ull << 62;
+	}
+	return got;
+}
+
+/*
+ * A page mincore() does not call resident is a hole only when pagemap
+ * says it is neither present nor swapped: pages 20-29 of a region whose
+ * pages 0-9 were written, the rest never, are swapped out (as pagemap
+ * would say under memory pressure, on a machine that swaps): they are
+ * data, read and sent, never sent as zero unread.
+ */
+static void test_swapped_not_a_hole(void)
+{
+	struct vmig_region_rec rec = { 0 };
+	uint8_t *m = mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bool hole;
+
+	CU_ASSERT_FATAL(m != MAP_FAILED);
+	madvise(m, 64 * PG, MADV_NOHUGEPAGE);
+	memset(m, 'x', 10 * PG);
+	rec.hva = m;
+	rec.length = 64 * PG;
+	rec.npages = 64;
+	rec.fd = -1;
+	rec.anon_private = true;
+	fake_lo = (uintptr_t)m;
+	fake_first = 20;
+	fake_end = 30;
+	vmig_pagemap_pread = fake_pagemap;
+	CU_ASSERT_EQUAL(vmig_region_extent(&rec, 0, 64, &hole), 10);
+	CU_ASSERT_FALSE(hole);
+	CU_ASSERT_EQUAL(vmig_region_extent(&rec, 10, 54, &hole), 10);
+	CU_ASSERT_TRUE(hole);
+	CU_ASSERT_EQUAL(vmig_region_extent(&rec, 20, 44, &hole), 10);
+	CU_ASSERT_FALSE(hole);
+	CU_ASSERT_EQUAL(vmig_region_extent(&rec, 25, 39, &hole), 5);
+	CU_ASSERT_FALSE(hole);
+	CU_ASSERT_EQUAL(vmig_region_extent(&rec, 30, 34, &hole), 34);
+	CU_ASSERT_TRUE(hole);
+	/* A look that starts in a resident run stops where it ends. */
+	CU_ASSERT_EQUAL(vmig_region_extent(&rec, 3, 61, &hole), 7);
+	CU_ASSERT_FALSE(hole);
+	vmig_pagemap_pread = pread;
+	munmap(m, 64 * PG);
+}
+
+/*
  * Memory registered with userfaultfd in missing mode: a page not filled
  * yet is a hole whose contents are not zero (a VM restored lazily), so
  * VMIG_REGION_ANON_PRIVATE is refused on it, and a memfd's holes are not
@@ -529,6 +593,7 @@ static CU_TestInfo tests[] = {
 	{ "memfd: holes not read", test_memfd_holes_not_read },
 	{ "an fd whose holes are not hva's", test_fd_not_trusted },
 	{ "the anonymous flag is checked", test_anon_flag_checked },
+	{ "a swapped page is data, not a hole", test_swapped_not_a_hole },
 	{ "userfaultfd's missing mode: no hole trusted",
 	  test_uffd_missing_refused },
 	{ "a hole's answer does not outlive a fill",
