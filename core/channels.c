@@ -619,6 +619,11 @@ void vmig_chans_close(struct vmig_chans *set)
  * Slots beyond the connections HELLO named: a stranger that connects to
  * the listener (and says nothing, or not this migration's CHANNEL) holds
  * one until it is dropped, without keeping a real data connection out.
+ * When every slot is taken and a connection is still missing, the next
+ * one accepted closes the stranger that has waited longest and takes
+ * its slot: strangers never keep a data connection out for their
+ * handshake bound (a data connection says CHANNEL as soon as it
+ * connects, so the one that waited longest is a stranger).
  */
 #define DCHAN_SPARE 4u
 
@@ -657,6 +662,9 @@ struct vmig_dchans {
 	/* Under lock. */
 	bool claimed[VMIG_DATA_CONN_MAX];
 	uint32_t nclaimed, ended;
+	/* The loop's: accepted, its slot being freed (-1: none). */
+	int pending_fd;
+	char pending_peer[160];
 	int err;
 	char errmsg[768];
 	bool collected;
@@ -768,7 +776,8 @@ static int dchan_hello(struct vmig_dchan *c, const struct vmig_msg *m)
 				  "%u data connection(s)",
 				  (unsigned long long)m->channel.index, set->n);
 	pthread_mutex_lock(&set->b.lock);
-	taken = set->claimed[m->channel.index];
+	/* Closed for a newer connection meanwhile: too late to claim. */
+	taken = set->claimed[m->channel.index] || c->dropped;
 	if (!taken) {
 		set->claimed[m->channel.index] = true;
 		set->nclaimed++;
@@ -965,6 +974,7 @@ int vmig_dchans_new(struct vmig_dchans **out, uv_loop_t *loop,
 	set->token[1] = token[1];
 	set->notify = notify;
 	set->opaque = opaque;
+	set->pending_fd = -1;
 	for (i = 0; i < slots; i++) {
 		set->ch[i].set = set;
 		set->ch[i].fd = -1;
@@ -985,15 +995,62 @@ static struct vmig_dchan *dchans_free_slot(struct vmig_dchans *set)
 	return NULL;
 }
 
+/*
+ * Every slot is taken: the stranger that has waited longest for its
+ * CHANNEL is closed (its thread reads the end, its slot is reaped).
+ */
+static void dchans_evict(struct vmig_dchans *set)
+{
+	struct vmig_dchan *old = NULL;
+	uint32_t i;
+
+	pthread_mutex_lock(&set->b.lock);
+	for (i = 0; i < set->slots; i++) {
+		struct vmig_dchan *c = &set->ch[i];
+
+		if (c->started && c->index < 0 && !c->dropped &&
+		    (!old || c->opened_us < old->opened_us))
+			old = c;
+	}
+	if (old) {
+		old->dropped = true;
+		snprintf(old->why, sizeof(old->why),
+			 "a connection from %s: no CHANNEL in %llu ms, and "
+			 "every slot was taken when another connected",
+			 old->peer,
+			 (unsigned long long)(vmig_now_us() - old->opened_us) /
+				 1000);
+		shutdown(old->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&set->b.lock);
+}
+
+static int dchans_start(struct vmig_dchan *c, int fd, const char *peer);
+
 int vmig_dchans_add(struct vmig_dchans *set, int fd, const char *peer)
 {
 	struct vmig_dchan *c = dchans_free_slot(set);
-	int ret;
 
 	if (!c) {
-		close(fd);
-		return -EBUSY;
+		if (set->pending_fd >= 0) {
+			close(fd);
+			return -EBUSY;
+		}
+		/* It waits for the slot of the stranger closed for it. */
+		dchans_evict(set);
+		set->pending_fd = fd;
+		snprintf(set->pending_peer, sizeof(set->pending_peer), "%s",
+			 peer);
+		return 0;
 	}
+	return dchans_start(c, fd, peer);
+}
+
+/* A thread for the connection fd, in the free slot c. */
+static int dchans_start(struct vmig_dchan *c, int fd, const char *peer)
+{
+	int ret;
+
 	c->fd = fd;
 	c->opened_us = vmig_now_us();
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
@@ -1026,8 +1083,7 @@ uint32_t vmig_dchans_claimed(struct vmig_dchans *set)
 
 bool vmig_dchans_want(struct vmig_dchans *set)
 {
-	return vmig_dchans_claimed(set) < set->n &&
-	       dchans_free_slot(set) != NULL;
+	return vmig_dchans_claimed(set) < set->n && set->pending_fd < 0;
 }
 
 /* The strangers' slots: their threads joined, the slots free again. */
@@ -1075,6 +1131,22 @@ int vmig_dchans_poll(struct vmig_dchans *set, uint32_t *dropped, char *msg,
 	if (err)
 		return err;
 	*dropped = dchans_reap(set, msg, msglen);
+	if (set->pending_fd >= 0) {
+		struct vmig_dchan *c = dchans_free_slot(set);
+
+		if (c) {
+			int fd = set->pending_fd;
+
+			set->pending_fd = -1;
+			err = dchans_start(c, fd, set->pending_peer);
+			if (err < 0) {
+				snprintf(msg, msglen, "data connection from "
+					 "%s: %s", set->pending_peer,
+					 strerror(-err));
+				return err;
+			}
+		}
+	}
 	if (!all)
 		return 0;
 	if (!set->collected) {
@@ -1111,5 +1183,7 @@ void vmig_dchans_close(struct vmig_dchans *set)
 			close(c->fd);
 		free(c->scratch);
 	}
+	if (set->pending_fd >= 0)
+		close(set->pending_fd);
 	base_close(&set->b);
 }

@@ -250,7 +250,8 @@ static void put(int fd, const uint8_t hdr[VMIG_FRAME_HDR], const void *data,
  * after idle_ms without a byte, 0: its default), and a source here that
  * said HELLO with nchans data connections and read WELCOME.
  */
-static void raw_start_idle(struct raw *r, uint32_t nchans, uint64_t idle_ms)
+static void raw_start_pol(struct raw *r, uint32_t nchans,
+			  const struct vmig_policies *pol)
 {
 	struct vmig_hello_counts n = { .regions = 1 };
 	uint8_t hdr[VMIG_FRAME_HDR], buf[256], layout[VMIG_HELLO_REGION];
@@ -258,12 +259,8 @@ static void raw_start_idle(struct raw *r, uint32_t nchans, uint64_t idle_ms)
 
 	memset(r, 0, sizeof(*r));
 	r->rc.s = logged_destination(RPAGES * PG, &r->dvc, &r->dmem, &r->log);
-	if (idle_ms) {
-		struct vmig_policies pol = { .size = sizeof(pol),
-					     .idle_timeout_ms = idle_ms };
-
-		CU_ASSERT_FATAL(vmig_set_policies(r->rc.s, &pol) == 0);
-	}
+	if (pol)
+		CU_ASSERT_FATAL(vmig_set_policies(r->rc.s, pol) == 0);
 	snprintf(r->path, sizeof(r->path), "/tmp/vmig-chan-%d.sock",
 		 (int)getpid());
 	unlink(r->path);
@@ -284,9 +281,17 @@ static void raw_start_idle(struct raw *r, uint32_t nchans, uint64_t idle_ms)
 	CU_ASSERT(r->token[0] || r->token[1]);
 }
 
+static void raw_start_idle(struct raw *r, uint32_t nchans, uint64_t idle_ms)
+{
+	struct vmig_policies pol = { .size = sizeof(pol),
+				     .idle_timeout_ms = idle_ms };
+
+	raw_start_pol(r, nchans, &pol);
+}
+
 static void raw_start(struct raw *r, uint32_t nchans)
 {
-	raw_start_idle(r, nchans, 0);
+	raw_start_pol(r, nchans, NULL);
 }
 
 /* Data connection index, its CHANNEL sent with token. */
@@ -478,6 +483,60 @@ static void test_stranger(void)
 	CU_ASSERT_EQUAL(r.rc.ret, 0);
 	CU_ASSERT_EQUAL(atomic_load(&r.dvc.starts), 1);
 	CU_ASSERT(has(r.log.text, "not this migration's token; closed"));
+}
+
+/*
+ * More silent strangers than there are slots (one data connection and
+ * four spare), connected before the data connection: each connection
+ * accepted when every slot is taken closes the stranger that waited
+ * longest, so the data connection gets a slot at once and the migration
+ * completes; without that it would wait for the strangers' handshake
+ * bound (two minutes here), and the log would not say why they went.
+ */
+static void test_strangers_fill_slots(void)
+{
+	struct vmig_policies pol = { .size = sizeof(pol),
+				     .handshake_timeout_ms = 120000 };
+	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
+	int silent[7], c0, i, closed = 0;
+	struct raw r;
+
+	raw_start_pol(&r, 1, &pol);
+	for (i = 0; i < 7; i++)
+		silent[i] = unix_connect(r.path);
+	c0 = raw_channel(&r, 0, r.token);
+	raw_iteration(r.main_fd, 0);
+	raw_iteration(c0, 0);
+	raw_page(c0, 3, 'y', false);
+	raw_switchover(c0);
+	raw_complete(c0, 1, 4);
+	raw_switchover(r.main_fd);
+	r.frames += 2;
+	raw_complete(r.main_fd, 1, r.frames);
+	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_ACK);
+	CU_ASSERT_EQUAL(r.dmem[3 * PG], 'y');
+	vmig_enc_commit(hdr);
+	put(r.main_fd, hdr, NULL, 0);
+	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_STARTED);
+	/* The oldest strangers were closed: they read the end. */
+	for (i = 0; i < 7; i++) {
+		struct timeval tv = { 0, 1000 };
+
+		setsockopt(silent[i], SOL_SOCKET, SO_RCVTIMEO, &tv,
+			   sizeof(tv));
+		if (read(silent[i], buf, sizeof(buf)) == 0)
+			closed++;
+	}
+	CU_ASSERT(closed >= 3);
+	close(c0);
+	for (i = 0; i < 7; i++)
+		close(silent[i]);
+	raw_finish(&r);
+	CU_ASSERT_EQUAL(r.rc.ret, 0);
+	CU_ASSERT_EQUAL(atomic_load(&r.dvc.starts), 1);
+	CU_ASSERT(has(r.log.text, "every slot was taken"));
 }
 
 /*
@@ -845,6 +904,7 @@ static CU_TestInfo tests[] = {
 	{ "the policy's limits", test_policy_limits },
 	{ "an older copy arriving late is applied first", test_older_copy_late },
 	{ "strangers on the listener", test_stranger },
+	{ "more strangers than slots", test_strangers_fill_slots },
 	{ "COMMIT before the ACK", test_commit_before_ack },
 	{ "16 connections over TCP and unix", test_sixteen },
 	{ "a data connection that cannot connect", test_cannot_connect },
