@@ -34,6 +34,31 @@
 #define TLS_PRIO "NORMAL:-VERS-ALL:+VERS-TLS1.3"
 #define TLS_PSK_PRIO \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK:+PSK"
+/*
+ * The ciphers first, where the processor has AES and carry-less multiply
+ * instructions: AES-GCM, which GnuTLS runs with them, before ChaCha20,
+ * which it does not (GnuTLS's own order put ChaCha20 first on a machine
+ * that has them, and moved pages at a seventh of the speed).
+ */
+#define TLS_AES_FIRST \
+	":-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
+
+/* The priority string prio, with AES-GCM first where that is faster. */
+static int tls_priority(gnutls_session_t sess, const char *prio)
+{
+	char buf[256];
+
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul")) {
+		snprintf(buf, sizeof(buf), "%s%s", prio, TLS_AES_FIRST);
+		prio = buf;
+	}
+#else
+	(void)buf;
+#endif
+	return gnutls_priority_set_direct(sess, prio, NULL);
+}
 #define IN_ROOM 65536u /* ciphertext read at most at once */
 /*
  * A client's handshake is bounded here too: until it completes, the
@@ -427,7 +452,7 @@ static int tls_session(struct tls_conn *c, const struct tls_opts *opts,
 		ret = tls_read_psk(o->key, &c->psk, err, errlen);
 		if (ret < 0)
 			return ret;
-		ret = gnutls_priority_set_direct(c->sess, TLS_PSK_PRIO, NULL);
+		ret = tls_priority(c->sess, TLS_PSK_PRIO);
 		if (ret < 0)
 			goto bad;
 		if (server) {
@@ -452,7 +477,7 @@ static int tls_session(struct tls_conn *c, const struct tls_opts *opts,
 			goto bad;
 		return 0;
 	}
-	ret = gnutls_priority_set_direct(c->sess, TLS_PRIO, NULL);
+	ret = tls_priority(c->sess, TLS_PRIO);
 	if (ret == 0)
 		ret = gnutls_certificate_allocate_credentials(&c->xcred);
 	if (ret < 0)
