@@ -645,6 +645,7 @@ struct vmig_dchan {
 	/* Under the set's lock. */
 	int index;                   /* its CHANNEL's, -1 before */
 	uint64_t markers;            /* ITERATION and SWITCHOVER read */
+	uint32_t marker_type;        /* the last one's frame type */
 	bool ended;                  /* its COMPLETE was read */
 	bool dropped;                /* never this migration's: why says */
 	char why[768];
@@ -713,6 +714,7 @@ dchan_fail(struct vmig_dchan *c, int err, const char *fmt, ...)
 static int dchan_barrier(struct vmig_dchan *c)
 {
 	struct vmig_dchans *set = c->set;
+	const struct vmig_dchan *short_one = NULL;
 	int ret;
 
 	pthread_mutex_lock(&set->b.lock);
@@ -727,16 +729,32 @@ static int dchan_barrier(struct vmig_dchan *c)
 		/* A data connection not here yet has read none. */
 		if (set->nclaimed < set->n)
 			least = 0;
-		for (i = 0; i < set->slots; i++)
-			if (set->ch[i].index >= 0 &&
-			    set->ch[i].markers < least)
-				least = set->ch[i].markers;
-		if (least >= c->markers)
+		for (i = 0; i < set->slots; i++) {
+			const struct vmig_dchan *o = &set->ch[i];
+
+			if (o->index < 0)
+				continue;
+			/* Ended short of this pass: it never comes. */
+			if (o->ended && o->markers < c->markers)
+				short_one = o;
+			if (o->markers < least)
+				least = o->markers;
+		}
+		if (least >= c->markers || short_one)
 			break;
 		pthread_cond_wait(&set->b.cond, &set->b.lock);
 	}
 	ret = set->b.stop ? -ECANCELED : 0;
 	pthread_mutex_unlock(&set->b.lock);
+	if (!ret && short_one)
+		return dchan_fail(c, VMIG_EPROTO,
+				  "frame %llu (%s): marker %llu, and data "
+				  "connection %d ended after %llu",
+				  (unsigned long long)c->frame_no,
+				  vmig_frame_name(c->marker_type),
+				  (unsigned long long)c->markers,
+				  short_one->index + 1,
+				  (unsigned long long)short_one->markers);
 	return ret;
 }
 
@@ -865,6 +883,7 @@ static int dchan_frame(struct vmig_dchan *c, bool *final, uint64_t *iter)
 		ret = dchan_hello(c, &m);
 		break;
 	case VMIG_FRAME_ITERATION:
+		c->marker_type = m.type;
 		if (m.iteration.number != *iter)
 			return dchan_fail(c, VMIG_EPROTO,
 					  "frame %llu (ITERATION): iteration "
@@ -876,6 +895,7 @@ static int dchan_frame(struct vmig_dchan *c, bool *final, uint64_t *iter)
 		ret = dchan_barrier(c);
 		break;
 	case VMIG_FRAME_SWITCHOVER:
+		c->marker_type = m.type;
 		*final = true;
 		ret = dchan_barrier(c);
 		break;
@@ -926,6 +946,8 @@ static void *dchan_main(void *arg)
 		pthread_mutex_lock(&set->b.lock);
 		c->ended = true;
 		set->ended++;
+		/* A barrier waiting for it learns it will not come. */
+		pthread_cond_broadcast(&set->b.cond);
 		pthread_mutex_unlock(&set->b.lock);
 	} else if (ret == -ETIMEDOUT) {
 		dchan_fail(c, ret, "no CHANNEL in %llu ms",
@@ -1149,6 +1171,28 @@ int vmig_dchans_poll(struct vmig_dchans *set, uint32_t *dropped, char *msg,
 	}
 	if (!all)
 		return 0;
+	/* Every one read the same passes' markers. */
+	for (i = 0; i < set->slots; i++) {
+		const struct vmig_dchan *c = &set->ch[i], *c0 = NULL;
+		uint32_t j;
+
+		if (c->index < 0)
+			continue;
+		for (j = 0; j < set->slots && !c0; j++)
+			if (set->ch[j].index >= 0)
+				c0 = &set->ch[j];
+		if (c->markers != c0->markers) {
+			snprintf(msg, msglen,
+				 "data connection %d of %u (%s): %llu markers "
+				 "(ITERATION and SWITCHOVER) before its "
+				 "COMPLETE, data connection %d %llu",
+				 c->index + 1, set->n, c->peer,
+				 (unsigned long long)c->markers,
+				 c0->index + 1,
+				 (unsigned long long)c0->markers);
+			return VMIG_EPROTO;
+		}
+	}
 	if (!set->collected) {
 		set->collected = true;
 		for (i = 0; i < set->slots; i++) {
