@@ -43,22 +43,6 @@
 #define TLS_AES_FIRST \
 	":-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
 
-/* The priority string prio, with AES-GCM first where that is faster. */
-static int tls_priority(gnutls_session_t sess, const char *prio)
-{
-	char buf[256];
-
-#if defined(__x86_64__)
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul")) {
-		snprintf(buf, sizeof(buf), "%s%s", prio, TLS_AES_FIRST);
-		prio = buf;
-	}
-#else
-	(void)buf;
-#endif
-	return gnutls_priority_set_direct(sess, prio, NULL);
-}
 #define IN_ROOM 65536u /* ciphertext read at most at once */
 /*
  * A client's handshake is bounded here too: until it completes, the
@@ -427,6 +411,23 @@ static void tls_free(struct tls_conn *c)
 	free(c->in);
 	free(c->out);
 	free(c);
+}
+
+/* The priority string prio, with AES-GCM first where that is faster. */
+static int tls_priority(gnutls_session_t sess, const char *prio)
+{
+	char buf[256];
+
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul")) {
+		snprintf(buf, sizeof(buf), "%s%s", prio, TLS_AES_FIRST);
+		prio = buf;
+	}
+#else
+	(void)buf;
+#endif
+	return gnutls_priority_set_direct(sess, prio, NULL);
 }
 
 /* The session of one side, its credentials from o. */
