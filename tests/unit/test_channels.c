@@ -377,6 +377,31 @@ static void raw_rejected(struct raw *r, int c0)
 }
 
 /*
+ * A whole migration of one page, p (all bytes v), on data connection c0
+ * of a source started with one: it arrives, the ACK, COMMIT, STARTED.
+ */
+static void raw_one_page(struct raw *r, int c0, uint64_t p, uint8_t v)
+{
+	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
+
+	raw_iteration(r->main_fd, 0);
+	raw_iteration(c0, 0);
+	raw_page(c0, p, v, false);
+	raw_switchover(c0);
+	raw_complete(c0, 1, 4);
+	raw_switchover(r->main_fd);
+	r->frames += 2;
+	raw_complete(r->main_fd, 1, r->frames);
+	CU_ASSERT_EQUAL(read_frame(r->main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_ACK);
+	CU_ASSERT_EQUAL(r->dmem[p * PG], v);
+	vmig_enc_commit(hdr);
+	put(r->main_fd, hdr, NULL, 0);
+	CU_ASSERT_EQUAL(read_frame(r->main_fd, hdr, buf, sizeof(buf)),
+			VMIG_FRAME_STARTED);
+}
+
+/*
  * Page 5 went in iteration 0 on connection 0 (A) and again in iteration 1
  * on connection 1 (B); connection 1's whole stream is written first, and
  * connection 0's copy only after the destination had all the time it
@@ -440,7 +465,7 @@ static void test_older_copy_late(void)
  */
 static void test_stranger(void)
 {
-	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
+	uint8_t buf[256];
 	uint64_t wrong[2];
 	struct raw r;
 	int silent, other, c0;
@@ -453,21 +478,7 @@ static void test_stranger(void)
 	/* Dropped: the destination closes it (whatever the timing). */
 	CU_ASSERT_EQUAL(read(other, buf, sizeof(buf)), 0);
 	c0 = raw_channel(&r, 0, r.token);
-	raw_iteration(r.main_fd, 0);
-	raw_iteration(c0, 0);
-	raw_page(c0, 2, 'x', false);
-	raw_switchover(c0);
-	raw_complete(c0, 1, 4);
-	raw_switchover(r.main_fd);
-	r.frames += 2;
-	raw_complete(r.main_fd, 1, r.frames);
-	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
-			VMIG_FRAME_ACK);
-	CU_ASSERT_EQUAL(r.dmem[2 * PG], 'x');
-	vmig_enc_commit(hdr);
-	put(r.main_fd, hdr, NULL, 0);
-	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
-			VMIG_FRAME_STARTED);
+	raw_one_page(&r, c0, 2, 'x');
 	close(c0);
 	close(other);
 	close(silent);
@@ -489,7 +500,7 @@ static void test_strangers_fill_slots(void)
 {
 	struct vmig_policies pol = { .size = sizeof(pol),
 				     .handshake_timeout_ms = 120000 };
-	uint8_t hdr[VMIG_FRAME_HDR], buf[256];
+	uint8_t buf[256];
 	int silent[7], c0, i, closed = 0;
 	struct raw r;
 
@@ -497,21 +508,7 @@ static void test_strangers_fill_slots(void)
 	for (i = 0; i < 7; i++)
 		silent[i] = unix_connect(r.path);
 	c0 = raw_channel(&r, 0, r.token);
-	raw_iteration(r.main_fd, 0);
-	raw_iteration(c0, 0);
-	raw_page(c0, 3, 'y', false);
-	raw_switchover(c0);
-	raw_complete(c0, 1, 4);
-	raw_switchover(r.main_fd);
-	r.frames += 2;
-	raw_complete(r.main_fd, 1, r.frames);
-	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
-			VMIG_FRAME_ACK);
-	CU_ASSERT_EQUAL(r.dmem[3 * PG], 'y');
-	vmig_enc_commit(hdr);
-	put(r.main_fd, hdr, NULL, 0);
-	CU_ASSERT_EQUAL(read_frame(r.main_fd, hdr, buf, sizeof(buf)),
-			VMIG_FRAME_STARTED);
+	raw_one_page(&r, c0, 3, 'y');
 	/* The oldest strangers were closed: they read the end. */
 	for (i = 0; i < 7; i++) {
 		struct timeval tv = { 0, 1000 };
