@@ -1167,7 +1167,6 @@ static void dst_complete(struct vmig_dst *d)
 	if (ret < 0)
 		dst_finish(d, ret, false, "cannot answer ACK: %s",
 			   vmig_strerror(ret));
-	return;
 }
 
 static const struct vmig_conn_ops dst_chan_conn_ops;
@@ -1176,8 +1175,9 @@ static void dst_chan_accept(struct vmig_dst *d);
 
 /*
  * On the listener: waits for one more connection while a data connection
- * is missing and a slot is free; ends the wait once all of them came (a
- * source that connects then waits for the next vmig_receive).
+ * is missing and no connection already waits for a slot (channels.c);
+ * ends the wait once all of them came (a source that connects then waits
+ * for the next vmig_receive).
  */
 static void dst_chan_accept_more(struct vmig_dst *d)
 {
@@ -1189,7 +1189,7 @@ static void dst_chan_accept_more(struct vmig_dst *d)
 	if (want && !d->chan_accepting) {
 		dst_chan_accept(d);
 	} else if (!want && d->chan_accepting) {
-		/* Until a stranger's slot frees, or for good. */
+		/* Until a slot frees for the one waiting, or for good. */
 		d->chan_accepting = false;
 		vmig_listener_accept(d->e->listener, NULL, NULL, NULL, NULL);
 	}
@@ -1226,7 +1226,6 @@ static void dst_chans_event(void *opaque)
 		dst_complete(d);
 	}
 }
-
 
 /* A data connection was accepted: its socket goes to a thread. */
 static void dst_chan_accepted(void *opaque, struct vmig_conn *c, int err)
